@@ -1,0 +1,61 @@
+/* config.h — the run configuration: a JSON file checked against a schema, `--set key=value`
+ * overrides, and a canonical form (sorted keys) whose sha256 identifies the run.
+ *
+ * Every key has a default, so `{}` is a valid config. Loading checks the whole config and reports
+ * every bad key at once (unknown key, wrong type, value out of range), naming the key, the value
+ * found and what is allowed; such failures return CT_ECONFIG (exit code 2). */
+#ifndef COTRAIN_CONFIG_H
+#define COTRAIN_CONFIG_H
+
+#include <stdint.h>
+
+#include "cotrain/err.h"
+
+typedef enum { CT_SCHED_COSINE = 0, CT_SCHED_LINEAR = 1, CT_SCHED_CONSTANT = 2 } ct_schedule_t;
+
+typedef struct ct_config {
+    struct {
+        int n_layer;    /* transformer blocks, >= 1 */
+        int n_head;     /* attention heads; d_model % n_head == 0 */
+        int d_model;    /* channels C */
+        int seq_len;    /* context length T (also the learned positions' count) */
+        int vocab_size; /* 0 = the data tokenizer's vocabulary; else >= it (extra rows pad) */
+    } model;
+    struct {
+        int64_t steps;        /* optimizer steps of the whole run */
+        int global_batch;     /* sequences per optimizer step, all ranks together */
+        int micro_batch;      /* sequences per rank per micro-step; divides global_batch/ranks */
+        double lr;            /* peak learning rate */
+        double min_lr;        /* learning rate at the end of the decay */
+        int64_t warmup_steps; /* linear warmup from lr/warmup to lr */
+        ct_schedule_t schedule;
+        double weight_decay;      /* decoupled (AdamW); applied to matrices and embeddings */
+        int decay_bias_and_norm;  /* 1 = also decay biases and LayerNorm parameters */
+        double beta1, beta2, eps; /* AdamW */
+        double grad_clip;         /* global-norm clip; 0 disables */
+        uint64_t seed;            /* weights init and data order */
+        int spike_guard;          /* 1 = skip updates whose loss or grad norm is an outlier */
+        int spike_window;         /* recent steps the z-score is measured against */
+        double spike_zscore;      /* z above which a step is skipped */
+    } train;
+    struct {
+        int every; /* metrics line every N steps (and the last step) */
+    } log;
+} ct_config_t;
+
+/* Fills *cfg with every default. Never fails. */
+void ct_config_defaults(ct_config_t *cfg);
+
+/* Loads a config: starts from the defaults, applies the JSON file at `path` (NULL: none), then
+ * the `n_set` overrides "key=value" in order (value parsed as JSON, or taken as a string if it is
+ * not valid JSON). `path` may also name a bundled config ("tiny", "gpt2", ...) found in
+ * `config_dir`. Validates everything; on failure returns CT_ENOENT (missing file) or CT_ECONFIG
+ * and e->msg lists every problem. */
+int ct_config_load(ct_config_t *cfg, const char *path, const char *config_dir,
+                   const char *const *sets, int n_set, ct_err_t *e);
+
+/* The canonical JSON of a config: every key, sorted, compact, one trailing newline. Returns a
+ * malloc'd string the caller frees, or NULL on allocation failure (CT_ENOMEM in e). */
+char *ct_config_canonical(const ct_config_t *cfg, ct_err_t *e);
+
+#endif

@@ -1,0 +1,21 @@
+/* hash.h — SHA-256 (through libsodium) of buffers and files, as raw bytes or lowercase hex. */
+#ifndef COTRAIN_HASH_H
+#define COTRAIN_HASH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cotrain/err.h"
+
+enum { CT_SHA256_BYTES = 32, CT_SHA256_HEX = 65 /* 64 hex digits + NUL */ };
+
+/* Initialises libsodium; call once before any other function here. Returns 0 or CT_ESTATE. */
+int ct_hash_init(ct_err_t *e);
+
+/* hex receives 64 lowercase hex digits and a NUL. */
+void ct_sha256_hex(const void *data, size_t n, char hex[CT_SHA256_HEX]);
+
+/* 64-bit FNV-1a over a byte buffer: a cheap, stable fingerprint (not for security). */
+uint64_t ct_fnv1a64(const void *data, size_t n);
+
+#endif
