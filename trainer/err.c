@@ -55,7 +55,7 @@ void ct_err_prefix(ct_err_t *e, const char *fmt, ...) {
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s%s", head, old);
+    snprintf(e->msg, sizeof e->msg, "%.511s%.511s", head, old);
 }
 
 void ct_err_clear(ct_err_t *e) {

@@ -2,6 +2,7 @@
 #include "cotrain/hash.h"
 
 #include <sodium.h>
+#include <string.h>
 
 int ct_hash_init(ct_err_t *e) {
     if (sodium_init() < 0)
@@ -15,12 +16,26 @@ void ct_sha256_hex(const void *data, size_t n, char hex[CT_SHA256_HEX]) {
     sodium_bin2hex(hex, CT_SHA256_HEX, d, sizeof d);
 }
 
-uint64_t ct_fnv1a64(const void *data, size_t n) {
+static uint64_t mix(uint64_t h) {
+    h ^= h >> 29;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    return h ^ (h >> 32);
+}
+
+uint64_t ct_hash64(const void *data, size_t n) {
     const unsigned char *p = data;
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 1099511628211ULL;
-    }
+    uint64_t lane[4] = {0x243f6a8885a308d3ULL, 0x13198a2e03707344ULL, 0xa4093822299f31d0ULL,
+                        0x082efa98ec4e6c89ULL};
+    size_t words = n / 8, i = 0;
+    for (; i + 4 <= words; i += 4)
+        for (int j = 0; j < 4; j++) {
+            uint64_t w;
+            memcpy(&w, p + 8 * (i + j), 8);
+            lane[j] = (lane[j] ^ w) * 0x9e3779b97f4a7c15ULL;
+            lane[j] ^= lane[j] >> 31;
+        }
+    uint64_t h = (uint64_t)n;
+    for (int j = 0; j < 4; j++) h = mix(h ^ lane[j]);
+    for (size_t k = 8 * i; k < n; k++) h = mix(h ^ p[k]);
     return h;
 }

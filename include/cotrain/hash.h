@@ -15,7 +15,8 @@ int ct_hash_init(ct_err_t *e);
 /* hex receives 64 lowercase hex digits and a NUL. */
 void ct_sha256_hex(const void *data, size_t n, char hex[CT_SHA256_HEX]);
 
-/* 64-bit FNV-1a over a byte buffer: a cheap, stable fingerprint (not for security). */
-uint64_t ct_fnv1a64(const void *data, size_t n);
+/* A fast, stable 64-bit fingerprint of a buffer (not for security): four multiply-xorshift lanes
+ * over 64-bit words, so it runs near memory bandwidth. Used for weight hashes (param_hash). */
+uint64_t ct_hash64(const void *data, size_t n);
 
 #endif

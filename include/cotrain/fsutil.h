@@ -1,0 +1,19 @@
+/* fsutil.h — small file-system helpers: create directory paths and write files atomically
+ * (temp name, fsync, rename, fsync of the directory), so a reader sees the old file or the new
+ * one, never half of one. */
+#ifndef COTRAIN_FSUTIL_H
+#define COTRAIN_FSUTIL_H
+
+#include <stddef.h>
+
+#include "cotrain/err.h"
+
+/* mkdir -p: creates `path` and its missing parents (mode 0755). Returns 0 or CT_EIO naming the
+ * component that failed and why. */
+int ct_mkdirs(const char *path, ct_err_t *e);
+
+/* Replaces `path` with `len` bytes of `data` atomically and durably. On failure the previous
+ * file (if any) is untouched, the temp file removed, and CT_EIO names the step that failed. */
+int ct_write_file_atomic(const char *path, const void *data, size_t len, ct_err_t *e);
+
+#endif

@@ -1,0 +1,31 @@
+/* metrics.h — the public metrics stream RUN_DIR/public/metrics.jsonl: one JSON object per
+ * logged step, floats printed %.9g, written by rank 0 of a group. */
+#ifndef COTRAIN_METRICS_H
+#define COTRAIN_METRICS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cotrain/err.h"
+
+typedef struct ct_metrics_record {
+    int64_t step;        /* 1-based count of steps taken */
+    int64_t tokens;      /* tokens trained on so far */
+    double loss, lr, grad_norm;
+    double tokens_per_s; /* global-batch tokens / whole-step wall time */
+    double mfu;          /* model FLOPs utilisation, 0..1 */
+    uint64_t param_hash; /* ct_hash64 of the weights after the step */
+    int skipped;         /* the spike guard skipped this step's update */
+    const char *group;   /* the group's name */
+} ct_metrics_record_t;
+
+typedef struct ct_metrics ct_metrics_t;
+
+/* Creates RUN_DIR/public/ if needed and starts metrics.jsonl afresh. Returns 0 or CT_EIO. */
+int ct_metrics_open(ct_metrics_t **out, const char *run_dir, ct_err_t *e);
+/* Appends one line and flushes it. Returns 0 or CT_EIO (disk full, ...). */
+int ct_metrics_write(ct_metrics_t *m, const ct_metrics_record_t *r, ct_err_t *e);
+/* Closes the file and sets *self_p to NULL; NULL-safe. */
+void ct_metrics_close(ct_metrics_t **self_p);
+
+#endif

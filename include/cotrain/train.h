@@ -1,0 +1,49 @@
+/* train.h — one rank's training step: gradient accumulation over micro-batches, global-norm
+ * clipping, the spike guard, the learning-rate schedule and the AdamW update.
+ *
+ * A step consumes global samples [step*global_batch, (step+1)*global_batch) from the data source;
+ * each micro-batch's loss is weighted 1/(global_batch*seq_len) so the gradient is that of the
+ * mean loss over the whole global batch, whatever micro_batch is. */
+#ifndef COTRAIN_TRAIN_H
+#define COTRAIN_TRAIN_H
+
+#include <stdint.h>
+
+#include "cotrain/config.h"
+#include "cotrain/data.h"
+#include "cotrain/err.h"
+#include "cotrain/model.h"
+
+typedef struct ct_trainer ct_trainer_t;
+
+typedef struct ct_step_stats {
+    int64_t step;     /* the step just taken, 0-based */
+    double loss;      /* mean loss over the global batch, before the update */
+    double lr;        /* learning rate applied (also reported when skipped) */
+    double grad_norm; /* global gradient norm before clipping */
+    int skipped;      /* 1 if the spike guard skipped the update */
+} ct_step_stats_t;
+
+/* Builds the model (weights initialised from train.seed), optimizer and buffers for `cfg`.
+ * `data` is borrowed (may be NULL when every step is given its tokens with
+ * ct_trainer_step_tokens) and must outlive the trainer. cfg->model.vocab_size must be set
+ * (non-zero). Errors: CT_EINVAL/CT_ECONFIG with the key named, CT_ENOMEM. */
+int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *data, ct_err_t *e);
+
+/* Frees everything and sets *self_p to NULL; NULL-safe. */
+void ct_trainer_destroy(ct_trainer_t **self_p);
+
+/* Takes the next optimizer step on the next global batch of the data source. Returns 0, or
+ * CT_ENUMERIC when the loss or gradient is not finite and the spike guard is off (the update is
+ * not applied; the message says what to do). */
+int ct_trainer_step(ct_trainer_t *t, ct_step_stats_t *st, ct_err_t *e);
+
+/* Same, on given token rows (global_batch, seq_len+1) instead of the data source. */
+int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st, ct_err_t *e);
+
+/* The next step to be taken (0-based). */
+int64_t ct_trainer_next_step(const ct_trainer_t *t);
+
+ct_model_t *ct_trainer_model(ct_trainer_t *t);
+
+#endif

@@ -1,0 +1,45 @@
+/* check.h — assertion macros for cotrain's C tests: they never compile away, print both sides
+ * with file:line, count failures, and the test's main returns CHECK_RESULT(). */
+#ifndef COTRAIN_TESTS_CHECK_H
+#define COTRAIN_TESTS_CHECK_H
+
+#include <math.h>
+#include <stdio.h>
+
+static int check_failures_;
+
+#define CHECK(cond)                                                                  \
+    do {                                                                             \
+        if (!(cond)) {                                                               \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+            check_failures_++;                                                       \
+        }                                                                            \
+    } while (0)
+
+#define CHECK_EQ_INT(a, b)                                                                   \
+    do {                                                                                     \
+        long long ca_ = (long long)(a), cb_ = (long long)(b);                                \
+        if (ca_ != cb_) {                                                                    \
+            fprintf(stderr, "%s:%d: CHECK_EQ_INT failed: %s = %lld, %s = %lld\n", __FILE__, \
+                    __LINE__, #a, ca_, #b, cb_);                                             \
+            check_failures_++;                                                               \
+        }                                                                                    \
+    } while (0)
+
+/* |a - b| <= tol * max(|b|, floor): relative, with an absolute floor for values near 0. */
+#define CHECK_NEAR(a, b, tol, floor)                                                           \
+    do {                                                                                       \
+        double ca_ = (double)(a), cb_ = (double)(b);                                           \
+        double scale_ = fabs(cb_) > (floor) ? fabs(cb_) : (floor);                             \
+        if (!(fabs(ca_ - cb_) <= (tol) * scale_)) {                                            \
+            fprintf(stderr, "%s:%d: CHECK_NEAR failed: %s = %.9g, %s = %.9g (tol %g)\n",       \
+                    __FILE__, __LINE__, #a, ca_, #b, cb_, (double)(tol));                      \
+            check_failures_++;                                                                 \
+        }                                                                                      \
+    } while (0)
+
+#define CHECK_RESULT()                                                               \
+    (check_failures_ ? (fprintf(stderr, "%d check(s) failed\n", check_failures_), 1) \
+                     : (printf("all checks passed\n"), 0))
+
+#endif

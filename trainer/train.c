@@ -1,0 +1,129 @@
+/* train.c — one optimizer step: accumulate gradients over micro-batches, clip, guard, update. */
+#include "cotrain/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+
+#include "cotrain/optim.h"
+#include "cotrain/schedule.h"
+#include "cotrain/spike.h"
+
+struct ct_trainer {
+    ct_config_t cfg;
+    ct_data_t *data; /* borrowed */
+    ct_model_t *model;
+    ct_adamw_t *opt;
+    ct_spike_t *spike; /* NULL when train.spike_guard is off */
+    int64_t step;      /* next step */
+    int *rows;         /* (global_batch, T+1) token rows of the current step */
+    int *inputs, *targets; /* (micro_batch, T) each */
+};
+
+int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *data, ct_err_t *e) {
+    int rc = 0;
+    ct_trainer_t *t = NULL;
+    *out = NULL;
+    if (cfg->model.vocab_size <= 0)
+        return CT_ERR(e, CT_ECONFIG, "model.vocab_size is not set (it defaults to the data "
+                                     "tokenizer's vocabulary; give --data or set it)");
+    if (data && ct_data_vocab_size(data) > cfg->model.vocab_size)
+        return CT_ERR(e, CT_ECONFIG,
+                      "model.vocab_size = %d is smaller than the data tokenizer's vocabulary "
+                      "(%d): set it to at least %d",
+                      cfg->model.vocab_size, ct_data_vocab_size(data), ct_data_vocab_size(data));
+    CT_ALLOC(e, t, 1, fail);
+    t->cfg = *cfg;
+    t->data = data;
+    ct_model_dims_t dims = {.n_layer = cfg->model.n_layer,
+                            .n_head = cfg->model.n_head,
+                            .d_model = cfg->model.d_model,
+                            .seq_len = cfg->model.seq_len,
+                            .vocab_size = cfg->model.vocab_size};
+    CT_TRY_GOTO(ct_model_create(&t->model, &dims, cfg->train.micro_batch, e), fail);
+    ct_model_init_weights(t->model, cfg->train.seed);
+    CT_TRY_GOTO(ct_adamw_create(&t->opt, ct_model_num_params(t->model), e), fail);
+    if (cfg->train.spike_guard)
+        CT_TRY_GOTO(ct_spike_create(&t->spike, cfg->train.spike_window, cfg->train.spike_zscore, e),
+                    fail);
+    size_t T = (size_t)cfg->model.seq_len;
+    CT_ALLOC(e, t->rows, (size_t)cfg->train.global_batch * (T + 1), fail);
+    CT_ALLOC(e, t->inputs, (size_t)cfg->train.micro_batch * T, fail);
+    CT_ALLOC(e, t->targets, (size_t)cfg->train.micro_batch * T, fail);
+    *out = t;
+    return 0;
+fail:
+    ct_trainer_destroy(&t);
+    return rc;
+}
+
+void ct_trainer_destroy(ct_trainer_t **self_p) {
+    ct_trainer_t *t = *self_p;
+    if (!t) return;
+    ct_model_destroy(&t->model);
+    ct_adamw_destroy(&t->opt);
+    ct_spike_destroy(&t->spike);
+    free(t->rows);
+    free(t->inputs);
+    free(t->targets);
+    free(t);
+    *self_p = NULL;
+}
+
+/* Splits rows (B, T+1) into inputs (B, T) = rows[:, :T] and targets (B, T) = rows[:, 1:]. */
+static void split_rows(const int *rows, int B, int T, int *inputs, int *targets) {
+    for (int b = 0; b < B; b++)
+        for (int k = 0; k < T; k++) {
+            inputs[b * T + k] = rows[b * (T + 1) + k];
+            targets[b * T + k] = rows[b * (T + 1) + k + 1];
+        }
+}
+
+int ct_trainer_step(ct_trainer_t *t, ct_step_stats_t *st, ct_err_t *e) {
+    int gb = t->cfg.train.global_batch;
+    ct_data_samples(t->data, t->step * gb, gb, t->rows);
+    return ct_trainer_step_tokens(t, t->rows, st, e);
+}
+
+int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st, ct_err_t *e) {
+    const ct_config_t *c = &t->cfg;
+    int T = c->model.seq_len, mb = c->train.micro_batch, n_micro = c->train.global_batch / mb;
+    float dloss = 1.0f / ((float)c->train.global_batch * (float)T);
+    ct_model_zero_grads(t->model);
+    double loss = 0.0;
+    for (int k = 0; k < n_micro; k++) {
+        split_rows(rows + (size_t)k * mb * (T + 1), mb, T, t->inputs, t->targets);
+        loss += ct_model_forward(t->model, t->inputs, t->targets, mb);
+        ct_model_backward(t->model, t->inputs, t->targets, mb, dloss);
+    }
+    st->step = t->step;
+    st->loss = loss / n_micro;
+    st->grad_norm = ct_grad_norm(ct_model_grads(t->model), ct_model_num_params(t->model));
+    st->lr = ct_lr_at(c, t->step);
+    st->skipped = t->spike ? ct_spike_check(t->spike, st->loss, st->grad_norm) : 0;
+    if (!t->spike && (!isfinite(st->loss) || !isfinite(st->grad_norm)))
+        return CT_ERR(e, CT_ENUMERIC,
+                      "step %lld: loss %g, gradient norm %g: training diverged; lower train.lr, "
+                      "raise train.warmup_steps or set train.spike_guard=true",
+                      (long long)t->step, st->loss, st->grad_norm);
+    if (!st->skipped) {
+        ct_adamw_hparams_t hp = {.lr = (float)st->lr,
+                                 .beta1 = (float)c->train.beta1,
+                                 .beta2 = (float)c->train.beta2,
+                                 .eps = (float)c->train.eps,
+                                 .weight_decay = (float)c->train.weight_decay,
+                                 .decay_bias_and_norm = c->train.decay_bias_and_norm};
+        ct_adamw_update(t->opt, ct_model_params(t->model), ct_model_grads(t->model),
+                        ct_model_tensor(t->model, 0), ct_model_num_tensors(t->model), &hp,
+                        ct_clip_scale(st->grad_norm, c->train.grad_clip));
+    }
+    t->step++;
+    return 0;
+}
+
+int64_t ct_trainer_next_step(const ct_trainer_t *t) {
+    return t->step;
+}
+
+ct_model_t *ct_trainer_model(ct_trainer_t *t) {
+    return t->model;
+}
