@@ -8,6 +8,7 @@
 #define COTRAIN_CONFIG_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "cotrain/err.h"
 
@@ -57,5 +58,11 @@ int ct_config_load(ct_config_t *cfg, const char *path, const char *config_dir,
 /* The canonical JSON of a config: every key, sorted, compact, one trailing newline. Returns a
  * malloc'd string the caller frees, or NULL on allocation failure (CT_ENOMEM in e). */
 char *ct_config_canonical(const ct_config_t *cfg, ct_err_t *e);
+
+/* sha256 (lowercase hex) of the canonical JSON. Returns 0 or CT_ENOMEM. */
+int ct_config_sha256(const ct_config_t *cfg, char hex[65], ct_err_t *e);
+
+/* Prints every key with its type, default, allowed values and meaning (for --help-config). */
+void ct_config_print_help(FILE *out);
 
 #endif

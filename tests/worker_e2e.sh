@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# worker_e2e.sh — end to end through the real cotrain-worker binary: two runs of the same config,
+# seed and data give bit-identical metrics (loss, lr, grad_norm and the weights' hash at every
+# step), the loss falls, the resolved config is canonical, and bad usage exits 2 with a clear
+# message. Usage: worker_e2e.sh PATH/TO/cotrain-worker
+set -euo pipefail
+worker=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# a real English text that every Debian system has
+cat /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0 > "$tmp/corpus.txt"
+args=(--config tiny --data "$tmp/corpus.txt" --set train.steps=30 --set log.every=1
+      --set train.global_batch=8 --set train.micro_batch=4)
+for run in a b; do
+    "$worker" "${args[@]}" --out "$tmp/$run" > "$tmp/$run.out" 2> "$tmp/$run.err" \
+        || { cat "$tmp/$run.err"; fail "run $run exited non-zero"; }
+done
+strip() { /usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    for k in ("tokens_per_s", "mfu"):
+        r.pop(k)
+    print(json.dumps(r, sort_keys=True))' "$1"; }
+strip "$tmp/a/public/metrics.jsonl" > "$tmp/a.m"
+strip "$tmp/b/public/metrics.jsonl" > "$tmp/b.m"
+[ "$(wc -l < "$tmp/a.m")" -eq 30 ] || fail "expected 30 metrics lines, got $(wc -l < "$tmp/a.m")"
+cmp -s "$tmp/a.m" "$tmp/b.m" || { diff "$tmp/a.m" "$tmp/b.m" | head; fail "two identical runs differ"; }
+cmp -s "$tmp/a/config.json" "$tmp/b/config.json" || fail "resolved configs differ"
+grep -q '"param_hash":"[0-9a-f]\{16\}"' "$tmp/a/public/metrics.jsonl" || fail "no param_hash"
+/usr/bin/python3 - "$tmp/a/public/metrics.jsonl" "$tmp/a/config.json" <<'PY' || fail "metrics content"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+need = {"step", "tokens", "loss", "lr", "grad_norm", "tokens_per_s", "mfu", "param_hash", "group"}
+assert all(need <= set(r) for r in rows), "missing fields"
+assert [r["step"] for r in rows] == list(range(1, 31))
+assert rows[-1]["tokens"] == 30 * 8 * 128
+assert rows[-1]["loss"] < rows[0]["loss"] - 1.0, (rows[0]["loss"], rows[-1]["loss"])
+assert len({r["param_hash"] for r in rows}) == 30, "weights did not change every step"
+text = open(sys.argv[2]).read()
+cfg = json.loads(text)
+assert text == json.dumps(cfg, sort_keys=True, separators=(",", ":")) + "\n", "not canonical"
+assert cfg["train"]["steps"] == 30 and cfg["model"]["vocab_size"] == 256
+PY
+grep -q "step .*30/30" "$tmp/a.out" || fail "no progress line for the last step"
+grep -q "ETA" "$tmp/a.out" || fail "progress line has no ETA"
+
+# bad usage: exit 2 and a message that says what to do
+expect2() {
+    local what=$1; shift
+    set +e
+    "$worker" "$@" > /dev/null 2> "$tmp/err"
+    local rc=$?
+    set -e
+    [ $rc -eq 2 ] || fail "$what: exit $rc, expected 2"
+}
+expect2 "no --data" --config tiny --out "$tmp/x"
+grep -q -- "--data" "$tmp/err" || fail "no --data: message does not name --data"
+expect2 "missing data file" --config tiny --data "$tmp/nope.txt" --out "$tmp/x"
+grep -q "nope.txt" "$tmp/err" || fail "missing data file not named"
+expect2 "unknown flag" --bogus
+grep -q -- "--bogus" "$tmp/err" || fail "unknown flag not named"
+printf 'ab' > "$tmp/short.txt"
+expect2 "data shorter than one sample" --config tiny --data "$tmp/short.txt" --out "$tmp/x"
+grep -q "seq_len" "$tmp/err" || fail "short data: message does not say what to change"
+expect2 "vocab smaller than the data's" --config tiny --data "$tmp/corpus.txt" --out "$tmp/x" \
+    --set model.vocab_size=100
+grep -q "model.vocab_size" "$tmp/err" || fail "small vocab: key not named"
+"$worker" --help | grep -q -- "--set" || fail "--help does not document --set"
+echo "worker_e2e: all checks passed"
