@@ -54,20 +54,52 @@ static double max_rel_diff(const float *a, const float *b, size_t n) {
     return num / den;
 }
 
+/* Per tensor: max |a - b| / max |b|; the worst tensor's value and name. */
+static double worst_tensor_diff(ct_model_t *ma, ct_model_t *mb, int grads, const char **name) {
+    const float *a = grads ? ct_model_grads(ma) : ct_model_params(ma);
+    const float *b = grads ? ct_model_grads(mb) : ct_model_params(mb);
+    double worst = 0;
+    for (int i = 0; i < ct_model_num_tensors(mb); i++) {
+        const ct_tensor_info_t *t = ct_model_tensor(mb, i);
+        double d = max_rel_diff(a + t->offset, b + t->offset, t->numel);
+        if (d > worst) worst = d, *name = t->name;
+    }
+    return worst;
+}
+
+/* micro_batch 1 x 4 accumulations == micro_batch 4: the gradient of a step and the losses of three
+ * steps within 1e-5, the weights after three steps within 1e-4 (the oracle's tolerance). Weights
+ * cannot be held to 1e-5: the two runs sum the same gradients in different orders, and for an
+ * element whose gradient is mostly cancellation the rounding differences are a large fraction of
+ * it, which Adam's normalisation turns into update differences of a fraction of lr. AdamW's eps is
+ * 1e-6 for the reason given in tests/oracle/test_oracle.py (the key third of c_attn.bias has an
+ * exactly zero true gradient). */
 static void test_accumulation(void) {
     ct_config_t big, small;
     small_config(&big);
+    big.train.eps = 1e-6;
+    big.train.lr = 1e-3;
+    big.train.min_lr = 1e-4;
     small = big;
-    small.train.micro_batch = 1; /* 4 accumulations */
+    small.train.micro_batch = 1;
     int *rows = random_rows(&big, 7);
     ct_step_stats_t sb, ss;
-    ct_trainer_t *tb = run_steps(&big, rows, 3, &sb), *ts = run_steps(&small, rows, 3, &ss);
-    CHECK_NEAR(ss.loss, sb.loss, 1e-5, 1.0);
-    CHECK_NEAR(ss.grad_norm, sb.grad_norm, 1e-5, 1e-3);
+    ct_trainer_t *tb = run_steps(&big, rows, 1, &sb), *ts = run_steps(&small, rows, 1, &ss);
     ct_model_t *mb = ct_trainer_model(tb), *ms = ct_trainer_model(ts);
-    double d = max_rel_diff(ct_model_params(ms), ct_model_params(mb), ct_model_num_params(mb));
+    const char *name = "";
+    double d = worst_tensor_diff(ms, mb, 1, &name);
+    if (d > 1e-5) fprintf(stderr, "accumulated gradient of %s differs by %.3g\n", name, d);
     CHECK(d <= 1e-5);
-    if (d > 1e-5) fprintf(stderr, "accumulated weights differ by %.3g relative\n", d);
+    for (int s = 0; s < 2; s++) {
+        ct_err_t e = {0};
+        CHECK_EQ_INT(ct_trainer_step_tokens(tb, rows, &sb, &e), 0);
+        CHECK_EQ_INT(ct_trainer_step_tokens(ts, rows, &ss, &e), 0);
+        CHECK_NEAR(ss.loss, sb.loss, 1e-5, 1.0);
+        CHECK_NEAR(ss.grad_norm, sb.grad_norm, 1e-5, 1e-3);
+    }
+    d = worst_tensor_diff(ms, mb, 0, &name);
+    if (d > 1e-4) fprintf(stderr, "weights of %s differ by %.3g after 3 steps\n", name, d);
+    CHECK(d <= 1e-4);
     ct_trainer_destroy(&tb);
     ct_trainer_destroy(&ts);
     free(rows);

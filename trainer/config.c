@@ -1,6 +1,11 @@
-/* config.c — the config schema and everything driven by it: defaults, JSON parsing with full
- * validation, --set overrides, canonical output and help. One table lists every key once; no
- * key has code of its own except the cross-key checks at the end. */
+/* config.c — the run configuration, driven by one schema table. Each key is listed once, with its
+ * type, default, allowed range or names, place in ct_config_t and a description; defaults, JSON
+ * parsing, validation, `--set` overrides, canonical output and --help-config all walk that table,
+ * so adding a key is one line here and one field in config.h. Values travel as doubles between
+ * JSON and the struct: every integer key is bounded by 2^53, so nothing is rounded (this is also
+ * why `train.seed` tops out at 2^53: a JSON number is a double and cannot hold more exactly).
+ * Loading never stops at the first problem: it collects one line per bad key (unknown key, wrong
+ * type, out of range, broken cross-key rule) and returns them together as CT_ECONFIG. */
 #include "cotrain/config.h"
 
 #include <cjson/cJSON.h>
@@ -8,406 +13,593 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cotrain/hash.h"
 
 typedef enum { K_INT, K_INT64, K_UINT64, K_FLOAT, K_BOOL, K_ENUM } kind_t;
 
+enum { OPEN_LO = 1, OPEN_HI = 2 }; /* range bounds that are themselves excluded */
+
 typedef struct key_spec {
-    const char *key; /* "section.name" */
+    const char *key;     /* "section.field", the field's name in ct_config_t */
+    size_t offset, size; /* of the field in ct_config_t (these three come from KEY()) */
     kind_t kind;
-    size_t offset; /* into ct_config_t */
-    double def, lo, hi;
+    double def, lo, hi;       /* default and range; ints are exact (|x| <= 2^53) */
+    int open;                 /* OPEN_LO | OPEN_HI: exclusive bounds */
     const char *const *names; /* K_ENUM: value names, NULL-terminated, index = value */
     const char *help;
 } key_spec_t;
 
-static const char *const schedule_names[] = {"cosine", "linear", "constant", NULL};
+/* ct_schedule_t is stored and read as an int like the booleans. */
+_Static_assert(sizeof(ct_schedule_t) == sizeof(int), "ct_schedule_t must be int-sized");
 
-#define OFF(field) offsetof(ct_config_t, field)
-#define I53 9007199254740992.0 /* 2^53: the largest integer a JSON double holds exactly */
+static const char *const SCHEDULES[] = {"cosine", "linear", "constant", NULL};
+static const char BUNDLED[] = "tiny, small, gpt2, gpt2-medium, gpt2-large, gpt2-xl";
+enum { MAX_FILE_BYTES = 1 << 20 };
+#define I53 9007199254740992.0 /* 2^53, the largest integer every JSON reader holds exactly */
 
-/* Sorted by key, so canonical output and help come out in order. */
+/* The key string is made from the field's own name, so the two cannot drift apart. */
+#define KEY(sec, field)                                                                            \
+#sec "." #field, offsetof(ct_config_t, sec.field), sizeof(((ct_config_t *)0)->sec.field)
+
 static const key_spec_t SCHEMA[] = {
-    {"log.every", K_INT, OFF(log.every), 1, 1, 1e9, NULL, "write a metrics line every N steps"},
-    {"model.d_model", K_INT, OFF(model.d_model), 768, 1, 65536, NULL, "channels C"},
-    {"model.n_head", K_INT, OFF(model.n_head), 12, 1, 1024, NULL, "attention heads"},
-    {"model.n_layer", K_INT, OFF(model.n_layer), 12, 1, 1024, NULL, "transformer blocks"},
-    {"model.seq_len", K_INT, OFF(model.seq_len), 1024, 1, 1 << 20, NULL,
-     "context length T (also the number of position embeddings)"},
-    {"model.vocab_size", K_INT, OFF(model.vocab_size), 0, 0, 1 << 24, NULL,
-     "vocabulary; 0 = the data tokenizer's; larger pads"},
-    {"train.beta1", K_FLOAT, OFF(train.beta1), 0.9, 0, 0.999999, NULL, "AdamW beta1"},
-    {"train.beta2", K_FLOAT, OFF(train.beta2), 0.95, 0, 0.999999, NULL, "AdamW beta2"},
-    {"train.decay_bias_and_norm", K_BOOL, OFF(train.decay_bias_and_norm), 0, 0, 1, NULL,
-     "also apply weight decay to biases and LayerNorm parameters"},
-    {"train.eps", K_FLOAT, OFF(train.eps), 1e-8, 1e-30, 1, NULL, "AdamW epsilon"},
-    {"train.global_batch", K_INT, OFF(train.global_batch), 8, 1, 1 << 24, NULL,
-     "sequences per optimizer step, all ranks together"},
-    {"train.grad_clip", K_FLOAT, OFF(train.grad_clip), 1.0, 0, 1e30, NULL,
-     "clip the global gradient norm to this; 0 disables"},
-    {"train.lr", K_FLOAT, OFF(train.lr), 6e-4, 0, 10, NULL, "peak learning rate"},
-    {"train.micro_batch", K_INT, OFF(train.micro_batch), 8, 1, 1 << 20, NULL,
-     "sequences per rank per micro-step (gradient accumulation fills global_batch)"},
-    {"train.min_lr", K_FLOAT, OFF(train.min_lr), 6e-5, 0, 10, NULL,
-     "learning rate at the end of the decay"},
-    {"train.schedule", K_ENUM, OFF(train.schedule), CT_SCHED_COSINE, 0, 2, schedule_names,
-     "decay after warmup: cosine, linear or constant"},
-    {"train.seed", K_UINT64, OFF(train.seed), 1337, 0, I53, NULL,
-     "seed of weight init and data order (integer up to 2^53)"},
-    {"train.spike_guard", K_BOOL, OFF(train.spike_guard), 0, 0, 1, NULL,
-     "skip updates whose loss or grad norm is a z-score outlier"},
-    {"train.spike_window", K_INT, OFF(train.spike_window), 50, 5, 100000, NULL,
-     "recent accepted steps the spike guard compares against"},
-    {"train.spike_zscore", K_FLOAT, OFF(train.spike_zscore), 6.0, 1e-3, 1e6, NULL,
-     "z-score above which the spike guard skips a step"},
-    {"train.steps", K_INT64, OFF(train.steps), 1000, 1, 1e15, NULL,
+    {KEY(model, n_layer), K_INT, 12, 1, 1024, 0, NULL, "transformer blocks"},
+    {KEY(model, n_head), K_INT, 12, 1, 1024, 0, NULL, "attention heads; must divide d_model"},
+    {KEY(model, d_model), K_INT, 768, 1, 65536, 0, NULL, "channels C"},
+    {KEY(model, seq_len), K_INT, 1024, 1, 1 << 20, 0, NULL,
+     "context length T (also the number of learned positions)"},
+    {KEY(model, vocab_size), K_INT, 0, 0, 1 << 24, 0, NULL,
+     "vocabulary rows; 0 = the data tokenizer's, larger pads, smaller is refused"},
+    {KEY(train, steps), K_INT64, 1000, 1, 1e15, 0, NULL,
      "optimizer steps of the whole run (fixes the schedule)"},
-    {"train.warmup_steps", K_INT64, OFF(train.warmup_steps), 100, 0, 1e15, NULL,
-     "linear warmup steps"},
-    {"train.weight_decay", K_FLOAT, OFF(train.weight_decay), 0.1, 0, 10, NULL,
-     "decoupled weight decay (matrices and embeddings)"},
+    {KEY(train, global_batch), K_INT, 8, 1, 1 << 24, 0, NULL,
+     "sequences per optimizer step, all ranks together"},
+    {KEY(train, micro_batch), K_INT, 8, 1, 1 << 20, 0, NULL,
+     "sequences per rank per micro-step; must divide global_batch"},
+    {KEY(train, lr), K_FLOAT, 6e-4, 0, 10, 0, NULL, "peak learning rate"},
+    {KEY(train, min_lr), K_FLOAT, 6e-5, 0, 10, 0, NULL,
+     "learning rate at the end of the decay; <= lr"},
+    {KEY(train, warmup_steps), K_INT64, 100, 0, 1e15, 0, NULL,
+     "steps of linear warmup up to lr; <= steps"},
+    {KEY(train, schedule), K_ENUM, CT_SCHED_COSINE, 0, 2, 0, SCHEDULES,
+     "decay from lr to min_lr after warmup"},
+    {KEY(train, weight_decay), K_FLOAT, 0.1, 0, 10, 0, NULL,
+     "decoupled (AdamW) weight decay of matrices and embeddings"},
+    {KEY(train, decay_bias_and_norm), K_BOOL, 0, 0, 1, 0, NULL,
+     "also decay biases and LayerNorm parameters"},
+    {KEY(train, beta1), K_FLOAT, 0.9, 0, 1, OPEN_HI, NULL, "AdamW first-moment decay"},
+    {KEY(train, beta2), K_FLOAT, 0.95, 0, 1, OPEN_HI, NULL, "AdamW second-moment decay"},
+    {KEY(train, eps), K_FLOAT, 1e-8, 0, 1, OPEN_LO, NULL, "AdamW denominator epsilon"},
+    {KEY(train, grad_clip), K_FLOAT, 1.0, 0, 1e6, 0, NULL,
+     "clip the global gradient norm to this; 0 disables"},
+    {KEY(train, seed), K_UINT64, 1337, 0, I53, 0, NULL,
+     "seed of weight init and data order (an integer up to 2^53, as JSON numbers are doubles)"},
+    {KEY(train, spike_guard), K_BOOL, 0, 0, 1, 0, NULL,
+     "skip updates whose loss or gradient norm is an outlier"},
+    {KEY(train, spike_window), K_INT, 50, 5, 1 << 20, 0, NULL,
+     "recent steps the spike guard's z-score is measured against"},
+    {KEY(train, spike_zscore), K_FLOAT, 6.0, 0, 1e6, OPEN_LO, NULL,
+     "z-score above which the spike guard skips a step"},
+    {KEY(log, every), K_INT, 1, 1, 1 << 30, 0, NULL,
+     "write a metrics line every N steps (and at the last step)"},
 };
 enum { N_KEYS = sizeof SCHEMA / sizeof SCHEMA[0] };
 
-static const key_spec_t *find_key(const char *key) {
+typedef enum { REL_MULTIPLE, REL_LE } rel_t;
+
+/* Rules between keys: `a` must be a multiple of / at most `b`. */
+static const struct cross_rule {
+    const char *a, *b;
+    rel_t rel;
+    const char *why;
+} CROSS[] = {
+    {"model.d_model", "model.n_head", REL_MULTIPLE, "each head gets d_model / n_head channels"},
+    {"train.global_batch", "train.micro_batch", REL_MULTIPLE,
+     "gradient accumulation runs whole micro-batches"},
+    {"train.min_lr", "train.lr", REL_LE, "the schedule decays from lr down to min_lr"},
+    {"train.warmup_steps", "train.steps", REL_LE, "warmup is part of the run"},
+};
+
+/* ---- schema access ---- */
+
+static size_t section_len(const char *key) {
+    const char *dot = strchr(key, '.');
+    return dot ? (size_t)(dot - key) : strlen(key);
+}
+
+static int key_index(const char *key) {
     for (int i = 0; i < N_KEYS; i++)
-        if (!strcmp(SCHEMA[i].key, key)) return &SCHEMA[i];
-    return NULL;
+        if (strcmp(SCHEMA[i].key, key) == 0) return i;
+    return -1;
 }
 
-static void store(ct_config_t *cfg, const key_spec_t *k, double v) {
-    char *p = (char *)cfg + k->offset;
-    switch (k->kind) {
-    case K_INT: *(int *)p = (int)v; break;
-    case K_INT64: *(int64_t *)p = (int64_t)v; break;
-    case K_UINT64: *(uint64_t *)p = (uint64_t)v; break;
-    case K_FLOAT: *(double *)p = v; break;
-    case K_BOOL: *(int *)p = v != 0; break;
-    case K_ENUM: *(ct_schedule_t *)p = (ct_schedule_t)(int)v; break;
-    }
+static int is_section(const char *name) {
+    for (int i = 0; i < N_KEYS; i++)
+        if (section_len(SCHEMA[i].key) == strlen(name) &&
+            strncmp(SCHEMA[i].key, name, strlen(name)) == 0)
+            return 1;
+    return 0;
 }
 
-static double fetch(const ct_config_t *cfg, const key_spec_t *k) {
+/* The fields are accessed through their own types (the enum through int, its size checked above).
+ */
+static double get_value(const ct_config_t *cfg, const key_spec_t *k) {
     const char *p = (const char *)cfg + k->offset;
     switch (k->kind) {
-    case K_INT: return *(const int *)p;
     case K_INT64: return (double)*(const int64_t *)p;
     case K_UINT64: return (double)*(const uint64_t *)p;
     case K_FLOAT: return *(const double *)p;
-    case K_BOOL: return *(const int *)p;
-    case K_ENUM: return *(const ct_schedule_t *)p;
+    default: return *(const int *)p; /* K_INT, K_BOOL, K_ENUM */
+    }
+}
+
+/* v has been validated for k: integral and within range, so every conversion is exact. */
+static void set_value(ct_config_t *cfg, const key_spec_t *k, double v) {
+    char *p = (char *)cfg + k->offset;
+    switch (k->kind) {
+    case K_INT64: *(int64_t *)p = (int64_t)v; break;
+    case K_UINT64: *(uint64_t *)p = (uint64_t)v; break;
+    case K_FLOAT: *(double *)p = v; break;
+    default: *(int *)p = (int)v; break;
+    }
+}
+
+void ct_config_defaults(ct_config_t *cfg) {
+    memset(cfg, 0, sizeof *cfg); /* padding too, so two configs compare with memcmp */
+    for (int i = 0; i < N_KEYS; i++)
+        set_value(cfg, &SCHEMA[i], SCHEMA[i].def);
+}
+
+/* ---- number formatting ---- */
+
+/* Integers as integers, else the shortest "%.Ng" that reads back as x: numbers in messages. */
+static void format_g(double x, char *out, size_t n) {
+    if (x == floor(x) && fabs(x) < 1e17) {
+        snprintf(out, n, "%.0f", x);
+        return;
+    }
+    for (int p = 1; p <= 17; p++) {
+        snprintf(out, n, "%.*g", p, x);
+        if (strtod(out, NULL) == x) return;
+    }
+}
+
+/* x as Python's repr() writes it: the shortest digits that read back as x, positional notation
+ * for exponents -4..15 (always with a '.'), else d.ddde±XX. So the canonical text is exactly what
+ * json.dumps(..., sort_keys=True, separators=(",", ":")) gives, and reads back bit-identical. */
+static void format_float(double x, char *out, size_t n) {
+    char sci[40], txt[64];
+    for (int p = 1; p <= 17; p++) {
+        snprintf(sci, sizeof sci, "%.*e", p - 1, x);
+        if (strtod(sci, NULL) == x) break;
+    }
+    char *dig = sci + (sci[0] == '-'), *e = strchr(dig, 'e');
+    int ex = atoi(e + 1), w = 0;
+    *e = '\0';
+    if (dig[1] == '.') memmove(dig + 1, dig + 2, strlen(dig + 2) + 1); /* digits only */
+    int nd = (int)strlen(dig);
+    if (sci[0] == '-') txt[w++] = '-';
+    if (ex < -4 || ex >= 16) {
+        w += snprintf(txt + w, sizeof txt - w, "%c%s%s", dig[0], nd > 1 ? "." : "", dig + 1);
+        snprintf(txt + w, sizeof txt - w, "e%c%02d", ex < 0 ? '-' : '+', abs(ex));
+    } else if (ex < 0) {
+        w += snprintf(txt + w, sizeof txt - w, "0.");
+        for (int z = 0; z < -ex - 1; z++)
+            txt[w++] = '0';
+        snprintf(txt + w, sizeof txt - w, "%s", dig);
+    } else { /* ex + 1 digits before the point, padded with zeros; at least one after it */
+        for (int i = 0; i <= ex; i++)
+            txt[w++] = i < nd ? dig[i] : '0';
+        snprintf(txt + w, sizeof txt - w, ".%s", nd > ex + 1 ? dig + ex + 1 : "0");
+    }
+    snprintf(out, n, "%s", txt);
+}
+
+/* The value of key k in cfg as canonical JSON text. */
+static void format_value(const ct_config_t *cfg, const key_spec_t *k, char *out, size_t n) {
+    double v = get_value(cfg, k);
+    switch (k->kind) {
+    case K_FLOAT: format_float(v, out, n); break;
+    case K_BOOL: snprintf(out, n, "%s", v != 0 ? "true" : "false"); break;
+    case K_ENUM: snprintf(out, n, "\"%s\"", k->names[(int)v]); break;
+    case K_UINT64: snprintf(out, n, "%llu", (unsigned long long)v); break;
+    default: snprintf(out, n, "%lld", (long long)v); break;
+    }
+}
+
+/* "[1, 1024]", "(0, 1]", "one of "a", "b"", "true or false": what key k accepts. */
+static void format_allowed(const key_spec_t *k, char *out, size_t n) {
+    char lo[32], hi[32];
+    size_t w = 0;
+    if (k->kind == K_BOOL) {
+        snprintf(out, n, "true or false");
+    } else if (k->kind == K_ENUM) {
+        w = snprintf(out, n, "one of ");
+        for (int i = 0; k->names[i] && w < n; i++)
+            w += snprintf(out + w, n - w, "%s\"%s\"", i ? ", " : "", k->names[i]);
+    } else {
+        format_g(k->lo, lo, sizeof lo);
+        format_g(k->hi, hi, sizeof hi);
+        snprintf(out, n, "%c%s, %s%c", k->open & OPEN_LO ? '(' : '[', lo, hi,
+                 k->open & OPEN_HI ? ')' : ']');
+    }
+}
+
+/* ---- problem collection ---- */
+
+/* Problems are lines of one message; past the buffer they are counted, not shown. */
+typedef struct problems {
+    char text[CT_ERR_MSG_MAX - 160]; /* leaves room for the heading and the "more" line */
+    size_t len;
+    int count, shown;
+    unsigned char bad[N_KEYS]; /* keys that had a problem: their cross-key rules are skipped */
+} problems_t;
+
+__attribute__((format(printf, 2, 3))) static void problem(problems_t *pr, const char *fmt, ...) {
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    pr->count++;
+    size_t n = strlen(line);
+    if (pr->len + n + 4 > sizeof pr->text) return;
+    pr->len += snprintf(pr->text + pr->len, sizeof pr->text - pr->len, "\n  %s", line);
+    pr->shown++;
+}
+
+/* Copies s for a message: at most 40 characters, control characters as '?'. */
+static void printable(const char *s, char *out, size_t n) {
+    size_t i = 0;
+    for (; s[i] && i < 40 && i + 4 < n; i++)
+        out[i] = (unsigned char)s[i] < 0x20 ? '?' : s[i];
+    snprintf(out + i, n - i, "%s", s[i] ? "..." : "");
+}
+
+/* A JSON value as the user wrote it, for "found ..." in messages. */
+static void describe(const cJSON *v, char *out, size_t n) {
+    char s[48];
+    if (cJSON_IsString(v)) {
+        printable(v->valuestring, s, sizeof s);
+        snprintf(out, n, "\"%s\" (a string)", s);
+    } else if (cJSON_IsNumber(v)) {
+        format_g(v->valuedouble, out, n);
+    } else if (cJSON_IsBool(v)) {
+        snprintf(out, n, "%s", cJSON_IsTrue(v) ? "true" : "false");
+    } else {
+        snprintf(out, n, "%s",
+                 cJSON_IsNull(v)    ? "null"
+                 : cJSON_IsArray(v) ? "an array"
+                                    : "an object");
+    }
+}
+
+static void list_keys(const char *section, char *out, size_t n) {
+    size_t w = 0, len = strlen(section);
+    out[0] = '\0';
+    for (int i = 0; i < N_KEYS && w < n; i++)
+        if (section_len(SCHEMA[i].key) == len && strncmp(SCHEMA[i].key, section, len) == 0)
+            w += snprintf(out + w, n - w, "%s%s", w ? ", " : "", SCHEMA[i].key + len + 1);
+}
+
+static void list_sections(char *out, size_t n) {
+    size_t w = 0;
+    out[0] = '\0';
+    for (int i = 0; i < N_KEYS && w < n; i++) {
+        size_t len = section_len(SCHEMA[i].key);
+        if (i == 0 || strncmp(SCHEMA[i - 1].key, SCHEMA[i].key, len + 1) != 0)
+            w += snprintf(out + w, n - w, "%s%.*s", w ? ", " : "", (int)len, SCHEMA[i].key);
+    }
+}
+
+/* Reports an unknown key with the valid names next to it. `where` is "" or " (in --set)". */
+static void unknown_key(problems_t *pr, const char *key, const char *where) {
+    char name[48], section[64], valid[320];
+    printable(key, name, sizeof name);
+    snprintf(section, sizeof section, "%.*s", (int)section_len(key), key);
+    if (strchr(key, '.') && is_section(section)) {
+        list_keys(section, valid, sizeof valid);
+        problem(pr, "%s: unknown key%s; valid keys in \"%s\": %s", name, where, section, valid);
+    } else {
+        list_sections(valid, sizeof valid);
+        problem(pr, "%s: unknown key%s; valid sections: %s (keys are section.name)", name, where,
+                valid);
+    }
+}
+
+/* ---- validation ---- */
+
+/* Checks a number x (shown as `found`) against key k: finite, integral for integer kinds, in
+ * range. Returns 0, or -1 with `why` saying what is allowed. */
+static int check_number(const key_spec_t *k, double x, const char *found, char *why, size_t n) {
+    char allowed[96];
+    format_allowed(k, allowed, sizeof allowed);
+    if (!isfinite(x)) return snprintf(why, n, "found %s, expected a finite number", found), -1;
+    if (k->kind != K_FLOAT && x != floor(x))
+        return snprintf(why, n, "found %s, expected an integer", found), -1;
+    int low = (k->open & OPEN_LO) ? x <= k->lo : x < k->lo;
+    int high = (k->open & OPEN_HI) ? x >= k->hi : x > k->hi;
+    if (low || high) return snprintf(why, n, "%s is out of range %s", found, allowed), -1;
+    return 0;
+}
+
+/* Checks one JSON value against key k; on success *out holds it. Otherwise returns -1 and `why`
+ * says what was found and what is allowed. */
+static int check_value(const key_spec_t *k, const cJSON *v, double *out, char *why, size_t n) {
+    char found[80], allowed[96];
+    describe(v, found, sizeof found);
+    if (k->kind == K_BOOL || k->kind == K_ENUM) {
+        int idx = -1;
+        if (k->kind == K_BOOL && cJSON_IsBool(v)) idx = cJSON_IsTrue(v);
+        for (int i = 0; k->kind == K_ENUM && cJSON_IsString(v) && k->names[i]; i++)
+            if (strcmp(v->valuestring, k->names[i]) == 0) idx = i;
+        format_allowed(k, allowed, sizeof allowed);
+        if (idx < 0) return snprintf(why, n, "found %s, expected %s", found, allowed), -1;
+        *out = idx;
+        return 0;
+    }
+    if (!cJSON_IsNumber(v))
+        return snprintf(why, n, "found %s, expected %s", found,
+                        k->kind == K_FLOAT ? "a number" : "an integer"),
+               -1;
+    if (check_number(k, v->valuedouble, found, why, n) != 0) return -1;
+    *out = v->valuedouble + 0.0; /* -0 becomes 0 */
+    return 0;
+}
+
+/* The table's own invariants: each field's size fits its kind and each default is allowed. A
+ * failure is a bug in this file; every load checks, so every test of the module would catch it. */
+static int check_schema(ct_err_t *e) {
+    for (int i = 0; i < N_KEYS; i++) {
+        const key_spec_t *k = &SCHEMA[i];
+        size_t want = k->kind == K_INT64    ? sizeof(int64_t)
+                      : k->kind == K_UINT64 ? sizeof(uint64_t)
+                      : k->kind == K_FLOAT  ? sizeof(double)
+                                            : sizeof(int);
+        char why[200] = "";
+        if (k->size != want || check_number(k, k->def, "the default", why, sizeof why) != 0)
+            return CT_ERR(e, CT_ESTATE,
+                          "config schema bug at %s: field of %zu bytes, kind needs %zu; %s", k->key,
+                          k->size, want, why);
     }
     return 0;
 }
 
-void ct_config_defaults(ct_config_t *cfg) {
-    memset(cfg, 0, sizeof *cfg);
-    for (int i = 0; i < N_KEYS; i++) store(cfg, &SCHEMA[i], SCHEMA[i].def);
-}
-
-/* Problems accumulate as lines in e->msg; the count decides the result. */
-typedef struct problems {
-    int count;
-    char text[CT_ERR_MSG_MAX];
-} problems_t;
-
-__attribute__((format(printf, 2, 3))) static void problem(problems_t *pr, const char *fmt, ...) {
-    size_t used = strlen(pr->text);
-    pr->count++;
-    if (used + 2 >= sizeof pr->text) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(pr->text + used, sizeof pr->text - used, fmt, ap);
-    va_end(ap);
-    used = strlen(pr->text);
-    if (used + 1 < sizeof pr->text) strcat(pr->text, "\n");
-}
-
-static const char *kind_name(kind_t kind) {
-    switch (kind) {
-    case K_INT:
-    case K_INT64:
-    case K_UINT64: return "an integer";
-    case K_FLOAT: return "a number";
-    case K_BOOL: return "true or false";
-    case K_ENUM: return "a string";
-    }
-    return "?";
-}
-
-static void describe(const cJSON *item, char *buf, size_t n) {
-    char *s = cJSON_PrintUnformatted(item);
-    snprintf(buf, n, "%.60s%s", s ? s : "?", s && strlen(s) > 60 ? "..." : "");
-    free(s);
-}
-
-static void allowed_names(const key_spec_t *k, char *buf, size_t n) {
-    buf[0] = '\0';
-    for (int i = 0; k->names[i]; i++)
-        snprintf(buf + strlen(buf), n - strlen(buf), "%s\"%s\"", i ? ", " : "", k->names[i]);
-}
-
-/* Checks one JSON value against its key and stores it. */
-static void apply_value(ct_config_t *cfg, const key_spec_t *k, const cJSON *item,
-                        const char *origin, problems_t *pr) {
-    char found[80], names[128];
-    double v = 0;
-    describe(item, found, sizeof found);
-    if (k->kind == K_ENUM) {
-        allowed_names(k, names, sizeof names);
-        int idx = -1;
-        for (int i = 0; cJSON_IsString(item) && k->names[i]; i++)
-            if (!strcmp(item->valuestring, k->names[i])) idx = i;
-        if (idx < 0) {
-            problem(pr, "%s: %s = %s is not allowed; use one of %s", origin, k->key, found, names);
-            return;
-        }
-        v = idx;
-    } else if (k->kind == K_BOOL) {
-        if (!cJSON_IsBool(item)) {
-            problem(pr, "%s: %s = %s has the wrong type; expected true or false", origin, k->key,
-                    found);
-            return;
-        }
-        v = cJSON_IsTrue(item);
-    } else {
-        if (!cJSON_IsNumber(item) || !isfinite(item->valuedouble)) {
-            problem(pr, "%s: %s = %s has the wrong type; expected %s", origin, k->key, found,
-                    kind_name(k->kind));
-            return;
-        }
-        v = item->valuedouble;
-        if (k->kind != K_FLOAT && v != floor(v)) {
-            problem(pr, "%s: %s = %s has the wrong type; expected an integer", origin, k->key,
-                    found);
-            return;
-        }
-        if (v < k->lo || v > k->hi) {
-            problem(pr, "%s: %s = %s is out of range; allowed [%.17g, %.17g]", origin, k->key,
-                    found, k->lo, k->hi);
-            return;
-        }
-    }
-    store(cfg, k, v);
-}
-
-static void section_keys(const char *section, char *buf, size_t n) {
-    size_t len = strlen(section);
-    buf[0] = '\0';
-    for (int i = 0; i < N_KEYS; i++)
-        if (!strncmp(SCHEMA[i].key, section, len) && SCHEMA[i].key[len] == '.')
-            snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", buf[0] ? ", " : "",
-                     SCHEMA[i].key + len + 1);
-}
-
-static void apply_json(ct_config_t *cfg, const cJSON *root, const char *origin, problems_t *pr) {
-    if (!cJSON_IsObject(root)) {
-        problem(pr, "%s: the config must be a JSON object", origin);
+static void apply_value(ct_config_t *cfg, int idx, const cJSON *v, const char *where,
+                        problems_t *pr) {
+    char why[200];
+    double x;
+    if (check_value(&SCHEMA[idx], v, &x, why, sizeof why) == 0) {
+        set_value(cfg, &SCHEMA[idx], x);
         return;
     }
+    pr->bad[idx] = 1;
+    problem(pr, "%s: %s%s", SCHEMA[idx].key, why, where);
+}
+
+/* Does a member before `item` in `obj` have the same name? (cJSON keeps duplicates.) */
+static int is_duplicate(const cJSON *obj, const cJSON *item) {
+    for (const cJSON *p = obj->child; p && p != item; p = p->next)
+        if (strcmp(p->string, item->string) == 0) return 1;
+    return 0;
+}
+
+static void apply_section(ct_config_t *cfg, const cJSON *sec, problems_t *pr) {
+    const cJSON *item;
+    cJSON_ArrayForEach(item, sec) {
+        char key[160];
+        snprintf(key, sizeof key, "%s.%s", sec->string, item->string);
+        int idx = key_index(key);
+        if (idx < 0)
+            unknown_key(pr, key, "");
+        else if (is_duplicate(sec, item))
+            problem(pr, "%s: key given twice", key);
+        else
+            apply_value(cfg, idx, item, "", pr);
+    }
+}
+
+static void apply_root(ct_config_t *cfg, const cJSON *root, problems_t *pr) {
     const cJSON *sec;
+    char found[80], valid[320], name[48];
+    if (!cJSON_IsObject(root)) {
+        describe(root, found, sizeof found);
+        problem(pr, "the config must be a JSON object {\"model\": {...}, ...}; found %s", found);
+        return;
+    }
     cJSON_ArrayForEach(sec, root) {
-        char valid[512];
-        section_keys(sec->string, valid, sizeof valid);
-        if (!valid[0]) {
-            problem(pr, "%s: unknown section \"%s\"; sections are log, model, train", origin,
-                    sec->string);
-            continue;
-        }
-        if (!cJSON_IsObject(sec)) {
-            problem(pr, "%s: \"%s\" must be an object of keys (%s)", origin, sec->string, valid);
-            continue;
-        }
-        const cJSON *item;
-        cJSON_ArrayForEach(item, sec) {
-            char full[160];
-            snprintf(full, sizeof full, "%s.%s", sec->string, item->string);
-            const key_spec_t *k = find_key(full);
-            if (!k)
-                problem(pr, "%s: unknown key \"%s\"; valid keys of \"%s\": %s", origin, full,
-                        sec->string, valid);
-            else
-                apply_value(cfg, k, item, origin, pr);
-        }
-    }
-}
-
-/* Line and column of a byte offset, for JSON syntax errors. */
-static void line_col(const char *text, size_t off, int *line, int *col) {
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off && text[i]; i++) {
-        if (text[i] == '\n') {
-            (*line)++;
-            *col = 1;
+        printable(sec->string, name, sizeof name);
+        if (!is_section(sec->string)) {
+            list_sections(valid, sizeof valid);
+            problem(pr, "%s: unknown section; valid sections: %s", name, valid);
+        } else if (is_duplicate(root, sec)) {
+            problem(pr, "%s: section given twice", name);
+        } else if (!cJSON_IsObject(sec)) {
+            describe(sec, found, sizeof found);
+            list_keys(sec->string, valid, sizeof valid);
+            problem(pr, "%s: found %s, expected an object with keys %s", name, found, valid);
         } else {
-            (*col)++;
+            apply_section(cfg, sec, pr);
         }
     }
 }
 
-static int read_text(const char *path, char **text, ct_err_t *e) {
+/* "key=value": the value is parsed as JSON, or taken as a string when it is not JSON. Returns 0
+ * or CT_ENOMEM; a bad override is a problem, not a failure. */
+static int apply_set(ct_config_t *cfg, const char *set, problems_t *pr, ct_err_t *e) {
+    char key[160], where[200], shown[48];
+    const char *eq = strchr(set, '=');
+    printable(set, shown, sizeof shown);
+    if (!eq) {
+        problem(pr, "--set %s: expected key=value, e.g. --set train.lr=3e-4", shown);
+        return 0;
+    }
+    snprintf(key, sizeof key, "%.*s", (int)(eq - set), set);
+    snprintf(where, sizeof where, " (in --set %s)", shown);
+    int idx = key_index(key);
+    if (idx < 0) {
+        unknown_key(pr, key, " (in --set)");
+        return 0;
+    }
+    cJSON *v = cJSON_ParseWithOpts(eq + 1, NULL, 1);
+    if (!v) v = cJSON_CreateString(eq + 1);
+    if (!v) return CT_ERR(e, CT_ENOMEM, "out of memory applying --set %s", shown);
+    apply_value(cfg, idx, v, where, pr);
+    cJSON_Delete(v);
+    return 0;
+}
+
+static void check_cross(const ct_config_t *cfg, problems_t *pr) {
+    for (size_t r = 0; r < sizeof CROSS / sizeof CROSS[0]; r++) {
+        int ia = key_index(CROSS[r].a), ib = key_index(CROSS[r].b);
+        if (pr->bad[ia] || pr->bad[ib]) continue; /* already reported; the value is not in cfg */
+        double a = get_value(cfg, &SCHEMA[ia]), b = get_value(cfg, &SCHEMA[ib]);
+        int ok = CROSS[r].rel == REL_LE ? a <= b : fmod(a, b) == 0;
+        if (ok) continue;
+        char sa[32], sb[32];
+        format_g(a, sa, sizeof sa);
+        format_g(b, sb, sizeof sb);
+        problem(pr, "%s = %s must be %s %s = %s (%s)", CROSS[r].a, sa,
+                CROSS[r].rel == REL_LE ? "<=" : "a multiple of", CROSS[r].b, sb, CROSS[r].why);
+    }
+}
+
+/* ---- files ---- */
+
+/* A bundled name ("tiny") means <config_dir>/tiny.json, unless a file of that name is here. */
+static int resolve_path(const char *path, const char *config_dir, char *out, size_t n,
+                        ct_err_t *e) {
+    size_t len = strlen(path);
+    int bundled = config_dir && !strchr(path, '/') &&
+                  !(len >= 5 && strcmp(path + len - 5, ".json") == 0) && access(path, F_OK) != 0;
+    int w =
+        bundled ? snprintf(out, n, "%s/%s.json", config_dir, path) : snprintf(out, n, "%s", path);
+    if (w < 0 || (size_t)w >= n) return CT_ERR(e, CT_EINVAL, "config path too long: %.200s", path);
+    return 0;
+}
+
+/* Reads the whole file at `path` into a malloc'd NUL-terminated string (caller frees). */
+static int read_text(const char *path, const char *asked, char **text, ct_err_t *e) {
     FILE *f = fopen(path, "rb");
-    if (!f)
+    if (!f && errno == ENOENT)
         return CT_ERR(e, CT_ENOENT,
-                      "cannot open config %s: %s (bundled configs: tiny, small, gpt2, "
-                      "gpt2-medium, gpt2-large, gpt2-xl)",
-                      path, strerror(errno));
-    size_t cap = 4096, len = 0;
+                      "config %.300s not found%s%.300s; bundled configs: %s (by name, e.g. "
+                      "--config tiny), or give the path of a .json file",
+                      asked, strcmp(asked, path) ? " (looked for " : "",
+                      strcmp(asked, path) ? path : "", BUNDLED);
+    if (!f) return CT_ERR(e, CT_EIO, "cannot open config %.300s: %s", path, strerror(errno));
+    int rc = 0;
+    struct stat st;
+    size_t cap = MAX_FILE_BYTES + 1; /* a regular file needs its size; a pipe gets the limit */
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && st.st_size <= MAX_FILE_BYTES)
+        cap = (size_t)st.st_size + 1;
     char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (len + 1 == cap) {
-            char *nb = cap < (64u << 20) ? realloc(buf, cap *= 2) : NULL;
-            if (!nb) free(buf);
-            buf = nb;
-        }
-    }
-    int bad = ferror(f);
+    size_t n = buf ? fread(buf, 1, cap, f) : 0;
+    if (!buf)
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory reading config %.300s", path);
+    else if (ferror(f))
+        rc = CT_ERR(e, CT_EIO, "cannot read config %.300s: %s", path, strerror(errno));
+    else if (n == cap) /* full: over the limit, or a regular file that grew as we read it */
+        rc = CT_ERR(e, CT_ECONFIG,
+                    "config %.300s is over %d bytes (or grew as it was read): is it "
+                    "really a config?",
+                    path, MAX_FILE_BYTES);
+    else if (memchr(buf, '\0', n))
+        rc = CT_ERR(e, CT_ECONFIG, "config %.300s contains a NUL byte: not a JSON text", path);
     fclose(f);
-    if (!buf) return CT_ERR(e, CT_ENOMEM, "config %s is too large (over 64 MiB?)", path);
-    if (bad) {
+    if (rc < 0) {
         free(buf);
-        return CT_ERR(e, CT_EIO, "error reading config %s", path);
+        return rc;
     }
-    buf[len] = '\0';
+    buf[n] = '\0';
     *text = buf;
     return 0;
 }
 
-/* Bundled name ("tiny") → CONFIG_DIR/tiny.json, unless a file of that name exists here. */
-static void resolve_path(const char *path, const char *config_dir, char *out, size_t n) {
-    size_t len = strlen(path);
-    FILE *f = fopen(path, "rb");
-    int bundled = config_dir && !strchr(path, '/') &&
-                  !(len > 5 && !strcmp(path + len - 5, ".json")) && !f;
-    if (f) fclose(f);
-    if (bundled)
-        snprintf(out, n, "%s/%s.json", config_dir, path);
-    else
-        snprintf(out, n, "%s", path);
-}
-
-static int apply_file(ct_config_t *cfg, const char *path, problems_t *pr, ct_err_t *e) {
-    char *text = NULL;
-    CT_TRY(read_text(path, &text, e));
+static int parse_json(const char *text, const char *path, cJSON **root, ct_err_t *e) {
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithOpts(text, &end, 1);
-    if (!root) {
-        int line, col;
-        line_col(text, end ? (size_t)(end - text) : 0, &line, &col);
-        problem(pr, "%s: invalid JSON near line %d, column %d", path, line, col);
-    } else {
-        apply_json(cfg, root, path, pr);
+    *root = cJSON_ParseWithOpts(text, &end, 1);
+    if (*root) return 0;
+    int line = 1, col = 1;
+    const char *start = text; /* of the line with the error */
+    for (const char *p = text; end && p < end && *p; p++) {
+        col = *p == '\n' ? 1 : col + 1;
+        line += *p == '\n';
+        start = *p == '\n' ? p + 1 : start;
     }
-    cJSON_Delete(root);
-    free(text);
-    return 0;
-}
-
-/* "train.lr=3e-4": the value as JSON, or as a string when it is not JSON. */
-static void apply_set(ct_config_t *cfg, const char *set, problems_t *pr) {
-    const char *eq = strchr(set, '=');
-    if (!eq || eq == set) {
-        problem(pr, "--set %s: expected key=value, e.g. --set train.lr=3e-4", set);
-        return;
-    }
-    char key[160];
-    snprintf(key, sizeof key, "%.*s", (int)(eq - set), set);
-    const key_spec_t *k = find_key(key);
-    if (!k) {
-        problem(pr, "--set: unknown key \"%s\" (--help-config lists them)", key);
-        return;
-    }
-    cJSON *item = cJSON_Parse(eq + 1);
-    if (!item) item = cJSON_CreateString(eq + 1);
-    if (!item) {
-        problem(pr, "--set %s: out of memory", set);
-        return;
-    }
-    apply_value(cfg, k, item, "--set", pr);
-    cJSON_Delete(item);
-}
-
-static void cross_checks(const ct_config_t *c, problems_t *pr) {
-    if (c->model.d_model % c->model.n_head)
-        problem(pr, "model.d_model = %d must be a multiple of model.n_head = %d", c->model.d_model,
-                c->model.n_head);
-    if (c->train.global_batch % c->train.micro_batch)
-        problem(pr, "train.global_batch = %d must be a multiple of train.micro_batch = %d",
-                c->train.global_batch, c->train.micro_batch);
-    if (c->train.min_lr > c->train.lr)
-        problem(pr, "train.min_lr = %g must not exceed train.lr = %g", c->train.min_lr,
-                c->train.lr);
-    if (c->train.warmup_steps > c->train.steps)
-        problem(pr, "train.warmup_steps = %lld must not exceed train.steps = %lld",
-                (long long)c->train.warmup_steps, (long long)c->train.steps);
+    char line_text[48], shown[48];
+    start += strspn(start, " \t");
+    snprintf(line_text, sizeof line_text, "%.*s", (int)strcspn(start, "\r\n"), start);
+    printable(line_text, shown, sizeof shown);
+    return CT_ERR(e, CT_ECONFIG,
+                  "%.300s:%d:%d: invalid JSON in the line '%s' (a missing comma, quote or brace, "
+                  "or a trailing comma?)",
+                  path, line, col, shown);
 }
 
 int ct_config_load(ct_config_t *cfg, const char *path, const char *config_dir,
                    const char *const *sets, int n_set, ct_err_t *e) {
-    problems_t pr = {0};
+    int rc = 0;
+    char file[4096] = "--set", *text = NULL;
+    cJSON *root = NULL;
+    problems_t pr = {.len = 0};
     ct_config_defaults(cfg);
+    CT_TRY_GOTO(check_schema(e), out);
     if (path) {
-        char resolved[4096];
-        resolve_path(path, config_dir, resolved, sizeof resolved);
-        CT_TRY(apply_file(cfg, resolved, &pr, e));
+        CT_TRY_GOTO(resolve_path(path, config_dir, file, sizeof file, e), out);
+        CT_TRY_GOTO(read_text(file, path, &text, e), out);
+        CT_TRY_GOTO(parse_json(text, file, &root, e), out);
+        apply_root(cfg, root, &pr);
     }
-    for (int i = 0; i < n_set; i++) apply_set(cfg, sets[i], &pr);
-    if (pr.count == 0) cross_checks(cfg, &pr);
-    if (pr.count == 0) return 0;
-    size_t n = strlen(pr.text);
-    if (n && pr.text[n - 1] == '\n') pr.text[n - 1] = '\0';
-    return CT_ERR(e, CT_ECONFIG, "%d problem%s in the config:\n%s", pr.count,
-                  pr.count > 1 ? "s" : "", pr.text);
+    for (int i = 0; i < n_set; i++)
+        CT_TRY_GOTO(apply_set(cfg, sets[i], &pr, e), out);
+    check_cross(cfg, &pr);
+    if (pr.count > 0) {
+        char more[48] = "";
+        if (pr.shown < pr.count)
+            snprintf(more, sizeof more, "\n  ... and %d more", pr.count - pr.shown);
+        rc = CT_ERR(e, CT_ECONFIG, "invalid config %.100s: %d problem%s:%s%s", file, pr.count,
+                    pr.count > 1 ? "s" : "", pr.text, more);
+    }
+out:
+    cJSON_Delete(root);
+    free(text);
+    return rc;
 }
 
-/* Shortest %.Ng that reads back as the same double. */
-static void format_double(double v, char *buf, size_t n) {
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, n, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    if (!strpbrk(buf, ".eEn")) snprintf(buf + strlen(buf), n - strlen(buf), ".0");
+/* ---- output ---- */
+
+static int by_key(const void *a, const void *b) {
+    return strcmp((*(const key_spec_t *const *)a)->key, (*(const key_spec_t *const *)b)->key);
 }
 
 char *ct_config_canonical(const ct_config_t *cfg, ct_err_t *e) {
-    size_t cap = 4096, len = 0;
-    char *out = malloc(cap);
-    if (!out) {
+    const key_spec_t *order[N_KEYS];
+    for (int i = 0; i < N_KEYS; i++)
+        order[i] = &SCHEMA[i];
+    qsort(order, N_KEYS, sizeof order[0], by_key); /* "a.x" < "b.y": sections, then keys */
+    char buf[4096], value[64];
+    size_t w = 0;
+    for (int i = 0; i < N_KEYS && w < sizeof buf; i++) {
+        const char *key = order[i]->key;
+        int sl = (int)section_len(key);
+        if (i > 0 && strncmp(order[i - 1]->key, key, (size_t)sl + 1) == 0)
+            w += snprintf(buf + w, sizeof buf - w, ",");
+        else
+            w += snprintf(buf + w, sizeof buf - w, "%s\"%.*s\":{", i ? "}," : "{", sl, key);
+        format_value(cfg, order[i], value, sizeof value);
+        if (w < sizeof buf)
+            w += snprintf(buf + w, sizeof buf - w, "\"%s\":%s", key + sl + 1, value);
+    }
+    char *out = w < sizeof buf ? malloc(w + 4) : NULL; /* the schema's text is far below 4096 */
+    if (!out)
         CT_ERR(e, CT_ENOMEM, "out of memory formatting the config");
-        return NULL;
-    }
-    char section[32] = "";
-    len += snprintf(out + len, cap - len, "{");
-    for (int i = 0; i < N_KEYS; i++) {
-        const key_spec_t *k = &SCHEMA[i];
-        const char *dot = strchr(k->key, '.');
-        char value[64];
-        double v = fetch(cfg, k);
-        if (k->kind == K_FLOAT) format_double(v, value, sizeof value);
-        else if (k->kind == K_BOOL) snprintf(value, sizeof value, "%s", v ? "true" : "false");
-        else if (k->kind == K_ENUM) snprintf(value, sizeof value, "\"%s\"", k->names[(int)v]);
-        else if (k->kind == K_UINT64)
-            snprintf(value, sizeof value, "%llu", (unsigned long long)cfg->train.seed);
-        else snprintf(value, sizeof value, "%.0f", v);
-        int same = strlen(section) == (size_t)(dot - k->key) &&
-                   !strncmp(section, k->key, (size_t)(dot - k->key));
-        if (!same) {
-            len += snprintf(out + len, cap - len, "%s\"%.*s\":{", section[0] ? "}," : "",
-                            (int)(dot - k->key), k->key);
-            snprintf(section, sizeof section, "%.*s", (int)(dot - k->key), k->key);
-        } else {
-            len += snprintf(out + len, cap - len, ",");
-        }
-        len += snprintf(out + len, cap - len, "\"%s\":%s", dot + 1, value);
-    }
-    snprintf(out + len, cap - len, "}}\n");
+    else
+        snprintf(out, w + 4, "%.*s}}\n", (int)w, buf);
     return out;
 }
 
@@ -420,24 +612,20 @@ int ct_config_sha256(const ct_config_t *cfg, char hex[CT_SHA256_HEX], ct_err_t *
 }
 
 void ct_config_print_help(FILE *out) {
-    fprintf(out, "Config keys (JSON: {\"model\": {...}, \"train\": {...}, \"log\": {...}}; "
-                 "or --set key=value):\n\n");
+    static const char *const type_names[] = {"int", "int64", "uint64", "float", "bool", "enum"};
+    ct_config_t def;
+    ct_config_defaults(&def);
+    fprintf(out,
+            "Config keys. A config is a JSON object with sections; every key has a default,\n"
+            "so {} is valid. --set section.key=value overrides one key (the value is JSON,\n"
+            "or a plain string: --set train.schedule=linear). Ranges: [ ] include the\n"
+            "bound, ( ) exclude it. Bundled configs: %s.\n\n",
+            BUNDLED);
     for (int i = 0; i < N_KEYS; i++) {
-        const key_spec_t *k = &SCHEMA[i];
-        char def[64], range[160];
-        if (k->kind == K_ENUM) {
-            snprintf(def, sizeof def, "%s", k->names[(int)k->def]);
-            allowed_names(k, range, sizeof range);
-        } else if (k->kind == K_BOOL) {
-            snprintf(def, sizeof def, "%s", k->def ? "true" : "false");
-            snprintf(range, sizeof range, "true, false");
-        } else {
-            snprintf(def, sizeof def, "%.17g", k->def);
-            snprintf(range, sizeof range, "[%.17g, %.17g]", k->lo, k->hi);
-        }
-        fprintf(out, "  %-27s %-8s default %-8s %s\n  %27s %s\n", k->key,
-                k->kind == K_FLOAT ? "number" : k->kind == K_BOOL ? "bool"
-                : k->kind == K_ENUM ? "string" : "integer",
-                def, range, "", k->help);
+        char value[64], allowed[96];
+        format_value(&def, &SCHEMA[i], value, sizeof value);
+        format_allowed(&SCHEMA[i], allowed, sizeof allowed);
+        fprintf(out, "  %-26s %-6s default %-9s %s\n      %s\n", SCHEMA[i].key,
+                type_names[SCHEMA[i].kind], value, allowed, SCHEMA[i].help);
     }
 }

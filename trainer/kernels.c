@@ -17,12 +17,14 @@
 enum { ATT_BLOCK = 64 };
 
 /* exp(x) for x in float range, ~1-2 ulp; written without branches or libm so loops vectorise.
- * Inputs below -87 give exp(-87) (~1.6e-38) instead of denormals or 0. */
+ * Inputs below -87 give exp(-87) (~1.6e-38) instead of denormals or 0; NaN gives NaN. The
+ * exponent k comes out of the rounding constant's low mantissa bits with unsigned arithmetic, so
+ * no input (NaN included) reaches an undefined float-to-int conversion or shift. */
 static inline float vexpf(float x) {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
-    float k = x * 1.44269504088896341f;
-    k = (k + 12582912.0f) - 12582912.0f; /* round to nearest */
+    float kr = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23 + round(x / ln 2) */
+    float k = kr - 12582912.0f;
     float r = x - k * 0.693359375f;
     r = r + k * 2.12194440e-4f;
     float p = 1.9875691500e-4f;
@@ -32,7 +34,9 @@ static inline float vexpf(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;
-    int32_t bits = ((int32_t)k + 127) << 23;
+    uint32_t kbits, bits;
+    memcpy(&kbits, &kr, sizeof kbits);
+    bits = (kbits - 0x4b400000u + 127u) << 23; /* 2^k */
     float scale;
     memcpy(&scale, &bits, sizeof scale);
     return p * scale;

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# bad_configs.sh — end to end through the real cotrain-worker: every kind of bad config (unknown
+# key or section, wrong type, out of range, cross-key rule, several at once, missing file, invalid
+# JSON, bad --set) makes the worker exit 2 before it trains anything (no run directory appears),
+# with a message on stderr that names the offending key, value or file. Prints one line per case;
+# exits 1 if any case failed.
+set -euo pipefail
+
+usage() { echo "usage: $0 PATH/TO/cotrain-worker"; }
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then usage; exit 0; fi
+if [ $# -ne 1 ]; then usage >&2; exit 2; fi
+worker=$1
+[ -x "$worker" ] || { echo "FAIL: $worker is not an executable" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+for _ in $(seq 50); do echo "the quick brown fox jumps over the lazy dog"; done > "$tmp/data.txt"
+failed=0
+
+# conf NAME JSON: writes $tmp/NAME.json.
+conf() { printf '%s\n' "$2" > "$tmp/$1.json"; }
+
+# check NAME CONFIG 'PATTERN|PATTERN...' [WORKER ARGS...]: exit code 2, no run directory, and
+# stderr contains every pattern (fixed strings).
+check() {
+    local name=$1 config=$2 patterns=$3 rc=0 pattern
+    shift 3
+    "$worker" --config "$config" --data "$tmp/data.txt" --out "$tmp/run-$name" "$@" \
+        > "$tmp/$name.out" 2> "$tmp/$name.err" || rc=$?
+    local why=""
+    if [ "$rc" -ne 2 ]; then
+        why="exit code $rc, expected 2"
+    elif [ -e "$tmp/run-$name" ]; then
+        why="the run directory was created: the config was not refused up front"
+    else
+        IFS='|' read -r -a list <<< "$patterns"
+        for pattern in "${list[@]}"; do
+            grep -qF -- "$pattern" "$tmp/$name.err" || { why="stderr does not name '$pattern'"; break; }
+        done
+    fi
+    if [ -n "$why" ]; then
+        echo "FAIL $name: $why; stderr was:"
+        sed 's/^/    /' "$tmp/$name.err"
+        failed=1
+    else
+        echo "ok   $name"
+    fi
+}
+
+conf good '{"model": {"n_layer": 1, "n_head": 1, "d_model": 8, "seq_len": 8}}'
+conf unknown_key '{"train": {"stpes": 10}}'
+conf unknown_section '{"trian": {"steps": 10}}'
+conf wrong_type '{"train": {"lr": "fast"}}'
+conf float_for_int '{"model": {"n_layer": 2.5}}'
+conf wrong_bool '{"train": {"spike_guard": 1}}'
+conf bad_enum '{"train": {"schedule": "cosin"}}'
+conf out_of_range '{"model": {"n_layer": 0}}'
+conf cross_key '{"model": {"d_model": 100, "n_head": 3}}'
+conf several '{"model": {"n_layer": -1}, "train": {"beta2": 2, "bogus": true}}'
+printf '{\n  "model": {\n    "n_layer": 4,\n  }\n}\n' > "$tmp/bad_json.json"
+
+check unknown_key "$tmp/unknown_key.json" 'train.stpes|steps'
+check unknown_section "$tmp/unknown_section.json" 'trian|model, train, log'
+check wrong_type "$tmp/wrong_type.json" 'train.lr|"fast"'
+check float_for_int "$tmp/float_for_int.json" 'model.n_layer|2.5|integer'
+check wrong_bool "$tmp/wrong_bool.json" 'train.spike_guard|true or false'
+check bad_enum "$tmp/bad_enum.json" 'train.schedule|"cosin"|"cosine"'
+check out_of_range "$tmp/out_of_range.json" 'model.n_layer|0 is out of range'
+check cross_key "$tmp/cross_key.json" 'model.d_model = 100|model.n_head = 3'
+check several "$tmp/several.json" '3 problems|model.n_layer|train.beta2|train.bogus'
+check missing_file "$tmp/nope.json" 'nope.json|tiny'
+check missing_bundled nosuchconfig 'nosuchconfig|tiny'
+check bad_json "$tmp/bad_json.json" 'bad_json.json:4:|invalid JSON'
+check set_unknown_key "$tmp/good.json" 'train.nope|--set' --set train.nope=1
+check set_wrong_value "$tmp/good.json" 'train.lr|fast' --set train.lr=fast
+check set_out_of_range "$tmp/good.json" 'train.beta1|1.5' --set train.beta1=1.5
+check set_no_equals "$tmp/good.json" 'train.lr|key=value' --set train.lr
+
+if [ "$failed" -ne 0 ]; then
+    echo "bad_configs: some cases failed"
+    exit 1
+fi
+echo "bad_configs: all cases passed"
