@@ -4,6 +4,7 @@
 #define COTRAIN_TESTS_CHECK_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 static int check_failures_;
@@ -34,6 +35,27 @@ static int check_failures_;
         if (!(fabs(ca_ - cb_) <= (tol) * scale_)) {                                            \
             fprintf(stderr, "%s:%d: CHECK_NEAR failed: %s = %.9g, %s = %.9g (tol %g)\n",       \
                     __FILE__, __LINE__, #a, ca_, #b, cb_, (double)(tol));                      \
+            check_failures_++;                                                                 \
+        }                                                                                      \
+    } while (0)
+
+/* max |a - b| / max |b| over n floats: the relative error of one tensor, as the oracle measures
+ * it. */
+static inline double check_rel_err(const float *a, const float *b, size_t n) {
+    double num = 0, den = 1e-30;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs((double)a[i] - b[i]));
+        den = fmax(den, fabs((double)b[i]));
+    }
+    return num / den;
+}
+
+#define CHECK_CLOSE(a, b, n, tol)                                                              \
+    do {                                                                                       \
+        double r_ = check_rel_err((a), (b), (n));                                              \
+        if (!(r_ <= (tol))) {                                                                  \
+            fprintf(stderr, "%s:%d: %s vs %s: relative error %.3g > %g\n", __FILE__, __LINE__, \
+                    #a, #b, r_, (double)(tol));                                                \
             check_failures_++;                                                                 \
         }                                                                                      \
     } while (0)

@@ -22,26 +22,6 @@ static float *zeros(size_t n) {
     return calloc(n, sizeof(float));
 }
 
-/* max |a-b| / max |b| over n values */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double num = 0, den = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        num = fmax(num, fabs((double)a[i] - b[i]));
-        den = fmax(den, fabs((double)b[i]));
-    }
-    return num / den;
-}
-
-#define CHECK_CLOSE(a, b, n, tol)                                                           \
-    do {                                                                                    \
-        double r_ = rel_err((a), (b), (n));                                                 \
-        if (!(r_ <= (tol))) {                                                               \
-            fprintf(stderr, "%s:%d: %s vs %s: relative error %.3g > %g\n", __FILE__, __LINE__, \
-                    #a, #b, r_, (double)(tol));                                             \
-            check_failures_++;                                                              \
-        }                                                                                   \
-    } while (0)
-
 /* ---- naive references ---- */
 
 static void ref_matmul(float *out, const float *inp, const float *w, const float *bias, int n,

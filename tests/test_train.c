@@ -45,15 +45,6 @@ static ct_trainer_t *run_steps(const ct_config_t *c, const int *rows, int steps,
     return t;
 }
 
-static double max_rel_diff(const float *a, const float *b, size_t n) {
-    double num = 0, den = 1e-30;
-    for (size_t i = 0; i < n; i++) {
-        num = fmax(num, fabs((double)a[i] - b[i]));
-        den = fmax(den, fabs((double)b[i]));
-    }
-    return num / den;
-}
-
 /* Per tensor: max |a - b| / max |b|; the worst tensor's value and name. */
 static double worst_tensor_diff(ct_model_t *ma, ct_model_t *mb, int grads, const char **name) {
     const float *a = grads ? ct_model_grads(ma) : ct_model_params(ma);
@@ -61,7 +52,7 @@ static double worst_tensor_diff(ct_model_t *ma, ct_model_t *mb, int grads, const
     double worst = 0;
     for (int i = 0; i < ct_model_num_tensors(mb); i++) {
         const ct_tensor_info_t *t = ct_model_tensor(mb, i);
-        double d = max_rel_diff(a + t->offset, b + t->offset, t->numel);
+        double d = check_rel_err(a + t->offset, b + t->offset, t->numel);
         if (d > worst) worst = d, *name = t->name;
     }
     return worst;
