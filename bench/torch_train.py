@@ -1,12 +1,38 @@
-"""PyTorch side of `scripts/bench trainer`: trains the same GPT-2 as cotrain (tests/oracle/gpt2_torch.py,
-float32, tied embeddings, AdamW with the same decay groups) on random tokens and prints one JSON line
-{"tokens_per_s", "step_ms_median", "params", "threads"} over the steps after warm-up.
+"""PyTorch side of `scripts/bench trainer`: times float32 GPT-2 training steps on the CPU, prints JSON.
 
-The caller tunes the environment for every side of the benchmark: OPENBLAS_CORETYPE unset (this
-machine sets it to Haswell, which halves OpenBLAS's speed), GLIBC_TUNABLES=glibc.malloc.hugetlb=1
-and OMP_WAIT_POLICY=PASSIVE. Run with Debian's /usr/bin/python3 (it has torch 1.13).
+It trains the model of tests/oracle/gpt2_torch.py (tied, padded embeddings; the layout cotrain
+uses) on random tokens with torch.optim.AdamW, clipping the global grad norm every step as the C
+trainer does, and prints one line:
+
+    {"tokens_per_s": ..., "step_ms_median": ..., "params": ..., "threads": ...}
+
+tokens_per_s is batch * seq_len * (timed steps) / (their total wall time); only the steps after
+the first --warmup-steps are timed (--steps counts all of them). params is the model's parameter
+count without the padding rows of wte (124,439,808 for GPT-2 124M, as Hugging Face counts it).
+
+Environment. Three settings must be in place before the process starts, so the caller
+(scripts/bench) sets them; they matter far more than anything done in here:
+  unset OPENBLAS_CORETYPE   Debian's Python image pins OpenBLAS to its Haswell (AVX2) kernels;
+                            unset, OpenBLAS 0.3.21 picks Cooperlake (AVX-512) kernels on this CPU.
+  GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+                            malloc backs its mmap'ed blocks with transparent huge pages: every step
+                            allocates and frees hundreds of MB of activations and gradients, and
+                            faulting them in 4 KiB pages costs as much as the arithmetic on them.
+  OMP_WAIT_POLICY=PASSIVE   torch's OpenMP threads sleep between parallel regions instead of
+                            spinning on the cores that OpenBLAS's own threads need for the GEMMs.
+GPT-2 124M, batch 4, seq 256, 2 threads, on the 2-core AMD EPYC build machine: about 100 tokens/s
+as installed, about 280 with the three settings.
+
+In the script: torch.set_num_threads(threads) sets torch's OpenMP pool, and OpenBLAS's separate
+thread pool is set to the same count (torch does not do that, and OpenBLAS would otherwise use
+every core). Tried and left out because they did not help measurably: AdamW(foreach=True) (on the
+CPU it is a loop over per-tensor kernels with extra temporaries, slower than the default),
+torch.set_flush_denormal(True) (no denormals arise), a sparse gradient for the token embedding
+and -inf-masked padded logits (they save a few copies of the 150 MB wte gradient, less than the
+step-to-step noise). torch 1.13 has neither F.scaled_dot_product_attention nor torch.compile.
 """
 import argparse
+import ctypes
 import json
 import os
 import statistics
@@ -17,39 +43,78 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "oracle"))
-import gpt2_torch  # noqa: E402
+import gpt2_torch  # noqa: E402  (needs the path set above)
+
+
+def set_threads(threads):
+    """Use `threads` threads in torch's OpenMP pool and, when torch's BLAS is OpenBLAS, in its
+    pool too. Returns a note on what was set."""
+    torch.set_num_threads(threads)
+    try:
+        openblas = ctypes.CDLL("libopenblas.so.0")  # the copy torch already loaded
+        openblas.openblas_set_num_threads(threads)
+        return f"torch and OpenBLAS: {threads} threads"
+    except (OSError, AttributeError):
+        return f"torch: {threads} threads (BLAS is not OpenBLAS)"
+
+
+def parse_args():
+    """Command line; exits 2 on bad usage."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n-layer", type=int, default=12)
+    p.add_argument("--n-head", type=int, default=12)
+    p.add_argument("--d-model", type=int, default=768)
+    p.add_argument("--seq-len", type=int, default=256)
+    p.add_argument("--vocab", type=int, default=50257)
+    p.add_argument("--batch", type=int, default=4, help="sequences per step")
+    p.add_argument("--steps", type=int, default=8, help="steps run in all, warm-up included")
+    p.add_argument("--warmup-steps", type=int, default=2, help="first steps, not timed")
+    p.add_argument("--threads", type=int, default=os.cpu_count())
+    args = p.parse_args()
+    if args.warmup_steps < 0 or args.steps <= args.warmup_steps:
+        p.error(f"--steps ({args.steps}) must exceed --warmup-steps ({args.warmup_steps}) >= 0")
+    if min(args.n_layer, args.n_head, args.d_model, args.seq_len, args.vocab, args.batch, args.threads) < 1:
+        p.error("sizes and --threads must be positive")
+    if args.d_model % args.n_head:
+        p.error(f"--d-model ({args.d_model}) must be a multiple of --n-head ({args.n_head})")
+    return args
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name, default in [("n-layer", 12), ("n-head", 12), ("d-model", 768), ("seq-len", 256),
-                          ("vocab", 50257), ("batch", 4), ("steps", 10), ("warmup-steps", 3),
-                          ("threads", 2)]:
-        ap.add_argument("--" + name, type=int, default=default)
-    a = ap.parse_args()
-    torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
-    model = gpt2_torch.GPT2(a.n_layer, a.n_head, a.d_model, a.seq_len, a.vocab)
+    args = parse_args()
+    note = set_threads(args.threads)
+    model = gpt2_torch.GPT2(args.n_layer, args.n_head, args.d_model, args.seq_len, args.vocab,
+                            torch.float32)
     model.load_flat(gpt2_torch.random_flat(model, np.random.default_rng(0)))
-    opt = torch.optim.AdamW(model.param_groups(0.1), lr=1e-4, betas=(0.9, 0.95), eps=1e-8)
-    gen = torch.Generator().manual_seed(1)
-    tokens = torch.randint(0, a.vocab, (a.batch, a.seq_len + 1), generator=gen)
-    x, y = tokens[:, :-1], tokens[:, 1:]
+    params = list(model.parameters())
+    opt = torch.optim.AdamW(model.param_groups(0.1), lr=3e-4, betas=(0.9, 0.95), eps=1e-8)
+    tokens = torch.randint(0, args.vocab, (args.batch, args.seq_len + 1),
+                           generator=torch.Generator().manual_seed(0))
+    idx, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
+
     times = []
-    for step in range(a.warmup_steps + a.steps):
+    for step in range(args.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        _, loss = model(x, y)
+        _, loss = model(idx, targets)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        dt = time.perf_counter() - t0
-        if step >= a.warmup_steps:
-            times.append(dt)
-    med = statistics.median(times)
-    print(json.dumps({"tokens_per_s": a.batch * a.seq_len / med, "step_ms_median": med * 1e3,
-                      "params": model.num_flat(), "threads": a.threads}))
+        loss_value = loss.item()
+        times.append(time.perf_counter() - t0)
+        print(f"step {step}: loss {loss_value:.4f}, {times[-1] * 1e3:.0f} ms", file=sys.stderr)
+
+    timed = times[args.warmup_steps :]
+    n_params = model.num_flat() - (model.wte.shape[0] - args.vocab) * args.d_model
+    print(f"{note}; {len(timed)} timed steps", file=sys.stderr)
+    print(json.dumps({
+        "tokens_per_s": args.batch * args.seq_len * len(timed) / sum(timed),
+        "step_ms_median": statistics.median(timed) * 1e3,
+        "params": n_params,
+        "threads": args.threads,
+    }))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
