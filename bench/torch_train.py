@@ -6,14 +6,17 @@ trainer does, and prints one line:
 
     {"tokens_per_s": ..., "step_ms_median": ..., "params": ..., "threads": ...}
 
-tokens_per_s is batch * seq_len * (timed steps) / (their total wall time); only the steps after
-the first --warmup-steps are timed (--steps counts all of them). params is the model's parameter
-count without the padding rows of wte (124,439,808 for GPT-2 124M, as Hugging Face counts it).
+It runs --warmup-steps untimed steps, then --steps timed ones. tokens_per_s is
+batch * seq_len / the median timed step (the median, like cotrain's figure in scripts/bench, so one
+step slowed by other work on a shared machine does not move it). params is the model's parameter
+count without the padding rows of wte (GPT-2 124M: 124,439,808 at seq_len 1024, as Hugging Face
+counts it; 123,849,984 at seq_len 256).
 
 Environment. Three settings must be in place before the process starts, so the caller
 (scripts/bench) sets them; they matter far more than anything done in here:
-  unset OPENBLAS_CORETYPE   Debian's Python image pins OpenBLAS to its Haswell (AVX2) kernels;
-                            unset, OpenBLAS 0.3.21 picks Cooperlake (AVX-512) kernels on this CPU.
+  unset OPENBLAS_CORETYPE   the build machine's environment sets it to Haswell, which pins
+                            OpenBLAS to its AVX2 kernels; unset, OpenBLAS 0.3.21 picks its
+                            Cooperlake (AVX-512) kernels on this CPU.
   GLIBC_TUNABLES=glibc.malloc.hugetlb=1
                             malloc backs its mmap'ed blocks with transparent huge pages: every step
                             allocates and frees hundreds of MB of activations and gradients, and
@@ -25,11 +28,14 @@ as installed, about 280 with the three settings.
 
 In the script: torch.set_num_threads(threads) sets torch's OpenMP pool, and OpenBLAS's separate
 thread pool is set to the same count (torch does not do that, and OpenBLAS would otherwise use
-every core). Tried and left out because they did not help measurably: AdamW(foreach=True) (on the
-CPU it is a loop over per-tensor kernels with extra temporaries, slower than the default),
-torch.set_flush_denormal(True) (no denormals arise), a sparse gradient for the token embedding
-and -inf-masked padded logits (they save a few copies of the 150 MB wte gradient, less than the
-step-to-step noise). torch 1.13 has neither F.scaled_dot_product_attention nor torch.compile.
+every core). The model itself takes the token embedding's gradient sparse (see gpt2_torch.py).
+Tried and left out: AdamW(foreach=True) (on the CPU a loop over per-tensor kernels with extra
+temporaries: 255 vs 220 ms per GPT-2 124M update), torch.set_flush_denormal(True) (no denormals
+arise), -inf-masked logits over the padded vocabulary (addmm's bias broadcast costs more than the
+slice it saves), oneDNN's matmul (no faster than OpenBLAS here: ~360-380 GFLOP/s for both),
+mallopt(M_MMAP_THRESHOLD, 32 MiB) (no measurable change). GEMMs run at ~370 GFLOP/s, close to the sgemm ceiling; the rest of the step (wte's
+150 MB gradient, GELU, softmax, cross-entropy, AdamW) is separate ATen kernels that PyTorch 1.13
+cannot fuse on the CPU: it has neither F.scaled_dot_product_attention nor torch.compile.
 """
 import argparse
 import ctypes
@@ -67,14 +73,15 @@ def parse_args():
     p.add_argument("--seq-len", type=int, default=256)
     p.add_argument("--vocab", type=int, default=50257)
     p.add_argument("--batch", type=int, default=4, help="sequences per step")
-    p.add_argument("--steps", type=int, default=8, help="steps run in all, warm-up included")
-    p.add_argument("--warmup-steps", type=int, default=2, help="first steps, not timed")
+    p.add_argument("--steps", type=int, default=10, help="timed steps")
+    p.add_argument("--warmup-steps", type=int, default=3, help="untimed steps run first")
     p.add_argument("--threads", type=int, default=os.cpu_count())
     args = p.parse_args()
-    if args.warmup_steps < 0 or args.steps <= args.warmup_steps:
-        p.error(f"--steps ({args.steps}) must exceed --warmup-steps ({args.warmup_steps}) >= 0")
-    if min(args.n_layer, args.n_head, args.d_model, args.seq_len, args.vocab, args.batch, args.threads) < 1:
-        p.error("sizes and --threads must be positive")
+    if args.warmup_steps < 0:
+        p.error("--warmup-steps must be >= 0")
+    if min(args.n_layer, args.n_head, args.d_model, args.seq_len, args.vocab, args.batch, args.steps,
+           args.threads) < 1:
+        p.error("sizes, --steps and --threads must be positive")
     if args.d_model % args.n_head:
         p.error(f"--d-model ({args.d_model}) must be a multiple of --n-head ({args.n_head})")
     return args
@@ -93,7 +100,7 @@ def main():
     idx, targets = tokens[:, :-1].contiguous(), tokens[:, 1:].contiguous()
 
     times = []
-    for step in range(args.steps):
+    for step in range(args.warmup_steps + args.steps):
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         _, loss = model(idx, targets)
@@ -107,9 +114,10 @@ def main():
     timed = times[args.warmup_steps :]
     n_params = model.num_flat() - (model.wte.shape[0] - args.vocab) * args.d_model
     print(f"{note}; {len(timed)} timed steps", file=sys.stderr)
+    median = statistics.median(timed)
     print(json.dumps({
-        "tokens_per_s": args.batch * args.seq_len * len(timed) / sum(timed),
-        "step_ms_median": statistics.median(timed) * 1e3,
+        "tokens_per_s": args.batch * args.seq_len / median,
+        "step_ms_median": median * 1e3,
         "params": n_params,
         "threads": args.threads,
     }))
