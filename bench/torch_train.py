@@ -24,18 +24,21 @@ Environment. Three settings must be in place before the process starts, so the c
   OMP_WAIT_POLICY=PASSIVE   torch's OpenMP threads sleep between parallel regions instead of
                             spinning on the cores that OpenBLAS's own threads need for the GEMMs.
 GPT-2 124M, batch 4, seq 256, 2 threads, on the 2-core AMD EPYC build machine: about 100 tokens/s
-as installed, about 280 with the three settings.
+as installed (95-104 measured), 250-300 with the three settings (down to ~200 while the VM's host is
+busy; the figure moves by ~10% from run to run).
 
 In the script: torch.set_num_threads(threads) sets torch's OpenMP pool, and OpenBLAS's separate
 thread pool is set to the same count (torch does not do that, and OpenBLAS would otherwise use
-every core). The model itself takes the token embedding's gradient sparse (see gpt2_torch.py).
-Tried and left out: AdamW(foreach=True) (on the CPU a loop over per-tensor kernels with extra
-temporaries: 255 vs 220 ms per GPT-2 124M update), torch.set_flush_denormal(True) (no denormals
-arise), -inf-masked logits over the padded vocabulary (addmm's bias broadcast costs more than the
-slice it saves), oneDNN's matmul (no faster than OpenBLAS here: ~360-380 GFLOP/s for both),
-mallopt(M_MMAP_THRESHOLD, 32 MiB) (no measurable change). GEMMs run at ~370 GFLOP/s, close to the sgemm ceiling; the rest of the step (wte's
-150 MB gradient, GELU, softmax, cross-entropy, AdamW) is separate ATen kernels that PyTorch 1.13
-cannot fuse on the CPU: it has neither F.scaled_dot_product_attention nor torch.compile.
+every core). The model itself takes the token embedding's gradient sparse (see gpt2_torch.py: the
+profiler shows ~150 ms less per step, below the ~10% wall-clock noise of the shared VM). Tried and
+left out: AdamW(foreach=True) (on the CPU a loop over per-tensor kernels with extra temporaries: 255
+vs 220 ms per GPT-2 124M update), torch.set_flush_denormal(True) (no denormals arise), -inf-masked
+logits over the padded vocabulary (addmm's bias broadcast costs more than the slice it saves),
+oneDNN's matmul (no faster than OpenBLAS here: ~360-380 GFLOP/s for both), mallopt(M_MMAP_THRESHOLD,
+32 MiB) (no measurable change). GEMMs run at ~370 GFLOP/s, close to the sgemm ceiling; the rest of
+the step (wte's 150 MB gradient, GELU, softmax, cross-entropy, AdamW) is separate ATen kernels that
+PyTorch 1.13 cannot fuse on the CPU: it has neither F.scaled_dot_product_attention nor
+torch.compile.
 """
 import argparse
 import ctypes
@@ -59,9 +62,9 @@ def set_threads(threads):
     try:
         openblas = ctypes.CDLL("libopenblas.so.0")  # the copy torch already loaded
         openblas.openblas_set_num_threads(threads)
-        return f"torch and OpenBLAS: {threads} threads"
+        return f"threads: {threads} for torch and OpenBLAS"
     except (OSError, AttributeError):
-        return f"torch: {threads} threads (BLAS is not OpenBLAS)"
+        return f"threads: {threads} for torch (its BLAS is not OpenBLAS)"
 
 
 def parse_args():

@@ -141,7 +141,8 @@ def split_output(flat, cfg, n_params, n_steps):
               ("norms", (n_steps,)), ("lrs", (n_steps,)), ("final", (n_params,))]
     expected = sum(int(np.prod(shape)) for _, shape in fields)
     if flat.size != expected:
-        return None, f"output has {flat.size} floats, expected {expected} ({' + '.join(n for n, _ in fields)})"
+        names = " + ".join(n for n, _ in fields)
+        return None, f"output has {flat.size} floats, expected {expected} ({names})"
     out, offset = {}, 0
     for name, shape in fields:
         n = int(np.prod(shape))
@@ -206,7 +207,8 @@ def run_shape(harness, shape, cfg, workdir, report):
     params = gpt2_torch.random_flat(layout_model, rng)
     tokens = rng.integers(0, m["vocab_size"], size=(cfg["train"]["global_batch"], m["seq_len"] + 1),
                           dtype=np.int32)
-    paths = {k: os.path.join(workdir, f"{shape}_{k}") for k in ("config.json", "params.bin", "tokens.bin", "out.bin")}
+    paths = {k: os.path.join(workdir, f"{shape}_{k}")
+             for k in ("config.json", "params.bin", "tokens.bin", "out.bin")}
     with open(paths["config.json"], "w") as f:
         json.dump(cfg, f, indent=1)
     params.astype("<f4").tofile(paths["params.bin"])
@@ -237,9 +239,10 @@ def run_shape(harness, shape, cfg, workdir, report):
     report.check(shape, "logits (step 0)", rel_err(ours["logits"], ref["logits"]), TOL_LOGITS)
     report.check(shape, "loss (step 0)", rel_err(ours["loss"], ref["loss"]), TOL_LOGITS)
     report.per_tensor(shape, "grad", names, sizes, ours["grad"], ref["grad"], TOL_GRAD)
-    report.check(shape, f"losses (steps 0..{N_STEPS - 1})", rel_err(ours["losses"], ref["losses"]), TOL_HISTORY)
-    report.check(shape, f"grad norms (steps 0..{N_STEPS - 1})", rel_err(ours["norms"], ref["norms"]), TOL_HISTORY)
-    report.check(shape, f"lrs (steps 0..{N_STEPS - 1})", rel_err(ours["lrs"], ref["lrs"]), TOL_HISTORY)
+    steps = f"(steps 0..{N_STEPS - 1})"
+    report.check(shape, f"losses {steps}", rel_err(ours["losses"], ref["losses"]), TOL_HISTORY)
+    report.check(shape, f"grad norms {steps}", rel_err(ours["norms"], ref["norms"]), TOL_HISTORY)
+    report.check(shape, f"lrs {steps}", rel_err(ours["lrs"], ref["lrs"]), TOL_HISTORY)
     report.per_tensor(shape, "final", names, sizes, ours["final"], ref["final"], TOL_FINAL)
     # wte is first in the layout: its padded rows are the values from V*C to Vp*C.
     pad = slice(m["vocab_size"] * m["d_model"], gpt2_torch.padded_vocab(m["vocab_size"]) * m["d_model"])
@@ -265,7 +268,7 @@ def main():
             workdir = args.keep
         for shape, cfg in SHAPES.items():
             run_shape(os.path.abspath(args.harness), shape, cfg, workdir, report)
-    print(f"oracle: {'FAILED, ' + str(report.failed) + ' check(s)' if report.failed else 'all checks passed'}")
+    print(f"oracle: FAILED, {report.failed} check(s)" if report.failed else "oracle: all checks passed")
     return 1 if report.failed else 0
 
 
