@@ -47,17 +47,6 @@ int ct_err_set(ct_err_t *e, int code, const char *file, int line, const char *fm
     return code;
 }
 
-void ct_err_prefix(ct_err_t *e, const char *fmt, ...) {
-    if (!e) return;
-    char head[CT_ERR_MSG_MAX], old[CT_ERR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(head, sizeof head, fmt, ap);
-    va_end(ap);
-    memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%.511s%.511s", head, old);
-}
-
 void ct_err_clear(ct_err_t *e) {
     if (e) memset(e, 0, sizeof *e);
 }

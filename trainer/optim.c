@@ -66,10 +66,6 @@ void ct_adamw_update(ct_adamw_t *opt, float *params, const float *grads,
     }
 }
 
-int64_t ct_adamw_steps(const ct_adamw_t *opt) {
-    return opt->t;
-}
-
 double ct_grad_norm(const float *g, size_t n) {
     size_t nchunks = (n + NORM_CHUNK - 1) / NORM_CHUNK;
     double total = 0.0;

@@ -44,10 +44,6 @@ uint64_t ct_rng_below(ct_rng_t *rng, uint64_t n) {
     return x % n;
 }
 
-float ct_rng_uniform(ct_rng_t *rng) {
-    return (float)(ct_rng_next(rng) >> 40) * (1.0f / 16777216.0f);
-}
-
 void ct_rng_normal_fill(float *out, size_t n, float std, uint64_t seed, uint64_t stream) {
     uint64_t key = splitmix64(seed ^ splitmix64(stream));
 #pragma omp parallel for schedule(static)

@@ -120,10 +120,6 @@ int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st
     return 0;
 }
 
-int64_t ct_trainer_next_step(const ct_trainer_t *t) {
-    return t->step;
-}
-
 ct_model_t *ct_trainer_model(ct_trainer_t *t) {
     return t->model;
 }

@@ -55,9 +55,6 @@ int ct_err_set(ct_err_t *e, int code, const char *file, int line, const char *fm
     __attribute__((format(printf, 5, 6)));
 #define CT_ERR(e, code, ...) ct_err_set((e), (code), __FILE__, __LINE__, __VA_ARGS__)
 
-/* Adds context in front of an existing message ("loading config.json: " + old message). */
-void ct_err_prefix(ct_err_t *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
 /* Clears a context for reuse. */
 void ct_err_clear(ct_err_t *e);
 

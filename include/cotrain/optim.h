@@ -30,9 +30,6 @@ void ct_adamw_update(ct_adamw_t *opt, float *params, const float *grads,
                      const ct_tensor_info_t *tensors, int n_tensors, const ct_adamw_hparams_t *hp,
                      float grad_scale);
 
-/* Steps taken so far. */
-int64_t ct_adamw_steps(const ct_adamw_t *opt);
-
 /* L2 norm of g (n), summed in fixed chunks in a fixed order: the same bits whatever the number
  * of threads. */
 double ct_grad_norm(const float *g, size_t n);

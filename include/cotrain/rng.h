@@ -17,8 +17,6 @@ void ct_rng_seed(ct_rng_t *rng, uint64_t seed);
 uint64_t ct_rng_next(ct_rng_t *rng);
 /* Uniform integer in [0, n), n >= 1, without modulo bias. */
 uint64_t ct_rng_below(ct_rng_t *rng, uint64_t n);
-/* Uniform float in [0, 1). */
-float ct_rng_uniform(ct_rng_t *rng);
 
 /* out[i] = std * N(0,1) sample number i of stream `stream` under `seed`. */
 void ct_rng_normal_fill(float *out, size_t n, float std, uint64_t seed, uint64_t stream);

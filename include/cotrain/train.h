@@ -41,9 +41,6 @@ int ct_trainer_step(ct_trainer_t *t, ct_step_stats_t *st, ct_err_t *e);
 /* Same, on given token rows (global_batch, seq_len+1) instead of the data source. */
 int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st, ct_err_t *e);
 
-/* The next step to be taken (0-based). */
-int64_t ct_trainer_next_step(const ct_trainer_t *t);
-
 ct_model_t *ct_trainer_model(ct_trainer_t *t);
 
 #endif
