@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
 # worker_e2e.sh — end to end through the real cotrain-worker binary: two runs of the same config,
 # seed and data give bit-identical metrics (loss, lr, grad_norm and the weights' hash at every
-# step), the loss falls, the resolved config is canonical, and bad usage exits 2 with a clear
-# message. Usage: worker_e2e.sh PATH/TO/cotrain-worker
+# step), the loss falls, the resolved config is canonical, and bad usage or bad data (a missing or
+# corrupted shard) exits 2 with a clear message.
+# Usage: worker_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain
 set -euo pipefail
 worker=$1
+cotrain=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # a real English text that every Debian system has
 cat /usr/share/common-licenses/GPL-3 /usr/share/common-licenses/Apache-2.0 > "$tmp/corpus.txt"
-args=(--config tiny --data "$tmp/corpus.txt" --set train.steps=30 --set log.every=1
+"$cotrain" prep "$tmp/corpus.txt" --tokenizer bytes --out "$tmp/data" 2> "$tmp/prep.err" \
+    || { cat "$tmp/prep.err"; fail "prep failed"; }
+args=(--config tiny --data "$tmp/data" --set train.steps=30 --set log.every=1
       --set train.global_batch=8 --set train.micro_batch=4)
 for run in a b; do
     "$worker" "${args[@]}" --out "$tmp/$run" > "$tmp/$run.out" 2> "$tmp/$run.err" \
@@ -58,15 +62,33 @@ expect2() {
 }
 expect2 "no --data" --config tiny --out "$tmp/x"
 grep -q -- "--data" "$tmp/err" || fail "no --data: message does not name --data"
-expect2 "missing data file" --config tiny --data "$tmp/nope.txt" --out "$tmp/x"
-grep -q "nope.txt" "$tmp/err" || fail "missing data file not named"
+expect2 "missing manifest" --config tiny --data "$tmp/nope" --out "$tmp/x"
+grep -q "nope" "$tmp/err" && grep -q "cotrain prep" "$tmp/err" || fail "missing manifest: message"
 expect2 "unknown flag" --bogus
 grep -q -- "--bogus" "$tmp/err" || fail "unknown flag not named"
 printf 'ab' > "$tmp/short.txt"
-expect2 "data shorter than one sample" --config tiny --data "$tmp/short.txt" --out "$tmp/x"
+"$cotrain" prep "$tmp/short.txt" --tokenizer bytes --out "$tmp/short" 2> /dev/null
+expect2 "data shorter than one sample" --config tiny --data "$tmp/short" --out "$tmp/x"
 grep -q "seq_len" "$tmp/err" || fail "short data: message does not say what to change"
-expect2 "vocab smaller than the data's" --config tiny --data "$tmp/corpus.txt" --out "$tmp/x" \
+expect2 "vocab smaller than the data's" --config tiny --data "$tmp/data" --out "$tmp/x" \
     --set model.vocab_size=100
 grep -q "model.vocab_size" "$tmp/err" || fail "small vocab: key not named"
 "$worker" --help | grep -q -- "--set" || fail "--help does not document --set"
+# a shard whose bytes changed, or that is gone: refused before training, naming the shard
+shard=$(ls "$tmp/data"/*.h5)
+cp "$shard" "$tmp/shard.bak"
+printf 'X' | dd of="$shard" bs=1 seek=5000 conv=notrunc status=none
+expect2 "corrupted shard" "${args[@]}" --out "$tmp/x"
+grep -q "$(basename "$shard" .h5)" "$tmp/err" && grep -q "sha256" "$tmp/err" \
+    || { cat "$tmp/err"; fail "corrupted shard: message does not name it and the hash"; }
+rm "$shard"
+expect2 "missing shard" "${args[@]}" --out "$tmp/x"
+grep -q "$(basename "$shard" .h5).*missing" "$tmp/err" || { cat "$tmp/err"; fail "missing shard not named"; }
+cp "$tmp/shard.bak" "$shard"
+
+# the gpt2 tokenizer: model.vocab_size comes from the data (50257)
+"$cotrain" prep "$tmp/corpus.txt" --tokenizer gpt2 --out "$tmp/data2" 2> /dev/null
+"$worker" --config tiny --data "$tmp/data2" --set train.steps=2 --set train.warmup_steps=1 --set log.every=1 --out "$tmp/g" \
+    > /dev/null 2> "$tmp/g.err" || { cat "$tmp/g.err"; fail "gpt2 run failed"; }
+grep -q '"vocab_size":50257' "$tmp/g/config.json" || fail "vocab_size not taken from the gpt2 data"
 echo "worker_e2e: all checks passed"

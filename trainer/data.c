@@ -1,70 +1,342 @@
-/* data.c — byte-token files and the seeded, world-size-independent order of their windows. */
+/* data.c — the loader: a deterministic sample stream over the shards of a manifest, produced a
+ * few steps ahead by a background thread so the training step never waits on disk.
+ *
+ * The stream (see data.h for its definition) is walked by the reading thread only; the consumer
+ * sees finished steps through a small ring of slots, each carrying the cursor that follows it, so
+ * ct_data_cursor always describes what the trainer has consumed, not what was read ahead. Two
+ * shards are kept in memory: the one being read and the next one, loaded while the ring is full. */
 #include "cotrain/data.h"
 
-#include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
+#include "cotrain/fsutil.h"
+#include "cotrain/hash.h"
 #include "cotrain/rng.h"
+#include "cotrain/shard.h"
+
+typedef struct loaded {
+    int64_t index; /* manifest index, -1 = empty */
+    uint32_t *tokens;
+    int64_t n_tokens;
+} loaded_t;
+
+typedef struct slot {
+    int *rows; /* (local, W) */
+    ct_data_cursor_t after;
+    int rc;
+    ct_err_t err;
+} slot_t;
+
+/* The reading thread's position and caches. */
+typedef struct stream {
+    int64_t epoch, pos, offset, samples;
+    int64_t *order;       /* (n_shards) shard order of `epoch` */
+    int64_t *next_order;  /* (n_shards) scratch: the order of epoch + 1 */
+    int64_t *perm;        /* window order of (perm_shard, perm_epoch) */
+    int64_t perm_cap, perm_shard, perm_epoch;
+    loaded_t cache[2];
+    int mru;              /* cache entry used last */
+} stream_t;
 
 struct ct_data {
-    unsigned char *tokens; /* (n_tokens) */
-    int64_t n_tokens;
-    int window;       /* seq_len + 1 */
-    int64_t n_windows;
-    uint64_t seed;
-    int64_t perm_epoch; /* epoch whose permutation is in perm, -1 = none */
-    int64_t *perm;      /* (n_windows) */
+    ct_manifest_t *m;
+    ct_data_opts_t o;
+    int W, local;       /* window (seq_len + 1) and rows per rank per step */
+    int64_t *n_win;     /* (n_shards) windows per shard */
+    int64_t total_windows;
+    stream_t st;
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t can_put, can_take;
+    slot_t *slots;      /* (K) ring */
+    int K, head, count, stop;
+    ct_data_cursor_t cur; /* consumer side */
+    double waited;
+    int failed;
 };
 
-static int read_file(const char *path, unsigned char **buf, int64_t *len, ct_err_t *e) {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return CT_ERR(e, CT_ENOENT, "cannot open data file %s: %s", path, strerror(errno));
-    int rc = 0;
-    long n = -1;
-    if (fseek(f, 0, SEEK_END) == 0) n = ftell(f);
-    if (n < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        rc = CT_ERR(e, CT_EIO, "cannot determine the size of data file %s", path);
-        goto out;
-    }
-    *buf = malloc(n ? (size_t)n : 1);
-    if (!*buf) {
-        rc = CT_ERR(e, CT_ENOMEM, "out of memory reading %ld bytes of %s", n, path);
-        goto out;
-    }
-    if (fread(*buf, 1, (size_t)n, f) != (size_t)n) {
-        rc = CT_ERR(e, CT_EIO, "short read on data file %s", path);
-        free(*buf);
-        *buf = NULL;
-        goto out;
-    }
-    *len = n;
-out:
-    fclose(f);
-    return rc;
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
 }
 
-int ct_data_open_bytes(ct_data_t **out, const char *path, int seq_len, uint64_t seed,
-                       ct_err_t *e) {
+static void shuffle(int64_t *a, int64_t n, uint64_t seed) {
+    ct_rng_t rng;
+    ct_rng_seed(&rng, seed);
+    for (int64_t i = 0; i < n; i++) a[i] = i;
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)ct_rng_below(&rng, (uint64_t)i + 1);
+        int64_t t = a[i];
+        a[i] = a[j];
+        a[j] = t;
+    }
+}
+
+static void epoch_order(const ct_data_t *d, int64_t epoch, int64_t *order) {
+    shuffle(order, d->m->n_shards, mix64(d->o.seed ^ mix64(0x5eed0001ULL + (uint64_t)epoch)));
+}
+
+/* Moves past exhausted and empty shards (there is at least one window somewhere). */
+static void normalize(ct_data_t *d) {
+    stream_t *s = &d->st;
+    while (s->offset >= d->n_win[s->order[s->pos]]) {
+        s->offset = 0;
+        if (++s->pos == d->m->n_shards) {
+            s->pos = 0;
+            epoch_order(d, ++s->epoch, s->order);
+        }
+    }
+}
+
+static void stream_cursor(const ct_data_t *d, ct_data_cursor_t *c) {
+    const stream_t *s = &d->st;
+    memset(c, 0, sizeof *c);
+    c->seed = d->o.seed;
+    c->epoch = s->epoch;
+    c->shard_pos = s->pos;
+    snprintf(c->shard_id, sizeof c->shard_id, "%s", d->m->shards[s->order[s->pos]].id);
+    c->offset = s->offset;
+    c->samples = s->samples;
+}
+
+/* Reads shard `index`, checks its sha256 and contents against the manifest, into `l`. */
+static int load_shard(ct_data_t *d, int64_t index, loaded_t *l, ct_err_t *e) {
+    const ct_manifest_shard_t *ms = &d->m->shards[index];
+    char *bytes = NULL, sha[CT_SHA256_HEX];
+    size_t len = 0;
+    ct_err_t why = {0};
+    int rc = ct_read_file(ms->path, &bytes, &len, &why);
+    if (rc != 0) return CT_ERR(e, rc, "shard %s cannot be read: %s", ms->id, why.msg);
+    ct_sha256_hex(bytes, len, sha);
+    if (strcmp(sha, ms->sha256) != 0) {
+        free(bytes);
+        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) is corrupted or was replaced: its sha256 is "
+                      "%.16s..., the manifest says %.16s...; restore the file or re-run `cotrain "
+                      "prep`", ms->id, ms->path, sha, ms->sha256);
+    }
+    ct_shard_t sh;
+    rc = ct_shard_read_image(bytes, len, ms->path, 0, &sh, e);
+    free(bytes);
+    if (rc != 0) return rc;
+    if (sh.n_tokens != ms->n_tokens || sh.vocab_size != d->m->vocab_size) {
+        ct_shard_clear(&sh);
+        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) holds %lld tokens of vocabulary %d, the "
+                      "manifest says %lld of %d", ms->id, ms->path, (long long)sh.n_tokens,
+                      sh.vocab_size, (long long)ms->n_tokens, d->m->vocab_size);
+    }
+    free(l->tokens);
+    l->index = index;
+    l->tokens = sh.tokens;
+    l->n_tokens = sh.n_tokens;
+    sh.tokens = NULL;
+    ct_shard_clear(&sh);
+    return 0;
+}
+
+/* The tokens of shard `index`, loading it into the least recently used cache entry if needed. */
+static int shard_tokens(ct_data_t *d, int64_t index, const uint32_t **tokens, ct_err_t *e) {
+    stream_t *s = &d->st;
+    for (int k = 0; k < 2; k++)
+        if (s->cache[k].index == index) {
+            s->mru = k;
+            *tokens = s->cache[k].tokens;
+            return 0;
+        }
+    int k = 1 - s->mru;
+    CT_TRY(load_shard(d, index, &s->cache[k], e));
+    s->mru = k;
+    *tokens = s->cache[k].tokens;
+    return 0;
+}
+
+/* Takes the next global sample; copies its W tokens into row unless row is NULL (another rank's
+ * sample: nothing is read for it). */
+static int take(ct_data_t *d, int *row, ct_err_t *e) {
+    stream_t *s = &d->st;
+    normalize(d);
+    int64_t idx = s->order[s->pos];
+    if (row) {
+        if (s->perm_shard != idx || s->perm_epoch != s->epoch) {
+            if (d->n_win[idx] > s->perm_cap) {
+                int64_t *p = realloc(s->perm, (size_t)d->n_win[idx] * sizeof *p);
+                if (!p) return CT_ERR(e, CT_ENOMEM, "out of memory ordering shard windows");
+                s->perm = p;
+                s->perm_cap = d->n_win[idx];
+            }
+            const char *id = d->m->shards[idx].id;
+            shuffle(s->perm, d->n_win[idx],
+                    mix64(d->o.seed ^ ct_hash64(id, strlen(id)) ^ mix64((uint64_t)s->epoch)));
+            s->perm_shard = idx;
+            s->perm_epoch = s->epoch;
+        }
+        const uint32_t *tok;
+        CT_TRY(shard_tokens(d, idx, &tok, e));
+        const uint32_t *w = tok + s->perm[s->offset] * d->W;
+        for (int k = 0; k < d->W; k++) row[k] = (int)w[k];
+    }
+    s->offset++;
+    s->samples++;
+    return 0;
+}
+
+/* The manifest index of the next shard with windows after the current one (possibly itself). */
+static int64_t next_shard(ct_data_t *d) {
+    stream_t *s = &d->st;
+    for (int64_t p = s->pos + 1; p < d->m->n_shards; p++)
+        if (d->n_win[s->order[p]] > 0) return s->order[p];
+    epoch_order(d, s->epoch + 1, s->next_order);
+    for (int64_t p = 0; p < d->m->n_shards; p++)
+        if (d->n_win[s->next_order[p]] > 0) return s->next_order[p];
+    return -1;
+}
+
+/* Fills one step's slot: this rank's slice of the next global batch. */
+static void fill(ct_data_t *d, slot_t *sl) {
+    int lo = d->o.rank * d->local, hi = lo + d->local;
+    sl->rc = 0;
+    for (int i = 0; i < d->o.global_batch && sl->rc == 0; i++)
+        sl->rc = take(d, i >= lo && i < hi ? sl->rows + (size_t)(i - lo) * d->W : NULL, &sl->err);
+    stream_cursor(d, &sl->after);
+}
+
+static void *reader_main(void *arg) {
+    ct_data_t *d = arg;
+    pthread_mutex_lock(&d->mu);
+    while (!d->stop) {
+        if (d->count < d->K) {
+            slot_t *sl = &d->slots[(d->head + d->count) % d->K];
+            pthread_mutex_unlock(&d->mu);
+            fill(d, sl);
+            pthread_mutex_lock(&d->mu);
+            d->count++;
+            pthread_cond_signal(&d->can_take);
+            if (sl->rc != 0) break; /* the consumer reports it; nothing follows */
+            continue;
+        }
+        /* The ring is full: the time to load the next shard, off the consumer's path. */
+        int64_t next = next_shard(d);
+        stream_t *s = &d->st;
+        if (next >= 0 && s->cache[0].index != next && s->cache[1].index != next) {
+            pthread_mutex_unlock(&d->mu);
+            ct_err_t ignored = {0};
+            /* A failure here is met again, and reported, when the stream reaches the shard. */
+            if (load_shard(d, next, &s->cache[1 - s->mru], &ignored) != 0)
+                s->cache[1 - s->mru].index = -1;
+            pthread_mutex_lock(&d->mu);
+            continue;
+        }
+        pthread_cond_wait(&d->can_put, &d->mu);
+    }
+    pthread_mutex_unlock(&d->mu);
+    return NULL;
+}
+
+static int check_opts(const ct_data_opts_t *o, ct_err_t *e) {
+    if (o->seq_len < 1 || o->global_batch < 1 || o->world < 1 || o->rank < 0 ||
+        o->rank >= o->world || o->prefetch < 0)
+        return CT_ERR(e, CT_EINVAL, "data loader: invalid options (seq_len %d, global_batch %d, "
+                      "rank %d of %d, prefetch %d)", o->seq_len, o->global_batch, o->rank,
+                      o->world, o->prefetch);
+    if (o->global_batch % o->world != 0)
+        return CT_ERR(e, CT_EINVAL, "train.global_batch = %d is not divisible by the %d ranks: "
+                      "choose a multiple of %d", o->global_batch, o->world, o->world);
+    return 0;
+}
+
+/* Positions the stream at the start cursor, checking that it belongs to this data. */
+static int seek(ct_data_t *d, const ct_data_cursor_t *c, ct_err_t *e) {
+    stream_t *s = &d->st;
+    if (c->seed != d->o.seed)
+        return CT_ERR(e, CT_EINVAL, "the data cursor was made with seed %llu, this run has %llu",
+                      (unsigned long long)c->seed, (unsigned long long)d->o.seed);
+    if (c->epoch < 0 || c->shard_pos < 0 || c->shard_pos >= d->m->n_shards || c->offset < 0 ||
+        c->samples < 0)
+        return CT_ERR(e, CT_EINVAL, "the data cursor (epoch %lld, shard %lld, offset %lld) does "
+                      "not fit %s, which has %d shards", (long long)c->epoch,
+                      (long long)c->shard_pos, (long long)c->offset, d->m->path, d->m->n_shards);
+    s->epoch = c->epoch;
+    epoch_order(d, s->epoch, s->order);
+    int64_t idx = s->order[c->shard_pos];
+    if (strcmp(d->m->shards[idx].id, c->shard_id) != 0 || c->offset > d->n_win[idx])
+        return CT_ERR(e, CT_EINVAL, "the data changed since the cursor was saved: position %lld "
+                      "of epoch %lld was shard %s (offset %lld), in %s it is shard %s with %lld "
+                      "windows; resume with the manifest the run started with",
+                      (long long)c->shard_pos, (long long)c->epoch, c->shard_id,
+                      (long long)c->offset, d->m->path, d->m->shards[idx].id,
+                      (long long)d->n_win[idx]);
+    s->pos = c->shard_pos;
+    s->offset = c->offset;
+    s->samples = c->samples;
+    return 0;
+}
+
+static int check_shard_files(const ct_data_t *d, ct_err_t *e) {
+    for (int i = 0; i < d->m->n_shards; i++) {
+        struct stat st;
+        if (stat(d->m->shards[i].path, &st) != 0 || !S_ISREG(st.st_mode))
+            return CT_ERR(e, CT_ENOENT, "shard %s is missing: %s does not exist (listed in %s); "
+                          "restore it or re-run `cotrain prep`", d->m->shards[i].id,
+                          d->m->shards[i].path, d->m->path);
+    }
+    return 0;
+}
+
+int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o, ct_err_t *e) {
     int rc = 0;
     ct_data_t *d = NULL;
     *out = NULL;
+    CT_TRY(check_opts(o, e));
     CT_ALLOC(e, d, 1, fail);
-    CT_TRY_GOTO(read_file(path, &d->tokens, &d->n_tokens, e), fail);
-    d->window = seq_len + 1;
-    d->n_windows = d->n_tokens / d->window;
-    d->seed = seed;
-    d->perm_epoch = -1;
-    if (d->n_windows == 0) {
-        rc = CT_ERR(e, CT_EINVAL,
-                    "data file %s has %lld tokens, fewer than one sample (model.seq_len + 1 = "
-                    "%d): use more text or a smaller model.seq_len",
-                    path, (long long)d->n_tokens, d->window);
+    d->o = *o;
+    d->o.start = NULL;
+    d->W = o->seq_len + 1;
+    d->local = o->global_batch / o->world;
+    d->K = o->prefetch ? o->prefetch : 2;
+    d->st.cache[0].index = d->st.cache[1].index = -1;
+    d->st.perm_shard = -1;
+    pthread_mutex_init(&d->mu, NULL);
+    pthread_cond_init(&d->can_put, NULL);
+    pthread_cond_init(&d->can_take, NULL);
+    CT_TRY_GOTO(ct_manifest_load(&d->m, manifest, e), fail);
+    CT_TRY_GOTO(check_shard_files(d, e), fail);
+    int64_t n = d->m->n_shards;
+    CT_ALLOC(e, d->n_win, (size_t)n, fail);
+    CT_ALLOC(e, d->st.order, (size_t)n, fail);
+    CT_ALLOC(e, d->st.next_order, (size_t)n, fail);
+    for (int64_t i = 0; i < n; i++) {
+        d->n_win[i] = d->m->shards[i].n_tokens / d->W;
+        d->total_windows += d->n_win[i];
+    }
+    if (d->total_windows == 0) {
+        rc = CT_ERR(e, CT_EINVAL, "%s has %lld tokens and no shard holds one sample of "
+                    "model.seq_len + 1 = %d tokens: use more text or a smaller model.seq_len",
+                    d->m->path, (long long)d->m->n_tokens, d->W);
         goto fail;
     }
-    CT_ALLOC(e, d->perm, d->n_windows, fail);
+    epoch_order(d, 0, d->st.order);
+    if (o->start) CT_TRY_GOTO(seek(d, o->start, e), fail);
+    stream_cursor(d, &d->cur);
+    /* Read the first shard now, so a missing or corrupted one is reported before training. */
+    normalize(d);
+    const uint32_t *first;
+    CT_TRY_GOTO(shard_tokens(d, d->st.order[d->st.pos], &first, e), fail);
+    CT_ALLOC(e, d->slots, (size_t)d->K, fail);
+    for (int k = 0; k < d->K; k++)
+        CT_ALLOC(e, d->slots[k].rows, (size_t)d->local * (size_t)d->W, fail);
+    if (pthread_create(&d->thread, NULL, reader_main, d) != 0) {
+        rc = CT_ERR(e, CT_ENOMEM, "cannot start the data reading thread");
+        goto fail;
+    }
+    d->started = 1;
     *out = d;
     return 0;
 fail:
@@ -75,40 +347,110 @@ fail:
 void ct_data_destroy(ct_data_t **self_p) {
     ct_data_t *d = *self_p;
     if (!d) return;
-    free(d->tokens);
-    free(d->perm);
+    if (d->started) {
+        pthread_mutex_lock(&d->mu);
+        d->stop = 1;
+        pthread_cond_signal(&d->can_put);
+        pthread_mutex_unlock(&d->mu);
+        pthread_join(d->thread, NULL);
+    }
+    if (d->slots)
+        for (int k = 0; k < d->K; k++) free(d->slots[k].rows);
+    free(d->slots);
+    for (int k = 0; k < 2; k++) free(d->st.cache[k].tokens);
+    free(d->st.order);
+    free(d->st.next_order);
+    free(d->st.perm);
+    free(d->n_win);
+    ct_manifest_destroy(&d->m);
+    pthread_mutex_destroy(&d->mu);
+    pthread_cond_destroy(&d->can_put);
+    pthread_cond_destroy(&d->can_take);
     free(d);
     *self_p = NULL;
 }
 
-int ct_data_vocab_size(const ct_data_t *d) {
-    (void)d;
-    return 256;
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int ct_data_next(ct_data_t *d, int *rows, ct_err_t *e) {
+    pthread_mutex_lock(&d->mu);
+    if (d->count == 0) {
+        double t0 = now_s();
+        while (d->count == 0) pthread_cond_wait(&d->can_take, &d->mu);
+        d->waited += now_s() - t0;
+    }
+    slot_t *sl = &d->slots[d->head];
+    pthread_mutex_unlock(&d->mu);
+    if (sl->rc != 0 || d->failed) {
+        d->failed = 1; /* the reader stopped after this slot: every later call fails the same */
+        *e = sl->err;
+        return sl->rc;
+    }
+    memcpy(rows, sl->rows, (size_t)d->local * (size_t)d->W * sizeof *rows);
+    d->cur = sl->after;
+    pthread_mutex_lock(&d->mu);
+    d->head = (d->head + 1) % d->K;
+    d->count--;
+    pthread_cond_signal(&d->can_put);
+    pthread_mutex_unlock(&d->mu);
+    return 0;
+}
+
+void ct_data_cursor(const ct_data_t *d, ct_data_cursor_t *c) {
+    *c = d->cur;
+}
+
+const ct_manifest_t *ct_data_manifest(const ct_data_t *d) {
+    return d->m;
 }
 
 int64_t ct_data_num_windows(const ct_data_t *d) {
-    return d->n_windows;
+    return d->total_windows;
 }
 
-/* Fisher–Yates permutation of the windows for one epoch, seeded by (seed, epoch). */
-static void make_permutation(ct_data_t *d, int64_t epoch) {
-    ct_rng_t rng;
-    ct_rng_seed(&rng, d->seed ^ (0x5851f42d4c957f2dULL * (uint64_t)(epoch + 1)));
-    for (int64_t i = 0; i < d->n_windows; i++) d->perm[i] = i;
-    for (int64_t i = d->n_windows - 1; i > 0; i--) {
-        int64_t j = (int64_t)ct_rng_below(&rng, (uint64_t)i + 1);
-        int64_t t = d->perm[i];
-        d->perm[i] = d->perm[j];
-        d->perm[j] = t;
-    }
-    d->perm_epoch = epoch;
+double ct_data_wait_seconds(const ct_data_t *d) {
+    return d->waited;
 }
 
-void ct_data_samples(ct_data_t *d, int64_t first, int count, int *out) {
-    for (int i = 0; i < count; i++) {
-        int64_t g = first + i, epoch = g / d->n_windows;
-        if (epoch != d->perm_epoch) make_permutation(d, epoch);
-        const unsigned char *w = d->tokens + d->perm[g % d->n_windows] * d->window;
-        for (int k = 0; k < d->window; k++) out[(size_t)i * d->window + k] = w[k];
+cJSON *ct_data_cursor_to_json(const ct_data_cursor_t *c) {
+    cJSON *js = cJSON_CreateObject();
+    if (!js) return NULL;
+    cJSON_AddNumberToObject(js, "seed", (double)c->seed);
+    cJSON_AddNumberToObject(js, "epoch", (double)c->epoch);
+    cJSON_AddNumberToObject(js, "shard_pos", (double)c->shard_pos);
+    cJSON_AddStringToObject(js, "shard", c->shard_id);
+    cJSON_AddNumberToObject(js, "offset", (double)c->offset);
+    if (!cJSON_AddNumberToObject(js, "samples", (double)c->samples)) {
+        cJSON_Delete(js);
+        return NULL;
     }
+    return js;
+}
+
+int ct_data_cursor_from_json(const cJSON *js, ct_data_cursor_t *c, ct_err_t *e) {
+    static const char *const keys[] = {"seed", "epoch", "shard_pos", "offset", "samples"};
+    int64_t v[5];
+    for (int k = 0; k < 5; k++) {
+        const cJSON *x = cJSON_GetObjectItemCaseSensitive(js, keys[k]);
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 9007199254740992.0 ||
+            x->valuedouble != (double)(int64_t)x->valuedouble)
+            return CT_ERR(e, CT_ECORRUPT, "data cursor: \"%s\" is missing or not a non-negative "
+                          "integer", keys[k]);
+        v[k] = (int64_t)x->valuedouble;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "shard");
+    if (!cJSON_IsString(id) || !ct_shard_id_valid(id->valuestring))
+        return CT_ERR(e, CT_ECORRUPT, "data cursor: \"shard\" is missing or not a shard id");
+    memset(c, 0, sizeof *c);
+    c->seed = (uint64_t)v[0];
+    c->epoch = v[1];
+    c->shard_pos = v[2];
+    c->offset = v[3];
+    c->samples = v[4];
+    snprintf(c->shard_id, sizeof c->shard_id, "%s", id->valuestring);
+    return 0;
 }

@@ -1,10 +1,11 @@
-/* fsutil.c — mkdir -p and atomic, durable file replacement. */
+/* fsutil.c — mkdir -p, whole-file reads and atomic, durable file replacement. */
 #include "cotrain/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -58,10 +59,24 @@ int ct_write_file_atomic(const char *path, const void *data, size_t len, ct_err_
         }
         done += (size_t)w;
     }
-    if (rc == 0 && fsync(fd) != 0)
-        rc = CT_ERR(e, CT_EIO, "fsync of %s failed: %s", tmp, strerror(errno));
     if (close(fd) != 0 && rc == 0)
         rc = CT_ERR(e, CT_EIO, "closing %s failed: %s", tmp, strerror(errno));
+    if (rc != 0) {
+        unlink(tmp);
+        return rc;
+    }
+    return ct_commit_file(tmp, path, e);
+}
+
+int ct_commit_file(const char *tmp, const char *path, ct_err_t *e) {
+    int rc = 0;
+    int fd = open(tmp, O_RDONLY);
+    if (fd < 0) {
+        rc = CT_ERR(e, CT_EIO, "cannot open %s to sync it: %s", tmp, strerror(errno));
+    } else {
+        if (fsync(fd) != 0) rc = CT_ERR(e, CT_EIO, "fsync of %s failed: %s", tmp, strerror(errno));
+        close(fd);
+    }
     if (rc == 0 && rename(tmp, path) != 0)
         rc = CT_ERR(e, CT_EIO, "renaming %s to %s failed: %s", tmp, path, strerror(errno));
     if (rc != 0) {
@@ -69,4 +84,42 @@ int ct_write_file_atomic(const char *path, const void *data, size_t len, ct_err_
         return rc;
     }
     return fsync_dir_of(path, e);
+}
+
+int ct_read_file(const char *path, char **buf, size_t *len, ct_err_t *e) {
+    *buf = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return CT_ERR(e, CT_ENOENT, "cannot open %s: %s", path, strerror(errno));
+    int rc = 0;
+    struct stat st;
+    char *b = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        rc = CT_ERR(e, CT_EIO, "%s is not a readable regular file", path);
+        goto out;
+    }
+    size_t n = (size_t)st.st_size;
+    b = malloc(n + 1);
+    if (!b) {
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory reading %zu bytes of %s", n, path);
+        goto out;
+    }
+    for (size_t done = 0; done < n;) {
+        ssize_t r = read(fd, b + done, n - done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            rc = CT_ERR(e, CT_EIO, "reading %s failed: %s", path,
+                        r < 0 ? strerror(errno) : "file shrank while being read");
+            goto out;
+        }
+        done += (size_t)r;
+    }
+    b[n] = '\0';
+    *buf = b;
+    *len = n;
+    b = NULL;
+out:
+    free(b);
+    close(fd);
+    return rc;
 }

@@ -26,11 +26,12 @@ int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *dat
     if (cfg->model.vocab_size <= 0)
         return CT_ERR(e, CT_ECONFIG, "model.vocab_size is not set (it defaults to the data "
                                      "tokenizer's vocabulary; give --data or set it)");
-    if (data && ct_data_vocab_size(data) > cfg->model.vocab_size)
+    int data_vocab = data ? ct_data_manifest(data)->vocab_size : 0;
+    if (data_vocab > cfg->model.vocab_size)
         return CT_ERR(e, CT_ECONFIG,
                       "model.vocab_size = %d is smaller than the data tokenizer's vocabulary "
                       "(%d): set it to at least %d",
-                      cfg->model.vocab_size, ct_data_vocab_size(data), ct_data_vocab_size(data));
+                      cfg->model.vocab_size, data_vocab, data_vocab);
     CT_ALLOC(e, t, 1, fail);
     t->cfg = *cfg;
     t->data = data;
@@ -79,8 +80,7 @@ static void split_rows(const int *rows, int B, int T, int *inputs, int *targets)
 }
 
 int ct_trainer_step(ct_trainer_t *t, ct_step_stats_t *st, ct_err_t *e) {
-    int gb = t->cfg.train.global_batch;
-    ct_data_samples(t->data, t->step * gb, gb, t->rows);
+    CT_TRY(ct_data_next(t->data, t->rows, e));
     return ct_trainer_step_tokens(t, t->rows, st, e);
 }
 

@@ -28,7 +28,7 @@ typedef struct worker_args {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: cotrain-worker [--config FILE|NAME] [--set key=value]... --data FILE\n"
+            "usage: cotrain-worker [--config FILE|NAME] [--set key=value]... --data MANIFEST\n"
             "                      [--out RUN_DIR]\n"
             "\n"
             "Trains a GPT-2 style model on one process (all of its CPUs) and writes\n"
@@ -40,8 +40,9 @@ static void usage(FILE *f) {
             "                      (default: built-in defaults, a GPT-2 124M shape)\n"
             "  --set key=value     override one config key, e.g. --set train.steps=100;\n"
             "                      repeatable, applied in order after the file\n"
-            "  --data FILE         training text; its bytes are the tokens (the `bytes`\n"
-            "                      tokenizer, vocabulary 256)\n"
+            "  --data MANIFEST     the data to train on: a manifest.json written by\n"
+            "                      `cotrain prep`, or its folder; model.vocab_size defaults to\n"
+            "                      its tokenizer's vocabulary\n"
             "  --out RUN_DIR       run directory (default: run)\n"
             "  --help-config       list every config key with its type, default and range\n"
             "  -h, --help          this help\n"
@@ -83,7 +84,8 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
     if (optind < argc)
         return CT_ERR(e, CT_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
     if (!a->data)
-        return CT_ERR(e, CT_EINVAL, "--data FILE is required: the text to train on (see --help)");
+        return CT_ERR(e, CT_EINVAL, "--data MANIFEST is required: the data to train on, made "
+                                    "by `cotrain prep` (see --help)");
     return 0;
 }
 
@@ -183,13 +185,25 @@ static int run(int argc, char **argv, ct_log_t *lg, ct_err_t *e) {
     if (rc != 0) return rc;
     CT_TRY(ct_hash_init(e));
     CT_TRY(ct_config_load(&cfg, a.config, CT_CONFIG_DIR, a.sets, a.n_sets, e));
-    CT_TRY(ct_data_open_bytes(&data, a.data, cfg.model.seq_len, cfg.train.seed, e));
-    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = ct_data_vocab_size(data);
+    ct_data_opts_t dopts = {.seq_len = cfg.model.seq_len,
+                            .seed = cfg.train.seed,
+                            .global_batch = cfg.train.global_batch,
+                            .rank = 0,
+                            .world = 1};
+    CT_TRY(ct_data_open(&data, a.data, &dopts, e));
+    const ct_manifest_t *m = ct_data_manifest(data);
+    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = m->vocab_size;
     CT_TRY_GOTO(ct_mkdirs(a.out, e), out);
     CT_TRY_GOTO(write_resolved_config(&cfg, a.out, lg, e), out);
-    ct_log(lg, CT_LOG_INFO, "data %s: %lld samples of %d tokens per epoch", a.data,
+    ct_log(lg, CT_LOG_INFO,
+           "data %s (sha256 %.16s...): %s tokenizer, %d shards, %lld tokens, %lld samples of %d "
+           "tokens per epoch",
+           m->path, m->sha256, m->tokenizer, m->n_shards, (long long)m->n_tokens,
            (long long)ct_data_num_windows(data), cfg.model.seq_len + 1);
     rc = train(&cfg, data, a.out, lg, e);
+    if (rc == 0)
+        ct_log(lg, CT_LOG_INFO, "data loader: the steps waited %.3f s for data in total",
+               ct_data_wait_seconds(data));
 out:
     ct_data_destroy(&data);
     return rc;

@@ -1,36 +1,76 @@
-/* data.h — the token source of a training run and the order of its samples.
+/* data.h — the training data loader: the samples of a step, read from the shards of a manifest
+ * ahead of time on a background thread.
  *
- * A sample is a window of seq_len+1 consecutive tokens; windows are cut at stride seq_len+1.
- * Epoch e visits every window once in a permutation that depends only on (seed, e), so global
- * sample g is the same whatever the world size: rank r of a group takes its slice of each global
- * batch. For now the source is a plain file whose bytes are the tokens (the `bytes` tokenizer,
- * vocabulary 256); the HDF5 shards of the data issue replace the source behind this interface. */
+ * The order of global samples depends only on the seed and the shards (DESIGN.md, invariant 1):
+ * epoch e visits the manifest's shards in a permutation seeded by (seed, e); inside a shard,
+ * windows of seq_len+1 tokens at stride seq_len+1 (a trailing partial window is dropped) are taken
+ * in a permutation seeded by (seed, e, shard id). Global batch b is samples
+ * [b*global_batch, (b+1)*global_batch) of that stream; rank r of N takes the r-th of N equal,
+ * consecutive slices of it. So N ranks together see exactly what one rank sees, and a run resumed
+ * from a cursor sees exactly what it would have seen without stopping.
+ *
+ * Every shard is checked against the manifest's sha256 before its tokens are used. */
 #ifndef COTRAIN_DATA_H
 #define COTRAIN_DATA_H
 
+#include <cjson/cJSON.h>
 #include <stdint.h>
 
 #include "cotrain/err.h"
+#include "cotrain/manifest.h"
+
+/* A position in the sample stream, between two global batches: what a checkpoint stores. */
+typedef struct ct_data_cursor {
+    uint64_t seed;
+    int64_t epoch;
+    int64_t shard_pos;               /* index into epoch's shard order */
+    char shard_id[CT_SHARD_ID_MAX];  /* the shard at shard_pos: checked on resume */
+    int64_t offset;                  /* windows of that shard already taken */
+    int64_t samples;                 /* global samples taken since the run began */
+} ct_data_cursor_t;
+
+typedef struct ct_data_opts {
+    int seq_len;
+    uint64_t seed;
+    int global_batch;              /* samples per step, all ranks together */
+    int rank, world;               /* world must divide global_batch */
+    int prefetch;                  /* steps read ahead (0 = 2) */
+    const ct_data_cursor_t *start; /* resume here; NULL = the beginning */
+} ct_data_opts_t;
 
 typedef struct ct_data ct_data_t;
 
-/* Opens `path` as a byte-token file for windows of seq_len+1 tokens, samples ordered by `seed`.
- * Errors: CT_ENOENT (missing/unreadable, with the path), CT_EINVAL (fewer than seq_len+1
- * tokens: says how many are needed). *out is owned by the caller. */
-int ct_data_open_bytes(ct_data_t **out, const char *path, int seq_len, uint64_t seed,
-                       ct_err_t *e);
+/* Opens the manifest at `manifest` (a manifest.json or its folder), checks that every shard file
+ * exists, reads and verifies the first shard this rank needs, and starts the reading thread.
+ * Errors: CT_ENOENT (no manifest, or a shard file missing: naming it), CT_ECORRUPT (manifest
+ * invalid, or a shard whose sha256 differs from the manifest's: naming it), CT_EINVAL (options
+ * invalid; no window of seq_len+1 tokens anywhere; a start cursor that does not fit this data:
+ * saying what differs), CT_ENOMEM. *out is owned by the caller. */
+int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o, ct_err_t *e);
 
-/* Frees the source and sets *self_p to NULL; NULL-safe. */
+/* Stops the reading thread, frees everything and sets *self_p to NULL; NULL-safe. */
 void ct_data_destroy(ct_data_t **self_p);
 
-/* Vocabulary size of the source's tokenizer (256 for bytes). */
-int ct_data_vocab_size(const ct_data_t *d);
+/* Writes this rank's rows of the next step, (global_batch / world, seq_len+1) tokens, into rows.
+ * Waits only when the reading thread is behind. Errors: whatever reading hit (CT_ECORRUPT for a
+ * shard that fails its hash, CT_EIO, CT_ENOMEM), with the shard named; the loader stays failed. */
+int ct_data_next(ct_data_t *self, int *rows, ct_err_t *e);
 
-/* Windows per epoch. */
-int64_t ct_data_num_windows(const ct_data_t *d);
+/* The position after the last step ct_data_next returned (the start cursor before the first). */
+void ct_data_cursor(const ct_data_t *self, ct_data_cursor_t *c);
 
-/* Writes global samples first..first+count-1 as token rows into out (count, seq_len+1).
- * Sample g is window perm_e[g mod W] of epoch e = g / W. */
-void ct_data_samples(ct_data_t *d, int64_t first, int count, int *out);
+/* The manifest the loader reads (for vocab_size, tokenizer, hashes). */
+const ct_manifest_t *ct_data_manifest(const ct_data_t *self);
+
+/* Windows (samples) in one epoch over all shards. */
+int64_t ct_data_num_windows(const ct_data_t *self);
+
+/* Seconds ct_data_next has spent waiting for the reading thread, in total. */
+double ct_data_wait_seconds(const ct_data_t *self);
+
+/* The cursor as a JSON object {"seed","epoch","shard_pos","shard","offset","samples"} (caller
+ * owns it; NULL when out of memory), and back. Errors: CT_ECORRUPT naming the bad field. */
+cJSON *ct_data_cursor_to_json(const ct_data_cursor_t *c);
+int ct_data_cursor_from_json(const cJSON *js, ct_data_cursor_t *c, ct_err_t *e);
 
 #endif

@@ -16,4 +16,13 @@ int ct_mkdirs(const char *path, ct_err_t *e);
  * file (if any) is untouched, the temp file removed, and CT_EIO names the step that failed. */
 int ct_write_file_atomic(const char *path, const void *data, size_t len, ct_err_t *e);
 
+/* Makes the finished file `tmp` durable and puts it in place as `path`: fsync(tmp), rename, fsync
+ * of the directory. On failure `tmp` is removed, any previous `path` is untouched, and CT_EIO says
+ * which step failed. */
+int ct_commit_file(const char *tmp, const char *path, ct_err_t *e);
+
+/* Reads the whole file into *buf (malloc'd, one extra NUL byte after *len bytes; the caller
+ * frees it). Errors: CT_ENOENT (cannot open, with path and reason), CT_EIO, CT_ENOMEM. */
+int ct_read_file(const char *path, char **buf, size_t *len, ct_err_t *e);
+
 #endif

@@ -1,8 +1,8 @@
 /* train.h — one rank's training step: gradient accumulation over micro-batches, global-norm
  * clipping, the spike guard, the learning-rate schedule and the AdamW update.
  *
- * A step consumes global samples [step*global_batch, (step+1)*global_batch) from the data source;
- * each micro-batch's loss is weighted 1/(global_batch*seq_len) so the gradient is that of the
+ * A step consumes the next global batch from the data loader (this rank's slice of it: see
+ * data.h); each micro-batch's loss is weighted 1/(global_batch*seq_len) so the gradient is that of the
  * mean loss over the whole global batch, whatever micro_batch is. */
 #ifndef COTRAIN_TRAIN_H
 #define COTRAIN_TRAIN_H

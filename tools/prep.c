@@ -1,0 +1,550 @@
+/* prep.c — `cotrain prep`: turns text and JSONL files into tokenized HDF5 shards and a manifest.
+ *
+ * Documents are read in input order and tokenized in batches, one encoder per thread; each
+ * document's ids land in its own slot, so the output depends only on the input, never on the
+ * thread count. Kept documents (not empty, not opted out) are appended to the current shard, each
+ * followed by the tokenizer's end-of-text id when it has one; a shard is written once it holds
+ * --shard-tokens tokens (documents are never split). Every shard is written under a temp name
+ * and renamed; manifest.json is written last, so a folder with a manifest is complete. */
+#include <dirent.h>
+#include <getopt.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "commands.h"
+#include "cotrain/fsutil.h"
+#include "cotrain/manifest.h"
+#include "cotrain/optout.h"
+#include "cotrain/shard.h"
+#include "cotrain/tokenizer.h"
+#include "docsource.h"
+
+enum {
+    BATCH_DOCS = 8192,
+    BATCH_BYTES = 16 << 20,
+    BIG_DOC = 4 << 20, /* documents this large are encoded with every thread on their own */
+};
+enum doc_status { DOC_KEEP, DOC_EMPTY, DOC_EXCLUDED };
+
+typedef struct prep_args {
+    char **inputs;
+    int n_inputs;
+    const char *out, *tokenizer, *exclude;
+    int64_t shard_tokens;
+    doc_split_t split;
+    int skip_bad, force, threads;
+} prep_args_t;
+
+typedef struct source_stats {
+    char sha256[CT_SHA256_HEX];
+    int64_t bytes, docs, tokens, empty, excluded, invalid_docs, invalid_bytes, bad_lines;
+} source_stats_t;
+
+/* One batch of documents and what tokenizing them gave. */
+typedef struct batch {
+    doc_t docs[BATCH_DOCS];
+    ct_ids_t ids[BATCH_DOCS];
+    char sha256[BATCH_DOCS][CT_SHA256_HEX];
+    unsigned char status[BATCH_DOCS];
+    size_t invalid[BATCH_DOCS];
+    int rc[BATCH_DOCS];
+    int n;
+    size_t bytes;
+} batch_t;
+
+typedef struct prep {
+    const prep_args_t *a;
+    ct_tokenizer_t *tok;
+    ct_encoder_t **enc; /* (threads) */
+    ct_optout_t *optout;
+    batch_t *batch;
+    source_stats_t *stats; /* (n_inputs) */
+    /* the shard being filled */
+    ct_shard_t sh;
+    int64_t cap_tokens, cap_docs, cap_offsets;
+    unsigned char *sh_sources; /* (n_inputs) 1 when the input gave the shard a document */
+    int n_shards;
+    cJSON *shards_json;
+    /* progress */
+    size_t total_bytes, done_bytes;
+    int64_t docs_done;
+    double t0, last_print;
+    int tty;
+} prep_t;
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: cotrain prep INPUT... --out DIR [--tokenizer bytes|gpt2] [--shard-tokens N]\n"
+            "                    [--exclude FILE] [--split file|paragraphs] [--skip-bad]\n"
+            "                    [--threads N] [--force]\n"
+            "\n"
+            "Tokenizes documents into HDF5 shards (DIR/<id>.h5: datasets tokens, doc_offsets,\n"
+            "doc_ids) and writes DIR/manifest.json, the file to train on (--data DIR).\n"
+            "\n"
+            "  INPUT               a text file (one document, or see --split) or a .jsonl /\n"
+            "                      .ndjson file: one JSON object per line with a string \"text\"\n"
+            "                      and an optional \"id\" (default id: sha256 of the text)\n"
+            "  --out DIR           output folder; must be empty or absent (see --force)\n"
+            "  --tokenizer NAME    gpt2 (default; each document ends with <|endoftext|>) or\n"
+            "                      bytes (vocabulary 256, no separator)\n"
+            "  --shard-tokens N    start a new shard once one holds N tokens (default %d);\n"
+            "                      documents are never split across shards\n"
+            "  --exclude FILE      opt-out list: one document id or 64-hex content sha256 per\n"
+            "                      line ('#' comments); those documents are left out and the\n"
+            "                      manifest records how many and the list's sha256\n"
+            "  --split MODE        file: a text input is one document (default); paragraphs:\n"
+            "                      one document per block of lines between blank lines\n"
+            "  --skip-bad          skip (and count) JSONL lines that are not valid documents\n"
+            "                      instead of stopping at the first one\n"
+            "  --threads N         tokenizing threads (default: all this process may use)\n"
+            "  --force             replace the shards and manifest of an earlier prep in DIR\n"
+            "  -h, --help          this help\n"
+            "\n"
+            "Text that is not valid UTF-8 is tokenized byte by byte and counted; empty\n"
+            "documents are skipped and counted. Re-running on the same input gives\n"
+            "byte-identical files. Exit codes: 0 done, 1 runtime failure, 2 bad usage or input.\n",
+            1 << 24);
+}
+
+/* Returns 0 to run, 1 when help was printed, or CT_EINVAL. */
+static int parse_args(int argc, char **argv, prep_args_t *a, ct_err_t *e) {
+    static const struct option opts[] = {
+        {"out", required_argument, 0, 'o'},     {"tokenizer", required_argument, 0, 't'},
+        {"shard-tokens", required_argument, 0, 'n'}, {"exclude", required_argument, 0, 'x'},
+        {"split", required_argument, 0, 's'},   {"skip-bad", no_argument, 0, 'b'},
+        {"threads", required_argument, 0, 'j'}, {"force", no_argument, 0, 'f'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
+    memset(a, 0, sizeof *a);
+    a->tokenizer = "gpt2";
+    a->shard_tokens = 1 << 24;
+    a->split = DOC_SPLIT_FILE;
+    a->threads = omp_get_max_threads();
+    opterr = 0;
+    optind = 1;
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': a->out = optarg; break;
+        case 't': a->tokenizer = optarg; break;
+        case 'x': a->exclude = optarg; break;
+        case 'b': a->skip_bad = 1; break;
+        case 'f': a->force = 1; break;
+        case 'n':
+            a->shard_tokens = strtoll(optarg, &end, 10);
+            if (*end || a->shard_tokens < 1 || a->shard_tokens > (1LL << 40))
+                return CT_ERR(e, CT_EINVAL, "--shard-tokens %s: give a whole number from 1 to "
+                              "2^40", optarg);
+            break;
+        case 'j':
+            a->threads = (int)strtol(optarg, &end, 10);
+            if (*end || a->threads < 1 || a->threads > 1024)
+                return CT_ERR(e, CT_EINVAL, "--threads %s: give a whole number from 1 to 1024",
+                              optarg);
+            break;
+        case 's':
+            if (!strcmp(optarg, "file"))
+                a->split = DOC_SPLIT_FILE;
+            else if (!strcmp(optarg, "paragraphs"))
+                a->split = DOC_SPLIT_PARAGRAPHS;
+            else
+                return CT_ERR(e, CT_EINVAL, "--split %s: use file or paragraphs", optarg);
+            break;
+        case 'h': usage(stdout); return 1;
+        default:
+            return CT_ERR(e, CT_EINVAL, "unknown or incomplete option '%s' (see --help)",
+                          argv[optind - 1]);
+        }
+    }
+    a->inputs = argv + optind;
+    a->n_inputs = argc - optind;
+    if (a->n_inputs == 0)
+        return CT_ERR(e, CT_EINVAL, "no INPUT files given (see --help)");
+    if (!a->out) return CT_ERR(e, CT_EINVAL, "--out DIR is required (see --help)");
+    return 0;
+}
+
+/* A file an earlier prep wrote: manifest.json, <id>.h5 or a leftover <id>.h5.tmp. */
+static int prep_output_name(const char *name) {
+    size_t n = strlen(name);
+    if (!strcmp(name, "manifest.json") || strstr(name, ".json.tmp.")) return 1;
+    if (n > 7 && !strcmp(name + n - 7, ".h5.tmp")) n -= 4;
+    if (n <= 3 || strcmp(name + n - 3, ".h5") != 0) return 0;
+    char id[CT_SHARD_ID_MAX];
+    if (n - 3 >= sizeof id) return 0;
+    memcpy(id, name, n - 3);
+    id[n - 3] = '\0';
+    return ct_shard_id_valid(id);
+}
+
+/* Makes --out ready: created when absent; an earlier prep's files are removed with --force;
+ * anything else there is refused, so prep never deletes what it did not write. */
+static int prepare_out_dir(const prep_args_t *a, ct_err_t *e) {
+    CT_TRY(ct_mkdirs(a->out, e));
+    DIR *d = opendir(a->out);
+    if (!d) return CT_ERR(e, CT_EIO, "cannot list %s", a->out);
+    int rc = 0, ours = 0;
+    const char *foreign = NULL;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        if (prep_output_name(de->d_name))
+            ours++;
+        else if (!foreign)
+            foreign = strdup(de->d_name);
+    }
+    if (foreign) {
+        rc = CT_ERR(e, CT_EINVAL, "--out %s holds files prep did not write (%s, ...): give an "
+                    "empty or new folder", a->out, foreign);
+    } else if (ours && !a->force) {
+        rc = CT_ERR(e, CT_EINVAL, "--out %s holds an earlier prep's output: pass --force to "
+                    "replace it, or give a new folder", a->out);
+    } else if (ours) {
+        rewinddir(d);
+        char path[4096];
+        for (struct dirent *de; rc == 0 && (de = readdir(d));) {
+            if (!prep_output_name(de->d_name)) continue;
+            snprintf(path, sizeof path, "%s/%s", a->out, de->d_name);
+            if (unlink(path) != 0) rc = CT_ERR(e, CT_EIO, "cannot remove %s", path);
+        }
+    }
+    free((void *)foreign);
+    closedir(d);
+    return rc;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The progress line: on a terminal it rewrites itself twice a second; elsewhere (logs, CI) it is
+ * a line every 10 seconds. */
+static void progress(prep_t *p, int final) {
+    double t = now_s(), dt = t - p->t0;
+    if (!final && t - p->last_print < (p->tty ? 0.5 : 10.0)) return;
+    p->last_print = t;
+    double mb = (double)p->done_bytes / 1e6, total = (double)p->total_bytes / 1e6;
+    double rate = dt > 0 ? mb / dt : 0.0;
+    char eta[32] = "";
+    if (!final && rate > 0) snprintf(eta, sizeof eta, ", ETA %.0f s", (total - mb) / rate);
+    fprintf(stderr, "%sprep: %.1f / %.1f MB (%.0f%%), %lld documents, %d shards, %.1f MB/s%s%s",
+            p->tty ? "\r" : "", mb, total, total > 0 ? 100.0 * mb / total : 100.0,
+            (long long)p->docs_done, p->n_shards, rate, eta, p->tty && !final ? "   " : "\n");
+}
+
+static int all_space(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r' && s[i] != '\f' &&
+            s[i] != '\v')
+            return 0;
+    return 1;
+}
+
+/* Hashes, classifies and (when kept) tokenizes document i of the batch. big: use every thread. */
+static void process_doc(prep_t *p, int i, ct_encoder_t *enc, int big) {
+    batch_t *b = p->batch;
+    const doc_t *d = &b->docs[i];
+    ct_err_t e = {0};
+    ct_sha256_hex(d->text, d->len, b->sha256[i]);
+    b->ids[i].n = 0;
+    b->invalid[i] = 0;
+    b->rc[i] = 0;
+    if (all_space(d->text, d->len))
+        b->status[i] = DOC_EMPTY;
+    else if (p->optout && ct_optout_match(p->optout, d->id, b->sha256[i]))
+        b->status[i] = DOC_EXCLUDED;
+    else {
+        b->status[i] = DOC_KEEP;
+        b->rc[i] = big ? ct_encode_parallel(p->tok, d->text, d->len, p->a->threads, &b->ids[i],
+                                            &b->invalid[i], &e)
+                       : ct_encode(enc, d->text, d->len, &b->ids[i], &b->invalid[i], &e);
+    }
+}
+
+static int grow(void **ptr, int64_t *cap, int64_t need, size_t elem, ct_err_t *e) {
+    if (need <= *cap) return 0;
+    int64_t c = *cap ? *cap : 1024;
+    while (c < need) c *= 2;
+    void *q = realloc(*ptr, (size_t)c * elem);
+    if (!q) return CT_ERR(e, CT_ENOMEM, "out of memory growing a shard to %lld entries", (long long)c);
+    *ptr = q;
+    *cap = c;
+    return 0;
+}
+
+/* Writes the shard being filled (if it holds anything) and adds it to the manifest's list. */
+static int flush_shard(prep_t *p, ct_err_t *e) {
+    ct_shard_t *s = &p->sh;
+    if (s->n_docs == 0) return 0;
+    int rc = 0;
+    char sha[CT_SHA256_HEX], id[CT_SHARD_ID_MAX], file[CT_SHARD_ID_MAX + 4], path[4096];
+    ct_shard_tokens_sha256(s->tokens, s->n_tokens, s->vocab_size, sha);
+    snprintf(id, sizeof id, "%05d-%.16s", p->n_shards, sha);
+    snprintf(file, sizeof file, "%s.h5", id);
+    snprintf(path, sizeof path, "%s/%s", p->a->out, file);
+    CT_TRY(ct_shard_write(path, s, e));
+    char *bytes = NULL, file_sha[CT_SHA256_HEX];
+    size_t len = 0;
+    CT_TRY(ct_read_file(path, &bytes, &len, e));
+    ct_sha256_hex(bytes, len, file_sha);
+    free(bytes);
+    cJSON *js = cJSON_CreateObject(), *src = cJSON_CreateArray();
+    cJSON_AddStringToObject(js, "id", id);
+    cJSON_AddStringToObject(js, "file", file);
+    cJSON_AddNumberToObject(js, "n_tokens", (double)s->n_tokens);
+    cJSON_AddNumberToObject(js, "n_docs", (double)s->n_docs);
+    cJSON_AddStringToObject(js, "sha256", file_sha);
+    cJSON_AddStringToObject(js, "tokens_sha256", s->tokens_sha256);
+    for (int k = 0; k < p->a->n_inputs; k++)
+        if (p->sh_sources[k]) cJSON_AddItemToArray(src, cJSON_CreateString(p->a->inputs[k]));
+    cJSON_AddItemToObject(js, "sources", src);
+    cJSON_AddItemToArray(p->shards_json, js);
+    p->n_shards++;
+    for (int64_t d = 0; d < s->n_docs; d++) free(s->doc_ids[d]);
+    s->n_docs = 0;
+    s->n_tokens = 0;
+    memset(p->sh_sources, 0, (size_t)p->a->n_inputs);
+    return rc;
+}
+
+/* Appends the batch's kept documents, in order, to the shard, writing shards as they fill. */
+static int append_batch(prep_t *p, int input, ct_err_t *e) {
+    batch_t *b = p->batch;
+    source_stats_t *st = &p->stats[input];
+    ct_shard_t *s = &p->sh;
+    int eot = ct_tokenizer_eot(p->tok);
+    for (int i = 0; i < b->n; i++) {
+        st->invalid_bytes += (int64_t)b->invalid[i];
+        st->invalid_docs += b->invalid[i] > 0;
+        if (b->status[i] == DOC_EMPTY) st->empty++;
+        if (b->status[i] == DOC_EXCLUDED) st->excluded++;
+        if (b->status[i] != DOC_KEEP) continue;
+        int64_t n = (int64_t)b->ids[i].n + (eot >= 0);
+        CT_TRY(grow((void **)&s->tokens, &p->cap_tokens, s->n_tokens + n, sizeof *s->tokens, e));
+        CT_TRY(grow((void **)&s->doc_ids, &p->cap_docs, s->n_docs + 1, sizeof *s->doc_ids, e));
+        CT_TRY(grow((void **)&s->doc_offsets, &p->cap_offsets, s->n_docs + 2,
+                    sizeof *s->doc_offsets, e));
+        for (size_t k = 0; k < b->ids[i].n; k++) s->tokens[s->n_tokens + k] = (uint32_t)b->ids[i].ids[k];
+        if (eot >= 0) s->tokens[s->n_tokens + n - 1] = (uint32_t)eot;
+        s->doc_ids[s->n_docs] = strdup(b->docs[i].id ? b->docs[i].id : b->sha256[i]);
+        if (!s->doc_ids[s->n_docs]) return CT_ERR(e, CT_ENOMEM, "out of memory");
+        s->doc_offsets[s->n_docs] = s->n_tokens;
+        s->n_tokens += n;
+        s->n_docs++;
+        s->doc_offsets[s->n_docs] = s->n_tokens;
+        p->sh_sources[input] = 1;
+        st->docs++;
+        st->tokens += n;
+        if (s->n_tokens >= p->a->shard_tokens) CT_TRY(flush_shard(p, e));
+    }
+    return 0;
+}
+
+static void release_batch(batch_t *b) {
+    for (int i = 0; i < b->n; i++) {
+        free(b->docs[i].owned);
+        free(b->docs[i].id);
+    }
+    b->n = 0;
+    b->bytes = 0;
+}
+
+/* Tokenizes the batch on all threads (large documents one at a time with every thread), then
+ * appends it. */
+static int run_batch(prep_t *p, int input, ct_err_t *e) {
+    batch_t *b = p->batch;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(p->a->threads)
+    for (int i = 0; i < b->n; i++)
+        if (b->docs[i].len < BIG_DOC) process_doc(p, i, p->enc[omp_get_thread_num()], 0);
+    for (int i = 0; i < b->n; i++)
+        if (b->docs[i].len >= BIG_DOC) process_doc(p, i, NULL, 1);
+    for (int i = 0; i < b->n; i++)
+        if (b->rc[i] != 0)
+            return CT_ERR(e, b->rc[i], "tokenizing the document at %s:%lld failed (%s)",
+                          p->a->inputs[input], (long long)b->docs[i].line, ct_strerror(b->rc[i]));
+    CT_TRY(append_batch(p, input, e));
+    p->docs_done += b->n;
+    release_batch(b);
+    return 0;
+}
+
+static int read_input(prep_t *p, int input, ct_err_t *e) {
+    doc_source_t *src = NULL;
+    int rc = 0;
+    CT_TRY(doc_source_open(&src, p->a->inputs[input], p->a->split, p->a->skip_bad, e));
+    source_stats_t *st = &p->stats[input];
+    doc_source_sha256(src, st->sha256);
+    st->bytes = (int64_t)doc_source_size(src);
+    size_t base = p->done_bytes;
+    for (;;) {
+        batch_t *b = p->batch;
+        rc = doc_source_next(src, &b->docs[b->n], e);
+        if (rc < 0) goto out;
+        if (rc == 1) {
+            b->bytes += b->docs[b->n].len;
+            b->n++;
+        }
+        if (rc == 0 || b->n == BATCH_DOCS || b->bytes >= BATCH_BYTES) {
+            CT_TRY_GOTO(run_batch(p, input, e), out);
+            p->done_bytes = base + doc_source_pos(src);
+            progress(p, 0);
+        }
+        if (rc == 0) break;
+    }
+    st->bad_lines = doc_source_bad_lines(src);
+out:
+    release_batch(p->batch);
+    doc_source_destroy(&src);
+    return rc;
+}
+
+static cJSON *sources_json(const prep_t *p) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int k = 0; k < p->a->n_inputs; k++) {
+        const source_stats_t *s = &p->stats[k];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", p->a->inputs[k]);
+        cJSON_AddStringToObject(o, "sha256", s->sha256);
+        cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
+        cJSON_AddNumberToObject(o, "docs", (double)s->docs);
+        cJSON_AddNumberToObject(o, "tokens", (double)s->tokens);
+        cJSON_AddNumberToObject(o, "empty_docs", (double)s->empty);
+        cJSON_AddNumberToObject(o, "excluded_docs", (double)s->excluded);
+        cJSON_AddNumberToObject(o, "invalid_utf8_docs", (double)s->invalid_docs);
+        cJSON_AddNumberToObject(o, "invalid_utf8_bytes", (double)s->invalid_bytes);
+        cJSON_AddNumberToObject(o, "bad_lines", (double)s->bad_lines);
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+static int write_manifest(prep_t *p, int64_t docs, int64_t tokens, int64_t excluded,
+                          ct_err_t *e) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "format", CT_MANIFEST_FORMAT);
+    cJSON_AddStringToObject(m, "tokenizer", ct_tokenizer_name(p->tok));
+    cJSON_AddNumberToObject(m, "vocab_size", ct_tokenizer_vocab_size(p->tok));
+    int eot = ct_tokenizer_eot(p->tok);
+    cJSON_AddItemToObject(m, "eot", eot >= 0 ? cJSON_CreateNumber(eot) : cJSON_CreateNull());
+    cJSON_AddStringToObject(m, "dtype", ct_tokenizer_vocab_size(p->tok) <= 65535 ? "uint16"
+                                                                                  : "uint32");
+    cJSON_AddNumberToObject(m, "n_tokens", (double)tokens);
+    cJSON_AddNumberToObject(m, "n_docs", (double)docs);
+    cJSON_AddItemToObject(m, "shards", p->shards_json);
+    p->shards_json = NULL;
+    cJSON_AddItemToObject(m, "sources", sources_json(p));
+    if (p->optout) {
+        cJSON *o = cJSON_AddObjectToObject(m, "optout");
+        cJSON_AddStringToObject(o, "list_sha256", ct_optout_sha256(p->optout));
+        cJSON_AddNumberToObject(o, "entries", (double)ct_optout_entries(p->optout));
+        cJSON_AddNumberToObject(o, "matched_entries", (double)ct_optout_matched(p->optout));
+        cJSON_AddNumberToObject(o, "excluded_docs", (double)excluded);
+    } else {
+        cJSON_AddNullToObject(m, "optout");
+    }
+    cJSON *s = cJSON_AddObjectToObject(m, "settings");
+    cJSON_AddStringToObject(s, "split", p->a->split == DOC_SPLIT_FILE ? "file" : "paragraphs");
+    cJSON_AddNumberToObject(s, "shard_tokens", (double)p->a->shard_tokens);
+    cJSON_AddBoolToObject(s, "skip_bad", p->a->skip_bad);
+    char *text = cJSON_Print(m), path[4096];
+    cJSON_Delete(m);
+    if (!text) return CT_ERR(e, CT_ENOMEM, "out of memory writing the manifest");
+    snprintf(path, sizeof path, "%s/manifest.json", p->a->out);
+    size_t n = strlen(text);
+    text[n] = '\n'; /* replaces the NUL: the file ends with a newline */
+    int rc = ct_write_file_atomic(path, text, n + 1, e);
+    free(text);
+    return rc;
+}
+
+static int run(prep_t *p, ct_err_t *e) {
+    const prep_args_t *a = p->a;
+    int rc = 0;
+    CT_TRY(ct_hash_init(e));
+    for (int k = 0; k < a->n_inputs; k++) {
+        struct stat st;
+        if (stat(a->inputs[k], &st) != 0 || !S_ISREG(st.st_mode))
+            return CT_ERR(e, CT_ENOENT, "input %s is missing or not a regular file",
+                          a->inputs[k]);
+        p->total_bytes += (size_t)st.st_size;
+    }
+    CT_TRY(ct_tokenizer_open(&p->tok, a->tokenizer, e));
+    if (a->exclude) CT_TRY(ct_optout_load(&p->optout, a->exclude, e));
+    CT_TRY(prepare_out_dir(a, e));
+    CT_ALLOC(e, p->enc, (size_t)a->threads, out);
+    for (int t = 0; t < a->threads; t++) CT_TRY(ct_encoder_create(&p->enc[t], p->tok, e));
+    CT_ALLOC(e, p->batch, 1, out);
+    CT_ALLOC(e, p->stats, (size_t)a->n_inputs, out);
+    CT_ALLOC(e, p->sh_sources, (size_t)a->n_inputs, out);
+    snprintf(p->sh.tokenizer, sizeof p->sh.tokenizer, "%s", ct_tokenizer_name(p->tok));
+    p->sh.vocab_size = ct_tokenizer_vocab_size(p->tok);
+    p->shards_json = cJSON_CreateArray();
+    p->t0 = p->last_print = now_s();
+    p->tty = isatty(2);
+    for (int k = 0; k < a->n_inputs; k++) CT_TRY(read_input(p, k, e));
+    CT_TRY(flush_shard(p, e));
+    int64_t docs = 0, tokens = 0, empty = 0, excluded = 0, invalid = 0, bad = 0;
+    for (int k = 0; k < a->n_inputs; k++) {
+        docs += p->stats[k].docs;
+        tokens += p->stats[k].tokens;
+        empty += p->stats[k].empty;
+        excluded += p->stats[k].excluded;
+        invalid += p->stats[k].invalid_docs;
+        bad += p->stats[k].bad_lines;
+    }
+    if (docs == 0)
+        return CT_ERR(e, CT_EINVAL, "no documents to write: %lld empty, %lld excluded, %lld bad "
+                      "lines skipped", (long long)empty, (long long)excluded, (long long)bad);
+    CT_TRY(write_manifest(p, docs, tokens, excluded, e));
+    progress(p, 1);
+    fprintf(stderr, "prep: %lld documents, %lld tokens (%s) in %d shards -> %s/manifest.json\n"
+            "prep: skipped %lld empty, %lld opted out, %lld bad lines; %lld documents had "
+            "invalid UTF-8 (tokenized as bytes)\n",
+            (long long)docs, (long long)tokens, ct_tokenizer_name(p->tok), p->n_shards, a->out,
+            (long long)empty, (long long)excluded, (long long)bad, (long long)invalid);
+out:
+    return rc;
+}
+
+static void prep_free(prep_t *p) {
+    if (p->enc)
+        for (int t = 0; t < p->a->threads; t++) ct_encoder_destroy(&p->enc[t]);
+    free(p->enc);
+    if (p->batch) {
+        for (int i = 0; i < BATCH_DOCS; i++) ct_ids_free(&p->batch->ids[i]);
+        free(p->batch);
+    }
+    if (p->sh.doc_ids)
+        for (int64_t d = 0; d < p->sh.n_docs; d++) free(p->sh.doc_ids[d]);
+    free(p->sh.doc_ids);
+    free(p->sh.tokens);
+    free(p->sh.doc_offsets);
+    free(p->stats);
+    free(p->sh_sources);
+    cJSON_Delete(p->shards_json);
+    ct_optout_destroy(&p->optout);
+    ct_tokenizer_destroy(&p->tok);
+}
+
+int ct_cmd_prep(int argc, char **argv) {
+    ct_err_t e = {0};
+    prep_args_t a;
+    int rc = parse_args(argc, argv, &a, &e);
+    if (rc == 1) return 0;
+    if (rc == 0) {
+        prep_t p = {.a = &a};
+        rc = run(&p, &e);
+        prep_free(&p);
+    }
+    if (rc == 0) return 0;
+    fprintf(stderr, "cotrain prep: error: %s\n", e.msg);
+    return ct_exit_code(rc);
+}

@@ -1,0 +1,139 @@
+/* manifest.c — loads and validates manifest.json: the ordered shard list a loader, an evaluator
+ * or the coordinator works from. Every field is checked before anything is used, so a hand-edited
+ * or truncated manifest gets a message naming the field, not a crash later. */
+#include "cotrain/manifest.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cotrain/fsutil.h"
+
+int ct_shard_id_valid(const char *id) {
+    size_t n = strlen(id);
+    if (n == 0 || n >= CT_SHARD_ID_MAX || id[0] == '.') return 0;
+    return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+}
+
+static int is_hex64(const char *s) {
+    return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
+/* A non-negative integral number field, or -1. */
+static int64_t count_field(const cJSON *obj, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0 ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
+        return -1;
+    return (int64_t)v->valuedouble;
+}
+
+static const char *string_field(const cJSON *obj, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int load_shard(ct_manifest_t *m, const char *dir, int i, const cJSON *js, ct_err_t *e) {
+    ct_manifest_shard_t *s = &m->shards[i];
+    const char *id = string_field(js, "id"), *file = string_field(js, "file");
+    const char *sha = string_field(js, "sha256");
+    const char *bad = !cJSON_IsObject(js)                    ? "entry (not an object)"
+                      : !id || !ct_shard_id_valid(id)        ? "id"
+                      : !file || !file[0] || file[0] == '/' || strstr(file, "..") ? "file"
+                      : !sha || !is_hex64(sha)               ? "sha256"
+                      : (s->n_tokens = count_field(js, "n_tokens")) < 0 ? "n_tokens"
+                      : (s->n_docs = count_field(js, "n_docs")) < 0     ? "n_docs"
+                                                              : NULL;
+    if (bad)
+        return CT_ERR(e, CT_ECORRUPT, "manifest %s: shards[%d].%s is missing or invalid "
+                      "(re-create the manifest with `cotrain prep`)", m->path, i, bad);
+    for (int k = 0; k < i; k++)
+        if (!strcmp(m->shards[k].id, id))
+            return CT_ERR(e, CT_ECORRUPT, "manifest %s: shard id %s appears twice (shards[%d] and "
+                          "shards[%d])", m->path, id, k, i);
+    snprintf(s->id, sizeof s->id, "%s", id);
+    snprintf(s->sha256, sizeof s->sha256, "%s", sha);
+    size_t n = strlen(dir) + strlen(file) + 2;
+    if (!(s->path = malloc(n))) return CT_ERR(e, CT_ENOMEM, "out of memory loading %s", m->path);
+    snprintf(s->path, n, "%s/%s", dir, file);
+    m->n_tokens += s->n_tokens;
+    return 0;
+}
+
+static int parse(ct_manifest_t *m, const char *dir, const char *text, size_t len, ct_err_t *e) {
+    int rc = 0;
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    const char *fmt = string_field(root, "format"), *tok = string_field(root, "tokenizer");
+    const cJSON *shards = cJSON_GetObjectItemCaseSensitive(root, "shards");
+    int64_t vocab = count_field(root, "vocab_size");
+    if (!root || !cJSON_IsObject(root)) {
+        rc = CT_ERR(e, CT_ECORRUPT, "manifest %s is not valid JSON", m->path);
+    } else if (!fmt || strcmp(fmt, CT_MANIFEST_FORMAT) != 0) {
+        rc = CT_ERR(e, CT_ECORRUPT, "manifest %s: format is not \"%s\" (made by another tool or "
+                    "version?)", m->path, CT_MANIFEST_FORMAT);
+    } else if (!tok || strlen(tok) >= sizeof m->tokenizer || vocab <= 0 || vocab > 1 << 30) {
+        rc = CT_ERR(e, CT_ECORRUPT, "manifest %s: tokenizer or vocab_size missing or invalid",
+                    m->path);
+    } else if (!cJSON_IsArray(shards) || cJSON_GetArraySize(shards) == 0) {
+        rc = CT_ERR(e, CT_ECORRUPT, "manifest %s lists no shards", m->path);
+    } else {
+        snprintf(m->tokenizer, sizeof m->tokenizer, "%s", tok);
+        m->vocab_size = (int)vocab;
+        m->n_shards = cJSON_GetArraySize(shards);
+        m->shards = calloc((size_t)m->n_shards, sizeof *m->shards);
+        if (!m->shards) rc = CT_ERR(e, CT_ENOMEM, "out of memory loading %s", m->path);
+        int i = 0;
+        for (const cJSON *s = shards->child; s && rc == 0; s = s->next, i++)
+            rc = load_shard(m, dir, i, s, e);
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
+int ct_manifest_load(ct_manifest_t **out, const char *path, ct_err_t *e) {
+    int rc = 0;
+    ct_manifest_t *m = NULL;
+    char *text = NULL, dir[4096];
+    size_t len = 0;
+    *out = NULL;
+    CT_ALLOC(e, m, 1, fail);
+    struct stat st;
+    int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (snprintf(m->path, sizeof m->path, is_dir ? "%s/manifest.json" : "%s", path) >=
+        (int)sizeof m->path) {
+        rc = CT_ERR(e, CT_EINVAL, "path too long: %s", path);
+        goto fail;
+    }
+    snprintf(dir, sizeof dir, "%s", m->path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    ct_err_t why = {0};
+    if (ct_read_file(m->path, &text, &len, &why) != 0) {
+        rc = CT_ERR(e, CT_ENOENT, "no data manifest: %s; make one with `cotrain prep TEXT... "
+                    "--out DIR` and pass DIR or DIR/manifest.json", why.msg);
+        goto fail;
+    }
+    ct_sha256_hex(text, len, m->sha256);
+    CT_TRY_GOTO(parse(m, dir, text, len, e), fail);
+    free(text);
+    *out = m;
+    return 0;
+fail:
+    free(text);
+    ct_manifest_destroy(&m);
+    return rc;
+}
+
+void ct_manifest_destroy(ct_manifest_t **self_p) {
+    ct_manifest_t *m = *self_p;
+    if (!m) return;
+    for (int i = 0; i < m->n_shards; i++) free(m->shards[i].path);
+    free(m->shards);
+    free(m);
+    *self_p = NULL;
+}
