@@ -63,6 +63,7 @@ static void make_dataset(const char *dir, char *manifest, size_t n) {
         cJSON_AddItemToArray(arr, js);
     }
     cJSON_AddItemToObject(m, "shards", arr);
+    cJSON_AddNumberToObject(m, "n_tokens", (double)base);
     char *text = cJSON_Print(m);
     snprintf(manifest, n, "%s/manifest.json", dir);
     CHECK_EQ_INT(ct_write_file_atomic(manifest, text, strlen(text), &e), 0);

@@ -4,6 +4,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,6 +104,17 @@ static int next_paragraph(doc_source_t *s, doc_t *d) {
     return 1;
 }
 
+/* 1 when the JSON text [p, end) has a \u0000 escape: cJSON's strings end at a NUL, so such a
+ * text would be cut short silently. Every backslash outside strings is invalid JSON anyway. */
+static int has_nul_escape(const char *p, const char *end) {
+    for (; p + 1 < end; p++)
+        if (*p == '\\') {
+            if (p[1] == 'u' && end - p >= 6 && !memcmp(p + 2, "0000", 4)) return 1;
+            p++; /* the escaped character */
+        }
+    return 0;
+}
+
 /* A JSON integer id as decimal text, or a string id; NULL when absent. */
 static int json_id(const cJSON *v, char **id) {
     *id = NULL;
@@ -112,7 +124,9 @@ static int json_id(const cJSON *v, char **id) {
     if (cJSON_IsString(v)) {
         text = v->valuestring;
     } else if (cJSON_IsNumber(v) && v->valuedouble == (double)(long long)v->valuedouble &&
-               v->valuedouble >= -9007199254740992.0 && v->valuedouble <= 9007199254740992.0) {
+               fabs(v->valuedouble) < 9007199254740992.0) {
+        /* below 2^53 only: larger integers are rounded by the double cJSON parses them into,
+           so two ids could become one (such ids must be strings) */
         snprintf(buf, sizeof buf, "%lld", (long long)v->valuedouble);
         text = buf;
     }
@@ -135,9 +149,12 @@ static int next_jsonl(doc_source_t *s, doc_t *d, ct_err_t *e) {
             why = "not a JSON object";
         else if (!cJSON_IsString(text))
             why = "no string field \"text\"";
+        else if (has_nul_escape(a, b))
+            why = "the line contains \\u0000 (a NUL character), which cotrain's JSON reader "
+                  "would cut the text at: remove or replace it";
         else if ((idrc = json_id(cJSON_GetObjectItemCaseSensitive(obj, "id"), &id)) == -1)
-            why = "\"id\" is not a string or integer of 1..512 printable UTF-8 bytes without "
-                  "spaces";
+            why = "\"id\" is not a string of 1..512 printable UTF-8 bytes without spaces, nor an "
+                  "integer below 2^53";
         if (idrc == -2) {
             cJSON_Delete(obj);
             return CT_ERR(e, CT_ENOMEM, "out of memory reading %s", s->path);
@@ -151,7 +168,6 @@ static int next_jsonl(doc_source_t *s, doc_t *d, ct_err_t *e) {
             return CT_ERR(e, CT_EINVAL, "%s:%lld: %s: fix the line, or pass --skip-bad to skip "
                           "(and count) such lines", s->path, (long long)s->line, why);
         }
-        /* cJSON strings are NUL-terminated: a \u0000 inside a text ends the text there. */
         d->owned = text->valuestring;
         text->valuestring = NULL; /* keep it past cJSON_Delete */
         d->text = d->owned;

@@ -171,22 +171,25 @@ static int parse_args(int argc, char **argv, prep_args_t *a, ct_err_t *e) {
     return 0;
 }
 
-/* A file an earlier prep wrote: manifest.json, <id>.h5 or a leftover <id>.h5.tmp. */
+/* A file an earlier prep wrote: manifest.json (or its leftover temp file), a shard
+ * NNNNN-<16 hex>.h5 as flush_shard names them (more digits past 99999 shards) or its leftover
+ * .h5.tmp. Nothing else: --force deletes these, and a user's own data.h5 must survive. */
 static int prep_output_name(const char *name) {
     size_t n = strlen(name);
-    if (!strcmp(name, "manifest.json") || strstr(name, ".json.tmp.")) return 1;
+    if (!strcmp(name, "manifest.json") || !strncmp(name, "manifest.json.tmp.", 18)) return 1;
     if (n > 7 && !strcmp(name + n - 7, ".h5.tmp")) n -= 4;
-    if (n <= 3 || strcmp(name + n - 3, ".h5") != 0) return 0;
-    char id[CT_SHARD_ID_MAX];
-    if (n - 3 >= sizeof id) return 0;
-    memcpy(id, name, n - 3);
-    id[n - 3] = '\0';
-    return ct_shard_id_valid(id);
+    size_t digits = strspn(name, "0123456789");
+    return digits >= 5 && n == digits + 1 + 16 + 3 && name[digits] == '-' &&
+           strspn(name + digits + 1, "0123456789abcdef") == 16 && !strncmp(name + n - 3, ".h5", 3);
 }
 
 /* Makes --out ready: created when absent; an earlier prep's files are removed with --force;
  * anything else there is refused, so prep never deletes what it did not write. */
 static int prepare_out_dir(const prep_args_t *a, ct_err_t *e) {
+    struct stat st;
+    if (stat(a->out, &st) == 0 && !S_ISDIR(st.st_mode))
+        return CT_ERR(e, CT_EINVAL, "--out %s is a file, not a folder: give a new or empty folder",
+                      a->out);
     CT_TRY(ct_mkdirs(a->out, e));
     DIR *d = opendir(a->out);
     if (!d) return CT_ERR(e, CT_EIO, "cannot list %s", a->out);
@@ -386,18 +389,21 @@ static int read_input(prep_t *p, int input, ct_err_t *e) {
     size_t base = p->done_bytes;
     for (;;) {
         batch_t *b = p->batch;
-        rc = doc_source_next(src, &b->docs[b->n], e);
-        if (rc < 0) goto out;
-        if (rc == 1) {
+        int more = doc_source_next(src, &b->docs[b->n], e);
+        if (more < 0) {
+            rc = more;
+            goto out;
+        }
+        if (more) {
             b->bytes += b->docs[b->n].len;
             b->n++;
         }
-        if (rc == 0 || b->n == BATCH_DOCS || b->bytes >= BATCH_BYTES) {
+        if (!more || b->n == BATCH_DOCS || b->bytes >= BATCH_BYTES) {
             CT_TRY_GOTO(run_batch(p, input, e), out);
             p->done_bytes = base + doc_source_pos(src);
             progress(p, 0);
         }
-        if (rc == 0) break;
+        if (!more) break;
     }
     st->bad_lines = doc_source_bad_lines(src);
 out:

@@ -28,9 +28,9 @@ static void usage(FILE *f) {
             "                      stdin and write the bytes they decode to\n"
             "  -h, --help          this help\n"
             "\n"
-            "Input that is not valid UTF-8 is encoded byte by byte (decoding gives it back);\n"
-            "how many such bytes there were is reported on stderr. gpt2 reads encoder.json and\n"
-            "vocab.bpe from $COTRAIN_GPT2_DIR, else from %s.\n"
+            "Bytes that are not valid UTF-8 are encoded too (decoding gives them back); how\n"
+            "many there were is reported on stderr. gpt2 reads encoder.json and vocab.bpe from\n"
+            "$COTRAIN_GPT2_DIR, else from %s.\n"
             "Threads: the CPUs of the process's affinity mask, or OMP_NUM_THREADS.\n"
             "Exit codes: 0 done, 1 runtime failure, 2 bad usage or input (an id that is not a\n"
             "number or is outside the vocabulary).\n",
@@ -114,9 +114,11 @@ static int encode(const ct_tokenizer_t *tok, const char *text, size_t len, ct_er
         char digits[12];
         int nd = 0;
         uint32_t v = (uint32_t)ids.ids[i];
-        do digits[nd++] = (char)('0' + v % 10);
+        do
+            digits[nd++] = (char)('0' + v % 10);
         while ((v /= 10) != 0);
-        while (nd > 0) line[used++] = digits[--nd];
+        while (nd > 0)
+            line[used++] = digits[--nd];
         line[used++] = '\n';
     }
     fwrite(line, 1, used, stdout);
@@ -124,8 +126,8 @@ static int encode(const ct_tokenizer_t *tok, const char *text, size_t len, ct_er
     CT_TRY(flush_stdout(e));
     if (bad > 0)
         fprintf(stderr,
-                "cotrain tokenize: %zu byte%s of the input %s not valid UTF-8; encoded byte by "
-                "byte (decoding gives %s back)\n",
+                "cotrain tokenize: %zu byte%s of the input %s not valid UTF-8 (encoded all the "
+                "same: decoding gives %s back)\n",
                 bad, bad == 1 ? "" : "s", bad == 1 ? "was" : "were", bad == 1 ? "it" : "them");
     return 0;
 }
@@ -145,15 +147,18 @@ static int parse_ids(const ct_tokenizer_t *tok, const char *text, size_t len, ct
             continue;
         }
         size_t start = i;
-        while (i < len && !is_space(text[i])) i++;
+        while (i < len && !is_space(text[i]))
+            i++;
         count++;
         const char *w = text + start;
         size_t wl = i - start, k = w[0] == '-' ? 1 : 0;
         long long v = 0;
         int digits = 1;
         for (size_t j = k; j < wl; j++) {
-            if (w[j] < '0' || w[j] > '9') digits = 0;
-            else if (v < 1000000000000LL) v = v * 10 + (w[j] - '0');
+            if (w[j] < '0' || w[j] > '9')
+                digits = 0;
+            else if (v < 1000000000000LL)
+                v = v * 10 + (w[j] - '0');
         }
         if (!digits || wl == k)
             return CT_ERR(e, CT_EINVAL,
@@ -185,7 +190,7 @@ static int decode(const ct_tokenizer_t *tok, const char *text, size_t len, ct_er
     int rc = parse_ids(tok, text, len, &ids, e);
     if (rc == 0) rc = ct_decode(tok, ids.ids, ids.n, &out, &out_len, &out_cap, e);
     if (rc == 0) {
-        fwrite(out, 1, out_len, stdout);
+        if (out_len) fwrite(out, 1, out_len, stdout);
         rc = flush_stdout(e);
     }
     free(out);

@@ -16,13 +16,13 @@
 
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
+#include "cotrain/mem.h"
 #include "cotrain/rng.h"
 #include "cotrain/shard.h"
 
 typedef struct loaded {
-    int64_t index; /* manifest index, -1 = empty */
-    uint32_t *tokens;
-    int64_t n_tokens;
+    int64_t index;    /* manifest index, -1 = empty */
+    uint32_t *tokens; /* (tok_cap) */
 } loaded_t;
 
 typedef struct slot {
@@ -48,6 +48,11 @@ struct ct_data {
     ct_data_opts_t o;
     int W, local;       /* window (seq_len + 1) and rows per rank per step */
     int64_t *n_win;     /* (n_shards) windows per shard */
+    /* Buffers sized for the largest shard, faulted in once at open and reused for every shard
+       (a fresh page costs ~11 us on first touch: per shard that would dominate loading). */
+    char *file_buf;     /* (file_cap) a shard file's bytes, reader thread only */
+    size_t file_cap;
+    int64_t tok_cap;    /* tokens of the largest shard */
     int64_t total_windows;
     stream_t st;
     pthread_t thread;
@@ -108,37 +113,31 @@ static void stream_cursor(const ct_data_t *d, ct_data_cursor_t *c) {
     c->samples = s->samples;
 }
 
-/* Reads shard `index`, checks its sha256 and contents against the manifest, into `l`. */
+/* Reads shard `index` into the cache entry `l` (its token buffer is reused), checking the file
+ * against the manifest's sha256 first and its contents after. On failure `l` is left empty. */
 static int load_shard(ct_data_t *d, int64_t index, loaded_t *l, ct_err_t *e) {
     const ct_manifest_shard_t *ms = &d->m->shards[index];
-    char *bytes = NULL, sha[CT_SHA256_HEX];
+    char sha[CT_SHA256_HEX];
     size_t len = 0;
     ct_err_t why = {0};
-    int rc = ct_read_file(ms->path, &bytes, &len, &why);
+    l->index = -1;
+    int rc = ct_read_file_into(ms->path, d->file_buf, d->file_cap, &len, &why);
     if (rc != 0) return CT_ERR(e, rc, "shard %s cannot be read: %s", ms->id, why.msg);
-    ct_sha256_hex(bytes, len, sha);
-    if (strcmp(sha, ms->sha256) != 0) {
-        free(bytes);
+    ct_sha256_hex(d->file_buf, len, sha);
+    if (strcmp(sha, ms->sha256) != 0)
         return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) is corrupted or was replaced: its sha256 is "
                       "%.16s..., the manifest says %.16s...; restore the file or re-run `cotrain "
                       "prep`", ms->id, ms->path, sha, ms->sha256);
-    }
     ct_shard_t sh;
-    rc = ct_shard_read_image(bytes, len, ms->path, 0, &sh, e);
-    free(bytes);
-    if (rc != 0) return rc;
-    if (sh.n_tokens != ms->n_tokens || sh.vocab_size != d->m->vocab_size) {
-        ct_shard_clear(&sh);
-        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) holds %lld tokens of vocabulary %d, the "
-                      "manifest says %lld of %d", ms->id, ms->path, (long long)sh.n_tokens,
-                      sh.vocab_size, (long long)ms->n_tokens, d->m->vocab_size);
-    }
-    free(l->tokens);
-    l->index = index;
-    l->tokens = sh.tokens;
-    l->n_tokens = sh.n_tokens;
-    sh.tokens = NULL;
+    CT_TRY(ct_shard_read_image_into(d->file_buf, len, ms->path, l->tokens, d->tok_cap, &sh, e));
+    int64_t n = sh.n_tokens;
+    int vocab = sh.vocab_size;
     ct_shard_clear(&sh);
+    if (n != ms->n_tokens || vocab != d->m->vocab_size)
+        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) holds %lld tokens of vocabulary %d, the "
+                      "manifest says %lld of %d", ms->id, ms->path, (long long)n, vocab,
+                      (long long)ms->n_tokens, d->m->vocab_size);
+    l->index = index;
     return 0;
 }
 
@@ -228,9 +227,9 @@ static void *reader_main(void *arg) {
         if (next >= 0 && s->cache[0].index != next && s->cache[1].index != next) {
             pthread_mutex_unlock(&d->mu);
             ct_err_t ignored = {0};
-            /* A failure here is met again, and reported, when the stream reaches the shard. */
-            if (load_shard(d, next, &s->cache[1 - s->mru], &ignored) != 0)
-                s->cache[1 - s->mru].index = -1;
+            /* A failure leaves the entry empty: it is met again, and reported, when the stream
+               reaches the shard. */
+            load_shard(d, next, &s->cache[1 - s->mru], &ignored);
             pthread_mutex_lock(&d->mu);
             continue;
         }
@@ -279,13 +278,16 @@ static int seek(ct_data_t *d, const ct_data_cursor_t *c, ct_err_t *e) {
     return 0;
 }
 
-static int check_shard_files(const ct_data_t *d, ct_err_t *e) {
+/* Checks that every shard file exists and sizes the buffers for the largest. */
+static int check_shard_files(ct_data_t *d, ct_err_t *e) {
     for (int i = 0; i < d->m->n_shards; i++) {
         struct stat st;
         if (stat(d->m->shards[i].path, &st) != 0 || !S_ISREG(st.st_mode))
             return CT_ERR(e, CT_ENOENT, "shard %s is missing: %s does not exist (listed in %s); "
                           "restore it or re-run `cotrain prep`", d->m->shards[i].id,
                           d->m->shards[i].path, d->m->path);
+        if ((size_t)st.st_size > d->file_cap) d->file_cap = (size_t)st.st_size;
+        if (d->m->shards[i].n_tokens > d->tok_cap) d->tok_cap = d->m->shards[i].n_tokens;
     }
     return 0;
 }
@@ -322,6 +324,10 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
                     d->m->path, (long long)d->m->n_tokens, d->W);
         goto fail;
     }
+    if (!(d->file_buf = ct_mem_alloc(d->file_cap, e))) goto fail_rc;
+    for (int k = 0; k < 2; k++)
+        if (!(d->st.cache[k].tokens = ct_mem_alloc((size_t)d->tok_cap * sizeof(uint32_t), e)))
+            goto fail_rc;
     epoch_order(d, 0, d->st.order);
     if (o->start) CT_TRY_GOTO(seek(d, o->start, e), fail);
     stream_cursor(d, &d->cur);
@@ -339,6 +345,8 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
     d->started = 1;
     *out = d;
     return 0;
+fail_rc:
+    rc = e->code;
 fail:
     ct_data_destroy(&d);
     return rc;
@@ -357,7 +365,9 @@ void ct_data_destroy(ct_data_t **self_p) {
     if (d->slots)
         for (int k = 0; k < d->K; k++) free(d->slots[k].rows);
     free(d->slots);
-    for (int k = 0; k < 2; k++) free(d->st.cache[k].tokens);
+    for (int k = 0; k < 2; k++)
+        ct_mem_free(d->st.cache[k].tokens, (size_t)d->tok_cap * sizeof(uint32_t));
+    ct_mem_free(d->file_buf, d->file_cap);
     free(d->st.order);
     free(d->st.next_order);
     free(d->st.perm);

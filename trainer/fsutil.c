@@ -86,40 +86,61 @@ int ct_commit_file(const char *tmp, const char *path, ct_err_t *e) {
     return fsync_dir_of(path, e);
 }
 
+/* Reads exactly n bytes from fd into buf. */
+static int read_all(int fd, char *buf, size_t n, const char *path, ct_err_t *e) {
+    for (size_t done = 0; done < n;) {
+        ssize_t r = read(fd, buf + done, n - done);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0)
+            return CT_ERR(e, CT_EIO, "reading %s failed: %s", path,
+                          r < 0 ? strerror(errno) : "file shrank while being read");
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+/* Opens path and returns its fd and size, or an error naming it. */
+static int open_regular(const char *path, int *fd, size_t *size, ct_err_t *e) {
+    *fd = open(path, O_RDONLY);
+    if (*fd < 0) return CT_ERR(e, CT_ENOENT, "cannot open %s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(*fd);
+        return CT_ERR(e, CT_EIO, "%s is not a readable regular file", path);
+    }
+    *size = (size_t)st.st_size;
+    return 0;
+}
+
 int ct_read_file(const char *path, char **buf, size_t *len, ct_err_t *e) {
     *buf = NULL;
     *len = 0;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return CT_ERR(e, CT_ENOENT, "cannot open %s: %s", path, strerror(errno));
-    int rc = 0;
-    struct stat st;
-    char *b = NULL;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        rc = CT_ERR(e, CT_EIO, "%s is not a readable regular file", path);
-        goto out;
-    }
-    size_t n = (size_t)st.st_size;
-    b = malloc(n + 1);
+    int fd, rc = 0;
+    size_t n;
+    CT_TRY(open_regular(path, &fd, &n, e));
+    char *b = malloc(n + 1);
     if (!b) {
         rc = CT_ERR(e, CT_ENOMEM, "out of memory reading %zu bytes of %s", n, path);
-        goto out;
+    } else if ((rc = read_all(fd, b, n, path, e)) == 0) {
+        b[n] = '\0';
+        *buf = b;
+        *len = n;
+        b = NULL;
     }
-    for (size_t done = 0; done < n;) {
-        ssize_t r = read(fd, b + done, n - done);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            rc = CT_ERR(e, CT_EIO, "reading %s failed: %s", path,
-                        r < 0 ? strerror(errno) : "file shrank while being read");
-            goto out;
-        }
-        done += (size_t)r;
-    }
-    b[n] = '\0';
-    *buf = b;
-    *len = n;
-    b = NULL;
-out:
     free(b);
+    close(fd);
+    return rc;
+}
+
+int ct_read_file_into(const char *path, void *buf, size_t cap, size_t *len, ct_err_t *e) {
+    int fd, rc = 0;
+    size_t n;
+    CT_TRY(open_regular(path, &fd, &n, e));
+    if (n > cap)
+        rc = CT_ERR(e, CT_EIO, "%s has %zu bytes, more than the %zu expected (did it change?)",
+                    path, n, cap);
+    else if ((rc = read_all(fd, buf, n, path, e)) == 0)
+        *len = n;
     close(fd);
     return rc;
 }

@@ -83,10 +83,18 @@ static int parse(ct_manifest_t *m, const char *dir, const char *text, size_t len
         m->vocab_size = (int)vocab;
         m->n_shards = cJSON_GetArraySize(shards);
         m->shards = calloc((size_t)m->n_shards, sizeof *m->shards);
-        if (!m->shards) rc = CT_ERR(e, CT_ENOMEM, "out of memory loading %s", m->path);
+        if (!m->shards) {
+            m->n_shards = 0; /* ct_manifest_destroy walks n_shards entries */
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory loading %s", m->path);
+        }
         int i = 0;
         for (const cJSON *s = shards->child; s && rc == 0; s = s->next, i++)
             rc = load_shard(m, dir, i, s, e);
+        int64_t total = count_field(root, "n_tokens");
+        if (rc == 0 && total != m->n_tokens)
+            rc = CT_ERR(e, CT_ECORRUPT, "manifest %s: n_tokens is %lld but its shards hold %lld "
+                        "(an edited or mixed-up manifest?)", m->path, (long long)total,
+                        (long long)m->n_tokens);
     }
     cJSON_Delete(root);
     return rc;

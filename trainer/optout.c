@@ -2,6 +2,7 @@
  * of its entries that several tokenizing threads query at once. */
 #include "cotrain/optout.h"
 
+#include <ctype.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,10 @@ int ct_doc_id_valid(const char *id, size_t len) {
         if (s[i] <= 0x20 || s[i] == 0x7f) return 0;
         uint32_t cp;
         i += (size_t)ct_utf8_decode(s + i, len - i, &cp);
-        if (cp == CT_UTF8_INVALID) return 0;
+        /* C1 controls, and every space the pre-tokenizer knows (NBSP, U+2000.., U+3000, ...) */
+        if (cp == CT_UTF8_INVALID || (cp >= 0x80 && cp < 0xA0) ||
+            ct_unicode_class(cp) == CT_UC_SPACE)
+            return 0;
     }
     return 1;
 }
@@ -66,7 +70,10 @@ fail:
 
 static int parse(ct_optout_t *o, const char *path, char *text, size_t len, ct_err_t *e) {
     int line_no = 0;
-    for (char *line = text; line < text + len;) {
+    char *line = text;
+    /* a UTF-8 byte order mark (Windows editors write one) is not part of the first entry */
+    if (len >= 3 && !memcmp(text, "\xef\xbb\xbf", 3)) line += 3;
+    while (line < text + len) {
         char *end = memchr(line, '\n', (size_t)(text + len - line));
         if (!end) end = text + len;
         char *next = end + 1;
@@ -85,6 +92,9 @@ static int parse(ct_optout_t *o, const char *path, char *text, size_t len, ct_er
                           "or control characters ('#' starts a comment line)",
                           path, line_no, CT_DOC_ID_MAX);
         *end = '\0';
+        /* content hashes are matched in lowercase hex, however the list spells them */
+        if (end - line == 64 && strspn(line, "0123456789abcdefABCDEF") == 64)
+            for (char *c = line; c < end; c++) *c = (char)tolower((unsigned char)*c);
         CT_TRY(reserve(o, e));
         int64_t slot = find_slot(o, line);
         if (!o->keys[slot]) {

@@ -104,16 +104,15 @@ static herr_t write_dataset(hid_t f, const char *name, hid_t file_type, hid_t me
 /* doc_ids as fixed-length, NUL-padded UTF-8 strings as long as the longest id: HDF5 cannot
  * checksum variable-length data, and every dataset of a shard is checksummed. */
 static herr_t write_ids(hid_t f, const ct_shard_t *s, char why[H5_REASON]) {
-    size_t width = 1;
-    for (int64_t d = 0; d < s->n_docs; d++)
+    size_t width = 1, n = (size_t)s->n_docs; /* > 0: checked by check_content */
+    for (size_t d = 0; d < n; d++)
         if (strlen(s->doc_ids[d]) > width) width = strlen(s->doc_ids[d]);
-    char *packed = calloc((size_t)s->n_docs, width);
+    char *packed = n <= SIZE_MAX / 2 / width ? calloc(n, width) : NULL;
     if (!packed) {
         snprintf(why, H5_REASON, "out of memory");
         return -1;
     }
-    for (int64_t d = 0; d < s->n_docs; d++)
-        memcpy(packed + (size_t)d * width, s->doc_ids[d], strlen(s->doc_ids[d]));
+    for (size_t d = 0; d < n; d++) memcpy(packed + d * width, s->doc_ids[d], strlen(s->doc_ids[d]));
     hid_t t = string_type(width);
     H5Tset_strpad(t, H5T_STR_NULLPAD);
     herr_t st = write_dataset(f, "doc_ids", t, t, (hsize_t)s->n_docs, CHUNK_DOCS, packed, why);
@@ -248,7 +247,9 @@ static int read_ids(hid_t f, ct_shard_t *s, const char *name, ct_err_t *e) {
     char *packed = NULL, why[H5_REASON];
     hid_t t = string_type(width);
     H5Tset_strpad(t, H5T_STR_NULLPAD);
-    CT_ALLOC(e, packed, (size_t)n * width, out);
+    /* one spare NUL after the last id: an id of exactly `width` bytes is not NUL-terminated in
+     * the file, and strndup may look (ASan's strict_string_checks do) for a terminator */
+    CT_ALLOC(e, packed, (size_t)n * width + 1, out);
     CT_ALLOC(e, s->doc_ids, (size_t)n, out);
     if (H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, packed) < 0) {
         rc = CT_ERR(e, CT_ECORRUPT, "shard %s: cannot read doc_ids: %s", name, h5_reason(why));
@@ -265,7 +266,8 @@ out:
 }
 
 /* Everything after the file is open: attributes, tokens, offsets, ids, and their consistency. */
-static int read_contents(hid_t f, const char *name, int with_ids, ct_shard_t *s, ct_err_t *e) {
+static int read_contents(hid_t f, const char *name, int with_ids, int64_t cap, ct_shard_t *s,
+                         ct_err_t *e) {
     int rc = 0;
     char fmt[64], why[H5_REASON];
     int64_t vocab = 0, n_tokens = -1, n_docs = -1;
@@ -285,7 +287,13 @@ static int read_contents(hid_t f, const char *name, int with_ids, ct_shard_t *s,
         return CT_ERR(e, CT_ECORRUPT, "shard %s: dataset tokens is missing or its length differs "
                       "from the n_tokens attribute (%lld)", name, (long long)n_tokens);
     }
-    CT_ALLOC(e, s->tokens, (size_t)s->n_tokens, out_d);
+    if (!s->tokens) {
+        CT_ALLOC(e, s->tokens, (size_t)s->n_tokens, out_d);
+    } else if (s->n_tokens > cap) {
+        rc = CT_ERR(e, CT_ECORRUPT, "shard %s holds %lld tokens, more than the %lld expected",
+                    name, (long long)s->n_tokens, (long long)cap);
+        goto out_d;
+    }
     if (H5Dread(d, H5T_NATIVE_UINT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->tokens) < 0) {
         rc = CT_ERR(e, CT_ECORRUPT, "shard %s: cannot read tokens: %s", name, h5_reason(why));
         goto out_d;
@@ -325,15 +333,49 @@ out_d:
     return rc;
 }
 
-int ct_shard_read_image(const void *image, size_t len, const char *name, int with_ids,
-                        ct_shard_t *s, ct_err_t *e) {
+/* File-image callbacks that let HDF5 read the caller's buffer in place. By default HDF5 copies
+ * the image once into the property list and again into the open file; at 11 us per freshly
+ * faulted page that doubles the cost of loading a shard. The file is opened read-only, so HDF5
+ * never writes to or resizes the image: every "allocation" is the buffer itself. */
+typedef struct image {
+    void *buf;
+    size_t len;
+} image_t;
+
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata) {
+    (void)op;
+    image_t *im = udata;
+    return size == im->len ? im->buf : NULL;
+}
+static void *image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
+                          void *udata) {
+    (void)size, (void)op, (void)udata;
+    return dest == src ? dest : NULL;
+}
+static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata) {
+    (void)ptr, (void)op, (void)udata;
+    return 0;
+}
+static void *image_udata_copy(void *udata) {
+    return udata;
+}
+static herr_t image_udata_free(void *udata) {
+    (void)udata;
+    return 0;
+}
+
+static int read_image(const void *image, size_t len, const char *name, int with_ids,
+                      uint32_t *tokens, int64_t cap, ct_shard_t *s, ct_err_t *e) {
     memset(s, 0, sizeof *s);
     char why[H5_REASON];
+    image_t im = {(void *)image, len}; /* never written: the file is opened read-only */
+    H5FD_file_image_callbacks_t cb = {image_malloc,    image_memcpy,     NULL, image_free,
+                                      image_udata_copy, image_udata_free, &im};
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     herr_t st = H5Pset_fapl_core(fapl, 1 << 20, 0);
-    /* HDF5 copies the image; the const is cast away only for its prototype. */
-    if (st >= 0) st = H5Pset_file_image(fapl, (void *)image, len);
+    if (st >= 0) st = H5Pset_file_image_callbacks(fapl, &cb);
+    if (st >= 0) st = H5Pset_file_image(fapl, im.buf, len);
     /* HDF5 takes an open file's name as its identity: two images of one shard open at once
        (two loaders, two threads) need different names. The image's address is unique while
        it is open; no file of that name is touched. */
@@ -344,14 +386,26 @@ int ct_shard_read_image(const void *image, size_t len, const char *name, int wit
     H5Pclose(fapl);
     if (f < 0)
         return CT_ERR(e, CT_ECORRUPT, "shard %s is not a readable HDF5 file: %s", name, why);
-    int rc = read_contents(f, name, with_ids, s, e);
+    s->tokens = tokens;
+    s->tokens_borrowed = tokens != NULL;
+    int rc = read_contents(f, name, with_ids, cap, s, e);
     H5Fclose(f);
     if (rc != 0) ct_shard_clear(s);
     return rc;
 }
 
+int ct_shard_read_image(const void *image, size_t len, const char *name, int with_ids,
+                        ct_shard_t *s, ct_err_t *e) {
+    return read_image(image, len, name, with_ids, NULL, 0, s, e);
+}
+
+int ct_shard_read_image_into(const void *image, size_t len, const char *name, uint32_t *tokens,
+                             int64_t cap, ct_shard_t *s, ct_err_t *e) {
+    return read_image(image, len, name, 0, tokens, cap, s, e);
+}
+
 void ct_shard_clear(ct_shard_t *s) {
-    free(s->tokens);
+    if (!s->tokens_borrowed) free(s->tokens);
     free(s->doc_offsets);
     if (s->doc_ids)
         for (int64_t i = 0; i < s->n_docs; i++) free(s->doc_ids[i]);

@@ -17,6 +17,7 @@
 #include "tokenizer_impl.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,22 +25,26 @@
 #include "cotrain/unicode.h"
 
 enum {
-    CACHE_SLOTS = 1 << 16,      /* power of two */
+    CACHE_SLOTS = 1 << 16,       /* power of two */
     CACHE_MAX_ENTRIES = 1 << 15, /* cleared when reached: load factor <= 1/2 */
-    CACHE_KEY_BYTES = 1 << 20,  /* arena for the cached pieces' bytes */
-    CACHE_VAL_IDS = 1 << 18,    /* arena for their ids */
-    CACHE_MAX_KEY = 64,         /* longer pieces are rare and not cached */
-    SMALL_PIECE = 48,           /* pieces up to this many bytes merge by scanning; longer: heap */
+    CACHE_KEY_BYTES = 1 << 20,   /* arena for the cached pieces' bytes */
+    CACHE_VAL_IDS = 1 << 18,     /* arena for their ids */
+    CACHE_MAX_KEY = 64,          /* longer pieces are rare and not cached */
+    SMALL_PIECE = 48,            /* pieces up to this many bytes merge by scanning; longer: heap */
     PARALLEL_MIN_BYTES = 1 << 16,
-    CHUNKS_PER_THREAD = 4,
+    CHUNKS_PER_THREAD = 16,
 };
 #define NO_RANK INT32_MAX
 
-/* One cached piece: key_len bytes at keys[key_off], n_val ids at vals[val_off]. */
+/* One cached piece of key_len bytes. Its first 8 bytes are in the slot and only the rest in the
+ * key arena; a piece that is one token keeps the id in the slot. So the usual hit (a word of up
+ * to 8 bytes that is one token) reads one slot and nothing else. */
 typedef struct cache_slot {
-    uint64_t hash; /* 0: free */
-    uint32_t key_off, val_off;
+    uint64_t head; /* the piece's first 8 bytes, zero-padded */
+    uint32_t tag;  /* the high half of the piece's hash, made non-zero; 0: a free slot */
     uint16_t key_len, n_val;
+    uint32_t key_off; /* key_len > 8: bytes 8.. are keys[key_off ..] */
+    int32_t val;      /* n_val == 1: the id; else its ids are vals[val ..] */
 } cache_slot_t;
 
 struct ct_encoder {
@@ -49,11 +54,11 @@ struct ct_encoder {
     int32_t *vals;       /* (CACHE_VAL_IDS) */
     size_t n_entries, keys_used, vals_used;
     /* Merge scratch for one piece, grown to the longest piece seen. */
-    int32_t *sym;   /* (scratch_cap) current token ids */
-    int32_t *rank;  /* (scratch_cap) small path: rank of (sym[i], sym[i+1]) */
-    int32_t *merged;/* (scratch_cap) small path: id that pair merges into */
+    int32_t *sym;         /* (scratch_cap) current token ids */
+    int32_t *rank;        /* (scratch_cap) small path: rank of (sym[i], sym[i+1]) */
+    int32_t *merged;      /* (scratch_cap) small path: id that pair merges into */
     int32_t *next, *prev; /* (scratch_cap) heap path: linked list over symbol slots */
-    uint64_t *heap; /* (2 * scratch_cap) heap path: rank << 32 | left slot, a min-heap */
+    uint64_t *heap;       /* (2 * scratch_cap) heap path: rank << 32 | left slot, a min-heap */
     size_t scratch_cap;
 };
 
@@ -81,7 +86,8 @@ static int32_t pair_rank(const ct_tokenizer_t *t, int32_t a, int32_t b, int32_t 
 static int ids_reserve(ct_ids_t *out, size_t n, ct_err_t *e) {
     if (out->cap - out->n >= n) return 0;
     size_t cap = out->cap ? out->cap : 1024;
-    while (cap - out->n < n) cap *= 2;
+    while (cap - out->n < n)
+        cap *= 2;
     int32_t *p = realloc(out->ids, cap * sizeof *p);
     if (!p) return CT_ERR(e, CT_ENOMEM, "out of memory growing an id array to %zu ids", cap);
     out->ids = p;
@@ -102,6 +108,10 @@ void ct_ids_free(ct_ids_t *ids) {
     free(ids->ids);
     memset(ids, 0, sizeof *ids);
 }
+
+/* ---------------------------------------------------------------------------------------------
+ * Tokenizers */
+
 int ct_tokenizer_open(ct_tokenizer_t **out, const char *name, ct_err_t *e) {
     *out = NULL;
     int rc = 0;
@@ -110,7 +120,8 @@ int ct_tokenizer_open(ct_tokenizer_t **out, const char *name, ct_err_t *e) {
         return CT_ERR(e, CT_EINVAL, "unknown tokenizer '%s': the known ones are bytes, gpt2",
                       name ? name : "(null)");
     CT_ALLOC(e, t, 1, fail);
-    for (int c = 0; c < 128; c++) t->ascii_class[c] = (uint8_t)ct_unicode_class((uint32_t)c);
+    for (int c = 0; c < 128; c++)
+        t->ascii_class[c] = (uint8_t)ct_unicode_class((uint32_t)c);
     if (!strcmp(name, "bytes")) {
         t->kind = CT_TOK_BYTES;
         t->vocab = 256;
@@ -160,8 +171,14 @@ int ct_encoder_create(ct_encoder_t **out, const ct_tokenizer_t *tok, ct_err_t *e
     enc->tok = tok;
     if (tok->kind == CT_TOK_GPT2) {
         CT_ALLOC(e, enc->slots, CACHE_SLOTS, fail);
-        CT_ALLOC(e, enc->keys, CACHE_KEY_BYTES, fail);
-        CT_ALLOC(e, enc->vals, CACHE_VAL_IDS, fail);
+        /* The arenas are written before they are read: no need to zero them. */
+        enc->keys = malloc(CACHE_KEY_BYTES);
+        enc->vals = malloc(CACHE_VAL_IDS * sizeof *enc->vals);
+        if (!enc->keys || !enc->vals) {
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory for an encoder's cache (%d MiB)",
+                        (CACHE_KEY_BYTES + CACHE_VAL_IDS * 4) >> 20);
+            goto fail;
+        }
     }
     *out = enc;
     return 0;
@@ -190,7 +207,8 @@ void ct_encoder_destroy(ct_encoder_t **self_p) {
 static int scratch_reserve(ct_encoder_t *enc, size_t n, ct_err_t *e) {
     if (n <= enc->scratch_cap) return 0;
     size_t cap = enc->scratch_cap ? enc->scratch_cap : 64;
-    while (cap < n) cap *= 2;
+    while (cap < n)
+        cap *= 2;
     int32_t **arrays[] = {&enc->sym, &enc->rank, &enc->merged, &enc->next, &enc->prev};
     for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++) {
         int32_t *p = realloc(*arrays[i], cap * sizeof *p);
@@ -215,7 +233,8 @@ nomem:
 static size_t merge_small(ct_encoder_t *enc, size_t n) {
     const ct_tokenizer_t *t = enc->tok;
     int32_t *sym = enc->sym, *rank = enc->rank, *merged = enc->merged;
-    for (size_t i = 0; i + 1 < n; i++) rank[i] = pair_rank(t, sym[i], sym[i + 1], &merged[i]);
+    for (size_t i = 0; i + 1 < n; i++)
+        rank[i] = pair_rank(t, sym[i], sym[i + 1], &merged[i]);
     while (n > 1) {
         size_t best = 0;
         for (size_t i = 1; i + 1 < n; i++)
@@ -287,43 +306,83 @@ static size_t merge_large(ct_encoder_t *enc, size_t n) {
             heap_push(heap, &hn, (uint64_t)rr << 32 | (uint32_t)i);
     }
     size_t k = 0;
-    for (int32_t i = 0; i >= 0; i = next[i]) sym[k++] = sym[i];
+    for (int32_t i = 0; i >= 0; i = next[i])
+        sym[k++] = sym[i];
     return k;
 }
 
-/* Appends the ids of one piece p[0..n) to out, through the cache. */
-static int encode_piece(ct_encoder_t *enc, const uint8_t *p, size_t n, ct_ids_t *out,
+/* The first min(n, 8) bytes of p as a little-endian word, zero-padded; avail >= n bytes may be
+ * read from p. */
+static inline uint64_t load_head(const uint8_t *p, size_t n, size_t avail) {
+    uint64_t w = 0;
+    if (avail >= 8) {
+        memcpy(&w, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+        w = __builtin_bswap64(w);
+#endif
+        return n >= 8 ? w : w & ((1ull << (8 * n)) - 1); /* p[0] is the low byte */
+    }
+    for (size_t i = 0; i < n; i++)
+        w |= (uint64_t)p[i] << (8 * i);
+    return w;
+}
+
+static inline int push_id(ct_ids_t *out, int32_t id, ct_err_t *e) {
+    if (out->n == out->cap) CT_TRY(ids_reserve(out, 1, e));
+    out->ids[out->n++] = id;
+    return 0;
+}
+
+/* Appends the ids of one piece p[0..n) to out, through the cache; avail >= n bytes are readable
+ * at p (the rest of the text). */
+static int encode_piece(ct_encoder_t *enc, const uint8_t *p, size_t n, size_t avail, ct_ids_t *out,
                         ct_err_t *e) {
     const ct_tokenizer_t *t = enc->tok;
-    if (n == 1) return ids_append(out, &t->byte_id[p[0]], 1, e);
-    uint64_t h = 0, si = 0;
+    if (n == 1) return push_id(out, t->byte_id[p[0]], e);
+    if (n > INT32_MAX) /* merge_large numbers symbols with int32_t */
+        return CT_ERR(e, CT_EINVAL,
+                      "a %zu-byte run of one character class (one pre-token) is too long to "
+                      "encode; the limit is 2 GiB",
+                      n);
+    uint64_t h = 0, si = 0, head = 0;
+    uint32_t tag = 0;
     if (n <= CACHE_MAX_KEY) {
-        h = ct_hash_bytes(p, n);
-        for (si = h & (CACHE_SLOTS - 1); enc->slots[si].hash; si = (si + 1) & (CACHE_SLOTS - 1)) {
+        head = load_head(p, n, avail);
+        h = n <= 8 ? ct_mix64(head ^ (uint64_t)n << 59) : ct_hash_bytes(p, n);
+        tag = (uint32_t)(h >> 32) | 1;
+        for (si = h & (CACHE_SLOTS - 1); enc->slots[si].tag; si = (si + 1) & (CACHE_SLOTS - 1)) {
             const cache_slot_t *s = &enc->slots[si];
-            if (s->hash == h && s->key_len == n && !memcmp(enc->keys + s->key_off, p, n))
-                return ids_append(out, enc->vals + s->val_off, s->n_val, e);
+            if (s->tag != tag || s->head != head || s->key_len != n ||
+                (n > 8 && memcmp(enc->keys + s->key_off, p + 8, n - 8)))
+                continue;
+            if (s->n_val == 1) return push_id(out, s->val, e);
+            return ids_append(out, enc->vals + s->val, s->n_val, e);
         }
     }
     CT_TRY(scratch_reserve(enc, n, e));
-    for (size_t i = 0; i < n; i++) enc->sym[i] = t->byte_id[p[i]];
+    for (size_t i = 0; i < n; i++)
+        enc->sym[i] = t->byte_id[p[i]];
     size_t k = n <= SMALL_PIECE ? merge_small(enc, n) : merge_large(enc, n);
     if (n <= CACHE_MAX_KEY) {
-        if (enc->n_entries == CACHE_MAX_ENTRIES || enc->keys_used + n > CACHE_KEY_BYTES ||
-            enc->vals_used + k > CACHE_VAL_IDS) {
+        size_t kb = n > 8 ? n - 8 : 0, vb = k > 1 ? k : 0;
+        if (enc->n_entries == CACHE_MAX_ENTRIES || enc->keys_used + kb > CACHE_KEY_BYTES ||
+            enc->vals_used + vb > CACHE_VAL_IDS) {
             /* Full: start again. Cheaper than eviction, and a text's common words come back
              * within a few thousand pieces. */
             memset(enc->slots, 0, CACHE_SLOTS * sizeof *enc->slots);
             enc->n_entries = enc->keys_used = enc->vals_used = 0;
-            for (si = h & (CACHE_SLOTS - 1); enc->slots[si].hash; si = (si + 1) & (CACHE_SLOTS - 1)) {}
+            si = h & (CACHE_SLOTS - 1);
         }
-        enc->slots[si] = (cache_slot_t){.hash = h, .key_off = (uint32_t)enc->keys_used,
-                                        .val_off = (uint32_t)enc->vals_used,
-                                        .key_len = (uint16_t)n, .n_val = (uint16_t)k};
-        memcpy(enc->keys + enc->keys_used, p, n);
-        memcpy(enc->vals + enc->vals_used, enc->sym, k * sizeof *enc->sym);
-        enc->keys_used += n;
-        enc->vals_used += k;
+        enc->slots[si] = (cache_slot_t){.head = head,
+                                        .tag = tag,
+                                        .key_len = (uint16_t)n,
+                                        .n_val = (uint16_t)k,
+                                        .key_off = (uint32_t)enc->keys_used,
+                                        .val = k == 1 ? enc->sym[0] : (int32_t)enc->vals_used};
+        if (kb) memcpy(enc->keys + enc->keys_used, p + 8, kb);
+        if (vb) memcpy(enc->vals + enc->vals_used, enc->sym, vb * sizeof *enc->sym);
+        enc->keys_used += kb;
+        enc->vals_used += vb;
         enc->n_entries++;
     }
     return ids_append(out, enc->sym, k, e);
@@ -412,11 +471,12 @@ int ct_encode(ct_encoder_t *self, const char *text, size_t len, ct_ids_t *out, s
             bad += cp == CT_UTF8_INVALID;
         }
         rc = ids_reserve(out, len, e);
-        for (size_t i = 0; i < len && rc == 0; i++) out->ids[out->n++] = s[i];
+        for (size_t i = 0; i < len && rc == 0; i++)
+            out->ids[out->n++] = s[i];
     } else {
         for (size_t i = 0, j; i < len && rc == 0; i = j) {
             j = pretoken_end(t, s, len, i, &bad);
-            rc = encode_piece(self, s + i, j - i, out, e);
+            rc = encode_piece(self, s + i, j - i, len - i, out, e);
         }
     }
     if (rc < 0) {
@@ -441,7 +501,8 @@ int ct_encode(ct_encoder_t *self, const char *text, size_t len, ct_ids_t *out, s
  * and decodes the same code points as ct_encode does. */
 static size_t safe_split(const ct_tokenizer_t *t, const uint8_t *s, size_t n, size_t from) {
     size_t q = from;
-    while (q < n && (s[q] & 0xC0) == 0x80) q++;
+    while (q < n && (s[q] & 0xC0) == 0x80)
+        q++;
     if (q >= n) return n;
     uint32_t pc, c;
     int pk, k;
@@ -472,7 +533,8 @@ int ct_encode_parallel(const ct_tokenizer_t *tok, const char *text, size_t len, 
     CT_ALLOC(e, parts, nc, out);
     CT_ALLOC(e, errs, nc, out);
     CT_ALLOC(e, rcs, nc, out);
-    for (int i = 0; i < nt; i++) CT_TRY_GOTO(ct_encoder_create(&encs[i], tok, e), out);
+    for (int i = 0; i < nt; i++)
+        CT_TRY_GOTO(ct_encoder_create(&encs[i], tok, e), out);
     if (nc == 1) {
         CT_TRY_GOTO(ct_encode(encs[0], text, len, out, n_invalid, e), out);
         goto out;
@@ -483,6 +545,14 @@ int ct_encode_parallel(const ct_tokenizer_t *tok, const char *text, size_t len, 
         size_t target = len / nc * c;
         bounds[c] = safe_split(tok, s, len, target > bounds[c - 1] ? target : bounds[c - 1]);
     }
+    /* No piece gives more ids than it has bytes, so part c fits in bounds[c + 1] - bounds[c] ids:
+     * each part is written straight into *out at an offset that leaves it that room (it never
+     * grows, so it never reallocates), and the parts are moved together afterwards. Pages that
+     * no id reaches are reserved but never touched. */
+    CT_TRY_GOTO(ids_reserve(out, len, e), out);
+    int32_t *base = out->ids + out->n;
+    for (size_t c = 0; c < nc; c++)
+        parts[c] = (ct_ids_t){.ids = base + bounds[c], .n = 0, .cap = bounds[c + 1] - bounds[c]};
 #pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
     for (size_t c = 0; c < nc; c++) {
         ct_encoder_t *enc = encs[omp_get_thread_num()];
@@ -496,18 +566,16 @@ int ct_encode_parallel(const ct_tokenizer_t *tok, const char *text, size_t len, 
             rc = rcs[c];
             goto out;
         }
+        if (parts[c].n && parts[c].ids != base + total)
+            memmove(base + total, parts[c].ids, parts[c].n * sizeof *base);
         total += parts[c].n;
         total_bad += bad[c];
     }
-    CT_TRY_GOTO(ids_reserve(out, total, e), out);
-    for (size_t c = 0; c < nc; c++) {
-        memcpy(out->ids + out->n, parts[c].ids, parts[c].n * sizeof *out->ids);
-        out->n += parts[c].n;
-    }
+    out->n += total;
     if (n_invalid) *n_invalid += total_bad;
 out:
-    for (size_t c = 0; parts && c < nc; c++) ct_ids_free(&parts[c]);
-    for (int i = 0; encs && i < nt; i++) ct_encoder_destroy(&encs[i]);
+    for (int i = 0; encs && i < nt; i++)
+        ct_encoder_destroy(&encs[i]);
     free(encs);
     free(bounds);
     free(bad);
@@ -532,9 +600,11 @@ int ct_decode(const ct_tokenizer_t *tok, const int32_t *ids, size_t n, char **bu
                           i, n, id, ct_tokenizer_name(tok), tok->vocab - 1);
         need += tok->kind == CT_TOK_BYTES ? 1 : tok->tok_off[id + 1] - tok->tok_off[id];
     }
+    if (need == 0) return 0;
     if (*cap - *len < need) {
         size_t c = *cap ? *cap : 4096;
-        while (c - *len < need) c *= 2;
+        while (c - *len < need)
+            c *= 2;
         char *p = realloc(*buf, c);
         if (!p) return CT_ERR(e, CT_ENOMEM, "out of memory growing a text buffer to %zu bytes", c);
         *buf = p;
@@ -553,4 +623,3 @@ int ct_decode(const ct_tokenizer_t *tok, const int32_t *ids, size_t n, char **bu
     *len += need;
     return 0;
 }
-

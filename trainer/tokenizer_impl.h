@@ -29,8 +29,8 @@ struct ct_tokenizer {
     int32_t byte_id[256];     /* gpt2: the id of the one-byte token of each byte value */
     uint32_t *tok_off;        /* (vocab + 1) token t is tok_bytes[tok_off[t] .. tok_off[t + 1]) */
     uint8_t *tok_bytes;
-    ct_pair_slot_t *pairs;    /* (pair_mask + 1) open addressing, linear probing from
-                                 ct_mix64(key) & pair_mask */
+    ct_pair_slot_t *pairs; /* (pair_mask + 1) open addressing, linear probing from
+                              ct_mix64(key) & pair_mask */
     uint64_t pair_mask;
 };
 

@@ -16,7 +16,8 @@
  * themselves, the other 68 bytes for U+0100.. in byte order. Fills cp_to_byte[0..324) with the
  * byte each code point stands for, or -1. */
 static void byte_unicode_map(int cp_to_byte[324]) {
-    for (int i = 0; i < 324; i++) cp_to_byte[i] = -1;
+    for (int i = 0; i < 324; i++)
+        cp_to_byte[i] = -1;
     int n = 0;
     for (int b = 0; b < 256; b++) {
         int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
@@ -56,8 +57,7 @@ static int32_t bytes_map_find(const ct_tokenizer_t *t, const bytes_map_t *m, con
 }
 
 /* Reads a file of the GPT-2 directory; a missing file gets a message that says how to get it. */
-static int read_gpt2_file(const char *dir, const char *name, char **buf, size_t *len,
-                          ct_err_t *e) {
+static int read_gpt2_file(const char *dir, const char *name, char **buf, size_t *len, ct_err_t *e) {
     char path[4096];
     if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
         return CT_ERR(e, CT_EINVAL, "GPT-2 tokenizer directory path too long: %s", dir);
@@ -82,9 +82,14 @@ static int load_encoder(ct_tokenizer_t *t, const char *dir, const int cp_to_byte
     cJSON *root = NULL;
     CT_TRY(read_gpt2_file(dir, "encoder.json", &text, &len, e));
     root = cJSON_ParseWithLength(text, len);
+    if (!root) {
+        /* cJSON_GetErrorPtr is cJSON's global: it may belong to another thread's parse, so it
+         * is not quoted. */
+        rc = CT_ERR(e, CT_ECORRUPT, "%s/encoder.json is not valid JSON (%zu bytes)", dir, len);
+        goto out;
+    }
     if (!cJSON_IsObject(root)) {
-        rc = CT_ERR(e, CT_ECORRUPT, "%s/encoder.json is not a JSON object (near byte %zu)", dir,
-                    root ? 0 : (size_t)(cJSON_GetErrorPtr() - text));
+        rc = CT_ERR(e, CT_ECORRUPT, "%s/encoder.json is not a JSON object", dir);
         goto out;
     }
     int n = cJSON_GetArraySize(root);
@@ -103,7 +108,8 @@ static int load_encoder(ct_tokenizer_t *t, const char *dir, const int cp_to_byte
         if (!cJSON_IsNumber(it) || v < 0 || v >= n || v != (int)v || where[(int)v]) {
             rc = CT_ERR(e, CT_ECORRUPT,
                         "%s/encoder.json: entry \"%s\" must map to a distinct integer id in "
-                        "0..%d", dir, it->string, n - 1);
+                        "0..%d",
+                        dir, it->string, n - 1);
             free(where);
             goto out;
         }
@@ -119,7 +125,8 @@ static int load_encoder(ct_tokenizer_t *t, const char *dir, const int cp_to_byte
         if (b <= 0) {
             rc = CT_ERR(e, CT_ECORRUPT,
                         "%s/encoder.json: entry \"%s\" (id %d) has a character outside GPT-2's "
-                        "byte alphabet", dir, key, id);
+                        "byte alphabet",
+                        dir, key, id);
             goto out_where;
         }
         if (!strcmp(key, "<|endoftext|>")) t->eot = id;
@@ -131,7 +138,8 @@ static int load_encoder(ct_tokenizer_t *t, const char *dir, const int cp_to_byte
         rc = CT_ERR(e, CT_ECORRUPT, "%s/encoder.json has no \"<|endoftext|>\" entry", dir);
         goto out_where;
     }
-    for (map->mask = 1; map->mask < 2 * (uint64_t)n; map->mask <<= 1) {}
+    for (map->mask = 1; map->mask < 2 * (uint64_t)n; map->mask <<= 1) {
+    }
     CT_ALLOC(e, map->slot, map->mask, out_where);
     map->mask -= 1;
     memset(map->slot, 0xff, (map->mask + 1) * sizeof *map->slot);
@@ -144,7 +152,8 @@ static int load_encoder(ct_tokenizer_t *t, const char *dir, const int cp_to_byte
             goto out_where;
         }
         uint64_t i = ct_hash_bytes(p, bl) & map->mask;
-        while (map->slot[i] >= 0) i = (i + 1) & map->mask;
+        while (map->slot[i] >= 0)
+            i = (i + 1) & map->mask;
         map->slot[i] = id;
         if (bl == 1) t->byte_id[p[0]] = id;
     }
@@ -175,11 +184,14 @@ static int load_merges(ct_tokenizer_t *t, const char *dir, const int cp_to_byte[
     int32_t *made_by = NULL;
     CT_TRY(read_gpt2_file(dir, "vocab.bpe", &text, &len, e));
     CT_ALLOC(e, made_by, t->vocab, out);
-    for (int i = 0; i < t->vocab; i++) made_by[i] = -1;
-    for (t->pair_mask = 1; t->pair_mask < 2 * (uint64_t)t->vocab; t->pair_mask <<= 1) {}
+    for (int i = 0; i < t->vocab; i++)
+        made_by[i] = -1;
+    for (t->pair_mask = 1; t->pair_mask < 2 * (uint64_t)t->vocab; t->pair_mask <<= 1) {
+    }
     CT_ALLOC(e, t->pairs, t->pair_mask, out);
     t->pair_mask -= 1;
-    for (uint64_t i = 0; i <= t->pair_mask; i++) t->pairs[i].key = CT_PAIR_EMPTY;
+    for (uint64_t i = 0; i <= t->pair_mask; i++)
+        t->pairs[i].key = CT_PAIR_EMPTY;
 
     /* encoder.py reads bpe_data.split("\n")[1:-1]: the version line and the text after the last
      * newline are not merges. */
@@ -202,11 +214,13 @@ static int load_merges(ct_tokenizer_t *t, const char *dir, const int cp_to_byte[
         if (m < 0) {
             rc = CT_ERR(e, CT_ECORRUPT,
                         "%s/vocab.bpe line %d (\"%.*s\") is not two tokens of encoder.json whose "
-                        "concatenation is one too", dir, rank + 2, (int)(end - line), line);
+                        "concatenation is one too",
+                        dir, rank + 2, (int)(end - line), line);
             goto out;
         }
         uint64_t key = ct_pair_key(a, b), i = ct_mix64(key) & t->pair_mask;
-        while (t->pairs[i].key != CT_PAIR_EMPTY && t->pairs[i].key != key) i = (i + 1) & t->pair_mask;
+        while (t->pairs[i].key != CT_PAIR_EMPTY && t->pairs[i].key != key)
+            i = (i + 1) & t->pair_mask;
         if (t->pairs[i].key == key || made_by[m] >= 0) {
             rc = CT_ERR(e, CT_ECORRUPT, "%s/vocab.bpe line %d (\"%.*s\") repeats a merge", dir,
                         rank + 2, (int)(end - line), line);
@@ -228,8 +242,8 @@ static int load_merges(ct_tokenizer_t *t, const char *dir, const int cp_to_byte[
         if (made_by[a] >= s->rank || made_by[b] >= s->rank) {
             rc = CT_ERR(e, CT_ECORRUPT,
                         "%s/vocab.bpe: merge %d uses token %d, which a later merge makes; merges "
-                        "must come in the order their tokens are made", dir, s->rank,
-                        made_by[a] >= s->rank ? a : b);
+                        "must come in the order their tokens are made",
+                        dir, s->rank, made_by[a] >= s->rank ? a : b);
             goto out;
         }
     }

@@ -171,6 +171,8 @@ static int train(const ct_config_t *cfg, ct_data_t *data, const char *run_dir, c
     }
     ct_log(lg, CT_LOG_INFO, "done: %lld steps in %.1f s; metrics in %s/public/metrics.jsonl",
            (long long)steps, train_time, run_dir);
+    ct_log(lg, CT_LOG_INFO, "data loader: steps waited %.4f s for data (%.4f%% of step time)",
+           ct_data_wait_seconds(data), 100.0 * ct_data_wait_seconds(data) / train_time);
 out:
     ct_metrics_close(&metrics);
     ct_trainer_destroy(&tr);
@@ -201,9 +203,6 @@ static int run(int argc, char **argv, ct_log_t *lg, ct_err_t *e) {
            m->path, m->sha256, m->tokenizer, m->n_shards, (long long)m->n_tokens,
            (long long)ct_data_num_windows(data), cfg.model.seq_len + 1);
     rc = train(&cfg, data, a.out, lg, e);
-    if (rc == 0)
-        ct_log(lg, CT_LOG_INFO, "data loader: the steps waited %.3f s for data in total",
-               ct_data_wait_seconds(data));
 out:
     ct_data_destroy(&data);
     return rc;

@@ -25,4 +25,8 @@ int ct_commit_file(const char *tmp, const char *path, ct_err_t *e);
  * frees it). Errors: CT_ENOENT (cannot open, with path and reason), CT_EIO, CT_ENOMEM. */
 int ct_read_file(const char *path, char **buf, size_t *len, ct_err_t *e);
 
+/* Reads the whole file into the caller's buf[0..cap) and sets *len. Errors: CT_ENOENT, CT_EIO
+ * (including a file larger than cap). */
+int ct_read_file_into(const char *path, void *buf, size_t cap, size_t *len, ct_err_t *e);
+
 #endif

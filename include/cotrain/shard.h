@@ -27,6 +27,7 @@ typedef struct ct_shard {
     char tokenizer[16];
     int vocab_size;
     char tokens_sha256[CT_SHA256_HEX];
+    int tokens_borrowed;  /* tokens belong to the caller (ct_shard_read_image_into) */
 } ct_shard_t;
 
 /* sha256 (hex) of tokens[0..n) stored as little-endian uint16 (vocab_size <= 65535) or uint32:
@@ -42,10 +43,17 @@ int ct_shard_write(const char *path, ct_shard_t *s, ct_err_t *e);
 
 /* Reads a shard whose whole file content is `image` (len bytes, already verified by the caller
  * against the manifest's sha256): tokens, offsets, and the ids when with_ids. `name` names the
- * shard in messages. Errors: CT_ECORRUPT (not a cotrain shard, a checksum or shape error, a token
+ * shard in messages. HDF5 reads `image` in place (it is not copied). Errors: CT_ECORRUPT (not a cotrain shard, a checksum or shape error, a token
  * outside the vocabulary: naming the shard and what is wrong), CT_ENOMEM. On error *s is empty. */
 int ct_shard_read_image(const void *image, size_t len, const char *name, int with_ids,
                         ct_shard_t *s, ct_err_t *e);
+
+/* Like ct_shard_read_image without the ids, but the tokens go into the caller's buffer
+ * tokens[0..cap) (reused from shard to shard, so no fresh pages are faulted in per shard):
+ * s->tokens points there and ct_shard_clear leaves it alone. A shard of more than cap tokens is
+ * CT_ECORRUPT. */
+int ct_shard_read_image_into(const void *image, size_t len, const char *name, uint32_t *tokens,
+                             int64_t cap, ct_shard_t *s, ct_err_t *e);
 
 /* Frees what a shard holds and zeroes it; safe on a zeroed shard. */
 void ct_shard_clear(ct_shard_t *s);

@@ -50,12 +50,18 @@ void ct_encoder_destroy(ct_encoder_t **self_p);
 
 /* Appends the ids of text[0..len) (UTF-8, encoded as one text) to *out. Bytes that are not valid
  * UTF-8 are still encoded (byte-level BPE covers every byte, so decoding gives them back); their
- * count is added to *n_invalid when it is not NULL. Errors: CT_ENOMEM (out keeps what it had). */
+ * count is added to *n_invalid when it is not NULL. Strict UTF-8: overlong forms, surrogates
+ * (ED A0..) and values above U+10FFFF are invalid too; gpt2's pre-tokenizer sees each invalid
+ * byte as one code point that is neither letter, number nor space. Errors: CT_ENOMEM (out keeps
+ * what it had). */
 int ct_encode(ct_encoder_t *self, const char *text, size_t len, ct_ids_t *out, size_t *n_invalid,
               ct_err_t *e);
 
 /* Encodes one large text with up to n_threads threads (0 = all the process may use); the ids are
- * identical to ct_encode's. Errors: as ct_encode. */
+ * identical to ct_encode's. It cuts the text where the pre-tokenizer must start a new piece and
+ * encodes the parts with encoders of its own (their caches start cold), so it pays off for texts
+ * of a megabyte or more; texts under 64 KiB are encoded on the calling thread. Many small texts
+ * are faster through one ct_encoder_t per thread. Errors: as ct_encode. */
 int ct_encode_parallel(const ct_tokenizer_t *tok, const char *text, size_t len, int n_threads,
                        ct_ids_t *out, size_t *n_invalid, ct_err_t *e);
 

@@ -52,10 +52,14 @@ static inline int ct_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
     /* The second byte's range depends on the lead byte: it rules out overlong forms (E0, F0),
      * surrogates (ED) and values above U+10FFFF (F4). */
     uint8_t lo = 0x80, hi = 0xBF;
-    if (b0 == 0xE0) lo = 0xA0;
-    else if (b0 == 0xED) hi = 0x9F;
-    else if (b0 == 0xF0) lo = 0x90;
-    else if (b0 == 0xF4) hi = 0x8F;
+    if (b0 == 0xE0)
+        lo = 0xA0;
+    else if (b0 == 0xED)
+        hi = 0x9F;
+    else if (b0 == 0xF0)
+        lo = 0x90;
+    else if (b0 == 0xF4)
+        hi = 0x8F;
     if (n < 2 || s[1] < lo || s[1] > hi) return 1;
     if (n < 3 || (s[2] & 0xC0) != 0x80) return 1;
     if (b0 < 0xF0) {

@@ -54,7 +54,8 @@ static int encode_records(const char *name) {
         rc = ct_encode(enc, buf, (size_t)n, &ids, &bad, &e);
         if (rc < 0) break;
         printf("%zu:", bad);
-        for (size_t i = 0; i < ids.n; i++) printf(i ? " %d" : "%d", (int)ids.ids[i]);
+        for (size_t i = 0; i < ids.n; i++)
+            printf(i ? " %d" : "%d", (int)ids.ids[i]);
         putchar('\n');
     }
     if (rc < 0 && e.msg[0]) fprintf(stderr, "harness: %s\n", e.msg);
@@ -69,7 +70,8 @@ static int encode_records(const char *name) {
 static int dump_classes(void) {
     unsigned char *cls = malloc(0x110000);
     if (!cls) return 1;
-    for (uint32_t cp = 0; cp < 0x110000; cp++) cls[cp] = (unsigned char)ct_unicode_class(cp);
+    for (uint32_t cp = 0; cp < 0x110000; cp++)
+        cls[cp] = (unsigned char)ct_unicode_class(cp);
     int ok = fwrite(cls, 1, 0x110000, stdout) == 0x110000 && fflush(stdout) == 0;
     free(cls);
     return ok ? 0 : 1;
