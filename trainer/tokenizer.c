@@ -32,7 +32,7 @@ enum {
     CACHE_MAX_KEY = 64,          /* longer pieces are rare and not cached */
     SMALL_PIECE = 48,            /* pieces up to this many bytes merge by scanning; longer: heap */
     PARALLEL_MIN_BYTES = 1 << 16,
-    CHUNKS_PER_THREAD = 16,
+    CHUNKS_PER_THREAD = 4,
 };
 #define NO_RANK INT32_MAX
 

@@ -61,7 +61,9 @@ int ct_encode(ct_encoder_t *self, const char *text, size_t len, ct_ids_t *out, s
  * identical to ct_encode's. It cuts the text where the pre-tokenizer must start a new piece and
  * encodes the parts with encoders of its own (their caches start cold), so it pays off for texts
  * of a megabyte or more; texts under 64 KiB are encoded on the calling thread. Many small texts
- * are faster through one ct_encoder_t per thread. Errors: as ct_encode. */
+ * are faster through one ct_encoder_t per thread. The parts are written straight into *out, which
+ * it grows to hold len more ids (address space: only the pages ids land on are touched), so
+ * reusing one ct_ids_t across calls saves page faults. Errors: as ct_encode. */
 int ct_encode_parallel(const ct_tokenizer_t *tok, const char *text, size_t len, int n_threads,
                        ct_ids_t *out, size_t *n_invalid, ct_err_t *e);
 
