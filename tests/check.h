@@ -3,9 +3,11 @@
 #ifndef COTRAIN_TESTS_CHECK_H
 #define COTRAIN_TESTS_CHECK_H
 
+#include <ftw.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 
 static int check_failures_;
 
@@ -59,6 +61,38 @@ static inline double check_rel_err(const float *a, const float *b, size_t n) {
             check_failures_++;                                                                 \
         }                                                                                      \
     } while (0)
+
+/* hay contains needle (strings); prints all of hay when not. */
+#define CHECK_CONTAINS(hay, needle)                                                        \
+    do {                                                                                   \
+        const char *ch_ = (hay), *cn_ = (needle);                                          \
+        if (!strstr(ch_, cn_)) {                                                           \
+            fprintf(stderr, "%s:%d: CHECK_CONTAINS failed: %s lacks \"%s\"; it is:\n%s\n", \
+                    __FILE__, __LINE__, #hay, cn_, ch_);                                   \
+            check_failures_++;                                                             \
+        }                                                                                  \
+    } while (0)
+
+#define CHECK_EQ_STR(a, b)                                                                 \
+    do {                                                                                   \
+        const char *ca_ = (a), *cb_ = (b);                                                 \
+        if (strcmp(ca_, cb_) != 0) {                                                       \
+            fprintf(stderr, "%s:%d: CHECK_EQ_STR failed:\n  %s = \"%s\"\n  %s = \"%s\"\n", \
+                    __FILE__, __LINE__, #a, ca_, #b, cb_);                                 \
+            check_failures_++;                                                             \
+        }                                                                                  \
+    } while (0)
+
+static inline int check_rm_entry_(const char *path, const struct stat *st, int flag,
+                                  struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+/* rm -rf dir (a test's temp folder). */
+static inline void check_rm_tree(const char *dir) {
+    nftw(dir, check_rm_entry_, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 #define CHECK_RESULT()                                                               \
     (check_failures_ ? (fprintf(stderr, "%d check(s) failed\n", check_failures_), 1) \

@@ -14,26 +14,6 @@
 #include "cotrain/config.h"
 #include "cotrain/hash.h"
 
-#define CHECK_CONTAINS(hay, needle)                                                                \
-    do {                                                                                           \
-        const char *ch_ = (hay), *cn_ = (needle);                                                  \
-        if (!strstr(ch_, cn_)) {                                                                   \
-            fprintf(stderr, "%s:%d: CHECK_CONTAINS failed: %s lacks \"%s\"; it is:\n%s\n",         \
-                    __FILE__, __LINE__, #hay, cn_, ch_);                                           \
-            check_failures_++;                                                                     \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_EQ_STR(a, b)                                                                         \
-    do {                                                                                           \
-        const char *ca_ = (a), *cb_ = (b);                                                         \
-        if (strcmp(ca_, cb_) != 0) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK_EQ_STR failed:\n  %s = \"%s\"\n  %s = \"%s\"\n",         \
-                    __FILE__, __LINE__, #a, ca_, #b, cb_);                                         \
-            check_failures_++;                                                                     \
-        }                                                                                          \
-    } while (0)
-
 static const char *const BUNDLED[] = {"tiny",        "small",      "gpt2",
                                       "gpt2-medium", "gpt2-large", "gpt2-xl"};
 

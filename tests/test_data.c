@@ -307,8 +307,6 @@ int main(void) {
     test_rank_slices(manifest);
     test_resume(manifest);
     test_bad_shards(dir, manifest);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    CHECK_EQ_INT(system(cmd), 0);
+    check_rm_tree(dir);
     return CHECK_RESULT();
 }

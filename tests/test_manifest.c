@@ -2,7 +2,6 @@
  * bare name in the current folder) with every field read back; every malformed variant refused
  * with CT_ECORRUPT naming the field; text that is not JSON or is cut short; a missing manifest
  * (CT_ENOENT, pointing at `cotrain prep`); ct_shard_id_valid on its own. */
-#include <ftw.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,32 +13,7 @@
 #include "cotrain/hash.h"
 #include "cotrain/manifest.h"
 
-#define CHECK_CONTAINS(hay, needle)                                                                \
-    do {                                                                                           \
-        const char *ch_ = (hay), *cn_ = (needle);                                                  \
-        if (!strstr(ch_, cn_)) {                                                                   \
-            fprintf(stderr, "%s:%d: CHECK_CONTAINS failed: %s lacks \"%s\"; it is:\n%s\n",         \
-                    __FILE__, __LINE__, #hay, cn_, ch_);                                           \
-            check_failures_++;                                                                     \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_EQ_STR(a, b)                                                                         \
-    do {                                                                                           \
-        const char *ca_ = (a), *cb_ = (b);                                                         \
-        if (strcmp(ca_, cb_) != 0) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK_EQ_STR failed:\n  %s = \"%s\"\n  %s = \"%s\"\n",         \
-                    __FILE__, __LINE__, #a, ca_, #b, cb_);                                         \
-            check_failures_++;                                                                     \
-        }                                                                                          \
-    } while (0)
-
 static char g_dir[] = "/tmp/ct_test_manifest_XXXXXX";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 #define SHA_1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define SHA_2 "2222222222222222222222222222222222222222222222222222222222222222"
@@ -374,6 +348,6 @@ int main(void) {
     test_not_json();
     test_missing();
     test_shard_id_valid();
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    check_rm_tree(g_dir);
     return CHECK_RESULT();
 }

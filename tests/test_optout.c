@@ -2,7 +2,6 @@
  * surrounding spaces, duplicates counted once, matching by id or hash and the matched count, a
  * large list (the table grows), the file's sha256, and every kind of bad line refused with
  * "FILE:LINE" naming it — plus ct_doc_id_valid on its own. */
-#include <ftw.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,32 +13,7 @@
 #include "cotrain/hash.h"
 #include "cotrain/optout.h"
 
-#define CHECK_CONTAINS(hay, needle)                                                                \
-    do {                                                                                           \
-        const char *ch_ = (hay), *cn_ = (needle);                                                  \
-        if (!strstr(ch_, cn_)) {                                                                   \
-            fprintf(stderr, "%s:%d: CHECK_CONTAINS failed: %s lacks \"%s\"; it is:\n%s\n",         \
-                    __FILE__, __LINE__, #hay, cn_, ch_);                                           \
-            check_failures_++;                                                                     \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_EQ_STR(a, b)                                                                         \
-    do {                                                                                           \
-        const char *ca_ = (a), *cb_ = (b);                                                         \
-        if (strcmp(ca_, cb_) != 0) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK_EQ_STR failed:\n  %s = \"%s\"\n  %s = \"%s\"\n",         \
-                    __FILE__, __LINE__, #a, ca_, #b, cb_);                                         \
-            check_failures_++;                                                                     \
-        }                                                                                          \
-    } while (0)
-
 static char g_dir[] = "/tmp/ct_test_optout_XXXXXX";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
 
 /* Writes len bytes (binary: NULs and CRs kept) to g_dir/name; the full path goes to path. */
 static void write_bytes(char *path, size_t size, const char *name, const char *data, size_t len) {
@@ -335,6 +309,6 @@ int main(void) {
     test_bad_lines();
     test_large_list();
     test_doc_id_valid();
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    check_rm_tree(g_dir);
     return CHECK_RESULT();
 }

@@ -4,7 +4,6 @@
  * that must be clean: a flipped byte in the token or offset data, truncated and random images, a
  * file that is HDF5 but no shard, tokens outside the stored vocabulary, invalid content to write
  * (nothing left behind) and an unwritable path. */
-#include <ftw.h>
 #include <hdf5.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,33 +17,7 @@
 #include "cotrain/hash.h"
 #include "cotrain/shard.h"
 
-#define CHECK_CONTAINS(hay, needle)                                                                \
-    do {                                                                                           \
-        const char *ch_ = (hay), *cn_ = (needle);                                                  \
-        if (!strstr(ch_, cn_)) {                                                                   \
-            fprintf(stderr, "%s:%d: CHECK_CONTAINS failed: %s lacks \"%s\"; it is:\n%s\n",         \
-                    __FILE__, __LINE__, #hay, cn_, ch_);                                           \
-            check_failures_++;                                                                     \
-        }                                                                                          \
-    } while (0)
-
-#define CHECK_EQ_STR(a, b)                                                                         \
-    do {                                                                                           \
-        const char *ca_ = (a), *cb_ = (b);                                                         \
-        if (strcmp(ca_, cb_) != 0) {                                                               \
-            fprintf(stderr, "%s:%d: CHECK_EQ_STR failed:\n  %s = \"%s\"\n  %s = \"%s\"\n",         \
-                    __FILE__, __LINE__, #a, ca_, #b, cb_);                                         \
-            check_failures_++;                                                                     \
-        }                                                                                          \
-    } while (0)
-
 static char g_dir[] = "/tmp/ct_test_shard_XXXXXX";
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    chmod(path, 0700);
-    return remove(path);
-}
 
 static void path_in(char *buf, size_t size, const char *name) {
     snprintf(buf, size, "%s/%s", g_dir, name);
@@ -555,6 +528,6 @@ int main(void) {
     test_not_a_shard();
     test_invalid_write();
     test_unwritable();
-    nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    check_rm_tree(g_dir);
     return CHECK_RESULT();
 }
