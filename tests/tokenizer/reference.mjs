@@ -78,10 +78,14 @@ function run(exe, args, input, env = {}) {
     fail(`harness classes: exit ${r.status}, ${cls.length} bytes`)
   } else {
     const reL = /\p{L}/u, reN = /\p{N}/u, reS = /\s/u
+    // With another Unicode version than the table's (say Debian's node 18), the code points
+    // this node does not know yet (\p{Cn}) are not compared: their class is a matter of versions.
+    const sameVersion = ver === process.versions.unicode, reCn = /\p{Cn}/u
     let bad = 0
     for (let cp = 0; cp < 0x110000; cp++) {
       if (cp >= 0xd800 && cp <= 0xdfff) continue
       const s = String.fromCodePoint(cp)
+      if (!sameVersion && reCn.test(s)) continue
       const want = reL.test(s) ? 1 : reN.test(s) ? 2 : reS.test(s) ? 3 : 0
       if (cls[cp] !== want && bad++ < 20)
         fail(`U+${cp.toString(16).toUpperCase()}: class ${cls[cp]}, node says ${want}`)
