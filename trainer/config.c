@@ -84,6 +84,12 @@ static const key_spec_t SCHEMA[] = {
      "recent steps the spike guard's z-score is measured against"},
     {KEY(train, spike_zscore), K_FLOAT, 6.0, 0, 1e6, OPEN_LO, NULL,
      "z-score above which the spike guard skips a step"},
+    {KEY(ckpt, every), K_INT64, 1000, 0, 1e15, 0, NULL,
+     "write a checkpoint every N steps; 0: only at the end, at --until and on SIGTERM/SIGUSR1"},
+    {KEY(ckpt, keep_last), K_INT, 3, 0, 1 << 30, 0, NULL,
+     "keep the newest N checkpoints, delete older ones; 0 keeps all"},
+    {KEY(ckpt, keep_every), K_INT64, 0, 0, 1e15, 0, NULL,
+     "also keep every checkpoint whose step is a multiple of N (0: none)"},
     {KEY(log, every), K_INT, 1, 1, 1 << 30, 0, NULL,
      "write a metrics line every N steps (and at the last step)"},
 };

@@ -1,7 +1,10 @@
 /* hash.c — SHA-256 via libsodium, and the cheap FNV-1a fingerprint used for weight hashes. */
 #include "cotrain/hash.h"
 
+#include <errno.h>
 #include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int ct_hash_init(ct_err_t *e) {
@@ -14,6 +17,27 @@ void ct_sha256_hex(const void *data, size_t n, char hex[CT_SHA256_HEX]) {
     unsigned char d[crypto_hash_sha256_BYTES];
     crypto_hash_sha256(d, data, n);
     sodium_bin2hex(hex, CT_SHA256_HEX, d, sizeof d);
+}
+
+int ct_sha256_file(const char *path, char hex[CT_SHA256_HEX], ct_err_t *e) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return CT_ERR(e, CT_ENOENT, "cannot open %s: %s", path, strerror(errno));
+    enum { PIECE = 1 << 20 };
+    unsigned char *buf = malloc(PIECE), d[crypto_hash_sha256_BYTES];
+    if (!buf) {
+        fclose(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory hashing %s", path);
+    }
+    crypto_hash_sha256_state st;
+    crypto_hash_sha256_init(&st);
+    size_t n;
+    while ((n = fread(buf, 1, PIECE, f)) > 0) crypto_hash_sha256_update(&st, buf, n);
+    int rc = ferror(f) ? CT_ERR(e, CT_EIO, "reading %s failed", path) : 0;
+    fclose(f);
+    free(buf);
+    crypto_hash_sha256_final(&st, d);
+    sodium_bin2hex(hex, CT_SHA256_HEX, d, sizeof d);
+    return rc;
 }
 
 static uint64_t mix(uint64_t h) {

@@ -13,7 +13,30 @@ struct ct_metrics {
     char path[4096];
 };
 
-int ct_metrics_open(ct_metrics_t **out, const char *run_dir, ct_err_t *e) {
+/* Keeps the lines of path whose "step" is at most `through` (a resumed run: lines a killed run
+ * logged after its checkpoint would otherwise appear twice). Rewritten atomically. */
+static int keep_lines_through(const char *path, int64_t through, ct_err_t *e) {
+    char *text = NULL;
+    size_t len = 0;
+    ct_err_t missing = {0};
+    if (ct_read_file(path, &text, &len, &missing) != 0) return 0; /* nothing logged yet */
+    size_t kept = 0;
+    for (char *line = text; line < text + len;) {
+        char *end = memchr(line, '\n', (size_t)(text + len - line));
+        end = end ? end + 1 : text + len;
+        long long step = -1;
+        if (sscanf(line, "{\"step\":%lld", &step) == 1 && step <= through) {
+            memmove(text + kept, line, (size_t)(end - line));
+            kept += (size_t)(end - line);
+        }
+        line = end;
+    }
+    int rc = ct_write_file_atomic(path, text, kept, e);
+    free(text);
+    return rc;
+}
+
+int ct_metrics_open(ct_metrics_t **out, const char *run_dir, int64_t keep_through, ct_err_t *e) {
     int rc = 0;
     ct_metrics_t *m = NULL;
     char dir[4000];
@@ -22,7 +45,8 @@ int ct_metrics_open(ct_metrics_t **out, const char *run_dir, ct_err_t *e) {
     CT_TRY(ct_mkdirs(dir, e));
     CT_ALLOC(e, m, 1, fail);
     snprintf(m->path, sizeof m->path, "%s/metrics.jsonl", dir);
-    m->f = fopen(m->path, "w");
+    if (keep_through > 0) CT_TRY_GOTO(keep_lines_through(m->path, keep_through, e), fail);
+    m->f = fopen(m->path, keep_through > 0 ? "a" : "w");
     if (!m->f) {
         rc = CT_ERR(e, CT_EIO, "cannot create %s: %s", m->path, strerror(errno));
         goto fail;

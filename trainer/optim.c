@@ -87,3 +87,19 @@ float ct_clip_scale(double norm, double clip) {
     double s = clip / (norm + 1e-6);
     return s < 1.0 ? (float)s : 1.0f;
 }
+
+float *ct_adamw_m(ct_adamw_t *opt) {
+    return opt->m;
+}
+
+float *ct_adamw_v(ct_adamw_t *opt) {
+    return opt->v;
+}
+
+int64_t ct_adamw_steps(const ct_adamw_t *opt) {
+    return opt->t;
+}
+
+void ct_adamw_set_steps(ct_adamw_t *opt, int64_t t) {
+    opt->t = t;
+}

@@ -58,3 +58,25 @@ int ct_spike_check(ct_spike_t *s, double loss, double grad_norm) {
     if (s->count < s->window) s->count++;
     return 0;
 }
+
+void ct_spike_state(const ct_spike_t *s, int *count, int *head, const double **loss,
+                    const double **norm) {
+    *count = s->count;
+    *head = s->head;
+    *loss = s->loss;
+    *norm = s->norm;
+}
+
+int ct_spike_restore(ct_spike_t *s, int count, int head, const double *loss, const double *norm,
+                     ct_err_t *e) {
+    if (count < 0 || count > s->window || head < 0 || head >= s->window)
+        return CT_ERR(e, CT_EINVAL, "spike guard state (count %d, head %d) does not fit a window "
+                      "of %d", count, head, s->window);
+    s->count = count;
+    s->head = head;
+    for (int i = 0; i < count; i++) {
+        s->loss[i] = loss[i];
+        s->norm[i] = norm[i];
+    }
+    return 0;
+}

@@ -123,3 +123,19 @@ int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st
 ct_model_t *ct_trainer_model(ct_trainer_t *t) {
     return t->model;
 }
+
+int64_t ct_trainer_steps(const ct_trainer_t *t) {
+    return t->step;
+}
+
+void ct_trainer_set_steps(ct_trainer_t *t, int64_t steps) {
+    t->step = steps;
+}
+
+ct_adamw_t *ct_trainer_optim(ct_trainer_t *t) {
+    return t->opt;
+}
+
+ct_spike_t *ct_trainer_spike(ct_trainer_t *t) {
+    return t->spike;
+}

@@ -2,11 +2,13 @@
  * runs the training loop with metrics and a progress line. Only this file prints and exits. */
 #include <getopt.h>
 #include <omp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "cotrain/ckpt.h"
 #include "cotrain/config.h"
 #include "cotrain/data.h"
 #include "cotrain/fsutil.h"
@@ -22,6 +24,8 @@ typedef struct worker_args {
     const char *config;
     const char *data;
     const char *out;
+    const char *resume; /* "latest" or a checkpoint directory; NULL = start fresh */
+    int64_t until;      /* stop after this step (0 = train.steps) */
     const char *sets[MAX_SETS];
     int n_sets;
 } worker_args_t;
@@ -29,11 +33,11 @@ typedef struct worker_args {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: cotrain-worker [--config FILE|NAME] [--set key=value]... --data MANIFEST\n"
-            "                      [--out RUN_DIR]\n"
+            "                      [--out RUN_DIR] [--resume latest|CKPT_DIR] [--until STEP]\n"
             "\n"
             "Trains a GPT-2 style model on one process (all of its CPUs) and writes\n"
-            "RUN_DIR/config.json (the resolved config, canonical) and\n"
-            "RUN_DIR/public/metrics.jsonl (one JSON line per logged step).\n"
+            "RUN_DIR/config.json (the resolved config, canonical),\n"
+            "RUN_DIR/public/metrics.jsonl (one JSON line per logged step) and checkpoints.\n"
             "\n"
             "  --config FILE|NAME  JSON config; NAME picks a bundled one from %s:\n"
             "                      tiny, small, gpt2, gpt2-medium, gpt2-large, gpt2-xl\n"
@@ -44,9 +48,17 @@ static void usage(FILE *f) {
             "                      `cotrain prep`, or its folder; model.vocab_size defaults to\n"
             "                      its tokenizer's vocabulary\n"
             "  --out RUN_DIR       run directory (default: run)\n"
+            "  --resume latest|DIR go on from the newest checkpoint under RUN_DIR/checkpoints\n"
+            "                      that verifies, or from checkpoint DIR; only ckpt.*, log.*\n"
+            "                      and train.micro_batch may differ from the run's config\n"
+            "  --until STEP        stop after STEP (checkpointing there); the schedule still\n"
+            "                      runs to train.steps\n"
             "  --help-config       list every config key with its type, default and range\n"
             "  -h, --help          this help\n"
             "\n"
+            "Checkpoints: RUN_DIR/checkpoints/ckpt-<step>, every ckpt.every steps, at the end,\n"
+            "at --until, on SIGUSR1 (then training goes on) and on SIGTERM (then it stops\n"
+            "with exit 0); ckpt.keep_last / ckpt.keep_every say which are kept.\n"
             "Threads: the CPUs of the process's affinity mask, or OMP_NUM_THREADS.\n"
             "Logging: CT_LOG=error|warn|info|debug (default info), on stderr; the progress\n"
             "line goes to stdout. Exit codes: 0 done, 1 runtime failure, 2 bad usage or input.\n",
@@ -59,7 +71,9 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
         {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},         {"help-config", no_argument, 0, 'H'},
+        {"resume", required_argument, 0, 'r'}, {"until", required_argument, 0, 'u'},
         {0, 0, 0, 0}};
+    char *end;
     memset(a, 0, sizeof *a);
     a->out = "run";
     opterr = 0;
@@ -69,6 +83,12 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         case 'c': a->config = optarg; break;
         case 'd': a->data = optarg; break;
         case 'o': a->out = optarg; break;
+        case 'r': a->resume = optarg; break;
+        case 'u':
+            a->until = strtoll(optarg, &end, 10);
+            if (*end || a->until < 1)
+                return CT_ERR(e, CT_EINVAL, "--until %s: give a step number >= 1", optarg);
+            break;
         case 's':
             if (a->n_sets == MAX_SETS)
                 return CT_ERR(e, CT_EINVAL, "more than %d --set options", MAX_SETS);
@@ -103,108 +123,196 @@ static void format_duration(double s, char *buf, size_t n) {
         snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
 }
 
-/* Writes RUN_DIR/config.json (canonical) and logs its sha256. */
-static int write_resolved_config(const ct_config_t *cfg, const char *run_dir, const ct_log_t *lg,
-                                 ct_err_t *e) {
-    char path[4096], hex[CT_SHA256_HEX];
-    char *text = ct_config_canonical(cfg, e);
-    if (!text) return CT_ENOMEM;
-    snprintf(path, sizeof path, "%s/config.json", run_dir);
-    int rc = ct_write_file_atomic(path, text, strlen(text), e);
-    if (rc == 0) {
-        ct_sha256_hex(text, strlen(text), hex);
-        ct_log(lg, CT_LOG_INFO, "config %s sha256 %s", path, hex);
-    }
-    free(text);
-    return rc;
+/* Set by SIGTERM / SIGUSR1 and read at step boundaries: a signal handler can only talk to the
+ * loop through a flag, so this is the one mutable global. */
+static volatile sig_atomic_t pending_signal;
+
+static void on_signal(int sig) {
+    pending_signal = sig;
 }
 
-static int train(const ct_config_t *cfg, ct_data_t *data, const char *run_dir, ct_log_t *lg,
-                 ct_err_t *e) {
-    int rc = 0;
-    ct_trainer_t *tr = NULL;
-    ct_metrics_t *metrics = NULL;
-    CT_TRY(ct_trainer_create(&tr, cfg, data, e));
-    ct_model_t *model = ct_trainer_model(tr);
-    double peak = ct_peak_flops(), flops_tok = ct_model_flops_per_token(model);
-    ct_log(lg, CT_LOG_INFO,
+/* One invocation's state: the resolved config, data, trainer, metrics and checkpoint lineage. */
+typedef struct session {
+    const worker_args_t *a;
+    ct_log_t *lg;
+    ct_config_t cfg;
+    char *config_json; /* canonical */
+    char config_sha256[CT_SHA256_HEX];
+    ct_data_t *data;
+    ct_trainer_t *tr;
+    ct_metrics_t *metrics;
+    char resume_dir[4096]; /* "" when starting fresh */
+    ct_ckpt_info_t resumed;
+    char last_id[CT_SHA256_HEX]; /* the newest checkpoint of this lineage: the next one's parent */
+} session_t;
+
+/* Writes RUN_DIR/config.json (canonical) and logs its sha256. */
+static int write_resolved_config(session_t *S, ct_err_t *e) {
+    char path[4096];
+    S->config_json = ct_config_canonical(&S->cfg, e);
+    if (!S->config_json) return CT_ENOMEM;
+    snprintf(path, sizeof path, "%s/config.json", S->a->out);
+    ct_sha256_hex(S->config_json, strlen(S->config_json), S->config_sha256);
+    CT_TRY(ct_write_file_atomic(path, S->config_json, strlen(S->config_json), e));
+    ct_log(S->lg, CT_LOG_INFO, "config %s sha256 %s", path, S->config_sha256);
+    return 0;
+}
+
+/* Saves a checkpoint after the step just taken, then applies the retention policy. */
+static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
+    const ct_config_t *c = &S->cfg;
+    ct_ckpt_info_t info = {.world_size = 1};
+    info.tokens = ct_trainer_steps(S->tr) * (int64_t)c->train.global_batch * c->model.seq_len;
+    snprintf(info.config_sha256, sizeof info.config_sha256, "%s", S->config_sha256);
+    snprintf(info.parent, sizeof info.parent, "%s", S->last_id);
+    ct_data_cursor(S->data, &info.cursor);
+    char dir[4096];
+    double t0 = now_s();
+    CT_TRY(ct_ckpt_save(S->a->out, S->tr, S->config_json, &info, dir, sizeof dir, e));
+    snprintf(S->last_id, sizeof S->last_id, "%s", info.id);
+    ct_log(S->lg, CT_LOG_INFO, "checkpoint %s (%s) written in %.1f s, id %.16s...", dir, why,
+           now_s() - t0, info.id);
+    return ct_ckpt_prune(S->a->out, c->ckpt.keep_last, c->ckpt.keep_every, e);
+}
+
+static void log_model(session_t *S, double peak) {
+    const ct_config_t *c = &S->cfg;
+    ct_model_t *model = ct_trainer_model(S->tr);
+    ct_log(S->lg, CT_LOG_INFO,
            "model: %d layers, %d heads, d_model %d, seq_len %d, vocab %d: %.2fM parameters, "
            "%.0f MiB planned (params, grads, activations) + %.0f MiB AdamW state",
-           cfg->model.n_layer, cfg->model.n_head, cfg->model.d_model, cfg->model.seq_len,
-           cfg->model.vocab_size, ct_model_num_real_params(model) / 1e6,
+           c->model.n_layer, c->model.n_head, c->model.d_model, c->model.seq_len,
+           c->model.vocab_size, ct_model_num_real_params(model) / 1e6,
            ct_model_planned_bytes(model) / 1048576.0,
            2.0 * ct_model_num_params(model) * sizeof(float) / 1048576.0);
-    ct_log(lg, CT_LOG_INFO, "threads: %d; measured FP32 peak %.0f GFLOP/s (the MFU denominator)",
+    ct_log(S->lg, CT_LOG_INFO, "threads: %d; measured FP32 peak %.0f GFLOP/s (the MFU denominator)",
            omp_get_max_threads(), peak / 1e9);
-    CT_TRY_GOTO(ct_metrics_open(&metrics, run_dir, e), out);
-    int64_t steps = cfg->train.steps, tokens_per_step = (int64_t)cfg->train.global_batch *
-                                                        cfg->model.seq_len;
+}
+
+/* Runs steps from the trainer's current step up to --until or train.steps, logging metrics and
+ * writing checkpoints by policy, at the end and on SIGTERM (then stops) or SIGUSR1. */
+static int train_loop(session_t *S, ct_err_t *e) {
+    const ct_config_t *c = &S->cfg;
+    ct_model_t *model = ct_trainer_model(S->tr);
+    double peak = ct_peak_flops(), flops_tok = ct_model_flops_per_token(model);
+    log_model(S, peak);
+    int64_t first = ct_trainer_steps(S->tr), end = c->train.steps;
+    if (S->a->until > 0 && S->a->until < end) end = S->a->until;
+    int64_t tokens_per_step = (int64_t)c->train.global_batch * c->model.seq_len;
     double train_time = 0.0;
-    for (int64_t s = 0; s < steps; s++) {
+    for (int64_t s = first; s < end; s++) {
         ct_step_stats_t st;
         double t0 = now_s();
-        CT_TRY_GOTO(ct_trainer_step(tr, &st, e), out);
+        CT_TRY(ct_trainer_step(S->tr, &st, e));
         double dt = now_s() - t0;
         train_time += dt;
-        if ((s + 1) % cfg->log.every != 0 && s + 1 != steps) continue;
-        ct_metrics_record_t r = {
-            .step = s + 1,
-            .tokens = (s + 1) * tokens_per_step,
-            .loss = st.loss,
-            .lr = st.lr,
-            .grad_norm = st.grad_norm,
-            .tokens_per_s = tokens_per_step / dt,
-            .mfu = tokens_per_step / dt * flops_tok / peak,
-            .param_hash = ct_hash64(ct_model_params(model),
-                                    ct_model_num_params(model) * sizeof(float)),
-            .skipped = st.skipped,
-            .group = "local",
-        };
-        CT_TRY_GOTO(ct_metrics_write(metrics, &r, e), out);
-        char eta[32];
-        format_duration(train_time / (s + 1) * (steps - s - 1), eta, sizeof eta);
-        printf("step %6lld/%lld | loss %.4f | lr %.3e | norm %.3f | %.0f tok/s | MFU %.1f%% | "
-               "ETA %s%s\n",
-               (long long)(s + 1), (long long)steps, st.loss, st.lr, st.grad_norm,
-               r.tokens_per_s, 100.0 * r.mfu, eta, st.skipped ? " | SKIPPED (spike guard)" : "");
-        fflush(stdout);
+        if ((s + 1) % c->log.every == 0 || s + 1 == end) {
+            ct_metrics_record_t r = {
+                .step = s + 1,
+                .tokens = (s + 1) * tokens_per_step,
+                .loss = st.loss,
+                .lr = st.lr,
+                .grad_norm = st.grad_norm,
+                .tokens_per_s = tokens_per_step / dt,
+                .mfu = tokens_per_step / dt * flops_tok / peak,
+                .param_hash = ct_hash64(ct_model_params(model),
+                                        ct_model_num_params(model) * sizeof(float)),
+                .skipped = st.skipped,
+                .group = "local",
+            };
+            CT_TRY(ct_metrics_write(S->metrics, &r, e));
+            char eta[32];
+            format_duration(train_time / (double)(s + 1 - first) * (double)(end - s - 1), eta,
+                            sizeof eta);
+            printf("step %6lld/%lld | loss %.4f | lr %.3e | norm %.3f | %.0f tok/s | MFU %.1f%% | "
+                   "ETA %s%s\n",
+                   (long long)(s + 1), (long long)c->train.steps, st.loss, st.lr, st.grad_norm,
+                   r.tokens_per_s, 100.0 * r.mfu, eta,
+                   st.skipped ? " | SKIPPED (spike guard)" : "");
+            fflush(stdout);
+        }
+        int sig = pending_signal;
+        pending_signal = 0;
+        if (s + 1 == end)
+            CT_TRY(save_checkpoint(S, s + 1 == c->train.steps ? "end of run" : "--until", e));
+        else if (sig)
+            CT_TRY(save_checkpoint(S, sig == SIGTERM ? "SIGTERM" : "SIGUSR1", e));
+        else if (c->ckpt.every > 0 && (s + 1) % c->ckpt.every == 0)
+            CT_TRY(save_checkpoint(S, "ckpt.every", e));
+        if (sig == SIGTERM && s + 1 < end) {
+            ct_log(S->lg, CT_LOG_WARN, "stopped by SIGTERM after step %lld; go on with "
+                   "--resume latest", (long long)(s + 1));
+            break;
+        }
     }
-    ct_log(lg, CT_LOG_INFO, "done: %lld steps in %.1f s; metrics in %s/public/metrics.jsonl",
-           (long long)steps, train_time, run_dir);
-    ct_log(lg, CT_LOG_INFO, "data loader: steps waited %.4f s for data (%.4f%% of step time)",
-           ct_data_wait_seconds(data), 100.0 * ct_data_wait_seconds(data) / train_time);
-out:
-    ct_metrics_close(&metrics);
-    ct_trainer_destroy(&tr);
-    return rc;
+    ct_log(S->lg, CT_LOG_INFO, "done: steps %lld..%lld in %.1f s; metrics in %s/public/metrics.jsonl",
+           (long long)first + 1, (long long)ct_trainer_steps(S->tr), train_time, S->a->out);
+    if (train_time > 0)
+        ct_log(S->lg, CT_LOG_INFO, "data loader: steps waited %.4f s for data (%.4f%% of step "
+               "time)", ct_data_wait_seconds(S->data),
+               100.0 * ct_data_wait_seconds(S->data) / train_time);
+    return 0;
+}
+
+/* With --resume: finds and verifies the checkpoint (the newest good one for `latest`). */
+static int find_resume(session_t *S, ct_err_t *e) {
+    const char *r = S->a->resume;
+    if (!r) return 0;
+    int skipped = 0;
+    if (!strcmp(r, "latest"))
+        CT_TRY(ct_ckpt_latest(S->a->out, S->resume_dir, sizeof S->resume_dir, &skipped, e));
+    else
+        snprintf(S->resume_dir, sizeof S->resume_dir, "%s", r);
+    if (skipped)
+        ct_log(S->lg, CT_LOG_WARN, "skipped %d newer checkpoint(s) that do not verify", skipped);
+    CT_TRY(ct_ckpt_verify(S->resume_dir, &S->resumed, e));
+    if (S->a->until > 0 && S->a->until <= S->resumed.step)
+        return CT_ERR(e, CT_EINVAL, "--until %lld is not after the checkpoint's step %lld",
+                      (long long)S->a->until, (long long)S->resumed.step);
+    snprintf(S->last_id, sizeof S->last_id, "%s", S->resumed.id);
+    ct_log(S->lg, CT_LOG_INFO, "resuming from %s: step %lld, id %.16s...", S->resume_dir,
+           (long long)S->resumed.step, S->resumed.id);
+    return 0;
 }
 
 static int run(int argc, char **argv, ct_log_t *lg, ct_err_t *e) {
     worker_args_t a;
-    ct_config_t cfg;
-    ct_data_t *data = NULL;
+    session_t S = {.a = &a, .lg = lg};
     int rc = parse_args(argc, argv, &a, e);
     if (rc != 0) return rc;
     CT_TRY(ct_hash_init(e));
-    CT_TRY(ct_config_load(&cfg, a.config, CT_CONFIG_DIR, a.sets, a.n_sets, e));
-    ct_data_opts_t dopts = {.seq_len = cfg.model.seq_len,
-                            .seed = cfg.train.seed,
-                            .global_batch = cfg.train.global_batch,
+    CT_TRY(ct_config_load(&S.cfg, a.config, CT_CONFIG_DIR, a.sets, a.n_sets, e));
+    CT_TRY(find_resume(&S, e));
+    ct_data_opts_t dopts = {.seq_len = S.cfg.model.seq_len,
+                            .seed = S.cfg.train.seed,
+                            .global_batch = S.cfg.train.global_batch,
                             .rank = 0,
-                            .world = 1};
-    CT_TRY(ct_data_open(&data, a.data, &dopts, e));
-    const ct_manifest_t *m = ct_data_manifest(data);
-    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = m->vocab_size;
+                            .world = 1,
+                            .start = S.resume_dir[0] ? &S.resumed.cursor : NULL};
+    CT_TRY(ct_data_open(&S.data, a.data, &dopts, e));
+    const ct_manifest_t *m = ct_data_manifest(S.data);
+    if (S.cfg.model.vocab_size == 0) S.cfg.model.vocab_size = m->vocab_size;
+    if (S.resume_dir[0]) CT_TRY_GOTO(ct_ckpt_check_config(S.resume_dir, &S.cfg, e), out);
     CT_TRY_GOTO(ct_mkdirs(a.out, e), out);
-    CT_TRY_GOTO(write_resolved_config(&cfg, a.out, lg, e), out);
+    CT_TRY_GOTO(write_resolved_config(&S, e), out);
     ct_log(lg, CT_LOG_INFO,
            "data %s (sha256 %.16s...): %s tokenizer, %d shards, %lld tokens, %lld samples of %d "
            "tokens per epoch",
            m->path, m->sha256, m->tokenizer, m->n_shards, (long long)m->n_tokens,
-           (long long)ct_data_num_windows(data), cfg.model.seq_len + 1);
-    rc = train(&cfg, data, a.out, lg, e);
+           (long long)ct_data_num_windows(S.data), S.cfg.model.seq_len + 1);
+    CT_TRY_GOTO(ct_trainer_create(&S.tr, &S.cfg, S.data, e), out);
+    if (S.resume_dir[0]) CT_TRY_GOTO(ct_ckpt_restore(S.resume_dir, S.tr, &S.resumed, e), out);
+    CT_TRY_GOTO(ct_metrics_open(&S.metrics, a.out, S.resumed.step, e), out);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    rc = train_loop(&S, e);
 out:
-    ct_data_destroy(&data);
+    ct_metrics_close(&S.metrics);
+    ct_trainer_destroy(&S.tr);
+    ct_data_destroy(&S.data);
+    free(S.config_json);
     return rc;
 }
 

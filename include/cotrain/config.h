@@ -40,6 +40,11 @@ typedef struct ct_config {
         double spike_zscore;      /* z above which a step is skipped */
     } train;
     struct {
+        int64_t every;      /* checkpoint every N steps (0: only at the end, --until, signals) */
+        int keep_last;      /* keep the newest N checkpoints (0: keep all) */
+        int64_t keep_every; /* also keep those whose step is a multiple of N (0: none) */
+    } ckpt;
+    struct {
         int every; /* metrics line every N steps (and the last step) */
     } log;
 } ct_config_t;

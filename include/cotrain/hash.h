@@ -15,6 +15,10 @@ int ct_hash_init(ct_err_t *e);
 /* hex receives 64 lowercase hex digits and a NUL. */
 void ct_sha256_hex(const void *data, size_t n, char hex[CT_SHA256_HEX]);
 
+/* sha256 (hex) of the file at `path`, read in 1 MiB pieces. Errors: CT_ENOENT (cannot open),
+ * CT_EIO (read error), naming the file. */
+int ct_sha256_file(const char *path, char hex[CT_SHA256_HEX], ct_err_t *e);
+
 /* A fast, stable 64-bit fingerprint of a buffer (not for security): four multiply-xorshift lanes
  * over 64-bit words, so it runs near memory bandwidth. Used for weight hashes (param_hash). */
 uint64_t ct_hash64(const void *data, size_t n);

@@ -21,8 +21,9 @@ typedef struct ct_metrics_record {
 
 typedef struct ct_metrics ct_metrics_t;
 
-/* Creates RUN_DIR/public/ if needed and starts metrics.jsonl afresh. Returns 0 or CT_EIO. */
-int ct_metrics_open(ct_metrics_t **out, const char *run_dir, ct_err_t *e);
+/* Creates RUN_DIR/public/ if needed and starts metrics.jsonl afresh, or, when keep_through > 0
+ * (a resumed run), keeps its lines up to that step and appends. Returns 0 or CT_EIO. */
+int ct_metrics_open(ct_metrics_t **out, const char *run_dir, int64_t keep_through, ct_err_t *e);
 /* Appends one line and flushes it. Returns 0 or CT_EIO (disk full, ...). */
 int ct_metrics_write(ct_metrics_t *m, const ct_metrics_record_t *r, ct_err_t *e);
 /* Closes the file and sets *self_p to NULL; NULL-safe. */

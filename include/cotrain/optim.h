@@ -30,6 +30,13 @@ void ct_adamw_update(ct_adamw_t *opt, float *params, const float *grads,
                      const ct_tensor_info_t *tensors, int n_tensors, const ct_adamw_hparams_t *hp,
                      float grad_scale);
 
+/* The state a checkpoint saves: the moments (n each, the parameters' layout) and the number of
+ * updates taken (bias correction). set_steps is for restoring it. */
+float *ct_adamw_m(ct_adamw_t *opt);
+float *ct_adamw_v(ct_adamw_t *opt);
+int64_t ct_adamw_steps(const ct_adamw_t *opt);
+void ct_adamw_set_steps(ct_adamw_t *opt, int64_t t);
+
 /* L2 norm of g (n), summed in fixed chunks in a fixed order: the same bits whatever the number
  * of threads. */
 double ct_grad_norm(const float *g, size_t n);

@@ -13,6 +13,8 @@
 #include "cotrain/data.h"
 #include "cotrain/err.h"
 #include "cotrain/model.h"
+#include "cotrain/optim.h"
+#include "cotrain/spike.h"
 
 typedef struct ct_trainer ct_trainer_t;
 
@@ -42,5 +44,12 @@ int ct_trainer_step(ct_trainer_t *t, ct_step_stats_t *st, ct_err_t *e);
 int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st, ct_err_t *e);
 
 ct_model_t *ct_trainer_model(ct_trainer_t *t);
+
+/* What a checkpoint saves and restores: the steps taken (the next step's index), the optimizer,
+ * and the spike guard (NULL when train.spike_guard is off). */
+int64_t ct_trainer_steps(const ct_trainer_t *t);
+void ct_trainer_set_steps(ct_trainer_t *t, int64_t steps);
+ct_adamw_t *ct_trainer_optim(ct_trainer_t *t);
+ct_spike_t *ct_trainer_spike(ct_trainer_t *t);
 
 #endif
