@@ -4,6 +4,9 @@
 #ifndef COTRAIN_TOOLS_COMMANDS_H
 #define COTRAIN_TOOLS_COMMANDS_H
 
+int ct_cmd_eval(int argc, char **argv);
+int ct_cmd_export(int argc, char **argv);
+int ct_cmd_inspect(int argc, char **argv);
 int ct_cmd_prep(int argc, char **argv);
 int ct_cmd_tokenize(int argc, char **argv);
 

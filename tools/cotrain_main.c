@@ -12,6 +12,9 @@ typedef struct command {
 } command_t;
 
 static const command_t commands[] = {
+    {"eval", ct_cmd_eval, "mean next-token loss of a checkpoint on a dataset"},
+    {"export", ct_cmd_export, "write a checkpoint as Hugging Face safetensors + config.json"},
+    {"inspect", ct_cmd_inspect, "verify a checkpoint and print its step, tokens, hashes, config"},
     {"prep", ct_cmd_prep, "turn text / JSONL into tokenized HDF5 shards and a manifest"},
     {"tokenize", ct_cmd_tokenize, "encode stdin to token ids (or --decode ids to text)"},
 };

@@ -6,7 +6,13 @@
  * from the cache instead of recomputing them, and only the last row is projected onto the
  * vocabulary. A single new token is a matrix-vector product per weight matrix (cblas_sgemv; a
  * GEMM with one row wastes time packing the weights), so generation is bound by reading the
- * weights once per token. */
+ * weights once per token.
+ *
+ * Threads: a prompt's rows go through GEMMs on every OpenMP thread. One token of a small model is
+ * tens of microseconds of work split over a dozen parallel regions; there the fork/join costs more
+ * than it saves, and when another process holds a core each barrier can wait out a scheduler
+ * time slice (measured: the tiny model fell from ~9000 to ~100 tokens/s on a busy 2-core VM). So
+ * single tokens of models whose weights fit in cache run on the calling thread alone. */
 #include "cotrain/generate.h"
 
 #include <cblas.h>
@@ -18,6 +24,11 @@
 
 #include "cotrain/kernels.h"
 #include "cotrain/mem.h"
+
+/* Single tokens of models with fewer weight bytes than this run on one thread (see above). */
+#define SERIAL_DECODE_BYTES ((size_t)32 << 20)
+/* Attention of fewer multiply-adds than this (all rows and heads of a feed) runs serially. */
+#define PARALLEL_ATTENTION_MACS (1L << 15)
 
 /* One block's weights, resolved by name from the model's tensor table. */
 typedef struct layer_w {
@@ -33,6 +44,7 @@ struct ct_generator {
     ct_model_t *model; /* borrowed */
     int L, NH, C, T, V, Vp;
     int nthreads; /* OpenMP threads the attention scratch is sized for */
+    int serial_decode; /* 1: single tokens run on the calling thread (small weights) */
     int pos;      /* positions held in the cache */
     const float *wte, *wpe;   /* (Vp, C), (T, C) */
     const float *lnfw, *lnfb; /* (C), (C) */
@@ -138,6 +150,7 @@ int ct_generator_create(ct_generator_t **out, ct_model_t *model, ct_err_t *e) {
     g->V = d->vocab_size;
     g->Vp = d->vocab_padded;
     g->nthreads = omp_get_max_threads();
+    g->serial_decode = ct_model_num_params(model) * sizeof(float) < SERIAL_DECODE_BYTES;
     CT_ALLOC(e, g->layers, g->L, fail);
     CT_ALLOC(e, g->sample_i, g->Vp, fail);
     CT_TRY_GOTO(resolve_weights(g, e), fail);
@@ -197,7 +210,9 @@ static void attention_cached(ct_generator_t *g, float *out, const float *qkv, co
                              const float *v, int n, int p0) {
     int C = g->C, NH = g->NH, hs = C / NH, T = g->T;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static) num_threads(g->nthreads)
+    int threads = omp_get_max_threads() < g->nthreads ? omp_get_max_threads() : g->nthreads;
+    long macs = 2L * n * (p0 + n) * C;
+#pragma omp parallel for schedule(static) num_threads(threads) if (macs >= PARALLEL_ATTENTION_MACS)
     for (int ih = 0; ih < n * NH; ih++) {
         int i = ih / NH, h = ih % NH, p = p0 + i;
         const float *q = qkv + (size_t)i * 3 * C + (size_t)h * hs;
@@ -242,6 +257,11 @@ int ct_generator_feed(ct_generator_t *self, const int *tokens, int n, ct_err_t *
             return CT_ERR(e, CT_EINVAL, "token %d (at %d of %d fed) is outside the model's "
                                         "vocabulary 0..%d",
                           tokens[i], i, n, g->V - 1);
+    /* omp_set_num_threads changes only this thread's count (OpenBLAS's OpenMP build follows it)
+     * and is restored below. */
+    int threads = omp_get_max_threads();
+    int one_thread = n == 1 && g->serial_decode && threads > 1;
+    if (one_thread) omp_set_num_threads(1);
     for (int i = 0; i < n; i++) {
         const float *te = g->wte + (size_t)tokens[i] * C, *pe = g->wpe + (size_t)(p0 + i) * C;
         float *xi = g->x + (size_t)i * C;
@@ -268,6 +288,7 @@ int ct_generator_feed(ct_generator_t *self, const int *tokens, int n, ct_err_t *
     layernorm_forward(g->ln, g->mean, g->rstd, g->x + (size_t)(n - 1) * C, g->lnfw, g->lnfb, 1, C);
     cblas_sgemv(CblasRowMajor, CblasNoTrans, g->Vp, C, 1.0f, g->wte, C, g->ln, 1, 0.0f, g->logits,
                 1);
+    if (one_thread) omp_set_num_threads(threads);
     g->pos = p0 + n;
     return 0;
 }
