@@ -213,9 +213,9 @@ static void test_round_trip(int L, int NH, int C, int T, int V) {
             count++;
         }
         CHECK_EQ_INT(count, ct_model_num_tensors(a) + 1);
-        CHECK_EQ_STR(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "__metadata__"), "format")
-                         ->valuestring,
-                     "pt");
+        CHECK_EQ_STR(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(root, "__metadata__"), "format")->valuestring,
+            "pt");
         const cJSON *wte_e = cJSON_GetObjectItem(root, "transformer.wte.weight");
         const cJSON *sh = cJSON_GetObjectItem(wte_e, "shape");
         CHECK_EQ_INT(cJSON_GetArraySize(sh), 2);
@@ -260,8 +260,12 @@ static void test_hf_variants(void) {
 
     /* GPT2Model names (no prefix), the tied head and the attention buffers */
     int n = model_specs(a, s, 0);
-    s[n++] = (spec_t){.name = "lm_head.weight", .dtype = "F32", .ndim = 2, .shape = {V, C},
-                      .bytes = sizeof head, .data = head};
+    s[n++] = (spec_t){.name = "lm_head.weight",
+                      .dtype = "F32",
+                      .ndim = 2,
+                      .shape = {V, C},
+                      .bytes = sizeof head,
+                      .data = head};
     for (int l = 0; l < L; l++) {
         s[n] = (spec_t){.dtype = "F32", .ndim = 4, .shape = {1, 1, T, T}, .bytes = T * T * 4};
         snprintf(s[n++].name, sizeof s[0].name, "h.%d.attn.bias", l);
@@ -269,8 +273,11 @@ static void test_hf_variants(void) {
         snprintf(s[n++].name, sizeof s[0].name, "h.%d.attn.masked_bias", l);
     }
     /* a buffer stored as bool, as older exports did */
-    s[n] = (spec_t){.name = "transformer.h.0.attn.bias", .dtype = "BOOL", .ndim = 2,
-                    .shape = {T, T}, .bytes = T * T};
+    s[n] = (spec_t){.name = "transformer.h.0.attn.bias",
+                    .dtype = "BOOL",
+                    .ndim = 2,
+                    .shape = {T, T},
+                    .bytes = T * T};
     n++;
     write_specs(path, s, n);
     fill_junk(b);
@@ -411,8 +418,7 @@ static void test_malformed(void) {
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
          "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}",
          20, "bytes 8..12 belong to no tensor"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12,
-         "last 4 bytes"},
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12, "last 4 bytes"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
          "unexpected tensor a"},
         {"{\"__metadata__\":null}", 0, "transformer.wte.weight is missing"},

@@ -39,37 +39,36 @@ typedef struct eval {
     const eval_args_t *a;
     ct_manifest_t *man;
     ct_model_t *m;
-    int T, B;            /* seq_len, sequences per forward */
-    int64_t n_windows;   /* windows to evaluate */
-    int64_t done;        /* windows evaluated */
-    int *rows;           /* (B, T+1) the batch being filled */
+    int T, B;              /* seq_len, sequences per forward */
+    int64_t n_windows;     /* windows to evaluate */
+    int64_t done;          /* windows evaluated */
+    int *rows;             /* (B, T+1) the batch being filled */
     int *inputs, *targets; /* (B, T) each */
-    int64_t filled;      /* tokens in rows */
-    double loss_sum;     /* sum of per-position losses so far */
+    int64_t filled;        /* tokens in rows */
+    double loss_sum;       /* sum of per-position losses so far */
     double t0, last_print;
     int tty;
 } eval_t;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: cotrain eval CKPT_DIR --data MANIFEST [--tokens N] [--batch B]\n"
-            "\n"
-            "Prints the mean next-token cross-entropy (nats) of checkpoint CKPT_DIR on the\n"
-            "data: the shards concatenated in manifest order, cut into consecutive windows of\n"
-            "seq_len+1 tokens (a trailing partial window is dropped). The last line of stdout\n"
-            "is `loss <float>`; progress goes to stderr.\n"
-            "\n"
-            "  --data MANIFEST  a manifest.json written by `cotrain prep`, or its folder; its\n"
-            "                   vocabulary must fit the model's\n"
-            "  --tokens N       use only the first floor(N / (seq_len+1)) windows\n"
-            "  --batch B        sequences per forward pass (default: the checkpoint's\n"
-            "                   train.micro_batch); changes the speed, not the result (beyond\n"
-            "                   float rounding)\n"
-            "  -h, --help       this help\n"
-            "\n"
-            "Threads: the CPUs of the process's affinity mask, or OMP_NUM_THREADS.\n"
-            "Exit codes: 0 done, 1 runtime failure, 2 bad usage or input (a missing or damaged\n"
-            "checkpoint or shard, a vocabulary larger than the model's, no complete window).\n");
+    fprintf(f, "usage: cotrain eval CKPT_DIR --data MANIFEST [--tokens N] [--batch B]\n"
+               "\n"
+               "Prints the mean next-token cross-entropy (nats) of checkpoint CKPT_DIR on the\n"
+               "data: the shards concatenated in manifest order, cut into consecutive windows of\n"
+               "seq_len+1 tokens (a trailing partial window is dropped). The last line of stdout\n"
+               "is `loss <float>`; progress goes to stderr.\n"
+               "\n"
+               "  --data MANIFEST  a manifest.json written by `cotrain prep`, or its folder; its\n"
+               "                   vocabulary must fit the model's\n"
+               "  --tokens N       use only the first floor(N / (seq_len+1)) windows\n"
+               "  --batch B        sequences per forward pass (default: the checkpoint's\n"
+               "                   train.micro_batch); changes the speed, not the result (beyond\n"
+               "                   float rounding)\n"
+               "  -h, --help       this help\n"
+               "\n"
+               "Threads: the CPUs of the process's affinity mask, or OMP_NUM_THREADS.\n"
+               "Exit codes: 0 done, 1 runtime failure, 2 bad usage or input (a missing or damaged\n"
+               "checkpoint or shard, a vocabulary larger than the model's, no complete window).\n");
 }
 
 static int parse_count(const char *opt, const char *s, int64_t max, int64_t *out, ct_err_t *e) {
@@ -109,15 +108,19 @@ static int parse_args(int argc, char **argv, eval_args_t *a, ct_err_t *e) {
         }
     }
     if (optind >= argc)
-        return CT_ERR(e, CT_EINVAL, "give the checkpoint to evaluate: cotrain eval CKPT_DIR "
-                                    "--data MANIFEST (see --help)");
+        return CT_ERR(e, CT_EINVAL,
+                      "give the checkpoint to evaluate: cotrain eval CKPT_DIR "
+                      "--data MANIFEST (see --help)");
     a->ckpt = argv[optind++];
     if (optind < argc)
-        return CT_ERR(e, CT_EINVAL, "unexpected argument '%s': eval takes one checkpoint (see "
-                                    "--help)", argv[optind]);
+        return CT_ERR(e, CT_EINVAL,
+                      "unexpected argument '%s': eval takes one checkpoint (see "
+                      "--help)",
+                      argv[optind]);
     if (!a->data)
-        return CT_ERR(e, CT_EINVAL, "--data MANIFEST is required: the data to evaluate on, made "
-                                    "by `cotrain prep` (see --help)");
+        return CT_ERR(e, CT_EINVAL,
+                      "--data MANIFEST is required: the data to evaluate on, made "
+                      "by `cotrain prep` (see --help)");
     return 0;
 }
 
@@ -135,7 +138,8 @@ static void progress(eval_t *v, int final) {
     v->last_print = t;
     double rate = dt > 0 ? v->done / dt : 0.0;
     char eta[32] = "";
-    if (!final && rate > 0) snprintf(eta, sizeof eta, ", ETA %.0f s", (v->n_windows - v->done) / rate);
+    if (!final && rate > 0)
+        snprintf(eta, sizeof eta, ", ETA %.0f s", (v->n_windows - v->done) / rate);
     double loss = v->done ? v->loss_sum / ((double)v->done * v->T) : 0.0;
     fprintf(stderr, "%seval: %lld / %lld windows (%.0f%%), loss %.4f, %.1f windows/s%s%s",
             v->tty ? "\r" : "", (long long)v->done, (long long)v->n_windows,
@@ -169,16 +173,20 @@ static int feed_shard(eval_t *v, int i, ct_err_t *e) {
     if (rc != 0) return CT_ERR(e, rc, "shard %s cannot be read: %s", ms->id, why.msg);
     ct_sha256_hex(img, len, sha);
     if (strcmp(sha, ms->sha256) != 0) {
-        rc = CT_ERR(e, CT_ECORRUPT, "shard %s (%s) is corrupted or was replaced: its sha256 is "
+        rc = CT_ERR(e, CT_ECORRUPT,
+                    "shard %s (%s) is corrupted or was replaced: its sha256 is "
                     "%.16s..., the manifest says %.16s...; restore the file or re-run `cotrain "
-                    "prep`", ms->id, ms->path, sha, ms->sha256);
+                    "prep`",
+                    ms->id, ms->path, sha, ms->sha256);
         goto out;
     }
     CT_TRY_GOTO(ct_shard_read_image(img, len, ms->path, 0, &sh, e), out);
     if (sh.n_tokens != ms->n_tokens || sh.vocab_size != v->man->vocab_size) {
-        rc = CT_ERR(e, CT_ECORRUPT, "shard %s (%s) holds %lld tokens of vocabulary %d, the "
-                    "manifest says %lld of %d", ms->id, ms->path, (long long)sh.n_tokens,
-                    sh.vocab_size, (long long)ms->n_tokens, v->man->vocab_size);
+        rc = CT_ERR(e, CT_ECORRUPT,
+                    "shard %s (%s) holds %lld tokens of vocabulary %d, the "
+                    "manifest says %lld of %d",
+                    ms->id, ms->path, (long long)sh.n_tokens, sh.vocab_size,
+                    (long long)ms->n_tokens, v->man->vocab_size);
         goto out;
     }
     int64_t W = v->T + 1, cap = (int64_t)v->B * W;
@@ -221,21 +229,25 @@ static int run(eval_t *v, ct_err_t *e) {
     for (int i = 0; i < v->man->n_shards; i++)
         total += v->man->shards[i].n_tokens;
     if (v->man->vocab_size > d->vocab_size)
-        return CT_ERR(e, CT_EINVAL, "the data (%s, tokenizer %s) has a vocabulary of %d, more "
+        return CT_ERR(e, CT_EINVAL,
+                      "the data (%s, tokenizer %s) has a vocabulary of %d, more "
                       "than the model's %d: evaluate on data prepared with the tokenizer the "
-                      "model was trained with", v->man->path, v->man->tokenizer,
-                      v->man->vocab_size, d->vocab_size);
+                      "model was trained with",
+                      v->man->path, v->man->tokenizer, v->man->vocab_size, d->vocab_size);
     int64_t available = total / W;
     v->n_windows = a->tokens ? a->tokens / W : available;
     if (a->tokens && v->n_windows > available) {
-        fprintf(stderr, "eval: --tokens %lld asks for %lld windows of %lld tokens, the data has "
-                "%lld: evaluating all of them\n", (long long)a->tokens, (long long)v->n_windows,
-                (long long)W, (long long)available);
+        fprintf(stderr,
+                "eval: --tokens %lld asks for %lld windows of %lld tokens, the data has "
+                "%lld: evaluating all of them\n",
+                (long long)a->tokens, (long long)v->n_windows, (long long)W, (long long)available);
         v->n_windows = available;
     }
     if (v->n_windows == 0)
-        return CT_ERR(e, CT_EINVAL, "no complete window of seq_len+1 = %lld tokens to evaluate: "
-                      "%s holds %lld tokens%s", (long long)W, v->man->path, (long long)total,
+        return CT_ERR(e, CT_EINVAL,
+                      "no complete window of seq_len+1 = %lld tokens to evaluate: "
+                      "%s holds %lld tokens%s",
+                      (long long)W, v->man->path, (long long)total,
                       a->tokens && a->tokens < W ? " and --tokens is smaller than one window" : "");
     v->B = batch < v->n_windows ? batch : (int)v->n_windows;
     int rc = 0;
@@ -250,8 +262,8 @@ static int run(eval_t *v, ct_err_t *e) {
         CT_TRY_GOTO(feed_shard(v, i, e), out);
     if (v->done != v->n_windows) {
         /* cannot happen: every shard held the n_tokens its manifest entry says */
-        rc = CT_ERR(e, CT_ESTATE, "%s: read %lld of %lld windows", v->man->path,
-                    (long long)v->done, (long long)v->n_windows);
+        rc = CT_ERR(e, CT_ESTATE, "%s: read %lld of %lld windows", v->man->path, (long long)v->done,
+                    (long long)v->n_windows);
         goto out;
     }
     progress(v, 1);

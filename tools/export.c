@@ -72,17 +72,21 @@ static int parse_args(int argc, char **argv, export_args_t *a, ct_err_t *e) {
         }
     }
     if (optind >= argc)
-        return CT_ERR(e, CT_EINVAL, "give the checkpoint to export: cotrain export CKPT_DIR "
-                                    "--out DIR (see --help)");
+        return CT_ERR(e, CT_EINVAL,
+                      "give the checkpoint to export: cotrain export CKPT_DIR "
+                      "--out DIR (see --help)");
     a->ckpt = argv[optind++];
     if (optind < argc)
-        return CT_ERR(e, CT_EINVAL, "unexpected argument '%s': export takes one checkpoint "
-                                    "(see --help)", argv[optind]);
+        return CT_ERR(e, CT_EINVAL,
+                      "unexpected argument '%s': export takes one checkpoint "
+                      "(see --help)",
+                      argv[optind]);
     if (strcmp(a->format, "safetensors") != 0)
         return CT_ERR(e, CT_EINVAL, "--format %s: the only format is safetensors", a->format);
     if (!a->out || !a->out[0])
-        return CT_ERR(e, CT_EINVAL, "--out DIR is required: the folder to write "
-                                    "model.safetensors and config.json into (see --help)");
+        return CT_ERR(e, CT_EINVAL,
+                      "--out DIR is required: the folder to write "
+                      "model.safetensors and config.json into (see --help)");
     return 0;
 }
 
@@ -103,8 +107,10 @@ static int check_out_dir(const export_args_t *a, ct_err_t *e) {
         empty = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
     closedir(d);
     if (!empty)
-        return CT_ERR(e, CT_EINVAL, "--out %s exists and is not empty: choose a new folder, or "
-                      "pass --force to replace model.safetensors and config.json there", a->out);
+        return CT_ERR(e, CT_EINVAL,
+                      "--out %s exists and is not empty: choose a new folder, or "
+                      "pass --force to replace model.safetensors and config.json there",
+                      a->out);
     return 0;
 }
 
@@ -127,8 +133,8 @@ static int run(const export_args_t *a, ct_err_t *e) {
                "vocab_size %d)\n"
                "wrote %s\n"
                "wrote %s\n",
-               a->ckpt, ct_model_num_real_params(m), d->n_layer, d->n_head, d->d_model,
-               d->seq_len, d->vocab_size, st_path, cfg_path);
+               a->ckpt, ct_model_num_real_params(m), d->n_layer, d->n_head, d->d_model, d->seq_len,
+               d->vocab_size, st_path, cfg_path);
         if (fflush(stdout) != 0)
             rc = CT_ERR(e, CT_EIO, "writing stdout failed (is the pipe closed?)");
     }

@@ -50,6 +50,29 @@ static int rm_tree(const char *path) {
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* sha256 of every file of dir (and fsync of each first, when sync), one thread per file: the
+ * hashing is CPU-bound and the big files (model, optimizer) take most of it, so running them side
+ * by side (and beside the other's fsync) roughly halves the time a checkpoint spends hashing. */
+static int sync_and_hash(const char *dir, int sync, char hex[N_FILES][CT_SHA256_HEX], ct_err_t *e) {
+    int rc[N_FILES] = {0};
+    ct_err_t errs[N_FILES];
+    memset(errs, 0, sizeof errs);
+#pragma omp parallel for schedule(dynamic, 1) num_threads(2)
+    for (int i = 1; i < N_FILES + 1; i++) {
+        int k = (i == N_FILES) ? 0 : i; /* the big files first: model.h5, optim.h5 */
+        char path[PATH_MAX_];
+        rc[k] = join(path, dir, FILES[k], &errs[k]);
+        if (rc[k] == 0 && sync) rc[k] = fsync_path(path, 0, &errs[k]);
+        if (rc[k] == 0) rc[k] = ct_sha256_file(path, hex[k], &errs[k]);
+    }
+    for (int k = 0; k < N_FILES; k++)
+        if (rc[k] != 0) {
+            *e = errs[k];
+            return rc[k];
+        }
+    return 0;
+}
+
 /* ---- state.json ---- */
 
 static cJSON *state_json(const ct_ckpt_info_t *info, ct_trainer_t *t) {
@@ -137,9 +160,10 @@ int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
         return CT_ERR(e, CT_ENOENT, "%s is not a checkpoint: %s", dir, why.msg);
     int rc = 0;
     /* exactly one line per file, in order: "<64 hex>  <name>\n" */
+    char want[N_FILES][CT_SHA256_HEX], got[N_FILES][CT_SHA256_HEX];
     const char *p = text;
     for (int i = 0; i < N_FILES && rc == 0; i++) {
-        char want[CT_SHA256_HEX], got[CT_SHA256_HEX], line[128];
+        char line[128];
         int n = snprintf(line, sizeof line, "  %s\n", FILES[i]);
         if ((size_t)(p - text) + 64 + (size_t)n > len ||
             strspn(p, "0123456789abcdef") < 64 || strncmp(p + 64, line, (size_t)n) != 0) {
@@ -147,19 +171,18 @@ int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
                         FILES[i]);
             break;
         }
-        memcpy(want, p, 64);
-        want[64] = '\0';
+        memcpy(want[i], p, 64);
+        want[i][64] = '\0';
         p += 64 + n;
-        CT_TRY_GOTO(join(path, dir, FILES[i], e), out);
-        ct_err_clear(&why);
-        if (ct_sha256_file(path, got, &why) != 0) {
-            rc = CT_ERR(e, CT_ENOENT, "checkpoint %s is missing %s: %s", dir, FILES[i], why.msg);
-        } else if (strcmp(got, want) != 0) {
+    }
+    ct_err_clear(&why);
+    if (rc == 0 && sync_and_hash(dir, 0, got, &why) != 0)
+        rc = CT_ERR(e, CT_ENOENT, "checkpoint %s is incomplete: %s", dir, why.msg);
+    for (int i = 0; i < N_FILES && rc == 0; i++)
+        if (strcmp(got[i], want[i]) != 0)
             rc = CT_ERR(e, CT_ECORRUPT, "checkpoint %s: %s has sha256 %.16s..., its MANIFEST says "
                         "%.16s...: the file was changed or damaged; use another checkpoint",
-                        dir, FILES[i], got, want);
-        }
-    }
+                        dir, FILES[i], got[i], want[i]);
     if (rc == 0 && (size_t)(p - text) != len)
         rc = CT_ERR(e, CT_ECORRUPT, "%s/MANIFEST has extra content after its %d entries", dir,
                     N_FILES);
@@ -253,15 +276,12 @@ static int write_files(const char *tmp, ct_trainer_t *t, const char *config_json
     rc = js ? write_json(path, js, e) : CT_ERR(e, CT_ENOMEM, "out of memory");
     cJSON_Delete(js);
     CT_TRY(rc);
+    char hex[N_FILES][CT_SHA256_HEX];
+    CT_TRY(sync_and_hash(tmp, 1, hex, e));
     size_t used = 0;
-    for (int i = 0; i < N_FILES; i++) {
-        char hex[CT_SHA256_HEX];
-        CT_TRY(join(path, tmp, FILES[i], e));
-        CT_TRY(fsync_path(path, 0, e));
-        CT_TRY(ct_sha256_file(path, hex, e));
-        used += (size_t)snprintf(manifest + used, sizeof manifest - used, "%s  %s\n", hex,
+    for (int i = 0; i < N_FILES; i++)
+        used += (size_t)snprintf(manifest + used, sizeof manifest - used, "%s  %s\n", hex[i],
                                  FILES[i]);
-    }
     CT_TRY(join(path, tmp, "MANIFEST", e));
     CT_TRY(ct_write_file_atomic(path, manifest, used, e));
     ct_sha256_hex(manifest, used, info->id);

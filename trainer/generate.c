@@ -8,11 +8,14 @@
  * GEMM with one row wastes time packing the weights), so generation is bound by reading the
  * weights once per token.
  *
- * Threads: a prompt's rows go through GEMMs on every OpenMP thread. One token of a small model is
- * tens of microseconds of work split over a dozen parallel regions; there the fork/join costs more
- * than it saves, and when another process holds a core each barrier can wait out a scheduler
- * time slice (measured: the tiny model fell from ~9000 to ~100 tokens/s on a busy 2-core VM). So
- * single tokens of models whose weights fit in cache run on the calling thread alone. */
+ * Threads: a prompt's rows go through GEMMs on every OpenMP thread, as training does. Single
+ * tokens run on the calling thread alone. Their matrix-vector products are bound by memory, and
+ * one thread streams the weights nearly as fast as two (sgemv 768x3072: 0.13 ms on 1 thread and on
+ * 2; the 50304x768 wte: 6 ms either way), while a token crosses some 100 parallel regions, each a
+ * fork/join that costs more than the work inside it and, when another process holds a core (say
+ * a training run beside `cotrain sample`), waits for the descheduled thread. Measured on the
+ * 2-core VM: GPT-2 124M 45-56 tokens/s on one thread; on two, 63 when the VM was idle but 3 while
+ * another process ran; the tiny model 8000-10000 on one, 100-1400 on two. */
 #include "cotrain/generate.h"
 
 #include <cblas.h>
@@ -25,8 +28,6 @@
 #include "cotrain/kernels.h"
 #include "cotrain/mem.h"
 
-/* Single tokens of models with fewer weight bytes than this run on one thread (see above). */
-#define SERIAL_DECODE_BYTES ((size_t)32 << 20)
 /* Attention of fewer multiply-adds than this (all rows and heads of a feed) runs serially. */
 #define PARALLEL_ATTENTION_MACS (1L << 15)
 
@@ -44,7 +45,6 @@ struct ct_generator {
     ct_model_t *model; /* borrowed */
     int L, NH, C, T, V, Vp;
     int nthreads; /* OpenMP threads the attention scratch is sized for */
-    int serial_decode; /* 1: single tokens run on the calling thread (small weights) */
     int pos;      /* positions held in the cache */
     const float *wte, *wpe;   /* (Vp, C), (T, C) */
     const float *lnfw, *lnfb; /* (C), (C) */
@@ -150,7 +150,6 @@ int ct_generator_create(ct_generator_t **out, ct_model_t *model, ct_err_t *e) {
     g->V = d->vocab_size;
     g->Vp = d->vocab_padded;
     g->nthreads = omp_get_max_threads();
-    g->serial_decode = ct_model_num_params(model) * sizeof(float) < SERIAL_DECODE_BYTES;
     CT_ALLOC(e, g->layers, g->L, fail);
     CT_ALLOC(e, g->sample_i, g->Vp, fail);
     CT_TRY_GOTO(resolve_weights(g, e), fail);
@@ -243,8 +242,8 @@ static void attention_cached(ct_generator_t *g, float *out, const float *qkv, co
     }
 }
 
-int ct_generator_feed(ct_generator_t *self, const int *tokens, int n, ct_err_t *e) {
-    ct_generator_t *g = self;
+/* ct_generator_feed on the threads the caller has set. */
+static int feed_rows(ct_generator_t *g, const int *tokens, int n, ct_err_t *e) {
     int C = g->C, T = g->T, p0 = g->pos;
     if (n < 1) return CT_ERR(e, CT_EINVAL, "feeding %d tokens: feed at least one", n);
     if (n > T - p0)
@@ -257,11 +256,6 @@ int ct_generator_feed(ct_generator_t *self, const int *tokens, int n, ct_err_t *
             return CT_ERR(e, CT_EINVAL, "token %d (at %d of %d fed) is outside the model's "
                                         "vocabulary 0..%d",
                           tokens[i], i, n, g->V - 1);
-    /* omp_set_num_threads changes only this thread's count (OpenBLAS's OpenMP build follows it)
-     * and is restored below. */
-    int threads = omp_get_max_threads();
-    int one_thread = n == 1 && g->serial_decode && threads > 1;
-    if (one_thread) omp_set_num_threads(1);
     for (int i = 0; i < n; i++) {
         const float *te = g->wte + (size_t)tokens[i] * C, *pe = g->wpe + (size_t)(p0 + i) * C;
         float *xi = g->x + (size_t)i * C;
@@ -288,9 +282,25 @@ int ct_generator_feed(ct_generator_t *self, const int *tokens, int n, ct_err_t *
     layernorm_forward(g->ln, g->mean, g->rstd, g->x + (size_t)(n - 1) * C, g->lnfw, g->lnfb, 1, C);
     cblas_sgemv(CblasRowMajor, CblasNoTrans, g->Vp, C, 1.0f, g->wte, C, g->ln, 1, 0.0f, g->logits,
                 1);
-    if (one_thread) omp_set_num_threads(threads);
     g->pos = p0 + n;
     return 0;
+}
+
+/* Sets the calling thread's OpenMP team size (a per-thread setting, which OpenBLAS's OpenMP
+ * build follows) and returns the previous one, for the caller to restore. ct_generate sets it
+ * once around its decode loop rather than per token. */
+static int set_threads(int n) {
+    int before = omp_get_max_threads();
+    if (n != before) omp_set_num_threads(n);
+    return before;
+}
+
+int ct_generator_feed(ct_generator_t *self, const int *tokens, int n, ct_err_t *e) {
+    if (n != 1) return feed_rows(self, tokens, n, e);
+    int before = set_threads(1);
+    int rc = feed_rows(self, tokens, n, e);
+    set_threads(before);
+    return rc;
 }
 
 /* ---- sampling --------------------------------------------------------------------------- */
@@ -403,12 +413,18 @@ int ct_generate(ct_generator_t *self, const int *prompt, int n_prompt, int n_new
     CT_TRY(ct_generator_feed(g, prompt, n_prompt, e));
     ct_rng_t rng;
     ct_rng_seed(&rng, seed);
+    int rc = 0, before = set_threads(1);
     for (int i = 0; i < n_new; i++) {
         int tok = ct_sample_logits(g->logits, n_vocab, o, &rng, g->sample_f, g->sample_i, e);
-        if (tok < 0) return tok;
+        if (tok < 0) {
+            rc = tok;
+            break;
+        }
         out[i] = tok;
-        if (on_token) CT_TRY(on_token(ctx, tok, e));
-        if (i + 1 < n_new) CT_TRY(ct_generator_feed(g, &tok, 1, e));
+        if (on_token) CT_TRY_GOTO(on_token(ctx, tok, e), out);
+        if (i + 1 < n_new) CT_TRY_GOTO(feed_rows(g, &tok, 1, e), out);
     }
-    return 0;
+out:
+    set_threads(before);
+    return rc;
 }

@@ -53,7 +53,8 @@ static uint64_t file_bytes(const ct_model_t *m, const ct_tensor_info_t *t) {
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     size_t used = (size_t)snprintf(buf, n, "[");
     for (int i = 0; i < ndim && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
+        used +=
+            (size_t)snprintf(buf + used, n - used, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (used < n) snprintf(buf + used, n - used, "]");
 }
 
@@ -182,9 +183,9 @@ out:
 static const struct {
     const char *name;
     int size;
-} DTYPES[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},   {"F8_E5M2", 1}, {"F8_E4M3", 1},
-              {"I16", 2},  {"U16", 2}, {"F16", 2},  {"BF16", 2},    {"I32", 4},
-              {"U32", 4},  {"F32", 4}, {"I64", 8},  {"U64", 8},     {"F64", 8}};
+} DTYPES[] = {{"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E5M2", 1}, {"F8_E4M3", 1},
+              {"I16", 2},  {"U16", 2}, {"F16", 2}, {"BF16", 2},    {"I32", 4},
+              {"U32", 4},  {"F32", 4}, {"I64", 8}, {"U64", 8},     {"F64", 8}};
 enum { N_DTYPES = sizeof DTYPES / sizeof DTYPES[0] };
 
 enum { TARGET_SKIP = -1, TARGET_UNKNOWN = -2 };
@@ -231,14 +232,18 @@ static int parse_entry(const cJSON *item, uint64_t data_len, const char *path, e
         return CT_ERR(e, CT_ECORRUPT, "%s: tensor %.100s: unknown dtype \"%.40s\"", path, name,
                       dt->valuestring);
     if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > MAX_DIMS)
-        return CT_ERR(e, CT_ECORRUPT, "%s: tensor %.100s: \"shape\" is missing, not an array or "
-                      "has more than %d dimensions", path, name, MAX_DIMS);
+        return CT_ERR(e, CT_ECORRUPT,
+                      "%s: tensor %.100s: \"shape\" is missing, not an array or "
+                      "has more than %d dimensions",
+                      path, name, MAX_DIMS);
     uint64_t numel = 1, v;
     const cJSON *x;
     cJSON_ArrayForEach(x, sh) {
         if (!get_uint(x, &v))
-            return CT_ERR(e, CT_ECORRUPT, "%s: tensor %.100s: a dimension of \"shape\" is not a "
-                          "non-negative integer", path, name);
+            return CT_ERR(e, CT_ECORRUPT,
+                          "%s: tensor %.100s: a dimension of \"shape\" is not a "
+                          "non-negative integer",
+                          path, name);
         if (v != 0 && numel > UINT64_MAX / 8 / v)
             return CT_ERR(e, CT_ECORRUPT, "%s: tensor %.100s: \"shape\" is absurdly large", path,
                           name);
@@ -247,18 +252,22 @@ static int parse_entry(const cJSON *item, uint64_t data_len, const char *path, e
     }
     if (!cJSON_IsArray(of) || cJSON_GetArraySize(of) != 2 || !get_uint(of->child, &en->begin) ||
         !get_uint(of->child->next, &en->end))
-        return CT_ERR(e, CT_ECORRUPT, "%s: tensor %.100s: \"data_offsets\" is not a pair of "
-                      "non-negative integers", path, name);
+        return CT_ERR(e, CT_ECORRUPT,
+                      "%s: tensor %.100s: \"data_offsets\" is not a pair of "
+                      "non-negative integers",
+                      path, name);
     if (en->begin > en->end || en->end > data_len)
-        return CT_ERR(e, CT_ECORRUPT, "%s: tensor %.100s: data_offsets [%llu, %llu] lie outside "
-                      "the %llu bytes of data (truncated file?)", path, name,
-                      (unsigned long long)en->begin, (unsigned long long)en->end,
+        return CT_ERR(e, CT_ECORRUPT,
+                      "%s: tensor %.100s: data_offsets [%llu, %llu] lie outside "
+                      "the %llu bytes of data (truncated file?)",
+                      path, name, (unsigned long long)en->begin, (unsigned long long)en->end,
                       (unsigned long long)data_len);
     if (en->end - en->begin != numel * (uint64_t)DTYPES[en->dtype].size)
-        return CT_ERR(e, CT_ECORRUPT, "%s: tensor %.100s: data_offsets span %llu bytes, but %llu "
-                      "elements of %s take %llu", path, name,
-                      (unsigned long long)(en->end - en->begin), (unsigned long long)numel,
-                      DTYPES[en->dtype].name,
+        return CT_ERR(e, CT_ECORRUPT,
+                      "%s: tensor %.100s: data_offsets span %llu bytes, but %llu "
+                      "elements of %s take %llu",
+                      path, name, (unsigned long long)(en->end - en->begin),
+                      (unsigned long long)numel, DTYPES[en->dtype].name,
                       (unsigned long long)(numel * (uint64_t)DTYPES[en->dtype].size));
     return 0;
 }
@@ -310,12 +319,13 @@ static int check_layout(entry_t *ent, int n, uint64_t data_len, const entry_t **
     uint64_t at = 0;
     for (int i = 0; i < n; i++) {
         if (by[i]->begin < at)
-            return CT_ERR(e, CT_ECORRUPT, "%s: the data of tensors %.100s and %.100s overlap",
-                          path, by[i - 1]->name, by[i]->name);
+            return CT_ERR(e, CT_ECORRUPT, "%s: the data of tensors %.100s and %.100s overlap", path,
+                          by[i - 1]->name, by[i]->name);
         if (by[i]->begin > at)
-            return CT_ERR(e, CT_ECORRUPT, "%s: data bytes %llu..%llu belong to no tensor (the "
-                          "format allows no holes)", path, (unsigned long long)at,
-                          (unsigned long long)by[i]->begin);
+            return CT_ERR(e, CT_ECORRUPT,
+                          "%s: data bytes %llu..%llu belong to no tensor (the "
+                          "format allows no holes)",
+                          path, (unsigned long long)at, (unsigned long long)by[i]->begin);
         at = by[i]->end;
     }
     if (at != data_len)
@@ -333,7 +343,8 @@ static int match_tensors(const ct_model_t *m, entry_t *ent, int n, const entry_t
     for (int i = 0; i < n; i++) {
         ent[i].target = classify(m, ent[i].name);
         if (ent[i].target == TARGET_UNKNOWN)
-            return CT_ERR(e, CT_ECORRUPT, "%s: unexpected tensor %.100s: not part of a GPT-2 of "
+            return CT_ERR(e, CT_ECORRUPT,
+                          "%s: unexpected tensor %.100s: not part of a GPT-2 of "
                           "n_layer %d (is the file from another architecture or a bigger model?)",
                           path, ent[i].name, d->n_layer);
         if (ent[i].target == TARGET_SKIP) continue;
@@ -347,10 +358,13 @@ static int match_tensors(const ct_model_t *m, entry_t *ent, int n, const entry_t
         const ct_tensor_info_t *t = ct_model_tensor(m, i);
         const entry_t *en = slot[i];
         if (!en)
-            return CT_ERR(e, CT_ECORRUPT, "%s: tensor %s is missing (is the file a GPT-2 of %d "
-                          "layers?)", path, t->name, d->n_layer);
+            return CT_ERR(e, CT_ECORRUPT,
+                          "%s: tensor %s is missing (is the file a GPT-2 of %d "
+                          "layers?)",
+                          path, t->name, d->n_layer);
         if (strcmp(DTYPES[en->dtype].name, "F32") != 0)
-            return CT_ERR(e, CT_ECORRUPT, "%s: tensor %s has dtype %s; only F32 is supported "
+            return CT_ERR(e, CT_ECORRUPT,
+                          "%s: tensor %s has dtype %s; only F32 is supported "
                           "(convert the file to float32, e.g. with model.float() in transformers)",
                           path, t->name, DTYPES[en->dtype].name);
         int64_t want[2];
@@ -397,12 +411,15 @@ static int read_header(int fd, uint64_t size, const char *path, cJSON **root, ui
     for (int i = 0; i < 8; i++)
         n |= (uint64_t)len8[i] << (8 * i);
     if (n > CT_SAFETENSORS_MAX_HEADER)
-        return CT_ERR(e, CT_ECORRUPT, "%s: header length %llu is above the limit of %d bytes (not "
-                      "a safetensors file?)", path, (unsigned long long)n,
-                      CT_SAFETENSORS_MAX_HEADER);
+        return CT_ERR(e, CT_ECORRUPT,
+                      "%s: header length %llu is above the limit of %d bytes (not "
+                      "a safetensors file?)",
+                      path, (unsigned long long)n, CT_SAFETENSORS_MAX_HEADER);
     if (n > size - 8)
-        return CT_ERR(e, CT_ECORRUPT, "%s: header length %llu runs past the end of the %llu-byte "
-                      "file (truncated?)", path, (unsigned long long)n, (unsigned long long)size);
+        return CT_ERR(e, CT_ECORRUPT,
+                      "%s: header length %llu runs past the end of the %llu-byte "
+                      "file (truncated?)",
+                      path, (unsigned long long)n, (unsigned long long)size);
     char *text = malloc(n + 1);
     if (!text) return CT_ERR(e, CT_ENOMEM, "out of memory reading the header of %s", path);
     int rc = pread_all(fd, text, n, 8, path, e);
@@ -410,15 +427,16 @@ static int read_header(int fd, uint64_t size, const char *path, cJSON **root, ui
         text[n] = '\0';
         const char *end = NULL;
         *root = n > 0 && text[0] == '{' ? cJSON_ParseWithLengthOpts(text, n, &end, 0) : NULL;
-        while (*root && end < text + n && (*end == ' ' || *end == '\t' || *end == '\n' ||
-                                           *end == '\r'))
+        while (*root && end < text + n &&
+               (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
             end++;
         if (!*root || !cJSON_IsObject(*root) || end != text + n) {
             cJSON_Delete(*root);
             *root = NULL;
-            rc = CT_ERR(e, CT_ECORRUPT, "%s: the header is not one JSON object (malformed JSON "
-                        "near byte %lld of it)", path,
-                        (long long)(end ? end - text : 0));
+            rc = CT_ERR(e, CT_ECORRUPT,
+                        "%s: the header is not one JSON object (malformed JSON "
+                        "near byte %lld of it)",
+                        path, (long long)(end ? end - text : 0));
         }
     }
     free(text);
@@ -431,8 +449,7 @@ static int check_metadata(const cJSON *md, const char *path, ct_err_t *e) {
     if (cJSON_IsNull(md)) return 0;
     int ok = cJSON_IsObject(md);
     const cJSON *x;
-    if (ok)
-        cJSON_ArrayForEach(x, md) ok &= cJSON_IsString(x);
+    if (ok) cJSON_ArrayForEach(x, md) ok &= cJSON_IsString(x);
     if (!ok)
         return CT_ERR(e, CT_ECORRUPT, "%s: \"__metadata__\" is not an object of strings", path);
     return 0;

@@ -7,7 +7,6 @@
 #include "cotrain/shard.h"
 
 #include <hdf5.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,19 +18,19 @@ static const char FORMAT[] = "cotrain-shard/1";
 
 void ct_shard_tokens_sha256(const uint32_t *tokens, int64_t n, int vocab_size,
                             char hex[CT_SHA256_HEX]) {
-    crypto_hash_sha256_state st;
-    crypto_hash_sha256_init(&st);
+    ct_sha256_t *h = ct_sha256_begin();
     int width = vocab_size <= 65535 ? 2 : 4;
     unsigned char buf[4096 * 4];
     for (int64_t i = 0; i < n;) {
         size_t k = 0;
         for (; k < sizeof buf / (size_t)width && i < n; k++, i++)
             for (int b = 0; b < width; b++) buf[k * width + b] = (unsigned char)(tokens[i] >> (8 * b));
-        crypto_hash_sha256_update(&st, buf, k * width);
+        if (h) ct_sha256_update(h, buf, k * width);
     }
-    unsigned char d[crypto_hash_sha256_BYTES];
-    crypto_hash_sha256_final(&st, d);
-    sodium_bin2hex(hex, CT_SHA256_HEX, d, sizeof d);
+    if (h)
+        ct_sha256_end(&h, hex);
+    else
+        snprintf(hex, CT_SHA256_HEX, "%s", "out of memory");
 }
 
 /* The description of the innermost HDF5 error on this thread's stack, for messages. */

@@ -1,4 +1,4 @@
-/* hash.h — SHA-256 (through libsodium) of buffers and files, as raw bytes or lowercase hex. */
+/* hash.h — SHA-256 of buffers, streams and files as lowercase hex, and a fast 64-bit fingerprint. */
 #ifndef COTRAIN_HASH_H
 #define COTRAIN_HASH_H
 
@@ -14,6 +14,13 @@ int ct_hash_init(ct_err_t *e);
 
 /* hex receives 64 lowercase hex digits and a NUL. */
 void ct_sha256_hex(const void *data, size_t n, char hex[CT_SHA256_HEX]);
+
+/* Streaming SHA-256: begin (NULL when out of memory), update any number of times, end (frees it,
+ * sets *h_p to NULL). */
+typedef struct ct_sha256 ct_sha256_t;
+ct_sha256_t *ct_sha256_begin(void);
+void ct_sha256_update(ct_sha256_t *h, const void *data, size_t n);
+void ct_sha256_end(ct_sha256_t **h_p, char hex[CT_SHA256_HEX]);
 
 /* sha256 (hex) of the file at `path`, read in 1 MiB pieces. Errors: CT_ENOENT (cannot open),
  * CT_EIO (read error), naming the file. */
