@@ -7,6 +7,7 @@
 #   - crash safety: kill -9 at random moments while checkpoints are written every step, many
 #     times: every ckpt-* directory verifies and --resume latest always finds one
 #   - disk full (a small tmpfs): the save fails cleanly and the earlier checkpoints verify
+#   - --init from `cotrain export`'s model.safetensors gives the checkpoint's weights exactly
 # Usage: ckpt_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain [KILLS (default 50)]
 set -euo pipefail
 worker=$1
@@ -127,7 +128,29 @@ for f in config.json model.h5 optim.h5 state.json MANIFEST; do
 done
 "$cotrain" inspect "$ck" > /dev/null || fail "restored checkpoint does not verify"
 
-# 6. crash safety: kill -9 at random moments while a checkpoint is written every step
+# 6. export, then --init from the export: identical weights (one step at lr 0 changes nothing)
+"$cotrain" export "$tmp/straight/checkpoints/ckpt-00000020" --out "$tmp/export" > /dev/null 2>&1 \
+    || fail "export"
+"$worker" "${args[@]}" --set train.lr=0 --set train.min_lr=0 --set train.steps=1 \
+    --set train.warmup_steps=0 --init "$tmp/export" --out "$tmp/init" > /dev/null 2> "$tmp/init.err" \
+    || { cat "$tmp/init.err"; fail "--init"; }
+/usr/bin/python3 - "$tmp/straight/checkpoints/ckpt-00000020/model.h5" \
+    "$tmp/init/checkpoints/ckpt-00000001/model.h5" <<'PY' || fail "--init: weights differ from the exported checkpoint"
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r") for p in sys.argv[1:])
+assert sorted(a) == sorted(b)
+for k in a:
+    assert np.array_equal(a[k][...], b[k][...]), k
+PY
+set +e
+"$worker" "${args[@]}" --set model.d_model=64 --init "$tmp/export" --out "$tmp/init2" > /dev/null \
+    2> "$tmp/init2.err"
+rc=$?
+set -e
+[ $rc -eq 2 ] || fail "--init with other dims: exit $rc, expected 2"
+grep -q "shape" "$tmp/init2.err" || { cat "$tmp/init2.err"; fail "--init with other dims: no clear message"; }
+
+# 7. crash safety: kill -9 at random moments while a checkpoint is written every step
 crash_args=("${args[@]}" --set train.steps=100000 --set ckpt.every=1 --set ckpt.keep_last=3)
 for i in $(seq "$kills"); do
     resume=()
@@ -145,7 +168,7 @@ for i in $(seq "$kills"); do
 done
 ls "$tmp/crash/checkpoints" | grep -q ckpt- || fail "no checkpoint survived the kills"
 
-# 7. disk full: a tmpfs with room for the data and about one checkpoint
+# 8. disk full: a tmpfs with room for the data and about one checkpoint
 if mkdir -p "$tmp/full" && mount -t tmpfs -o size=14m tmpfs "$tmp/full" 2> /dev/null; then
     set +e
     "$worker" "${args[@]}" --out "$tmp/full/run" > /dev/null 2> "$tmp/full.err"

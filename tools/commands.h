@@ -8,6 +8,7 @@ int ct_cmd_eval(int argc, char **argv);
 int ct_cmd_export(int argc, char **argv);
 int ct_cmd_inspect(int argc, char **argv);
 int ct_cmd_prep(int argc, char **argv);
+int ct_cmd_sample(int argc, char **argv);
 int ct_cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@
 #include "cotrain/log.h"
 #include "cotrain/metrics.h"
 #include "cotrain/peak.h"
+#include "cotrain/safetensors.h"
 #include "cotrain/train.h"
 
 enum { MAX_SETS = 256 };
@@ -25,6 +26,7 @@ typedef struct worker_args {
     const char *data;
     const char *out;
     const char *resume; /* "latest" or a checkpoint directory; NULL = start fresh */
+    const char *init;   /* a folder with model.safetensors to start from; NULL = random init */
     int64_t until;      /* stop after this step (0 = train.steps) */
     const char *sets[MAX_SETS];
     int n_sets;
@@ -34,6 +36,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: cotrain-worker [--config FILE|NAME] [--set key=value]... --data MANIFEST\n"
             "                      [--out RUN_DIR] [--resume latest|CKPT_DIR] [--until STEP]\n"
+            "                      [--init SAFETENSORS_DIR]\n"
             "\n"
             "Trains a GPT-2 style model on one process (all of its CPUs) and writes\n"
             "RUN_DIR/config.json (the resolved config, canonical),\n"
@@ -53,6 +56,9 @@ static void usage(FILE *f) {
             "                      and train.micro_batch may differ from the run's config\n"
             "  --until STEP        stop after STEP (checkpointing there); the schedule still\n"
             "                      runs to train.steps\n"
+            "  --init DIR          start from DIR/model.safetensors (as `cotrain export` writes\n"
+            "                      or Hugging Face's GPT-2 files, F32) instead of random weights;\n"
+            "                      its shapes must match the config\n"
             "  --help-config       list every config key with its type, default and range\n"
             "  -h, --help          this help\n"
             "\n"
@@ -72,6 +78,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},         {"help-config", no_argument, 0, 'H'},
         {"resume", required_argument, 0, 'r'}, {"until", required_argument, 0, 'u'},
+        {"init", required_argument, 0, 'i'},
         {0, 0, 0, 0}};
     char *end;
     memset(a, 0, sizeof *a);
@@ -84,6 +91,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         case 'd': a->data = optarg; break;
         case 'o': a->out = optarg; break;
         case 'r': a->resume = optarg; break;
+        case 'i': a->init = optarg; break;
         case 'u':
             a->until = strtoll(optarg, &end, 10);
             if (*end || a->until < 1)
@@ -103,6 +111,9 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
     }
     if (optind < argc)
         return CT_ERR(e, CT_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (a->init && a->resume)
+        return CT_ERR(e, CT_EINVAL, "--init and --resume exclude each other: a resumed run has "
+                                    "its weights from the checkpoint");
     if (!a->data)
         return CT_ERR(e, CT_EINVAL, "--data MANIFEST is required: the data to train on, made "
                                     "by `cotrain prep` (see --help)");
@@ -254,6 +265,17 @@ static int train_loop(session_t *S, ct_err_t *e) {
     return 0;
 }
 
+/* With --init: the weights come from DIR/model.safetensors. */
+static int init_weights(session_t *S, ct_err_t *e) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", S->a->init);
+    CT_TRY(ct_safetensors_read(path, ct_trainer_model(S->tr), e));
+    char hex[CT_SHA256_HEX];
+    CT_TRY(ct_sha256_file(path, hex, e));
+    ct_log(S->lg, CT_LOG_INFO, "initial weights from %s (sha256 %.16s...)", path, hex);
+    return 0;
+}
+
 /* With --resume: finds and verifies the checkpoint (the newest good one for `latest`). */
 static int find_resume(session_t *S, ct_err_t *e) {
     const char *r = S->a->resume;
@@ -302,6 +324,7 @@ static int run(int argc, char **argv, ct_log_t *lg, ct_err_t *e) {
            (long long)ct_data_num_windows(S.data), S.cfg.model.seq_len + 1);
     CT_TRY_GOTO(ct_trainer_create(&S.tr, &S.cfg, S.data, e), out);
     if (S.resume_dir[0]) CT_TRY_GOTO(ct_ckpt_restore(S.resume_dir, S.tr, &S.resumed, e), out);
+    if (a.init) CT_TRY_GOTO(init_weights(&S, e), out);
     CT_TRY_GOTO(ct_metrics_open(&S.metrics, a.out, S.resumed.step, e), out);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
