@@ -3,6 +3,7 @@
 #   - bit-exact resume: 20 steps straight == --until 10 then --resume latest (metrics lines and
 #     the step-20 model.h5 / optim.h5 / state.json bytes), also through SIGTERM and kill -9
 #   - resuming with a changed schedule key is refused (exit 2, the key named)
+#   - retention (ckpt.keep_last, ckpt.keep_every); --resume latest skips a damaged newest one
 #   - tampering: one flipped byte in any checkpoint file is refused, naming the file
 #   - crash safety: kill -9 at random moments while checkpoints are written every step, many
 #     times: every ckpt-* directory verifies and --resume latest always finds one
@@ -98,6 +99,23 @@ wait $pid 2> /dev/null || true
 "$worker" "${args[@]}" --out "$tmp/kill" --resume latest > /dev/null 2> "$tmp/kill.err" \
     || { cat "$tmp/kill.err"; fail "resume after kill -9"; }
 same_run straight kill "kill -9 + --resume"
+
+# retention: keep_last 2 keeps the newest two, keep_every 10 also keeps step 10
+"$worker" "${args[@]}" --set ckpt.keep_last=2 --set ckpt.keep_every=10 --out "$tmp/keep" \
+    > /dev/null 2>&1 || fail "retention run"
+kept=$(ls "$tmp/keep/checkpoints" | tr '\n' ' ')
+[ "$kept" = "ckpt-00000010 ckpt-00000015 ckpt-00000020 " ] || fail "retention kept: $kept"
+kept=$(ls "$tmp/straight/checkpoints" | tr '\n' ' ')
+[ "$kept" = "ckpt-00000005 ckpt-00000010 ckpt-00000015 ckpt-00000020 " ] \
+    || fail "keep_last 0 kept: $kept"
+
+# --resume latest skips a newer checkpoint that does not verify
+cp -r "$tmp/keep" "$tmp/skip"
+printf 'X' | dd of="$tmp/skip/checkpoints/ckpt-00000020/model.h5" bs=1 seek=100 conv=notrunc status=none
+"$worker" "${args[@]}" --set train.steps=20 --out "$tmp/skip" --resume latest > /dev/null \
+    2> "$tmp/skip.err" || { cat "$tmp/skip.err"; fail "resume past a damaged checkpoint"; }
+grep -q "skipped 1 newer checkpoint" "$tmp/skip.err" || fail "damaged checkpoint not reported"
+grep -q "resuming from .*ckpt-00000015" "$tmp/skip.err" || fail "did not resume from step 15"
 
 # 4. a changed schedule key is refused
 set +e

@@ -213,9 +213,10 @@ static int plan_tokens(sample_t *s, ct_err_t *e) {
                       s->prompt.n, T);
     if (s->a->tokens > room)
         return CT_ERR(e, CT_EINVAL,
-                      "--tokens %d does not fit: the prompt is %zu tokens and the model's context "
-                      "holds %d (seq_len; no sliding window), so at most %d can be generated",
-                      s->a->tokens, s->prompt.n, T, room);
+                      "--tokens %d does not fit: the prompt is %zu token%s and the model's "
+                      "context holds %d (seq_len; no sliding window), so at most %d can be "
+                      "generated",
+                      s->a->tokens, s->prompt.n, s->prompt.n == 1 ? "" : "s", T, room);
     s->n_new = s->a->tokens >= 0 ? s->a->tokens : (room < DEFAULT_TOKENS ? room : DEFAULT_TOKENS);
     if (s->a->tokens < 0 && s->n_new < DEFAULT_TOKENS)
         fprintf(stderr,
