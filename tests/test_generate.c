@@ -33,7 +33,8 @@ static ct_model_t *make_model(uint64_t seed) {
         size_t n = i == 0 ? (size_t)V * C : t->numel; /* wte: real rows only */
         float *noise = malloc(n * sizeof *noise);
         ct_rng_normal_fill(noise, n, t->ndim == 2 ? 0.1f : 0.05f, seed + 1, (uint64_t)i);
-        for (size_t k = 0; k < n; k++) p[t->offset + k] += noise[k];
+        for (size_t k = 0; k < n; k++)
+            p[t->offset + k] += noise[k];
         free(noise);
     }
     return m;
@@ -52,7 +53,8 @@ static ct_generator_t *make_generator(ct_model_t *m) {
 static void random_tokens(int *out, int n, int vocab, uint64_t seed) {
     ct_rng_t rng;
     ct_rng_seed(&rng, seed);
-    for (int i = 0; i < n; i++) out[i] = (int)ct_rng_below(&rng, (uint64_t)vocab);
+    for (int i = 0; i < n; i++)
+        out[i] = (int)ct_rng_below(&rng, (uint64_t)vocab);
 }
 
 /* Full-forward logits (T, Vp) of tokens[0..T) into full. */
@@ -121,8 +123,8 @@ static void test_cached_logits_match_forward(void) {
         for (size_t pi = 0; pi < sizeof plans / sizeof plans[0]; pi++) {
             double r = feed_and_compare(g, tokens, len, full, plans[pi].chunks, plans[pi].n);
             if (!(r <= 1e-5))
-                fprintf(stderr, "length %d, %s: relative error %.3g > 1e-5\n", len,
-                        plans[pi].name, r);
+                fprintf(stderr, "length %d, %s: relative error %.3g > 1e-5\n", len, plans[pi].name,
+                        r);
             CHECK(r <= 1e-5);
         }
     }
@@ -216,7 +218,8 @@ static void test_seeded_sampling(void) {
         CHECK_EQ_INT(ct_generate(g, prompt, P, N, &opts[i], 1338, c, NULL, NULL, &e), 0);
         CHECK(memcmp(a, b, sizeof a) == 0);
         CHECK(memcmp(a, c, sizeof a) != 0);
-        for (int j = 0; j < N; j++) CHECK(a[j] >= 0 && a[j] < V);
+        for (int j = 0; j < N; j++)
+            CHECK(a[j] >= 0 && a[j] < V);
     }
     /* the callback sees every token, in order; an error from it stops generation */
     collect_t col = {.n = 0};
@@ -239,7 +242,8 @@ static void test_vocabulary_bounds(void) {
     CHECK_EQ_INT(ct_model_tensor(m, 0)->offset, 0);
     for (int r = V; r < VP; r++)
         for (int k = 0; k < C; k++)
-            wte[(size_t)r * C + k] = (r % 2 ? 1000.0f : -1000.0f) * wte[(size_t)(r - V) / 2 * C + k];
+            wte[(size_t)r * C + k] =
+                (r % 2 ? 1000.0f : -1000.0f) * wte[(size_t)(r - V) / 2 * C + k];
     ct_generator_t *g = make_generator(m);
     enum { P = 2, N = T - P };
     int prompt[P], out[N];
@@ -247,14 +251,15 @@ static void test_vocabulary_bounds(void) {
     ct_err_t e = {0};
     CHECK_EQ_INT(ct_generator_feed(g, prompt, P, &e), 0);
     CHECK(argmax(ct_generator_logits(g), VP) >= V); /* else this test could not fail */
-    static const ct_sample_opts_t opts[] = {
-        {0.0f, 0, 0}, {1.0f, 0, 0}, {3.0f, 10, 0}, {1.0f, 0, 50}, {2.0f, 5, 50}, {0.0f, 0, 50}};
+    static const ct_sample_opts_t opts[] = {{0.0f, 0, 0},  {1.0f, 0, 0},  {3.0f, 10, 0},
+                                            {1.0f, 0, 50}, {2.0f, 5, 50}, {0.0f, 0, 50}};
     int outside = 0;
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
         int limit = opts[i].n_vocab ? opts[i].n_vocab : V;
         for (uint64_t seed = 1; seed <= 5; seed++) {
             CHECK_EQ_INT(ct_generate(g, prompt, P, N, &opts[i], seed, out, NULL, NULL, &e), 0);
-            for (int j = 0; j < N; j++) outside += out[j] < 0 || out[j] >= limit;
+            for (int j = 0; j < N; j++)
+                outside += out[j] < 0 || out[j] >= limit;
         }
     }
     CHECK_EQ_INT(outside, 0);
@@ -290,8 +295,8 @@ static void test_generate_errors(void) {
 }
 
 /* Empirical frequencies of n draws against the expected probabilities. */
-static void check_frequencies(const float *logits, int n, ct_sample_opts_t o,
-                              const double *expect, int draws) {
+static void check_frequencies(const float *logits, int n, ct_sample_opts_t o, const double *expect,
+                              int draws) {
     ct_rng_t rng;
     ct_rng_seed(&rng, 2024);
     ct_err_t e = {0};
@@ -302,7 +307,8 @@ static void check_frequencies(const float *logits, int n, ct_sample_opts_t o,
         CHECK(tok >= 0 && tok < n);
         if (tok >= 0 && tok < n) count[tok]++;
     }
-    for (int i = 0; i < n; i++) CHECK_NEAR((double)count[i] / draws, expect[i], 0.006, 1.0);
+    for (int i = 0; i < n; i++)
+        CHECK_NEAR((double)count[i] / draws, expect[i], 0.006, 1.0);
 }
 
 static void test_sampler(void) {
@@ -336,8 +342,8 @@ static void test_sampler(void) {
         }
     int outside = 0, seen[1000] = {0};
     for (int d = 0; d < 5000; d++) {
-        int tok = ct_sample_logits(lg1000, 1000, &(ct_sample_opts_t){100.0f, 37, 0}, &rng, sf,
-                                   si, &e);
+        int tok =
+            ct_sample_logits(lg1000, 1000, &(ct_sample_opts_t){100.0f, 37, 0}, &rng, sf, si, &e);
         CHECK(tok >= 0);
         if (tok < 0) break;
         outside += lg1000[tok] < sorted[36];
@@ -345,7 +351,8 @@ static void test_sampler(void) {
     }
     CHECK_EQ_INT(outside, 0);
     int distinct = 0;
-    for (int i = 0; i < 1000; i++) distinct += seen[i];
+    for (int i = 0; i < 1000; i++)
+        distinct += seen[i];
     CHECK_EQ_INT(distinct, 37); /* nearly uniform over the 37: each drawn */
     /* bad input */
     float nan_lg[3] = {0.0f, NAN, 1.0f};

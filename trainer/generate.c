@@ -44,8 +44,8 @@ typedef struct layer_w {
 struct ct_generator {
     ct_model_t *model; /* borrowed */
     int L, NH, C, T, V, Vp;
-    int nthreads; /* OpenMP threads the attention scratch is sized for */
-    int pos;      /* positions held in the cache */
+    int nthreads;             /* OpenMP threads the attention scratch is sized for */
+    int pos;                  /* positions held in the cache */
     const float *wte, *wpe;   /* (Vp, C), (T, C) */
     const float *lnfw, *lnfb; /* (C), (C) */
     layer_w_t *layers;        /* (L) */
@@ -94,12 +94,18 @@ static int resolve_weights(ct_generator_t *g, ct_err_t *e) {
             size_t numel;
             const float **p;
         } block[] = {
-            {"ln_1.weight", C, &w->ln1w},         {"ln_1.bias", C, &w->ln1b},
-            {"attn.c_attn.weight", 3 * C * C, &w->qkvw}, {"attn.c_attn.bias", 3 * C, &w->qkvb},
-            {"attn.c_proj.weight", C * C, &w->attprojw}, {"attn.c_proj.bias", C, &w->attprojb},
-            {"ln_2.weight", C, &w->ln2w},         {"ln_2.bias", C, &w->ln2b},
-            {"mlp.c_fc.weight", 4 * C * C, &w->fcw}, {"mlp.c_fc.bias", 4 * C, &w->fcb},
-            {"mlp.c_proj.weight", 4 * C * C, &w->fcprojw}, {"mlp.c_proj.bias", C, &w->fcprojb},
+            {"ln_1.weight", C, &w->ln1w},
+            {"ln_1.bias", C, &w->ln1b},
+            {"attn.c_attn.weight", 3 * C * C, &w->qkvw},
+            {"attn.c_attn.bias", 3 * C, &w->qkvb},
+            {"attn.c_proj.weight", C * C, &w->attprojw},
+            {"attn.c_proj.bias", C, &w->attprojb},
+            {"ln_2.weight", C, &w->ln2w},
+            {"ln_2.bias", C, &w->ln2b},
+            {"mlp.c_fc.weight", 4 * C * C, &w->fcw},
+            {"mlp.c_fc.bias", 4 * C, &w->fcb},
+            {"mlp.c_proj.weight", 4 * C * C, &w->fcprojw},
+            {"mlp.c_proj.bias", C, &w->fcprojb},
         };
         for (size_t j = 0; j < sizeof block / sizeof block[0]; j++) {
             char name[CT_TENSOR_NAME_MAX];
@@ -115,10 +121,10 @@ static int resolve_weights(ct_generator_t *g, ct_err_t *e) {
 /* Carves the float buffers out of one allocation; with mem == NULL only counts floats. */
 static size_t plan_buffers(ct_generator_t *g, float *mem) {
     size_t T = (size_t)g->T, C = (size_t)g->C, used = 0;
-#define CARVE(ptr, count)                                                      \
-    do {                                                                       \
-        if (mem) (ptr) = mem + used;                                           \
-        used += ((size_t)(count) + 15) / 16 * 16; /* keep 64-byte alignment */ \
+#define CARVE(ptr, count)                                                                          \
+    do {                                                                                           \
+        if (mem) (ptr) = mem + used;                                                               \
+        used += ((size_t)(count) + 15) / 16 * 16; /* keep 64-byte alignment */                     \
     } while (0)
     CARVE(g->kv, (size_t)g->L * 2 * T * C);
     CARVE(g->x, T * C);
@@ -199,7 +205,8 @@ static void linear_forward(float *out, const float *inp, const float *weight, co
         matmul_forward(out, inp, weight, bias, residual, n, C, OC);
         return;
     }
-    for (int j = 0; j < OC; j++) out[j] = (residual ? residual[j] : 0.0f) + bias[j];
+    for (int j = 0; j < OC; j++)
+        out[j] = (residual ? residual[j] : 0.0f) + bias[j];
     cblas_sgemv(CblasRowMajor, CblasTrans, C, OC, 1.0f, weight, OC, inp, 1, 1.0f, out, 1);
 }
 
@@ -221,7 +228,8 @@ static void attention_cached(ct_generator_t *g, float *out, const float *qkv, co
             const float *kt = k + (size_t)t * C + (size_t)h * hs;
             float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-            for (int c = 0; c < hs; c++) dot += q[c] * kt[c];
+            for (int c = 0; c < hs; c++)
+                dot += q[c] * kt[c];
             s[t] = dot * scale;
             mx = s[t] > mx ? s[t] : mx;
         }
@@ -237,7 +245,8 @@ static void attention_cached(ct_generator_t *g, float *out, const float *qkv, co
             const float *vt = v + (size_t)t * C + (size_t)h * hs;
             float w = s[t] * inv;
 #pragma omp simd
-            for (int c = 0; c < hs; c++) y[c] += w * vt[c];
+            for (int c = 0; c < hs; c++)
+                y[c] += w * vt[c];
         }
     }
 }
@@ -253,13 +262,15 @@ static int feed_rows(ct_generator_t *g, const int *tokens, int n, ct_err_t *e) {
                       p0, n, T);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= g->V)
-            return CT_ERR(e, CT_EINVAL, "token %d (at %d of %d fed) is outside the model's "
-                                        "vocabulary 0..%d",
+            return CT_ERR(e, CT_EINVAL,
+                          "token %d (at %d of %d fed) is outside the model's "
+                          "vocabulary 0..%d",
                           tokens[i], i, n, g->V - 1);
     for (int i = 0; i < n; i++) {
         const float *te = g->wte + (size_t)tokens[i] * C, *pe = g->wpe + (size_t)(p0 + i) * C;
         float *xi = g->x + (size_t)i * C;
-        for (int c = 0; c < C; c++) xi[c] = te[c] + pe[c];
+        for (int c = 0; c < C; c++)
+            xi[c] = te[c] + pe[c];
     }
     for (int l = 0; l < g->L; l++) {
         const layer_w_t *w = &g->layers[l];
@@ -336,8 +347,10 @@ static void sift_down(int *heap, int n, int i, const float *logits) {
 /* top[0..k) = the k highest-ranked ids of logits[0..n), best first; k < n. A heap of the k
  * best so far (root: the worst of them) costs O(n log k), then heapsort orders it. */
 static void select_top_k(int *top, const float *logits, int n, int k) {
-    for (int i = 0; i < k; i++) top[i] = i;
-    for (int i = k / 2 - 1; i >= 0; i--) sift_down(top, k, i, logits);
+    for (int i = 0; i < k; i++)
+        top[i] = i;
+    for (int i = k / 2 - 1; i >= 0; i--)
+        sift_down(top, k, i, logits);
     for (int i = k; i < n; i++)
         if (ranks_before(logits, i, top[0])) {
             top[0] = i;
@@ -370,7 +383,8 @@ int ct_sample_logits(const float *logits, int n, const ct_sample_opts_t *o, ct_r
     if (k < n)
         select_top_k(cand, logits, n, k);
     else
-        for (int i = 0; i < n; i++) cand[i] = i;
+        for (int i = 0; i < n; i++)
+            cand[i] = i;
     /* softmax(logits / temperature) over the candidates, shifted by the maximum so the largest
      * term is exp(0) = 1 and the sum cannot overflow, whatever the temperature */
     double sum = 0.0;
@@ -391,8 +405,8 @@ int ct_sample_logits(const float *logits, int n, const ct_sample_opts_t *o, ct_r
 }
 
 int ct_generate(ct_generator_t *self, const int *prompt, int n_prompt, int n_new,
-                const ct_sample_opts_t *o, uint64_t seed, int *out, ct_token_fn on_token,
-                void *ctx, ct_err_t *e) {
+                const ct_sample_opts_t *o, uint64_t seed, int *out, ct_token_fn on_token, void *ctx,
+                ct_err_t *e) {
     ct_generator_t *g = self;
     CT_TRY(check_opts(o, e));
     int n_vocab = o->n_vocab ? o->n_vocab : g->V;
@@ -401,8 +415,9 @@ int ct_generate(ct_generator_t *self, const int *prompt, int n_prompt, int n_new
                       "sampling vocabulary of %d ids: must be 1..%d, the model's vocab_size",
                       n_vocab, g->V);
     if (n_prompt < 1)
-        return CT_ERR(e, CT_EINVAL, "the prompt is empty: generation needs at least one token "
-                                    "to start from (e.g. <|endoftext|>)");
+        return CT_ERR(e, CT_EINVAL,
+                      "the prompt is empty: generation needs at least one token "
+                      "to start from (e.g. <|endoftext|>)");
     if (n_new < 0) return CT_ERR(e, CT_EINVAL, "asked for %d new tokens: use >= 0", n_new);
     if (n_new > g->T - n_prompt)
         return CT_ERR(e, CT_EINVAL,
@@ -421,10 +436,10 @@ int ct_generate(ct_generator_t *self, const int *prompt, int n_prompt, int n_new
             break;
         }
         out[i] = tok;
-        if (on_token) CT_TRY_GOTO(on_token(ctx, tok, e), out);
-        if (i + 1 < n_new) CT_TRY_GOTO(feed_rows(g, &tok, 1, e), out);
+        if (on_token) CT_TRY_GOTO(on_token(ctx, tok, e), done);
+        if (i + 1 < n_new) CT_TRY_GOTO(feed_rows(g, &tok, 1, e), done);
     }
-out:
+done:
     set_threads(before);
     return rc;
 }

@@ -81,7 +81,7 @@ int ct_sample_logits(const float *logits, int n, const ct_sample_opts_t *o, ct_r
  * context; bad options or n_vocab > vocab_size; a prompt token outside the vocabulary), those
  * of ct_sample_logits, and whatever on_token returns. */
 int ct_generate(ct_generator_t *self, const int *prompt, int n_prompt, int n_new,
-                const ct_sample_opts_t *o, uint64_t seed, int *out, ct_token_fn on_token,
-                void *ctx, ct_err_t *e);
+                const ct_sample_opts_t *o, uint64_t seed, int *out, ct_token_fn on_token, void *ctx,
+                ct_err_t *e);
 
 #endif
