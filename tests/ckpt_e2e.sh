@@ -9,6 +9,7 @@
 #     times: every ckpt-* directory verifies and --resume latest always finds one
 #   - disk full (a small tmpfs): the save fails cleanly and the earlier checkpoints verify
 #   - --init from `cotrain export`'s model.safetensors gives the checkpoint's weights exactly
+#   - cotrain sample: the same seed gives the same text, greedy == top-k 1, bad usage exits 2
 # Usage: ckpt_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain [KILLS (default 50)]
 set -euo pipefail
 worker=$1
@@ -167,6 +168,27 @@ rc=$?
 set -e
 [ $rc -eq 2 ] || fail "--init with other dims: exit $rc, expected 2"
 grep -q "shape" "$tmp/init2.err" || { cat "$tmp/init2.err"; fail "--init with other dims: no clear message"; }
+
+# cotrain sample: deterministic for a seed; greedy = top-k 1; bad usage exits 2
+ck20=$tmp/straight/checkpoints/ckpt-00000020
+"$cotrain" sample "$ck20" --prompt "The " --tokens 30 --seed 5 > "$tmp/s1" 2> /dev/null || fail "sample"
+"$cotrain" sample "$ck20" --prompt "The " --tokens 30 --seed 5 > "$tmp/s2" 2> /dev/null
+"$cotrain" sample "$ck20" --prompt "The " --tokens 30 --seed 6 > "$tmp/s3" 2> /dev/null
+cmp -s "$tmp/s1" "$tmp/s2" || fail "sample: the same seed gave different text"
+cmp -s "$tmp/s1" "$tmp/s3" && fail "sample: seeds 5 and 6 gave the same text"
+head -c 4 "$tmp/s1" | grep -q "^The " || fail "sample: the output does not start with the prompt"
+"$cotrain" sample "$ck20" --prompt "The " --tokens 30 --temperature 0 > "$tmp/g1" 2> /dev/null
+"$cotrain" sample "$ck20" --prompt "The " --tokens 30 --top-k 1 --seed 9 > "$tmp/g2" 2> /dev/null
+cmp -s "$tmp/g1" "$tmp/g2" || fail "sample: --temperature 0 and --top-k 1 differ"
+for bad in "--tokens 5000" "--temperature -1" "--bogus"; do
+    set +e
+    # shellcheck disable=SC2086
+    "$cotrain" sample "$ck20" $bad > /dev/null 2> "$tmp/sbad.err"
+    rc=$?
+    set -e
+    [ $rc -eq 2 ] || fail "sample $bad: exit $rc, expected 2"
+    [ -s "$tmp/sbad.err" ] || fail "sample $bad: no message"
+done
 
 # 7. crash safety: kill -9 at random moments while a checkpoint is written every step
 crash_args=("${args[@]}" --set train.steps=100000 --set ckpt.every=1 --set ckpt.keep_last=3)
