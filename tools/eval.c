@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "operand.h"
 #include "cotrain/ckpt.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
@@ -107,16 +108,8 @@ static int parse_args(int argc, char **argv, eval_args_t *a, ct_err_t *e) {
                           argv[optind - 1]);
         }
     }
-    if (optind >= argc)
-        return CT_ERR(e, CT_EINVAL,
-                      "give the checkpoint to evaluate: cotrain eval CKPT_DIR "
-                      "--data MANIFEST (see --help)");
-    a->ckpt = argv[optind++];
-    if (optind < argc)
-        return CT_ERR(e, CT_EINVAL,
-                      "unexpected argument '%s': eval takes one checkpoint (see "
-                      "--help)",
-                      argv[optind]);
+    CT_TRY(tool_ckpt_operand(argc, argv, optind, "cotrain eval CKPT_DIR --data MANIFEST", "",
+                             &a->ckpt, e));
     if (!a->data)
         return CT_ERR(e, CT_EINVAL,
                       "--data MANIFEST is required: the data to evaluate on, made "

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "commands.h"
+#include "operand.h"
 #include "cotrain/ckpt.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
@@ -71,16 +72,8 @@ static int parse_args(int argc, char **argv, export_args_t *a, ct_err_t *e) {
                           argv[optind - 1]);
         }
     }
-    if (optind >= argc)
-        return CT_ERR(e, CT_EINVAL,
-                      "give the checkpoint to export: cotrain export CKPT_DIR "
-                      "--out DIR (see --help)");
-    a->ckpt = argv[optind++];
-    if (optind < argc)
-        return CT_ERR(e, CT_EINVAL,
-                      "unexpected argument '%s': export takes one checkpoint "
-                      "(see --help)",
-                      argv[optind]);
+    CT_TRY(tool_ckpt_operand(argc, argv, optind, "cotrain export CKPT_DIR --out DIR", "",
+                             &a->ckpt, e));
     if (strcmp(a->format, "safetensors") != 0)
         return CT_ERR(e, CT_EINVAL, "--format %s: the only format is safetensors", a->format);
     if (!a->out || !a->out[0])

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "operand.h"
 #include "cotrain/ckpt.h"
 #include "cotrain/generate.h"
 #include "cotrain/hash.h"
@@ -131,16 +132,8 @@ static int parse_args(int argc, char **argv, sample_args_t *a, ct_err_t *e) {
                           argv[optind - 1]);
         }
     }
-    if (optind >= argc)
-        return CT_ERR(e, CT_EINVAL,
-                      "give the checkpoint to sample from: cotrain sample CKPT_DIR "
-                      "[--prompt TEXT] (see --help)");
-    a->ckpt = argv[optind++];
-    if (optind < argc)
-        return CT_ERR(e, CT_EINVAL,
-                      "unexpected argument '%s': sample takes one checkpoint; quote a prompt "
-                      "with spaces: --prompt \"...\" (see --help)",
-                      argv[optind]);
+    CT_TRY(tool_ckpt_operand(argc, argv, optind, "cotrain sample CKPT_DIR [--prompt TEXT]",
+                             "; quote a prompt with spaces: --prompt \"...\"", &a->ckpt, e));
     return 0;
 }
 
