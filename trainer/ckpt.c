@@ -50,25 +50,31 @@ static int rm_tree(const char *path) {
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* sha256 of every file of dir (and fsync of each first, when sync), one thread per file: the
- * hashing is CPU-bound and the big files (model, optimizer) take most of it, so running them side
- * by side (and beside the other's fsync) roughly halves the time a checkpoint spends hashing. */
+/* sha256 of every file of dir, and with `sync` an fsync of each. Hashing is CPU-bound and
+ * dominated by the two big files (model.h5, optim.h5), fsync is mostly waiting on the disk, so
+ * they run side by side: job 0 syncs every file, job 1 hashes optim.h5, job 2 hashes the rest
+ * (pages being written back can still be read). Without sync, jobs 1 and 2 alone. */
 static int sync_and_hash(const char *dir, int sync, char hex[N_FILES][CT_SHA256_HEX], ct_err_t *e) {
-    int rc[N_FILES] = {0};
-    ct_err_t errs[N_FILES];
+    enum { OPTIM = 2 }; /* FILES[2] */
+    int rc[3] = {0};
+    ct_err_t errs[3];
     memset(errs, 0, sizeof errs);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(2)
-    for (int i = 1; i < N_FILES + 1; i++) {
-        int k = (i == N_FILES) ? 0 : i; /* the big files first: model.h5, optim.h5 */
+#pragma omp parallel for schedule(static, 1) num_threads(3)
+    for (int job = 0; job < 3; job++) {
         char path[PATH_MAX_];
-        rc[k] = join(path, dir, FILES[k], &errs[k]);
-        if (rc[k] == 0 && sync) rc[k] = fsync_path(path, 0, &errs[k]);
-        if (rc[k] == 0) rc[k] = ct_sha256_file(path, hex[k], &errs[k]);
+        for (int k = 0; k < N_FILES && rc[job] == 0; k++) {
+            int mine = job == 0 ? sync : job == 1 ? k == OPTIM : k != OPTIM;
+            if (!mine) continue;
+            rc[job] = join(path, dir, FILES[k], &errs[job]);
+            if (rc[job] == 0)
+                rc[job] = job == 0 ? fsync_path(path, 0, &errs[job])
+                                   : ct_sha256_file(path, hex[k], &errs[job]);
+        }
     }
-    for (int k = 0; k < N_FILES; k++)
-        if (rc[k] != 0) {
-            *e = errs[k];
-            return rc[k];
+    for (int job = 0; job < 3; job++)
+        if (rc[job] != 0) {
+            *e = errs[job];
+            return rc[job];
         }
     return 0;
 }
@@ -353,8 +359,11 @@ int ct_ckpt_restore(const char *dir, ct_trainer_t *t, ct_ckpt_info_t *info, ct_e
     char path[PATH_MAX_];
     cJSON *root = NULL;
     CT_TRY(ct_ckpt_verify(dir, info, e));
+    char id[CT_SHA256_HEX];
+    memcpy(id, info->id, sizeof id); /* parse_state clears info */
     CT_TRY(join(path, dir, "state.json", e));
     CT_TRY(parse_state(path, info, &root, e));
+    memcpy(info->id, id, sizeof id);
     ct_model_t *m = ct_trainer_model(t);
     ct_adamw_t *opt = ct_trainer_optim(t);
     int64_t steps = 0;
@@ -367,8 +376,7 @@ int ct_ckpt_restore(const char *dir, ct_trainer_t *t, ct_ckpt_info_t *info, ct_e
     CT_TRY(rc);
     ct_adamw_set_steps(opt, steps);
     ct_trainer_set_steps(t, info->step);
-    /* the id that verify computed was overwritten by parse_state: compute it again */
-    return ct_ckpt_verify(dir, info, e);
+    return 0;
 }
 
 /* ---- listing, latest, pruning ---- */
