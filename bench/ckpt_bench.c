@@ -57,8 +57,8 @@ int main(int argc, char **argv) {
     int rc = ct_hash_init(&e);
     if (rc == 0) rc = ct_config_load(&cfg, config, CT_CONFIG_DIR, sets, 2, &e);
     if (rc == 0 && cfg.model.vocab_size == 0) cfg.model.vocab_size = 256;
-    if (rc == 0) rc = ct_trainer_create(&a, &cfg, NULL, &e);
-    if (rc == 0) rc = ct_trainer_create(&b, &cfg, NULL, &e);
+    if (rc == 0) rc = ct_trainer_create(&a, &cfg, NULL, NULL, &e);
+    if (rc == 0) rc = ct_trainer_create(&b, &cfg, NULL, NULL, &e);
     char *json = rc == 0 ? ct_config_canonical(&cfg, &e) : NULL;
     ct_ckpt_info_t info = {.world_size = 1, .tokens = 0};
     snprintf(info.cursor.shard_id, sizeof info.cursor.shard_id, "bench");

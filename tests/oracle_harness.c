@@ -49,7 +49,7 @@ int main(int argc, char **argv) {
     ct_config_t cfg;
     ct_trainer_t *tr = NULL;
     int rc = ct_config_load(&cfg, cfg_path, NULL, NULL, 0, &e);
-    if (rc == 0) rc = ct_trainer_create(&tr, &cfg, NULL, &e);
+    if (rc == 0) rc = ct_trainer_create(&tr, &cfg, NULL, NULL, &e);
     if (rc != 0) {
         fprintf(stderr, "ct_oracle_harness: %s\n", e.msg);
         return 1;

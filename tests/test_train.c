@@ -40,7 +40,7 @@ static ct_trainer_t *run_steps(const ct_config_t *c, const int *rows, int steps,
                                ct_step_stats_t *last) {
     ct_err_t e = {0};
     ct_trainer_t *t = NULL;
-    CHECK_EQ_INT(ct_trainer_create(&t, c, NULL, &e), 0);
+    CHECK_EQ_INT(ct_trainer_create(&t, c, NULL, NULL, &e), 0);
     for (int s = 0; s < steps && t; s++) CHECK_EQ_INT(ct_trainer_step_tokens(t, rows, last, &e), 0);
     return t;
 }
@@ -152,7 +152,7 @@ static void test_spike_guard(void) {
     for (int guard = 0; guard < 2; guard++) {
         c.train.spike_guard = guard;
         ct_trainer_t *t = NULL;
-        CHECK_EQ_INT(ct_trainer_create(&t, &c, NULL, &e), 0);
+        CHECK_EQ_INT(ct_trainer_create(&t, &c, NULL, NULL, &e), 0);
         ct_model_t *m = ct_trainer_model(t);
         size_t n = ct_model_num_params(m);
         ct_model_params(m)[n - 1] = NAN; /* ln_f bias */

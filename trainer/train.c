@@ -11,6 +11,8 @@
 struct ct_trainer {
     ct_config_t cfg;
     ct_data_t *data; /* borrowed */
+    ct_comm_t *comm; /* borrowed; NULL = one process */
+    int world, local; /* ranks, and sequences per step on this rank */
     ct_model_t *model;
     ct_adamw_t *opt;
     ct_spike_t *spike; /* NULL when train.spike_guard is off */
@@ -19,7 +21,8 @@ struct ct_trainer {
     int *inputs, *targets; /* (micro_batch, T) each */
 };
 
-int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *data, ct_err_t *e) {
+int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *data,
+                      ct_comm_t *comm, ct_err_t *e) {
     int rc = 0;
     ct_trainer_t *t = NULL;
     *out = NULL;
@@ -32,9 +35,20 @@ int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *dat
                       "model.vocab_size = %d is smaller than the data tokenizer's vocabulary "
                       "(%d): set it to at least %d",
                       cfg->model.vocab_size, data_vocab, data_vocab);
+    int world = comm ? ct_comm_size(comm) : 1;
+    if (cfg->train.global_batch % (world * cfg->train.micro_batch) != 0)
+        return CT_ERR(e, CT_ECONFIG,
+                      "train.global_batch = %d does not split into %d rank(s) x whole "
+                      "micro-batches of train.micro_batch = %d: make global_batch a multiple of "
+                      "%d",
+                      cfg->train.global_batch, world, cfg->train.micro_batch,
+                      world * cfg->train.micro_batch);
     CT_ALLOC(e, t, 1, fail);
     t->cfg = *cfg;
     t->data = data;
+    t->comm = comm;
+    t->world = world;
+    t->local = cfg->train.global_batch / world;
     ct_model_dims_t dims = {.n_layer = cfg->model.n_layer,
                             .n_head = cfg->model.n_head,
                             .d_model = cfg->model.d_model,
@@ -47,7 +61,7 @@ int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *dat
         CT_TRY_GOTO(ct_spike_create(&t->spike, cfg->train.spike_window, cfg->train.spike_zscore, e),
                     fail);
     size_t T = (size_t)cfg->model.seq_len;
-    CT_ALLOC(e, t->rows, (size_t)cfg->train.global_batch * (T + 1), fail);
+    CT_ALLOC(e, t->rows, (size_t)t->local * (T + 1), fail);
     CT_ALLOC(e, t->inputs, (size_t)cfg->train.micro_batch * T, fail);
     CT_ALLOC(e, t->targets, (size_t)cfg->train.micro_batch * T, fail);
     *out = t;
@@ -86,7 +100,7 @@ int ct_trainer_step(ct_trainer_t *t, ct_step_stats_t *st, ct_err_t *e) {
 
 int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st, ct_err_t *e) {
     const ct_config_t *c = &t->cfg;
-    int T = c->model.seq_len, mb = c->train.micro_batch, n_micro = c->train.global_batch / mb;
+    int T = c->model.seq_len, mb = c->train.micro_batch, n_micro = t->local / mb;
     float dloss = 1.0f / ((float)c->train.global_batch * (float)T);
     ct_model_zero_grads(t->model);
     double loss = 0.0;
@@ -95,8 +109,15 @@ int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st
         loss += ct_model_forward(t->model, t->inputs, t->targets, mb);
         ct_model_backward(t->model, t->inputs, t->targets, mb, dloss);
     }
+    /* Each rank's gradients are already scaled by 1/(global_batch*T): their sum over the ranks
+       is the gradient of the mean loss over the whole global batch. */
+    if (t->comm) {
+        CT_TRY(ct_comm_sum_floats(t->comm, ct_model_grads(t->model),
+                                  ct_model_num_params(t->model), e));
+        CT_TRY(ct_comm_sum_doubles(t->comm, &loss, 1, e));
+    }
     st->step = t->step;
-    st->loss = loss / n_micro;
+    st->loss = loss / ((double)n_micro * t->world);
     st->grad_norm = ct_grad_norm(ct_model_grads(t->model), ct_model_num_params(t->model));
     st->lr = ct_lr_at(c, t->step);
     st->skipped = t->spike ? ct_spike_check(t->spike, st->loss, st->grad_norm) : 0;

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "cotrain/ckpt.h"
+#include "cotrain/comm.h"
 #include "cotrain/config.h"
 #include "cotrain/data.h"
 #include "cotrain/fsutil.h"
@@ -146,6 +147,8 @@ static void on_signal(int sig) {
 typedef struct session {
     const worker_args_t *a;
     ct_log_t *lg;
+    ct_comm_t *comm; /* the group: rank 0 writes the run's files */
+    int rank0;
     ct_config_t cfg;
     char *config_json; /* canonical */
     char config_sha256[CT_SHA256_HEX];
@@ -172,14 +175,23 @@ static int write_resolved_config(session_t *S, ct_err_t *e) {
 /* Saves a checkpoint after the step just taken, then applies the retention policy. */
 static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
     const ct_config_t *c = &S->cfg;
-    ct_ckpt_info_t info = {.world_size = 1};
+    ct_ckpt_info_t info = {.world_size = ct_comm_size(S->comm)};
     info.tokens = ct_trainer_steps(S->tr) * (int64_t)c->train.global_batch * c->model.seq_len;
     snprintf(info.config_sha256, sizeof info.config_sha256, "%s", S->config_sha256);
     snprintf(info.parent, sizeof info.parent, "%s", S->last_id);
     ct_data_cursor(S->data, &info.cursor);
     char dir[4096];
     double t0 = now_s();
-    CT_TRY(ct_ckpt_save(S->a->out, S->tr, S->config_json, &info, dir, sizeof dir, e));
+    /* rank 0 writes; every rank learns whether it worked, so none waits on a dead rank 0 */
+    ct_err_t save_err = {0};
+    int rc = S->rank0 ? ct_ckpt_save(S->a->out, S->tr, S->config_json, &info, dir, sizeof dir,
+                                     &save_err)
+                      : 0;
+    int failed = rc != 0;
+    CT_TRY(ct_comm_max_int(S->comm, &failed, e));
+    if (rc != 0) return CT_ERR(e, rc, "%s", save_err.msg);
+    if (failed) return CT_ERR(e, CT_EIO, "rank 0 could not write the checkpoint (its log says why)");
+    if (!S->rank0) return 0;
     snprintf(S->last_id, sizeof S->last_id, "%s", info.id);
     ct_log(S->lg, CT_LOG_INFO, "checkpoint %s (%s) written in %.1f s, id %.16s...", dir, why,
            now_s() - t0, info.id);
@@ -218,6 +230,15 @@ static int train_loop(session_t *S, ct_err_t *e) {
         double dt = now_s() - t0;
         train_time += dt;
         if ((s + 1) % c->log.every == 0 || s + 1 == end) {
+            uint64_t hash = ct_hash64(ct_model_params(model),
+                                      ct_model_num_params(model) * sizeof(float));
+            int same, bad;
+            CT_TRY(ct_comm_same_u64(S->comm, hash, &same, &bad, e));
+            if (!same)
+                return CT_ERR(e, CT_ESTATE, "replica drift after step %lld: rank %d's weights "
+                              "differ from rank 0's; the ranks no longer train one model "
+                              "(a bug or a faulty node): stopping", (long long)(s + 1), bad);
+            if (!S->rank0) goto boundary;
             ct_metrics_record_t r = {
                 .step = s + 1,
                 .tokens = (s + 1) * tokens_per_step,
@@ -226,8 +247,7 @@ static int train_loop(session_t *S, ct_err_t *e) {
                 .grad_norm = st.grad_norm,
                 .tokens_per_s = tokens_per_step / dt,
                 .mfu = tokens_per_step / dt * flops_tok / peak,
-                .param_hash = ct_hash64(ct_model_params(model),
-                                        ct_model_num_params(model) * sizeof(float)),
+                .param_hash = hash,
                 .skipped = st.skipped,
                 .group = "local",
             };
@@ -242,8 +262,11 @@ static int train_loop(session_t *S, ct_err_t *e) {
                    st.skipped ? " | SKIPPED (spike guard)" : "");
             fflush(stdout);
         }
+    boundary:;
+        /* every rank takes the same decision: a signal seen by any rank counts for all */
         int sig = pending_signal;
         pending_signal = 0;
+        CT_TRY(ct_comm_max_int(S->comm, &sig, e));
         if (s + 1 == end)
             CT_TRY(save_checkpoint(S, s + 1 == c->train.steps ? "end of run" : "--until", e));
         else if (sig)
@@ -297,9 +320,9 @@ static int find_resume(session_t *S, ct_err_t *e) {
     return 0;
 }
 
-static int run(int argc, char **argv, ct_log_t *lg, ct_err_t *e) {
+static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e) {
     worker_args_t a;
-    session_t S = {.a = &a, .lg = lg};
+    session_t S = {.a = &a, .lg = lg, .comm = comm, .rank0 = ct_comm_rank(comm) == 0};
     int rc = parse_args(argc, argv, &a, e);
     if (rc != 0) return rc;
     CT_TRY(ct_hash_init(e));
@@ -308,24 +331,31 @@ static int run(int argc, char **argv, ct_log_t *lg, ct_err_t *e) {
     ct_data_opts_t dopts = {.seq_len = S.cfg.model.seq_len,
                             .seed = S.cfg.train.seed,
                             .global_batch = S.cfg.train.global_batch,
-                            .rank = 0,
-                            .world = 1,
+                            .rank = ct_comm_rank(comm),
+                            .world = ct_comm_size(comm),
                             .start = S.resume_dir[0] ? &S.resumed.cursor : NULL};
     CT_TRY(ct_data_open(&S.data, a.data, &dopts, e));
     const ct_manifest_t *m = ct_data_manifest(S.data);
     if (S.cfg.model.vocab_size == 0) S.cfg.model.vocab_size = m->vocab_size;
     if (S.resume_dir[0]) CT_TRY_GOTO(ct_ckpt_check_config(S.resume_dir, &S.cfg, e), out);
     CT_TRY_GOTO(ct_mkdirs(a.out, e), out);
-    CT_TRY_GOTO(write_resolved_config(&S, e), out);
+    if (S.rank0) {
+        CT_TRY_GOTO(write_resolved_config(&S, e), out);
+    } else {
+        S.config_json = ct_config_canonical(&S.cfg, e);
+        if (!S.config_json) CT_TRY_GOTO(CT_ENOMEM, out);
+    }
+    ct_log(lg, CT_LOG_INFO, "rank %d of %d (%s), %d threads", ct_comm_rank(comm),
+           ct_comm_size(comm), ct_comm_backend(comm), omp_get_max_threads());
     ct_log(lg, CT_LOG_INFO,
            "data %s (sha256 %.16s...): %s tokenizer, %d shards, %lld tokens, %lld samples of %d "
            "tokens per epoch",
            m->path, m->sha256, m->tokenizer, m->n_shards, (long long)m->n_tokens,
            (long long)ct_data_num_windows(S.data), S.cfg.model.seq_len + 1);
-    CT_TRY_GOTO(ct_trainer_create(&S.tr, &S.cfg, S.data, e), out);
+    CT_TRY_GOTO(ct_trainer_create(&S.tr, &S.cfg, S.data, S.comm, e), out);
     if (S.resume_dir[0]) CT_TRY_GOTO(ct_ckpt_restore(S.resume_dir, S.tr, &S.resumed, e), out);
     if (a.init) CT_TRY_GOTO(init_weights(&S, e), out);
-    CT_TRY_GOTO(ct_metrics_open(&S.metrics, a.out, S.resumed.step, e), out);
+    if (S.rank0) CT_TRY_GOTO(ct_metrics_open(&S.metrics, a.out, S.resumed.step, e), out);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
@@ -342,11 +372,20 @@ out:
 int main(int argc, char **argv) {
     ct_log_t lg = {.level = ct_log_level_from_env(), .role = "worker", .rank = 0, .out = NULL};
     ct_err_t e = {0};
-    int rc = run(argc, argv, &lg, &e);
-    if (rc == 1) return 0; /* help printed */
+    ct_comm_t *comm = NULL;
+    int rc = ct_comm_create(&comm, &argc, &argv, &e);
+    if (rc == 0) {
+        lg.rank = ct_comm_rank(comm);
+        /* the other ranks say only what goes wrong: rank 0 speaks for the group */
+        if (lg.rank != 0 && lg.level > CT_LOG_WARN) lg.level = CT_LOG_WARN;
+        rc = run(argc, argv, comm, &lg, &e);
+    }
+    if (rc == 1) rc = 0; /* help printed */
     if (rc < 0) {
         ct_log(&lg, CT_LOG_ERROR, "%s", e.msg[0] ? e.msg : ct_strerror(rc));
-        return ct_exit_code(rc);
+        /* with other ranks alive, make sure none is left waiting in a collective */
+        if (comm && ct_comm_size(comm) > 1) ct_comm_abort(comm, ct_exit_code(rc));
     }
-    return 0;
+    ct_comm_destroy(&comm);
+    return ct_exit_code(rc);
 }

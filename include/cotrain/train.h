@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "cotrain/comm.h"
 #include "cotrain/config.h"
 #include "cotrain/data.h"
 #include "cotrain/err.h"
@@ -28,9 +29,12 @@ typedef struct ct_step_stats {
 
 /* Builds the model (weights initialised from train.seed), optimizer and buffers for `cfg`.
  * `data` is borrowed (may be NULL when every step is given its tokens with
- * ct_trainer_step_tokens) and must outlive the trainer. cfg->model.vocab_size must be set
- * (non-zero). Errors: CT_EINVAL/CT_ECONFIG with the key named, CT_ENOMEM. */
-int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *data, ct_err_t *e);
+ * ct_trainer_step_tokens) and must outlive the trainer; so is `comm` (NULL: one process). With
+ * N ranks each step runs global_batch/N sequences here and sums the gradients over the ranks.
+ * cfg->model.vocab_size must be set (non-zero). Errors: CT_EINVAL/CT_ECONFIG with the key named
+ * (e.g. a global batch the ranks and micro-batches do not divide), CT_ENOMEM. */
+int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *data,
+                      ct_comm_t *comm, ct_err_t *e);
 
 /* Frees everything and sets *self_p to NULL; NULL-safe. */
 void ct_trainer_destroy(ct_trainer_t **self_p);
@@ -40,7 +44,8 @@ void ct_trainer_destroy(ct_trainer_t **self_p);
  * not applied; the message says what to do). */
 int ct_trainer_step(ct_trainer_t *t, ct_step_stats_t *st, ct_err_t *e);
 
-/* Same, on given token rows (global_batch, seq_len+1) instead of the data source. */
+/* Same, on given token rows (this rank's global_batch/N, seq_len+1) instead of the data
+ * source. The loss reported is the mean over the whole global batch (all ranks). */
 int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st, ct_err_t *e);
 
 ct_model_t *ct_trainer_model(ct_trainer_t *t);
