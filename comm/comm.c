@@ -76,6 +76,18 @@ void ct_comm_abort(ct_comm_t *self, int code) {
     exit(code);
 }
 
+int ct_comm_local_size(const ct_comm_t *self) {
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",
+                                       "SLURM_NTASKS_PER_NODE"};
+    if (!self->mpi) return 1;
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
+        const char *v = getenv(vars[i]);
+        int n = v ? atoi(v) : 0;
+        if (n > 0) return n;
+    }
+    return 1;
+}
+
 int ct_comm_rank(const ct_comm_t *self) {
     return self->rank;
 }

@@ -2,6 +2,7 @@
  * runs the training loop with metrics and a progress line. Only this file prints and exits. */
 #include <getopt.h>
 #include <omp.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,6 +370,17 @@ out:
     return rc;
 }
 
+/* Threads per rank: OMP_NUM_THREADS when set; else the CPUs of the affinity mask, divided
+ * among the ranks on this node when they share it (mpirun --bind-to none gives every rank all
+ * CPUs, and ranks spinning on each other's cores run many times slower). */
+static void share_cpus(const ct_comm_t *comm) {
+    if (getenv("OMP_NUM_THREADS")) return;
+    cpu_set_t set;
+    int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : omp_get_num_procs();
+    int local = ct_comm_local_size(comm);
+    if (local > 1) omp_set_num_threads(cpus / local > 0 ? cpus / local : 1);
+}
+
 int main(int argc, char **argv) {
     ct_log_t lg = {.level = ct_log_level_from_env(), .role = "worker", .rank = 0, .out = NULL};
     ct_err_t e = {0};
@@ -378,6 +390,7 @@ int main(int argc, char **argv) {
         lg.rank = ct_comm_rank(comm);
         /* the other ranks say only what goes wrong: rank 0 speaks for the group */
         if (lg.rank != 0 && lg.level > CT_LOG_WARN) lg.level = CT_LOG_WARN;
+        share_cpus(comm);
         rc = run(argc, argv, comm, &lg, &e);
     }
     if (rc == 1) rc = 0; /* help printed */

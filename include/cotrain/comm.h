@@ -27,6 +27,9 @@ void ct_comm_destroy(ct_comm_t **self_p);
 /* Ends every rank's process after a fatal error on one (MPI_Abort; exit(code) when local). */
 void ct_comm_abort(ct_comm_t *self, int code);
 
+/* Ranks of this group on this node (Open MPI's / SLURM's local size; 1 when unknown). */
+int ct_comm_local_size(const ct_comm_t *self);
+
 int ct_comm_rank(const ct_comm_t *self);
 int ct_comm_size(const ct_comm_t *self);
 const char *ct_comm_backend(const ct_comm_t *self); /* "mpi" or "local" */
