@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cotrain/ckpt.h"
 #include "cotrain/comm.h"
@@ -370,15 +371,17 @@ out:
     return rc;
 }
 
-/* Threads per rank: OMP_NUM_THREADS when set; else the CPUs of the affinity mask, divided
- * among the ranks on this node when they share it (mpirun --bind-to none gives every rank all
- * CPUs, and ranks spinning on each other's cores run many times slower). */
+/* Threads per rank: OMP_NUM_THREADS when set; else the CPUs of the affinity mask — divided
+ * among the ranks on this node when that mask is the whole machine (mpirun --bind-to none gives
+ * every rank all CPUs, and ranks spinning on each other's cores run many times slower); a rank
+ * the launcher bound to its own cores (--bind-to socket, srun --cpu-bind) keeps them all. */
 static void share_cpus(const ct_comm_t *comm) {
     if (getenv("OMP_NUM_THREADS")) return;
     cpu_set_t set;
     int cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : omp_get_num_procs();
     int local = ct_comm_local_size(comm);
-    if (local > 1) omp_set_num_threads(cpus / local > 0 ? cpus / local : 1);
+    if (local > 1 && cpus >= sysconf(_SC_NPROCESSORS_ONLN))
+        omp_set_num_threads(cpus / local > 0 ? cpus / local : 1);
 }
 
 int main(int argc, char **argv) {
