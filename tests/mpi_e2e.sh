@@ -2,7 +2,7 @@
 # mpi_e2e.sh — data parallelism through mpirun and the real cotrain-worker:
 #   - np = 1, 2, 4 with the same global batch: losses of every step within 1e-5 of np=1, final
 #     weights within 1e-5
-#   - two np=2 runs: bit-identical metrics (loss, grad norm, weights' hash every step) and
+#   - two np=2 runs, and two np=4 runs: bit-identical metrics (loss, grad norm, weights' hash every step) and
 #     checkpoint bytes; the ranks' weights are compared every logged step by the worker itself
 #   - resume at another world size: 1 -> 2 and 2 -> 1 ranks at step 10, losses within 1e-5 of the
 #     uninterrupted run
@@ -35,6 +35,7 @@ run 1 np1
 run 2 np2
 run 2 np2b
 run 4 np4
+run 4 np4b
 grep -q "rank 0 of 2 (mpi)" "$tmp/np2.err" || fail "np=2 did not run on the mpi backend"
 
 compare() { # compare A B TOL: metrics losses (and grad norms) per step, final weights
@@ -75,12 +76,14 @@ for line in open(sys.argv[1]):
     r = json.loads(line)
     r.pop("tokens_per_s"); r.pop("mfu")
     print(json.dumps(r, sort_keys=True))' "$1"; }
-strip "$tmp/np2/public/metrics.jsonl" > "$tmp/a.m"
-strip "$tmp/np2b/public/metrics.jsonl" > "$tmp/b.m"
-cmp -s "$tmp/a.m" "$tmp/b.m" || fail "two np=2 runs differ"
-for f in model.h5 optim.h5; do
-    cmp -s "$tmp/np2/checkpoints/ckpt-00000020/$f" "$tmp/np2b/checkpoints/ckpt-00000020/$f" \
-        || fail "two np=2 runs: $f differs"
+for np in 2 4; do
+    strip "$tmp/np$np/public/metrics.jsonl" > "$tmp/a.m"
+    strip "$tmp/np${np}b/public/metrics.jsonl" > "$tmp/b.m"
+    cmp -s "$tmp/a.m" "$tmp/b.m" || fail "two np=$np runs differ"
+    for f in model.h5 optim.h5; do
+        cmp -s "$tmp/np$np/checkpoints/ckpt-00000020/$f" "$tmp/np${np}b/checkpoints/ckpt-00000020/$f" \
+            || fail "two np=$np runs: $f differs"
+    done
 done
 
 # resume at another world size
