@@ -60,7 +60,7 @@ conf several '{"model": {"n_layer": -1}, "train": {"beta2": 2, "bogus": true}}'
 printf '{\n  "model": {\n    "n_layer": 4,\n  }\n}\n' > "$tmp/bad_json.json"
 
 check unknown_key "$tmp/unknown_key.json" 'train.stpes|steps'
-check unknown_section "$tmp/unknown_section.json" 'trian|model, train, ckpt, log'
+check unknown_section "$tmp/unknown_section.json" 'trian|model, train, ckpt, comm, log'
 check wrong_type "$tmp/wrong_type.json" 'train.lr|"fast"'
 check float_for_int "$tmp/float_for_int.json" 'model.n_layer|2.5|integer'
 check wrong_bool "$tmp/wrong_bool.json" 'train.spike_guard|true or false'

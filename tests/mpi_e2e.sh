@@ -6,6 +6,8 @@
 #     checkpoint bytes; the ranks' weights are compared every logged step by the worker itself
 #   - resume at another world size: 1 -> 2 and 2 -> 1 ranks at step 10, losses within 1e-5 of the
 #     uninterrupted run
+#   - a rank killed (kill -9) or hung (SIGSTOP): the job ends non-zero within a minute (the
+#     watchdog, comm.watchdog_min_s = 3 here, for the hang; mpirun for the dead rank)
 # Usage: mpi_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain
 set -euo pipefail
 worker=$1
@@ -95,4 +97,32 @@ compare np1 r12 1e-5 || fail "resumed 1 -> 2 differs from the uninterrupted run"
 run 2 r21 --until 10
 run 1 r21 --resume latest
 compare np1 r21 1e-5 || fail "resumed 2 -> 1 differs from the uninterrupted run"
+# a rank that dies (kill -9) or hangs (SIGSTOP): the job ends, non-zero, within the bound
+for how in KILL STOP; do
+    rm -f "$tmp/lost.rc"
+    ( rc=0
+      timeout 120 mpirun --oversubscribe --bind-to none -np 2 "$worker" "${args[@]}" \
+        --set train.steps=100000 --set ckpt.every=0 --set comm.watchdog_min_s=3 \
+        --out "$tmp/lost$how" > /dev/null 2> "$tmp/lost.err" || rc=$?
+      echo $rc > "$tmp/lost.rc" ) &
+    until [ -s "$tmp/lost$how/public/metrics.jsonl" ]; do sleep 0.1; done
+    victim=$(pgrep -f "^$worker .*$tmp/lost$how" | tail -n 1)
+    [ -n "$victim" ] || fail "$how: no rank to stop"
+    kill -"$how" "$victim"
+    t0=$SECONDS
+    until [ -s "$tmp/lost.rc" ]; do
+        [ $((SECONDS - t0)) -lt 60 ] || { kill -9 "$victim"; fail "$how: the job still runs after 60 s"; }
+        sleep 0.2
+    done
+    kill -CONT "$victim" 2> /dev/null || true
+    kill -9 "$victim" 2> /dev/null || true
+    wait
+    rc=$(cat "$tmp/lost.rc")
+    [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "$how: exit $rc"
+    if [ "$how" = STOP ]; then
+        grep -q "watchdog: no step has finished" "$tmp/lost.err" || { cat "$tmp/lost.err"; fail "STOP: no watchdog message"; }
+    else
+        grep -qi "rank\|signal 9\|killed" "$tmp/lost.err" || { cat "$tmp/lost.err"; fail "KILL: the lost rank is not named"; }
+    fi
+done
 echo "mpi_e2e: all checks passed"

@@ -18,7 +18,8 @@ static const char *const BUNDLED[] = {"tiny",        "small",      "gpt2",
                                       "gpt2-medium", "gpt2-large", "gpt2-xl"};
 
 static const char DEFAULT_CANONICAL[] =
-    "{\"ckpt\":{\"every\":1000,\"keep_every\":0,\"keep_last\":3},\"log\":{\"every\":1},"
+    "{\"ckpt\":{\"every\":1000,\"keep_every\":0,\"keep_last\":3},"
+    "\"comm\":{\"watchdog_factor\":20.0,\"watchdog_min_s\":600.0},\"log\":{\"every\":1},"
     "\"model\":{\"d_model\":768,\"n_head\":12,\"n_layer\":12,"
     "\"seq_len\":1024,\"vocab_size\":0},\"train\":{\"beta1\":0.9,\"beta2\":0.95,"
     "\"decay_bias_and_norm\":false,\"eps\":1e-08,\"global_batch\":8,\"grad_clip\":1.0,"
@@ -168,7 +169,7 @@ static void test_errors(const char *dir) {
     EXPECT_ERR(dir, "{\"model\":{\"n_layers\":4}}", NO_SETS, CT_ECONFIG, "model.n_layers",
                "unknown key", "n_layer, n_head, d_model, seq_len, vocab_size");
     EXPECT_ERR(dir, "{\"modle\":{\"n_layer\":4}}", NO_SETS, CT_ECONFIG, "modle", "unknown section",
-               "model, train, ckpt, log");
+               "model, train, ckpt, comm, log");
     EXPECT_ERR(dir, "{\"model\":5}", NO_SETS, CT_ECONFIG, "model: found 5", "expected an object");
     EXPECT_ERR(dir, "{\"train\":{\"steps\":\"abc\"}}", NO_SETS, CT_ECONFIG, "train.steps",
                "\"abc\"", "expected an integer");
@@ -235,7 +236,7 @@ static void test_files_and_sets(const char *dir) {
     EXPECT_ERR(dir, "{} x", NO_SETS, CT_ECONFIG, "c.json:1:", "'{} x'");
     EXPECT_ERR(dir, NULL, SETS("train.nope=1"), CT_ECONFIG, "train.nope", "--set",
                "valid keys in \"train\"");
-    EXPECT_ERR(dir, NULL, SETS("lr=1"), CT_ECONFIG, "lr: unknown", "model, train, ckpt, log");
+    EXPECT_ERR(dir, NULL, SETS("lr=1"), CT_ECONFIG, "lr: unknown", "model, train, ckpt, comm, log");
     EXPECT_ERR(dir, NULL, SETS("train.lr"), CT_ECONFIG, "--set train.lr", "key=value");
     EXPECT_ERR(dir, NULL, SETS("train.lr=fast"), CT_ECONFIG, "train.lr", "\"fast\"",
                "--set train.lr=fast");

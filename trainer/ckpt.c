@@ -487,6 +487,7 @@ int ct_ckpt_check_config(const char *dir, const ct_config_t *now, ct_err_t *e) {
     b = *now;
     /* what may change on resume */
     b.ckpt = a.ckpt;
+    b.comm = a.comm;
     b.log = a.log;
     b.train.micro_batch = a.train.micro_batch;
     char *ta = ct_config_canonical(&a, e), *tb = ta ? ct_config_canonical(&b, e) : NULL;
@@ -499,8 +500,8 @@ int ct_ckpt_check_config(const char *dir, const ct_config_t *now, ct_err_t *e) {
         if (ja && jb) list_differences(ja, jb, diff, sizeof diff);
         cJSON_Delete(ja);
         cJSON_Delete(jb);
-        rc = CT_ERR(e, CT_ECONFIG, "cannot resume %s with this config: only ckpt.*, log.* and "
-                    "train.micro_batch may change on resume; these differ:%s", dir, diff);
+        rc = CT_ERR(e, CT_ECONFIG, "cannot resume %s with this config: only ckpt.*, comm.*, log.* "
+                    "and train.micro_batch may change on resume; these differ:%s", dir, diff);
     }
     free(ta);
     free(tb);

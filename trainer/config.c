@@ -90,6 +90,10 @@ static const key_spec_t SCHEMA[] = {
      "keep the newest N checkpoints, delete older ones; 0 keeps all"},
     {KEY(ckpt, keep_every), K_INT64, 0, 0, 1e15, 0, NULL,
      "also keep every checkpoint whose step is a multiple of N (0: none)"},
+    {KEY(comm, watchdog_factor), K_FLOAT, 20.0, 1, 1e6, 0, NULL,
+     "with several ranks, stop the run when a step takes this many times the p99 step time"},
+    {KEY(comm, watchdog_min_s), K_FLOAT, 600.0, 0, 1e9, OPEN_LO, NULL,
+     "... but never sooner than this many seconds (a dead or hung rank stalls the others)"},
     {KEY(log, every), K_INT, 1, 1, 1 << 30, 0, NULL,
      "write a metrics line every N steps (and at the last step)"},
 };

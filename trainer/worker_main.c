@@ -21,6 +21,7 @@
 #include "cotrain/peak.h"
 #include "cotrain/safetensors.h"
 #include "cotrain/train.h"
+#include "cotrain/watchdog.h"
 
 enum { MAX_SETS = 256 };
 
@@ -157,6 +158,7 @@ typedef struct session {
     ct_data_t *data;
     ct_trainer_t *tr;
     ct_metrics_t *metrics;
+    ct_watchdog_t *watchdog; /* with several ranks: a stalled step ends the process */
     char resume_dir[4096]; /* "" when starting fresh */
     ct_ckpt_info_t resumed;
     char last_id[CT_SHA256_HEX]; /* the newest checkpoint of this lineage: the next one's parent */
@@ -230,6 +232,7 @@ static int train_loop(session_t *S, ct_err_t *e) {
         double t0 = now_s();
         CT_TRY(ct_trainer_step(S->tr, &st, e));
         double dt = now_s() - t0;
+        if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), dt);
         train_time += dt;
         if ((s + 1) % c->log.every == 0 || s + 1 == end) {
             uint64_t hash = ct_hash64(ct_model_params(model),
@@ -275,6 +278,7 @@ static int train_loop(session_t *S, ct_err_t *e) {
             CT_TRY(save_checkpoint(S, sig == SIGTERM ? "SIGTERM" : "SIGUSR1", e));
         else if (c->ckpt.every > 0 && (s + 1) % c->ckpt.every == 0)
             CT_TRY(save_checkpoint(S, "ckpt.every", e));
+        if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), -1.0);
         if (sig == SIGTERM && s + 1 < end) {
             ct_log(S->lg, CT_LOG_WARN, "stopped by SIGTERM after step %lld; go on with "
                    "--resume latest", (long long)(s + 1));
@@ -288,6 +292,21 @@ static int train_loop(session_t *S, ct_err_t *e) {
                "time)", ct_data_wait_seconds(S->data),
                100.0 * ct_data_wait_seconds(S->data) / train_time);
     return 0;
+}
+
+/* The watchdog's verdict: a step has waited far longer than steps take, so some rank is dead or
+ * hung inside a collective. Nothing else can be done from here: report and end this process,
+ * which makes mpirun (or srun) end the others. */
+static void on_stall(double waited, double limit, long long step, void *arg) {
+    session_t *S = arg;
+    ct_log(S->lg, CT_LOG_ERROR,
+           "watchdog: no step has finished for %.0f s since step %lld (limit %.0f s = "
+           "max(comm.watchdog_min_s, comm.watchdog_factor x the p99 step time)): another rank "
+           "has died or hangs; rank %d of %d stops so the job does not wait forever (resume "
+           "with --resume latest)",
+           waited, step, limit, ct_comm_rank(S->comm), ct_comm_size(S->comm));
+    fflush(stderr);
+    _exit(1);
 }
 
 /* With --init: the weights come from DIR/model.safetensors. */
@@ -362,8 +381,13 @@ static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    if (ct_comm_size(comm) > 1)
+        CT_TRY_GOTO(ct_watchdog_create(&S.watchdog, S.cfg.comm.watchdog_factor,
+                                       S.cfg.comm.watchdog_min_s, on_stall, &S, e),
+                    out);
     rc = train_loop(&S, e);
 out:
+    ct_watchdog_destroy(&S.watchdog);
     ct_metrics_close(&S.metrics);
     ct_trainer_destroy(&S.tr);
     ct_data_destroy(&S.data);

@@ -45,6 +45,10 @@ typedef struct ct_config {
         int64_t keep_every; /* also keep those whose step is a multiple of N (0: none) */
     } ckpt;
     struct {
+        double watchdog_factor; /* a step may take this many times the p99 step time ... */
+        double watchdog_min_s;  /* ... but at least this long, before the run is stopped */
+    } comm;
+    struct {
         int every; /* metrics line every N steps (and the last step) */
     } log;
 } ct_config_t;
