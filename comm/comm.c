@@ -107,15 +107,20 @@ int ct_comm_sum_floats(ct_comm_t *c, float *buf, size_t n, ct_err_t *e) {
     size_t p = (size_t)c->size, slice = (n + p - 1) / p, padded = slice * p;
     if (slice > (size_t)INT32_MAX)
         return CT_ERR(e, CT_EINVAL, "all-reduce of %zu floats: a slice exceeds MPI's int count", n);
-    if (2 * padded > c->scratch_n) {
+    /* When n splits evenly, buf itself is the send and gather buffer: no copies in or out. */
+    int direct = padded == n;
+    size_t need = direct ? padded : 2 * padded;
+    if (need > c->scratch_n) {
         ct_mem_free(c->scratch, c->scratch_n * sizeof(float));
         c->scratch_n = 0;
-        if (!(c->scratch = ct_mem_alloc(2 * padded * sizeof(float), e))) return CT_ENOMEM;
-        c->scratch_n = 2 * padded;
+        if (!(c->scratch = ct_mem_alloc(need * sizeof(float), e))) return CT_ENOMEM;
+        c->scratch_n = need;
     }
-    float *send = c->scratch, *recv = c->scratch + padded;
-    memcpy(send, buf, n * sizeof(float));
-    memset(send + n, 0, (padded - n) * sizeof(float));
+    float *send = direct ? buf : c->scratch, *recv = direct ? c->scratch : c->scratch + padded;
+    if (!direct) {
+        memcpy(send, buf, n * sizeof(float));
+        memset(send + n, 0, (padded - n) * sizeof(float));
+    }
     /* rank r receives everyone's slice r ... */
     int st = MPI_Alltoall(send, (int)slice, MPI_FLOAT, recv, (int)slice, MPI_FLOAT, MPI_COMM_WORLD);
     if (st != MPI_SUCCESS) return mpi_err(st, "MPI_Alltoall", e);
@@ -129,7 +134,7 @@ int ct_comm_sum_floats(ct_comm_t *c, float *buf, size_t n, ct_err_t *e) {
     st = MPI_Allgather(MPI_IN_PLACE, (int)slice, MPI_FLOAT, send, (int)slice, MPI_FLOAT,
                        MPI_COMM_WORLD);
     if (st != MPI_SUCCESS) return mpi_err(st, "MPI_Allgather", e);
-    memcpy(buf, send, n * sizeof(float));
+    if (!direct) memcpy(buf, send, n * sizeof(float));
     return 0;
 }
 
