@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "cotrain/optim.h"
 #include "cotrain/schedule.h"
@@ -111,10 +112,15 @@ int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st
     }
     /* Each rank's gradients are already scaled by 1/(global_batch*T): their sum over the ranks
        is the gradient of the mean loss over the whole global batch. */
-    if (t->comm) {
+    st->comm_s = 0.0;
+    if (t->comm && ct_comm_size(t->comm) > 1) {
+        struct timespec a, b;
+        clock_gettime(CLOCK_MONOTONIC, &a);
         CT_TRY(ct_comm_sum_floats(t->comm, ct_model_grads(t->model),
                                   ct_model_num_params(t->model), e));
         CT_TRY(ct_comm_sum_doubles(t->comm, &loss, 1, e));
+        clock_gettime(CLOCK_MONOTONIC, &b);
+        st->comm_s = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
     }
     st->step = t->step;
     st->loss = loss / ((double)n_micro * t->world);

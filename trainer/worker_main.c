@@ -226,12 +226,13 @@ static int train_loop(session_t *S, ct_err_t *e) {
     int64_t first = ct_trainer_steps(S->tr), end = c->train.steps;
     if (S->a->until > 0 && S->a->until < end) end = S->a->until;
     int64_t tokens_per_step = (int64_t)c->train.global_batch * c->model.seq_len;
-    double train_time = 0.0;
+    double train_time = 0.0, comm_time = 0.0;
     for (int64_t s = first; s < end; s++) {
         ct_step_stats_t st;
         double t0 = now_s();
         CT_TRY(ct_trainer_step(S->tr, &st, e));
         double dt = now_s() - t0;
+        comm_time += st.comm_s;
         if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), dt);
         train_time += dt;
         if ((s + 1) % c->log.every == 0 || s + 1 == end) {
@@ -291,6 +292,10 @@ static int train_loop(session_t *S, ct_err_t *e) {
         ct_log(S->lg, CT_LOG_INFO, "data loader: steps waited %.4f s for data (%.4f%% of step "
                "time)", ct_data_wait_seconds(S->data),
                100.0 * ct_data_wait_seconds(S->data) / train_time);
+    if (train_time > 0 && ct_comm_size(S->comm) > 1)
+        ct_log(S->lg, CT_LOG_INFO, "communication: %.3f s summing gradients over %d ranks (%.2f%% "
+               "of step time, waiting for the slowest rank included)", comm_time,
+               ct_comm_size(S->comm), 100.0 * comm_time / train_time);
     return 0;
 }
 

@@ -25,6 +25,7 @@ typedef struct ct_step_stats {
     double lr;        /* learning rate applied (also reported when skipped) */
     double grad_norm; /* global gradient norm before clipping */
     int skipped;      /* 1 if the spike guard skipped the update */
+    double comm_s;    /* seconds spent summing gradients over the ranks (0 for one rank) */
 } ct_step_stats_t;
 
 /* Builds the model (weights initialised from train.seed), optimizer and buffers for `cfg`.
