@@ -102,6 +102,24 @@ const char *ct_comm_backend(const ct_comm_t *self) {
     return self->mpi ? "mpi" : "local";
 }
 
+/* Scratch floats a sum of n needs: a receive area, plus a padded send area when n does not split
+ * evenly over the ranks (then buf cannot serve as send and gather buffer). */
+static size_t scratch_need(const ct_comm_t *c, size_t n) {
+    size_t p = (size_t)c->size, padded = (n + p - 1) / p * p;
+    return padded == n ? padded : 2 * padded;
+}
+
+int ct_comm_reserve(ct_comm_t *c, size_t n, ct_err_t *e) {
+    if (!c->mpi || c->size == 1) return 0;
+    size_t need = scratch_need(c, n);
+    if (need <= c->scratch_n) return 0;
+    ct_mem_free(c->scratch, c->scratch_n * sizeof(float));
+    c->scratch_n = 0;
+    if (!(c->scratch = ct_mem_alloc(need * sizeof(float), e))) return CT_ENOMEM;
+    c->scratch_n = need;
+    return 0;
+}
+
 int ct_comm_sum_floats(ct_comm_t *c, float *buf, size_t n, ct_err_t *e) {
     if (!c->mpi || c->size == 1) return 0;
     size_t p = (size_t)c->size, slice = (n + p - 1) / p, padded = slice * p;
@@ -109,13 +127,7 @@ int ct_comm_sum_floats(ct_comm_t *c, float *buf, size_t n, ct_err_t *e) {
         return CT_ERR(e, CT_EINVAL, "all-reduce of %zu floats: a slice exceeds MPI's int count", n);
     /* When n splits evenly, buf itself is the send and gather buffer: no copies in or out. */
     int direct = padded == n;
-    size_t need = direct ? padded : 2 * padded;
-    if (need > c->scratch_n) {
-        ct_mem_free(c->scratch, c->scratch_n * sizeof(float));
-        c->scratch_n = 0;
-        if (!(c->scratch = ct_mem_alloc(need * sizeof(float), e))) return CT_ENOMEM;
-        c->scratch_n = need;
-    }
+    CT_TRY(ct_comm_reserve(c, n, e));
     float *send = direct ? buf : c->scratch, *recv = direct ? c->scratch : c->scratch + padded;
     if (!direct) {
         memcpy(send, buf, n * sizeof(float));

@@ -58,6 +58,7 @@ int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *dat
     CT_TRY_GOTO(ct_model_create(&t->model, &dims, cfg->train.micro_batch, e), fail);
     ct_model_init_weights(t->model, cfg->train.seed);
     CT_TRY_GOTO(ct_adamw_create(&t->opt, ct_model_num_params(t->model), e), fail);
+    if (comm) CT_TRY_GOTO(ct_comm_reserve(comm, ct_model_num_params(t->model), e), fail);
     if (cfg->train.spike_guard)
         CT_TRY_GOTO(ct_spike_create(&t->spike, cfg->train.spike_window, cfg->train.spike_zscore, e),
                     fail);

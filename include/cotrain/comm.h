@@ -34,6 +34,10 @@ int ct_comm_rank(const ct_comm_t *self);
 int ct_comm_size(const ct_comm_t *self);
 const char *ct_comm_backend(const ct_comm_t *self); /* "mpi" or "local" */
 
+/* Allocates (and faults in) the scratch space sums of n floats need, so the first step does not
+ * pay for it. Errors: CT_ENOMEM. */
+int ct_comm_reserve(ct_comm_t *self, size_t n, ct_err_t *e);
+
 /* buf[0..n) := the sum over ranks of everyone's buf, the same bits on every rank. Errors:
  * CT_ECOMM. */
 int ct_comm_sum_floats(ct_comm_t *self, float *buf, size_t n, ct_err_t *e);
