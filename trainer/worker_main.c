@@ -212,7 +212,9 @@ static void log_model(session_t *S, double peak) {
            c->model.vocab_size, ct_model_num_real_params(model) / 1e6,
            ct_model_planned_bytes(model) / 1048576.0,
            2.0 * ct_model_num_params(model) * sizeof(float) / 1048576.0);
-    ct_log(S->lg, CT_LOG_INFO, "threads: %d; measured FP32 peak %.0f GFLOP/s (the MFU denominator)",
+    ct_log(S->lg, CT_LOG_INFO,
+           "threads: %d a rank; measured FP32 peak of the group %.0f GFLOP/s (the MFU "
+           "denominator)",
            omp_get_max_threads(), peak / 1e9);
 }
 
@@ -221,7 +223,9 @@ static void log_model(session_t *S, double peak) {
 static int train_loop(session_t *S, ct_err_t *e) {
     const ct_config_t *c = &S->cfg;
     ct_model_t *model = ct_trainer_model(S->tr);
-    double peak = ct_peak_flops(), flops_tok = ct_model_flops_per_token(model);
+    /* each rank measures its own peak; the group's is their sum (ranks assumed alike) */
+    double peak = ct_peak_flops() * ct_comm_size(S->comm),
+           flops_tok = ct_model_flops_per_token(model);
     log_model(S, peak);
     int64_t first = ct_trainer_steps(S->tr), end = c->train.steps;
     if (S->a->until > 0 && S->a->until < end) end = S->a->until;
