@@ -191,13 +191,24 @@ for bad in "--tokens 5000" "--temperature -1" "--bogus"; do
 done
 
 # 7. crash safety: kill -9 at random moments while a checkpoint is written every step
+# lines in the crash run's metrics (0 before the first)
+logged_steps() {
+    if [ -f "$tmp/crash/public/metrics.jsonl" ]; then wc -l < "$tmp/crash/public/metrics.jsonl"; else echo 0; fi
+}
 crash_args=("${args[@]}" --set train.steps=100000 --set ckpt.every=1 --set ckpt.keep_last=3)
 for i in $(seq "$kills"); do
     resume=()
     compgen -G "$tmp/crash/checkpoints/ckpt-*" > /dev/null && resume=(--resume latest)
+    before=$(logged_steps)
     "$worker" "${crash_args[@]}" --out "$tmp/crash" "${resume[@]}" > /dev/null 2> "$tmp/crash.err" &
     pid=$!
-    sleep "0.$(printf '%03d' $((RANDOM % 400 + 150)))"
+    # once this run has trained a step (however slow the build: sanitizers), a random moment
+    # among the steps and the checkpoint written after each of them
+    until [ "$(logged_steps)" -gt "$before" ]; do
+        kill -0 $pid 2> /dev/null || { cat "$tmp/crash.err"; fail "crash run $i ended by itself"; }
+        sleep 0.02
+    done
+    sleep "0.$(printf '%03d' $((RANDOM % 400)))"
     kill -KILL $pid 2> /dev/null || { cat "$tmp/crash.err"; fail "crash run $i ended by itself"; }
     wait $pid 2> /dev/null || true
     for d in "$tmp/crash/checkpoints"/ckpt-*; do
