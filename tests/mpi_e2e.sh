@@ -36,7 +36,7 @@ cat /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
 "$cotrain" prep "$tmp/corpus.txt" --tokenizer bytes --out "$tmp/data" 2> /dev/null
 args=(--config tiny --data "$tmp/data" --set train.steps=20 --set log.every=1
       --set train.global_batch=8 --set train.micro_batch=2 --set train.warmup_steps=5
-      --set train.lr=1e-3 --set ckpt.every=10)
+      --set train.lr=3e-4 --set ckpt.every=10)
 
 run 1 np1
 run 2 np2
