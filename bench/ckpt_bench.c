@@ -10,14 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cotrain/clock.h"
 #include "cotrain/ckpt.h"
 #include "cotrain/config.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static int drop_caches(void) {
     sync();
@@ -64,17 +59,17 @@ int main(int argc, char **argv) {
     snprintf(info.cursor.shard_id, sizeof info.cursor.shard_id, "bench");
     ct_sha256_hex(json ? json : "", json ? strlen(json) : 0, info.config_sha256);
     char path[4096];
-    double t0 = now_s(), t1 = t0, t2 = t0;
+    double t0 = ct_now_s(), t1 = t0, t2 = t0;
     if (rc == 0 && json) {
         ct_trainer_set_steps(a, 1);
         rc = ct_ckpt_save(dir, a, json, &info, path, sizeof path, &e);
-        t1 = now_s();
+        t1 = ct_now_s();
         if (rc == 0 && drop && drop_caches() != 0)
             fprintf(stderr, "ct_bench_ckpt: cannot drop the page cache (not root?)\n");
-        t2 = now_s();
+        t2 = ct_now_s();
         if (rc == 0) rc = ct_ckpt_restore(path, b, &info, &e);
     }
-    double t3 = now_s();
+    double t3 = ct_now_s();
     if (rc != 0) {
         fprintf(stderr, "ct_bench_ckpt: %s\n", e.msg);
         return 1;

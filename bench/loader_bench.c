@@ -11,19 +11,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "cotrain/clock.h"
 #include "cotrain/data.h"
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* Keeps this core busy for `seconds`, like a step's compute (a sleep would free the core for the
  * loader and flatter it). */
 static double spin(double seconds, const int *rows, size_t n) {
-    double t_end = now_s() + seconds, acc = 0.0;
-    while (now_s() < t_end)
+    double t_end = ct_now_s() + seconds, acc = 0.0;
+    while (ct_now_s() < t_end)
         for (size_t i = 0; i < n; i += 64) acc += rows[i];
     return acc;
 }
@@ -63,14 +58,14 @@ int main(int argc, char **argv) {
     if (rc == 0) rc = ct_data_open(&d, data, &o, &e);
     size_t n = (size_t)global_batch * (size_t)(seq_len + 1);
     int *rows = malloc(n * sizeof *rows);
-    double busy = 0.0, sink = 0.0, t0 = now_s();
+    double busy = 0.0, sink = 0.0, t0 = ct_now_s();
     for (int s = 0; rc == 0 && s < steps && rows; s++) {
         rc = ct_data_next(d, rows, &e);
-        double t = now_s();
+        double t = ct_now_s();
         sink += spin(step_ms / 1e3, rows, n);
-        busy += now_s() - t;
+        busy += ct_now_s() - t;
     }
-    double total = now_s() - t0;
+    double total = ct_now_s() - t0;
     if (rc != 0 || !rows) {
         fprintf(stderr, "ct_bench_loader: %s\n", rows ? e.msg : "out of memory");
         return 1;

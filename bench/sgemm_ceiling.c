@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "cotrain/clock.h"
+
 enum { MAX_SHAPES = 64 };
 
 typedef struct shape {
@@ -194,12 +196,6 @@ static int parse_args(opts_t *o, int argc, char **argv) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -248,9 +244,9 @@ static int measure(opts_t *o) {
         for (int r = 0; r < o->warmup; r++)
             run_gemm(s, a, b, c);
         for (int r = 0; r < o->repeats; r++) {
-            double t0 = now_s();
+            double t0 = ct_now_s();
             run_gemm(s, a, b, c);
-            times[r] = now_s() - t0;
+            times[r] = ct_now_s() - t0;
         }
         qsort(times, (size_t)o->repeats, sizeof(double), cmp_double);
         s->best_s = times[0];

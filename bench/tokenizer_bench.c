@@ -14,17 +14,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "cotrain/clock.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 #include "cotrain/tokenizer.h"
 
 enum { MAX_THREAD_COUNTS = 8, MAX_REPS = 100 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -83,9 +78,9 @@ int main(int argc, char **argv) {
         double mbs[MAX_REPS];
         for (int r = 0; r < reps && rc == 0; r++) {
             ids.n = 0;
-            double t0 = now_s();
+            double t0 = ct_now_s();
             rc = ct_encode_parallel(tok, text, len, threads[t], &ids, NULL, &e);
-            mbs[r] = len / 1e6 / (now_s() - t0);
+            mbs[r] = len / 1e6 / (ct_now_s() - t0);
         }
         if (rc < 0) break;
         char h[CT_SHA256_HEX];

@@ -23,6 +23,7 @@
 
 #include "commands.h"
 #include "operand.h"
+#include "cotrain/clock.h"
 #include "cotrain/ckpt.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
@@ -117,16 +118,10 @@ static int parse_args(int argc, char **argv, eval_args_t *a, ct_err_t *e) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* The progress line on stderr: on a terminal it rewrites itself twice a second; elsewhere (logs,
  * CI) a line every 10 seconds and a last one at the end. */
 static void progress(eval_t *v, int final) {
-    double t = now_s(), dt = t - v->t0;
+    double t = ct_now_s(), dt = t - v->t0;
     if (!final && t - v->last_print < (v->tty ? 0.5 : 10.0)) return;
     v->last_print = t;
     double rate = dt > 0 ? v->done / dt : 0.0;
@@ -249,7 +244,7 @@ static int run(eval_t *v, ct_err_t *e) {
     CT_ALLOC(e, v->targets, (size_t)v->B * v->T, out);
     fprintf(stderr, "eval: %s on %s: %lld windows of %lld tokens, %d per batch\n", a->ckpt,
             v->man->path, (long long)v->n_windows, (long long)W, v->B);
-    v->t0 = v->last_print = now_s();
+    v->t0 = v->last_print = ct_now_s();
     v->tty = isatty(2);
     for (int i = 0; i < v->man->n_shards && v->done < v->n_windows; i++)
         CT_TRY_GOTO(feed_shard(v, i, e), out);

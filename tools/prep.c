@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "commands.h"
+#include "cotrain/clock.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/manifest.h"
 #include "cotrain/optout.h"
@@ -222,16 +223,10 @@ static int prepare_out_dir(const prep_args_t *a, ct_err_t *e) {
     return rc;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* The progress line: on a terminal it rewrites itself twice a second; elsewhere (logs, CI) it is
  * a line every 10 seconds. */
 static void progress(prep_t *p, int final) {
-    double t = now_s(), dt = t - p->t0;
+    double t = ct_now_s(), dt = t - p->t0;
     if (!final && t - p->last_print < (p->tty ? 0.5 : 10.0)) return;
     p->last_print = t;
     double mb = (double)p->done_bytes / 1e6, total = (double)p->total_bytes / 1e6;
@@ -493,7 +488,7 @@ static int run(prep_t *p, ct_err_t *e) {
     snprintf(p->sh.tokenizer, sizeof p->sh.tokenizer, "%s", ct_tokenizer_name(p->tok));
     p->sh.vocab_size = ct_tokenizer_vocab_size(p->tok);
     p->shards_json = cJSON_CreateArray();
-    p->t0 = p->last_print = now_s();
+    p->t0 = p->last_print = ct_now_s();
     p->tty = isatty(2);
     for (int k = 0; k < a->n_inputs; k++) CT_TRY(read_input(p, k, e));
     CT_TRY(flush_shard(p, e));

@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "operand.h"
+#include "cotrain/clock.h"
 #include "cotrain/ckpt.h"
 #include "cotrain/generate.h"
 #include "cotrain/hash.h"
@@ -219,12 +220,6 @@ static int plan_tokens(sample_t *s, ct_err_t *e) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static int run(sample_t *s, ct_err_t *e) {
     const sample_args_t *a = s->a;
     ct_config_t cfg;
@@ -239,10 +234,10 @@ static int run(sample_t *s, ct_err_t *e) {
     ct_sample_opts_t o = {.temperature = a->temperature,
                           .top_k = a->top_k,
                           .n_vocab = ct_tokenizer_vocab_size(s->tok)};
-    double t0 = now_s();
+    double t0 = ct_now_s();
     CT_TRY(ct_generate(s->gen, s->prompt.ids, (int)s->prompt.n, s->n_new, &o, a->seed, s->out,
                        print_token, s, e));
-    double dt = now_s() - t0;
+    double dt = ct_now_s() - t0;
     CT_TRY(write_stdout("\n", 1, e));
     fprintf(stderr, "cotrain sample: %zu prompt + %d generated tokens in %.2f s (%.1f tokens/s)\n",
             s->prompt.n, s->n_new, dt, dt > 0 ? s->n_new / dt : 0.0);

@@ -5,6 +5,7 @@
  * sees finished steps through a small ring of slots, each carrying the cursor that follows it, so
  * ct_data_cursor always describes what the trainer has consumed, not what was read ahead. Two
  * shards are kept in memory: the one being read and the next one, loaded while the ring is full. */
+#include "cotrain/clock.h"
 #include "cotrain/data.h"
 
 #include <pthread.h>
@@ -380,18 +381,12 @@ void ct_data_destroy(ct_data_t **self_p) {
     *self_p = NULL;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int ct_data_next(ct_data_t *d, int *rows, ct_err_t *e) {
     pthread_mutex_lock(&d->mu);
     if (d->count == 0) {
-        double t0 = now_s();
+        double t0 = ct_now_s();
         while (d->count == 0) pthread_cond_wait(&d->can_take, &d->mu);
-        d->waited += now_s() - t0;
+        d->waited += ct_now_s() - t0;
     }
     slot_t *sl = &d->slots[d->head];
     pthread_mutex_unlock(&d->mu);

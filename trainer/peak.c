@@ -1,17 +1,12 @@
 /* peak.c — measures FP32 FMA throughput: each thread keeps enough independent accumulators in
  * flight (8 chains of 16 lanes) to cover FMA latency, so the loop runs at the FMA units' rate. */
+#include "cotrain/clock.h"
 #include "cotrain/peak.h"
 
 #include <omp.h>
 #include <time.h>
 
 enum { CHAINS = 8, LANES = 16, ITERS = 1 << 18 };
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* One thread's work: CHAINS*LANES independent multiply-adds per iteration. */
 static float fma_chains(float seed) {
@@ -33,7 +28,7 @@ double ct_peak_flops(void) {
     volatile float sink = 0.0f; /* keeps the work from being optimised away */
     for (int rep = 0; rep < 3; rep++) {
         int threads = 1;
-        double t0 = now_s();
+        double t0 = ct_now_s();
 #pragma omp parallel
         {
 #pragma omp single
@@ -42,7 +37,7 @@ double ct_peak_flops(void) {
 #pragma omp atomic
             sink += s;
         }
-        double dt = now_s() - t0;
+        double dt = ct_now_s() - t0;
         double flops = 2.0 * CHAINS * LANES * (double)ITERS * threads / dt;
         if (flops > best) best = flops;
     }

@@ -3,8 +3,8 @@
 
 #include <math.h>
 #include <stdlib.h>
-#include <time.h>
 
+#include "cotrain/clock.h"
 #include "cotrain/optim.h"
 #include "cotrain/schedule.h"
 #include "cotrain/spike.h"
@@ -115,13 +115,11 @@ int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st
        is the gradient of the mean loss over the whole global batch. */
     st->comm_s = 0.0;
     if (t->comm && ct_comm_size(t->comm) > 1) {
-        struct timespec a, b;
-        clock_gettime(CLOCK_MONOTONIC, &a);
+        double t0 = ct_now_s();
         CT_TRY(ct_comm_sum_floats(t->comm, ct_model_grads(t->model),
                                   ct_model_num_params(t->model), e));
         CT_TRY(ct_comm_sum_doubles(t->comm, &loss, 1, e));
-        clock_gettime(CLOCK_MONOTONIC, &b);
-        st->comm_s = (double)(b.tv_sec - a.tv_sec) + 1e-9 * (double)(b.tv_nsec - a.tv_nsec);
+        st->comm_s = ct_now_s() - t0;
     }
     st->step = t->step;
     st->loss = loss / ((double)n_micro * t->world);

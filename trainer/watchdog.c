@@ -1,5 +1,6 @@
 /* watchdog.c — a thread that compares the time since the last beat with a limit derived from
  * the recent step times (see watchdog.h). */
+#include "cotrain/clock.h"
 #include "cotrain/watchdog.h"
 
 #include <pthread.h>
@@ -22,12 +23,6 @@ struct ct_watchdog {
     long long step;
 };
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -46,7 +41,7 @@ static void *watch(void *arg) {
     ct_watchdog_t *w = arg;
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
-        double waited = now_s() - w->last_beat;
+        double waited = ct_now_s() - w->last_beat;
         if (waited > w->limit) {
             double limit = w->limit;
             long long step = w->step;
@@ -77,7 +72,7 @@ int ct_watchdog_create(ct_watchdog_t **out, double factor, double min_s, ct_watc
     w->min_s = min_s;
     w->fn = fn;
     w->arg = arg;
-    w->last_beat = now_s();
+    w->last_beat = ct_now_s();
     w->limit = min_s;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
@@ -109,7 +104,7 @@ void ct_watchdog_destroy(ct_watchdog_t **self_p) {
 
 void ct_watchdog_beat(ct_watchdog_t *w, long long step, double step_s) {
     pthread_mutex_lock(&w->mu);
-    w->last_beat = now_s();
+    w->last_beat = ct_now_s();
     w->step = step;
     if (step_s >= 0) {
         w->times[w->next] = step_s;

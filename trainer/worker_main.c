@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cotrain/clock.h"
 #include "cotrain/ckpt.h"
 #include "cotrain/comm.h"
 #include "cotrain/config.h"
@@ -124,12 +125,6 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
     return 0;
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void format_duration(double s, char *buf, size_t n) {
     long t = (long)(s + 0.5);
     if (t >= 3600)
@@ -185,7 +180,7 @@ static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
     snprintf(info.parent, sizeof info.parent, "%s", S->last_id);
     ct_data_cursor(S->data, &info.cursor);
     char dir[4096];
-    double t0 = now_s();
+    double t0 = ct_now_s();
     /* rank 0 writes; every rank learns whether it worked, so none waits on a dead rank 0 */
     ct_err_t save_err = {0};
     int rc = S->rank0 ? ct_ckpt_save(S->a->out, S->tr, S->config_json, &info, dir, sizeof dir,
@@ -198,7 +193,7 @@ static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
     if (!S->rank0) return 0;
     snprintf(S->last_id, sizeof S->last_id, "%s", info.id);
     ct_log(S->lg, CT_LOG_INFO, "checkpoint %s (%s) written in %.1f s, id %.16s...", dir, why,
-           now_s() - t0, info.id);
+           ct_now_s() - t0, info.id);
     return ct_ckpt_prune(S->a->out, c->ckpt.keep_last, c->ckpt.keep_every, e);
 }
 
@@ -233,9 +228,9 @@ static int train_loop(session_t *S, ct_err_t *e) {
     double train_time = 0.0, comm_time = 0.0;
     for (int64_t s = first; s < end; s++) {
         ct_step_stats_t st;
-        double t0 = now_s();
+        double t0 = ct_now_s();
         CT_TRY(ct_trainer_step(S->tr, &st, e));
-        double dt = now_s() - t0;
+        double dt = ct_now_s() - t0;
         comm_time += st.comm_s;
         if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), dt);
         train_time += dt;
