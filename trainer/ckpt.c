@@ -413,7 +413,8 @@ static int list_steps(const char *root, int64_t **steps, int *n, ct_err_t *e) {
     return rc;
 }
 
-int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_err_t *e) {
+int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ckpt_info_t *info,
+                   ct_err_t *e) {
     char root[PATH_MAX_];
     int64_t *steps = NULL;
     int count = 0, bad = 0;
@@ -423,7 +424,7 @@ int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_er
     for (int i = 0; i < count && rc != 0; i++) {
         snprintf(out, n, "%s/ckpt-%08lld", root, (long long)steps[i]);
         ct_err_t why = {0};
-        if (ct_ckpt_verify(out, NULL, &why) == 0)
+        if (ct_ckpt_verify(out, info, &why) == 0)
             rc = 0;
         else
             bad++;

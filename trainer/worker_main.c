@@ -329,13 +329,16 @@ static int find_resume(session_t *S, ct_err_t *e) {
     const char *r = S->a->resume;
     if (!r) return 0;
     int skipped = 0;
-    if (!strcmp(r, "latest"))
-        CT_TRY(ct_ckpt_latest(S->a->out, S->resume_dir, sizeof S->resume_dir, &skipped, e));
-    else
+    /* latest verifies the one it picks; a named one is verified here */
+    if (!strcmp(r, "latest")) {
+        CT_TRY(ct_ckpt_latest(S->a->out, S->resume_dir, sizeof S->resume_dir, &skipped,
+                              &S->resumed, e));
+    } else {
         snprintf(S->resume_dir, sizeof S->resume_dir, "%s", r);
+        CT_TRY(ct_ckpt_verify(S->resume_dir, &S->resumed, e));
+    }
     if (skipped)
         ct_log(S->lg, CT_LOG_WARN, "skipped %d newer checkpoint(s) that do not verify", skipped);
-    CT_TRY(ct_ckpt_verify(S->resume_dir, &S->resumed, e));
     if (S->a->until > 0 && S->a->until <= S->resumed.step)
         return CT_ERR(e, CT_EINVAL, "--until %lld is not after the checkpoint's step %lld",
                       (long long)S->a->until, (long long)S->resumed.step);

@@ -50,9 +50,10 @@ int ct_ckpt_open_model(const char *ckpt_dir, ct_config_t *cfg, ct_model_t **mode
                        ct_err_t *e);
 
 /* Finds the newest checkpoint under RUN_DIR/checkpoints that verifies (newer ones that do not are
- * skipped with a warning in *skipped, which may be NULL). Writes its path into out[n].
- * Errors: CT_ENOENT (none that verifies). */
-int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_err_t *e);
+ * skipped; their count goes to *skipped, which may be NULL). Writes its path into out[n] and, when
+ * info is not NULL, what ct_ckpt_verify read from it. Errors: CT_ENOENT (none that verifies). */
+int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ckpt_info_t *info,
+                   ct_err_t *e);
 
 /* Saves the trainer's state as RUN_DIR/checkpoints/ckpt-<step> (step = the trainer's steps
  * taken). `config_json` is the run's canonical config; info supplies tokens, world_size,
