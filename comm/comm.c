@@ -1,12 +1,7 @@
-/* comm.c — the group's collectives over MPI, or none for a single local process.
- *
- * Sums of floats are a reduce-scatter followed by an all-gather, with the reduction done here:
- * an all-to-all gives rank r every rank's slice r, which it adds in rank order, then everyone
- * gathers the reduced slices. So all ranks hold the same bits by construction (a plain
- * MPI_Allreduce may give ranks different roundings) and runs repeat bit for bit (MPI's own
- * reductions may add in arrival order: with 4 ranks a tested run drifted by 1e-5 under load).
- * Buffers are padded to a multiple of the rank count in a scratch buffer that is kept and
- * reused (fresh pages cost ~11 us each here). */
+/* comm.c — the group over MPI, or none for a single local process: joining, leaving, aborting
+ * and the small collectives (a few doubles, a maximum, an equality check). Sums of whole
+ * gradient buffers are reducer.c's. Small sums gather everything and add in rank order on every
+ * rank, so they give the same bits everywhere and every time. */
 #include "cotrain/comm.h"
 
 #include <mpi.h>
@@ -14,13 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cotrain/mem.h"
+#include "comm_mpi.h"
 
 struct ct_comm {
     int mpi; /* 1: MPI initialised by us */
     int rank, size;
-    float *scratch; /* (scratch_n) padded send and receive buffers */
-    size_t scratch_n;
 };
 
 /* Was this process started by an MPI launcher? */
@@ -32,7 +25,7 @@ static int launched_by_mpi(void) {
     return 0;
 }
 
-static int mpi_err(int code, const char *what, ct_err_t *e) {
+int ct_comm_mpi_err(int code, const char *what, ct_err_t *e) {
     char msg[MPI_MAX_ERROR_STRING] = "";
     int len = 0;
     MPI_Error_string(code, msg, &len);
@@ -48,7 +41,7 @@ int ct_comm_create(ct_comm_t **out, int *argc, char ***argv, ct_err_t *e) {
     if (launched_by_mpi()) {
         int st = MPI_Init(argc, argv);
         if (st != MPI_SUCCESS) {
-            rc = mpi_err(st, "MPI_Init", e);
+            rc = ct_comm_mpi_err(st, "MPI_Init", e);
             goto fail;
         }
         c->mpi = 1;
@@ -67,7 +60,6 @@ fail:
 void ct_comm_destroy(ct_comm_t **self_p) {
     ct_comm_t *c = *self_p;
     if (!c) return;
-    ct_mem_free(c->scratch, c->scratch_n * sizeof(float));
     if (c->mpi) MPI_Finalize();
     free(c);
     *self_p = NULL;
@@ -102,54 +94,6 @@ const char *ct_comm_backend(const ct_comm_t *self) {
     return self->mpi ? "mpi" : "local";
 }
 
-/* Scratch floats a sum of n needs: a receive area, plus a padded send area when n does not split
- * evenly over the ranks (then buf cannot serve as send and gather buffer). */
-static size_t scratch_need(const ct_comm_t *c, size_t n) {
-    size_t p = (size_t)c->size, padded = (n + p - 1) / p * p;
-    return padded == n ? padded : 2 * padded;
-}
-
-int ct_comm_reserve(ct_comm_t *c, size_t n, ct_err_t *e) {
-    if (!c->mpi || c->size == 1) return 0;
-    size_t need = scratch_need(c, n);
-    if (need <= c->scratch_n) return 0;
-    ct_mem_free(c->scratch, c->scratch_n * sizeof(float));
-    c->scratch_n = 0;
-    if (!(c->scratch = ct_mem_alloc(need * sizeof(float), e))) return CT_ENOMEM;
-    c->scratch_n = need;
-    return 0;
-}
-
-int ct_comm_sum_floats(ct_comm_t *c, float *buf, size_t n, ct_err_t *e) {
-    if (!c->mpi || c->size == 1) return 0;
-    size_t p = (size_t)c->size, slice = (n + p - 1) / p, padded = slice * p;
-    if (slice > (size_t)INT32_MAX)
-        return CT_ERR(e, CT_EINVAL, "all-reduce of %zu floats: a slice exceeds MPI's int count", n);
-    /* When n splits evenly, buf itself is the send and gather buffer: no copies in or out. */
-    int direct = padded == n;
-    CT_TRY(ct_comm_reserve(c, n, e));
-    float *send = direct ? buf : c->scratch, *recv = direct ? c->scratch : c->scratch + padded;
-    if (!direct) {
-        memcpy(send, buf, n * sizeof(float));
-        memset(send + n, 0, (padded - n) * sizeof(float));
-    }
-    /* rank r receives everyone's slice r ... */
-    int st = MPI_Alltoall(send, (int)slice, MPI_FLOAT, recv, (int)slice, MPI_FLOAT, MPI_COMM_WORLD);
-    if (st != MPI_SUCCESS) return mpi_err(st, "MPI_Alltoall", e);
-    /* ... and adds them in rank order: the same order on every run, whatever arrived first */
-    float *mine = send + (size_t)c->rank * slice;
-    memcpy(mine, recv, slice * sizeof(float));
-    for (size_t q = 1; q < p; q++) {
-        const float *x = recv + q * slice;
-        for (size_t i = 0; i < slice; i++) mine[i] += x[i];
-    }
-    st = MPI_Allgather(MPI_IN_PLACE, (int)slice, MPI_FLOAT, send, (int)slice, MPI_FLOAT,
-                       MPI_COMM_WORLD);
-    if (st != MPI_SUCCESS) return mpi_err(st, "MPI_Allgather", e);
-    if (!direct) memcpy(buf, send, n * sizeof(float));
-    return 0;
-}
-
 int ct_comm_sum_doubles(ct_comm_t *c, double *buf, int n, ct_err_t *e) {
     if (!c->mpi || c->size == 1) return 0;
     /* small: gather everything and add in rank order on every rank */
@@ -163,13 +107,13 @@ int ct_comm_sum_doubles(ct_comm_t *c, double *buf, int n, ct_err_t *e) {
             buf[i] = s;
         }
     free(all);
-    return st == MPI_SUCCESS ? 0 : mpi_err(st, "MPI_Allgather", e);
+    return st == MPI_SUCCESS ? 0 : ct_comm_mpi_err(st, "MPI_Allgather", e);
 }
 
 int ct_comm_max_int(ct_comm_t *c, int *v, ct_err_t *e) {
     if (!c->mpi || c->size == 1) return 0;
     int st = MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-    return st == MPI_SUCCESS ? 0 : mpi_err(st, "MPI_Allreduce", e);
+    return st == MPI_SUCCESS ? 0 : ct_comm_mpi_err(st, "MPI_Allreduce", e);
 }
 
 int ct_comm_same_u64(ct_comm_t *c, uint64_t v, int *same, int *first_bad, ct_err_t *e) {
@@ -186,5 +130,5 @@ int ct_comm_same_u64(ct_comm_t *c, uint64_t v, int *same, int *first_bad, ct_err
                 *first_bad = r;
             }
     free(all);
-    return st == MPI_SUCCESS ? 0 : mpi_err(st, "MPI_Allgather", e);
+    return st == MPI_SUCCESS ? 0 : ct_comm_mpi_err(st, "MPI_Allgather", e);
 }

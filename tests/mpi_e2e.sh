@@ -2,8 +2,9 @@
 # mpi_e2e.sh — data parallelism through mpirun and the real cotrain-worker:
 #   - np = 1, 2, 4 with the same global batch: losses of every step within 1e-5 of np=1, final
 #     weights within 1e-5
-#   - two np=2 runs, and two np=4 runs: bit-identical metrics (loss, grad norm, weights' hash every step) and
-#     checkpoint bytes; the ranks' weights are compared every logged step by the worker itself
+#   - two np=2 runs, and two np=4 runs, and one of each with the gradient sum in many small buckets
+#     overlapping the backward pass: bit-identical metrics (loss, grad norm, weights' hash every
+#     step) and checkpoint bytes; the ranks' weights are compared every logged step by the worker
 #   - resume at another world size: 1 -> 2 and 2 -> 1 ranks at step 10, losses within 1e-5 of the
 #     uninterrupted run
 #   - a rank killed (kill -9) or hung (SIGSTOP): the job ends non-zero within a minute (the
@@ -43,6 +44,9 @@ run 2 np2
 run 2 np2b
 run 4 np4
 run 4 np4b
+# the gradient sum in many small buckets, started during the backward pass: the same bits
+run 2 np2o --set comm.overlap=true --set comm.bucket_mb=0.01
+run 4 np4o --set comm.overlap=true --set comm.bucket_mb=0.003
 grep -q "rank 0 of 2 (mpi)" "$tmp/np2.err" || fail "np=2 did not run on the mpi backend"
 
 compare() { # compare A B TOL: metrics losses (and grad norms) per step, final weights
@@ -84,14 +88,17 @@ for line in open(sys.argv[1]):
     r.pop("tokens_per_s"); r.pop("mfu")
     print(json.dumps(r, sort_keys=True))' "$1"; }
 for np in 2 4; do
-    strip "$tmp/np$np/public/metrics.jsonl" > "$tmp/a.m"
-    strip "$tmp/np${np}b/public/metrics.jsonl" > "$tmp/b.m"
-    cmp -s "$tmp/a.m" "$tmp/b.m" || fail "two np=$np runs differ"
-    for f in model.h5 optim.h5; do
-        cmp -s "$tmp/np$np/checkpoints/ckpt-00000020/$f" "$tmp/np${np}b/checkpoints/ckpt-00000020/$f" \
-            || fail "two np=$np runs: $f differs"
+    for other in b o; do
+        strip "$tmp/np$np/public/metrics.jsonl" > "$tmp/a.m"
+        strip "$tmp/np$np$other/public/metrics.jsonl" > "$tmp/b.m"
+        cmp -s "$tmp/a.m" "$tmp/b.m" || fail "np=$np runs differ (np$np vs np$np$other)"
+        for f in model.h5 optim.h5; do
+            cmp -s "$tmp/np$np/checkpoints/ckpt-00000020/$f" "$tmp/np$np$other/checkpoints/ckpt-00000020/$f" \
+                || fail "np=$np runs: $f differs (np$np vs np$np$other)"
+        done
     done
 done
+grep -q "buckets" "$tmp/np2o.err" || fail "the worker does not say how the gradients are summed"
 
 # resume at another world size
 run 1 r12 --until 10

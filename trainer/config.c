@@ -94,6 +94,11 @@ static const key_spec_t SCHEMA[] = {
      "with several ranks, stop the run when a step takes this many times the p99 step time"},
     {KEY(comm, watchdog_min_s), K_FLOAT, 600.0, 0, 1e9, OPEN_LO, NULL,
      "... but never sooner than this many seconds (a dead or hung rank stalls the others)"},
+    {KEY(comm, bucket_mb), K_FLOAT, 25.0, 0.001, 1e6, 0, NULL,
+     "gradients are summed over the ranks in contiguous buckets of about this many MB"},
+    {KEY(comm, overlap), K_BOOL, 0, 0, 1, 0, NULL,
+     "start each bucket's sum during the backward pass as soon as its gradients are final "
+     "(false: all buckets right after it)"},
     {KEY(log, every), K_INT, 1, 1, 1 << 30, 0, NULL,
      "write a metrics line every N steps (and at the last step)"},
 };

@@ -15,6 +15,8 @@
 #include "cotrain/rng.h"
 
 enum { TENSORS_PER_LAYER = 12, LAYER_BASE = 2 };
+/* A block's tensors, in the order of the tensor table (Hugging Face's order) */
+enum { LN1_W, LN1_B, QKV_W, QKV_B, ATTPROJ_W, ATTPROJ_B, LN2_W, LN2_B, FC_W, FC_B, FCPROJ_W };
 
 /* Pointers to one block's parameters (or gradients: same layout, another base). */
 typedef struct layer_params {
@@ -60,6 +62,8 @@ struct ct_model {
     float *red_scratch; /* ct_reduce_scratch_floats(N, 4C) */
     size_t param_bytes, act_bytes;
     float *act_mem;
+    ct_grads_ready_fn grads_ready; /* NULL: no hook */
+    void *grads_ready_ctx;
 };
 
 static void add_tensor(ct_model_t *m, const char *name, int rows, int cols, int is_matrix) {
@@ -271,6 +275,11 @@ float ct_model_forward(ct_model_t *m, const int *inputs, const int *targets, int
     return (float)(sum / N);
 }
 
+/* Tells the hook that the gradients from tensor i to the end of the buffer are final. */
+static void grads_final_from(const ct_model_t *m, int i) {
+    if (m->grads_ready) m->grads_ready(m->grads_ready_ctx, m->tensors[i].offset);
+}
+
 void ct_model_backward(ct_model_t *m, const int *inputs, const int *targets, int B, float dloss) {
     int T = m->d.seq_len, C = m->d.d_model, NH = m->d.n_head, L = m->d.n_layer;
     int V = m->d.vocab_size, Vp = m->d.vocab_padded, N = B * T;
@@ -287,7 +296,9 @@ void ct_model_backward(ct_model_t *m, const int *inputs, const int *targets, int
     layernorm_backward(m->dres, tensor_ptr(m, m->grads, lnf), tensor_ptr(m, m->grads, lnf + 1),
                        scratch, m->dbuf, xL, tensor_ptr(m, m->params, lnf), m->lnf_mean,
                        m->lnf_rstd, N, C);
+    grads_final_from(m, lnf);
     for (int l = L - 1; l >= 0; l--) {
+        int t0 = LAYER_BASE + l * TENSORS_PER_LAYER; /* this block's first tensor */
         layer_params_t p, g;
         layer_acts_t *a = &m->acts[l];
         const float *x = l ? m->acts[l - 1].res3 : m->encoded;
@@ -296,19 +307,31 @@ void ct_model_backward(ct_model_t *m, const int *inputs, const int *targets, int
         /* MLP: res3 = res2 + gelu(ln2(res2) Wfc + bfc) Wproj + bproj */
         matmul_backward(m->dfch, g.fcprojw, g.fcprojb, scratch, m->dres, a->fch_gelu, p.fcprojw,
                         N, 4 * C, C);
+        grads_final_from(m, t0 + FCPROJ_W);
         gelu_backward(m->dfch, a->fch, m->dfch, (size_t)N * 4 * C);
         matmul_backward(m->dbuf, g.fcw, g.fcb, scratch, m->dfch, a->ln2, p.fcw, N, C, 4 * C);
+        grads_final_from(m, t0 + FC_W);
         layernorm_backward(m->dres, g.ln2w, g.ln2b, scratch, m->dbuf, a->res2, p.ln2w,
                            a->ln2_mean, a->ln2_rstd, N, C);
+        grads_final_from(m, t0 + LN2_W);
         /* attention: res2 = x + attn(ln1(x) Wqkv + bqkv) Wproj + bproj */
         matmul_backward(m->dbuf, g.attprojw, g.attprojb, scratch, m->dres, a->atty, p.attprojw,
                         N, C, C);
+        grads_final_from(m, t0 + ATTPROJ_W);
         attention_backward(m->dqkv, m->att_scratch, m->dbuf, a->qkv, a->att, B, T, C, NH);
         matmul_backward(m->dbuf, g.qkvw, g.qkvb, scratch, m->dqkv, a->ln1, p.qkvw, N, C, 3 * C);
+        grads_final_from(m, t0 + QKV_W);
         layernorm_backward(m->dres, g.ln1w, g.ln1b, scratch, m->dbuf, x, p.ln1w, a->ln1_mean,
                            a->ln1_rstd, N, C);
+        grads_final_from(m, t0 + LN1_W);
     }
     encoder_backward(dwte, tensor_ptr(m, m->grads, 1), m->dres, inputs, N, T, C);
+    grads_final_from(m, 0);
+}
+
+void ct_model_set_grads_ready(ct_model_t *m, ct_grads_ready_fn fn, void *ctx) {
+    m->grads_ready = fn;
+    m->grads_ready_ctx = ctx;
 }
 
 void ct_model_zero_grads(ct_model_t *m) {

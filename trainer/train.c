@@ -6,6 +6,7 @@
 
 #include "cotrain/clock.h"
 #include "cotrain/optim.h"
+#include "cotrain/reducer.h"
 #include "cotrain/schedule.h"
 #include "cotrain/spike.h"
 
@@ -13,6 +14,7 @@ struct ct_trainer {
     ct_config_t cfg;
     ct_data_t *data; /* borrowed */
     ct_comm_t *comm; /* borrowed; NULL = one process */
+    ct_reducer_t *reducer; /* sums the gradients over the ranks (a no-op for one) */
     int world, local; /* ranks, and sequences per step on this rank */
     ct_model_t *model;
     ct_adamw_t *opt;
@@ -58,7 +60,10 @@ int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *dat
     CT_TRY_GOTO(ct_model_create(&t->model, &dims, cfg->train.micro_batch, e), fail);
     ct_model_init_weights(t->model, cfg->train.seed);
     CT_TRY_GOTO(ct_adamw_create(&t->opt, ct_model_num_params(t->model), e), fail);
-    if (comm) CT_TRY_GOTO(ct_comm_reserve(comm, ct_model_num_params(t->model), e), fail);
+    size_t bucket_floats = (size_t)(cfg->comm.bucket_mb * 1e6 / sizeof(float));
+    CT_TRY_GOTO(ct_reducer_create(&t->reducer, comm, ct_model_grads(t->model),
+                                  ct_model_num_params(t->model), bucket_floats, e),
+                fail);
     if (cfg->train.spike_guard)
         CT_TRY_GOTO(ct_spike_create(&t->spike, cfg->train.spike_window, cfg->train.spike_zscore, e),
                     fail);
@@ -78,6 +83,7 @@ void ct_trainer_destroy(ct_trainer_t **self_p) {
     if (!t) return;
     ct_model_destroy(&t->model);
     ct_adamw_destroy(&t->opt);
+    ct_reducer_destroy(&t->reducer);
     ct_spike_destroy(&t->spike);
     free(t->rows);
     free(t->inputs);
@@ -100,26 +106,34 @@ int ct_trainer_step(ct_trainer_t *t, ct_step_stats_t *st, ct_err_t *e) {
     return ct_trainer_step_tokens(t, t->rows, st, e);
 }
 
+/* The backward-pass hook of the last micro-batch: start the sums of finished buckets. */
+static void grads_ready(void *reducer, size_t from) {
+    ct_reducer_ready(reducer, from);
+}
+
 int ct_trainer_step_tokens(ct_trainer_t *t, const int *rows, ct_step_stats_t *st, ct_err_t *e) {
     const ct_config_t *c = &t->cfg;
     int T = c->model.seq_len, mb = c->train.micro_batch, n_micro = t->local / mb;
     float dloss = 1.0f / ((float)c->train.global_batch * (float)T);
     ct_model_zero_grads(t->model);
+    ct_reducer_begin(t->reducer);
     double loss = 0.0;
     for (int k = 0; k < n_micro; k++) {
         split_rows(rows + (size_t)k * mb * (T + 1), mb, T, t->inputs, t->targets);
         loss += ct_model_forward(t->model, t->inputs, t->targets, mb);
+        /* only the last micro-batch's backward pass finishes gradients */
+        if (k == n_micro - 1 && c->comm.overlap)
+            ct_model_set_grads_ready(t->model, grads_ready, t->reducer);
         ct_model_backward(t->model, t->inputs, t->targets, mb, dloss);
+        ct_model_set_grads_ready(t->model, NULL, NULL);
     }
     /* Each rank's gradients are already scaled by 1/(global_batch*T): their sum over the ranks
        is the gradient of the mean loss over the whole global batch. */
-    st->comm_s = 0.0;
+    CT_TRY(ct_reducer_finish(t->reducer, &st->comm_s, e));
     if (t->comm && ct_comm_size(t->comm) > 1) {
         double t0 = ct_now_s();
-        CT_TRY(ct_comm_sum_floats(t->comm, ct_model_grads(t->model),
-                                  ct_model_num_params(t->model), e));
         CT_TRY(ct_comm_sum_doubles(t->comm, &loss, 1, e));
-        st->comm_s = ct_now_s() - t0;
+        st->comm_s += ct_now_s() - t0;
     }
     st->step = t->step;
     st->loss = loss / ((double)n_micro * t->world);
@@ -164,4 +178,8 @@ ct_adamw_t *ct_trainer_optim(ct_trainer_t *t) {
 
 ct_spike_t *ct_trainer_spike(ct_trainer_t *t) {
     return t->spike;
+}
+
+const ct_reducer_t *ct_trainer_reducer(const ct_trainer_t *t) {
+    return t->reducer;
 }

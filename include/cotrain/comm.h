@@ -3,9 +3,9 @@
  * calls.
  *
  * Every collective here is deterministic: for the same inputs and the same number of ranks it
- * gives the same bits every time, so N-rank runs are reproducible. Sums of floats across ranks
- * are done in rank order on every rank (gather-free: see comm.c), never in an order that depends
- * on timing. */
+ * gives the same bits every time, so N-rank runs are reproducible. Sums across ranks are done
+ * in rank order on every rank, never in an order that depends on timing; the gradient sum is
+ * reducer.h's. */
 #ifndef COTRAIN_COMM_H
 #define COTRAIN_COMM_H
 
@@ -34,15 +34,9 @@ int ct_comm_rank(const ct_comm_t *self);
 int ct_comm_size(const ct_comm_t *self);
 const char *ct_comm_backend(const ct_comm_t *self); /* "mpi" or "local" */
 
-/* Allocates (and faults in) the scratch space sums of n floats need, so the first step does not
- * pay for it. Errors: CT_ENOMEM. */
-int ct_comm_reserve(ct_comm_t *self, size_t n, ct_err_t *e);
-
-/* buf[0..n) := the sum over ranks of everyone's buf, the same bits on every rank. Errors:
- * CT_ECOMM. */
-int ct_comm_sum_floats(ct_comm_t *self, float *buf, size_t n, ct_err_t *e);
-
-/* The same for a few doubles (losses, counters). */
+/* buf[0..n) := the sum over ranks of everyone's buf, added in rank order: the same bits on every
+ * rank and in every run. For a few values (losses, counters); gradients go through reducer.h.
+ * Errors: CT_ECOMM. */
 int ct_comm_sum_doubles(ct_comm_t *self, double *buf, int n, ct_err_t *e);
 
 /* The largest of everyone's v (agreeing on a signal, a stop). */

@@ -47,6 +47,8 @@ typedef struct ct_config {
     struct {
         double watchdog_factor; /* a step may take this many times the p99 step time ... */
         double watchdog_min_s;  /* ... but at least this long, before the run is stopped */
+        double bucket_mb;       /* gradient all-reduce bucket size, MB */
+        int overlap;            /* 1 = buckets start during backward; 0 = right after it */
     } comm;
     struct {
         int every; /* metrics line every N steps (and the last step) */

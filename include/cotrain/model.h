@@ -60,6 +60,16 @@ float ct_model_forward(ct_model_t *m, const int *inputs, const int *targets, int
  * differentiated: 1/(B*T) for this micro-batch's mean, 1/(global_batch*T) under accumulation. */
 void ct_model_backward(ct_model_t *m, const int *inputs, const int *targets, int B, float dloss);
 
+/* A backward-pass hook: grads[from, n_params) hold their final values for this backward pass.
+ * The pass finishes gradients from the end of the buffer towards its start (final LayerNorm,
+ * blocks L-1 .. 0, each block's tensors last to first, embeddings), so `from` only decreases and
+ * reaches 0 at the end. This is what lets the gradient all-reduce start early. */
+typedef void (*ct_grads_ready_fn)(void *ctx, size_t from);
+
+/* Makes ct_model_backward call fn(ctx, from) after each tensor's gradient is final; fn NULL
+ * stops it. */
+void ct_model_set_grads_ready(ct_model_t *m, ct_grads_ready_fn fn, void *ctx);
+
 /* Sets every gradient to zero. */
 void ct_model_zero_grads(ct_model_t *m);
 

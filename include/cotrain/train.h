@@ -15,6 +15,7 @@
 #include "cotrain/err.h"
 #include "cotrain/model.h"
 #include "cotrain/optim.h"
+#include "cotrain/reducer.h"
 #include "cotrain/spike.h"
 
 typedef struct ct_trainer ct_trainer_t;
@@ -25,7 +26,7 @@ typedef struct ct_step_stats {
     double lr;        /* learning rate applied (also reported when skipped) */
     double grad_norm; /* global gradient norm before clipping */
     int skipped;      /* 1 if the spike guard skipped the update */
-    double comm_s;    /* seconds spent summing gradients over the ranks (0 for one rank) */
+    double comm_s;    /* seconds spent summing over the ranks, waits included (0 for one rank) */
 } ct_step_stats_t;
 
 /* Builds the model (weights initialised from train.seed), optimizer and buffers for `cfg`.
@@ -57,5 +58,8 @@ int64_t ct_trainer_steps(const ct_trainer_t *t);
 void ct_trainer_set_steps(ct_trainer_t *t, int64_t steps);
 ct_adamw_t *ct_trainer_optim(ct_trainer_t *t);
 ct_spike_t *ct_trainer_spike(ct_trainer_t *t);
+
+/* The gradient all-reduce (its bucket count, for the log). */
+const ct_reducer_t *ct_trainer_reducer(const ct_trainer_t *t);
 
 #endif
