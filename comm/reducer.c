@@ -11,7 +11,8 @@
  * bucket whose length splits evenly over the ranks is sent from and gathered into the caller's
  * buffer itself; only the receive areas (and the one bucket that may not split evenly, the
  * lowest) live in scratch memory, allocated and faulted in once (fresh pages cost ~11 us each
- * here). */
+ * here). Buckets take turns on a few receive areas, so the scratch memory is a few buckets'
+ * worth, not a second copy of the gradients. */
 #include "cotrain/reducer.h"
 
 #include <limits.h>
@@ -23,6 +24,11 @@
 #include "cotrain/clock.h"
 #include "cotrain/mem.h"
 
+/* Receive areas the buckets take turns on: bucket k uses area k % RECV_AREAS, once bucket
+ * k - RECV_AREAS has left it (its sum is added). Enough to keep a few buckets in flight. */
+enum { RECV_AREAS = 4 };
+
+/* A bucket's phases, in order (a later phase compares greater) */
 typedef enum { WAITING, SCATTERING, GATHERING, DONE } phase_t;
 
 typedef struct bucket {
@@ -43,6 +49,7 @@ struct ct_reducer {
     size_t n;
     bucket_t *b; /* (nb), from the end of buf towards its start */
     int nb;
+    int areas;   /* receive areas: min(nb, RECV_AREAS) */
     int next;    /* first bucket not started in this step */
     float *scratch;
     size_t scratch_bytes;
@@ -57,11 +64,15 @@ static size_t align16(size_t n) {
 }
 
 /* Cuts buf[0, n) into buckets from its end and lays out their scratch areas; returns the
- * scratch floats needed, or 0 after an error. */
+ * scratch floats needed, or 0 after an error. Every bucket but the lowest holds `per` floats, a
+ * multiple of the rank count; only the lowest may need a padded copy to send from. */
 static size_t plan(ct_reducer_t *r, size_t bucket_floats, ct_err_t *e) {
-    size_t p = (size_t)r->size, per = (bucket_floats + p - 1) / p * p, scratch = 0;
+    size_t p = (size_t)r->size, per = (bucket_floats + p - 1) / p * p;
     if (per == 0) per = p;
+    if (per > r->n) per = (r->n + p - 1) / p * p;
     r->nb = (int)((r->n + per - 1) / per);
+    r->areas = r->nb < RECV_AREAS ? r->nb : RECV_AREAS;
+    size_t area = align16(per), scratch = (size_t)r->areas * area;
     if (!(r->b = calloc((size_t)r->nb, sizeof *r->b))) {
         CT_ERR(e, CT_ENOMEM, "out of memory");
         return 0;
@@ -77,11 +88,10 @@ static size_t plan(ct_reducer_t *r, size_t bucket_floats, ct_err_t *e) {
                                  "lower comm.bucket_mb", bk->len);
             return 0;
         }
-        bk->recv_at = scratch * sizeof(float);
-        scratch += align16(bk->slice * p);
+        bk->recv_at = (size_t)(k % r->areas) * area * sizeof(float);
         if (bk->slice * p != bk->len) {
             bk->send_at = scratch * sizeof(float);
-            scratch += align16(bk->slice * p);
+            scratch += area;
         }
     }
     return scratch;
@@ -214,20 +224,34 @@ static void progress(ct_reducer_t *r, int wait) {
     }
 }
 
+/* Starts, in bucket order, the buckets lying inside buf[from, n) whose receive area is free. */
+static void start_ready(ct_reducer_t *r, size_t from) {
+    while (r->next < r->nb && r->rc == 0) {
+        int k = r->next;
+        if (r->b[k].start < from) break;
+        if (k >= r->areas && r->b[k - r->areas].phase < GATHERING) break;
+        start(r, &r->b[k]);
+        r->next++;
+    }
+}
+
 void ct_reducer_ready(ct_reducer_t *r, size_t from) {
     if (!r->active || r->rc) return;
     double t0 = ct_now_s();
-    while (r->next < r->nb && r->b[r->next].start >= from && r->rc == 0)
-        start(r, &r->b[r->next++]);
+    start_ready(r, from);
     progress(r, 0);
+    start_ready(r, from); /* areas the progress freed */
     r->busy += ct_now_s() - t0;
 }
 
 int ct_reducer_finish(ct_reducer_t *r, double *busy_s, ct_err_t *e) {
     if (r->active && r->rc == 0) {
         double t0 = ct_now_s();
-        while (r->next < r->nb && r->rc == 0) start(r, &r->b[r->next++]);
-        progress(r, 1); /* every scatter done, its sum added, its gather started */
+        while (r->next < r->nb && r->rc == 0) {
+            start_ready(r, 0);
+            progress(r, 1); /* the started scatters done, their sums added, gathers started */
+        }
+        progress(r, 1); /* the last scatters done, every gather started */
         progress(r, 1); /* every gather done */
         r->busy += ct_now_s() - t0;
     }

@@ -22,8 +22,8 @@
 typedef struct ct_reducer ct_reducer_t;
 
 /* A reducer for buf[0, n) over comm's ranks, in buckets of about bucket_floats (rounded to a
- * multiple of the rank count). Allocates and faults in its scratch space (about n floats with
- * several ranks, none for one) so no step pays for it. Errors: CT_EINVAL (a bucket too large
+ * multiple of the rank count). Allocates and faults in its scratch space (a few buckets' worth
+ * with several ranks, none for one) so no step pays for it. Errors: CT_EINVAL (a bucket too large
  * for MPI's int counts), CT_ENOMEM. *out is owned by the caller. */
 int ct_reducer_create(ct_reducer_t **out, ct_comm_t *comm, float *buf, size_t n,
                       size_t bucket_floats, ct_err_t *e);
