@@ -45,7 +45,7 @@ run 2 np2b
 run 4 np4
 run 4 np4b
 # the gradient sum in many small buckets, started during the backward pass: the same bits
-run 2 np2o --set comm.overlap=true --set comm.bucket_mb=0.01
+run 2 np2o --set comm.overlap=true --set comm.bucket_mb=0.01 --set comm.chunk_mb=0.003
 run 4 np4o --set comm.overlap=true --set comm.bucket_mb=0.003
 grep -q "rank 0 of 2 (mpi)" "$tmp/np2.err" || fail "np=2 did not run on the mpi backend"
 

@@ -2,9 +2,10 @@
  * mpirun with any number of ranks (tests/CMakeLists.txt runs 1, 2, 3 and 4); alone it tests the
  * one-rank no-op. Every rank fills its buffer from (rank, i), so each rank can compute the
  * expected sum itself, added in rank order as the reducer promises, and compare bit for bit.
- * Covered: sizes that do and do not split over the ranks (n < ranks too), buckets of one slice
- * per rank up to the whole buffer, sums started all at the end and started bucket by bucket as
- * a backward pass would (ct_reducer_ready with a falling `from`), and reuse over several steps. */
+ * Covered: sizes that do and do not split over the ranks (n < ranks too), buckets and pieces of
+ * one slice per rank up to the whole buffer, sums started all at the end and started bucket by
+ * bucket as a backward pass would (ct_reducer_ready with a falling `from`), and reuse over
+ * several steps. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -17,12 +18,13 @@ static float value(int r, size_t i, int s) {
     return (float)((h % 2001) - 1000) * (r % 2 ? 1e-3f : 1.7f) + (float)r * 0.1f;
 }
 
-static void one_case(ct_comm_t *comm, size_t n, size_t bucket, int overlap, int steps) {
+static void one_case(ct_comm_t *comm, size_t n, size_t bucket, size_t chunk, int overlap,
+                     int steps) {
     int rank = ct_comm_rank(comm), size = ct_comm_size(comm);
     float *buf = malloc((n ? n : 1) * sizeof *buf);
     ct_reducer_t *red = NULL;
     ct_err_t e = {0};
-    CHECK_EQ_INT(ct_reducer_create(&red, comm, buf, n, bucket, &e), 0);
+    CHECK_EQ_INT(ct_reducer_create(&red, comm, buf, n, bucket, chunk, &e), 0);
     if (!red) {
         free(buf);
         return;
@@ -45,8 +47,9 @@ static void one_case(ct_comm_t *comm, size_t n, size_t bucket, int overlap, int 
             bad += buf[i] != want;
         }
         if (bad)
-            fprintf(stderr, "rank %d of %d, n %zu, bucket %zu, overlap %d, step %d: %zu wrong\n",
-                    rank, size, n, bucket, overlap, s, bad);
+            fprintf(stderr,
+                    "rank %d of %d, n %zu, bucket %zu, chunk %zu, overlap %d, step %d: %zu wrong\n",
+                    rank, size, n, bucket, chunk, overlap, s, bad);
         CHECK_EQ_INT(bad, 0);
     }
     ct_reducer_destroy(&red);
@@ -61,17 +64,19 @@ int main(int argc, char **argv) {
         return 1;
     }
     static const size_t sizes[] = {1, 3, 4, 1000, 1001, 123457};
-    static const size_t buckets[] = {1, 5, 64, 1000, 1 << 20};
+    static const size_t buckets[] = {1, 5, 64, 1000, 1 << 20}, chunks[] = {1, 7, 1000, 1 << 20};
     for (size_t a = 0; a < sizeof sizes / sizeof sizes[0]; a++)
         for (size_t b = 0; b < sizeof buckets / sizeof buckets[0]; b++)
-            for (int overlap = 0; overlap < 2; overlap++)
-                if (buckets[b] * 1000 >= sizes[a]) /* at most ~1000 buckets: quick */
-                    one_case(comm, sizes[a], buckets[b], overlap, 3);
-    /* the number of buckets: the buffer cut into pieces of bucket_floats rounded to the ranks */
+            for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++)
+                for (int overlap = 0; overlap < 2; overlap++)
+                    if (chunks[c] * 1000 >= sizes[a]) /* at most ~1000 pieces: quick */
+                        one_case(comm, sizes[a], buckets[b], chunks[c], overlap, 3);
+    /* the number of buckets: the buffer cut into buckets of bucket_floats rounded up to a whole
+       number of pieces, themselves rounded up to a multiple of the rank count */
     ct_reducer_t *red = NULL;
     float buf[100];
-    CHECK_EQ_INT(ct_reducer_create(&red, comm, buf, 100, 10, &e), 0);
-    int p = ct_comm_size(comm), per = (10 + p - 1) / p * p;
+    CHECK_EQ_INT(ct_reducer_create(&red, comm, buf, 100, 10, 3, &e), 0);
+    int p = ct_comm_size(comm), chunk = (3 + p - 1) / p * p, per = (10 + chunk - 1) / chunk * chunk;
     CHECK_EQ_INT(ct_reducer_buckets(red), p == 1 ? 1 : (100 + per - 1) / per);
     ct_reducer_destroy(&red);
     int failures = check_failures_;

@@ -60,9 +60,10 @@ int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *dat
     CT_TRY_GOTO(ct_model_create(&t->model, &dims, cfg->train.micro_batch, e), fail);
     ct_model_init_weights(t->model, cfg->train.seed);
     CT_TRY_GOTO(ct_adamw_create(&t->opt, ct_model_num_params(t->model), e), fail);
-    size_t bucket_floats = (size_t)(cfg->comm.bucket_mb * 1e6 / sizeof(float));
+    size_t bucket_floats = (size_t)(cfg->comm.bucket_mb * 1e6 / sizeof(float)),
+           chunk_floats = (size_t)(cfg->comm.chunk_mb * 1e6 / sizeof(float));
     CT_TRY_GOTO(ct_reducer_create(&t->reducer, comm, ct_model_grads(t->model),
-                                  ct_model_num_params(t->model), bucket_floats, e),
+                                  ct_model_num_params(t->model), bucket_floats, chunk_floats, e),
                 fail);
     if (cfg->train.spike_guard)
         CT_TRY_GOTO(ct_spike_create(&t->spike, cfg->train.spike_window, cfg->train.spike_zscore, e),

@@ -383,9 +383,10 @@ static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e
     CT_TRY_GOTO(ct_trainer_create(&S.tr, &S.cfg, S.data, S.comm, e), out);
     if (ct_comm_size(comm) > 1)
         ct_log(lg, CT_LOG_INFO,
-               "gradients summed over %d ranks in %d buckets of up to %g MB, started %s",
+               "gradients summed over %d ranks in %d buckets of up to %g MB (%g MB at a time), "
+               "started %s",
                ct_comm_size(comm), ct_reducer_buckets(ct_trainer_reducer(S.tr)),
-               S.cfg.comm.bucket_mb,
+               S.cfg.comm.bucket_mb, S.cfg.comm.chunk_mb,
                S.cfg.comm.overlap ? "during the backward pass" : "after the backward pass");
     if (S.resume_dir[0]) CT_TRY_GOTO(ct_ckpt_restore(S.resume_dir, S.tr, &S.resumed, e), out);
     if (a.init) CT_TRY_GOTO(init_weights(&S, e), out);

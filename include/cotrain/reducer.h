@@ -1,6 +1,6 @@
 /* reducer.h — the gradient all-reduce: one float buffer summed over the group's ranks in
  * contiguous buckets, each bucket's sum able to start while the backward pass is still producing
- * the rest of the buffer.
+ * the rest of the buffer. Buckets say when a sum may start, pieces how much moves at a time.
  *
  * The backward pass finishes gradients from the end of the buffer towards its start (the final
  * LayerNorm first, the embeddings last), so "buf[from, n) is final" describes its progress, and
@@ -21,12 +21,13 @@
 
 typedef struct ct_reducer ct_reducer_t;
 
-/* A reducer for buf[0, n) over comm's ranks, in buckets of about bucket_floats (rounded to a
- * multiple of the rank count). Allocates and faults in its scratch space (a few buckets' worth
- * with several ranks, none for one) so no step pays for it. Errors: CT_EINVAL (a bucket too large
- * for MPI's int counts), CT_ENOMEM. *out is owned by the caller. */
+/* A reducer for buf[0, n) over comm's ranks, in buckets of about bucket_floats, each summed in
+ * pieces of about chunk_floats (both rounded to multiples of the rank count; a bucket is a whole
+ * number of pieces). Allocates and faults in its scratch space (a few pieces' worth with several
+ * ranks, none for one) so no step pays for it. Errors: CT_EINVAL (a piece too large for MPI's
+ * int counts), CT_ENOMEM, CT_ECOMM. *out is owned by the caller. */
 int ct_reducer_create(ct_reducer_t **out, ct_comm_t *comm, float *buf, size_t n,
-                      size_t bucket_floats, ct_err_t *e);
+                      size_t bucket_floats, size_t chunk_floats, ct_err_t *e);
 
 /* Frees the reducer and sets *self_p to NULL; NULL-safe. Must not be called with sums in
  * flight (after a failed step the process ends). */
