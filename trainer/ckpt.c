@@ -4,7 +4,12 @@
  * Crash safety rests on one rename: everything is written and fsync'd inside
  * checkpoints/.ckpt-<step>.tmp, then the directory is renamed to ckpt-<step> and its parent
  * fsync'd. Deletion runs the other way (rename to .del-..., then remove), so a ckpt-* directory is
- * never half there. Leftover .tmp and .del directories from a crash are removed at the next save. */
+ * never half there. Leftover .tmp and .del directories from a crash are removed at the next save.
+ *
+ * Speed (docs/PERFORMANCE.md, "Checkpoints"): a save writes the tensors with O_DIRECT from two
+ * threads while a third computes the MANIFEST hashes from memory (ckpt_io.c), so no byte goes
+ * through the page cache or is read back; a restore hashes optim.h5 on one core and the other
+ * files on the other, reading model.h5's tensors as soon as its own hash matched. */
 #include "cotrain/ckpt.h"
 
 #include <cjson/cJSON.h>
@@ -26,6 +31,7 @@
 /* The files of a checkpoint besides MANIFEST, in MANIFEST (name) order. */
 static const char *const FILES[] = {"config.json", "model.h5", "optim.h5", "state.json"};
 enum { N_FILES = sizeof FILES / sizeof FILES[0], PATH_MAX_ = 4096 };
+enum { MODEL = 1, OPTIM = 2 }; /* FILES[1], FILES[2] */
 
 static int join(char *out, const char *dir, const char *name, ct_err_t *e) {
     if (snprintf(out, PATH_MAX_, "%s/%s", dir, name) >= PATH_MAX_)
@@ -48,35 +54,6 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 
 static int rm_tree(const char *path) {
     return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-/* sha256 of every file of dir, and with `sync` an fsync of each. Hashing is CPU-bound and
- * dominated by the two big files (model.h5, optim.h5), fsync is mostly waiting on the disk, so
- * they run side by side: job 0 syncs every file, job 1 hashes optim.h5, job 2 hashes the rest
- * (pages being written back can still be read). Without sync, jobs 1 and 2 alone. */
-static int sync_and_hash(const char *dir, int sync, char hex[N_FILES][CT_SHA256_HEX], ct_err_t *e) {
-    enum { OPTIM = 2 }; /* FILES[2] */
-    int rc[3] = {0};
-    ct_err_t errs[3];
-    memset(errs, 0, sizeof errs);
-#pragma omp parallel for schedule(static, 1) num_threads(3)
-    for (int job = 0; job < 3; job++) {
-        char path[PATH_MAX_];
-        for (int k = 0; k < N_FILES && rc[job] == 0; k++) {
-            int mine = job == 0 ? sync : job == 1 ? k == OPTIM : k != OPTIM;
-            if (!mine) continue;
-            rc[job] = join(path, dir, FILES[k], &errs[job]);
-            if (rc[job] == 0)
-                rc[job] = job == 0 ? fsync_path(path, 0, &errs[job])
-                                   : ct_sha256_file(path, hex[k], &errs[job]);
-        }
-    }
-    for (int job = 0; job < 3; job++)
-        if (rc[job] != 0) {
-            *e = errs[job];
-            return rc[job];
-        }
-    return 0;
 }
 
 /* ---- state.json ---- */
@@ -157,7 +134,60 @@ static int parse_state(const char *path, ct_ckpt_info_t *info, cJSON **root, ct_
 
 /* ---- verify ---- */
 
-int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
+/* Hashes file k of dir and compares it with its MANIFEST entry. */
+static int check_file(const char *dir, int k, const char want[CT_SHA256_HEX], ct_err_t *e) {
+    char path[PATH_MAX_], got[CT_SHA256_HEX];
+    ct_err_t why = {0};
+    CT_TRY(join(path, dir, FILES[k], e));
+    if (ct_sha256_file(path, got, &why) != 0)
+        return CT_ERR(e, CT_ENOENT, "checkpoint %s is incomplete: %s", dir, why.msg);
+    if (strcmp(got, want) != 0)
+        return CT_ERR(e, CT_ECORRUPT, "checkpoint %s: %s has sha256 %.16s..., its MANIFEST says "
+                      "%.16s...: the file was changed or damaged; use another checkpoint",
+                      dir, FILES[k], got, want);
+    return 0;
+}
+
+/* Reads the tensors of file k (MODEL or OPTIM) of dir into t. */
+static int load_tensors(const char *dir, int k, ct_trainer_t *t, int64_t *steps, ct_err_t *e) {
+    char path[PATH_MAX_];
+    ct_model_t *m = ct_trainer_model(t);
+    ct_adamw_t *opt = ct_trainer_optim(t);
+    CT_TRY(join(path, dir, FILES[k], e));
+    if (k == MODEL) return ct_ckpt_h5_read(path, m, ct_model_params(m), NULL, NULL, e);
+    return ct_ckpt_h5_read(path, m, ct_adamw_m(opt), ct_adamw_v(opt), steps, e);
+}
+
+/* Checks every file of dir against want[] and, when t is not NULL, reads each tensor file into t
+ * once its own hash matched (never before: no unverified byte is parsed or used). One file's
+ * hash is one sequential stream, so the work is split by file: thread 0 takes optim.h5, by far
+ * the biggest, thread 1 the rest, and reads model.h5's tensors while optim.h5 is still being
+ * hashed; optim.h5's tensors follow on both threads. */
+static int check_files(const char *dir, char want[N_FILES][CT_SHA256_HEX], ct_trainer_t *t,
+                       int64_t *steps, ct_err_t *e) {
+    int rc[2] = {0};
+    ct_err_t errs[2];
+    memset(errs, 0, sizeof errs);
+#pragma omp parallel for schedule(static, 1) num_threads(2)
+    for (int job = 0; job < 2; job++)
+        for (int k = 0; k < N_FILES && rc[job] == 0; k++) {
+            if ((k == OPTIM) != (job == 0)) continue;
+            rc[job] = check_file(dir, k, want[k], &errs[job]);
+            if (rc[job] == 0 && t && k == MODEL)
+                rc[job] = load_tensors(dir, k, t, steps, &errs[job]);
+        }
+    for (int job = 0; job < 2; job++)
+        if (rc[job] != 0) {
+            *e = errs[job];
+            return rc[job];
+        }
+    /* optim.h5 once both threads are free: its read is shared between them */
+    return t ? load_tensors(dir, OPTIM, t, steps, e) : 0;
+}
+
+/* ct_ckpt_verify, and with t also the loading of the tensors (see check_files). */
+static int verify_dir(const char *dir, ct_ckpt_info_t *info, ct_trainer_t *t, int64_t *steps,
+                      ct_err_t *e) {
     char path[PATH_MAX_], *text = NULL;
     size_t len = 0;
     CT_TRY(join(path, dir, "MANIFEST", e));
@@ -166,7 +196,7 @@ int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
         return CT_ERR(e, CT_ENOENT, "%s is not a checkpoint: %s", dir, why.msg);
     int rc = 0;
     /* exactly one line per file, in order: "<64 hex>  <name>\n" */
-    char want[N_FILES][CT_SHA256_HEX], got[N_FILES][CT_SHA256_HEX];
+    char want[N_FILES][CT_SHA256_HEX];
     const char *p = text;
     for (int i = 0; i < N_FILES && rc == 0; i++) {
         char line[128];
@@ -181,17 +211,10 @@ int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
         want[i][64] = '\0';
         p += 64 + n;
     }
-    ct_err_clear(&why);
-    if (rc == 0 && sync_and_hash(dir, 0, got, &why) != 0)
-        rc = CT_ERR(e, CT_ENOENT, "checkpoint %s is incomplete: %s", dir, why.msg);
-    for (int i = 0; i < N_FILES && rc == 0; i++)
-        if (strcmp(got[i], want[i]) != 0)
-            rc = CT_ERR(e, CT_ECORRUPT, "checkpoint %s: %s has sha256 %.16s..., its MANIFEST says "
-                        "%.16s...: the file was changed or damaged; use another checkpoint",
-                        dir, FILES[i], got[i], want[i]);
     if (rc == 0 && (size_t)(p - text) != len)
         rc = CT_ERR(e, CT_ECORRUPT, "%s/MANIFEST has extra content after its %d entries", dir,
                     N_FILES);
+    if (rc == 0) rc = check_files(dir, want, t, steps, e);
     if (rc == 0 && info) {
         CT_TRY_GOTO(join(path, dir, "state.json", e), out);
         rc = parse_state(path, info, NULL, e);
@@ -200,6 +223,10 @@ int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
 out:
     free(text);
     return rc;
+}
+
+int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
+    return verify_dir(dir, info, NULL, NULL, e);
 }
 
 /* ---- open a model (tools) ---- */
@@ -258,6 +285,48 @@ static int write_json(const char *path, cJSON *js, ct_err_t *e) {
     return rc;
 }
 
+/* Writes the tensors of the laid-out model.h5 and optim.h5 (lay[0], lay[1]) and fsyncs every
+ * file of tmp, while computing every file's sha256 into hex: the tensor files' from memory
+ * (ct_ckpt_io_hash), the small ones from the files. Two threads write (the direct writes mostly
+ * wait for the disk, and two in flight keep it busier than one), one hashes. */
+static int write_and_hash(const char *tmp, const ct_ckpt_layout_t lay[2],
+                          char hex[N_FILES][CT_SHA256_HEX], ct_err_t *e) {
+    enum { HASHER = 2 };
+    int rc[3] = {0};
+    ct_err_t errs[3];
+    memset(errs, 0, sizeof errs);
+    ct_ckpt_writer_t *w = NULL;
+    CT_TRY(ct_ckpt_writer_create(&w, lay, 2, e));
+#pragma omp parallel for schedule(static, 1) num_threads(3)
+    for (int job = 0; job < 3; job++) {
+        char path[PATH_MAX_];
+        ct_err_t *je = &errs[job];
+        if (job != HASHER) {
+            rc[job] = ct_ckpt_writer_work(w, je);
+            continue;
+        }
+        rc[job] = ct_ckpt_io_hash(&lay[0], hex[MODEL], je);
+        if (rc[job] == 0) rc[job] = ct_ckpt_io_hash(&lay[1], hex[OPTIM], je);
+        for (int k = 0; k < N_FILES && rc[job] == 0; k++)
+            if (k != MODEL && k != OPTIM && (rc[job] = join(path, tmp, FILES[k], je)) == 0)
+                rc[job] = ct_sha256_file(path, hex[k], je);
+    }
+    for (int job = 0; job < 3; job++)
+        if (rc[job] != 0) {
+            ct_ckpt_writer_destroy(&w);
+            *e = errs[job];
+            return rc[job];
+        }
+    CT_TRY(ct_ckpt_writer_finish(&w, e));
+    char path[PATH_MAX_];
+    for (int k = 0; k < N_FILES; k++)
+        if (k != MODEL && k != OPTIM) {
+            CT_TRY(join(path, tmp, FILES[k], e));
+            CT_TRY(fsync_path(path, 0, e));
+        }
+    return 0;
+}
+
 /* Writes the five files into the empty directory tmp and fsyncs them; fills info->id. */
 static int write_files(const char *tmp, ct_trainer_t *t, const char *config_json,
                        ct_ckpt_info_t *info, ct_err_t *e) {
@@ -273,25 +342,32 @@ static int write_files(const char *tmp, ct_trainer_t *t, const char *config_json
     if (f && fclose(f) != 0 && rc == 0)
         rc = CT_ERR(e, CT_EIO, "closing %s failed: %s (is the disk full?)", path, strerror(errno));
     CT_TRY(rc);
-    CT_TRY(join(path, tmp, "model.h5", e));
-    CT_TRY(ct_ckpt_h5_write(path, m, ct_model_params(m), NULL, 0, e));
-    CT_TRY(join(path, tmp, "optim.h5", e));
-    CT_TRY(ct_ckpt_h5_write(path, m, ct_adamw_m(opt), ct_adamw_v(opt), ct_adamw_steps(opt), e));
     CT_TRY(join(path, tmp, "state.json", e));
     cJSON *js = state_json(info, t);
     rc = js ? write_json(path, js, e) : CT_ERR(e, CT_ENOMEM, "out of memory");
     cJSON_Delete(js);
     CT_TRY(rc);
+    /* HDF5 writes the metadata; the tensors follow in write_and_hash */
+    ct_ckpt_layout_t lay[2] = {{.n = 0}, {.n = 0}};
     char hex[N_FILES][CT_SHA256_HEX];
-    CT_TRY(sync_and_hash(tmp, 1, hex, e));
+    CT_TRY_GOTO(join(path, tmp, "model.h5", e), out);
+    CT_TRY_GOTO(ct_ckpt_h5_create(path, m, ct_model_params(m), NULL, 0, &lay[0], e), out);
+    CT_TRY_GOTO(join(path, tmp, "optim.h5", e), out);
+    CT_TRY_GOTO(ct_ckpt_h5_create(path, m, ct_adamw_m(opt), ct_adamw_v(opt),
+                                  ct_adamw_steps(opt), &lay[1], e), out);
+    CT_TRY_GOTO(write_and_hash(tmp, lay, hex, e), out);
     size_t used = 0;
     for (int i = 0; i < N_FILES; i++)
         used += (size_t)snprintf(manifest + used, sizeof manifest - used, "%s  %s\n", hex[i],
                                  FILES[i]);
-    CT_TRY(join(path, tmp, "MANIFEST", e));
-    CT_TRY(ct_write_file_atomic(path, manifest, used, e));
+    CT_TRY_GOTO(join(path, tmp, "MANIFEST", e), out);
+    CT_TRY_GOTO(ct_write_file_atomic(path, manifest, used, e), out);
     ct_sha256_hex(manifest, used, info->id);
-    return fsync_path(tmp, 1, e);
+    rc = fsync_path(tmp, 1, e);
+out:
+    ct_ckpt_layout_free(&lay[0]);
+    ct_ckpt_layout_free(&lay[1]);
+    return rc;
 }
 
 int ct_ckpt_save(const char *run_dir, ct_trainer_t *t, const char *config_json,
@@ -358,23 +434,17 @@ static int restore_spike(ct_trainer_t *t, const cJSON *root, const char *dir, ct
 int ct_ckpt_restore(const char *dir, ct_trainer_t *t, ct_ckpt_info_t *info, ct_err_t *e) {
     char path[PATH_MAX_];
     cJSON *root = NULL;
-    CT_TRY(ct_ckpt_verify(dir, info, e));
+    int64_t steps = 0;
+    CT_TRY(verify_dir(dir, info, t, &steps, e));
     char id[CT_SHA256_HEX];
     memcpy(id, info->id, sizeof id); /* parse_state clears info */
     CT_TRY(join(path, dir, "state.json", e));
     CT_TRY(parse_state(path, info, &root, e));
     memcpy(info->id, id, sizeof id);
-    ct_model_t *m = ct_trainer_model(t);
-    ct_adamw_t *opt = ct_trainer_optim(t);
-    int64_t steps = 0;
-    int rc = join(path, dir, "model.h5", e);
-    if (rc == 0) rc = ct_ckpt_h5_read(path, m, ct_model_params(m), NULL, NULL, e);
-    if (rc == 0) rc = join(path, dir, "optim.h5", e);
-    if (rc == 0) rc = ct_ckpt_h5_read(path, m, ct_adamw_m(opt), ct_adamw_v(opt), &steps, e);
-    if (rc == 0) rc = restore_spike(t, root, dir, e);
+    int rc = restore_spike(t, root, dir, e);
     cJSON_Delete(root);
     CT_TRY(rc);
-    ct_adamw_set_steps(opt, steps);
+    ct_adamw_set_steps(ct_trainer_optim(t), steps);
     ct_trainer_set_steps(t, info->step);
     return 0;
 }

@@ -63,10 +63,12 @@ int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ck
 int ct_ckpt_save(const char *run_dir, ct_trainer_t *t, const char *config_json,
                  ct_ckpt_info_t *info, char *out_path, size_t n, ct_err_t *e);
 
-/* Restores a trainer built from a matching config: verifies ckpt_dir first, then loads the
- * weights, AdamW moments and step count, the spike guard's history and the step; fills info.
- * Errors: those of ct_ckpt_verify; CT_ECORRUPT (a tensor missing or mis-shaped: naming it). The
- * caller checks the config (ct_ckpt_check_config) before building the trainer. */
+/* Restores a trainer built from a matching config: the weights, AdamW moments and step count,
+ * the spike guard's history and the step; fills info. Each file is verified against MANIFEST
+ * before anything in it is read (model.h5's tensors load while optim.h5 is still being hashed).
+ * Errors: those of ct_ckpt_verify; CT_ECORRUPT (a tensor missing or mis-shaped: naming it). On
+ * failure the trainer may hold part of the checkpoint: destroy it. The caller checks the config
+ * (ct_ckpt_check_config) before building the trainer. */
 int ct_ckpt_restore(const char *ckpt_dir, ct_trainer_t *t, ct_ckpt_info_t *info, ct_err_t *e);
 
 /* Deletes the checkpoints the policy does not keep: all but the newest keep_last (0: keep all),
