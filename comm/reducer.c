@@ -1,16 +1,16 @@
 /* reducer.c — the gradient all-reduce in buckets, over MPI.
  *
  * Each piece of the buffer is summed by a reduce-scatter followed by an all-gather, with the
- * reduction done here: an all-to-all gives rank r every rank's slice r of the piece, which it
- * adds in rank order, then everyone gathers the reduced slices. So all ranks hold the same bits
+ * reduction done here: an all-to-all gives rank r every other rank's slice r of the piece, which
+ * it adds to its own in rank order, then everyone gathers the reduced slices. So all ranks hold the same bits
  * by construction (a plain MPI_Allreduce may round differently on different ranks) and runs
  * repeat bit for bit (MPI's own reductions may add in arrival order: with 4 ranks a tested run
  * drifted by 1e-5 under load).
  *
  * Buckets say when: a bucket's pieces start once the backward pass has finished all of it.
- * Pieces say how much at a time: a bucket goes in pieces of chunk_floats (1 MB by default), so
+ * Pieces say how much at a time: a bucket goes in pieces of chunk_floats (2 MB by default), so
  * what a rank receives is still in cache when it adds it; with 25 MB at a time the same sum ran
- * 1.2-1.6x slower here (docs/PERFORMANCE.md). Both halves are non-blocking (MPI_Ialltoall,
+ * up to 1.6x slower here (docs/PERFORMANCE.md). Both halves are non-blocking (MPI_Ialltoall,
  * MPI_Iallgather), so pieces move along during later ct_reducer_ready calls. A piece whose
  * length splits evenly over the ranks is sent from and gathered into the caller's buffer itself;
  * the pieces take turns on a few receive areas (and the lowest piece, which may not split
@@ -41,6 +41,7 @@ typedef struct piece {
     float *send;       /* buf + start, or a zero-padded copy in scratch when len % p != 0 */
     float *recv;       /* (slice * p) in scratch: everyone's slice `rank` */
     size_t send_at, recv_at; /* byte offsets into scratch while planning (send_at 0: none) */
+    const int *counts, *displs; /* the all-to-all's per-rank counts and offsets (none to self) */
     phase_t phase;
     MPI_Request req;
 } piece_t;
@@ -55,6 +56,7 @@ struct ct_reducer {
     piece_t *pc; /* (n_pieces), from the end of buf towards its start */
     int n_pieces;
     int areas;   /* receive areas: min(n_pieces, RECV_AREAS) */
+    int *counts; /* (4 p): counts and offsets for a whole piece's slice, then the lowest's */
     int next;    /* first piece not started in this step */
     float *scratch;
     size_t scratch_bytes;
@@ -90,7 +92,9 @@ static size_t plan(ct_reducer_t *r, size_t bucket_floats, size_t chunk_floats, c
     r->n_pieces = (int)((r->n + chunk - 1) / chunk);
     r->areas = r->n_pieces < RECV_AREAS ? r->n_pieces : RECV_AREAS;
     size_t area = align16(chunk), scratch = (size_t)r->areas * area;
-    if (!(r->pc = calloc((size_t)r->n_pieces, sizeof *r->pc))) {
+    r->pc = calloc((size_t)r->n_pieces, sizeof *r->pc);
+    r->counts = malloc(4 * p * sizeof *r->counts);
+    if (!r->pc || !r->counts) {
         CT_ERR(e, CT_ENOMEM, "out of memory");
         return 0;
     }
@@ -101,6 +105,14 @@ static size_t plan(ct_reducer_t *r, size_t bucket_floats, size_t chunk_floats, c
         pc->len = end - pc->start;
         pc->ready_at = bucket_end > per ? bucket_end - per : 0;
         pc->slice = (pc->len + p - 1) / p;
+        /* a rank's own slice stays where it is: the sum reads it there, no copy to itself */
+        int *cd = r->counts + (k == 0 || pc->slice == r->pc[0].slice ? 0 : 2 * p);
+        for (size_t q = 0; q < p; q++) {
+            cd[q] = q == (size_t)r->rank ? 0 : (int)pc->slice;
+            cd[p + q] = (int)(q * pc->slice);
+        }
+        pc->counts = cd;
+        pc->displs = cd + p;
         pc->recv_at = (size_t)(k % r->areas) * area * sizeof(float);
         if (pc->slice * p != pc->len) {
             pc->send_at = scratch * sizeof(float);
@@ -162,6 +174,7 @@ void ct_reducer_destroy(ct_reducer_t **self_p) {
     if (r->scatter_comm != MPI_COMM_NULL) MPI_Comm_free(&r->scatter_comm);
     if (r->gather_comm != MPI_COMM_NULL) MPI_Comm_free(&r->gather_comm);
     free(r->pc);
+    free(r->counts);
     free(r);
     *self_p = NULL;
 }
@@ -187,24 +200,35 @@ static void start(ct_reducer_t *r, piece_t *pc) {
         memcpy(pc->send, r->buf + pc->start, pc->len * sizeof(float));
         memset(pc->send + pc->len, 0, (padded - pc->len) * sizeof(float));
     }
-    /* rank q receives everyone's slice q ... */
-    int st = MPI_Ialltoall(pc->send, (int)pc->slice, MPI_FLOAT, pc->recv, (int)pc->slice,
-                           MPI_FLOAT, r->scatter_comm, &pc->req);
-    if (st != MPI_SUCCESS) return fail(r, st, "MPI_Ialltoall");
+    /* rank q receives everyone else's slice q ... */
+    int st = MPI_Ialltoallv(pc->send, pc->counts, pc->displs, MPI_FLOAT, pc->recv, pc->counts,
+                            pc->displs, MPI_FLOAT, r->scatter_comm, &pc->req);
+    if (st != MPI_SUCCESS) return fail(r, st, "MPI_Ialltoallv");
     pc->phase = SCATTERING;
+}
+
+/* mine := x_0 + x_1 + ... + x_{p-1}, added in that order, where x_q is rank q's slice `rank`
+ * (in recv, or mine itself for q = rank). Partial sums go to recv's unused slot `rank` (mine must
+ * keep its own values until the last addition), the last addition straight into mine; with two
+ * ranks that is the only pass. */
+static void add_in_rank_order(const ct_reducer_t *r, const piece_t *pc) {
+    size_t m = pc->slice;
+    int p = r->size, me = r->rank;
+    float *mine = pc->send + (size_t)me * m, *acc = p == 2 ? mine : pc->recv + (size_t)me * m;
+    const float *x[2] = {me == 0 ? mine : pc->recv, me == 1 ? mine : pc->recv + m};
+    for (size_t i = 0; i < m; i++) acc[i] = x[0][i] + x[1][i];
+    for (int q = 2; q < p; q++) {
+        const float *xq = q == me ? mine : pc->recv + (size_t)q * m;
+        float *to = q == p - 1 ? mine : acc;
+        for (size_t i = 0; i < m; i++) to[i] = acc[i] + xq[i];
+    }
 }
 
 /* Takes a piece whose request just completed to its next phase. */
 static void advance(ct_reducer_t *r, piece_t *pc) {
     if (pc->phase == SCATTERING) {
         /* ... adds them in rank order, the same order whatever arrived first ... */
-        float *restrict mine = pc->send + (size_t)r->rank * pc->slice;
-        const float *restrict x0 = pc->recv, *restrict x1 = pc->recv + pc->slice;
-        for (size_t i = 0; i < pc->slice; i++) mine[i] = x0[i] + x1[i]; /* one pass, not a copy */
-        for (int q = 2; q < r->size; q++) {
-            const float *restrict x = pc->recv + (size_t)q * pc->slice;
-            for (size_t i = 0; i < pc->slice; i++) mine[i] += x[i];
-        }
+        add_in_rank_order(r, pc);
         /* ... and everyone gathers the reduced slices */
         int st = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_FLOAT, pc->send, (int)pc->slice, MPI_FLOAT,
                                 r->gather_comm, &pc->req);
