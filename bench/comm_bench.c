@@ -8,7 +8,7 @@
  *   --bucket-mb B    the reducer's bucket size in MB (default 25; as there is no backward pass
  *                    here, it only bounds the pieces)
  *   --chunk-mb L     comma-separated sizes in MB of the pieces a bucket is summed in, one
- *                    measurement each (default 2,25: the trainer's default, and a bucket at once)
+ *                    measurement each (default 4,25: the trainer's default, and a bucket at once)
  *   --raw-only       measure MPI_Allreduce only (to compare its algorithms) */
 #include <getopt.h>
 #include <mpi.h>
@@ -79,7 +79,7 @@ int main(int argc, char **argv) {
     }
     int reps = 5, raw_only = 0, n_chunks = 0, c;
     double bucket_mb = 25.0, chunk_mb[MAX_CHUNKS];
-    char *list = strdup("2,25");
+    char *list = strdup("4,25");
     static const struct option opts[] = {{"reps", required_argument, 0, 'r'},
                                          {"bucket-mb", required_argument, 0, 'b'},
                                          {"chunk-mb", required_argument, 0, 'c'},

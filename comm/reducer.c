@@ -8,10 +8,10 @@
  * drifted by 1e-5 under load).
  *
  * Buckets say when: a bucket's pieces start once the backward pass has finished all of it.
- * Pieces say how much at a time: a bucket goes in pieces of chunk_floats (2 MB by default), so
- * what a rank receives is still in cache when it adds it; with 25 MB at a time the same sum ran
- * up to 1.6x slower here (docs/PERFORMANCE.md). Both halves are non-blocking (MPI_Ialltoall,
- * MPI_Iallgather), so pieces move along during later ct_reducer_ready calls. A piece whose
+ * Pieces say how much at a time: a bucket goes in pieces of chunk_floats (4 MB by default), so
+ * what a rank receives is still in cache when it adds it (with 25 MB at a time the sum ran
+ * 5-20% slower here, with 1 MB per-call overhead showed: docs/PERFORMANCE.md). Both halves are
+ * non-blocking (MPI_Ialltoallv, MPI_Iallgather), so pieces move along during later ct_reducer_ready calls. A piece whose
  * length splits evenly over the ranks is sent from and gathered into the caller's buffer itself;
  * the pieces take turns on a few receive areas (and the lowest piece, which may not split
  * evenly, has a padded copy), all allocated and faulted in once (fresh pages cost ~11 us each

@@ -19,7 +19,7 @@ static const char *const BUNDLED[] = {"tiny",        "small",      "gpt2",
 
 static const char DEFAULT_CANONICAL[] =
     "{\"ckpt\":{\"every\":1000,\"keep_every\":0,\"keep_last\":3},"
-    "\"comm\":{\"bucket_mb\":25.0,\"chunk_mb\":2.0,\"overlap\":false,\"watchdog_factor\":20.0,"
+    "\"comm\":{\"bucket_mb\":25.0,\"chunk_mb\":4.0,\"overlap\":false,\"watchdog_factor\":20.0,"
     "\"watchdog_min_s\":600.0},\"log\":{\"every\":1},"
     "\"model\":{\"d_model\":768,\"n_head\":12,\"n_layer\":12,"
     "\"seq_len\":1024,\"vocab_size\":0},\"train\":{\"beta1\":0.9,\"beta2\":0.95,"

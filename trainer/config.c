@@ -96,7 +96,7 @@ static const key_spec_t SCHEMA[] = {
      "... but never sooner than this many seconds (a dead or hung rank stalls the others)"},
     {KEY(comm, bucket_mb), K_FLOAT, 25.0, 0.001, 1e6, 0, NULL,
      "gradients are summed over the ranks in contiguous buckets of about this many MB"},
-    {KEY(comm, chunk_mb), K_FLOAT, 2.0, 0.001, 1e6, 0, NULL,
+    {KEY(comm, chunk_mb), K_FLOAT, 4.0, 0.001, 1e6, 0, NULL,
      "a bucket is summed this many MB at a time (small enough to stay in cache)"},
     {KEY(comm, overlap), K_BOOL, 0, 0, 1, 0, NULL,
      "start each bucket's sum during the backward pass as soon as its gradients are final "
