@@ -75,6 +75,9 @@ check set_unknown_key "$tmp/good.json" 'train.nope|--set' --set train.nope=1
 check set_wrong_value "$tmp/good.json" 'train.lr|fast' --set train.lr=fast
 check set_out_of_range "$tmp/good.json" 'train.beta1|1.5' --set train.beta1=1.5
 check set_no_equals "$tmp/good.json" 'train.lr|key=value' --set train.lr
+check set_bucket_zero "$tmp/good.json" 'comm.bucket_mb|0 is out of range' --set comm.bucket_mb=0
+check set_chunk_negative "$tmp/good.json" 'comm.chunk_mb|-1 is out of range' --set comm.chunk_mb=-1
+check set_overlap_word "$tmp/good.json" 'comm.overlap|true or false' --set comm.overlap=yes
 
 if [ "$failed" -ne 0 ]; then
     echo "bad_configs: some cases failed"
