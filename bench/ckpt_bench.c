@@ -1,7 +1,7 @@
 /* ckpt_bench.c — checkpoint save and load time for a model of a bundled config, with optimizer
- * state. Saves RUN_DIR/checkpoints/ckpt-00000001 (the real ct_ckpt_save: write, fsync, hash,
- * MANIFEST, rename) and restores it into a second trainer (ct_ckpt_restore: verify every hash,
- * read). With --drop-caches it asks the kernel to drop its page cache before the load (root
+ * state. Saves RUN_DIR/checkpoints/ckpt-00000001 (the real ct_ckpt_save through
+ * ct_snapshot_save: write, fsync, hash, MANIFEST, rename) and restores it into a second trainer
+ * (ct_ckpt_restore through ct_snapshot_restore: verify every piece on every core, read). With --drop-caches it asks the kernel to drop its page cache before the load (root
  * only), so the load reads the disk. Prints one JSON object: bytes, save_s, load_s. */
 #include <getopt.h>
 #include <stdio.h>
@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include "cotrain/clock.h"
-#include "cotrain/ckpt.h"
 #include "cotrain/config.h"
+#include "cotrain/snapshot.h"
 
 static int drop_caches(void) {
     sync();
@@ -62,12 +62,12 @@ int main(int argc, char **argv) {
     double t0 = ct_now_s(), t1 = t0, t2 = t0;
     if (rc == 0 && json) {
         ct_trainer_set_steps(a, 1);
-        rc = ct_ckpt_save(dir, a, json, &info, path, sizeof path, &e);
+        rc = ct_snapshot_save(dir, a, json, &info, path, sizeof path, &e);
         t1 = ct_now_s();
         if (rc == 0 && drop && drop_caches() != 0)
             fprintf(stderr, "ct_bench_ckpt: cannot drop the page cache (not root?)\n");
         t2 = ct_now_s();
-        if (rc == 0) rc = ct_ckpt_restore(path, b, &info, &e);
+        if (rc == 0) rc = ct_snapshot_restore(path, b, &info, NULL, &e);
     }
     double t3 = ct_now_s();
     if (rc != 0) {

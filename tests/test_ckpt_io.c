@@ -1,4 +1,4 @@
-/* test_ckpt_io.c — the checkpoint's raw tensor I/O (trainer/ckpt_io.c): spans written from two
+/* test_ckpt_io.c — the checkpoint's raw tensor I/O (ckpt/ckpt_io.c): spans written from two
  * threads (direct writes from aligned memory, through the bounce buffer from unaligned memory,
  * buffered ends, pieces larger than one direct write) land byte for byte where the layout says,
  * the bytes between them stay as they were, ct_ckpt_io_hash equals the sha256 of the finished
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../trainer/ckpt_io.h"
+#include "../ckpt/ckpt_io.h"
 #include "check.h"
 
 enum { MIB = 1 << 20 };
@@ -64,7 +64,9 @@ static void round_trip(const char *dir) {
     CHECK_EQ_INT((long long)L.size, 2 * MIB + n2);
     CHECK_EQ_INT((long long)L.rest_len, L.size - n1 - n2 - n3);
     char want[CT_SHA256_HEX], got[CT_SHA256_HEX];
-    CHECK_EQ_INT(ct_ckpt_io_hash(&L, want, &e), 0);
+    ct_hex_t piece[1];
+    CHECK_EQ_INT(ct_ckpt_io_hash(&L, want, piece, &e), 0);
+    CHECK_EQ_STR(piece[0], want); /* one piece: the whole file */
     CHECK_EQ_INT(write_all(&L, &e), 0);
     if (e.code) fprintf(stderr, "%s\n", e.msg);
     CHECK_EQ_INT(ct_sha256_file(path, got, &e), 0);
@@ -82,7 +84,7 @@ static void round_trip(const char *dir) {
     /* read back in three parts into cleared memory */
     memset(a1, 0, n1), memset(a2, 0, n2), memset(a3, 0, n3);
     for (int p = 0; p < 3; p++) CHECK_EQ_INT(ct_ckpt_io_read(&L, p, 3, &e), 0);
-    CHECK_EQ_INT(ct_ckpt_io_hash(&L, got, &e), 0);
+    CHECK_EQ_INT(ct_ckpt_io_hash(&L, got, NULL, &e), 0);
     CHECK_EQ_STR(got, want);
 
     /* a file-size limit part way: the direct (or buffered) write fails cleanly */
@@ -101,10 +103,55 @@ static void round_trip(const char *dir) {
     free(meta), free(a1), free(raw2), free(a3);
 }
 
+/* Piece hashes from memory against a straight re-computation over the written file: a file of
+ * two whole 64 MiB pieces and a tail, with spans that cross both piece boundaries and one that
+ * ends exactly on a boundary. */
+static void pieces(const char *dir) {
+    enum { P = 64 * MIB };
+    char path[512];
+    snprintf(path, sizeof path, "%s/p.h5", dir);
+    size_t size = 2 * (size_t)P + 3 * MIB + 5;
+    unsigned char *meta = malloc(size), *mem = malloc(size);
+    fill(meta, size, 9);
+    fill(mem, size, 4);
+    FILE *f = fopen(path, "wb");
+    CHECK(f && fwrite(meta, 1, size, f) == size);
+    if (f) fclose(f);
+    ct_ckpt_layout_t L = {0};
+    ct_err_t e = {0};
+    snprintf(L.path, sizeof L.path, "%s", path);
+    /* [4096, P + 8192): across the first boundary; [P + 12288, 2P): ends on the second;
+       [2P + 4096, size - 1): across nothing, the tail */
+    CHECK_EQ_INT(ct_ckpt_layout_add(&L, 4096, P + 4096, mem + 4096, &e), 0);
+    CHECK_EQ_INT(ct_ckpt_layout_add(&L, P + 12288, P - 12288, mem + P + 12288, &e), 0);
+    CHECK_EQ_INT(ct_ckpt_layout_add(&L, 2 * (uint64_t)P + 4096, size - 1 - 2 * (size_t)P - 4096,
+                                    mem + 2 * (size_t)P + 4096, &e), 0);
+    CHECK_EQ_INT(ct_ckpt_layout_seal(&L, 1, &e), 0);
+    CHECK_EQ_INT(ct_ckpt_pieces(L.size), 3);
+    ct_hex_t got[3], whole;
+    CHECK_EQ_INT(ct_ckpt_io_hash(&L, whole, got, &e), 0);
+    CHECK_EQ_INT(write_all(&L, &e), 0);
+    unsigned char *back = malloc(size);
+    FILE *r = fopen(path, "rb");
+    CHECK(r && fread(back, 1, size, r) == size);
+    if (r) fclose(r);
+    char want[CT_SHA256_HEX];
+    for (int i = 0; i < 3; i++) {
+        size_t a = (size_t)i * P, b = a + P < size ? a + P : size;
+        ct_sha256_hex(back + a, b - a, want);
+        CHECK_EQ_STR(got[i], want);
+    }
+    ct_sha256_hex(back, size, want);
+    CHECK_EQ_STR(whole, want);
+    ct_ckpt_layout_free(&L);
+    free(meta), free(mem), free(back);
+}
+
 int main(void) {
     char dir[] = "/tmp/ct_test_ckpt_io_XXXXXX";
     CHECK(mkdtemp(dir) != NULL);
     round_trip(dir); /* ext4 and the like: O_DIRECT */
+    pieces(dir);
     check_rm_tree(dir);
     char shm[] = "/dev/shm/ct_test_ckpt_io_XXXXXX";
     if (mkdtemp(shm)) { /* tmpfs: no O_DIRECT, everything buffered */

@@ -63,7 +63,13 @@ static int same_params(ct_model_t *a, ct_model_t *b) {
 
 static int read_into(const char *path, ct_model_t *m, ct_err_t *e) {
     ct_err_clear(e);
-    return ct_safetensors_read(path, m, e);
+    return ct_safetensors_read(path, ct_model_tensor(m, 0), ct_model_num_tensors(m),
+                               ct_model_params(m), e);
+}
+
+static int write_model(const char *path, ct_model_t *m, ct_err_t *e) {
+    return ct_safetensors_write(path, ct_model_tensor(m, 0), ct_model_num_tensors(m),
+                                ct_model_params(m), e);
 }
 
 /* ---- files built by hand ------------------------------------------------------------------- */
@@ -177,7 +183,7 @@ static void test_round_trip(int L, int NH, int C, int T, int V) {
     path_in(path2, sizeof path2, "rt2.safetensors");
     ct_model_t *a = make_model(L, NH, C, T, V, 1234), *b = make_model(L, NH, C, T, V, 0);
     ct_err_t e = {0};
-    CHECK_EQ_INT(ct_safetensors_write(path, a, &e), 0);
+    CHECK_EQ_INT(write_model(path, a, &e), 0);
     fill_junk(b);
     CHECK_EQ_INT(read_into(path, b, &e), 0);
     CHECK(same_params(a, b));
@@ -190,7 +196,7 @@ static void test_round_trip(int L, int NH, int C, int T, int V) {
             break;
         }
     /* same weights, same bytes */
-    CHECK_EQ_INT(ct_safetensors_write(path2, b, &e), 0);
+    CHECK_EQ_INT(write_model(path2, b, &e), 0);
     char *x = NULL, *y = NULL;
     size_t nx = 0, ny = 0;
     CHECK_EQ_INT(ct_read_file(path, &x, &nx, &e), 0);
@@ -316,7 +322,7 @@ static void test_malformed(void) {
     spec_t s[MAX_SPECS];
     ct_err_t e = {0};
     int n;
-    CHECK_EQ_INT(ct_safetensors_write(good, a, &e), 0);
+    CHECK_EQ_INT(write_model(good, a, &e), 0);
     char *img = NULL;
     size_t len = 0;
     CHECK_EQ_INT(ct_read_file(good, &img, &len, &e), 0);
@@ -452,7 +458,7 @@ static void test_fuzz(void) {
     path_in(path, sizeof path, "fuzz.safetensors");
     ct_model_t *a = make_model(1, 2, 8, 4, 20, 3), *b = make_model(1, 2, 8, 4, 20, 0);
     ct_err_t e = {0};
-    CHECK_EQ_INT(ct_safetensors_write(good, a, &e), 0);
+    CHECK_EQ_INT(write_model(good, a, &e), 0);
     char *img = NULL;
     size_t len = 0;
     CHECK_EQ_INT(ct_read_file(good, &img, &len, &e), 0);
@@ -517,7 +523,7 @@ static void test_write_failures(void) {
     ct_model_t *a = make_model(2, 2, 16, 8, 70, 11);
     ct_err_t e = {0};
     write_bytes(path, "old", 3);
-    CHECK_EQ_INT(ct_safetensors_write(path, a, &e), 0);
+    CHECK_EQ_INT(write_model(path, a, &e), 0);
     char *full = NULL;
     size_t full_len = 0;
     CHECK_EQ_INT(ct_read_file(path, &full, &full_len, &e), 0);
@@ -531,7 +537,7 @@ static void test_write_failures(void) {
         struct rlimit lim = {.rlim_cur = limits[i], .rlim_max = saved.rlim_max};
         CHECK_EQ_INT(setrlimit(RLIMIT_FSIZE, &lim), 0);
         ct_err_clear(&e);
-        int rc = ct_safetensors_write(path, a, &e);
+        int rc = write_model(path, a, &e);
         setrlimit(RLIMIT_FSIZE, &saved);
         CHECK_EQ_INT(rc, CT_EIO);
         CHECK_CONTAINS(e.msg, "model.safetensors");
@@ -544,7 +550,7 @@ static void test_write_failures(void) {
     }
     signal(SIGXFSZ, SIG_DFL);
     /* with room again, the write goes through */
-    CHECK_EQ_INT(ct_safetensors_write(path, a, &e), 0);
+    CHECK_EQ_INT(write_model(path, a, &e), 0);
     char *now = NULL;
     size_t now_len = 0;
     CHECK_EQ_INT(ct_read_file(path, &now, &now_len, &e), 0);
@@ -554,7 +560,7 @@ static void test_write_failures(void) {
 
     path_in(path, sizeof path, "no-such-dir/model.safetensors");
     ct_err_clear(&e);
-    CHECK_EQ_INT(ct_safetensors_write(path, a, &e), CT_EIO);
+    CHECK_EQ_INT(write_model(path, a, &e), CT_EIO);
     CHECK_CONTAINS(e.msg, "no-such-dir");
     CHECK_EQ_INT(stray_files("model.safetensors"), 0);
     ct_model_destroy(&a);
@@ -563,9 +569,12 @@ static void test_write_failures(void) {
 static void check_config(int V, const char *eot) {
     char path[512];
     path_in(path, sizeof path, "config.json");
-    ct_model_dims_t d = {.n_layer = 3, .n_head = 4, .d_model = 64, .seq_len = 32, .vocab_size = V};
+    ct_config_t cfg;
+    ct_config_defaults(&cfg);
+    cfg.model.n_layer = 3, cfg.model.n_head = 4, cfg.model.d_model = 64, cfg.model.seq_len = 32;
+    cfg.model.vocab_size = V;
     ct_err_t e = {0};
-    CHECK_EQ_INT(ct_safetensors_write_hf_config(path, &d, &e), 0);
+    CHECK_EQ_INT(ct_safetensors_write_hf_config(path, &cfg, &e), 0);
     char *text = NULL;
     size_t len = 0;
     CHECK_EQ_INT(ct_read_file(path, &text, &len, &e), 0);

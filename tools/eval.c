@@ -24,7 +24,7 @@
 #include "commands.h"
 #include "operand.h"
 #include "cotrain/clock.h"
-#include "cotrain/ckpt.h"
+#include "cotrain/snapshot.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 #include "cotrain/manifest.h"
@@ -210,7 +210,7 @@ static int run(eval_t *v, ct_err_t *e) {
     CT_TRY(ct_manifest_load(&v->man, a->data, e));
     /* the model's activations are planned for the batch, so it is chosen before opening */
     int batch = a->batch ? a->batch : ckpt_micro_batch(a->ckpt);
-    CT_TRY(ct_ckpt_open_model(a->ckpt, &cfg, &v->m, batch, e));
+    CT_TRY(ct_snapshot_open_model(a->ckpt, &cfg, &v->m, batch, e));
     const ct_model_dims_t *d = ct_model_dims(v->m);
     v->T = d->seq_len;
     int64_t W = v->T + 1, total = 0;

@@ -16,7 +16,7 @@
 
 #include "commands.h"
 #include "operand.h"
-#include "cotrain/ckpt.h"
+#include "cotrain/snapshot.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 #include "cotrain/safetensors.h"
@@ -110,16 +110,17 @@ static int check_out_dir(const export_args_t *a, ct_err_t *e) {
 static int run(const export_args_t *a, ct_err_t *e) {
     ct_config_t cfg;
     ct_model_t *m = NULL;
-    char st_path[4096], cfg_path[4096];
-    if (snprintf(st_path, sizeof st_path, "%s/model.safetensors", a->out) >= (int)sizeof st_path ||
-        snprintf(cfg_path, sizeof cfg_path, "%s/config.json", a->out) >= (int)sizeof cfg_path)
-        return CT_ERR(e, CT_EINVAL, "--out path too long: %s", a->out);
+    char st_path[CT_PATH_MAX], cfg_path[CT_PATH_MAX];
+    CT_TRY(ct_path_join(st_path, sizeof st_path, a->out, "model.safetensors", e));
+    CT_TRY(ct_path_join(cfg_path, sizeof cfg_path, a->out, "config.json", e));
     CT_TRY(check_out_dir(a, e));
     CT_TRY(ct_hash_init(e));
-    CT_TRY(ct_ckpt_open_model(a->ckpt, &cfg, &m, 1, e));
+    CT_TRY(ct_snapshot_open_model(a->ckpt, &cfg, &m, 1, e));
     int rc = ct_mkdirs(a->out, e);
-    if (rc == 0) rc = ct_safetensors_write(st_path, m, e);
-    if (rc == 0) rc = ct_safetensors_write_hf_config(cfg_path, ct_model_dims(m), e);
+    if (rc == 0)
+        rc = ct_safetensors_write(st_path, ct_model_tensor(m, 0), ct_model_num_tensors(m),
+                                  ct_model_params(m), e);
+    if (rc == 0) rc = ct_safetensors_write_hf_config(cfg_path, &cfg, e);
     if (rc == 0) {
         const ct_model_dims_t *d = ct_model_dims(m);
         printf("exported %s: %zu parameters (n_layer %d, n_head %d, d_model %d, seq_len %d, "

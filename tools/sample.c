@@ -18,7 +18,7 @@
 #include "commands.h"
 #include "operand.h"
 #include "cotrain/clock.h"
-#include "cotrain/ckpt.h"
+#include "cotrain/snapshot.h"
 #include "cotrain/generate.h"
 #include "cotrain/hash.h"
 #include "cotrain/tokenizer.h"
@@ -224,7 +224,7 @@ static int run(sample_t *s, ct_err_t *e) {
     const sample_args_t *a = s->a;
     ct_config_t cfg;
     CT_TRY(ct_hash_init(e));
-    CT_TRY(ct_ckpt_open_model(a->ckpt, &cfg, &s->m, 1, e));
+    CT_TRY(ct_snapshot_open_model(a->ckpt, &cfg, &s->m, 1, e));
     CT_TRY(encode_prompt(s, e));
     CT_TRY(plan_tokens(s, e));
     CT_TRY(ct_generator_create(&s->gen, s->m, e));

@@ -74,6 +74,7 @@ static void add_tensor(ct_model_t *m, const char *name, int rows, int cols, int 
     t->shape[0] = rows;
     t->shape[1] = cols;
     t->numel = (size_t)rows * (size_t)(cols ? cols : 1);
+    t->stored_rows = rows;
     t->is_matrix = is_matrix;
     m->n_params += t->numel;
 }
@@ -82,6 +83,7 @@ static void build_tensor_table(ct_model_t *m) {
     int C = m->d.d_model;
     char name[CT_TENSOR_NAME_MAX];
     add_tensor(m, "transformer.wte.weight", m->d.vocab_padded, C, 1);
+    m->tensors[0].stored_rows = m->d.vocab_size; /* the padding rows are never stored */
     add_tensor(m, "transformer.wpe.weight", m->d.seq_len, C, 1);
     static const struct {
         const char *suffix;

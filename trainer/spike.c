@@ -59,8 +59,9 @@ int ct_spike_check(ct_spike_t *s, double loss, double grad_norm) {
     return 0;
 }
 
-void ct_spike_state(const ct_spike_t *s, int *count, int *head, const double **loss,
+void ct_spike_state(const ct_spike_t *s, int *window, int *count, int *head, const double **loss,
                     const double **norm) {
+    *window = s->window;
     *count = s->count;
     *head = s->head;
     *loss = s->loss;

@@ -21,6 +21,7 @@
 #include "cotrain/metrics.h"
 #include "cotrain/peak.h"
 #include "cotrain/safetensors.h"
+#include "cotrain/snapshot.h"
 #include "cotrain/train.h"
 #include "cotrain/watchdog.h"
 
@@ -183,8 +184,8 @@ static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
     double t0 = ct_now_s();
     /* rank 0 writes; every rank learns whether it worked, so none waits on a dead rank 0 */
     ct_err_t save_err = {0};
-    int rc = S->rank0 ? ct_ckpt_save(S->a->out, S->tr, S->config_json, &info, dir, sizeof dir,
-                                     &save_err)
+    int rc = S->rank0 ? ct_snapshot_save(S->a->out, S->tr, S->config_json, &info, dir,
+                                         sizeof dir, &save_err)
                       : 0;
     int failed = rc != 0;
     CT_TRY(ct_comm_max_int(S->comm, &failed, e));
@@ -317,7 +318,9 @@ static void on_stall(double waited, double limit, long long step, void *arg) {
 static int init_weights(session_t *S, ct_err_t *e) {
     char path[4200];
     snprintf(path, sizeof path, "%s/model.safetensors", S->a->init);
-    CT_TRY(ct_safetensors_read(path, ct_trainer_model(S->tr), e));
+    ct_model_t *m = ct_trainer_model(S->tr);
+    CT_TRY(ct_safetensors_read(path, ct_model_tensor(m, 0), ct_model_num_tensors(m),
+                               ct_model_params(m), e));
     char hex[CT_SHA256_HEX];
     CT_TRY(ct_sha256_file(path, hex, e));
     ct_log(S->lg, CT_LOG_INFO, "initial weights from %s (sha256 %.16s...)", path, hex);
@@ -329,12 +332,12 @@ static int find_resume(session_t *S, ct_err_t *e) {
     const char *r = S->a->resume;
     if (!r) return 0;
     int skipped = 0;
-    /* latest verifies the one it picks; a named one is verified here */
+    /* verified here, once: the restore later only checks that the MANIFEST is the same */
     if (!strcmp(r, "latest")) {
         CT_TRY(ct_ckpt_latest(S->a->out, S->resume_dir, sizeof S->resume_dir, &skipped,
-                              &S->resumed, e));
+                              &S->resumed, S->lg, e));
     } else {
-        snprintf(S->resume_dir, sizeof S->resume_dir, "%s", r);
+        CT_TRY(ct_path_fmt(S->resume_dir, sizeof S->resume_dir, e, "%s", r));
         CT_TRY(ct_ckpt_verify(S->resume_dir, &S->resumed, e));
     }
     if (skipped)
@@ -388,7 +391,8 @@ static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e
                ct_comm_size(comm), ct_reducer_buckets(ct_trainer_reducer(S.tr)),
                S.cfg.comm.bucket_mb, S.cfg.comm.chunk_mb,
                S.cfg.comm.overlap ? "during the backward pass" : "after the backward pass");
-    if (S.resume_dir[0]) CT_TRY_GOTO(ct_ckpt_restore(S.resume_dir, S.tr, &S.resumed, e), out);
+    if (S.resume_dir[0])
+        CT_TRY_GOTO(ct_snapshot_restore(S.resume_dir, S.tr, &S.resumed, S.resumed.id, e), out);
     if (a.init) CT_TRY_GOTO(init_weights(&S, e), out);
     if (S.rank0) CT_TRY_GOTO(ct_metrics_open(&S.metrics, a.out, S.resumed.step, e), out);
     struct sigaction sa = {.sa_handler = on_signal};

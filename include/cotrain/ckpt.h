@@ -1,18 +1,23 @@
 /* ckpt.h — checkpoints: crash-safe directories that hold everything a run needs to go on
- * bit-exactly, verified before anything in them is used.
+ * bit-exactly, verified before anything in them is used. This module knows tensors only as a
+ * table (tensor.h), never the model, so the coordinator and `cotrain verify` can check
+ * checkpoints without linking it; trainer/snapshot.c maps a trainer onto it.
  *
  * A checkpoint is RUN_DIR/checkpoints/ckpt-<step, 8 digits>/ holding
- *   model.h5    fp32 weights, one dataset per tensor, named and shaped as Hugging Face GPT-2
- *               (transformer.h.0.attn.c_attn.weight is (C, 3C), Conv1D layout; wte is
- *               (vocab_size, C) without the padding rows, which are always zero)
- *   optim.h5    AdamW moments m and v (same names and shapes under /m and /v), its step count
  *   config.json the run's resolved config, canonical (its sha256 is the run's config hash)
- *   state.json  step, tokens, world size, config sha256, data cursor, spike-guard window,
- *               parent checkpoint id
- *   MANIFEST    "<sha256>  <file>\n" for every other file (sha256sum's format, sorted by name)
+ *   model.h5    fp32 weights, one dataset per tensor, named and shaped as the table says
+ *               (for GPT-2: Hugging Face's names, Conv1D layout, wte without its padding rows)
+ *   optim.h5    AdamW moments m and v (the same names and shapes under /m and /v), its step
+ *               count as the attribute `steps`
+ *   state.json  step, tokens, world size, config sha256, tokenizer, data manifest sha256, data
+ *               cursor, spike-guard window, parent checkpoint id
+ *   MANIFEST    "<sha256>  <file>\n" for each file above, in that order (sha256sum -c works),
+ *               then "#chunk <file> <i> <sha256>\n" for each 64 MiB piece i of each file
  * written under a temp name (.ckpt-<step>.tmp), every file and the directory fsync'd, then
  * renamed into place: a ckpt-* directory that exists is complete. A checkpoint's id is the
- * sha256 of its MANIFEST. Loading verifies every hash in MANIFEST before reading anything. */
+ * sha256 of its MANIFEST. Verification hashes the pieces on every core (whole files, one stream
+ * each, for an older MANIFEST without pieces); nothing in a file is parsed or used before the
+ * hashes covering it matched. */
 #ifndef COTRAIN_CKPT_H
 #define COTRAIN_CKPT_H
 
@@ -22,61 +27,93 @@
 #include "cotrain/data.h"
 #include "cotrain/err.h"
 #include "cotrain/hash.h"
-#include "cotrain/model.h"
-#include "cotrain/train.h"
+#include "cotrain/log.h"
+#include "cotrain/tensor.h"
 
-/* What state.json records besides the tensors. */
+enum { CT_CKPT_TOKENIZER_MAX = 32 };
+
+/* What state.json records besides the tensors and the spike guard. */
 typedef struct ct_ckpt_info {
     int64_t step;                     /* optimizer steps taken */
     int64_t tokens;                   /* tokens trained on */
     int world_size;                   /* ranks of the group that wrote it */
     char config_sha256[CT_SHA256_HEX];
+    char tokenizer[CT_CKPT_TOKENIZER_MAX]; /* the data's tokenizer ("" in older checkpoints) */
+    char data_sha256[CT_SHA256_HEX];  /* sha256 of the data manifest ("" in older checkpoints) */
     ct_data_cursor_t cursor;          /* where the data stream goes on */
     char id[CT_SHA256_HEX];           /* sha256 of MANIFEST (filled by save and verify) */
-    char parent[CT_SHA256_HEX];       /* id of the checkpoint this run resumed from, or "" */
+    /* The previous checkpoint of this lineage: the one the run resumed from, or the one it
+       saved before this one; "" for the first checkpoint of a run started from scratch. */
+    char parent[CT_SHA256_HEX];
+    int pieces;                       /* verify: 1 when MANIFEST has per-piece hashes */
 } ct_ckpt_info_t;
 
-/* Checks ckpt_dir: MANIFEST present and well-formed, every listed file present with that sha256,
- * no file missing from it; fills info (may be NULL) from state.json. Errors: CT_ENOENT (no such
- * checkpoint / a listed file missing, naming it), CT_ECORRUPT (a hash mismatch or malformed
- * MANIFEST/state.json, naming the file and what differs). Reads every byte once. */
+/* The spike guard's window as state.json keeps it (loss and grad_norm in ring order). */
+typedef struct ct_ckpt_guard {
+    int cap;            /* entries the arrays hold (the window); 0: the run has no guard */
+    int count, head;    /* accepted steps held (<= cap) and the next write position */
+    double *loss;       /* (cap) not owned */
+    double *grad_norm;  /* (cap) not owned */
+} ct_ckpt_guard_t;
+
+/* The tensors and the optimizer state of a checkpoint, described without the model: model.h5
+ * holds the table's tensors of params; optim.h5 the same tensors of adam_m under m/ and of
+ * adam_v under v/, and adam_steps. Buffers are laid out by the table and not owned. */
+typedef struct ct_ckpt_body {
+    const ct_tensor_info_t *tensors;
+    int n_tensors;
+    float *params;
+    float *adam_m, *adam_v; /* restore: both NULL verifies optim.h5 without loading it */
+    int64_t adam_steps;
+    ct_ckpt_guard_t guard;
+} ct_ckpt_body_t;
+
+/* Checks ckpt_dir: MANIFEST present and well-formed, every listed file present and matching its
+ * hashes (pieces on every core when listed), no file missing; fills info (may be NULL) from
+ * state.json. Errors: CT_ENOENT (no such checkpoint / a listed file missing, naming it),
+ * CT_ECORRUPT (a hash mismatch or malformed MANIFEST/state.json, naming the file, the piece and
+ * what differs). Reads every byte once. */
 int ct_ckpt_verify(const char *ckpt_dir, ct_ckpt_info_t *info, ct_err_t *e);
 
-/* Verifies ckpt_dir, reads its config.json into *cfg and builds a model of that shape (room for
- * max_batch sequences) holding the checkpoint's weights. For tools: eval, export, sample,
- * inspect. Errors: those of ct_ckpt_verify, CT_ECORRUPT (a tensor missing or of the wrong shape,
- * naming it), CT_ENOMEM. *model is owned by the caller. */
-int ct_ckpt_open_model(const char *ckpt_dir, ct_config_t *cfg, ct_model_t **model, int max_batch,
-                       ct_err_t *e);
-
-/* Finds the newest checkpoint under RUN_DIR/checkpoints that verifies (newer ones that do not are
- * skipped; their count goes to *skipped, which may be NULL). Writes its path into out[n] and, when
- * info is not NULL, what ct_ckpt_verify read from it. Errors: CT_ENOENT (none that verifies). */
+/* Finds the newest checkpoint under RUN_DIR/checkpoints that verifies; newer ones that do not
+ * are skipped, each logged to lg (may be NULL) as a warning with the reason. Writes its path
+ * into out[n] and what ct_ckpt_verify read into info (may be NULL); *skipped (may be NULL)
+ * gets how many were passed over. Errors: CT_ENOENT (none verifies: the message lists why each
+ * failed), CT_EINVAL (out too small). */
 int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ckpt_info_t *info,
-                   ct_err_t *e);
+                   const ct_log_t *lg, ct_err_t *e);
 
-/* Saves the trainer's state as RUN_DIR/checkpoints/ckpt-<step> (step = the trainer's steps
- * taken). `config_json` is the run's canonical config; info supplies tokens, world_size,
- * config_sha256, cursor and parent, and gets step and id. out_path (may be NULL) receives the
- * directory. On failure (CT_EIO saying which file and why, e.g. a full disk) nothing new is left
- * and earlier checkpoints are untouched. A checkpoint of the same step is replaced. */
-int ct_ckpt_save(const char *run_dir, ct_trainer_t *t, const char *config_json,
+/* Saves body as RUN_DIR/checkpoints/ckpt-<info->step>. `config_json` is the run's canonical
+ * config; info supplies step, tokens, world_size, config_sha256, tokenizer, data_sha256, cursor
+ * and parent, and gets id. out_path (may be NULL) receives the directory. On failure (CT_EIO
+ * saying which file and why, e.g. a full disk) nothing new is left and earlier checkpoints are
+ * untouched. A checkpoint of the same step is replaced. */
+int ct_ckpt_save(const char *run_dir, const ct_ckpt_body_t *body, const char *config_json,
                  ct_ckpt_info_t *info, char *out_path, size_t n, ct_err_t *e);
 
-/* Restores a trainer built from a matching config: the weights, AdamW moments and step count,
- * the spike guard's history and the step; fills info. Each file is verified against MANIFEST
- * before anything in it is read (model.h5's tensors load while optim.h5 is still being hashed).
- * Errors: those of ct_ckpt_verify; CT_ECORRUPT (a tensor missing or mis-shaped: naming it). On
- * failure the trainer may hold part of the checkpoint: destroy it. The caller checks the config
- * (ct_ckpt_check_config) before building the trainer. */
-int ct_ckpt_restore(const char *ckpt_dir, ct_trainer_t *t, ct_ckpt_info_t *info, ct_err_t *e);
+/* Restores body (tensors, AdamW moments and steps, spike-guard window) and info from ckpt_dir.
+ * Every file is verified first (its pieces on every core; model.h5's tensors load while
+ * optim.h5 is still being hashed) — unless `verified_id` is not NULL: then the caller has just
+ * verified the checkpoint (ct_ckpt_latest, ct_ckpt_verify) and only the MANIFEST is checked to
+ * still have that id, so a resume hashes the checkpoint once. Errors: those of ct_ckpt_verify;
+ * CT_ECORRUPT (a tensor missing or mis-shaped, or a guard window larger than guard.cap: naming
+ * it; the MANIFEST changed since verified_id). On failure the buffers may hold part of the
+ * checkpoint. */
+int ct_ckpt_restore(const char *ckpt_dir, ct_ckpt_body_t *body, ct_ckpt_info_t *info,
+                    const char *verified_id, ct_err_t *e);
+
+/* Reads ckpt_dir/config.json (a tool's first step before it builds a model). Errors: those of
+ * ct_config_load. Unverified: call ct_ckpt_verify first, or pass the result to
+ * ct_ckpt_restore, which verifies everything before use. */
+int ct_ckpt_load_config(const char *ckpt_dir, ct_config_t *cfg, ct_err_t *e);
 
 /* Deletes the checkpoints the policy does not keep: all but the newest keep_last (0: keep all),
  * except those whose step is a multiple of keep_every (> 0). Errors: CT_EIO. */
 int ct_ckpt_prune(const char *run_dir, int keep_last, int64_t keep_every, ct_err_t *e);
 
-/* Checks that `now` may resume the run of ckpt_dir: every key equal except ckpt.*, log.* and
- * train.micro_batch. Errors: CT_ECONFIG listing each key that differs with both values. */
+/* Checks that `now` may resume the run of ckpt_dir: every key equal except those the config
+ * schema marks as changeable on resume (ct_config_resume_diff). Errors: CT_ECONFIG listing each
+ * key that differs with both values. */
 int ct_ckpt_check_config(const char *ckpt_dir, const ct_config_t *now, ct_err_t *e);
 
 #endif

@@ -74,6 +74,18 @@ char *ct_config_canonical(const ct_config_t *cfg, ct_err_t *e);
 /* sha256 (lowercase hex) of the canonical JSON. Returns 0 or CT_ENOMEM. */
 int ct_config_sha256(const ct_config_t *cfg, char hex[65], ct_err_t *e);
 
+/* Who may change a key once a run has begun (the schema marks each key). */
+enum {
+    CT_CHANGE_RESUME = 1,   /* may differ from the checkpoint's config on resume */
+    CT_CHANGE_ATTACHED = 2, /* an attached worker's own config may set it (DESIGN.md) */
+};
+
+/* Compares two configs key by key, skipping keys whose schema marks include any of `allowed`
+ * (CT_CHANGE_*; 0 compares every key). Writes "\n  key: was A, now B" for each difference into
+ * out[n] (cut at n) and returns how many keys differ. */
+int ct_config_diff(const ct_config_t *a, const ct_config_t *b, unsigned allowed, char *out,
+                   size_t n);
+
 /* Prints every key with its type, default, allowed values and meaning (for --help-config). */
 void ct_config_print_help(FILE *out);
 

@@ -1,12 +1,33 @@
-/* fsutil.h — small file-system helpers: create directory paths and write files atomically
- * (temp name, fsync, rename, fsync of the directory), so a reader sees the old file or the new
- * one, never half of one. */
+/* fsutil.h — small file-system helpers: checked path joins, the one read/write-all loop, create
+ * directory paths and write files atomically (temp name, fsync, rename, fsync of the directory),
+ * so a reader sees the old file or the new one, never half of one. */
 #ifndef COTRAIN_FSUTIL_H
 #define COTRAIN_FSUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cotrain/err.h"
+
+/* Largest path the helpers build; longer ones are refused, never cut short. */
+enum { CT_PATH_MAX = 4096 };
+
+/* Writes "dir/name" into out[n]. Errors: CT_EINVAL when it does not fit (never truncates). */
+int ct_path_join(char *out, size_t n, const char *dir, const char *name, ct_err_t *e);
+
+/* Formats a path into out[n] like snprintf. Errors: CT_EINVAL when it does not fit. */
+int ct_path_fmt(char *out, size_t n, ct_err_t *e, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Moves exactly n bytes between buf and fd: at byte `off`, or at the file position when off < 0.
+ * Short transfers and EINTR are retried. Errors: CT_EIO naming `path` (for messages only), the
+ * offset and the reason ("unexpected end of file" for a short read; "is the disk full?" on
+ * writes). */
+int ct_read_all(int fd, void *buf, size_t n, int64_t off, const char *path, ct_err_t *e);
+int ct_write_all(int fd, const void *buf, size_t n, int64_t off, const char *path, ct_err_t *e);
+
+/* fsync of a file or directory by path. Errors: CT_EIO naming it. */
+int ct_fsync_path(const char *path, ct_err_t *e);
 
 /* mkdir -p: creates `path` and its missing parents (mode 0755). Returns 0 or CT_EIO naming the
  * component that failed and why. */

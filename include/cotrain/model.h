@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "cotrain/err.h"
+#include "cotrain/tensor.h"
 
 typedef struct ct_model_dims {
     int n_layer;      /* L */
@@ -24,17 +25,6 @@ typedef struct ct_model_dims {
     int vocab_size;   /* V, real vocabulary */
     int vocab_padded; /* Vp, V rounded up to a multiple of 64 (set by ct_model_create) */
 } ct_model_dims_t;
-
-enum { CT_TENSOR_NAME_MAX = 64 };
-
-typedef struct ct_tensor_info {
-    char name[CT_TENSOR_NAME_MAX]; /* e.g. "transformer.h.3.attn.c_attn.weight" */
-    size_t offset;                 /* in floats, into the parameter buffer */
-    size_t numel;                  /* shape[0] * shape[1] (wte: padded rows included) */
-    int ndim;                      /* 1 or 2 */
-    int shape[2];                  /* row-major shape; wte is (Vp, C) */
-    int is_matrix;                 /* 2-D weight or embedding (weight decay applies) */
-} ct_tensor_info_t;
 
 typedef struct ct_model ct_model_t;
 
@@ -80,6 +70,7 @@ size_t ct_model_num_params(const ct_model_t *m);  /* padded rows included */
 size_t ct_model_num_real_params(const ct_model_t *m); /* without the padded vocabulary rows */
 const float *ct_model_logits(const ct_model_t *m);    /* (B,T,Vp) of the last forward */
 int ct_model_num_tensors(const ct_model_t *m);
+/* The tensor table (tensor.h), in buffer order: wte is (Vp, C) with stored_rows V. */
 const ct_tensor_info_t *ct_model_tensor(const ct_model_t *m, int i);
 /* Bytes of parameters, gradients and activations planned by ct_model_create. */
 size_t ct_model_planned_bytes(const ct_model_t *m);

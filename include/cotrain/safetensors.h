@@ -19,37 +19,40 @@
 #ifndef COTRAIN_SAFETENSORS_H
 #define COTRAIN_SAFETENSORS_H
 
+#include "cotrain/config.h"
 #include "cotrain/err.h"
-#include "cotrain/model.h"
+#include "cotrain/tensor.h"
 
 /* The largest header we parse: the reference implementation's limit. */
 enum { CT_SAFETENSORS_MAX_HEADER = 100000000 };
 
-/* Writes the weights of `m` to `path` (conventionally DIR/model.safetensors) atomically and
- * durably: `path`.tmp.<pid>, fsync, rename, fsync of the directory. `m` is not modified (the
- * parameter is not const only because the model's accessors are not). The output depends only
- * on the weights and the dims. Errors: CT_EIO (naming the file and the step that failed; the temp
- * file is removed and any previous `path` is untouched), CT_ENOMEM. */
-int ct_safetensors_write(const char *path, ct_model_t *m, ct_err_t *e);
+/* Writes the n tensors of the table `t` (tensor.h: their stored rows) of buf to `path`
+ * (conventionally DIR/model.safetensors) atomically and durably: `path`.tmp.<pid>, fsync,
+ * rename, fsync of the directory. The output depends only on the table and the weights. Errors:
+ * CT_EIO (naming the file and the step that failed; the temp file is removed and any previous
+ * `path` is untouched), CT_EINVAL (path too long), CT_ENOMEM. */
+int ct_safetensors_write(const char *path, const ct_tensor_info_t *t, int n, const float *buf,
+                         ct_err_t *e);
 
-/* Fills the weights of the existing model `m` from the safetensors file at `path`; the file's
- * tensors must match m's dims (see the file comment for the names accepted). The padding rows of
- * wte are set to zero. The whole header is checked before any weight is touched; only an I/O
- * error while reading the data can leave `m` partly overwritten (its weights are then
+/* Fills the n tensors of the table `t` in buf from the safetensors file at `path`; the file's
+ * tensors must match the table (see the file comment for the names accepted). Padding rows (past
+ * stored_rows) are set to zero. The whole header is checked before any weight is touched; only an
+ * I/O error while reading the data can leave buf partly overwritten (its weights are then
  * unspecified). Errors: CT_ENOENT (cannot open `path`), CT_ECORRUPT (naming the file and, where
  * there is one, the tensor and what differs: truncated file, header length beyond the file or
  * above CT_SAFETENSORS_MAX_HEADER, malformed JSON or entry, unknown dtype, data offsets out of
  * bounds, overlapping or leaving holes, a model tensor missing, twice present, of dtype other
  * than F32 or of the wrong shape, an unexpected tensor), CT_EIO, CT_ENOMEM. */
-int ct_safetensors_read(const char *path, ct_model_t *m, ct_err_t *e);
+int ct_safetensors_read(const char *path, const ct_tensor_info_t *t, int n, float *buf,
+                        ct_err_t *e);
 
 /* Writes `path` (conventionally DIR/config.json), atomically: the Hugging Face GPT2Config for
- * `d`: model_type gpt2, architectures ["GPT2LMHeadModel"], vocab_size V (the real vocabulary),
+ * cfg->model (vocab_size resolved, non-zero): model_type gpt2, architectures ["GPT2LMHeadModel"], vocab_size V (the real vocabulary),
  * n_positions = n_ctx = seq_len, n_embd, n_layer, n_head, activation_function gelu_new,
  * layer_norm_epsilon 1e-5, tie_word_embeddings true, torch_dtype float32, and bos/eos_token_id
  * 50256 (GPT-2's <|endoftext|>) when V >= 50257, else null (transformers' default, 50256, would
  * lie outside the vocabulary). Pretty-printed with sorted keys. Errors: CT_EIO, CT_EINVAL
  * (dims not positive). */
-int ct_safetensors_write_hf_config(const char *path, const ct_model_dims_t *d, ct_err_t *e);
+int ct_safetensors_write_hf_config(const char *path, const ct_config_t *cfg, ct_err_t *e);
 
 #endif

@@ -18,10 +18,11 @@ void ct_spike_destroy(ct_spike_t **self_p);
  * A step that is not skipped enters the window. */
 int ct_spike_check(ct_spike_t *s, double loss, double grad_norm);
 
-/* The guard's history as a checkpoint keeps it: *count accepted steps (at most the window) in
- * ring order, the next write position *head, and the ring arrays (window entries each; entries
- * past count are unused). Restore checks the sizes: CT_EINVAL when they do not fit the window. */
-void ct_spike_state(const ct_spike_t *s, int *count, int *head, const double **loss,
+/* The guard's history as a checkpoint keeps it: its *window, *count accepted steps (at most the
+ * window) in ring order, the next write position *head, and the ring arrays (window entries
+ * each; entries past count are unused). Restore checks the sizes: CT_EINVAL when they do not fit
+ * the window. */
+void ct_spike_state(const ct_spike_t *s, int *window, int *count, int *head, const double **loss,
                     const double **norm);
 int ct_spike_restore(ct_spike_t *s, int count, int head, const double *loss, const double *norm,
                      ct_err_t *e);

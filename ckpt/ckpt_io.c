@@ -9,6 +9,9 @@
  * the few bytes HDF5 wrote (read once, before the tensors go in), on another core meanwhile. */
 #include "ckpt_io.h"
 
+#include "ckpt_sums.h"
+#include "cotrain/fsutil.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -42,27 +45,6 @@ static int by_offset(const void *a, const void *b) {
     return (x->off > y->off) - (x->off < y->off);
 }
 
-/* pread or pwrite of all n bytes (a short transfer is retried; 0 bytes moved is an error). */
-static int transfer(int fd, int writing, void *buf, size_t n, uint64_t off, const char *path,
-                    ct_err_t *e) {
-    unsigned char *p = buf;
-    while (n > 0) {
-        ssize_t r = writing ? pwrite(fd, p, n, (off_t)off) : pread(fd, p, n, (off_t)off);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) {
-            const char *why = r == 0 ? (writing ? "nothing written" : "unexpected end of file")
-                                     : strerror(errno);
-            return writing ? CT_ERR(e, CT_EIO, "writing %s failed at byte %llu: %s (is the disk "
-                                    "full?)", path, (unsigned long long)off, why)
-                           : CT_ERR(e, CT_EIO, "reading %s failed at byte %llu: %s", path,
-                                    (unsigned long long)off, why);
-        }
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
 
 int ct_ckpt_layout_seal(ct_ckpt_layout_t *L, int writing, ct_err_t *e) {
     qsort(L->spans, (size_t)L->n, sizeof *L->spans, by_offset);
@@ -96,7 +78,7 @@ int ct_ckpt_layout_seal(ct_ckpt_layout_t *L, int writing, ct_err_t *e) {
         uint64_t at = 0, got = 0;
         for (int i = 0; i <= L->n && rc == 0; i++) {
             uint64_t to = i < L->n ? L->spans[i].off : L->size;
-            rc = transfer(fd, 0, L->rest + got, to - at, at, L->path, e);
+            rc = ct_read_all(fd, L->rest + got, to - at, (int64_t)at, L->path, e);
             got += to - at;
             if (i < L->n) at = L->spans[i].off + L->spans[i].len;
         }
@@ -290,7 +272,7 @@ int ct_ckpt_writer_work(ct_ckpt_writer_t *w, ct_err_t *e) {
         int buffered = !pc->direct;
         if (pc->direct && (rc = write_direct(f, pc, &bounce, e)) == 1) rc = 0, buffered = 1;
         if (rc == 0 && buffered)
-            rc = transfer(f->fd, 1, (void *)pc->mem, (size_t)pc->len, pc->off, f->path, e);
+            rc = ct_write_all(f->fd, pc->mem, (size_t)pc->len, (int64_t)pc->off, f->path, e);
     }
     free(bounce);
     if (rc != 0) atomic_store(&w->failed, 1);
@@ -320,21 +302,49 @@ int ct_ckpt_writer_finish(ct_ckpt_writer_t **w_p, ct_err_t *e) {
 
 /* ---- hash, read ---- */
 
-int ct_ckpt_io_hash(const ct_ckpt_layout_t *L, char hex[CT_SHA256_HEX], ct_err_t *e) {
-    ct_sha256_t *h = ct_sha256_begin();
-    if (!h) return CT_ERR(e, CT_ENOMEM, "out of memory hashing %s", L->path);
+/* Feeds mem[0..n), the file's bytes from `at` on, to the whole-file hash (when whole is not NULL)
+ * and to the hashes of the pieces it falls in (when pieces is not NULL), finishing each piece at
+ * its end. */
+static void hash_run(ct_sha256_t *whole, ct_sha256_t **piece, ct_hex_t *pieces, uint64_t at,
+                     const unsigned char *mem, uint64_t n) {
+    if (whole) ct_sha256_update(whole, mem, (size_t)n);
+    while (pieces && n > 0 && *piece) {
+        uint64_t room = CT_CKPT_PIECE - (at & (CT_CKPT_PIECE - 1)), k = n < room ? n : room;
+        ct_sha256_update(*piece, mem, (size_t)k);
+        at += k, mem += k, n -= k;
+        if ((at & (CT_CKPT_PIECE - 1)) == 0) {
+            ct_sha256_end(piece, pieces[(at >> CT_CKPT_PIECE_SHIFT) - 1]);
+            *piece = ct_sha256_begin();
+        }
+    }
+}
+
+int ct_ckpt_io_hash(const ct_ckpt_layout_t *L, char *hex, ct_hex_t *pieces, ct_err_t *e) {
+    ct_sha256_t *h = hex ? ct_sha256_begin() : NULL, *piece = pieces ? ct_sha256_begin() : NULL;
+    if ((hex && !h) || (pieces && !piece)) {
+        if (h) ct_sha256_end(&h, hex);
+        if (piece) ct_sha256_end(&piece, pieces[0]);
+        return CT_ERR(e, CT_ENOMEM, "out of memory hashing %s", L->path);
+    }
     const unsigned char *rest = L->rest;
     uint64_t at = 0;
     for (int i = 0; i <= L->n; i++) {
         uint64_t to = i < L->n ? L->spans[i].off : L->size;
-        ct_sha256_update(h, rest, (size_t)(to - at));
+        hash_run(h, &piece, pieces, at, rest, to - at);
         rest += to - at;
         if (i == L->n) break;
-        ct_sha256_update(h, L->spans[i].mem, (size_t)L->spans[i].len);
+        hash_run(h, &piece, pieces, to, L->spans[i].mem, L->spans[i].len);
         at = L->spans[i].off + L->spans[i].len;
     }
-    ct_sha256_end(&h, hex);
-    return 0;
+    int rc = pieces && !piece ? CT_ERR(e, CT_ENOMEM, "out of memory hashing %s", L->path) : 0;
+    /* the last piece, when the file does not end on a piece boundary; else a spare context */
+    char spare[CT_SHA256_HEX];
+    if (piece)
+        ct_sha256_end(&piece, (L->size & (CT_CKPT_PIECE - 1)) != 0
+                                  ? pieces[L->size >> CT_CKPT_PIECE_SHIFT]
+                                  : spare);
+    if (h) ct_sha256_end(&h, hex);
+    return rc;
 }
 
 int ct_ckpt_io_read(const ct_ckpt_layout_t *L, int part, int parts, ct_err_t *e) {
@@ -352,7 +362,8 @@ int ct_ckpt_io_read(const ct_ckpt_layout_t *L, int part, int parts, ct_err_t *e)
         uint64_t a = lo > base ? lo - base : 0, b = hi - base < s->len ? hi - base : s->len;
         for (uint64_t at = a; at < b && rc == 0; at += PIECE) {
             uint64_t k = b - at < PIECE ? b - at : PIECE;
-            rc = transfer(fd, 0, (unsigned char *)s->mem + at, (size_t)k, s->off + at, L->path, e);
+            rc = ct_read_all(fd, (unsigned char *)s->mem + at, (size_t)k, (int64_t)(s->off + at),
+                             L->path, e);
         }
     }
     close(fd);

@@ -1,7 +1,7 @@
-/* tokenizer_load.c — reads GPT-2's vocabulary (encoder.json: token string -> id) and merges
- * (vocab.bpe: one "A B" pair a line, in merge order) into the tokenizer's tables, checking every
- * entry, so that encoding never meets an id or pair it cannot handle. */
-#include "tokenizer_impl.h"
+/* bpe_vocab.c — reads GPT-2's vocabulary (encoder.json: token string -> id) and merges
+ * (vocab.bpe: one "A B" pair a line, in merge order) into the tables tokenizer.c encodes with,
+ * checking every entry, so that encoding never meets an id or pair it cannot handle. */
+#include "bpe_vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +46,7 @@ typedef struct bytes_map {
     uint64_t mask;
 } bytes_map_t;
 
-static int32_t bytes_map_find(const ct_tokenizer_t *t, const bytes_map_t *m, const uint8_t *p,
+static int32_t bytes_map_find(const ct_bpe_vocab_t *t, const bytes_map_t *m, const uint8_t *p,
                               size_t n) {
     for (uint64_t i = ct_hash_bytes(p, n) & m->mask;; i = (i + 1) & m->mask) {
         int32_t id = m->slot[i];
@@ -74,7 +74,7 @@ static int read_gpt2_file(const char *dir, const char *name, char **buf, size_t 
 }
 
 /* Fills tok_off / tok_bytes / eot from encoder.json and the bytes -> id map. */
-static int load_encoder(ct_tokenizer_t *t, const char *dir, const int cp_to_byte[324],
+static int load_encoder(ct_bpe_vocab_t *t, const char *dir, const int cp_to_byte[324],
                         bytes_map_t *map, ct_err_t *e) {
     int rc = 0;
     char *text = NULL;
@@ -176,7 +176,7 @@ out:
  * earlier merges — the property that lets encode_piece merge one pair at a time (lowest rank,
  * leftmost first) and still equal encoder.py, which merges every occurrence of the best pair per
  * round. */
-static int load_merges(ct_tokenizer_t *t, const char *dir, const int cp_to_byte[324],
+static int load_merges(ct_bpe_vocab_t *t, const char *dir, const int cp_to_byte[324],
                        const bytes_map_t *map, ct_err_t *e) {
     int rc = 0;
     char *text = NULL;
@@ -253,12 +253,21 @@ out:
     return rc;
 }
 
-int ct_gpt2_load(ct_tokenizer_t *t, const char *dir, ct_err_t *e) {
+int ct_bpe_vocab_load(ct_bpe_vocab_t *v, const char *dir, ct_err_t *e) {
     int cp_to_byte[324];
     byte_unicode_map(cp_to_byte);
     bytes_map_t map = {0};
-    int rc = load_encoder(t, dir, cp_to_byte, &map, e);
-    if (rc == 0) rc = load_merges(t, dir, cp_to_byte, &map, e);
+    int rc = load_encoder(v, dir, cp_to_byte, &map, e);
+    if (rc == 0) rc = load_merges(v, dir, cp_to_byte, &map, e);
     free(map.slot);
+    if (rc != 0) ct_bpe_vocab_free(v);
     return rc;
+}
+
+void ct_bpe_vocab_free(ct_bpe_vocab_t *v) {
+    if (!v) return;
+    free(v->tok_off);
+    free(v->tok_bytes);
+    free(v->pairs);
+    memset(v, 0, sizeof *v);
 }

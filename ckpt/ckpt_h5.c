@@ -16,11 +16,10 @@
 
 #include "ckpt_io.h"
 
-/* The stored shape of tensor t: as in the model, except wte's rows are the real vocabulary. */
-static void stored_shape(const ct_model_t *m, const ct_tensor_info_t *t, hsize_t dims[2]) {
-    dims[0] = (hsize_t)t->shape[0];
+/* The stored shape of tensor t: its first stored_rows rows. */
+static void stored_shape(const ct_tensor_info_t *t, hsize_t dims[2]) {
+    dims[0] = (hsize_t)t->stored_rows;
     dims[1] = t->ndim == 2 ? (hsize_t)t->shape[1] : 0;
-    if (t->offset == ct_model_tensor(m, 0)->offset) dims[0] = (hsize_t)ct_model_dims(m)->vocab_size;
 }
 
 static herr_t keep_desc(unsigned n, const H5E_error2_t *err, void *data) {
@@ -42,14 +41,24 @@ static const char *reason(char buf[256]) {
  * The padding costs at most 4 KiB per tensor. */
 enum { ALIGN = 4096 };
 
-static int create_group(hid_t file, const char *group, const ct_model_t *m, const float *buf,
-                        hid_t dcpl, ct_ckpt_layout_t *L, ct_err_t *e) {
-    char why[256], name[CT_TENSOR_NAME_MAX + 8];
-    for (int i = 0; i < ct_model_num_tensors(m); i++) {
-        const ct_tensor_info_t *t = ct_model_tensor(m, i);
+enum { NAME_MAX_ = CT_TENSOR_NAME_MAX + 64 };
+
+/* "group/tensor", or the tensor's name for the root group. */
+static int full_name(char name[NAME_MAX_], const char *group, const ct_tensor_info_t *t,
+                     const char *path, ct_err_t *e) {
+    if (snprintf(name, NAME_MAX_, "%s%s%s", group, *group ? "/" : "", t->name) >= NAME_MAX_)
+        return CT_ERR(e, CT_EINVAL, "%s: group name %s is too long", path, group);
+    return 0;
+}
+
+static int create_group(hid_t file, const char *group, const ct_tensor_info_t *tab, int n,
+                        const float *buf, hid_t dcpl, ct_ckpt_layout_t *L, ct_err_t *e) {
+    char why[256], name[NAME_MAX_];
+    for (int i = 0; i < n; i++) {
+        const ct_tensor_info_t *t = &tab[i];
         hsize_t dims[2];
-        stored_shape(m, t, dims);
-        snprintf(name, sizeof name, "%s%s", group, t->name);
+        stored_shape(t, dims);
+        CT_TRY(full_name(name, group, t, L->path, e));
         hid_t sp = H5Screate_simple(t->ndim, dims, NULL);
         hid_t d = H5Dcreate2(file, name, H5T_IEEE_F32LE, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
         haddr_t off = d < 0 ? HADDR_UNDEF : H5Dget_offset(d);
@@ -65,8 +74,9 @@ static int create_group(hid_t file, const char *group, const ct_model_t *m, cons
     return 0;
 }
 
-int ct_ckpt_h5_create(const char *path, const ct_model_t *m, const float *a, const float *b,
-                      int64_t steps, ct_ckpt_layout_t *L, ct_err_t *e) {
+int ct_ckpt_h5_create(const char *path, const ct_tensor_info_t *t, int n,
+                      const ct_ckpt_group_t *g, int n_groups, const int64_t *steps,
+                      ct_ckpt_layout_t *L, ct_err_t *e) {
     char why[256];
     memset(L, 0, sizeof *L);
     if (snprintf(L->path, sizeof L->path, "%s", path) >= (int)sizeof L->path)
@@ -81,36 +91,30 @@ int ct_ckpt_h5_create(const char *path, const ct_model_t *m, const float *a, con
     H5Pset_create_intermediate_group(lcpl, 0);
     H5Pset_alignment(fapl, ALIGN, ALIGN);
     /* space allocated at creation (so its offset is known) and never filled: the tensors are
-       written once, by ct_ckpt_io_write */
+       written once, by the writer in ckpt_io.c */
     H5Pset_layout(dcpl, H5D_CONTIGUOUS);
     H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
     int rc = f < 0 ? CT_ERR(e, CT_EIO, "cannot create %s: %s", path, reason(why)) : 0;
-    if (rc == 0 && !b) {
-        rc = create_group(f, "", m, a, dcpl, L, e);
-    } else if (rc == 0) {
-        const char *groups[2] = {"m", "v"};
-        const float *bufs[2] = {a, b};
-        for (int g = 0; g < 2 && rc == 0; g++) {
-            hid_t grp = H5Gcreate2(f, groups[g], lcpl, gcpl, H5P_DEFAULT);
+    for (int k = 0; k < n_groups && rc == 0; k++) {
+        if (g[k].name[0]) {
+            hid_t grp = H5Gcreate2(f, g[k].name, lcpl, gcpl, H5P_DEFAULT);
             if (grp < 0) {
                 rc = CT_ERR(e, CT_EIO, "writing %s failed: %s", path, reason(why));
                 break;
             }
             H5Gclose(grp);
-            char prefix[4];
-            snprintf(prefix, sizeof prefix, "%s/", groups[g]);
-            rc = create_group(f, prefix, m, bufs[g], dcpl, L, e);
         }
-        if (rc == 0) {
-            hid_t sp = H5Screate(H5S_SCALAR);
-            hid_t at = H5Acreate2(f, "steps", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-            if (at < 0 || H5Awrite(at, H5T_NATIVE_INT64, &steps) < 0)
-                rc = CT_ERR(e, CT_EIO, "writing %s failed: %s", path, reason(why));
-            if (at >= 0) H5Aclose(at);
-            H5Sclose(sp);
-        }
+        rc = create_group(f, g[k].name, t, n, g[k].buf, dcpl, L, e);
+    }
+    if (rc == 0 && steps) {
+        hid_t sp = H5Screate(H5S_SCALAR);
+        hid_t at = H5Acreate2(f, "steps", H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+        if (at < 0 || H5Awrite(at, H5T_NATIVE_INT64, steps) < 0)
+            rc = CT_ERR(e, CT_EIO, "writing %s failed: %s", path, reason(why));
+        if (at >= 0) H5Aclose(at);
+        H5Sclose(sp);
     }
     if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
         rc = CT_ERR(e, CT_EIO, "closing %s failed: %s (is the disk full?)", path, reason(why));
@@ -124,18 +128,18 @@ int ct_ckpt_h5_create(const char *path, const ct_model_t *m, const float *a, con
     return rc;
 }
 
-/* Where tensor t of buf lies in the open file: checks that the dataset exists with the model's
+/* Where each tensor of buf lies in the open file: checks that the dataset exists with the table's
  * shape, is little-endian fp32, and is stored contiguously in the file itself (as
  * ct_ckpt_h5_create makes it), so its bytes can be read raw. */
-static int locate_group(hid_t file, const char *group, ct_model_t *m, float *buf,
-                        ct_ckpt_layout_t *L, ct_err_t *e) {
-    char name[CT_TENSOR_NAME_MAX + 8];
+static int locate_group(hid_t file, const char *group, const ct_tensor_info_t *tab, int n,
+                        float *buf, ct_ckpt_layout_t *L, ct_err_t *e) {
+    char name[NAME_MAX_];
     const char *path = L->path;
-    for (int i = 0; i < ct_model_num_tensors(m); i++) {
-        const ct_tensor_info_t *t = ct_model_tensor(m, i);
+    for (int i = 0; i < n; i++) {
+        const ct_tensor_info_t *t = &tab[i];
         hsize_t want[2], got[2] = {0, 0};
-        stored_shape(m, t, want);
-        snprintf(name, sizeof name, "%s%s", group, t->name);
+        stored_shape(t, want);
+        CT_TRY(full_name(name, group, t, path, e));
         hid_t d = H5Dopen2(file, name, H5P_DEFAULT);
         if (d < 0) return CT_ERR(e, CT_ECORRUPT, "%s has no tensor %s", path, name);
         hid_t sp = H5Dget_space(d), ty = H5Dget_type(d), pl = H5Dget_create_plist(d);
@@ -160,51 +164,35 @@ static int locate_group(hid_t file, const char *group, ct_model_t *m, float *buf
             return CT_ERR(e, CT_ECORRUPT, "%s: tensor %s is not stored as cotrain stores it "
                           "(contiguous little-endian fp32 in the file)", path, name);
         CT_TRY(ct_ckpt_layout_add(L, off, bytes, buf + t->offset, e));
-        if (i == 0) /* wte: the padding rows are not stored; they are zero */
-            memset(buf + t->offset + bytes / sizeof(float), 0,
-                   t->numel * sizeof(float) - bytes);
+        /* padding rows are not stored; they are zero */
+        memset(buf + t->offset + bytes / sizeof(float), 0, t->numel * sizeof(float) - bytes);
     }
     return 0;
 }
 
-int ct_ckpt_h5_read(const char *path, ct_model_t *m, float *a, float *b, int64_t *steps,
-                    ct_err_t *e) {
+int ct_ckpt_h5_locate(const char *path, const ct_tensor_info_t *t, int n,
+                      const ct_ckpt_group_t *g, int n_groups, int64_t *steps,
+                      ct_ckpt_layout_t *L, ct_err_t *e) {
     char why[256];
-    ct_ckpt_layout_t L = {0};
-    if (snprintf(L.path, sizeof L.path, "%s", path) >= (int)sizeof L.path)
+    memset(L, 0, sizeof *L);
+    if (snprintf(L->path, sizeof L->path, "%s", path) >= (int)sizeof L->path)
         return CT_ERR(e, CT_EINVAL, "path too long: %s", path);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
         return CT_ERR(e, CT_ECORRUPT, "%s is not a readable HDF5 file: %s", path, reason(why));
     int rc = 0;
-    if (!b) {
-        rc = locate_group(f, "", m, a, &L, e);
-    } else {
-        rc = locate_group(f, "m/", m, a, &L, e);
-        if (rc == 0) rc = locate_group(f, "v/", m, b, &L, e);
-        hid_t at = rc == 0 ? H5Aopen(f, "steps", H5P_DEFAULT) : -1;
-        if (rc == 0 && (at < 0 || H5Aread(at, H5T_NATIVE_INT64, steps) < 0 || *steps < 0))
+    for (int k = 0; k < n_groups && rc == 0; k++)
+        rc = locate_group(f, g[k].name, t, n, g[k].buf, L, e);
+    if (rc == 0 && steps) {
+        hid_t at = H5Aopen(f, "steps", H5P_DEFAULT);
+        if (at < 0 || H5Aread(at, H5T_NATIVE_INT64, steps) < 0 || *steps < 0)
             rc = CT_ERR(e, CT_ECORRUPT, "%s: attribute steps is missing or invalid", path);
         if (at >= 0) H5Aclose(at);
     }
     H5Fclose(f);
     H5Eclear2(H5E_DEFAULT);
-    if (rc == 0) rc = ct_ckpt_layout_seal(&L, 0, e);
-    /* the bulk of the time is copying: on two cores when this runs outside a parallel region
-       (inside one, OpenMP's default of no nesting gives this region one thread) */
-    int rcs[2] = {0};
-    ct_err_t errs[2];
-    memset(errs, 0, sizeof errs);
-    if (rc == 0) {
-#pragma omp parallel for schedule(static, 1) num_threads(2)
-        for (int p = 0; p < 2; p++) rcs[p] = ct_ckpt_io_read(&L, p, 2, &errs[p]);
-        for (int p = 0; p < 2 && rc == 0; p++)
-            if (rcs[p] != 0) {
-                *e = errs[p];
-                rc = rcs[p];
-            }
-    }
-    ct_ckpt_layout_free(&L);
+    if (rc == 0) rc = ct_ckpt_layout_seal(L, 0, e);
+    if (rc != 0) ct_ckpt_layout_free(L);
     return rc;
 }

@@ -32,6 +32,7 @@ typedef struct key_spec {
     int open;                 /* OPEN_LO | OPEN_HI: exclusive bounds */
     const char *const *names; /* K_ENUM: value names, NULL-terminated, index = value */
     const char *help;
+    unsigned change;          /* CT_CHANGE_*: who may change the key once a run has begun */
 } key_spec_t;
 
 /* ct_schedule_t is stored and read as an int like the booleans. */
@@ -46,63 +47,66 @@ enum { MAX_FILE_BYTES = 1 << 20 };
 #define KEY(sec, field)                                                                            \
 #sec "." #field, offsetof(ct_config_t, sec.field), sizeof(((ct_config_t *)0)->sec.field)
 
+/* The last field of a row: who may change the key once the run has begun (FIXED: nobody). */
+enum { FIXED = 0 };
+
 static const key_spec_t SCHEMA[] = {
-    {KEY(model, n_layer), K_INT, 12, 1, 1024, 0, NULL, "transformer blocks"},
-    {KEY(model, n_head), K_INT, 12, 1, 1024, 0, NULL, "attention heads; must divide d_model"},
-    {KEY(model, d_model), K_INT, 768, 1, 65536, 0, NULL, "channels C"},
+    {KEY(model, n_layer), K_INT, 12, 1, 1024, 0, NULL, "transformer blocks", FIXED},
+    {KEY(model, n_head), K_INT, 12, 1, 1024, 0, NULL, "attention heads; must divide d_model", FIXED},
+    {KEY(model, d_model), K_INT, 768, 1, 65536, 0, NULL, "channels C", FIXED},
     {KEY(model, seq_len), K_INT, 1024, 1, 1 << 20, 0, NULL,
-     "context length T (also the number of learned positions)"},
+     "context length T (also the number of learned positions)", FIXED},
     {KEY(model, vocab_size), K_INT, 0, 0, 1 << 24, 0, NULL,
-     "vocabulary rows; 0 = the data tokenizer's, larger pads, smaller is refused"},
+     "vocabulary rows; 0 = the data tokenizer's, larger pads, smaller is refused", FIXED},
     {KEY(train, steps), K_INT64, 1000, 1, 1e15, 0, NULL,
-     "optimizer steps of the whole run (fixes the schedule)"},
+     "optimizer steps of the whole run (fixes the schedule)", FIXED},
     {KEY(train, global_batch), K_INT, 8, 1, 1 << 24, 0, NULL,
-     "sequences per optimizer step, all ranks together"},
+     "sequences per optimizer step, all ranks together", FIXED},
     {KEY(train, micro_batch), K_INT, 8, 1, 1 << 20, 0, NULL,
-     "sequences per rank per micro-step; must divide global_batch"},
-    {KEY(train, lr), K_FLOAT, 6e-4, 0, 10, 0, NULL, "peak learning rate"},
+     "sequences per rank per micro-step; must divide global_batch", CT_CHANGE_RESUME | CT_CHANGE_ATTACHED},
+    {KEY(train, lr), K_FLOAT, 6e-4, 0, 10, 0, NULL, "peak learning rate", FIXED},
     {KEY(train, min_lr), K_FLOAT, 6e-5, 0, 10, 0, NULL,
-     "learning rate at the end of the decay; <= lr"},
+     "learning rate at the end of the decay; <= lr", FIXED},
     {KEY(train, warmup_steps), K_INT64, 100, 0, 1e15, 0, NULL,
-     "steps of linear warmup up to lr; <= steps"},
+     "steps of linear warmup up to lr; <= steps", FIXED},
     {KEY(train, schedule), K_ENUM, CT_SCHED_COSINE, 0, 2, 0, SCHEDULES,
-     "decay from lr to min_lr after warmup"},
+     "decay from lr to min_lr after warmup", FIXED},
     {KEY(train, weight_decay), K_FLOAT, 0.1, 0, 10, 0, NULL,
-     "decoupled (AdamW) weight decay of matrices and embeddings"},
+     "decoupled (AdamW) weight decay of matrices and embeddings", FIXED},
     {KEY(train, decay_bias_and_norm), K_BOOL, 0, 0, 1, 0, NULL,
-     "also decay biases and LayerNorm parameters"},
-    {KEY(train, beta1), K_FLOAT, 0.9, 0, 1, OPEN_HI, NULL, "AdamW first-moment decay"},
-    {KEY(train, beta2), K_FLOAT, 0.95, 0, 1, OPEN_HI, NULL, "AdamW second-moment decay"},
-    {KEY(train, eps), K_FLOAT, 1e-8, 0, 1, OPEN_LO, NULL, "AdamW denominator epsilon"},
+     "also decay biases and LayerNorm parameters", FIXED},
+    {KEY(train, beta1), K_FLOAT, 0.9, 0, 1, OPEN_HI, NULL, "AdamW first-moment decay", FIXED},
+    {KEY(train, beta2), K_FLOAT, 0.95, 0, 1, OPEN_HI, NULL, "AdamW second-moment decay", FIXED},
+    {KEY(train, eps), K_FLOAT, 1e-8, 0, 1, OPEN_LO, NULL, "AdamW denominator epsilon", FIXED},
     {KEY(train, grad_clip), K_FLOAT, 1.0, 0, 1e6, 0, NULL,
-     "clip the global gradient norm to this; 0 disables"},
+     "clip the global gradient norm to this; 0 disables", FIXED},
     {KEY(train, seed), K_UINT64, 1337, 0, I53, 0, NULL,
-     "seed of weight init and data order (an integer up to 2^53, as JSON numbers are doubles)"},
+     "seed of weight init and data order (an integer up to 2^53, as JSON numbers are doubles)", FIXED},
     {KEY(train, spike_guard), K_BOOL, 0, 0, 1, 0, NULL,
-     "skip updates whose loss or gradient norm is an outlier"},
+     "skip updates whose loss or gradient norm is an outlier", FIXED},
     {KEY(train, spike_window), K_INT, 50, 5, 1 << 20, 0, NULL,
-     "recent steps the spike guard's z-score is measured against"},
+     "recent steps the spike guard's z-score is measured against", FIXED},
     {KEY(train, spike_zscore), K_FLOAT, 6.0, 0, 1e6, OPEN_LO, NULL,
-     "z-score above which the spike guard skips a step"},
+     "z-score above which the spike guard skips a step", FIXED},
     {KEY(ckpt, every), K_INT64, 1000, 0, 1e15, 0, NULL,
-     "write a checkpoint every N steps; 0: only at the end, at --until and on SIGTERM/SIGUSR1"},
+     "write a checkpoint every N steps; 0: only at the end, at --until and on SIGTERM/SIGUSR1", CT_CHANGE_RESUME},
     {KEY(ckpt, keep_last), K_INT, 3, 0, 1 << 30, 0, NULL,
-     "keep the newest N checkpoints, delete older ones; 0 keeps all"},
+     "keep the newest N checkpoints, delete older ones; 0 keeps all", CT_CHANGE_RESUME | CT_CHANGE_ATTACHED},
     {KEY(ckpt, keep_every), K_INT64, 0, 0, 1e15, 0, NULL,
-     "also keep every checkpoint whose step is a multiple of N (0: none)"},
+     "also keep every checkpoint whose step is a multiple of N (0: none)", CT_CHANGE_RESUME | CT_CHANGE_ATTACHED},
     {KEY(comm, watchdog_factor), K_FLOAT, 20.0, 1, 1e6, 0, NULL,
-     "with several ranks, stop the run when a step takes this many times the p99 step time"},
+     "with several ranks, stop the run when a step takes this many times the p99 step time", CT_CHANGE_RESUME},
     {KEY(comm, watchdog_min_s), K_FLOAT, 600.0, 0, 1e9, OPEN_LO, NULL,
-     "... but never sooner than this many seconds (a dead or hung rank stalls the others)"},
+     "... but never sooner than this many seconds (a dead or hung rank stalls the others)", CT_CHANGE_RESUME},
     {KEY(comm, bucket_mb), K_FLOAT, 25.0, 0.001, 1e6, 0, NULL,
-     "gradients are summed over the ranks in contiguous buckets of about this many MB"},
+     "gradients are summed over the ranks in contiguous buckets of about this many MB", CT_CHANGE_RESUME},
     {KEY(comm, chunk_mb), K_FLOAT, 4.0, 0.001, 1e6, 0, NULL,
-     "a bucket is summed this many MB at a time (small enough to stay in cache)"},
+     "a bucket is summed this many MB at a time (small enough to stay in cache)", CT_CHANGE_RESUME},
     {KEY(comm, overlap), K_BOOL, 0, 0, 1, 0, NULL,
      "start each bucket's sum during the backward pass as soon as its gradients are final "
-     "(false: all buckets right after it)"},
+     "(false: all buckets right after it)", CT_CHANGE_RESUME},
     {KEY(log, every), K_INT, 1, 1, 1 << 30, 0, NULL,
-     "write a metrics line every N steps (and at the last step)"},
+     "write a metrics line every N steps (and at the last step)", CT_CHANGE_RESUME | CT_CHANGE_ATTACHED},
 };
 enum { N_KEYS = sizeof SCHEMA / sizeof SCHEMA[0] };
 
@@ -628,6 +632,24 @@ int ct_config_sha256(const ct_config_t *cfg, char hex[CT_SHA256_HEX], ct_err_t *
     return 0;
 }
 
+int ct_config_diff(const ct_config_t *a, const ct_config_t *b, unsigned allowed, char *out,
+                   size_t n) {
+    int count = 0;
+    size_t used = 0;
+    if (n) out[0] = '\0';
+    for (int i = 0; i < N_KEYS; i++) {
+        const key_spec_t *k = &SCHEMA[i];
+        if ((k->change & allowed) || get_value(a, k) == get_value(b, k)) continue;
+        char va[64], vb[64];
+        format_value(a, k, va, sizeof va);
+        format_value(b, k, vb, sizeof vb);
+        count++;
+        if (used < n)
+            used += (size_t)snprintf(out + used, n - used, "\n  %s: was %s, now %s", k->key, va, vb);
+    }
+    return count;
+}
+
 void ct_config_print_help(FILE *out) {
     static const char *const type_names[] = {"int", "int64", "uint64", "float", "bool", "enum"};
     ct_config_t def;
@@ -642,7 +664,13 @@ void ct_config_print_help(FILE *out) {
         char value[64], allowed[96];
         format_value(&def, &SCHEMA[i], value, sizeof value);
         format_allowed(&SCHEMA[i], allowed, sizeof allowed);
-        fprintf(out, "  %-26s %-6s default %-9s %s\n      %s\n", SCHEMA[i].key,
-                type_names[SCHEMA[i].kind], value, allowed, SCHEMA[i].help);
+        const char *when = SCHEMA[i].change & CT_CHANGE_ATTACHED
+                               ? " [may change on resume; an attached worker may set it]"
+                           : SCHEMA[i].change & CT_CHANGE_RESUME ? " [may change on resume]"
+                                                                  : "";
+        fprintf(out, "  %-26s %-6s default %-9s %s\n      %s%s\n", SCHEMA[i].key,
+                type_names[SCHEMA[i].kind], value, allowed, SCHEMA[i].help, when);
     }
+    fprintf(out, "\nKeys not marked [may change on resume] are fixed when a run starts: resuming "
+                 "with\nanother value is refused.\n");
 }

@@ -8,6 +8,7 @@
 
 #include "cotrain/err.h"
 #include "cotrain/hash.h"
+#include "ckpt_sums.h"
 
 /* One tensor's bytes: file[off, off + len) <-> mem[0, len). */
 typedef struct ct_ckpt_span {
@@ -55,9 +56,11 @@ int ct_ckpt_writer_work(ct_ckpt_writer_t *w, ct_err_t *e);
 int ct_ckpt_writer_finish(ct_ckpt_writer_t **w, ct_err_t *e);
 void ct_ckpt_writer_destroy(ct_ckpt_writer_t **w);
 
-/* sha256 of the file as ct_ckpt_io_write leaves it, computed from L->rest and the spans' memory
- * (no file access), so it can run beside the write. Errors: CT_ENOMEM. */
-int ct_ckpt_io_hash(const ct_ckpt_layout_t *L, char hex[CT_SHA256_HEX], ct_err_t *e);
+/* sha256 of the file as the writer leaves it: whole into hex[CT_SHA256_HEX] (when not NULL) and
+ * of each 64 MiB piece into pieces[0 .. ct_ckpt_pieces(L->size)) (when not NULL; ckpt_sums.h),
+ * from L->rest and the spans' memory (no file access), so it can run beside the write; the two
+ * kinds can be asked of two threads. Errors: CT_ENOMEM. */
+int ct_ckpt_io_hash(const ct_ckpt_layout_t *L, char *hex, ct_hex_t *pieces, ct_err_t *e);
 
 /* Reads part `part` of `parts` (by bytes) of the spans of the sealed file into their memory, so
  * that several threads can share the work. Errors: CT_EIO (a read error, or the file shorter

@@ -24,6 +24,7 @@
 #include <cjson/cJSON.h>
 
 #include "cotrain/fsutil.h"
+#include "cotrain/json.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors.c writes and reads floats as the host stores them: it needs little-endian"
@@ -36,18 +37,15 @@ enum { HF_PREFIX_LEN = sizeof HF_PREFIX - 1, MAX_DIMS = 8, F32_SIZE = 4 };
 
 /* ---- shared ---------------------------------------------------------------------------------- */
 
-/* The shape of tensor t in a file: the model's, but wte without its padding rows. */
-static int file_shape(const ct_model_t *m, const ct_tensor_info_t *t, int64_t shape[2]) {
-    shape[0] = t->shape[0];
+/* The shape of tensor t in a file: its stored rows (wte without its padding rows). */
+static int file_shape(const ct_tensor_info_t *t, int64_t shape[2]) {
+    shape[0] = t->stored_rows;
     shape[1] = t->ndim == 2 ? t->shape[1] : 0;
-    if (!strcmp(t->name, WTE_NAME)) shape[0] = ct_model_dims(m)->vocab_size;
     return t->ndim;
 }
 
-static uint64_t file_bytes(const ct_model_t *m, const ct_tensor_info_t *t) {
-    int64_t shape[2];
-    int ndim = file_shape(m, t, shape);
-    return (uint64_t)shape[0] * (uint64_t)(ndim == 2 ? shape[1] : 1) * F32_SIZE;
+static uint64_t file_bytes(const ct_tensor_info_t *t) {
+    return (uint64_t)ct_tensor_stored_numel(t) * F32_SIZE;
 }
 
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
@@ -99,14 +97,13 @@ static int cmp_tensor_name(const void *a, const void *b) {
 
 /* The header JSON for the tensors in `order` (sorted by name; their data follows in that order),
  * padded with spaces so that 8 + its length is a multiple of 8. */
-static int build_header(const ct_model_t *m, const ct_tensor_info_t **order, int n, strbuf_t *h,
-                        ct_err_t *e) {
+static int build_header(const ct_tensor_info_t **order, int n, strbuf_t *h, ct_err_t *e) {
     uint64_t off = 0;
     sb_printf(h, "{\"__metadata__\":{\"format\":\"pt\"}");
     for (int k = 0; k < n; k++) {
         int64_t shape[2];
-        int ndim = file_shape(m, order[k], shape);
-        uint64_t bytes = file_bytes(m, order[k]);
+        int ndim = file_shape(order[k], shape);
+        uint64_t bytes = file_bytes(order[k]);
         sb_printf(h, ",\"%s\":{\"data_offsets\":[%llu,%llu],\"dtype\":\"F32\",\"shape\":[%lld",
                   order[k]->name, (unsigned long long)off, (unsigned long long)(off + bytes),
                   (long long)shape[0]);
@@ -121,32 +118,18 @@ static int build_header(const ct_model_t *m, const ct_tensor_info_t **order, int
     return 0;
 }
 
-static int write_all(int fd, const void *data, size_t n, const char *path, ct_err_t *e) {
-    const char *p = data;
-    for (size_t done = 0; done < n;) {
-        ssize_t w = write(fd, p + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0)
-            return CT_ERR(e, CT_EIO, "writing %s failed: %s (is the disk full?)", path,
-                          w < 0 ? strerror(errno) : "no progress");
-        done += (size_t)w;
-    }
-    return 0;
-}
-
-int ct_safetensors_write(const char *path, ct_model_t *m, ct_err_t *e) {
+int ct_safetensors_write(const char *path, const ct_tensor_info_t *tab, int n, const float *buf,
+                         ct_err_t *e) {
     int rc = 0, fd = -1, have_tmp = 0;
-    int n = ct_model_num_tensors(m);
     const ct_tensor_info_t **order = NULL;
     strbuf_t h = {0};
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return CT_ERR(e, CT_EINVAL, "path too long: %s", path);
+    char tmp[CT_PATH_MAX];
+    CT_TRY(ct_path_fmt(tmp, sizeof tmp, e, "%s.tmp.%ld", path, (long)getpid()));
     CT_ALLOC(e, order, n, out);
     for (int i = 0; i < n; i++)
-        order[i] = ct_model_tensor(m, i);
+        order[i] = &tab[i];
     qsort(order, (size_t)n, sizeof *order, cmp_tensor_name);
-    CT_TRY_GOTO(build_header(m, order, n, &h, e), out);
+    CT_TRY_GOTO(build_header(order, n, &h, e), out);
 
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
@@ -157,11 +140,11 @@ int ct_safetensors_write(const char *path, ct_model_t *m, ct_err_t *e) {
     unsigned char len8[8];
     for (int i = 0; i < 8; i++)
         len8[i] = (unsigned char)((uint64_t)h.len >> (8 * i));
-    CT_TRY_GOTO(write_all(fd, len8, sizeof len8, tmp, e), out);
-    CT_TRY_GOTO(write_all(fd, h.p, h.len, tmp, e), out);
-    const float *params = ct_model_params(m);
+    CT_TRY_GOTO(ct_write_all(fd, len8, sizeof len8, -1, tmp, e), out);
+    CT_TRY_GOTO(ct_write_all(fd, h.p, h.len, -1, tmp, e), out);
     for (int k = 0; k < n; k++)
-        CT_TRY_GOTO(write_all(fd, params + order[k]->offset, file_bytes(m, order[k]), tmp, e), out);
+        CT_TRY_GOTO(ct_write_all(fd, buf + order[k]->offset, file_bytes(order[k]), -1, tmp, e),
+                    out);
     int closed = close(fd);
     fd = -1;
     if (closed != 0) {
@@ -202,10 +185,9 @@ typedef struct entry {
 
 /* A JSON number that is a whole number in [0, 2^53] (exactly representable in a double). */
 static int get_uint(const cJSON *j, uint64_t *out) {
-    if (!cJSON_IsNumber(j)) return 0;
-    double d = j->valuedouble;
-    if (!(d >= 0.0 && d <= 9007199254740992.0) || d != floor(d)) return 0;
-    *out = (uint64_t)d;
+    int64_t v;
+    if (!ct_json_uint53(j, &v)) return 0;
+    *out = (uint64_t)v;
     return 1;
 }
 
@@ -282,13 +264,14 @@ static int is_attn_buffer(const char *base) {
     return !strcmp(p, ".attn.bias") || !strcmp(p, ".attn.masked_bias");
 }
 
-/* Which model tensor a file name fills: with or without the "transformer." prefix. */
-static int classify(const ct_model_t *m, const char *name) {
+/* Which table tensor a file name fills: with or without the "transformer." prefix. */
+static int classify(const ct_tensor_info_t *tab, int nt, const char *name) {
     const char *base = strncmp(name, HF_PREFIX, HF_PREFIX_LEN) ? name : name + HF_PREFIX_LEN;
-    for (int i = 0; i < ct_model_num_tensors(m); i++) {
-        const char *tn = ct_model_tensor(m, i)->name;
-        assert(!strncmp(tn, HF_PREFIX, HF_PREFIX_LEN));
-        if (!strcmp(tn + HF_PREFIX_LEN, base)) return i;
+    for (int i = 0; i < nt; i++) {
+        const char *tn = tab[i].name;
+        if (!strcmp(tn, name) ||
+            (!strncmp(tn, HF_PREFIX, HF_PREFIX_LEN) && !strcmp(tn + HF_PREFIX_LEN, base)))
+            return i;
     }
     if (!strcmp(name, "lm_head.weight") || is_attn_buffer(base)) return TARGET_SKIP;
     return TARGET_UNKNOWN;
@@ -336,65 +319,49 @@ static int check_layout(entry_t *ent, int n, uint64_t data_len, const entry_t **
 
 /* Matches the entries to the model's tensors: fills slot[i] (the entry for model tensor i) and
  * checks that every model tensor is there once, as F32 of its shape, and nothing unknown is. */
-static int match_tensors(const ct_model_t *m, entry_t *ent, int n, const entry_t **slot,
-                         const char *path, ct_err_t *e) {
-    const ct_model_dims_t *d = ct_model_dims(m);
-    int nt = ct_model_num_tensors(m);
+static int match_tensors(const ct_tensor_info_t *tab, int nt, entry_t *ent, int n,
+                         const entry_t **slot, const char *path, ct_err_t *e) {
     for (int i = 0; i < n; i++) {
-        ent[i].target = classify(m, ent[i].name);
+        ent[i].target = classify(tab, nt, ent[i].name);
         if (ent[i].target == TARGET_UNKNOWN)
             return CT_ERR(e, CT_ECORRUPT,
-                          "%s: unexpected tensor %.100s: not part of a GPT-2 of "
-                          "n_layer %d (is the file from another architecture or a bigger model?)",
-                          path, ent[i].name, d->n_layer);
+                          "%s: unexpected tensor %.100s: not one of this model's %d tensors (is "
+                          "the file from another architecture or a bigger model?)",
+                          path, ent[i].name, nt);
         if (ent[i].target == TARGET_SKIP) continue;
         if (slot[ent[i].target])
             return CT_ERR(e, CT_ECORRUPT, "%s: tensors %.100s and %.100s both give %s", path,
-                          slot[ent[i].target]->name, ent[i].name,
-                          ct_model_tensor(m, ent[i].target)->name);
+                          slot[ent[i].target]->name, ent[i].name, tab[ent[i].target].name);
         slot[ent[i].target] = &ent[i];
     }
     for (int i = 0; i < nt; i++) {
-        const ct_tensor_info_t *t = ct_model_tensor(m, i);
+        const ct_tensor_info_t *t = &tab[i];
         const entry_t *en = slot[i];
         if (!en)
             return CT_ERR(e, CT_ECORRUPT,
-                          "%s: tensor %s is missing (is the file a GPT-2 of %d "
-                          "layers?)",
-                          path, t->name, d->n_layer);
+                          "%s: tensor %s is missing (is the file a model of this config's "
+                          "n_layer?)",
+                          path, t->name);
         if (strcmp(DTYPES[en->dtype].name, "F32") != 0)
             return CT_ERR(e, CT_ECORRUPT,
                           "%s: tensor %s has dtype %s; only F32 is supported "
                           "(convert the file to float32, e.g. with model.float() in transformers)",
                           path, t->name, DTYPES[en->dtype].name);
         int64_t want[2];
-        int ndim = file_shape(m, t, want);
+        int ndim = file_shape(t, want);
         if (en->ndim != ndim || en->shape[0] != want[0] || (ndim == 2 && en->shape[1] != want[1])) {
             char got_s[128], want_s[64], hint[128] = "";
             shape_str(got_s, sizeof got_s, en->ndim, en->shape);
             shape_str(want_s, sizeof want_s, ndim, want);
             if (!strcmp(t->name, WTE_NAME))
                 snprintf(hint, sizeof hint, " (rows: the vocabulary, %d here; columns: d_model)",
-                         d->vocab_size);
+                         t->stored_rows);
             else if (!strcmp(t->name, WPE_NAME))
                 snprintf(hint, sizeof hint, " (rows: seq_len, %d here; columns: d_model)",
-                         d->seq_len);
+                         t->shape[0]);
             return CT_ERR(e, CT_ECORRUPT, "%s: tensor %s has shape %s, the model expects %s%s",
                           path, t->name, got_s, want_s, hint);
         }
-    }
-    return 0;
-}
-
-static int pread_all(int fd, void *buf, size_t n, uint64_t off, const char *path, ct_err_t *e) {
-    char *p = buf;
-    for (size_t done = 0; done < n;) {
-        ssize_t r = pread(fd, p + done, n - done, (off_t)(off + done));
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0)
-            return CT_ERR(e, CT_EIO, "reading %s failed: %s", path,
-                          r < 0 ? strerror(errno) : "the file shrank while being read");
-        done += (size_t)r;
     }
     return 0;
 }
@@ -406,7 +373,7 @@ static int read_header(int fd, uint64_t size, const char *path, cJSON **root, ui
     if (size < 8)
         return CT_ERR(e, CT_ECORRUPT, "%s: %llu bytes is too short for a safetensors file", path,
                       (unsigned long long)size);
-    CT_TRY(pread_all(fd, len8, 8, 0, path, e));
+    CT_TRY(ct_read_all(fd, len8, 8, 0, path, e));
     uint64_t n = 0;
     for (int i = 0; i < 8; i++)
         n |= (uint64_t)len8[i] << (8 * i);
@@ -422,7 +389,7 @@ static int read_header(int fd, uint64_t size, const char *path, cJSON **root, ui
                       path, (unsigned long long)n, (unsigned long long)size);
     char *text = malloc(n + 1);
     if (!text) return CT_ERR(e, CT_ENOMEM, "out of memory reading the header of %s", path);
-    int rc = pread_all(fd, text, n, 8, path, e);
+    int rc = ct_read_all(fd, text, n, 8, path, e);
     if (rc == 0) {
         text[n] = '\0';
         const char *end = NULL;
@@ -455,7 +422,8 @@ static int check_metadata(const cJSON *md, const char *path, ct_err_t *e) {
     return 0;
 }
 
-int ct_safetensors_read(const char *path, ct_model_t *m, ct_err_t *e) {
+int ct_safetensors_read(const char *path, const ct_tensor_info_t *tab, int nt, float *buf,
+                        ct_err_t *e) {
     int rc = 0, n = 0;
     cJSON *root = NULL;
     entry_t *ent = NULL;
@@ -482,17 +450,17 @@ int ct_safetensors_read(const char *path, ct_model_t *m, ct_err_t *e) {
     }
     CT_ALLOC(e, scratch, n, out);
     CT_TRY_GOTO(check_layout(ent, n, data_len, scratch, path, e), out);
-    CT_ALLOC(e, slot, ct_model_num_tensors(m), out);
-    CT_TRY_GOTO(match_tensors(m, ent, n, slot, path, e), out);
+    CT_ALLOC(e, slot, nt, out);
+    CT_TRY_GOTO(match_tensors(tab, nt, ent, n, slot, path, e), out);
 
-    float *params = ct_model_params(m);
-    for (int i = 0; i < ct_model_num_tensors(m); i++) {
-        const ct_tensor_info_t *t = ct_model_tensor(m, i);
-        uint64_t bytes = file_bytes(m, t);
-        CT_TRY_GOTO(pread_all(fd, params + t->offset, bytes, 8 + hlen + slot[i]->begin, path, e),
+    for (int i = 0; i < nt; i++) {
+        const ct_tensor_info_t *t = &tab[i];
+        uint64_t bytes = file_bytes(t);
+        CT_TRY_GOTO(ct_read_all(fd, buf + t->offset, bytes, (int64_t)(8 + hlen + slot[i]->begin),
+                                path, e),
                     out);
-        /* only wte is shorter in the file: its padding rows stay zero */
-        memset((char *)(params + t->offset) + bytes, 0, t->numel * F32_SIZE - bytes);
+        /* padding rows (wte's) are not in the file: they are zero */
+        memset((char *)(buf + t->offset) + bytes, 0, t->numel * F32_SIZE - bytes);
     }
 out:
     free(slot);
@@ -505,12 +473,12 @@ out:
 
 /* ---- config.json ----------------------------------------------------------------------------- */
 
-int ct_safetensors_write_hf_config(const char *path, const ct_model_dims_t *d, ct_err_t *e) {
-    if (d->n_layer <= 0 || d->n_head <= 0 || d->d_model <= 0 || d->seq_len <= 0 ||
-        d->vocab_size <= 0)
+int ct_safetensors_write_hf_config(const char *path, const ct_config_t *cfg, ct_err_t *e) {
+    if (cfg->model.n_layer <= 0 || cfg->model.n_head <= 0 || cfg->model.d_model <= 0 || cfg->model.seq_len <= 0 ||
+        cfg->model.vocab_size <= 0)
         return CT_ERR(e, CT_EINVAL, "model dims must be positive to write %s", path);
     /* GPT-2's <|endoftext|>; a smaller vocabulary (e.g. bytes) has no such token. */
-    const char *eot = d->vocab_size >= 50257 ? "50256" : "null";
+    const char *eot = cfg->model.vocab_size >= 50257 ? "50256" : "null";
     char text[1024];
     int len = snprintf(text, sizeof text,
                        "{\n"
@@ -529,8 +497,8 @@ int ct_safetensors_write_hf_config(const char *path, const ct_model_dims_t *d, c
                        "  \"torch_dtype\": \"float32\",\n"
                        "  \"vocab_size\": %d\n"
                        "}\n",
-                       eot, eot, d->seq_len, d->d_model, d->n_head, d->n_layer, d->seq_len,
-                       d->vocab_size);
+                       eot, eot, cfg->model.seq_len, cfg->model.d_model, cfg->model.n_head, cfg->model.n_layer, cfg->model.seq_len,
+                       cfg->model.vocab_size);
     assert(len > 0 && len < (int)sizeof text);
     return ct_write_file_atomic(path, text, (size_t)len, e);
 }

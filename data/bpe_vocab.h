@@ -1,17 +1,17 @@
-/* tokenizer_impl.h — private to the tokenizer (tokenizer.c, tokenizer_load.c): the tokenizer's
- * tables and the hashes both files use. Not part of the public API (see cotrain/tokenizer.h). */
-#ifndef COTRAIN_TOKENIZER_IMPL_H
-#define COTRAIN_TOKENIZER_IMPL_H
+/* bpe_vocab.h — private to the tokenizer: GPT-2's byte-level BPE vocabulary and merge table as
+ * bpe_vocab.c loads them from encoder.json and vocab.bpe, and the hashes both use. tokenizer.c
+ * owns one and reads it; this module knows nothing of encoders (the dependency runs one way).
+ * Not part of the public API (see cotrain/tokenizer.h). */
+#ifndef COTRAIN_BPE_VOCAB_H
+#define COTRAIN_BPE_VOCAB_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
-#include "cotrain/tokenizer.h"
+#include "cotrain/err.h"
 
 enum { CT_GPT2_VOCAB = 50257 };
-
-typedef enum { CT_TOK_BYTES, CT_TOK_GPT2 } ct_tok_kind_t;
 
 /* One merge: the pair (a, b) of ids, key = a << 32 | b (CT_PAIR_EMPTY when the slot is free). */
 typedef struct ct_pair_slot {
@@ -21,23 +21,24 @@ typedef struct ct_pair_slot {
 } ct_pair_slot_t;
 #define CT_PAIR_EMPTY UINT64_MAX
 
-/* Read-only once ct_tokenizer_open returns. */
-struct ct_tokenizer {
-    ct_tok_kind_t kind;
+/* The loaded vocabulary; read-only once loaded. */
+typedef struct ct_bpe_vocab {
     int vocab, eot;
-    uint8_t ascii_class[128]; /* ct_unicode_class of each ASCII code point */
-    int32_t byte_id[256];     /* gpt2: the id of the one-byte token of each byte value */
+    int32_t byte_id[256];     /* the id of the one-byte token of each byte value */
     uint32_t *tok_off;        /* (vocab + 1) token t is tok_bytes[tok_off[t] .. tok_off[t + 1]) */
     uint8_t *tok_bytes;
     ct_pair_slot_t *pairs; /* (pair_mask + 1) open addressing, linear probing from
                               ct_mix64(key) & pair_mask */
     uint64_t pair_mask;
-};
+} ct_bpe_vocab_t;
 
-/* Loads encoder.json and vocab.bpe from dir into t (vocab, eot, byte_id, tok_off, tok_bytes,
- * pairs, pair_mask); on failure the caller frees what was set. Errors: CT_ENOENT (a file is
- * missing: says how to get it), CT_ECORRUPT (naming the file and entry), CT_EIO, CT_ENOMEM. */
-int ct_gpt2_load(ct_tokenizer_t *t, const char *dir, ct_err_t *e);
+/* Loads encoder.json and vocab.bpe from dir into the zeroed *v; on failure *v holds nothing
+ * (freed). Errors: CT_ENOENT (a file is missing: says how to get it), CT_ECORRUPT (naming the
+ * file and entry), CT_EIO, CT_ENOMEM. */
+int ct_bpe_vocab_load(ct_bpe_vocab_t *v, const char *dir, ct_err_t *e);
+
+/* Frees what *v holds and zeroes it. NULL-safe. */
+void ct_bpe_vocab_free(ct_bpe_vocab_t *v);
 
 static inline uint64_t ct_mix64(uint64_t h) {
     h ^= h >> 33;

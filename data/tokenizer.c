@@ -1,5 +1,5 @@
 /* tokenizer.c — the `bytes` and `gpt2` tokenizers: pre-tokenization, byte-pair merging with a
- * per-encoder cache, parallel encoding, decoding (tokenizer_load.c reads GPT-2's files).
+ * per-encoder cache, parallel encoding, decoding (bpe_vocab.c reads GPT-2's files).
  *
  * gpt2 follows OpenAI's encoder.py exactly, the definition the npm references (gpt-3-encoder,
  * gpt-tokenizer) reproduce: the text is split by the regex
@@ -14,7 +14,7 @@
  * (pair of ids -> rank and merged id). And a long text is cut at places where the regex must
  * start a new piece whatever came before (see safe_split), so its parts encode on separate
  * threads and concatenate to exactly the single-threaded result. */
-#include "tokenizer_impl.h"
+#include "cotrain/tokenizer.h"
 
 #include <inttypes.h>
 #include <limits.h>
@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bpe_vocab.h"
 #include "cotrain/unicode.h"
 
 enum {
@@ -35,6 +36,16 @@ enum {
     CHUNKS_PER_THREAD = 4,
 };
 #define NO_RANK INT32_MAX
+
+typedef enum { TOK_BYTES, TOK_GPT2 } tok_kind_t;
+
+/* Read-only once ct_tokenizer_open returns. */
+struct ct_tokenizer {
+    tok_kind_t kind;
+    int vocab, eot;
+    uint8_t ascii_class[128]; /* ct_unicode_class of each ASCII code point */
+    ct_bpe_vocab_t bpe;       /* gpt2 only */
+};
 
 /* One cached piece of key_len bytes. Its first 8 bytes are in the slot and only the rest in the
  * key arena; a piece that is one token keeps the id in the slot. So the usual hit (a word of up
@@ -68,8 +79,8 @@ struct ct_encoder {
 /* The slot of pair (a, b), or NULL when (a, b) is not a merge. */
 static const ct_pair_slot_t *pair_find(const ct_tokenizer_t *t, int32_t a, int32_t b) {
     uint64_t key = ct_pair_key(a, b);
-    for (uint64_t i = ct_mix64(key) & t->pair_mask;; i = (i + 1) & t->pair_mask) {
-        const ct_pair_slot_t *s = &t->pairs[i];
+    for (uint64_t i = ct_mix64(key) & t->bpe.pair_mask;; i = (i + 1) & t->bpe.pair_mask) {
+        const ct_pair_slot_t *s = &t->bpe.pairs[i];
         if (s->key == key) return s;
         if (s->key == CT_PAIR_EMPTY) return NULL;
     }
@@ -123,13 +134,15 @@ int ct_tokenizer_open(ct_tokenizer_t **out, const char *name, ct_err_t *e) {
     for (int c = 0; c < 128; c++)
         t->ascii_class[c] = (uint8_t)ct_unicode_class((uint32_t)c);
     if (!strcmp(name, "bytes")) {
-        t->kind = CT_TOK_BYTES;
+        t->kind = TOK_BYTES;
         t->vocab = 256;
         t->eot = -1;
     } else {
-        t->kind = CT_TOK_GPT2;
+        t->kind = TOK_GPT2;
         const char *dir = getenv("COTRAIN_GPT2_DIR");
-        CT_TRY_GOTO(ct_gpt2_load(t, dir && *dir ? dir : CT_GPT2_DIR, e), fail);
+        CT_TRY_GOTO(ct_bpe_vocab_load(&t->bpe, dir && *dir ? dir : CT_GPT2_DIR, e), fail);
+        t->vocab = t->bpe.vocab;
+        t->eot = t->bpe.eot;
     }
     *out = t;
     return 0;
@@ -141,15 +154,13 @@ fail:
 void ct_tokenizer_destroy(ct_tokenizer_t **self_p) {
     if (!self_p || !*self_p) return;
     ct_tokenizer_t *t = *self_p;
-    free(t->tok_off);
-    free(t->tok_bytes);
-    free(t->pairs);
+    ct_bpe_vocab_free(&t->bpe);
     free(t);
     *self_p = NULL;
 }
 
 const char *ct_tokenizer_name(const ct_tokenizer_t *self) {
-    return self->kind == CT_TOK_BYTES ? "bytes" : "gpt2";
+    return self->kind == TOK_BYTES ? "bytes" : "gpt2";
 }
 
 int ct_tokenizer_vocab_size(const ct_tokenizer_t *self) {
@@ -169,7 +180,7 @@ int ct_encoder_create(ct_encoder_t **out, const ct_tokenizer_t *tok, ct_err_t *e
     ct_encoder_t *enc = NULL;
     CT_ALLOC(e, enc, 1, fail);
     enc->tok = tok;
-    if (tok->kind == CT_TOK_GPT2) {
+    if (tok->kind == TOK_GPT2) {
         CT_ALLOC(e, enc->slots, CACHE_SLOTS, fail);
         /* The arenas are written before they are read: no need to zero them. */
         enc->keys = malloc(CACHE_KEY_BYTES);
@@ -338,7 +349,7 @@ static inline int push_id(ct_ids_t *out, int32_t id, ct_err_t *e) {
 static int encode_piece(ct_encoder_t *enc, const uint8_t *p, size_t n, size_t avail, ct_ids_t *out,
                         ct_err_t *e) {
     const ct_tokenizer_t *t = enc->tok;
-    if (n == 1) return push_id(out, t->byte_id[p[0]], e);
+    if (n == 1) return push_id(out, t->bpe.byte_id[p[0]], e);
     if (n > INT32_MAX) /* merge_large numbers symbols with int32_t */
         return CT_ERR(e, CT_EINVAL,
                       "a %zu-byte run of one character class (one pre-token) is too long to "
@@ -361,7 +372,7 @@ static int encode_piece(ct_encoder_t *enc, const uint8_t *p, size_t n, size_t av
     }
     CT_TRY(scratch_reserve(enc, n, e));
     for (size_t i = 0; i < n; i++)
-        enc->sym[i] = t->byte_id[p[i]];
+        enc->sym[i] = t->bpe.byte_id[p[i]];
     size_t k = n <= SMALL_PIECE ? merge_small(enc, n) : merge_large(enc, n);
     if (n <= CACHE_MAX_KEY) {
         size_t kb = n > 8 ? n - 8 : 0, vb = k > 1 ? k : 0;
@@ -464,7 +475,7 @@ int ct_encode(ct_encoder_t *self, const char *text, size_t len, ct_ids_t *out, s
     const uint8_t *s = (const uint8_t *)text;
     size_t n0 = out->n, bad = 0;
     int rc = 0;
-    if (t->kind == CT_TOK_BYTES) {
+    if (t->kind == TOK_BYTES) {
         for (size_t i = 0; i < len;) {
             uint32_t cp;
             i += (size_t)ct_utf8_decode(s + i, len - i, &cp);
@@ -525,7 +536,7 @@ int ct_encode_parallel(const ct_tokenizer_t *tok, const char *text, size_t len, 
     ct_ids_t *parts = NULL;
     ct_err_t *errs = NULL;
     int *rcs = NULL;
-    if (nt <= 1 || len < PARALLEL_MIN_BYTES || tok->kind == CT_TOK_BYTES) nt = 1;
+    if (nt <= 1 || len < PARALLEL_MIN_BYTES || tok->kind == TOK_BYTES) nt = 1;
     size_t nc = nt == 1 ? 1 : (size_t)nt * CHUNKS_PER_THREAD;
     CT_ALLOC(e, encs, nt, out);
     CT_ALLOC(e, bounds, nc + 1, out);
@@ -598,7 +609,7 @@ int ct_decode(const ct_tokenizer_t *tok, const int32_t *ids, size_t n, char **bu
                           "token %zu of %zu (counting from 0) is %" PRId32 ", outside the %s "
                           "vocabulary (ids 0..%d)",
                           i, n, id, ct_tokenizer_name(tok), tok->vocab - 1);
-        need += tok->kind == CT_TOK_BYTES ? 1 : tok->tok_off[id + 1] - tok->tok_off[id];
+        need += tok->kind == TOK_BYTES ? 1 : tok->bpe.tok_off[id + 1] - tok->bpe.tok_off[id];
     }
     if (need == 0) return 0;
     if (*cap - *len < need) {
@@ -612,12 +623,12 @@ int ct_decode(const ct_tokenizer_t *tok, const int32_t *ids, size_t n, char **bu
     }
     char *dst = *buf + *len;
     for (size_t i = 0; i < n; i++) {
-        if (tok->kind == CT_TOK_BYTES) {
+        if (tok->kind == TOK_BYTES) {
             *dst++ = (char)ids[i];
             continue;
         }
-        uint32_t off = tok->tok_off[ids[i]], l = tok->tok_off[ids[i] + 1] - off;
-        memcpy(dst, tok->tok_bytes + off, l);
+        uint32_t off = tok->bpe.tok_off[ids[i]], l = tok->bpe.tok_off[ids[i] + 1] - off;
+        memcpy(dst, tok->bpe.tok_bytes + off, l);
         dst += l;
     }
     *len += need;

@@ -1,0 +1,592 @@
+/* ckpt.c — checkpoint directories: crash-safe save (temp directory, fsync, rename), verification
+ * on every core before any use, restore, the newest good checkpoint, and the retention policy.
+ *
+ * Crash safety rests on one rename: everything is written and fsync'd inside
+ * checkpoints/.ckpt-<step>.tmp, then the directory is renamed to ckpt-<step> and its parent
+ * fsync'd. Deletion runs the other way (rename to .del-..., then remove), so a ckpt-* directory is
+ * never half there. Leftover .tmp and .del directories from a crash are removed at the next save.
+ *
+ * Speed (docs/PERFORMANCE.md, "Checkpoints"): a save writes the tensors with O_DIRECT from two
+ * threads while two more compute the MANIFEST's hashes from memory (ckpt_io.c: one the whole-file
+ * hashes, one the 64 MiB pieces), so no byte goes through the page cache or is read back. A
+ * verification hashes the pieces on every core; a restore reads model.h5's tensors as soon as
+ * its own pieces matched, while optim.h5's are still being hashed, then optim.h5's on every
+ * core. Nothing in a file is parsed (HDF5 metadata included) before its hashes matched. */
+#include "cotrain/ckpt.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <ftw.h>
+#include <omp.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt_h5.h"
+#include "ckpt_sums.h"
+#include "cotrain/fsutil.h"
+#include "cotrain/json.h"
+
+#define STATE_FORMAT "cotrain-ckpt/1"
+
+enum { CONFIG = CT_CKPT_CONFIG, MODEL = CT_CKPT_MODEL, OPTIM = CT_CKPT_OPTIM,
+       STATE = CT_CKPT_STATE, N_FILES = CT_CKPT_NFILES };
+
+/* Read size for hashing: big enough for few syscalls, small enough to stay in cache. */
+enum { HASH_BUF = 1 << 20 };
+
+static const char *const *FILES = ct_ckpt_file_names;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+static int rm_tree(const char *path) {
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- state.json ---- */
+
+static cJSON *state_json(const ct_ckpt_info_t *info, const ct_ckpt_guard_t *g) {
+    cJSON *js = cJSON_CreateObject();
+    cJSON_AddStringToObject(js, "format", STATE_FORMAT);
+    cJSON_AddNumberToObject(js, "step", (double)info->step);
+    cJSON_AddNumberToObject(js, "tokens", (double)info->tokens);
+    cJSON_AddNumberToObject(js, "world_size", info->world_size);
+    cJSON_AddStringToObject(js, "config_sha256", info->config_sha256);
+    cJSON_AddStringToObject(js, "tokenizer", info->tokenizer);
+    cJSON_AddStringToObject(js, "data_sha256", info->data_sha256);
+    cJSON_AddStringToObject(js, "parent", info->parent);
+    cJSON_AddItemToObject(js, "data_cursor", ct_data_cursor_to_json(&info->cursor));
+    if (g->cap == 0) {
+        cJSON_AddNullToObject(js, "spike_guard");
+        return js;
+    }
+    cJSON *o = cJSON_AddObjectToObject(js, "spike_guard");
+    cJSON_AddNumberToObject(o, "count", g->count);
+    cJSON_AddNumberToObject(o, "head", g->head);
+    /* cJSON prints doubles with as many digits as they need to read back exactly */
+    cJSON_AddItemToObject(o, "loss", cJSON_CreateDoubleArray(g->loss, g->count));
+    cJSON_AddItemToObject(o, "grad_norm", cJSON_CreateDoubleArray(g->grad_norm, g->count));
+    return js;
+}
+
+static int copy_hex(char out[CT_SHA256_HEX], const cJSON *obj, const char *key, int may_be_empty) {
+    const char *v = ct_json_get_string(obj, key);
+    if (!v) return -1;
+    size_t n = strlen(v);
+    if (!(n == 64 && strspn(v, "0123456789abcdef") == 64) && !(may_be_empty && n == 0)) return -1;
+    memcpy(out, v, n + 1);
+    return 0;
+}
+
+/* The spike guard's window from state.json into g (whose arrays hold g->cap entries). */
+static int parse_guard(const cJSON *js, ct_ckpt_guard_t *g, const char *path, ct_err_t *e) {
+    const cJSON *o = cJSON_GetObjectItemCaseSensitive(js, "spike_guard");
+    const cJSON *loss = cJSON_GetObjectItemCaseSensitive(o, "loss");
+    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(o, "grad_norm");
+    int64_t count = -1, head = -1;
+    ct_json_get_uint53(o, "count", &count);
+    ct_json_get_uint53(o, "head", &head);
+    if (!cJSON_IsArray(loss) || !cJSON_IsArray(norm) || count < 0 || head < 0 ||
+        cJSON_GetArraySize(loss) != count || cJSON_GetArraySize(norm) != count)
+        return CT_ERR(e, CT_ECORRUPT, "%s: spike_guard is missing or malformed (was the run "
+                      "started without train.spike_guard?)", path);
+    if (count > g->cap || head >= g->cap)
+        return CT_ERR(e, CT_ECORRUPT, "%s: the spike guard's window holds %lld steps, more than "
+                      "train.spike_window %d", path, (long long)count, g->cap);
+    for (int i = 0; i < count; i++) {
+        const cJSON *a = cJSON_GetArrayItem(loss, i), *b = cJSON_GetArrayItem(norm, i);
+        if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b))
+            return CT_ERR(e, CT_ECORRUPT, "%s: spike_guard entry %d is not a number", path, i);
+        g->loss[i] = a->valuedouble;
+        g->grad_norm[i] = b->valuedouble;
+    }
+    g->count = (int)count;
+    g->head = (int)head;
+    return 0;
+}
+
+/* Parses dir/state.json into info (and, when guard is not NULL and has room, the guard). */
+static int parse_state(const char *dir, ct_ckpt_info_t *info, ct_ckpt_guard_t *guard,
+                       ct_err_t *e) {
+    char path[CT_PATH_MAX], *text = NULL;
+    size_t len = 0;
+    CT_TRY(ct_path_join(path, sizeof path, dir, "state.json", e));
+    CT_TRY(ct_read_file(path, &text, &len, e));
+    cJSON *js = cJSON_ParseWithLength(text, len);
+    free(text);
+    const char *fmt = ct_json_get_string(js, "format"), *tok = ct_json_get_string(js, "tokenizer");
+    int64_t world = 0;
+    int rc = 0;
+    memset(info, 0, sizeof *info);
+    info->step = info->tokens = -1;
+    ct_json_get_uint53(js, "step", &info->step);
+    ct_json_get_uint53(js, "tokens", &info->tokens);
+    ct_json_get_uint53(js, "world_size", &world);
+    info->world_size = world <= 1 << 30 ? (int)world : 0;
+    if (!fmt || strcmp(fmt, STATE_FORMAT) != 0 || info->step < 0 || info->tokens < 0 ||
+        info->world_size < 1 || copy_hex(info->config_sha256, js, "config_sha256", 0) != 0 ||
+        copy_hex(info->parent, js, "parent", 1) != 0 ||
+        (cJSON_HasObjectItem(js, "data_sha256") &&
+         copy_hex(info->data_sha256, js, "data_sha256", 1) != 0) ||
+        (tok && strlen(tok) >= sizeof info->tokenizer))
+        rc = CT_ERR(e, CT_ECORRUPT, "%s is not a valid %s state (a field is missing or wrong)",
+                    path, STATE_FORMAT);
+    if (rc == 0 && tok) snprintf(info->tokenizer, sizeof info->tokenizer, "%s", tok);
+    if (rc == 0)
+        rc = ct_data_cursor_from_json(cJSON_GetObjectItemCaseSensitive(js, "data_cursor"),
+                                      &info->cursor, e);
+    if (rc == 0 && guard && guard->cap > 0) rc = parse_guard(js, guard, path, e);
+    cJSON_Delete(js);
+    return rc;
+}
+
+/* ---- verify (and load) ---- */
+
+/* One verification: jobs over the files' pieces (or whole files, for an older MANIFEST), taken
+ * by every thread in order; with a body, model.h5 is loaded by the thread that verified its last
+ * piece while the others go on hashing optim.h5. */
+typedef struct verify_run {
+    const char *dir;
+    const ct_ckpt_sums_t *sums;
+    ct_ckpt_body_t *body; /* NULL: verify only */
+    int n_jobs;
+    int order[N_FILES];     /* the files in job order */
+    int first[N_FILES + 1]; /* jobs of order[f] are first[f] .. first[f + 1] - 1 */
+    atomic_int next, failed;
+    atomic_int left[N_FILES]; /* jobs of file k not yet verified */
+    ct_err_t err;             /* the first failure */
+} verify_run_t;
+
+static void fail_once(verify_run_t *v, int rc, const ct_err_t *why) {
+    if (rc == 0 || atomic_exchange(&v->failed, 1)) return;
+    v->err = *why;
+    v->err.code = rc;
+}
+
+/* Loads the tensors of file k (MODEL or OPTIM) into the body, reading on `parts` threads (the
+ * caller's parallel loop runs ct_ckpt_io_read for each part). */
+static int locate(const verify_run_t *v, int k, ct_ckpt_layout_t *L, ct_err_t *e) {
+    char path[CT_PATH_MAX];
+    ct_ckpt_body_t *b = v->body;
+    CT_TRY(ct_path_join(path, sizeof path, v->dir, FILES[k], e));
+    if (k == MODEL) {
+        ct_ckpt_group_t g[1] = {{"", b->params}};
+        return ct_ckpt_h5_locate(path, b->tensors, b->n_tensors, g, 1, NULL, L, e);
+    }
+    ct_ckpt_group_t g[2] = {{"m", b->adam_m}, {"v", b->adam_v}};
+    return ct_ckpt_h5_locate(path, b->tensors, b->n_tensors, g, 2, &b->adam_steps, L, e);
+}
+
+/* Job j: file *k and piece *i (-1: the whole file, for a MANIFEST without pieces). */
+static void job_of(const verify_run_t *v, int j, int *k, int *i) {
+    int f = 0;
+    while (j >= v->first[f + 1])
+        f++;
+    *k = v->order[f];
+    *i = v->sums->has_pieces ? j - v->first[f] : -1;
+}
+
+/* With pieces: every piece of every file, small files first (config.json, state.json), so
+ * model.h5 loads as soon as it is done while optim.h5 is hashed; without pieces, one job per
+ * file, optim.h5 (the biggest) first. */
+static void plan_jobs(verify_run_t *v) {
+    static const int with_pieces[N_FILES] = {CONFIG, STATE, MODEL, OPTIM};
+    static const int whole[N_FILES] = {OPTIM, MODEL, CONFIG, STATE};
+    const int *order = v->sums->has_pieces ? with_pieces : whole;
+    v->n_jobs = 0;
+    for (int f = 0; f < N_FILES; f++) {
+        int k = order[f], n = v->sums->has_pieces ? v->sums->n_pieces[k] : 1;
+        v->order[f] = k;
+        v->first[f] = v->n_jobs;
+        v->n_jobs += n;
+        atomic_init(&v->left[k], n);
+    }
+    v->first[N_FILES] = v->n_jobs;
+}
+
+/* Reads the tensors of the located file L on every core. */
+static int read_parts(ct_ckpt_layout_t *L, ct_err_t *e) {
+    int parts = omp_get_max_threads(), rc = 0;
+#pragma omp parallel for num_threads(parts) reduction(min : rc)
+    for (int p = 0; p < parts; p++) {
+        ct_err_t why = {0};
+        int r = ct_ckpt_io_read(L, p, parts, &why);
+        if (r != 0) {
+#pragma omp critical(ckpt_read_parts)
+            if (e->code == 0) *e = why;
+        }
+        rc = r < rc ? r : rc;
+    }
+    ct_ckpt_layout_free(L);
+    return rc;
+}
+
+/* One thread's share: take jobs until none is left or any failed. */
+static void verify_worker(verify_run_t *v, unsigned char *buf) {
+    ct_err_t why = {0};
+    for (;;) {
+        int j = atomic_fetch_add(&v->next, 1);
+        if (j >= v->n_jobs || atomic_load(&v->failed)) return;
+        int k, i;
+        job_of(v, j, &k, &i);
+        int rc = ct_ckpt_sums_check(v->dir, v->sums, k, i, buf, HASH_BUF, &why);
+        if (rc != 0) {
+            fail_once(v, rc, &why);
+            return;
+        }
+        if (atomic_fetch_sub(&v->left[k], 1) == 1 && k == MODEL && v->body) {
+            ct_ckpt_layout_t L;
+            rc = locate(v, MODEL, &L, &why);
+            if (rc == 0) {
+                rc = ct_ckpt_io_read(&L, 0, 1, &why);
+                ct_ckpt_layout_free(&L);
+            }
+            fail_once(v, rc, &why);
+        }
+    }
+}
+
+/* Verifies dir against sums on every core and, with a body, loads the tensors (see above). */
+static int check_and_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *body,
+                          ct_err_t *e) {
+    verify_run_t *v = calloc(1, sizeof *v);
+    if (!v) return CT_ERR(e, CT_ENOMEM, "out of memory verifying %s", dir);
+    v->dir = dir;
+    v->sums = sums;
+    v->body = body;
+    plan_jobs(v);
+    int threads = omp_get_max_threads();
+    if (threads > v->n_jobs) threads = v->n_jobs;
+#pragma omp parallel num_threads(threads)
+    {
+        unsigned char *buf = malloc(HASH_BUF);
+        if (!buf) {
+            ct_err_t oom = {0};
+            fail_once(v, CT_ERR(&oom, CT_ENOMEM, "out of memory verifying %s", dir), &oom);
+        } else {
+            verify_worker(v, buf);
+        }
+        free(buf);
+    }
+    int rc = atomic_load(&v->failed) ? v->err.code : 0;
+    if (rc != 0) *e = v->err;
+    ct_ckpt_layout_t L;
+    /* optim.h5's tensors on every core now that nothing else runs */
+    if (rc == 0 && body && body->adam_m && (rc = locate(v, OPTIM, &L, e)) == 0)
+        rc = read_parts(&L, e);
+    free(v);
+    return rc;
+}
+
+int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
+    ct_ckpt_sums_t sums;
+    CT_TRY(ct_ckpt_sums_read(dir, &sums, e));
+    int rc = check_and_load(dir, &sums, NULL, e);
+    if (rc == 0 && info) {
+        rc = parse_state(dir, info, NULL, e);
+        memcpy(info->id, sums.id, sizeof info->id);
+        info->pieces = sums.has_pieces;
+    }
+    ct_ckpt_sums_free(&sums);
+    return rc;
+}
+
+int ct_ckpt_load_config(const char *dir, ct_config_t *cfg, ct_err_t *e) {
+    char path[CT_PATH_MAX];
+    CT_TRY(ct_path_join(path, sizeof path, dir, "config.json", e));
+    return ct_config_load(cfg, path, NULL, NULL, 0, e);
+}
+
+/* ---- save ---- */
+
+/* Removes leftovers of interrupted saves and deletions under checkpoints/. */
+static void clean_leftovers(const char *root) {
+    DIR *d = opendir(root);
+    if (!d) return;
+    char path[CT_PATH_MAX];
+    ct_err_t ignored = {0};
+    for (struct dirent *de; (de = readdir(d));) {
+        size_t n = strlen(de->d_name);
+        int tmp = !strncmp(de->d_name, ".ckpt-", 6) && n > 4 && !strcmp(de->d_name + n - 4, ".tmp");
+        if ((tmp || !strncmp(de->d_name, ".del-", 5)) &&
+            ct_path_join(path, sizeof path, root, de->d_name, &ignored) == 0)
+            rm_tree(path);
+    }
+    closedir(d);
+}
+
+/* Writes n bytes to dir/name (not yet synced: write_and_hash syncs every file). */
+static int write_small(const char *dir, const char *name, const char *text, size_t n,
+                       ct_err_t *e) {
+    char path[CT_PATH_MAX];
+    CT_TRY(ct_path_join(path, sizeof path, dir, name, e));
+    FILE *f = fopen(path, "wb");
+    int rc = !f || fwrite(text, 1, n, f) != n
+                 ? CT_ERR(e, CT_EIO, "writing %s failed: %s (is the disk full?)", path,
+                          strerror(errno))
+                 : 0;
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = CT_ERR(e, CT_EIO, "closing %s failed: %s (is the disk full?)", path, strerror(errno));
+    return rc;
+}
+
+static int write_state(const char *dir, const ct_ckpt_info_t *info, const ct_ckpt_guard_t *g,
+                       ct_err_t *e) {
+    cJSON *js = state_json(info, g);
+    char *text = js ? cJSON_Print(js) : NULL;
+    cJSON_Delete(js);
+    if (!text) return CT_ERR(e, CT_ENOMEM, "out of memory writing %s/state.json", dir);
+    size_t n = strlen(text);
+    text[n] = '\n'; /* replaces the NUL: the file ends with a newline */
+    int rc = write_small(dir, "state.json", text, n + 1, e);
+    free(text);
+    return rc;
+}
+
+/* Writes the tensors of the laid-out model.h5 and optim.h5 (lay[0], lay[1]) and fsyncs every
+ * file of tmp, while computing every hash of the MANIFEST into sums: the tensor files' from
+ * memory (ct_ckpt_io_hash), the small ones from the files. Two threads write (the direct writes
+ * mostly wait for the disk, and two in flight keep it busier than one), one computes the
+ * whole-file hashes, one the pieces' and the small files'. */
+static int write_and_hash(const char *tmp, const ct_ckpt_layout_t lay[2], ct_ckpt_sums_t *sums,
+                          ct_err_t *e) {
+    enum { WRITERS = 2, JOBS = 4 };
+    int rc[JOBS] = {0};
+    ct_err_t errs[JOBS];
+    memset(errs, 0, sizeof errs);
+    CT_TRY(ct_ckpt_sums_reserve(sums, MODEL, lay[0].size, e));
+    CT_TRY(ct_ckpt_sums_reserve(sums, OPTIM, lay[1].size, e));
+    ct_ckpt_writer_t *w = NULL;
+    CT_TRY(ct_ckpt_writer_create(&w, lay, 2, e));
+#pragma omp parallel for schedule(static, 1) num_threads(JOBS)
+    for (int job = 0; job < JOBS; job++) {
+        ct_err_t *je = &errs[job];
+        if (job < WRITERS) {
+            rc[job] = ct_ckpt_writer_work(w, je);
+        } else if (job == WRITERS) {
+            rc[job] = ct_ckpt_io_hash(&lay[0], sums->file[MODEL], NULL, je);
+            if (rc[job] == 0) rc[job] = ct_ckpt_io_hash(&lay[1], sums->file[OPTIM], NULL, je);
+        } else {
+            char path[CT_PATH_MAX];
+            rc[job] = ct_ckpt_io_hash(&lay[0], NULL, sums->piece[MODEL], je);
+            if (rc[job] == 0) rc[job] = ct_ckpt_io_hash(&lay[1], NULL, sums->piece[OPTIM], je);
+            for (int k = 0; k < N_FILES && rc[job] == 0; k++)
+                if (k != MODEL && k != OPTIM &&
+                    (rc[job] = ct_path_join(path, sizeof path, tmp, FILES[k], je)) == 0)
+                    rc[job] = ct_ckpt_sums_hash_file(path, sums, k, je);
+        }
+    }
+    for (int job = 0; job < JOBS; job++)
+        if (rc[job] != 0) {
+            ct_ckpt_writer_destroy(&w);
+            *e = errs[job];
+            return rc[job];
+        }
+    CT_TRY(ct_ckpt_writer_finish(&w, e));
+    char path[CT_PATH_MAX];
+    for (int k = 0; k < N_FILES; k++)
+        if (k != MODEL && k != OPTIM) {
+            CT_TRY(ct_path_join(path, sizeof path, tmp, FILES[k], e));
+            CT_TRY(ct_fsync_path(path, e));
+        }
+    return 0;
+}
+
+/* Writes the five files into the empty directory tmp and fsyncs them; fills info->id. */
+static int write_files(const char *tmp, const ct_ckpt_body_t *b, const char *config_json,
+                       ct_ckpt_info_t *info, ct_err_t *e) {
+    char path[CT_PATH_MAX];
+    CT_TRY(write_small(tmp, "config.json", config_json, strlen(config_json), e));
+    CT_TRY(write_state(tmp, info, &b->guard, e));
+    /* HDF5 writes the metadata; the tensors follow in write_and_hash */
+    ct_ckpt_layout_t lay[2] = {{.n = 0}, {.n = 0}};
+    ct_ckpt_sums_t sums = {.has_pieces = 1};
+    ct_ckpt_group_t model[1] = {{"", b->params}};
+    ct_ckpt_group_t optim[2] = {{"m", b->adam_m}, {"v", b->adam_v}};
+    int rc = 0;
+    CT_TRY_GOTO(ct_path_join(path, sizeof path, tmp, "model.h5", e), out);
+    CT_TRY_GOTO(ct_ckpt_h5_create(path, b->tensors, b->n_tensors, model, 1, NULL, &lay[0], e),
+                out);
+    CT_TRY_GOTO(ct_path_join(path, sizeof path, tmp, "optim.h5", e), out);
+    CT_TRY_GOTO(ct_ckpt_h5_create(path, b->tensors, b->n_tensors, optim, 2, &b->adam_steps,
+                                  &lay[1], e),
+                out);
+    CT_TRY_GOTO(write_and_hash(tmp, lay, &sums, e), out);
+    CT_TRY_GOTO(ct_ckpt_sums_write(tmp, &sums, e), out);
+    memcpy(info->id, sums.id, sizeof info->id);
+    rc = ct_fsync_path(tmp, e);
+out:
+    ct_ckpt_sums_free(&sums);
+    ct_ckpt_layout_free(&lay[0]);
+    ct_ckpt_layout_free(&lay[1]);
+    return rc;
+}
+
+int ct_ckpt_save(const char *run_dir, const ct_ckpt_body_t *body, const char *config_json,
+                 ct_ckpt_info_t *info, char *out_path, size_t n, ct_err_t *e) {
+    char root[CT_PATH_MAX], tmp[CT_PATH_MAX], final[CT_PATH_MAX], del[CT_PATH_MAX];
+    long long step = (long long)info->step;
+    CT_TRY(ct_path_join(root, sizeof root, run_dir, "checkpoints", e));
+    CT_TRY(ct_mkdirs(root, e));
+    clean_leftovers(root);
+    CT_TRY(ct_path_fmt(tmp, sizeof tmp, e, "%s/.ckpt-%08lld.tmp", root, step));
+    CT_TRY(ct_path_fmt(final, sizeof final, e, "%s/ckpt-%08lld", root, step));
+    CT_TRY(ct_path_fmt(del, sizeof del, e, "%s/.del-ckpt-%08lld", root, step));
+    if (out_path && strlen(final) >= n)
+        return CT_ERR(e, CT_EINVAL, "checkpoint path %s does not fit the caller's buffer", final);
+    if (mkdir(tmp, 0755) != 0)
+        return CT_ERR(e, CT_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    int rc = write_files(tmp, body, config_json, info, e);
+    struct stat st;
+    /* a checkpoint of this step exists (a resumed run repeating a step): replace it */
+    if (rc == 0 && stat(final, &st) == 0 && rename(final, del) == 0) rm_tree(del);
+    if (rc == 0 && rename(tmp, final) != 0)
+        rc = CT_ERR(e, CT_EIO, "renaming %s to %s failed: %s", tmp, final, strerror(errno));
+    if (rc != 0) {
+        rm_tree(tmp);
+        return rc;
+    }
+    CT_TRY(ct_fsync_path(root, e));
+    if (out_path) snprintf(out_path, n, "%s", final);
+    return 0;
+}
+
+/* ---- restore ---- */
+
+int ct_ckpt_restore(const char *dir, ct_ckpt_body_t *body, ct_ckpt_info_t *info,
+                    const char *verified_id, ct_err_t *e) {
+    ct_ckpt_sums_t sums;
+    CT_TRY(ct_ckpt_sums_read(dir, &sums, e));
+    int rc = 0;
+    if (!verified_id) {
+        rc = check_and_load(dir, &sums, body, e);
+    } else if (strcmp(verified_id, sums.id) != 0) {
+        rc = CT_ERR(e, CT_ECORRUPT, "checkpoint %s changed since it was verified (MANIFEST id "
+                    "%.16s..., was %.16s...): is another process writing it?", dir, sums.id,
+                    verified_id);
+    } else {
+        /* verified moments ago: only the tensors are read */
+        ct_ckpt_sums_t none = {.has_pieces = 0};
+        verify_run_t v = {.dir = dir, .sums = &none, .body = body};
+        ct_ckpt_layout_t L;
+        for (int k = MODEL; k <= OPTIM && rc == 0; k++)
+            if ((k == MODEL || body->adam_m) && (rc = locate(&v, k, &L, e)) == 0)
+                rc = read_parts(&L, e);
+    }
+    if (rc == 0) rc = parse_state(dir, info, &body->guard, e);
+    if (rc == 0) {
+        memcpy(info->id, sums.id, sizeof info->id);
+        info->pieces = sums.has_pieces;
+    }
+    ct_ckpt_sums_free(&sums);
+    return rc;
+}
+
+/* ---- listing, latest, pruning ---- */
+
+/* Steps of the ckpt-<8 digits> directories under root, newest first, in *steps (malloc'd). */
+static int list_steps(const char *root, int64_t **steps, int *n, ct_err_t *e) {
+    *steps = NULL;
+    *n = 0;
+    DIR *d = opendir(root);
+    if (!d) return 0;
+    int cap = 0, rc = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        const char *s = de->d_name;
+        if (strncmp(s, "ckpt-", 5) != 0 || strlen(s) != 13 || strspn(s + 5, "0123456789") != 8)
+            continue;
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            int64_t *p = realloc(*steps, (size_t)cap * sizeof *p);
+            if (!p) {
+                rc = CT_ERR(e, CT_ENOMEM, "out of memory listing %s", root);
+                break;
+            }
+            *steps = p;
+        }
+        (*steps)[(*n)++] = strtoll(s + 5, NULL, 10);
+    }
+    closedir(d);
+    for (int i = 1; i < *n; i++) /* insertion sort, newest first */
+        for (int j = i; j > 0 && (*steps)[j] > (*steps)[j - 1]; j--) {
+            int64_t x = (*steps)[j];
+            (*steps)[j] = (*steps)[j - 1];
+            (*steps)[j - 1] = x;
+        }
+    return rc;
+}
+
+int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ckpt_info_t *info,
+                   const ct_log_t *lg, ct_err_t *e) {
+    char root[CT_PATH_MAX], reasons[CT_ERR_MSG_MAX / 2] = "";
+    int64_t *steps = NULL;
+    int count = 0, bad = 0;
+    size_t used = 0;
+    CT_TRY(ct_path_join(root, sizeof root, run_dir, "checkpoints", e));
+    CT_TRY(list_steps(root, &steps, &count, e));
+    int rc = CT_ENOENT;
+    for (int i = 0; i < count && rc != 0; i++) {
+        if (ct_path_fmt(out, n, e, "%s/ckpt-%08lld", root, (long long)steps[i]) != 0) {
+            rc = CT_EINVAL;
+            break;
+        }
+        ct_err_t why = {0};
+        if (ct_ckpt_verify(out, info, &why) == 0) {
+            rc = 0;
+            break;
+        }
+        bad++;
+        if (lg) ct_log(lg, CT_LOG_WARN, "skipping checkpoint %s: %s", out, why.msg);
+        if (used < sizeof reasons)
+            used += (size_t)snprintf(reasons + used, sizeof reasons - used, "\n  %s", why.msg);
+    }
+    free(steps);
+    if (skipped) *skipped = bad;
+    if (rc == CT_ENOENT)
+        return CT_ERR(e, CT_ENOENT, "no checkpoint under %s verifies (%d found, %d damaged): "
+                      "start without --resume, or give a checkpoint directory%s", root, count,
+                      bad, reasons);
+    return rc;
+}
+
+int ct_ckpt_prune(const char *run_dir, int keep_last, int64_t keep_every, ct_err_t *e) {
+    char root[CT_PATH_MAX], path[CT_PATH_MAX], del[CT_PATH_MAX];
+    int64_t *steps = NULL;
+    int count = 0, rc = 0;
+    if (keep_last <= 0) return 0;
+    CT_TRY(ct_path_join(root, sizeof root, run_dir, "checkpoints", e));
+    CT_TRY(list_steps(root, &steps, &count, e));
+    for (int i = keep_last; i < count && rc == 0; i++) {
+        if (keep_every > 0 && steps[i] % keep_every == 0) continue;
+        long long s = (long long)steps[i];
+        if ((rc = ct_path_fmt(path, sizeof path, e, "%s/ckpt-%08lld", root, s)) != 0 ||
+            (rc = ct_path_fmt(del, sizeof del, e, "%s/.del-ckpt-%08lld", root, s)) != 0)
+            break;
+        if (rename(path, del) != 0)
+            rc = CT_ERR(e, CT_EIO, "cannot remove %s: %s", path, strerror(errno));
+        else
+            rm_tree(del);
+    }
+    free(steps);
+    return rc;
+}
+
+/* ---- resuming with a config ---- */
+
+int ct_ckpt_check_config(const char *dir, const ct_config_t *now, ct_err_t *e) {
+    ct_config_t was;
+    char diff[CT_ERR_MSG_MAX / 2];
+    CT_TRY(ct_ckpt_load_config(dir, &was, e));
+    if (ct_config_diff(&was, now, CT_CHANGE_RESUME, diff, sizeof diff) > 0)
+        return CT_ERR(e, CT_ECONFIG, "cannot resume %s with this config: only the keys "
+                      "--help-config marks [may change on resume] may differ; these differ:%s",
+                      dir, diff);
+    return 0;
+}

@@ -1,0 +1,25 @@
+/* json.h — the helpers every reader of cotrain's JSON files shares (cJSON does the parsing).
+ *
+ * JSON numbers are doubles, so integers are exact only up to 2^53: every integer field cotrain
+ * reads from outside (configs, manifests, checkpoint state, protocol headers) goes through
+ * ct_json_uint53, which refuses anything else instead of rounding it. */
+#ifndef COTRAIN_JSON_H
+#define COTRAIN_JSON_H
+
+#include <cjson/cJSON.h>
+#include <stdint.h>
+
+/* 2^53: the largest integer every JSON reader holds exactly. */
+#define CT_JSON_INT_MAX 9007199254740992.0
+
+/* Returns 1 and sets *out when v is a whole JSON number in [0, 2^53]; 0 otherwise (also for a
+ * NULL v, a string, a fraction or a negative number), leaving *out alone. */
+int ct_json_uint53(const cJSON *v, int64_t *out);
+
+/* ct_json_uint53 of member `key` of obj (case-sensitive). */
+int ct_json_get_uint53(const cJSON *obj, const char *key, int64_t *out);
+
+/* The string member `key` of obj, or NULL when it is missing or not a string. */
+const char *ct_json_get_string(const cJSON *obj, const char *key);
+
+#endif
