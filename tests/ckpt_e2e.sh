@@ -59,6 +59,44 @@ sys.exit(a != b)' "$a/state.json" "$b/state.json" || fail "$3: state.json differ
 "$worker" "${args[@]}" --out "$tmp/straight" > /dev/null 2> "$tmp/straight.err" \
     || { cat "$tmp/straight.err"; fail "straight run"; }
 
+# 0. the MANIFEST: sha256sum -c checks the whole files (it skips the #chunk lines as comments);
+# the piece lines, recomputed here, cover every file; inspect shows them and the data's hash
+ck=$tmp/straight/checkpoints/ckpt-00000010
+(cd "$ck" && sha256sum --quiet -c MANIFEST) || fail "sha256sum -c MANIFEST"
+/usr/bin/python3 - "$ck" "$tmp/data/manifest.json" <<'PY' || fail "MANIFEST pieces or state.json"
+import hashlib, json, os, sys
+ck, manifest = sys.argv[1], sys.argv[2]
+lines = open(os.path.join(ck, "MANIFEST")).read().splitlines()
+want = []
+for name in ("config.json", "model.h5", "optim.h5", "state.json"):
+    data = open(os.path.join(ck, name), "rb").read()
+    for i in range(0, max(1, (len(data) + (1 << 26) - 1) >> 26)):
+        piece = data[i << 26:(i + 1) << 26]
+        want.append(f"#chunk {name} {i} {hashlib.sha256(piece).hexdigest()}")
+assert lines[4:] == want, (lines[4:], want)
+state = json.load(open(os.path.join(ck, "state.json")))
+assert state["tokenizer"] == "bytes", state
+assert state["data_sha256"] == hashlib.sha256(open(manifest, "rb").read()).hexdigest(), state
+PY
+"$cotrain" inspect "$ck" > "$tmp/inspect.out" || fail "inspect"
+grep -q "^  model.h5         0  sha256 [0-9a-f]\{64\}$" "$tmp/inspect.out" \
+    || { cat "$tmp/inspect.out"; fail "inspect does not show the pieces"; }
+grep -q "bytes tokens, manifest sha256 [0-9a-f]\{64\}" "$tmp/inspect.out" \
+    || { cat "$tmp/inspect.out"; fail "inspect does not show the data"; }
+
+# resuming on other data is refused by the manifest's hash, before anything runs
+head -c 20000 /usr/share/common-licenses/GPL-3 > "$tmp/other.txt"
+"$cotrain" prep "$tmp/other.txt" --tokenizer bytes --out "$tmp/other" 2> /dev/null
+cp -r "$tmp/straight" "$tmp/otherdata"
+set +e
+"$worker" "${args[@]}" --data "$tmp/other" --out "$tmp/otherdata" --resume "$ck" > /dev/null \
+    2> "$tmp/other.err"
+rc=$?
+set -e
+[ $rc -eq 2 ] || { cat "$tmp/other.err"; fail "resume on other data: exit $rc, expected 2"; }
+grep -q "it was trained on the manifest with sha256" "$tmp/other.err" \
+    || { cat "$tmp/other.err"; fail "resume on other data: no hash named"; }
+
 # 1. --until 10, then --resume latest
 "$worker" "${args[@]}" --out "$tmp/until" --until 10 > /dev/null 2> "$tmp/u1.err" \
     || { cat "$tmp/u1.err"; fail "--until 10"; }

@@ -192,7 +192,7 @@ out:
 }
 
 /* The checkpoint's train.micro_batch, read before the checkpoint is opened, only to size the
- * model's activations (the verified config is read again by ct_ckpt_open_model); 1 when it
+ * model's activations (the verified config is read again by ct_snapshot_open_model); 1 when it
  * cannot be read (opening the checkpoint then reports why). */
 static int ckpt_micro_batch(const char *ckpt) {
     char path[4096];
@@ -210,7 +210,7 @@ static int run(eval_t *v, ct_err_t *e) {
     CT_TRY(ct_manifest_load(&v->man, a->data, e));
     /* the model's activations are planned for the batch, so it is chosen before opening */
     int batch = a->batch ? a->batch : ckpt_micro_batch(a->ckpt);
-    CT_TRY(ct_snapshot_open_model(a->ckpt, &cfg, &v->m, batch, e));
+    CT_TRY(ct_snapshot_open_model(a->ckpt, &cfg, NULL, &v->m, batch, e));
     const ct_model_dims_t *d = ct_model_dims(v->m);
     v->T = d->seq_len;
     int64_t W = v->T + 1, total = 0;

@@ -115,7 +115,7 @@ static int run(const export_args_t *a, ct_err_t *e) {
     CT_TRY(ct_path_join(cfg_path, sizeof cfg_path, a->out, "config.json", e));
     CT_TRY(check_out_dir(a, e));
     CT_TRY(ct_hash_init(e));
-    CT_TRY(ct_snapshot_open_model(a->ckpt, &cfg, &m, 1, e));
+    CT_TRY(ct_snapshot_open_model(a->ckpt, &cfg, NULL, &m, 1, e));
     int rc = ct_mkdirs(a->out, e);
     if (rc == 0)
         rc = ct_safetensors_write(st_path, ct_model_tensor(m, 0), ct_model_num_tensors(m),

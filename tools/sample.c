@@ -26,7 +26,7 @@
 enum { DEFAULT_TOKENS = 100, GPT2_VOCAB = 50257 };
 
 typedef struct sample_args {
-    const char *ckpt, *prompt, *tokenizer; /* tokenizer NULL: chosen by the model's vocab_size */
+    const char *ckpt, *prompt, *tokenizer; /* tokenizer NULL: the checkpoint's */
     int tokens;                            /* -1: DEFAULT_TOKENS, clipped to what fits */
     float temperature;
     int top_k;
@@ -54,8 +54,10 @@ static void usage(FILE *f) {
             "                      (default 40)\n"
             "  --seed S            random seed, 0..2^64-1 (default 1337): the same checkpoint,\n"
             "                      prompt, options and seed give the same text\n"
-            "  --tokenizer NAME    gpt2 or bytes (default: gpt2 when the model's vocab_size is\n"
-            "                      at least %d, else bytes); its vocabulary must not exceed\n"
+            "  --tokenizer NAME    gpt2 or bytes (default: the one of the data the checkpoint\n"
+            "                      was trained on; for checkpoints older than that record,\n"
+            "                      gpt2 when the model's vocab_size is at least %d, else\n"
+            "                      bytes); its vocabulary must not exceed\n"
             "                      the model's, and ids beyond it are never drawn\n"
             "  -h, --help          this help\n"
             "\n"
@@ -143,6 +145,7 @@ typedef struct sample {
     const sample_args_t *a;
     ct_model_t *m;
     ct_tokenizer_t *tok;
+    char ckpt_tokenizer[CT_CKPT_TOKENIZER_MAX]; /* from state.json; "" in older checkpoints */
     ct_generator_t *gen;
     ct_ids_t prompt;
     int *out; /* (n_new) generated ids */
@@ -172,7 +175,10 @@ static const char *default_tokenizer(int vocab_size) {
 /* Opens the tokenizer and encodes the prompt (or the start token) into s->prompt. */
 static int encode_prompt(sample_t *s, ct_err_t *e) {
     const ct_model_dims_t *d = ct_model_dims(s->m);
-    const char *name = s->a->tokenizer ? s->a->tokenizer : default_tokenizer(d->vocab_size);
+    /* the checkpoint says which tokenizer its data had; older ones do not: guess by vocab */
+    const char *name = s->a->tokenizer      ? s->a->tokenizer
+                       : s->ckpt_tokenizer[0] ? s->ckpt_tokenizer
+                                              : default_tokenizer(d->vocab_size);
     CT_TRY(ct_tokenizer_open(&s->tok, name, e));
     int tv = ct_tokenizer_vocab_size(s->tok);
     if (tv > d->vocab_size)
@@ -224,7 +230,9 @@ static int run(sample_t *s, ct_err_t *e) {
     const sample_args_t *a = s->a;
     ct_config_t cfg;
     CT_TRY(ct_hash_init(e));
-    CT_TRY(ct_snapshot_open_model(a->ckpt, &cfg, &s->m, 1, e));
+    ct_ckpt_info_t info;
+    CT_TRY(ct_snapshot_open_model(a->ckpt, &cfg, &info, &s->m, 1, e));
+    snprintf(s->ckpt_tokenizer, sizeof s->ckpt_tokenizer, "%s", info.tokenizer);
     CT_TRY(encode_prompt(s, e));
     CT_TRY(plan_tokens(s, e));
     CT_TRY(ct_generator_create(&s->gen, s->m, e));

@@ -60,8 +60,8 @@ out:
     return rc;
 }
 
-int ct_snapshot_open_model(const char *dir, ct_config_t *cfg, ct_model_t **model, int max_batch,
-                           ct_err_t *e) {
+int ct_snapshot_open_model(const char *dir, ct_config_t *cfg, ct_ckpt_info_t *info_out,
+                           ct_model_t **model, int max_batch, ct_err_t *e) {
     ct_ckpt_info_t info;
     *model = NULL;
     /* everything verified first, so the config and the weights are read from checked files */
@@ -76,5 +76,6 @@ int ct_snapshot_open_model(const char *dir, ct_config_t *cfg, ct_model_t **model
                         .params = ct_model_params(*model)};
     int rc = ct_ckpt_restore(dir, &b, &info, info.id, e);
     if (rc != 0) ct_model_destroy(model);
+    if (rc == 0 && info_out) *info_out = info;
     return rc;
 }

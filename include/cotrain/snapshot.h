@@ -26,11 +26,12 @@ int ct_snapshot_save(const char *run_dir, ct_trainer_t *t, const char *config_js
 int ct_snapshot_restore(const char *ckpt_dir, ct_trainer_t *t, ct_ckpt_info_t *info,
                         const char *verified_id, ct_err_t *e);
 
-/* Verifies ckpt_dir, reads its config.json into *cfg and builds a model of that shape (room for
- * max_batch sequences) holding the checkpoint's weights. For tools: eval, export, sample.
- * Errors: those of ct_ckpt_verify, CT_ECORRUPT (a tensor missing or of the wrong shape, naming
- * it), CT_ENOMEM. *model is owned by the caller. */
-int ct_snapshot_open_model(const char *ckpt_dir, ct_config_t *cfg, ct_model_t **model,
-                           int max_batch, ct_err_t *e);
+/* Verifies ckpt_dir, reads its config.json into *cfg (and state.json into *info, when not NULL:
+ * the tokenizer, step, ...) and builds a model of that shape (room for max_batch sequences)
+ * holding the checkpoint's weights. For tools: eval, export, sample. Errors: those of
+ * ct_ckpt_verify, CT_ECORRUPT (a tensor missing or of the wrong shape, naming it), CT_ENOMEM.
+ * *model is owned by the caller. */
+int ct_snapshot_open_model(const char *ckpt_dir, ct_config_t *cfg, ct_ckpt_info_t *info,
+                           ct_model_t **model, int max_batch, ct_err_t *e);
 
 #endif
