@@ -27,7 +27,9 @@ void ct_sha256_end(ct_sha256_t **h_p, char hex[CT_SHA256_HEX]);
 int ct_sha256_file(const char *path, char hex[CT_SHA256_HEX], ct_err_t *e);
 
 /* A fast, stable 64-bit fingerprint of a buffer (not for security): four multiply-xorshift lanes
- * over 64-bit words, so it runs near memory bandwidth. Used for weight hashes (param_hash). */
+ * over 64-bit little-endian words, then a finaliser over the lanes and the tail bytes, so it runs
+ * near memory bandwidth. Used for weight hashes (param_hash); tests/param_hash.py defines it for
+ * outsiders and recomputes a checkpoint's param_hash from model.h5 alone. */
 uint64_t ct_hash64(const void *data, size_t n);
 
 #endif
