@@ -108,7 +108,9 @@ int main(int argc, char **argv) {
             if (ct_reducer_create(&red[k], comm, buf, n, (size_t)(bucket_mb * 1e6 / sizeof(float)),
                                   (size_t)(chunk_mb[k] * 1e6 / sizeof(float)), &e) != 0) {
                 fprintf(stderr, "ct_bench_comm: %s\n", e.msg);
-                ct_comm_abort(comm, 1);
+                ct_comm_abort(comm, 1); /* returns when there is no other rank to end */
+                ct_comm_destroy(&comm);
+                return 1;
             }
         double *t = malloc((size_t)(n_red + 1) * (size_t)reps * sizeof *t);
         measure(red, n_red, buf, n, reps, t);

@@ -5,6 +5,11 @@
  * checkpoints/.ckpt-<step>.tmp, then the directory is renamed to ckpt-<step> and its parent
  * fsync'd. Deletion runs the other way (rename to .del-..., then remove), so a ckpt-* directory is
  * never half there. Leftover .tmp and .del directories from a crash are removed at the next save.
+ * A save that fails leaves checkpoints/ as it found it: the temp directory is removed, a
+ * checkpoint of the same step that it was replacing is put back, and one already renamed into
+ * place whose parent's fsync then failed is withdrawn (the caller was told the save failed). Each
+ * write, fsync, rename and allocation on the way can be failed by the fault-injection plan
+ * (fault.h); tests/fault_ckpt.c fails each in turn.
  *
  * Speed (docs/PERFORMANCE.md, "Checkpoints"): a save writes the tensors with O_DIRECT from two
  * threads while two more compute the MANIFEST's hashes from memory (ckpt_io.c: one the whole-file
@@ -17,6 +22,7 @@
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <omp.h>
 #include <stdatomic.h>
@@ -28,6 +34,7 @@
 
 #include "ckpt_h5.h"
 #include "ckpt_sums.h"
+#include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/json.h"
 
@@ -52,28 +59,56 @@ static int rm_tree(const char *path) {
 
 /* ---- state.json ---- */
 
+/* doubles as "%.17g", which reads back bit-identical: cJSON's own printing tries 15 digits and
+ * keeps them when they read back within an epsilon, so 0.30000000000000004 came back as 0.3 and
+ * a resumed spike guard judged steps against a slightly different window. (The guard holds only
+ * accepted, finite values.) */
+static cJSON *exact_array(const double *x, int n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) {
+        char num[32];
+        snprintf(num, sizeof num, "%.17g", x[i]);
+        cJSON *v = cJSON_CreateRaw(num);
+        if (!v || !cJSON_AddItemToArray(a, v)) { /* out of memory: no array with a gap */
+            cJSON_Delete(v);
+            cJSON_Delete(a);
+            a = NULL;
+        }
+    }
+    return a;
+}
+
+/* Adds item (NULL: out of memory) to obj under key; frees it when it cannot. 1 or 0. */
+static int add_owned(cJSON *obj, const char *key, cJSON *item) {
+    if (item && obj && cJSON_AddItemToObject(obj, key, item)) return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
+/* state.json as JSON, or NULL when out of memory. Every addition is checked: a key dropped for
+ * want of memory would give a checkpoint that verifies but cannot be resumed. */
 static cJSON *state_json(const ct_ckpt_info_t *info, const ct_ckpt_guard_t *g) {
     cJSON *js = cJSON_CreateObject();
-    cJSON_AddStringToObject(js, "format", STATE_FORMAT);
-    cJSON_AddNumberToObject(js, "step", (double)info->step);
-    cJSON_AddNumberToObject(js, "tokens", (double)info->tokens);
-    cJSON_AddNumberToObject(js, "world_size", info->world_size);
-    cJSON_AddStringToObject(js, "config_sha256", info->config_sha256);
-    cJSON_AddStringToObject(js, "tokenizer", info->tokenizer);
-    cJSON_AddStringToObject(js, "data_sha256", info->data_sha256);
-    cJSON_AddStringToObject(js, "parent", info->parent);
-    cJSON_AddItemToObject(js, "data_cursor", ct_data_cursor_to_json(&info->cursor));
-    if (g->cap == 0) {
-        cJSON_AddNullToObject(js, "spike_guard");
-        return js;
+    int ok = js && cJSON_AddStringToObject(js, "format", STATE_FORMAT) &&
+             cJSON_AddNumberToObject(js, "step", (double)info->step) &&
+             cJSON_AddNumberToObject(js, "tokens", (double)info->tokens) &&
+             cJSON_AddNumberToObject(js, "world_size", info->world_size) &&
+             cJSON_AddStringToObject(js, "config_sha256", info->config_sha256) &&
+             cJSON_AddStringToObject(js, "tokenizer", info->tokenizer) &&
+             cJSON_AddStringToObject(js, "data_sha256", info->data_sha256) &&
+             cJSON_AddStringToObject(js, "parent", info->parent) &&
+             add_owned(js, "data_cursor", ct_data_cursor_to_json(&info->cursor));
+    if (ok && g->cap == 0) {
+        ok = cJSON_AddNullToObject(js, "spike_guard") != NULL;
+    } else if (ok) {
+        cJSON *o = cJSON_AddObjectToObject(js, "spike_guard");
+        ok = o && cJSON_AddNumberToObject(o, "count", g->count) &&
+             cJSON_AddNumberToObject(o, "head", g->head) &&
+             add_owned(o, "loss", exact_array(g->loss, g->count)) &&
+             add_owned(o, "grad_norm", exact_array(g->grad_norm, g->count));
     }
-    cJSON *o = cJSON_AddObjectToObject(js, "spike_guard");
-    cJSON_AddNumberToObject(o, "count", g->count);
-    cJSON_AddNumberToObject(o, "head", g->head);
-    /* cJSON prints doubles with as many digits as they need to read back exactly */
-    cJSON_AddItemToObject(o, "loss", cJSON_CreateDoubleArray(g->loss, g->count));
-    cJSON_AddItemToObject(o, "grad_norm", cJSON_CreateDoubleArray(g->grad_norm, g->count));
-    return js;
+    if (!ok) cJSON_Delete(js);
+    return ok ? js : NULL;
 }
 
 static int copy_hex(char out[CT_SHA256_HEX], const cJSON *obj, const char *key, int may_be_empty) {
@@ -327,12 +362,13 @@ static int write_small(const char *dir, const char *name, const char *text, size
                        ct_err_t *e) {
     char path[CT_PATH_MAX];
     CT_TRY(ct_path_join(path, sizeof path, dir, name, e));
-    FILE *f = fopen(path, "wb");
-    int rc = !f || fwrite(text, 1, n, f) != n
-                 ? CT_ERR(e, CT_EIO, "writing %s failed: %s (is the disk full?)", path,
-                          strerror(errno))
-                 : 0;
-    if (f && fclose(f) != 0 && rc == 0)
+    int injected = ct_fault_hit(CT_FAULT_WRITE); /* creating the file */
+    int fd = injected ? -1 : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return CT_ERR(e, CT_EIO, "cannot create %s: %s (is the disk full?)", path,
+                      ct_fault_strerror(injected, errno));
+    int rc = ct_write_all(fd, text, n, -1, path, e);
+    if (close(fd) != 0 && rc == 0)
         rc = CT_ERR(e, CT_EIO, "closing %s failed: %s (is the disk full?)", path, strerror(errno));
     return rc;
 }
@@ -441,19 +477,38 @@ int ct_ckpt_save(const char *run_dir, const ct_ckpt_body_t *body, const char *co
     CT_TRY(ct_path_fmt(del, sizeof del, e, "%s/.del-ckpt-%08lld", root, step));
     if (out_path && strlen(final) >= n)
         return CT_ERR(e, CT_EINVAL, "checkpoint path %s does not fit the caller's buffer", final);
-    if (mkdir(tmp, 0755) != 0)
-        return CT_ERR(e, CT_EIO, "cannot create %s: %s", tmp, strerror(errno));
-    int rc = write_files(tmp, body, config_json, info, e);
+    int injected = ct_fault_hit(CT_FAULT_WRITE);
+    if (injected || mkdir(tmp, 0755) != 0)
+        return CT_ERR(e, CT_EIO, "cannot create %s: %s", tmp, ct_fault_strerror(injected, errno));
+    int rc = write_files(tmp, body, config_json, info, e), set_aside = 0;
     struct stat st;
-    /* a checkpoint of this step exists (a resumed run repeating a step): replace it */
-    if (rc == 0 && stat(final, &st) == 0 && rename(final, del) == 0) rm_tree(del);
-    if (rc == 0 && rename(tmp, final) != 0)
-        rc = CT_ERR(e, CT_EIO, "renaming %s to %s failed: %s", tmp, final, strerror(errno));
+    /* a checkpoint of this step exists (a resumed run repeating a step): set it aside, and remove
+       it only once the new one is in place */
+    if (rc == 0 && stat(final, &st) == 0) {
+        injected = ct_fault_hit(CT_FAULT_RENAME);
+        if (injected || rename(final, del) != 0)
+            rc = CT_ERR(e, CT_EIO, "cannot move %s aside to replace it: %s", final,
+                        ct_fault_strerror(injected, errno));
+        else
+            set_aside = 1;
+    }
+    if (rc == 0) {
+        injected = ct_fault_hit(CT_FAULT_RENAME);
+        if (injected || rename(tmp, final) != 0)
+            rc = CT_ERR(e, CT_EIO, "renaming %s to %s failed: %s", tmp, final,
+                        ct_fault_strerror(injected, errno));
+        /* the rename is done, but not durable until the parent is synced: without that, the
+           save failed, so the new checkpoint is withdrawn (the step is saved again later) */
+        else if ((rc = ct_fsync_path(root, e)) != 0 && rename(final, tmp) != 0)
+            rm_tree(final);
+    }
     if (rc != 0) {
         rm_tree(tmp);
+        /* the rollback renames are not fault points: they undo what a failure interrupted */
+        if (set_aside) rename(del, final);
         return rc;
     }
-    CT_TRY(ct_fsync_path(root, e));
+    if (set_aside) rm_tree(del);
     if (out_path) snprintf(out_path, n, "%s", final);
     return 0;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "ckpt_io.h"
+#include "cotrain/fault.h"
 
 /* The stored shape of tensor t: its first stored_rows rows. */
 static void stored_shape(const ct_tensor_info_t *t, hsize_t dims[2]) {
@@ -95,8 +96,12 @@ int ct_ckpt_h5_create(const char *path, const ct_tensor_info_t *t, int n,
     H5Pset_layout(dcpl, H5D_CONTIGUOUS);
     H5Pset_alloc_time(dcpl, H5D_ALLOC_TIME_EARLY);
     H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
-    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
-    int rc = f < 0 ? CT_ERR(e, CT_EIO, "cannot create %s: %s", path, reason(why)) : 0;
+    /* creating the file and flushing its metadata at close are writes for the fault plan */
+    int injected = ct_fault_hit(CT_FAULT_WRITE);
+    hid_t f = injected ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    int rc = f < 0 ? CT_ERR(e, CT_EIO, "cannot create %s: %s", path,
+                            injected ? ct_fault_strerror(1, 0) : reason(why))
+                   : 0;
     for (int k = 0; k < n_groups && rc == 0; k++) {
         if (g[k].name[0]) {
             hid_t grp = H5Gcreate2(f, g[k].name, lcpl, gcpl, H5P_DEFAULT);
@@ -116,8 +121,13 @@ int ct_ckpt_h5_create(const char *path, const ct_tensor_info_t *t, int n,
         if (at >= 0) H5Aclose(at);
         H5Sclose(sp);
     }
-    if (f >= 0 && H5Fclose(f) < 0 && rc == 0)
-        rc = CT_ERR(e, CT_EIO, "closing %s failed: %s (is the disk full?)", path, reason(why));
+    if (f >= 0) {
+        herr_t closed = H5Fclose(f);
+        injected = closed >= 0 && ct_fault_hit(CT_FAULT_WRITE);
+        if ((closed < 0 || injected) && rc == 0)
+            rc = CT_ERR(e, CT_EIO, "closing %s failed: %s (is the disk full?)", path,
+                        injected ? ct_fault_strerror(1, 0) : reason(why));
+    }
     H5Pclose(fcpl);
     H5Pclose(fapl);
     H5Pclose(dcpl);

@@ -10,6 +10,7 @@
 #include "ckpt_io.h"
 
 #include "ckpt_sums.h"
+#include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 
 #include <errno.h>
@@ -31,7 +32,7 @@ enum { PIECE = 4 << 20 };
 int ct_ckpt_layout_add(ct_ckpt_layout_t *L, uint64_t off, uint64_t len, void *mem, ct_err_t *e) {
     if (L->n == L->cap) {
         int cap = L->cap ? 2 * L->cap : 64;
-        ct_ckpt_span_t *p = realloc(L->spans, (size_t)cap * sizeof *p);
+        ct_ckpt_span_t *p = ct_fault_realloc(L->spans, (size_t)cap * sizeof *p);
         if (!p) return CT_ERR(e, CT_ENOMEM, "out of memory laying out %s", L->path);
         L->spans = p;
         L->cap = cap;
@@ -65,15 +66,17 @@ int ct_ckpt_layout_seal(ct_ckpt_layout_t *L, int writing, ct_err_t *e) {
     } else if ((uint64_t)st.st_size < end && !writing) {
         rc = CT_ERR(e, CT_ECORRUPT, "%s is %lld bytes, its tensors end at byte %llu: the file "
                     "is truncated", L->path, (long long)st.st_size, (unsigned long long)end);
-    } else if ((uint64_t)st.st_size < end && ftruncate(fd, (off_t)end) != 0) {
-        rc = CT_ERR(e, CT_EIO, "cannot extend %s: %s (is the disk full?)", L->path,
-                    strerror(errno));
+    } else if ((uint64_t)st.st_size < end) {
+        int injected = ct_fault_hit(CT_FAULT_WRITE);
+        if (injected || ftruncate(fd, (off_t)end) != 0)
+            rc = CT_ERR(e, CT_EIO, "cannot extend %s: %s (is the disk full?)", L->path,
+                        ct_fault_strerror(injected, errno));
     }
     L->size = (uint64_t)st.st_size < end ? end : (uint64_t)st.st_size;
     if (rc == 0 && writing) {
         L->rest_len = L->size;
         for (int i = 0; i < L->n; i++) L->rest_len -= L->spans[i].len;
-        L->rest = malloc(L->rest_len ? L->rest_len : 1);
+        L->rest = ct_fault_malloc(L->rest_len ? L->rest_len : 1);
         if (!L->rest) rc = CT_ERR(e, CT_ENOMEM, "out of memory laying out %s", L->path);
         uint64_t at = 0, got = 0;
         for (int i = 0; i <= L->n && rc == 0; i++) {
@@ -145,7 +148,7 @@ static int add_piece(ct_ckpt_writer_t *w, int *cap, piece_t p, ct_err_t *e) {
     if (p.len == 0) return 0;
     if (w->n_pieces == *cap) {
         *cap = *cap ? 2 * *cap : 256;
-        piece_t *q = realloc(w->pieces, (size_t)*cap * sizeof *q);
+        piece_t *q = ct_fault_realloc(w->pieces, (size_t)*cap * sizeof *q);
         if (!q) return CT_ERR(e, CT_ENOMEM, "out of memory writing %s", w->files[p.file].path);
         w->pieces = q;
     }
@@ -193,8 +196,8 @@ void ct_ckpt_writer_destroy(ct_ckpt_writer_t **w_p) {
 
 int ct_ckpt_writer_create(ct_ckpt_writer_t **w_p, const ct_ckpt_layout_t *files, int n,
                           ct_err_t *e) {
-    ct_ckpt_writer_t *w = calloc(1, sizeof *w);
-    wfile_t *f = calloc((size_t)n, sizeof *f);
+    ct_ckpt_writer_t *w = ct_fault_calloc(1, sizeof *w);
+    wfile_t *f = ct_fault_calloc((size_t)n, sizeof *f);
     *w_p = w;
     if (!w || !f) {
         free(f);
@@ -234,29 +237,32 @@ static int write_direct(const wfile_t *f, const piece_t *pc, unsigned char **bou
     if ((uintptr_t)src % f->mem_align != 0) {
         if (!*bounce) {
             size_t a = f->mem_align < 4096 ? 4096 : (size_t)f->mem_align;
-            *bounce = aligned_alloc(a, DIRECT_PIECE);
+            *bounce = ct_fault_aligned_alloc(a, DIRECT_PIECE);
             if (!*bounce) return CT_ERR(e, CT_ENOMEM, "out of memory writing %s", f->path);
         }
         src = memcpy(*bounce, src, (size_t)pc->len);
     }
     ssize_t r;
-    do r = pwrite(f->dfd, src, (size_t)pc->len, (off_t)pc->off);
-    while (r < 0 && errno == EINTR);
-    if (r < 0 && errno == EINVAL) return 1;
+    int injected = ct_fault_hit(CT_FAULT_WRITE);
+    do r = injected ? -1 : pwrite(f->dfd, src, (size_t)pc->len, (off_t)pc->off);
+    while (r < 0 && !injected && errno == EINTR);
+    if (r < 0 && !injected && errno == EINVAL) return 1;
     if (r != (ssize_t)pc->len) /* a short direct write cannot be resumed aligned */
         return CT_ERR(e, CT_EIO, "writing %s failed at byte %llu: %s (is the disk full?)",
                       f->path, (unsigned long long)(pc->off + (r > 0 ? (uint64_t)r : 0)),
-                      r < 0 ? strerror(errno) : "short write");
+                      r < 0 ? ct_fault_strerror(injected, errno) : "short write");
     return 0;
 }
 
 /* fsyncs every file: one fsync per file covers both of its descriptors (the buffered ends, the
  * direct writes' block allocations) and the device's write cache. */
 static int sync_files(ct_ckpt_writer_t *w, ct_err_t *e) {
-    for (int k = 0; k < w->n_files; k++)
-        if (fsync(w->files[k].fd) != 0)
+    for (int k = 0; k < w->n_files; k++) {
+        int injected = ct_fault_hit(CT_FAULT_FSYNC);
+        if (injected || fsync(w->files[k].fd) != 0)
             return CT_ERR(e, CT_EIO, "fsync of %s failed: %s (is the disk full?)",
-                          w->files[k].path, strerror(errno));
+                          w->files[k].path, ct_fault_strerror(injected, errno));
+    }
     atomic_store(&w->synced, 1);
     return 0;
 }

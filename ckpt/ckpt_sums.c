@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 
 const char *const ct_ckpt_file_names[CT_CKPT_NFILES] = {"config.json", "model.h5", "optim.h5",
@@ -20,7 +21,7 @@ static const char CHUNK[] = "#chunk ";
 int ct_ckpt_sums_reserve(ct_ckpt_sums_t *s, int k, uint64_t size, ct_err_t *e) {
     int n = ct_ckpt_pieces(size);
     free(s->piece[k]);
-    s->piece[k] = calloc(n ? (size_t)n : 1, sizeof *s->piece[k]);
+    s->piece[k] = ct_fault_calloc(n ? (size_t)n : 1, sizeof *s->piece[k]);
     if (!s->piece[k]) return CT_ERR(e, CT_ENOMEM, "out of memory for %d piece hashes", n);
     s->n_pieces[k] = n;
     s->has_pieces = 1;
@@ -122,7 +123,7 @@ int ct_ckpt_sums_write(const char *dir, ct_ckpt_sums_t *s, ct_err_t *e) {
     size_t cap = 4 * 128, used = 0;
     for (int k = 0; k < CT_CKPT_NFILES; k++)
         cap += (size_t)s->n_pieces[k] * 128;
-    char *text = malloc(cap);
+    char *text = ct_fault_malloc(cap);
     if (!text) return CT_ERR(e, CT_ENOMEM, "out of memory writing a MANIFEST");
     for (int k = 0; k < CT_CKPT_NFILES; k++)
         used += (size_t)snprintf(text + used, cap - used, "%s  %s\n", s->file[k],

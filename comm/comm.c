@@ -14,6 +14,7 @@
 struct ct_comm {
     int mpi; /* 1: MPI initialised by us */
     int rank, size;
+    int local_size; /* ranks of the group on this node */
 };
 
 /* Was this process started by an MPI launcher? */
@@ -37,7 +38,7 @@ int ct_comm_create(ct_comm_t **out, int *argc, char ***argv, ct_err_t *e) {
     ct_comm_t *c = NULL;
     *out = NULL;
     CT_ALLOC(e, c, 1, fail);
-    c->size = 1;
+    c->size = c->local_size = 1;
     if (launched_by_mpi()) {
         int st = MPI_Init(argc, argv);
         if (st != MPI_SUCCESS) {
@@ -49,11 +50,23 @@ int ct_comm_create(ct_comm_t **out, int *argc, char ***argv, ct_err_t *e) {
         MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
         MPI_Comm_rank(MPI_COMM_WORLD, &c->rank);
         MPI_Comm_size(MPI_COMM_WORLD, &c->size);
+        /* the ranks that share this node's memory: MPI knows, whatever launched us */
+        MPI_Comm node;
+        st = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, c->rank, MPI_INFO_NULL,
+                                 &node);
+        if (st == MPI_SUCCESS) {
+            st = MPI_Comm_size(node, &c->local_size);
+            MPI_Comm_free(&node);
+        }
+        if (st != MPI_SUCCESS) {
+            rc = ct_comm_mpi_err(st, "MPI_Comm_split_type (the ranks on this node)", e);
+            goto fail;
+        }
     }
     *out = c;
     return 0;
 fail:
-    free(c);
+    ct_comm_destroy(&c);
     return rc;
 }
 
@@ -66,20 +79,12 @@ void ct_comm_destroy(ct_comm_t **self_p) {
 }
 
 void ct_comm_abort(ct_comm_t *self, int code) {
-    if (self && self->mpi) MPI_Abort(MPI_COMM_WORLD, code);
-    exit(code);
+    /* MPI_Abort ends every rank of the job, this one included; it returns only if it failed */
+    if (self && self->mpi && self->size > 1) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 int ct_comm_local_size(const ct_comm_t *self) {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",
-                                       "SLURM_NTASKS_PER_NODE"};
-    if (!self->mpi) return 1;
-    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++) {
-        const char *v = getenv(vars[i]);
-        int n = v ? atoi(v) : 0;
-        if (n > 0) return n;
-    }
-    return 1;
+    return self->local_size;
 }
 
 int ct_comm_rank(const ct_comm_t *self) {

@@ -88,6 +88,10 @@ static const key_spec_t SCHEMA[] = {
      "recent steps the spike guard's z-score is measured against", FIXED},
     {KEY(train, spike_zscore), K_FLOAT, 6.0, 0, 1e6, OPEN_LO, NULL,
      "z-score above which the spike guard skips a step", FIXED},
+    {KEY(train, peak_gflops), K_FLOAT, 0, 0, 1e9, 0, NULL,
+     "FP32 peak of one rank in GFLOP/s, the MFU denominator; 0: measured once per machine and "
+     "thread count and cached (COTRAIN_CACHE_DIR, else ~/.cache/cotrain)",
+     CT_CHANGE_RESUME | CT_CHANGE_ATTACHED},
     {KEY(ckpt, every), K_INT64, 1000, 0, 1e15, 0, NULL,
      "write a checkpoint every N steps; 0: only at the end, at --until and on SIGTERM/SIGUSR1", CT_CHANGE_RESUME},
     {KEY(ckpt, keep_last), K_INT, 3, 0, 1 << 30, 0, NULL,
@@ -107,6 +111,16 @@ static const key_spec_t SCHEMA[] = {
      "(false: all buckets right after it)", CT_CHANGE_RESUME},
     {KEY(log, every), K_INT, 1, 1, 1 << 30, 0, NULL,
      "write a metrics line every N steps (and at the last step)", CT_CHANGE_RESUME | CT_CHANGE_ATTACHED},
+    {KEY(log, eval_every), K_INT, 0, 0, 1 << 30, 0, NULL,
+     "evaluate the loss on the held-out data (data.eval_shards or --eval-data) every N steps "
+     "and at the last step, as eval_loss in metrics.jsonl; 0: never",
+     CT_CHANGE_RESUME | CT_CHANGE_ATTACHED},
+    {KEY(log, eval_tokens), K_INT64, 1 << 20, 1, 1e15, 0, NULL,
+     "evaluate on the first N tokens of the held-out data (all of it when it has fewer)",
+     CT_CHANGE_RESUME | CT_CHANGE_ATTACHED},
+    {KEY(data, eval_shards), K_INT, 0, 0, 1 << 20, 0, NULL,
+     "hold out the manifest's last N shards: never trained on, evaluated every log.eval_every "
+     "steps", FIXED},
 };
 enum { N_KEYS = sizeof SCHEMA / sizeof SCHEMA[0] };
 

@@ -1,5 +1,6 @@
 /* fsutil.c — checked paths, the read/write-all loop, mkdir -p, whole-file reads and atomic,
- * durable file replacement. */
+ * durable file replacement. Every write, fsync, rename and directory creation here asks the
+ * fault-injection plan first (fault.h), so tests can fail each of them in turn. */
 #include "cotrain/fsutil.h"
 
 #include <errno.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "cotrain/fault.h"
 
 int ct_path_join(char *out, size_t n, const char *dir, const char *name, ct_err_t *e) {
     int w = snprintf(out, n, "%s/%s", dir, name);
@@ -37,16 +40,19 @@ static int transfer(int fd, int writing, void *buf, size_t n, int64_t off, const
     for (size_t done = 0; done < n;) {
         size_t k = n - done;
         ssize_t r;
-        if (off >= 0)
+        int injected = writing && ct_fault_hit(CT_FAULT_WRITE);
+        if (injected)
+            r = -1;
+        else if (off >= 0)
             r = writing ? pwrite(fd, p + done, k, (off_t)(off + (int64_t)done))
                         : pread(fd, p + done, k, (off_t)(off + (int64_t)done));
         else
             r = writing ? write(fd, p + done, k) : read(fd, p + done, k);
-        if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && !injected && errno == EINTR) continue;
         if (r <= 0) {
             unsigned long long at = (unsigned long long)(off >= 0 ? off : 0) + done;
             const char *why = r == 0 ? (writing ? "nothing written" : "unexpected end of file")
-                                     : strerror(errno);
+                                     : ct_fault_strerror(injected, errno);
             return writing ? CT_ERR(e, CT_EIO, "writing %s failed at byte %llu: %s (is the disk "
                                     "full?)", path, at, why)
                            : CT_ERR(e, CT_EIO, "reading %s failed at byte %llu: %s", path, at,
@@ -70,7 +76,9 @@ int ct_fsync_path(const char *path, ct_err_t *e) {
     int dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
     int fd = open(path, dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
     if (fd < 0) return CT_ERR(e, CT_EIO, "cannot open %s to sync it: %s", path, strerror(errno));
-    int rc = fsync(fd) == 0 ? 0 : CT_ERR(e, CT_EIO, "fsync of %s failed: %s", path, strerror(errno));
+    int injected = ct_fault_hit(CT_FAULT_FSYNC), rc = 0;
+    if (injected || fsync(fd) != 0)
+        rc = CT_ERR(e, CT_EIO, "fsync of %s failed: %s", path, ct_fault_strerror(injected, errno));
     close(fd);
     return rc;
 }
@@ -82,8 +90,10 @@ int ct_mkdirs(const char *path, ct_err_t *e) {
         if (*p != '/' && *p != '\0') continue;
         char saved = *p;
         *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return CT_ERR(e, CT_EIO, "cannot create directory %s: %s", buf, strerror(errno));
+        int injected = ct_fault_hit(CT_FAULT_WRITE);
+        if (injected || (mkdir(buf, 0755) != 0 && errno != EEXIST))
+            return CT_ERR(e, CT_EIO, "cannot create directory %s: %s", buf,
+                          ct_fault_strerror(injected, errno));
         struct stat st;
         if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
             return CT_ERR(e, CT_EIO, "%s exists and is not a directory", buf);
@@ -102,8 +112,10 @@ static int fsync_dir_of(const char *path, ct_err_t *e) {
 int ct_write_file_atomic(const char *path, const void *data, size_t len, ct_err_t *e) {
     char tmp[CT_PATH_MAX];
     CT_TRY(ct_path_fmt(tmp, sizeof tmp, e, "%s.tmp.%ld", path, (long)getpid()));
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) return CT_ERR(e, CT_EIO, "cannot create %s: %s", tmp, strerror(errno));
+    int injected = ct_fault_hit(CT_FAULT_WRITE);
+    int fd = injected ? -1 : open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        return CT_ERR(e, CT_EIO, "cannot create %s: %s", tmp, ct_fault_strerror(injected, errno));
     int rc = ct_write_all(fd, data, len, -1, tmp, e);
     if (close(fd) != 0 && rc == 0)
         rc = CT_ERR(e, CT_EIO, "closing %s failed: %s", tmp, strerror(errno));
@@ -120,11 +132,16 @@ int ct_commit_file(const char *tmp, const char *path, ct_err_t *e) {
     if (fd < 0) {
         rc = CT_ERR(e, CT_EIO, "cannot open %s to sync it: %s", tmp, strerror(errno));
     } else {
-        if (fsync(fd) != 0) rc = CT_ERR(e, CT_EIO, "fsync of %s failed: %s", tmp, strerror(errno));
+        int injected = ct_fault_hit(CT_FAULT_FSYNC);
+        if (injected || fsync(fd) != 0)
+            rc = CT_ERR(e, CT_EIO, "fsync of %s failed: %s", tmp,
+                        ct_fault_strerror(injected, errno));
         close(fd);
     }
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = CT_ERR(e, CT_EIO, "renaming %s to %s failed: %s", tmp, path, strerror(errno));
+    int injected = rc == 0 && ct_fault_hit(CT_FAULT_RENAME);
+    if (rc == 0 && (injected || rename(tmp, path) != 0))
+        rc = CT_ERR(e, CT_EIO, "renaming %s to %s failed: %s", tmp, path,
+                    ct_fault_strerror(injected, errno));
     if (rc != 0) {
         unlink(tmp);
         return rc;
@@ -151,7 +168,7 @@ int ct_read_file(const char *path, char **buf, size_t *len, ct_err_t *e) {
     int fd, rc = 0;
     size_t n;
     CT_TRY(open_regular(path, &fd, &n, e));
-    char *b = malloc(n + 1);
+    char *b = ct_fault_malloc(n + 1);
     if (!b) {
         rc = CT_ERR(e, CT_ENOMEM, "out of memory reading %zu bytes of %s", n, path);
     } else if ((rc = ct_read_all(fd, b, n, 0, path, e)) == 0) {

@@ -1,4 +1,6 @@
-/* hash.c — SHA-256 (OpenSSL's libcrypto), and the cheap FNV-1a fingerprint used for weight hashes. */
+/* hash.c — SHA-256 (OpenSSL's libcrypto), and ct_hash64, the cheap fingerprint behind metrics'
+ * param_hash (four multiply-xorshift lanes, then a SplitMix-style finaliser; tests/param_hash.py
+ * is its reference definition for outsiders). */
 #include "cotrain/hash.h"
 
 #include <errno.h>
@@ -9,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "cotrain/fault.h"
 
 int ct_hash_init(ct_err_t *e) {
     if (sodium_init() < 0)
@@ -39,7 +43,7 @@ struct ct_sha256 {
 };
 
 ct_sha256_t *ct_sha256_begin(void) {
-    ct_sha256_t *h = malloc(sizeof *h);
+    ct_sha256_t *h = ct_fault_malloc(sizeof *h);
     if (!h) return NULL;
     if (!(h->ctx = EVP_MD_CTX_new()) || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
         EVP_MD_CTX_free(h->ctx);
@@ -67,7 +71,7 @@ int ct_sha256_file(const char *path, char hex[CT_SHA256_HEX], ct_err_t *e) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return CT_ERR(e, CT_ENOENT, "cannot open %s: %s", path, strerror(errno));
     enum { PIECE = 4 << 20 };
-    unsigned char *buf = malloc(PIECE);
+    unsigned char *buf = ct_fault_malloc(PIECE);
     ct_sha256_t *h = ct_sha256_begin();
     int rc = 0;
     if (!buf || !h) rc = CT_ERR(e, CT_ENOMEM, "out of memory hashing %s", path);

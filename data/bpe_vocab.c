@@ -58,9 +58,8 @@ static int32_t bytes_map_find(const ct_bpe_vocab_t *t, const bytes_map_t *m, con
 
 /* Reads a file of the GPT-2 directory; a missing file gets a message that says how to get it. */
 static int read_gpt2_file(const char *dir, const char *name, char **buf, size_t *len, ct_err_t *e) {
-    char path[4096];
-    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
-        return CT_ERR(e, CT_EINVAL, "GPT-2 tokenizer directory path too long: %s", dir);
+    char path[CT_PATH_MAX];
+    CT_TRY(ct_path_join(path, sizeof path, dir, name, e));
     ct_err_t inner = {0};
     int rc = ct_read_file(path, buf, len, &inner);
     if (rc == CT_ENOENT)

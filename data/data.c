@@ -36,8 +36,8 @@ typedef struct slot {
 /* The reading thread's position and caches. */
 typedef struct stream {
     int64_t epoch, pos, offset, samples;
-    int64_t *order;       /* (n_shards) shard order of `epoch` */
-    int64_t *next_order;  /* (n_shards) scratch: the order of epoch + 1 */
+    int64_t *order;       /* (n) shard order of `epoch` */
+    int64_t *next_order;  /* (n) scratch: the order of epoch + 1 */
     int64_t *perm;        /* window order of (perm_shard, perm_epoch) */
     int64_t perm_cap, perm_shard, perm_epoch;
     loaded_t cache[2];
@@ -46,9 +46,10 @@ typedef struct stream {
 
 struct ct_data {
     ct_manifest_t *m;
+    int64_t n;          /* shards trained on: the manifest's first n (the rest are held out) */
     ct_data_opts_t o;
     int W, local;       /* window (seq_len + 1) and rows per rank per step */
-    int64_t *n_win;     /* (n_shards) windows per shard */
+    int64_t *n_win;     /* (n) windows per shard */
     /* Buffers sized for the largest shard, faulted in once at open and reused for every shard
        (a fresh page costs ~11 us on first touch: per shard that would dominate loading). */
     char *file_buf;     /* (file_cap) a shard file's bytes, reader thread only */
@@ -88,7 +89,7 @@ static void shuffle(int64_t *a, int64_t n, uint64_t seed) {
 }
 
 static void epoch_order(const ct_data_t *d, int64_t epoch, int64_t *order) {
-    shuffle(order, d->m->n_shards, mix64(d->o.seed ^ mix64(0x5eed0001ULL + (uint64_t)epoch)));
+    shuffle(order, d->n, mix64(d->o.seed ^ mix64(0x5eed0001ULL + (uint64_t)epoch)));
 }
 
 /* Moves past exhausted and empty shards (there is at least one window somewhere). */
@@ -96,7 +97,7 @@ static void normalize(ct_data_t *d) {
     stream_t *s = &d->st;
     while (s->offset >= d->n_win[s->order[s->pos]]) {
         s->offset = 0;
-        if (++s->pos == d->m->n_shards) {
+        if (++s->pos == d->n) {
             s->pos = 0;
             epoch_order(d, ++s->epoch, s->order);
         }
@@ -117,27 +118,9 @@ static void stream_cursor(const ct_data_t *d, ct_data_cursor_t *c) {
 /* Reads shard `index` into the cache entry `l` (its token buffer is reused), checking the file
  * against the manifest's sha256 first and its contents after. On failure `l` is left empty. */
 static int load_shard(ct_data_t *d, int64_t index, loaded_t *l, ct_err_t *e) {
-    const ct_manifest_shard_t *ms = &d->m->shards[index];
-    char sha[CT_SHA256_HEX];
-    size_t len = 0;
-    ct_err_t why = {0};
     l->index = -1;
-    int rc = ct_read_file_into(ms->path, d->file_buf, d->file_cap, &len, &why);
-    if (rc != 0) return CT_ERR(e, rc, "shard %s cannot be read: %s", ms->id, why.msg);
-    ct_sha256_hex(d->file_buf, len, sha);
-    if (strcmp(sha, ms->sha256) != 0)
-        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) is corrupted or was replaced: its sha256 is "
-                      "%.16s..., the manifest says %.16s...; restore the file or re-run `cotrain "
-                      "prep`", ms->id, ms->path, sha, ms->sha256);
-    ct_shard_t sh;
-    CT_TRY(ct_shard_read_image_into(d->file_buf, len, ms->path, l->tokens, d->tok_cap, &sh, e));
-    int64_t n = sh.n_tokens;
-    int vocab = sh.vocab_size;
-    ct_shard_clear(&sh);
-    if (n != ms->n_tokens || vocab != d->m->vocab_size)
-        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) holds %lld tokens of vocabulary %d, the "
-                      "manifest says %lld of %d", ms->id, ms->path, (long long)n, vocab,
-                      (long long)ms->n_tokens, d->m->vocab_size);
+    CT_TRY(ct_manifest_read_shard(d->m, (int)index, d->file_buf, d->file_cap, l->tokens,
+                                  d->tok_cap, e));
     l->index = index;
     return 0;
 }
@@ -191,10 +174,10 @@ static int take(ct_data_t *d, int *row, ct_err_t *e) {
 /* The manifest index of the next shard with windows after the current one (possibly itself). */
 static int64_t next_shard(ct_data_t *d) {
     stream_t *s = &d->st;
-    for (int64_t p = s->pos + 1; p < d->m->n_shards; p++)
+    for (int64_t p = s->pos + 1; p < d->n; p++)
         if (d->n_win[s->order[p]] > 0) return s->order[p];
     epoch_order(d, s->epoch + 1, s->next_order);
-    for (int64_t p = 0; p < d->m->n_shards; p++)
+    for (int64_t p = 0; p < d->n; p++)
         if (d->n_win[s->next_order[p]] > 0) return s->next_order[p];
     return -1;
 }
@@ -258,11 +241,11 @@ static int seek(ct_data_t *d, const ct_data_cursor_t *c, ct_err_t *e) {
     if (c->seed != d->o.seed)
         return CT_ERR(e, CT_EINVAL, "the data cursor was made with seed %llu, this run has %llu",
                       (unsigned long long)c->seed, (unsigned long long)d->o.seed);
-    if (c->epoch < 0 || c->shard_pos < 0 || c->shard_pos >= d->m->n_shards || c->offset < 0 ||
+    if (c->epoch < 0 || c->shard_pos < 0 || c->shard_pos >= d->n || c->offset < 0 ||
         c->samples < 0)
         return CT_ERR(e, CT_EINVAL, "the data cursor (epoch %lld, shard %lld, offset %lld) does "
-                      "not fit %s, which has %d shards", (long long)c->epoch,
-                      (long long)c->shard_pos, (long long)c->offset, d->m->path, d->m->n_shards);
+                      "not fit %s, which has %lld shards to train on", (long long)c->epoch,
+                      (long long)c->shard_pos, (long long)c->offset, d->m->path, (long long)d->n);
     s->epoch = c->epoch;
     epoch_order(d, s->epoch, s->order);
     int64_t idx = s->order[c->shard_pos];
@@ -276,20 +259,6 @@ static int seek(ct_data_t *d, const ct_data_cursor_t *c, ct_err_t *e) {
     s->pos = c->shard_pos;
     s->offset = c->offset;
     s->samples = c->samples;
-    return 0;
-}
-
-/* Checks that every shard file exists and sizes the buffers for the largest. */
-static int check_shard_files(ct_data_t *d, ct_err_t *e) {
-    for (int i = 0; i < d->m->n_shards; i++) {
-        struct stat st;
-        if (stat(d->m->shards[i].path, &st) != 0 || !S_ISREG(st.st_mode))
-            return CT_ERR(e, CT_ENOENT, "shard %s is missing: %s does not exist (listed in %s); "
-                          "restore it or re-run `cotrain prep`", d->m->shards[i].id,
-                          d->m->shards[i].path, d->m->path);
-        if ((size_t)st.st_size > d->file_cap) d->file_cap = (size_t)st.st_size;
-        if (d->m->shards[i].n_tokens > d->tok_cap) d->tok_cap = d->m->shards[i].n_tokens;
-    }
     return 0;
 }
 
@@ -310,8 +279,15 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
     pthread_cond_init(&d->can_put, NULL);
     pthread_cond_init(&d->can_take, NULL);
     CT_TRY_GOTO(ct_manifest_load(&d->m, manifest, e), fail);
-    CT_TRY_GOTO(check_shard_files(d, e), fail);
-    int64_t n = d->m->n_shards;
+    if (o->held_out < 0 || o->held_out >= d->m->n_shards) {
+        rc = CT_ERR(e, CT_EINVAL, "data.eval_shards = %d holds out %s of the %d shards of %s: "
+                    "at least one must be left to train on", o->held_out,
+                    o->held_out < 0 ? "a negative number" : "all", d->m->n_shards, d->m->path);
+        goto fail;
+    }
+    d->n = d->m->n_shards - o->held_out;
+    CT_TRY_GOTO(ct_manifest_check_files(d->m, 0, (int)d->n, &d->file_cap, &d->tok_cap, e), fail);
+    int64_t n = d->n;
     CT_ALLOC(e, d->n_win, (size_t)n, fail);
     CT_ALLOC(e, d->st.order, (size_t)n, fail);
     CT_ALLOC(e, d->st.next_order, (size_t)n, fail);
@@ -320,8 +296,8 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
         d->total_windows += d->n_win[i];
     }
     if (d->total_windows == 0) {
-        rc = CT_ERR(e, CT_EINVAL, "%s has %lld tokens and no shard holds one sample of "
-                    "model.seq_len + 1 = %d tokens: use more text or a smaller model.seq_len",
+        rc = CT_ERR(e, CT_EINVAL, "%s has %lld tokens and no shard to train on holds one sample "
+                    "of model.seq_len + 1 = %d tokens: use more text or a smaller model.seq_len",
                     d->m->path, (long long)d->m->n_tokens, d->W);
         goto fail;
     }
@@ -424,12 +400,13 @@ double ct_data_wait_seconds(const ct_data_t *d) {
 cJSON *ct_data_cursor_to_json(const ct_data_cursor_t *c) {
     cJSON *js = cJSON_CreateObject();
     if (!js) return NULL;
-    cJSON_AddNumberToObject(js, "seed", (double)c->seed);
-    cJSON_AddNumberToObject(js, "epoch", (double)c->epoch);
-    cJSON_AddNumberToObject(js, "shard_pos", (double)c->shard_pos);
-    cJSON_AddStringToObject(js, "shard", c->shard_id);
-    cJSON_AddNumberToObject(js, "offset", (double)c->offset);
-    if (!cJSON_AddNumberToObject(js, "samples", (double)c->samples)) {
+    /* every addition checked: a cursor missing a key would be saved and then refused on resume */
+    if (!cJSON_AddNumberToObject(js, "seed", (double)c->seed) ||
+        !cJSON_AddNumberToObject(js, "epoch", (double)c->epoch) ||
+        !cJSON_AddNumberToObject(js, "shard_pos", (double)c->shard_pos) ||
+        !cJSON_AddStringToObject(js, "shard", c->shard_id) ||
+        !cJSON_AddNumberToObject(js, "offset", (double)c->offset) ||
+        !cJSON_AddNumberToObject(js, "samples", (double)c->samples)) {
         cJSON_Delete(js);
         return NULL;
     }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cotrain/fsutil.h"
+#include "cotrain/shard.h"
 
 int ct_shard_id_valid(const char *id) {
     size_t n = strlen(id);
@@ -103,17 +104,16 @@ static int parse(ct_manifest_t *m, const char *dir, const char *text, size_t len
 int ct_manifest_load(ct_manifest_t **out, const char *path, ct_err_t *e) {
     int rc = 0;
     ct_manifest_t *m = NULL;
-    char *text = NULL, dir[4096];
+    char *text = NULL, dir[CT_PATH_MAX];
     size_t len = 0;
     *out = NULL;
     CT_ALLOC(e, m, 1, fail);
     struct stat st;
     int is_dir = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-    if (snprintf(m->path, sizeof m->path, is_dir ? "%s/manifest.json" : "%s", path) >=
-        (int)sizeof m->path) {
-        rc = CT_ERR(e, CT_EINVAL, "path too long: %s", path);
-        goto fail;
-    }
+    if (is_dir)
+        CT_TRY_GOTO(ct_path_join(m->path, sizeof m->path, path, "manifest.json", e), fail);
+    else
+        CT_TRY_GOTO(ct_path_fmt(m->path, sizeof m->path, e, "%s", path), fail);
     snprintf(dir, sizeof dir, "%s", m->path);
     char *slash = strrchr(dir, '/');
     if (slash)
@@ -135,6 +135,45 @@ fail:
     free(text);
     ct_manifest_destroy(&m);
     return rc;
+}
+
+int ct_manifest_check_files(const ct_manifest_t *m, int first, int n, size_t *file_cap,
+                            int64_t *tok_cap, ct_err_t *e) {
+    for (int i = first; i < first + n; i++) {
+        const ct_manifest_shard_t *ms = &m->shards[i];
+        struct stat st;
+        if (stat(ms->path, &st) != 0 || !S_ISREG(st.st_mode))
+            return CT_ERR(e, CT_ENOENT, "shard %s is missing: %s does not exist (listed in %s); "
+                          "restore it or re-run `cotrain prep`", ms->id, ms->path, m->path);
+        if ((size_t)st.st_size > *file_cap) *file_cap = (size_t)st.st_size;
+        if (ms->n_tokens > *tok_cap) *tok_cap = ms->n_tokens;
+    }
+    return 0;
+}
+
+int ct_manifest_read_shard(const ct_manifest_t *m, int i, void *buf, size_t buf_cap,
+                           uint32_t *tokens, int64_t tok_cap, ct_err_t *e) {
+    const ct_manifest_shard_t *ms = &m->shards[i];
+    char sha[CT_SHA256_HEX];
+    size_t len = 0;
+    ct_err_t why = {0};
+    int rc = ct_read_file_into(ms->path, buf, buf_cap, &len, &why);
+    if (rc != 0) return CT_ERR(e, rc, "shard %s cannot be read: %s", ms->id, why.msg);
+    ct_sha256_hex(buf, len, sha);
+    if (strcmp(sha, ms->sha256) != 0)
+        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) is corrupted or was replaced: its sha256 is "
+                      "%.16s..., the manifest says %.16s...; restore the file or re-run `cotrain "
+                      "prep`", ms->id, ms->path, sha, ms->sha256);
+    ct_shard_t sh;
+    CT_TRY(ct_shard_read_image_into(buf, len, ms->path, tokens, tok_cap, &sh, e));
+    int64_t n = sh.n_tokens;
+    int vocab = sh.vocab_size;
+    ct_shard_clear(&sh);
+    if (n != ms->n_tokens || vocab != m->vocab_size)
+        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) holds %lld tokens of vocabulary %d, the "
+                      "manifest says %lld of %d", ms->id, ms->path, (long long)n, vocab,
+                      (long long)ms->n_tokens, m->vocab_size);
+    return 0;
 }
 
 void ct_manifest_destroy(ct_manifest_t **self_p) {

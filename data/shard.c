@@ -11,26 +11,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 
 enum { CHUNK_TOKENS = 1 << 20, CHUNK_DOCS = 1 << 14, H5_REASON = 256 };
 static const char FORMAT[] = "cotrain-shard/1";
 
-void ct_shard_tokens_sha256(const uint32_t *tokens, int64_t n, int vocab_size,
-                            char hex[CT_SHA256_HEX]) {
+int ct_shard_tokens_sha256(const uint32_t *tokens, int64_t n, int vocab_size,
+                           char hex[CT_SHA256_HEX], ct_err_t *e) {
     ct_sha256_t *h = ct_sha256_begin();
+    hex[0] = '\0';
+    if (!h) return CT_ERR(e, CT_ENOMEM, "out of memory hashing the tokens of a shard");
     int width = vocab_size <= 65535 ? 2 : 4;
     unsigned char buf[4096 * 4];
     for (int64_t i = 0; i < n;) {
         size_t k = 0;
         for (; k < sizeof buf / (size_t)width && i < n; k++, i++)
             for (int b = 0; b < width; b++) buf[k * width + b] = (unsigned char)(tokens[i] >> (8 * b));
-        if (h) ct_sha256_update(h, buf, k * width);
+        ct_sha256_update(h, buf, k * width);
     }
-    if (h)
-        ct_sha256_end(&h, hex);
-    else
-        snprintf(hex, CT_SHA256_HEX, "%s", "out of memory");
+    ct_sha256_end(&h, hex);
+    return 0;
 }
 
 /* The description of the innermost HDF5 error on this thread's stack, for messages. */
@@ -91,9 +92,14 @@ static herr_t write_dataset(hid_t f, const char *name, hid_t file_type, hid_t me
     herr_t st = 0;
     if (H5Pset_chunk(dcpl, 1, &chunk) < 0 || H5Pset_fletcher32(dcpl) < 0 ||
         H5Pset_obj_track_times(dcpl, 0) < 0 ||
-        (d = H5Dcreate2(f, name, file_type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0 ||
-        H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+        (d = H5Dcreate2(f, name, file_type, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) < 0) {
         st = failed(why);
+    } else if (ct_fault_hit(CT_FAULT_WRITE)) {
+        snprintf(why, H5_REASON, "%s", ct_fault_strerror(1, 0));
+        st = -1;
+    } else if (H5Dwrite(d, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0) {
+        st = failed(why);
+    }
     if (d >= 0 && H5Dclose(d) < 0 && st == 0) st = failed(why);
     H5Sclose(sp);
     H5Pclose(dcpl);
@@ -106,7 +112,7 @@ static herr_t write_ids(hid_t f, const ct_shard_t *s, char why[H5_REASON]) {
     size_t width = 1, n = (size_t)s->n_docs; /* > 0: checked by check_content */
     for (size_t d = 0; d < n; d++)
         if (strlen(s->doc_ids[d]) > width) width = strlen(s->doc_ids[d]);
-    char *packed = n <= SIZE_MAX / 2 / width ? calloc(n, width) : NULL;
+    char *packed = n <= SIZE_MAX / 2 / width ? ct_fault_calloc(n, width) : NULL;
     if (!packed) {
         snprintf(why, H5_REASON, "out of memory");
         return -1;
@@ -142,12 +148,18 @@ int ct_shard_write(const char *path, ct_shard_t *s, ct_err_t *e) {
     char tmp[4096], why[H5_REASON] = "";
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return CT_ERR(e, CT_EINVAL, "path too long: %s", path);
-    ct_shard_tokens_sha256(s->tokens, s->n_tokens, s->vocab_size, s->tokens_sha256);
+    CT_TRY(ct_shard_tokens_sha256(s->tokens, s->n_tokens, s->vocab_size, s->tokens_sha256, e));
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
     H5Pset_obj_track_times(fcpl, 0); /* the root group: no times in the file */
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
-    if (f < 0) h5_reason(why);
+    /* creating the file, each dataset's H5Dwrite and the flush at close are writes for the fault
+       plan: HDF5's own calls cannot be failed one by one */
+    int injected = ct_fault_hit(CT_FAULT_WRITE);
+    hid_t f = injected ? -1 : H5Fcreate(tmp, H5F_ACC_TRUNC, fcpl, H5P_DEFAULT);
+    if (injected)
+        snprintf(why, sizeof why, "%s", ct_fault_strerror(1, 0));
+    else if (f < 0)
+        h5_reason(why);
     H5Pclose(fcpl);
     if (f < 0) return CT_ERR(e, CT_EIO, "cannot create %s: %s", tmp, why);
     hid_t tok_type = s->vocab_size <= 65535 ? H5T_STD_U16LE : H5T_STD_U32LE;
@@ -176,6 +188,10 @@ int ct_shard_write(const char *path, ct_shard_t *s, ct_err_t *e) {
     if (H5Fclose(f) < 0 && st >= 0) {
         step = "closing the file";
         st = failed(why);
+    } else if (st >= 0 && ct_fault_hit(CT_FAULT_WRITE)) {
+        step = "closing the file";
+        st = -1;
+        snprintf(why, sizeof why, "%s", ct_fault_strerror(1, 0));
     }
     if (st < 0) {
         int rc = CT_ERR(e, CT_EIO, "writing %s (%s) failed: %s (is the disk full?)", tmp, step,

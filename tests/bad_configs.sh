@@ -2,31 +2,73 @@
 # bad_configs.sh — end to end through the real cotrain-worker: every kind of bad config (unknown
 # key or section, wrong type, out of range, cross-key rule, several at once, missing file, invalid
 # JSON, bad --set) makes the worker exit 2 before it trains anything (no run directory appears),
-# with a message on stderr that names the offending key, value or file. Prints one line per case;
-# exits 1 if any case failed.
+# with a message on stderr that names the offending key, value or file. A good config run through
+# the same harness must train (the positive control: a harness that fails every run cannot pass).
+# Prints one line per case; exits 1 if any case failed.
 set -euo pipefail
 
-usage() { echo "usage: $0 PATH/TO/cotrain-worker"; }
+usage() { echo "usage: $0 PATH/TO/cotrain-worker PATH/TO/cotrain"; }
 if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then usage; exit 0; fi
-if [ $# -ne 1 ]; then usage >&2; exit 2; fi
+if [ $# -ne 2 ]; then usage >&2; exit 2; fi
 worker=$1
-[ -x "$worker" ] || { echo "FAIL: $worker is not an executable" >&2; exit 1; }
+cotrain=$2
+for exe in "$worker" "$cotrain"; do
+    [ -x "$exe" ] || { echo "FAIL: $exe is not an executable" >&2; exit 1; }
+done
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 for _ in $(seq 50); do echo "the quick brown fox jumps over the lazy dog"; done > "$tmp/data.txt"
+"$cotrain" prep "$tmp/data.txt" --tokenizer bytes --out "$tmp/data" 2> "$tmp/prep.err" \
+    || { cat "$tmp/prep.err"; echo "FAIL: cotrain prep"; exit 1; }
 failed=0
+# Every run is two short steps unless its config is refused, so a case that is not refused ends
+# quickly with exit 0 instead of training for long.
+quick=(--set train.steps=2 --set train.warmup_steps=1 --set train.global_batch=2
+       --set train.micro_batch=1)
 
 # conf NAME JSON: writes $tmp/NAME.json.
 conf() { printf '%s\n' "$2" > "$tmp/$1.json"; }
 
+# run_case NAME CONFIG [WORKER ARGS...]: the worker on the data, out to $tmp/run-NAME, stdout and
+# stderr to $tmp/NAME.out and .err; sets rc to its exit code.
+run_case() {
+    local name=$1 config=$2
+    shift 2
+    rc=0
+    "$worker" --config "$config" --data "$tmp/data" --out "$tmp/run-$name" "${quick[@]}" "$@" \
+        > "$tmp/$name.out" 2> "$tmp/$name.err" || rc=$?
+}
+
+# report NAME WHY: one line for the case; a non-empty WHY fails it, showing its stderr.
+report() {
+    if [ -n "$2" ]; then
+        echo "FAIL $1: $2; stderr was:"
+        sed 's/^/    /' "$tmp/$1.err"
+        failed=1
+    else
+        echo "ok   $1"
+    fi
+}
+
+# check_good NAME CONFIG [WORKER ARGS...]: exit code 0 and the resolved config written.
+check_good() {
+    local name=$1 why=""
+    run_case "$@"
+    if [ "$rc" -ne 0 ]; then
+        why="exit code $rc, expected 0 (a good config must train)"
+    elif [ ! -s "$tmp/run-$name/config.json" ]; then
+        why="no config.json in the run directory"
+    fi
+    report "$name" "$why"
+}
+
 # check NAME CONFIG 'PATTERN|PATTERN...' [WORKER ARGS...]: exit code 2, no run directory, and
 # stderr contains every pattern (fixed strings).
 check() {
-    local name=$1 config=$2 patterns=$3 rc=0 pattern
+    local name=$1 config=$2 patterns=$3 pattern
     shift 3
-    "$worker" --config "$config" --data "$tmp/data.txt" --out "$tmp/run-$name" "$@" \
-        > "$tmp/$name.out" 2> "$tmp/$name.err" || rc=$?
+    run_case "$name" "$config" "$@"
     local why=""
     if [ "$rc" -ne 2 ]; then
         why="exit code $rc, expected 2"
@@ -38,13 +80,7 @@ check() {
             grep -qF -- "$pattern" "$tmp/$name.err" || { why="stderr does not name '$pattern'"; break; }
         done
     fi
-    if [ -n "$why" ]; then
-        echo "FAIL $name: $why; stderr was:"
-        sed 's/^/    /' "$tmp/$name.err"
-        failed=1
-    else
-        echo "ok   $name"
-    fi
+    report "$name" "$why"
 }
 
 conf good '{"model": {"n_layer": 1, "n_head": 1, "d_model": 8, "seq_len": 8}}'
@@ -59,6 +95,8 @@ conf cross_key '{"model": {"d_model": 100, "n_head": 3}}'
 conf several '{"model": {"n_layer": -1}, "train": {"beta2": 2, "bogus": true}}'
 printf '{\n  "model": {\n    "n_layer": 4,\n  }\n}\n' > "$tmp/bad_json.json"
 
+check_good good "$tmp/good.json"
+check_good good_set "$tmp/good.json" --set train.lr=1e-3
 check unknown_key "$tmp/unknown_key.json" 'train.stpes|steps'
 check unknown_section "$tmp/unknown_section.json" 'trian|model, train, ckpt, comm, log'
 check wrong_type "$tmp/wrong_type.json" 'train.lr|"fast"'

@@ -41,9 +41,19 @@ static int check_failures_;
         }                                                                                      \
     } while (0)
 
+/* The index of the first element of a[0..n) or b[0..n) that is NaN or infinite (*in_b says which
+ * of the two holds it), or n when all are finite. */
+static inline size_t check_first_nonfinite(const float *a, const float *b, size_t n, int *in_b) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(a[i]) || !isfinite(b[i])) return *in_b = isfinite(a[i]), i;
+    return n;
+}
+
 /* max |a - b| / max |b| over n floats: the relative error of one tensor, as the oracle measures
- * it. */
+ * it; +inf when either holds a NaN or an infinity (fmax would drop a NaN and pass it). */
 static inline double check_rel_err(const float *a, const float *b, size_t n) {
+    int in_b;
+    if (check_first_nonfinite(a, b, n, &in_b) < n) return INFINITY;
     double num = 0, den = 1e-30;
     for (size_t i = 0; i < n; i++) {
         num = fmax(num, fabs((double)a[i] - b[i]));
@@ -52,10 +62,20 @@ static inline double check_rel_err(const float *a, const float *b, size_t n) {
     return num / den;
 }
 
+/* Relative error of a vs b (n floats) within tol; a NaN or infinity in either fails, naming the
+ * first one's index. */
 #define CHECK_CLOSE(a, b, n, tol)                                                              \
     do {                                                                                       \
-        double r_ = check_rel_err((a), (b), (n));                                              \
-        if (!(r_ <= (tol))) {                                                                  \
+        const float *cca_ = (a), *ccb_ = (b);                                                  \
+        size_t ccn_ = (n), cci_;                                                               \
+        int ccb_in_ = 0;                                                                       \
+        double r_;                                                                             \
+        if ((cci_ = check_first_nonfinite(cca_, ccb_, ccn_, &ccb_in_)) < ccn_) {               \
+            fprintf(stderr, "%s:%d: %s vs %s: %s[%zu] = %g is not finite\n", __FILE__,         \
+                    __LINE__, #a, #b, ccb_in_ ? #b : #a, cci_,                                 \
+                    (double)(ccb_in_ ? ccb_ : cca_)[cci_]);                                    \
+            check_failures_++;                                                                 \
+        } else if (!((r_ = check_rel_err(cca_, ccb_, ccn_)) <= (tol))) {                       \
             fprintf(stderr, "%s:%d: %s vs %s: relative error %.3g > %g\n", __FILE__, __LINE__, \
                     #a, #b, r_, (double)(tol));                                                \
             check_failures_++;                                                                 \

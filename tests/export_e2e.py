@@ -337,7 +337,7 @@ def test_usage(cotrain, tmp):
                  ["export", "x", "y", "--out", "z"], ["eval", "x"], ["eval", "--data", "d"],
                  ["eval", "x", "--data", "d", "--tokens", "0"], ["eval", "x", "--bogus"]):
         _, err = run(cotrain, *args, want_rc=2)
-        check("error:" in err, f"{args}: no error message: {err!r}")
+        check(" cotrain ERROR " in err, f"{args}: no error logged: {err!r}")
     for cmd in ("export", "eval"):
         out, _ = run(cotrain, cmd, "--help")
         check(out.startswith(f"usage: cotrain {cmd}"), f"{cmd} --help: {out[:80]!r}")

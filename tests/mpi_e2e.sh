@@ -48,6 +48,17 @@ run 4 np4b
 run 2 np2o --set comm.overlap=true --set comm.bucket_mb=0.01 --set comm.chunk_mb=0.003
 run 4 np4o --set comm.overlap=true --set comm.bucket_mb=0.003
 grep -q "rank 0 of 2 (mpi)" "$tmp/np2.err" || fail "np=2 did not run on the mpi backend"
+# a global batch that the ranks' micro-batches do not divide (each rank would run 6 sequences in
+# micro-batches of 4): refused with both keys named, exit 2, before the run directory is made
+rc=0
+timeout 120 mpirun --oversubscribe --bind-to none -np 2 "$worker" "${args[@]}" \
+    --set train.global_batch=12 --set train.micro_batch=4 --out "$tmp/split" > /dev/null \
+    2> "$tmp/split.err" || rc=$?
+[ $rc -eq 2 ] || { tail -n 20 "$tmp/split.err"; fail "bad split: exit $rc, expected 2"; }
+[ ! -e "$tmp/split/config.json" ] || fail "bad split: config.json written before the refusal"
+[ ! -e "$tmp/split" ] || fail "bad split: the run directory was made before the refusal"
+grep -q "train.global_batch = 12 .*train.micro_batch = 4" "$tmp/split.err" \
+    || { cat "$tmp/split.err"; fail "bad split: the message does not name both keys"; }
 
 compare() { # compare A B TOL: metrics losses (and grad norms) per step, final weights
     /usr/bin/python3 - "$tmp/$1" "$tmp/$2" "$3" <<'PY'
@@ -117,9 +128,23 @@ for how in KILL STOP; do
         --set train.steps=100000 --set ckpt.every=0 --set comm.watchdog_min_s=3 \
         --out "$tmp/lost$how" > /dev/null 2> "$tmp/lost.err" || rc=$?
       echo $rc > "$tmp/lost.rc" ) &
-    until [ -s "$tmp/lost$how/public/metrics.jsonl" ]; do sleep 0.1; done
+    t0=$SECONDS
+    until [ -s "$tmp/lost$how/public/metrics.jsonl" ]; do
+        if [ -s "$tmp/lost.rc" ]; then
+            tail -n 20 "$tmp/lost.err"
+            fail "$how: the job ended (exit $(cat "$tmp/lost.rc")) before its first step"
+        fi
+        if [ $((SECONDS - t0)) -ge 120 ]; then
+            for pid in $(pgrep -f "^$worker .*$tmp/lost$how"); do kill -9 "$pid"; done
+            fail "$how: no step logged within 120 s"
+        fi
+        sleep 0.1
+    done
     victim=$(pgrep -f "^$worker .*$tmp/lost$how" | tail -n 1)
     [ -n "$victim" ] || fail "$how: no rank to stop"
+    # its rank, for the message that must name it (Open MPI puts it in each rank's environment)
+    vrank=$(tr '\0' '\n' < "/proc/$victim/environ" | sed -n 's/^OMPI_COMM_WORLD_RANK=//p')
+    [ -n "$vrank" ] || fail "$how: cannot tell the rank of process $victim"
     kill -"$how" "$victim"
     t0=$SECONDS
     until [ -s "$tmp/lost.rc" ]; do
@@ -134,7 +159,9 @@ for how in KILL STOP; do
     if [ "$how" = STOP ]; then
         grep -q "watchdog: no step has finished" "$tmp/lost.err" || { cat "$tmp/lost.err"; fail "STOP: no watchdog message"; }
     else
-        grep -qi "rank\|signal 9\|killed" "$tmp/lost.err" || { cat "$tmp/lost.err"; fail "KILL: the lost rank is not named"; }
+        # mpirun's report, not the worker's own "rank 0 of 2" that every run logs
+        grep -q "process rank $vrank with PID .* exited on signal 9" "$tmp/lost.err" \
+            || { cat "$tmp/lost.err"; fail "KILL: the lost rank ($vrank) is not named"; }
     fi
 done
 echo "mpi_e2e: all checks passed"

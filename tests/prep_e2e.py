@@ -569,9 +569,33 @@ def test_bad_input(tmp):
                  [ok, "--out", f"{tmp}/u7", "--no-such-option"],
                  [ok, "--out"]):
         err = prep(*args, want_rc=2)
-        check("error" in err, f"prep {args}: no error message: {err!r}")
+        check(" cotrain ERROR " in err, f"prep {args}: no error logged: {err!r}")
     rc, err = run("prep", "--help")
     eq(rc, 0, "prep --help exit code")
+
+
+def test_disk_full(tmp):
+    """A shard that cannot be written, as on a full disk: a file-size limit (RLIMIT_FSIZE, which
+    needs no root, with SIGXFSZ ignored so that writes past it fail with EFBIG). Exit 1, not a
+    crash; the error logged with the file named; no manifest and nothing half-written left."""
+    import resource
+    import signal
+
+    def limit_files():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (32768, 32768))
+
+    src = write(f"{tmp}/full.txt", "a document that fills more than one small file\n" * 4000)
+    out = f"{tmp}/out-full"
+    p = subprocess.run([COTRAIN, "prep", src, "--tokenizer", "bytes", "--out", out],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120,
+                       preexec_fn=limit_files)
+    err = p.stderr.decode("utf-8", "replace")
+    eq(p.returncode, 1, f"prep on a full disk: exit code (stderr: {err.strip()})")
+    check(" cotrain ERROR " in err and ".h5" in err and "File too large" in err,
+          f"prep on a full disk: the error does not name the shard and the cause: {err!r}")
+    check(not os.path.exists(f"{out}/manifest.json"), "prep on a full disk wrote a manifest")
+    no_tmp_files(out, "prep on a full disk")
 
 
 def main():
@@ -583,6 +607,7 @@ def main():
         test_many_docs(tmp)
         test_big_doc(tmp)
         test_bad_input(tmp)
+        test_disk_full(tmp)
         for d in os.listdir(tmp):
             if os.path.isdir(f"{tmp}/{d}"):
                 no_tmp_files(f"{tmp}/{d}", "at the end")

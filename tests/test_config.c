@@ -20,11 +20,13 @@ static const char *const BUNDLED[] = {"tiny",        "small",      "gpt2",
 static const char DEFAULT_CANONICAL[] =
     "{\"ckpt\":{\"every\":1000,\"keep_every\":0,\"keep_last\":3},"
     "\"comm\":{\"bucket_mb\":25.0,\"chunk_mb\":4.0,\"overlap\":false,\"watchdog_factor\":20.0,"
-    "\"watchdog_min_s\":600.0},\"log\":{\"every\":1},"
+    "\"watchdog_min_s\":600.0},\"data\":{\"eval_shards\":0},"
+    "\"log\":{\"eval_every\":0,\"eval_tokens\":1048576,\"every\":1},"
     "\"model\":{\"d_model\":768,\"n_head\":12,\"n_layer\":12,"
     "\"seq_len\":1024,\"vocab_size\":0},\"train\":{\"beta1\":0.9,\"beta2\":0.95,"
     "\"decay_bias_and_norm\":false,\"eps\":1e-08,\"global_batch\":8,\"grad_clip\":1.0,"
-    "\"lr\":0.0006,\"micro_batch\":8,\"min_lr\":6e-05,\"schedule\":\"cosine\",\"seed\":1337,"
+    "\"lr\":0.0006,\"micro_batch\":8,\"min_lr\":6e-05,\"peak_gflops\":0.0,"
+    "\"schedule\":\"cosine\",\"seed\":1337,"
     "\"spike_guard\":false,\"spike_window\":50,\"spike_zscore\":6.0,\"steps\":1000,"
     "\"warmup_steps\":100,\"weight_decay\":0.1}}\n";
 

@@ -5,7 +5,7 @@
  * Covered: sizes that do and do not split over the ranks (n < ranks too), buckets and pieces of
  * one slice per rank up to the whole buffer, sums started all at the end and started bucket by
  * bucket as a backward pass would (ct_reducer_ready with a falling `from`), and reuse over
- * several steps. */
+ * several steps. Also: ct_comm_local_size counts the ranks on this machine. */
 #include <stdlib.h>
 
 #include "check.h"
@@ -79,6 +79,14 @@ int main(int argc, char **argv) {
     int p = ct_comm_size(comm), chunk = (3 + p - 1) / p * p, per = (10 + chunk - 1) / chunk * chunk;
     CHECK_EQ_INT(ct_reducer_buckets(red), p == 1 ? 1 : (100 + per - 1) / per);
     ct_reducer_destroy(&red);
+    /* every rank of this test runs on this machine, so all of them are local; the launcher's
+       variables are removed first to show that the count comes from MPI itself */
+    unsetenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    unsetenv("MPI_LOCALNRANKS");
+    unsetenv("SLURM_NTASKS_PER_NODE");
+    CHECK_EQ_INT(ct_comm_local_size(comm), ct_comm_size(comm));
+    /* alone there is no other rank to end: the library returns and leaves exiting to main() */
+    if (ct_comm_size(comm) == 1) ct_comm_abort(comm, 3);
     int failures = check_failures_;
     CHECK_EQ_INT(ct_comm_max_int(comm, &failures, &e), 0);
     ct_comm_destroy(&comm);

@@ -51,6 +51,50 @@ PY
 grep -q "step .*30/30" "$tmp/a.out" || fail "no progress line for the last step"
 grep -q "ETA" "$tmp/a.out" || fail "progress line has no ETA"
 
+# A non-finite loss: one NaN in wte (tied to the output layer, so every logit row and every
+# step's loss is NaN), put into run a's exported weights and started from with --init. With the
+# spike guard every step is skipped and metrics.jsonl stays strict JSON, the NaNs written null;
+# without it the run stops (exit 1) saying what to change.
+"$cotrain" export "$tmp/a/checkpoints/ckpt-00000030" --format safetensors --out "$tmp/nan" \
+    > /dev/null 2> "$tmp/nan.err" || { cat "$tmp/nan.err"; fail "export for the NaN run"; }
+/usr/bin/python3 - "$tmp/nan/model.safetensors" <<'PY' || fail "cannot put a NaN into wte"
+import json, struct, sys
+with open(sys.argv[1], "r+b") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    t = header["transformer.wte.weight"]
+    assert t["dtype"] == "F32", t
+    f.seek(8 + n + t["data_offsets"][0] + 4 * 5)
+    f.write(struct.pack("<f", float("nan")))
+PY
+nan_args=(--config tiny --data "$tmp/data" --set train.steps=3 --set train.warmup_steps=1
+          --set log.every=1 --set train.global_batch=8 --set train.micro_batch=4 --init "$tmp/nan")
+"$worker" "${nan_args[@]}" --set train.spike_guard=true --out "$tmp/nan-run" > "$tmp/nan.out" \
+    2> "$tmp/nan.err" || { cat "$tmp/nan.err"; fail "spike-guarded NaN run exited non-zero"; }
+grep -q "SKIPPED (spike guard)" "$tmp/nan.out" || { cat "$tmp/nan.out"; fail "no step was skipped"; }
+/usr/bin/python3 - "$tmp/nan-run/public/metrics.jsonl" <<'PY' || fail "metrics of skipped steps"
+import json, sys
+def no_constants(name):  # Python's json takes NaN and Infinity; JSON does not
+    raise ValueError(f"{name} is not JSON")
+rows = []
+for i, line in enumerate(open(sys.argv[1]), 1):
+    try:
+        rows.append(json.loads(line, parse_constant=no_constants))
+    except ValueError as err:
+        sys.exit(f"metrics.jsonl line {i} is not JSON ({err}): {line.strip()}")
+assert [r["step"] for r in rows] == [1, 2, 3], rows
+for r in rows:
+    assert r["skipped"] == 1, r
+    assert r["loss"] is None and r["grad_norm"] is None, r
+    assert isinstance(r["lr"], float) and r["lr"] > 0, r
+PY
+set +e
+"$worker" "${nan_args[@]}" --out "$tmp/nan-stop" > /dev/null 2> "$tmp/nan.err"
+rc=$?
+set -e
+[ $rc -eq 1 ] || { cat "$tmp/nan.err"; fail "NaN loss without the spike guard: exit $rc, expected 1"; }
+grep -q "train.spike_guard=true" "$tmp/nan.err" || { cat "$tmp/nan.err"; fail "NaN loss: no advice"; }
+
 # bad usage: exit 2 and a message that says what to do
 expect2() {
     local what=$1; shift
@@ -91,4 +135,35 @@ cp "$tmp/shard.bak" "$shard"
 "$worker" --config tiny --data "$tmp/data2" --set train.steps=2 --set train.warmup_steps=1 --set log.every=1 --out "$tmp/g" \
     > /dev/null 2> "$tmp/g.err" || { cat "$tmp/g.err"; fail "gpt2 run failed"; }
 grep -q '"vocab_size":50257' "$tmp/g/config.json" || fail "vocab_size not taken from the gpt2 data"
+# the MFU denominator: measured once per machine and thread count into the cache, read back by
+# the next run (the log says which), or given by train.peak_gflops; mfu scales with 1 / peak
+short=(--config tiny --data "$tmp/data" --set train.steps=3 --set train.warmup_steps=1
+       --set log.every=1 --set train.global_batch=8 --set train.micro_batch=4)
+export COTRAIN_CACHE_DIR=$tmp/cache
+for run in p1 p2; do
+    "$worker" "${short[@]}" --out "$tmp/$run" > /dev/null 2> "$tmp/$run.err" \
+        || { cat "$tmp/$run.err"; fail "peak run $run"; }
+done
+grep -q "peak of .*measured now (.*), cached in $tmp/cache/peak-" "$tmp/p1.err" \
+    || { cat "$tmp/p1.err"; fail "the first run does not say it measured and cached the peak"; }
+grep -q "peak of .*: measured .*, cached in $tmp/cache/peak-" "$tmp/p2.err" \
+    && ! grep -q "measured now" "$tmp/p2.err" \
+    || { cat "$tmp/p2.err"; fail "the second run did not use the cached peak"; }
+for g in 1 4; do
+    "$worker" "${short[@]}" --set train.peak_gflops=$g --out "$tmp/g$g" > /dev/null \
+        2> "$tmp/g$g.err" || { cat "$tmp/g$g.err"; fail "train.peak_gflops=$g"; }
+    grep -q "peak of $g GFLOP/s .*: train.peak_gflops)" "$tmp/g$g.err" \
+        || { cat "$tmp/g$g.err"; fail "train.peak_gflops=$g: source not logged"; }
+done
+/usr/bin/python3 - "$tmp/g1/public/metrics.jsonl" "$tmp/g4/public/metrics.jsonl" <<'PY' \
+    || fail "mfu does not follow train.peak_gflops"
+import json, sys
+a, b = ([json.loads(l) for l in open(p)] for p in sys.argv[1:])
+for x, y in zip(a, b):
+    # mfu = tokens_per_s * flops_per_token / peak: the same flops per token in both runs
+    fa, fb = x["mfu"] * 1e9 / x["tokens_per_s"], y["mfu"] * 4e9 / y["tokens_per_s"]
+    assert abs(fa / fb - 1) < 1e-6, (fa, fb)
+PY
+unset COTRAIN_CACHE_DIR
+
 echo "worker_e2e: all checks passed"

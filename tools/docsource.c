@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cotrain/fault.h"
 #include "cotrain/optout.h"
 
 struct doc_source {
@@ -135,12 +136,30 @@ static int json_id(const cJSON *v, char **id) {
     return *id ? 0 : -2;
 }
 
+/* Parses one line. cJSON returns NULL both for bad JSON and when it runs out of memory, and only
+ * the first is the line's fault (with --skip-bad the second would drop a good document): a failed
+ * parse is tried again (a passing shortage), and when it fails again, an allocation of about what
+ * a parse needs tells the two apart. Returns the value, or NULL with *oom 0 (bad JSON) or 1. */
+static cJSON *parse_line(const char *a, size_t n, int *oom) {
+    *oom = 0;
+    cJSON *obj = cJSON_ParseWithLength(a, n);
+    if (obj || (obj = cJSON_ParseWithLength(a, n))) return obj;
+    void *probe = ct_fault_malloc(2 * n + 4096);
+    *oom = probe == NULL;
+    free(probe);
+    return NULL;
+}
+
 static int next_jsonl(doc_source_t *s, doc_t *d, ct_err_t *e) {
     const char *a, *b;
     for (;;) {
         if (!take_line(s, &a, &b)) return 0;
         if (blank(a, b)) continue;
-        cJSON *obj = cJSON_ParseWithLength(a, (size_t)(b - a));
+        int oom;
+        cJSON *obj = parse_line(a, (size_t)(b - a), &oom);
+        if (oom)
+            return CT_ERR(e, CT_ENOMEM, "out of memory reading line %lld of %s", (long long)s->line,
+                          s->path);
         cJSON *text = cJSON_GetObjectItemCaseSensitive(obj, "text");
         const char *why = NULL;
         char *id = NULL;

@@ -136,13 +136,13 @@ static int run(const export_args_t *a, ct_err_t *e) {
     return rc;
 }
 
-int ct_cmd_export(int argc, char **argv) {
+int ct_cmd_export(int argc, char **argv, const ct_log_t *lg) {
     ct_err_t e = {0};
     export_args_t a;
     int rc = parse_args(argc, argv, &a, &e);
     if (rc == 1) return 0;
     if (rc == 0) rc = run(&a, &e);
     if (rc == 0) return 0;
-    fprintf(stderr, "cotrain export: error: %s\n", e.msg);
+    ct_log(lg, CT_LOG_ERROR, "export: %s", e.msg);
     return ct_exit_code(rc);
 }

@@ -46,7 +46,7 @@ static void print_files(const char *dir) {
     if (!pieces) printf("pieces: none listed (an older checkpoint: whole files are verified)\n");
 }
 
-int ct_cmd_inspect(int argc, char **argv) {
+int ct_cmd_inspect(int argc, char **argv, const ct_log_t *lg) {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return 0;
@@ -60,13 +60,13 @@ int ct_cmd_inspect(int argc, char **argv) {
     int rc = ct_hash_init(&e);
     if (rc == 0) rc = ct_ckpt_verify(argv[1], &info, &e);
     if (rc != 0) {
-        fprintf(stderr, "cotrain inspect: error: %s\n", e.msg);
+        ct_log(lg, CT_LOG_ERROR, "inspect: %s", e.msg);
         return ct_exit_code(rc);
     }
-    char path[4200], *config = NULL;
+    char path[CT_PATH_MAX], *config = NULL;
     size_t len = 0;
-    snprintf(path, sizeof path, "%s/config.json", argv[1]);
-    ct_read_file(path, &config, &len, &e);
+    if (ct_path_join(path, sizeof path, argv[1], "config.json", &e) == 0)
+        ct_read_file(path, &config, &len, &e);
     const ct_data_cursor_t *c = &info.cursor;
     printf("checkpoint %s: verified\n"
            "  step         %lld\n"

@@ -5,8 +5,18 @@
  * thread count. Kept documents (not empty, not opted out) are appended to the current shard, each
  * followed by the tokenizer's end-of-text id when it has one; a shard is written once it holds
  * --shard-tokens tokens (documents are never split). Every shard is written under a temp name
- * and renamed; manifest.json is written last, so a folder with a manifest is complete. */
+ * and renamed; manifest.json is written last, so a folder with a manifest is complete.
+ *
+ * A run that fails leaves --out as it found it: it removes every file it made, and with --force
+ * the earlier prep's manifest and shards stay whole until the new manifest replaces that one
+ * (only then are the earlier shards the new output does not share removed). A new shard that
+ * takes the name of an earlier one with other bytes (same tokens, other ids) waits beside it as
+ * NAME.new until the end; moving it in withdraws the earlier manifest first. Every write, fsync,
+ * rename and allocation on the way is a fault-injection point (fault.h): tests/fault_prep.py
+ * fails each in turn through this binary. */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <omp.h>
 #include <stdio.h>
@@ -20,6 +30,7 @@
 
 #include "commands.h"
 #include "cotrain/clock.h"
+#include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/manifest.h"
 #include "cotrain/optout.h"
@@ -60,6 +71,12 @@ typedef struct batch {
     size_t bytes;
 } batch_t;
 
+/* A list of file names (in --out), each owned. */
+typedef struct names {
+    char **v;
+    int n, cap;
+} names_t;
+
 typedef struct prep {
     const prep_args_t *a;
     ct_tokenizer_t *tok;
@@ -73,6 +90,13 @@ typedef struct prep {
     unsigned char *sh_sources; /* (n_inputs) 1 when the input gave the shard a document */
     int n_shards;
     cJSON *shards_json;
+    /* the files of --out (see the file comment) */
+    names_t earlier;  /* an earlier prep's manifest.json and shards (--force) */
+    names_t made;     /* files this run created: removed when it fails */
+    names_t kept;     /* the shard files of the new manifest */
+    names_t replace;  /* NAME.h5.new files waiting to replace an earlier NAME.h5 */
+    int committed;    /* the new manifest.json is in place */
+    char cleanup_failed[256]; /* the first file cleaning up could not remove, for a warning */
     /* progress */
     size_t total_bytes, done_bytes;
     int64_t docs_done;
@@ -172,21 +196,58 @@ static int parse_args(int argc, char **argv, prep_args_t *a, ct_err_t *e) {
     return 0;
 }
 
-/* A file an earlier prep wrote: manifest.json (or its leftover temp file), a shard
- * NNNNN-<16 hex>.h5 as flush_shard names them (more digits past 99999 shards) or its leftover
- * .h5.tmp. Nothing else: --force deletes these, and a user's own data.h5 must survive. */
-static int prep_output_name(const char *name) {
-    size_t n = strlen(name);
-    if (!strcmp(name, "manifest.json") || !strncmp(name, "manifest.json.tmp.", 18)) return 1;
-    if (n > 7 && !strcmp(name + n - 7, ".h5.tmp")) n -= 4;
-    size_t digits = strspn(name, "0123456789");
-    return digits >= 5 && n == digits + 1 + 16 + 3 && name[digits] == '-' &&
-           strspn(name + digits + 1, "0123456789abcdef") == 16 && !strncmp(name + n - 3, ".h5", 3);
+static int names_add(names_t *l, const char *name, ct_err_t *e) {
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **v = ct_fault_realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v) return CT_ERR(e, CT_ENOMEM, "out of memory listing the files of --out");
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n] = ct_fault_strdup(name)))
+        return CT_ERR(e, CT_ENOMEM, "out of memory listing the files of --out");
+    l->n++;
+    return 0;
 }
 
-/* Makes --out ready: created when absent; an earlier prep's files are removed with --force;
- * anything else there is refused, so prep never deletes what it did not write. */
-static int prepare_out_dir(const prep_args_t *a, ct_err_t *e) {
+static int names_has(const names_t *l, const char *name) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], name)) return 1;
+    return 0;
+}
+
+static void names_free(names_t *l) {
+    for (int i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
+}
+
+enum { NOT_OURS, OUTPUT, LEFTOVER };
+
+/* Whether a file is one an earlier prep wrote: OUTPUT for manifest.json and the shards
+ * NNNNN-<16 hex>.h5 as flush_shard names them (more digits past 99999 shards), LEFTOVER for
+ * their temp files (manifest.json.tmp.*, .h5.tmp, .h5.new, .h5.new.tmp); NOT_OURS for anything
+ * else: --force deletes prep's files only, and a user's own data.h5 must survive. */
+static int prep_output_name(const char *name) {
+    size_t n = strlen(name);
+    int temp = 0;
+    if (!strcmp(name, "manifest.json")) return OUTPUT;
+    if (!strncmp(name, "manifest.json.tmp.", 18)) return LEFTOVER;
+    if (n > 4 && !strcmp(name + n - 4, ".tmp")) n -= 4, temp = 1;
+    if (n > 4 && !strncmp(name + n - 4, ".new", 4)) n -= 4, temp = 1;
+    size_t digits = strspn(name, "0123456789");
+    int shard = digits >= 5 && n == digits + 1 + 16 + 3 && name[digits] == '-' &&
+                strspn(name + digits + 1, "0123456789abcdef") == 16 &&
+                !strncmp(name + n - 3, ".h5", 3);
+    return !shard ? NOT_OURS : temp ? LEFTOVER : OUTPUT;
+}
+
+/* Makes --out ready: created when absent; anything prep did not write is refused, so prep never
+ * deletes what it did not write. An earlier prep's output needs --force: its leftover temp files
+ * are removed now, its manifest and shards listed in p->earlier (they go once the new manifest is
+ * in place). */
+static int prepare_out_dir(prep_t *p, ct_err_t *e) {
+    const prep_args_t *a = p->a;
     struct stat st;
     if (stat(a->out, &st) == 0 && !S_ISDIR(st.st_mode))
         return CT_ERR(e, CT_EINVAL, "--out %s is a file, not a folder: give a new or empty folder",
@@ -195,15 +256,15 @@ static int prepare_out_dir(const prep_args_t *a, ct_err_t *e) {
     DIR *d = opendir(a->out);
     if (!d) return CT_ERR(e, CT_EIO, "cannot list %s", a->out);
     int rc = 0, ours = 0;
-    const char *foreign = NULL;
+    char foreign[256] = "";
     for (struct dirent *de; (de = readdir(d));) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
         if (prep_output_name(de->d_name))
             ours++;
-        else if (!foreign)
-            foreign = strdup(de->d_name);
+        else if (!foreign[0])
+            snprintf(foreign, sizeof foreign, "%s", de->d_name);
     }
-    if (foreign) {
+    if (foreign[0]) {
         rc = CT_ERR(e, CT_EINVAL, "--out %s holds files prep did not write (%s, ...): give an "
                     "empty or new folder", a->out, foreign);
     } else if (ours && !a->force) {
@@ -213,12 +274,14 @@ static int prepare_out_dir(const prep_args_t *a, ct_err_t *e) {
         rewinddir(d);
         char path[4096];
         for (struct dirent *de; rc == 0 && (de = readdir(d));) {
-            if (!prep_output_name(de->d_name)) continue;
+            int kind = prep_output_name(de->d_name);
             snprintf(path, sizeof path, "%s/%s", a->out, de->d_name);
-            if (unlink(path) != 0) rc = CT_ERR(e, CT_EIO, "cannot remove %s", path);
+            if (kind == OUTPUT)
+                rc = names_add(&p->earlier, de->d_name, e);
+            else if (kind == LEFTOVER && unlink(path) != 0)
+                rc = CT_ERR(e, CT_EIO, "cannot remove %s: %s", path, strerror(errno));
         }
     }
-    free((void *)foreign);
     closedir(d);
     return rc;
 }
@@ -271,40 +334,74 @@ static int grow(void **ptr, int64_t *cap, int64_t need, size_t elem, ct_err_t *e
     if (need <= *cap) return 0;
     int64_t c = *cap ? *cap : 1024;
     while (c < need) c *= 2;
-    void *q = realloc(*ptr, (size_t)c * elem);
+    void *q = ct_fault_realloc(*ptr, (size_t)c * elem);
     if (!q) return CT_ERR(e, CT_ENOMEM, "out of memory growing a shard to %lld entries", (long long)c);
     *ptr = q;
     *cap = c;
     return 0;
 }
 
-/* Writes the shard being filled (if it holds anything) and adds it to the manifest's list. */
+/* Adds item (NULL: its creation ran out of memory) to the object obj under key, or to the array
+ * obj when key is NULL; frees it when it cannot. 1 or 0. Every addition to the manifest goes
+ * through here or is checked: a key dropped for want of memory would give a manifest that loads
+ * but says something else. */
+static int add_owned(cJSON *obj, const char *key, cJSON *item) {
+    int added = item && obj &&
+                (key ? cJSON_AddItemToObject(obj, key, item) : cJSON_AddItemToArray(obj, item));
+    if (added) return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
+/* The manifest's entry for the shard just written. */
+static cJSON *shard_json(const prep_t *p, const char *id, const char *file, const char *sha) {
+    const ct_shard_t *s = &p->sh;
+    cJSON *js = cJSON_CreateObject(), *src = cJSON_CreateArray();
+    int ok = js && src;
+    for (int k = 0; ok && k < p->a->n_inputs; k++)
+        if (p->sh_sources[k]) ok = add_owned(src, NULL, cJSON_CreateString(p->a->inputs[k]));
+    ok = ok && cJSON_AddStringToObject(js, "id", id) &&
+         cJSON_AddStringToObject(js, "file", file) &&
+         cJSON_AddNumberToObject(js, "n_tokens", (double)s->n_tokens) &&
+         cJSON_AddNumberToObject(js, "n_docs", (double)s->n_docs) &&
+         cJSON_AddStringToObject(js, "sha256", sha) &&
+         cJSON_AddStringToObject(js, "tokens_sha256", s->tokens_sha256);
+    if (ok && add_owned(js, "sources", src)) return js;
+    if (!ok) cJSON_Delete(src); /* else add_owned freed it */
+    cJSON_Delete(js);
+    return NULL;
+}
+
+/* Writes the shard being filled (if it holds anything) and adds it to the manifest's list. Its
+ * name is recorded in p->made before the file exists, so a failure anywhere in between still
+ * removes it. */
 static int flush_shard(prep_t *p, ct_err_t *e) {
     ct_shard_t *s = &p->sh;
     if (s->n_docs == 0) return 0;
     int rc = 0;
     char sha[CT_SHA256_HEX], id[CT_SHARD_ID_MAX], file[CT_SHARD_ID_MAX + 4], path[4096];
-    ct_shard_tokens_sha256(s->tokens, s->n_tokens, s->vocab_size, sha);
+    char file_sha[CT_SHA256_HEX], earlier_sha[CT_SHA256_HEX];
+    CT_TRY(ct_shard_tokens_sha256(s->tokens, s->n_tokens, s->vocab_size, sha, e));
     snprintf(id, sizeof id, "%05d-%.16s", p->n_shards, sha);
     snprintf(file, sizeof file, "%s.h5", id);
-    snprintf(path, sizeof path, "%s/%s", p->a->out, file);
+    /* an earlier prep's shard of this name stays whole until the end: this one goes beside it */
+    int clash = names_has(&p->earlier, file);
+    snprintf(path, sizeof path, "%s/%s%s", p->a->out, file, clash ? ".new" : "");
+    CT_TRY(names_add(&p->made, strrchr(path, '/') + 1, e));
     CT_TRY(ct_shard_write(path, s, e));
-    char *bytes = NULL, file_sha[CT_SHA256_HEX];
-    size_t len = 0;
-    CT_TRY(ct_read_file(path, &bytes, &len, e));
-    ct_sha256_hex(bytes, len, file_sha);
-    free(bytes);
-    cJSON *js = cJSON_CreateObject(), *src = cJSON_CreateArray();
-    cJSON_AddStringToObject(js, "id", id);
-    cJSON_AddStringToObject(js, "file", file);
-    cJSON_AddNumberToObject(js, "n_tokens", (double)s->n_tokens);
-    cJSON_AddNumberToObject(js, "n_docs", (double)s->n_docs);
-    cJSON_AddStringToObject(js, "sha256", file_sha);
-    cJSON_AddStringToObject(js, "tokens_sha256", s->tokens_sha256);
-    for (int k = 0; k < p->a->n_inputs; k++)
-        if (p->sh_sources[k]) cJSON_AddItemToArray(src, cJSON_CreateString(p->a->inputs[k]));
-    cJSON_AddItemToObject(js, "sources", src);
-    cJSON_AddItemToArray(p->shards_json, js);
+    CT_TRY(ct_sha256_file(path, file_sha, e));
+    if (clash) {
+        char earlier[4096];
+        snprintf(earlier, sizeof earlier, "%s/%s", p->a->out, file);
+        CT_TRY(ct_sha256_file(earlier, earlier_sha, e));
+        if (strcmp(file_sha, earlier_sha) != 0)
+            CT_TRY(names_add(&p->replace, file, e));
+        else if (unlink(path) != 0) /* the earlier file is this one, byte for byte */
+            return CT_ERR(e, CT_EIO, "cannot remove %s: %s", path, strerror(errno));
+    }
+    CT_TRY(names_add(&p->kept, file, e));
+    if (!add_owned(p->shards_json, NULL, shard_json(p, id, file, file_sha)))
+        return CT_ERR(e, CT_ENOMEM, "out of memory listing shard %s in the manifest", file);
     p->n_shards++;
     for (int64_t d = 0; d < s->n_docs; d++) free(s->doc_ids[d]);
     s->n_docs = 0;
@@ -332,8 +429,10 @@ static int append_batch(prep_t *p, int input, ct_err_t *e) {
                     sizeof *s->doc_offsets, e));
         for (size_t k = 0; k < b->ids[i].n; k++) s->tokens[s->n_tokens + k] = (uint32_t)b->ids[i].ids[k];
         if (eot >= 0) s->tokens[s->n_tokens + n - 1] = (uint32_t)eot;
-        s->doc_ids[s->n_docs] = strdup(b->docs[i].id ? b->docs[i].id : b->sha256[i]);
-        if (!s->doc_ids[s->n_docs]) return CT_ERR(e, CT_ENOMEM, "out of memory");
+        s->doc_ids[s->n_docs] = ct_fault_strdup(b->docs[i].id ? b->docs[i].id : b->sha256[i]);
+        if (!s->doc_ids[s->n_docs])
+            return CT_ERR(e, CT_ENOMEM, "out of memory storing the id of a document of %s",
+                          p->a->inputs[input]);
         s->doc_offsets[s->n_docs] = s->n_tokens;
         s->n_tokens += n;
         s->n_docs++;
@@ -409,61 +508,135 @@ out:
 
 static cJSON *sources_json(const prep_t *p) {
     cJSON *arr = cJSON_CreateArray();
-    for (int k = 0; k < p->a->n_inputs; k++) {
+    int ok = arr != NULL;
+    for (int k = 0; ok && k < p->a->n_inputs; k++) {
         const source_stats_t *s = &p->stats[k];
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", p->a->inputs[k]);
-        cJSON_AddStringToObject(o, "sha256", s->sha256);
-        cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
-        cJSON_AddNumberToObject(o, "docs", (double)s->docs);
-        cJSON_AddNumberToObject(o, "tokens", (double)s->tokens);
-        cJSON_AddNumberToObject(o, "empty_docs", (double)s->empty);
-        cJSON_AddNumberToObject(o, "excluded_docs", (double)s->excluded);
-        cJSON_AddNumberToObject(o, "invalid_utf8_docs", (double)s->invalid_docs);
-        cJSON_AddNumberToObject(o, "invalid_utf8_bytes", (double)s->invalid_bytes);
-        cJSON_AddNumberToObject(o, "bad_lines", (double)s->bad_lines);
-        cJSON_AddItemToArray(arr, o);
+        ok = o && cJSON_AddStringToObject(o, "name", p->a->inputs[k]) &&
+             cJSON_AddStringToObject(o, "sha256", s->sha256) &&
+             cJSON_AddNumberToObject(o, "bytes", (double)s->bytes) &&
+             cJSON_AddNumberToObject(o, "docs", (double)s->docs) &&
+             cJSON_AddNumberToObject(o, "tokens", (double)s->tokens) &&
+             cJSON_AddNumberToObject(o, "empty_docs", (double)s->empty) &&
+             cJSON_AddNumberToObject(o, "excluded_docs", (double)s->excluded) &&
+             cJSON_AddNumberToObject(o, "invalid_utf8_docs", (double)s->invalid_docs) &&
+             cJSON_AddNumberToObject(o, "invalid_utf8_bytes", (double)s->invalid_bytes) &&
+             cJSON_AddNumberToObject(o, "bad_lines", (double)s->bad_lines);
+        if (!ok) cJSON_Delete(o);
+        ok = ok && add_owned(arr, NULL, o);
     }
-    return arr;
+    if (!ok) cJSON_Delete(arr);
+    return ok ? arr : NULL;
 }
 
+/* The manifest as text (malloc'd, *len bytes ending with a newline, not NUL-terminated), or NULL
+ * when out of memory. Hands p->shards_json over to it. */
+static char *manifest_text(prep_t *p, int64_t docs, int64_t tokens, int64_t excluded,
+                           size_t *len) {
+    cJSON *m = cJSON_CreateObject(), *shards = p->shards_json;
+    p->shards_json = NULL;
+    int eot = ct_tokenizer_eot(p->tok), vocab = ct_tokenizer_vocab_size(p->tok);
+    int ok = m && cJSON_AddStringToObject(m, "format", CT_MANIFEST_FORMAT) &&
+             cJSON_AddStringToObject(m, "tokenizer", ct_tokenizer_name(p->tok)) &&
+             cJSON_AddNumberToObject(m, "vocab_size", vocab) &&
+             add_owned(m, "eot", eot >= 0 ? cJSON_CreateNumber(eot) : cJSON_CreateNull()) &&
+             cJSON_AddStringToObject(m, "dtype", vocab <= 65535 ? "uint16" : "uint32") &&
+             cJSON_AddNumberToObject(m, "n_tokens", (double)tokens) &&
+             cJSON_AddNumberToObject(m, "n_docs", (double)docs);
+    if (ok)
+        ok = add_owned(m, "shards", shards);
+    else
+        cJSON_Delete(shards);
+    ok = ok && add_owned(m, "sources", sources_json(p));
+    if (ok && p->optout) {
+        cJSON *o = cJSON_AddObjectToObject(m, "optout");
+        ok = o && cJSON_AddStringToObject(o, "list_sha256", ct_optout_sha256(p->optout)) &&
+             cJSON_AddNumberToObject(o, "entries", (double)ct_optout_entries(p->optout)) &&
+             cJSON_AddNumberToObject(o, "matched_entries", (double)ct_optout_matched(p->optout)) &&
+             cJSON_AddNumberToObject(o, "excluded_docs", (double)excluded);
+    } else if (ok) {
+        ok = cJSON_AddNullToObject(m, "optout") != NULL;
+    }
+    cJSON *s = ok ? cJSON_AddObjectToObject(m, "settings") : NULL;
+    ok = s && cJSON_AddStringToObject(s, "split", p->a->split == DOC_SPLIT_FILE ? "file"
+                                                                                 : "paragraphs") &&
+         cJSON_AddNumberToObject(s, "shard_tokens", (double)p->a->shard_tokens) &&
+         cJSON_AddBoolToObject(s, "skip_bad", p->a->skip_bad);
+    char *text = ok ? cJSON_Print(m) : NULL;
+    cJSON_Delete(m);
+    if (text) {
+        *len = strlen(text) + 1;
+        text[*len - 1] = '\n'; /* replaces the NUL: the file ends with a newline */
+    }
+    return text;
+}
+
+/* 1 when the file at path holds exactly data[0..n). Allocates nothing: it runs after a failure,
+ * perhaps for want of memory. */
+static int file_holds(const char *path, const char *data, size_t n) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    char buf[8192];
+    size_t at = 0;
+    int same = 1;
+    for (ssize_t r; same && (r = read(fd, buf, sizeof buf)) != 0;) {
+        if (r < 0 && errno == EINTR) continue;
+        same = r > 0 && at + (size_t)r <= n && memcmp(buf, data + at, (size_t)r) == 0;
+        at += r > 0 ? (size_t)r : 0;
+    }
+    close(fd);
+    return same && at == n;
+}
+
+/* Writes manifest.json, the commit point of the run: sets p->committed once the new manifest is
+ * in place, which can be so even when the directory's fsync after the rename failed. */
 static int write_manifest(prep_t *p, int64_t docs, int64_t tokens, int64_t excluded,
                           ct_err_t *e) {
-    cJSON *m = cJSON_CreateObject();
-    cJSON_AddStringToObject(m, "format", CT_MANIFEST_FORMAT);
-    cJSON_AddStringToObject(m, "tokenizer", ct_tokenizer_name(p->tok));
-    cJSON_AddNumberToObject(m, "vocab_size", ct_tokenizer_vocab_size(p->tok));
-    int eot = ct_tokenizer_eot(p->tok);
-    cJSON_AddItemToObject(m, "eot", eot >= 0 ? cJSON_CreateNumber(eot) : cJSON_CreateNull());
-    cJSON_AddStringToObject(m, "dtype", ct_tokenizer_vocab_size(p->tok) <= 65535 ? "uint16"
-                                                                                  : "uint32");
-    cJSON_AddNumberToObject(m, "n_tokens", (double)tokens);
-    cJSON_AddNumberToObject(m, "n_docs", (double)docs);
-    cJSON_AddItemToObject(m, "shards", p->shards_json);
-    p->shards_json = NULL;
-    cJSON_AddItemToObject(m, "sources", sources_json(p));
-    if (p->optout) {
-        cJSON *o = cJSON_AddObjectToObject(m, "optout");
-        cJSON_AddStringToObject(o, "list_sha256", ct_optout_sha256(p->optout));
-        cJSON_AddNumberToObject(o, "entries", (double)ct_optout_entries(p->optout));
-        cJSON_AddNumberToObject(o, "matched_entries", (double)ct_optout_matched(p->optout));
-        cJSON_AddNumberToObject(o, "excluded_docs", (double)excluded);
-    } else {
-        cJSON_AddNullToObject(m, "optout");
-    }
-    cJSON *s = cJSON_AddObjectToObject(m, "settings");
-    cJSON_AddStringToObject(s, "split", p->a->split == DOC_SPLIT_FILE ? "file" : "paragraphs");
-    cJSON_AddNumberToObject(s, "shard_tokens", (double)p->a->shard_tokens);
-    cJSON_AddBoolToObject(s, "skip_bad", p->a->skip_bad);
-    char *text = cJSON_Print(m), path[4096];
-    cJSON_Delete(m);
+    size_t len = 0;
+    char path[4096], *text = manifest_text(p, docs, tokens, excluded, &len);
     if (!text) return CT_ERR(e, CT_ENOMEM, "out of memory writing the manifest");
     snprintf(path, sizeof path, "%s/manifest.json", p->a->out);
-    size_t n = strlen(text);
-    text[n] = '\n'; /* replaces the NUL: the file ends with a newline */
-    int rc = ct_write_file_atomic(path, text, n + 1, e);
+    int rc = ct_write_file_atomic(path, text, len, e);
+    p->committed = rc == 0 || file_holds(path, text, len);
     free(text);
     return rc;
+}
+
+/* Moves the NAME.h5.new shards over the earlier NAME.h5 (see the file comment): the earlier
+ * manifest, which those files no longer match, is withdrawn first. */
+static int commit_replacements(prep_t *p, ct_err_t *e) {
+    char from[4096], to[4096];
+    if (p->replace.n == 0) return 0;
+    snprintf(to, sizeof to, "%s/manifest.json", p->a->out);
+    if (unlink(to) != 0 && errno != ENOENT)
+        return CT_ERR(e, CT_EIO, "cannot remove the earlier %s: %s", to, strerror(errno));
+    CT_TRY(ct_fsync_path(p->a->out, e));
+    for (int i = 0; i < p->replace.n; i++) {
+        snprintf(from, sizeof from, "%s/%s.new", p->a->out, p->replace.v[i]);
+        snprintf(to, sizeof to, "%s/%s", p->a->out, p->replace.v[i]);
+        int injected = ct_fault_hit(CT_FAULT_RENAME);
+        if (injected || rename(from, to) != 0)
+            return CT_ERR(e, CT_EIO, "renaming %s to %s failed: %s", from, to,
+                          ct_fault_strerror(injected, errno));
+    }
+    return ct_fsync_path(p->a->out, e);
+}
+
+/* After the run: a failed one removes the files it made; a committed one removes the earlier
+ * prep's shards that the new manifest does not list. A file that cannot be removed is noted in
+ * p->cleanup_failed (a warning: the output itself is right). */
+static void finish_out_dir(prep_t *p) {
+    char path[4096];
+    const names_t *gone = p->committed ? &p->earlier : &p->made;
+    for (int i = 0; i < gone->n; i++) {
+        const char *name = gone->v[i];
+        if (p->committed && (names_has(&p->kept, name) || !strcmp(name, "manifest.json")))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", p->a->out, name);
+        if (unlink(path) != 0 && errno != ENOENT && !p->cleanup_failed[0])
+            snprintf(p->cleanup_failed, sizeof p->cleanup_failed, "%.200s: %s", path,
+                     strerror(errno));
+    }
 }
 
 static int run(prep_t *p, ct_err_t *e) {
@@ -479,7 +652,7 @@ static int run(prep_t *p, ct_err_t *e) {
     }
     CT_TRY(ct_tokenizer_open(&p->tok, a->tokenizer, e));
     if (a->exclude) CT_TRY(ct_optout_load(&p->optout, a->exclude, e));
-    CT_TRY(prepare_out_dir(a, e));
+    CT_TRY(prepare_out_dir(p, e));
     CT_ALLOC(e, p->enc, (size_t)a->threads, out);
     for (int t = 0; t < a->threads; t++) CT_TRY(ct_encoder_create(&p->enc[t], p->tok, e));
     CT_ALLOC(e, p->batch, 1, out);
@@ -487,7 +660,8 @@ static int run(prep_t *p, ct_err_t *e) {
     CT_ALLOC(e, p->sh_sources, (size_t)a->n_inputs, out);
     snprintf(p->sh.tokenizer, sizeof p->sh.tokenizer, "%s", ct_tokenizer_name(p->tok));
     p->sh.vocab_size = ct_tokenizer_vocab_size(p->tok);
-    p->shards_json = cJSON_CreateArray();
+    if (!(p->shards_json = cJSON_CreateArray()))
+        return CT_ERR(e, CT_ENOMEM, "out of memory starting the manifest");
     p->t0 = p->last_print = ct_now_s();
     p->tty = isatty(2);
     for (int k = 0; k < a->n_inputs; k++) CT_TRY(read_input(p, k, e));
@@ -504,6 +678,7 @@ static int run(prep_t *p, ct_err_t *e) {
     if (docs == 0)
         return CT_ERR(e, CT_EINVAL, "no documents to write: %lld empty, %lld excluded, %lld bad "
                       "lines skipped", (long long)empty, (long long)excluded, (long long)bad);
+    CT_TRY(commit_replacements(p, e));
     CT_TRY(write_manifest(p, docs, tokens, excluded, e));
     progress(p, 1);
     fprintf(stderr, "prep: %lld documents, %lld tokens (%s) in %d shards -> %s/manifest.json\n"
@@ -533,19 +708,32 @@ static void prep_free(prep_t *p) {
     cJSON_Delete(p->shards_json);
     ct_optout_destroy(&p->optout);
     ct_tokenizer_destroy(&p->tok);
+    names_free(&p->earlier);
+    names_free(&p->made);
+    names_free(&p->kept);
+    names_free(&p->replace);
 }
 
-int ct_cmd_prep(int argc, char **argv) {
+int ct_cmd_prep(int argc, char **argv, const ct_log_t *lg) {
     ct_err_t e = {0};
     prep_args_t a;
+    int committed = 0;
     int rc = parse_args(argc, argv, &a, &e);
     if (rc == 1) return 0;
     if (rc == 0) {
         prep_t p = {.a = &a};
         rc = run(&p, &e);
+        if (rc != 0 || p.earlier.n > 0) finish_out_dir(&p);
+        if (p.cleanup_failed[0])
+            ct_log(lg, CT_LOG_WARN, "prep: cannot remove %s; remove it by hand", p.cleanup_failed);
+        committed = p.committed;
         prep_free(&p);
     }
     if (rc == 0) return 0;
-    fprintf(stderr, "cotrain prep: error: %s\n", e.msg);
+    ct_log(lg, CT_LOG_ERROR, "prep: %s%s",
+           committed ? "the new manifest.json and its shards are in place, but the last step "
+                       "failed: "
+                     : "",
+           e.msg);
     return ct_exit_code(rc);
 }

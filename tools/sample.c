@@ -143,6 +143,7 @@ static int parse_args(int argc, char **argv, sample_args_t *a, ct_err_t *e) {
 /* The generation in progress: what the token callback needs to print. */
 typedef struct sample {
     const sample_args_t *a;
+    const ct_log_t *lg;
     ct_model_t *m;
     ct_tokenizer_t *tok;
     char ckpt_tokenizer[CT_CKPT_TOKENIZER_MAX]; /* from state.json; "" in older checkpoints */
@@ -219,10 +220,10 @@ static int plan_tokens(sample_t *s, ct_err_t *e) {
                       s->a->tokens, s->prompt.n, s->prompt.n == 1 ? "" : "s", T, room);
     s->n_new = s->a->tokens >= 0 ? s->a->tokens : (room < DEFAULT_TOKENS ? room : DEFAULT_TOKENS);
     if (s->a->tokens < 0 && s->n_new < DEFAULT_TOKENS)
-        fprintf(stderr,
-                "cotrain sample: generating %d tokens, all that fit after the %zu-token prompt "
-                "in the context of %d\n",
-                s->n_new, s->prompt.n, T);
+        ct_log(s->lg, CT_LOG_INFO,
+               "sample: generating %d tokens, all that fit after the %zu-token prompt in the "
+               "context of %d",
+               s->n_new, s->prompt.n, T);
     return 0;
 }
 
@@ -247,18 +248,18 @@ static int run(sample_t *s, ct_err_t *e) {
                        print_token, s, e));
     double dt = ct_now_s() - t0;
     CT_TRY(write_stdout("\n", 1, e));
-    fprintf(stderr, "cotrain sample: %zu prompt + %d generated tokens in %.2f s (%.1f tokens/s)\n",
-            s->prompt.n, s->n_new, dt, dt > 0 ? s->n_new / dt : 0.0);
+    ct_log(s->lg, CT_LOG_INFO, "sample: %zu prompt + %d generated tokens in %.2f s (%.1f tokens/s)",
+           s->prompt.n, s->n_new, dt, dt > 0 ? s->n_new / dt : 0.0);
     return 0;
 }
 
-int ct_cmd_sample(int argc, char **argv) {
+int ct_cmd_sample(int argc, char **argv, const ct_log_t *lg) {
     ct_err_t e = {0};
     sample_args_t a;
     int rc = parse_args(argc, argv, &a, &e);
     if (rc == 1) return 0;
     if (rc == 0) {
-        sample_t s = {.a = &a};
+        sample_t s = {.a = &a, .lg = lg};
         rc = run(&s, &e);
         free(s.text);
         free(s.out);
@@ -268,6 +269,6 @@ int ct_cmd_sample(int argc, char **argv) {
         ct_model_destroy(&s.m);
     }
     if (rc == 0) return 0;
-    fprintf(stderr, "cotrain sample: error: %s\n", e.msg);
+    ct_log(lg, CT_LOG_ERROR, "sample: %s", e.msg);
     return ct_exit_code(rc);
 }

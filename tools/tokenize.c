@@ -99,7 +99,8 @@ static int flush_stdout(ct_err_t *e) {
     return 0;
 }
 
-static int encode(const ct_tokenizer_t *tok, const char *text, size_t len, ct_err_t *e) {
+static int encode(const ct_tokenizer_t *tok, const char *text, size_t len, const ct_log_t *lg,
+                  ct_err_t *e) {
     ct_ids_t ids = {0};
     size_t bad = 0;
     int rc = ct_encode_parallel(tok, text, len, 0, &ids, &bad, e);
@@ -125,10 +126,10 @@ static int encode(const ct_tokenizer_t *tok, const char *text, size_t len, ct_er
     ct_ids_free(&ids);
     CT_TRY(flush_stdout(e));
     if (bad > 0)
-        fprintf(stderr,
-                "cotrain tokenize: %zu byte%s of the input %s not valid UTF-8 (encoded all the "
-                "same: decoding gives %s back)\n",
-                bad, bad == 1 ? "" : "s", bad == 1 ? "was" : "were", bad == 1 ? "it" : "them");
+        ct_log(lg, CT_LOG_WARN,
+               "tokenize: %zu byte%s of the input %s not valid UTF-8 (encoded all the same: "
+               "decoding gives %s back)",
+               bad, bad == 1 ? "" : "s", bad == 1 ? "was" : "were", bad == 1 ? "it" : "them");
     return 0;
 }
 
@@ -198,7 +199,7 @@ static int decode(const ct_tokenizer_t *tok, const char *text, size_t len, ct_er
     return rc;
 }
 
-int ct_cmd_tokenize(int argc, char **argv) {
+int ct_cmd_tokenize(int argc, char **argv, const ct_log_t *lg) {
     ct_err_t e = {0};
     tokenize_args_t a;
     ct_tokenizer_t *tok = NULL;
@@ -208,10 +209,10 @@ int ct_cmd_tokenize(int argc, char **argv) {
     if (rc == 1) return 0;
     if (rc == 0) rc = ct_tokenizer_open(&tok, a.tokenizer, &e);
     if (rc == 0) rc = read_stdin(&text, &len, &e);
-    if (rc == 0) rc = a.decode ? decode(tok, text, len, &e) : encode(tok, text, len, &e);
+    if (rc == 0) rc = a.decode ? decode(tok, text, len, &e) : encode(tok, text, len, lg, &e);
     free(text);
     ct_tokenizer_destroy(&tok);
     if (rc == 0) return 0;
-    fprintf(stderr, "cotrain tokenize: error: %s\n", e.msg);
+    ct_log(lg, CT_LOG_ERROR, "tokenize: %s", e.msg);
     return ct_exit_code(rc);
 }

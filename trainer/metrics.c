@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +11,7 @@
 
 struct ct_metrics {
     FILE *f;
-    char path[4096];
+    char path[CT_PATH_MAX];
 };
 
 /* Keeps the lines of path whose "step" is at most `through` (a resumed run: lines a killed run
@@ -39,12 +40,12 @@ static int keep_lines_through(const char *path, int64_t through, ct_err_t *e) {
 int ct_metrics_open(ct_metrics_t **out, const char *run_dir, int64_t keep_through, ct_err_t *e) {
     int rc = 0;
     ct_metrics_t *m = NULL;
-    char dir[4000];
+    char dir[CT_PATH_MAX];
     *out = NULL;
-    snprintf(dir, sizeof dir, "%s/public", run_dir);
+    CT_TRY(ct_path_join(dir, sizeof dir, run_dir, "public", e));
     CT_TRY(ct_mkdirs(dir, e));
     CT_ALLOC(e, m, 1, fail);
-    snprintf(m->path, sizeof m->path, "%s/metrics.jsonl", dir);
+    CT_TRY_GOTO(ct_path_join(m->path, sizeof m->path, dir, "metrics.jsonl", e), fail);
     if (keep_through > 0) CT_TRY_GOTO(keep_lines_through(m->path, keep_through, e), fail);
     m->f = fopen(m->path, keep_through > 0 ? "a" : "w");
     if (!m->f) {
@@ -58,13 +59,25 @@ fail:
     return rc;
 }
 
+/* x as a JSON number (%.9g), or null when it is NaN or infinite: JSON has no spelling for those,
+ * and a step the spike guard skipped may have a non-finite loss or gradient norm. */
+static const char *json_number(double x, char buf[32]) {
+    if (!isfinite(x)) return "null";
+    snprintf(buf, 32, "%.9g", x);
+    return buf;
+}
+
 int ct_metrics_write(ct_metrics_t *m, const ct_metrics_record_t *r, ct_err_t *e) {
+    char loss[32], lr[32], norm[32], tps[32], mfu[32], ev[32], eval[48] = "";
+    if (!isnan(r->eval_loss))
+        snprintf(eval, sizeof eval, ",\"eval_loss\":%s", json_number(r->eval_loss, ev));
     fprintf(m->f,
-            "{\"step\":%" PRId64 ",\"tokens\":%" PRId64 ",\"loss\":%.9g,\"lr\":%.9g,"
-            "\"grad_norm\":%.9g,\"tokens_per_s\":%.9g,\"mfu\":%.9g,\"param_hash\":\"%016" PRIx64
-            "\",\"skipped\":%d,\"group\":\"%s\"}\n",
-            r->step, r->tokens, r->loss, r->lr, r->grad_norm, r->tokens_per_s, r->mfu,
-            r->param_hash, r->skipped, r->group);
+            "{\"step\":%" PRId64 ",\"tokens\":%" PRId64 ",\"loss\":%s,\"lr\":%s,"
+            "\"grad_norm\":%s,\"tokens_per_s\":%s,\"mfu\":%s,\"param_hash\":\"%016" PRIx64
+            "\",\"skipped\":%d,\"group\":\"%s\"%s}\n",
+            r->step, r->tokens, json_number(r->loss, loss), json_number(r->lr, lr),
+            json_number(r->grad_norm, norm), json_number(r->tokens_per_s, tps),
+            json_number(r->mfu, mfu), r->param_hash, r->skipped, r->group, eval);
     if (fflush(m->f) != 0 || ferror(m->f))
         return CT_ERR(e, CT_EIO, "writing %s failed: %s (is the disk full?)", m->path,
                       strerror(errno));

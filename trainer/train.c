@@ -24,21 +24,15 @@ struct ct_trainer {
     int *inputs, *targets; /* (micro_batch, T) each */
 };
 
-int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *data,
-                      ct_comm_t *comm, ct_err_t *e) {
-    int rc = 0;
-    ct_trainer_t *t = NULL;
-    *out = NULL;
+int ct_trainer_check(const ct_config_t *cfg, int data_vocab, int world, ct_err_t *e) {
     if (cfg->model.vocab_size <= 0)
         return CT_ERR(e, CT_ECONFIG, "model.vocab_size is not set (it defaults to the data "
                                      "tokenizer's vocabulary; give --data or set it)");
-    int data_vocab = data ? ct_data_manifest(data)->vocab_size : 0;
     if (data_vocab > cfg->model.vocab_size)
         return CT_ERR(e, CT_ECONFIG,
                       "model.vocab_size = %d is smaller than the data tokenizer's vocabulary "
                       "(%d): set it to at least %d",
                       cfg->model.vocab_size, data_vocab, data_vocab);
-    int world = comm ? ct_comm_size(comm) : 1;
     if (cfg->train.global_batch % (world * cfg->train.micro_batch) != 0)
         return CT_ERR(e, CT_ECONFIG,
                       "train.global_batch = %d does not split into %d rank(s) x whole "
@@ -46,6 +40,16 @@ int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *dat
                       "%d",
                       cfg->train.global_batch, world, cfg->train.micro_batch,
                       world * cfg->train.micro_batch);
+    return 0;
+}
+
+int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *data,
+                      ct_comm_t *comm, ct_err_t *e) {
+    int rc = 0;
+    ct_trainer_t *t = NULL;
+    *out = NULL;
+    int world = comm ? ct_comm_size(comm) : 1;
+    CT_TRY(ct_trainer_check(cfg, data ? ct_data_manifest(data)->vocab_size : 0, world, e));
     CT_ALLOC(e, t, 1, fail);
     t->cfg = *cfg;
     t->data = data;

@@ -1,6 +1,8 @@
 /* worker_main.c — cotrain-worker: parses the command line, loads the config and the data, and
  * runs the training loop with metrics and a progress line. Only this file prints and exits. */
 #include <getopt.h>
+#include <hdf5.h>
+#include <math.h>
 #include <omp.h>
 #include <sched.h>
 #include <signal.h>
@@ -15,6 +17,8 @@
 #include "cotrain/comm.h"
 #include "cotrain/config.h"
 #include "cotrain/data.h"
+#include "cotrain/evaluate.h"
+#include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 #include "cotrain/log.h"
@@ -24,6 +28,7 @@
 #include "cotrain/snapshot.h"
 #include "cotrain/train.h"
 #include "cotrain/watchdog.h"
+#include "cotrain/windows.h"
 
 enum { MAX_SETS = 256 };
 
@@ -33,6 +38,7 @@ typedef struct worker_args {
     const char *out;
     const char *resume; /* "latest" or a checkpoint directory; NULL = start fresh */
     const char *init;   /* a folder with model.safetensors to start from; NULL = random init */
+    const char *eval_data; /* a manifest to evaluate on every log.eval_every steps, or NULL */
     int64_t until;      /* stop after this step (0 = train.steps) */
     const char *sets[MAX_SETS];
     int n_sets;
@@ -58,10 +64,13 @@ static void usage(FILE *f) {
             "                      its tokenizer's vocabulary\n"
             "  --out RUN_DIR       run directory (default: run)\n"
             "  --resume latest|DIR go on from the newest checkpoint under RUN_DIR/checkpoints\n"
-            "                      that verifies, or from checkpoint DIR; only ckpt.*, log.*\n"
-            "                      and train.micro_batch may differ from the run's config\n"
+            "                      that verifies, or from checkpoint DIR; only the keys\n"
+            "                      --help-config marks [may change on resume] may differ from\n"
+            "                      the run's config\n"
             "  --until STEP        stop after STEP (checkpointing there); the schedule still\n"
             "                      runs to train.steps\n"
+            "  --eval-data MANIFEST held-out data for log.eval_every (instead of holding out\n"
+            "                      the last data.eval_shards shards of --data)\n"
             "  --init DIR          start from DIR/model.safetensors (as `cotrain export` writes\n"
             "                      or Hugging Face's GPT-2 files, F32) instead of random weights;\n"
             "                      its shapes must match the config\n"
@@ -84,7 +93,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
         {"help", no_argument, 0, 'h'},         {"help-config", no_argument, 0, 'H'},
         {"resume", required_argument, 0, 'r'}, {"until", required_argument, 0, 'u'},
-        {"init", required_argument, 0, 'i'},
+        {"init", required_argument, 0, 'i'},   {"eval-data", required_argument, 0, 'E'},
         {0, 0, 0, 0}};
     char *end;
     memset(a, 0, sizeof *a);
@@ -98,6 +107,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         case 'o': a->out = optarg; break;
         case 'r': a->resume = optarg; break;
         case 'i': a->init = optarg; break;
+        case 'E': a->eval_data = optarg; break;
         case 'u':
             a->until = strtoll(optarg, &end, 10);
             if (*end || a->until < 1)
@@ -155,17 +165,20 @@ typedef struct session {
     ct_trainer_t *tr;
     ct_metrics_t *metrics;
     ct_watchdog_t *watchdog; /* with several ranks: a stalled step ends the process */
-    char resume_dir[4096]; /* "" when starting fresh */
+    char resume_dir[CT_PATH_MAX]; /* "" when starting fresh */
     ct_ckpt_info_t resumed;
     char last_id[CT_SHA256_HEX]; /* the newest checkpoint of this lineage: the next one's parent */
+    ct_manifest_t *eval_man;     /* --eval-data's manifest, or NULL */
+    ct_windows_t *eval;          /* the held-out windows (log.eval_every), or NULL */
+    int64_t eval_windows;        /* how many of them an evaluation reads */
 } session_t;
 
 /* Writes RUN_DIR/config.json (canonical) and logs its sha256. */
 static int write_resolved_config(session_t *S, ct_err_t *e) {
-    char path[4096];
+    char path[CT_PATH_MAX];
+    CT_TRY(ct_path_join(path, sizeof path, S->a->out, "config.json", e));
     S->config_json = ct_config_canonical(&S->cfg, e);
     if (!S->config_json) return CT_ENOMEM;
-    snprintf(path, sizeof path, "%s/config.json", S->a->out);
     ct_sha256_hex(S->config_json, strlen(S->config_json), S->config_sha256);
     CT_TRY(ct_write_file_atomic(path, S->config_json, strlen(S->config_json), e));
     ct_log(S->lg, CT_LOG_INFO, "config %s sha256 %s", path, S->config_sha256);
@@ -179,8 +192,11 @@ static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
     info.tokens = ct_trainer_steps(S->tr) * (int64_t)c->train.global_batch * c->model.seq_len;
     snprintf(info.config_sha256, sizeof info.config_sha256, "%s", S->config_sha256);
     snprintf(info.parent, sizeof info.parent, "%s", S->last_id);
+    const ct_manifest_t *m = ct_data_manifest(S->data);
+    snprintf(info.tokenizer, sizeof info.tokenizer, "%s", m->tokenizer);
+    snprintf(info.data_sha256, sizeof info.data_sha256, "%s", m->sha256);
     ct_data_cursor(S->data, &info.cursor);
-    char dir[4096];
+    char dir[CT_PATH_MAX];
     double t0 = ct_now_s();
     /* rank 0 writes; every rank learns whether it worked, so none waits on a dead rank 0 */
     ct_err_t save_err = {0};
@@ -198,7 +214,7 @@ static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
     return ct_ckpt_prune(S->a->out, c->ckpt.keep_last, c->ckpt.keep_every, e);
 }
 
-static void log_model(session_t *S, double peak) {
+static void log_model(session_t *S, double peak, const char *source) {
     const ct_config_t *c = &S->cfg;
     ct_model_t *model = ct_trainer_model(S->tr);
     ct_log(S->lg, CT_LOG_INFO,
@@ -209,9 +225,10 @@ static void log_model(session_t *S, double peak) {
            ct_model_planned_bytes(model) / 1048576.0,
            2.0 * ct_model_num_params(model) * sizeof(float) / 1048576.0);
     ct_log(S->lg, CT_LOG_INFO,
-           "threads: %d a rank; measured FP32 peak of the group %.0f GFLOP/s (the MFU "
-           "denominator)",
-           omp_get_max_threads(), peak / 1e9);
+           "threads: %d a rank; MFU is measured against an FP32 peak of %.0f GFLOP/s for the "
+           "group (%d rank(s) x %.0f: %s)",
+           omp_get_max_threads(), peak / 1e9, ct_comm_size(S->comm),
+           peak / 1e9 / ct_comm_size(S->comm), source);
 }
 
 /* Runs steps from the trainer's current step up to --until or train.steps, logging metrics and
@@ -219,10 +236,12 @@ static void log_model(session_t *S, double peak) {
 static int train_loop(session_t *S, ct_err_t *e) {
     const ct_config_t *c = &S->cfg;
     ct_model_t *model = ct_trainer_model(S->tr);
-    /* each rank measures its own peak; the group's is their sum (ranks assumed alike) */
-    double peak = ct_peak_flops() * ct_comm_size(S->comm),
-           flops_tok = ct_model_flops_per_token(model);
-    log_model(S, peak);
+    /* rank 0 writes the metrics, so only it needs the peak: one rank's (given, cached or
+       measured while the others wait), times the ranks (assumed alike) */
+    ct_peak_t pk = {.flops = 1.0, .source = "(not rank 0)"};
+    if (S->rank0) ct_peak_get(c->train.peak_gflops, S->lg, &pk);
+    double peak = pk.flops * ct_comm_size(S->comm), flops_tok = ct_model_flops_per_token(model);
+    log_model(S, peak, pk.source);
     int64_t first = ct_trainer_steps(S->tr), end = c->train.steps;
     if (S->a->until > 0 && S->a->until < end) end = S->a->until;
     int64_t tokens_per_step = (int64_t)c->train.global_batch * c->model.seq_len;
@@ -235,7 +254,14 @@ static int train_loop(session_t *S, ct_err_t *e) {
         comm_time += st.comm_s;
         if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), dt);
         train_time += dt;
-        if ((s + 1) % c->log.every == 0 || s + 1 == end) {
+        int eval_due = S->eval && ((s + 1) % c->log.eval_every == 0 || s + 1 == end);
+        if ((s + 1) % c->log.every == 0 || s + 1 == end || eval_due) {
+            double eval_loss = NAN;
+            if (eval_due) {
+                CT_TRY(ct_evaluate(model, S->comm, S->eval, S->eval_windows, c->train.micro_batch,
+                                   &eval_loss, NULL, NULL, e));
+                if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), -1.0);
+            }
             uint64_t hash = ct_hash64(ct_model_params(model),
                                       ct_model_num_params(model) * sizeof(float));
             int same, bad;
@@ -255,16 +281,19 @@ static int train_loop(session_t *S, ct_err_t *e) {
                 .mfu = tokens_per_step / dt * flops_tok / peak,
                 .param_hash = hash,
                 .skipped = st.skipped,
+                .eval_loss = eval_loss,
                 .group = "local",
             };
             CT_TRY(ct_metrics_write(S->metrics, &r, e));
             char eta[32];
             format_duration(train_time / (double)(s + 1 - first) * (double)(end - s - 1), eta,
                             sizeof eta);
-            printf("step %6lld/%lld | loss %.4f | lr %.3e | norm %.3f | %.0f tok/s | MFU %.1f%% | "
+            char ev[32] = "";
+            if (eval_due) snprintf(ev, sizeof ev, " | eval %.4f", eval_loss);
+            printf("step %6lld/%lld | loss %.4f%s | lr %.3e | norm %.3f | %.0f tok/s | MFU %.1f%% | "
                    "ETA %s%s\n",
-                   (long long)(s + 1), (long long)c->train.steps, st.loss, st.lr, st.grad_norm,
-                   r.tokens_per_s, 100.0 * r.mfu, eta,
+                   (long long)(s + 1), (long long)c->train.steps, st.loss, ev, st.lr,
+                   st.grad_norm, r.tokens_per_s, 100.0 * r.mfu, eta,
                    st.skipped ? " | SKIPPED (spike guard)" : "");
             fflush(stdout);
         }
@@ -316,8 +345,8 @@ static void on_stall(double waited, double limit, long long step, void *arg) {
 
 /* With --init: the weights come from DIR/model.safetensors. */
 static int init_weights(session_t *S, ct_err_t *e) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/model.safetensors", S->a->init);
+    char path[CT_PATH_MAX];
+    CT_TRY(ct_path_join(path, sizeof path, S->a->init, "model.safetensors", e));
     ct_model_t *m = ct_trainer_model(S->tr);
     CT_TRY(ct_safetensors_read(path, ct_model_tensor(m, 0), ct_model_num_tensors(m),
                                ct_model_params(m), e));
@@ -351,6 +380,72 @@ static int find_resume(session_t *S, ct_err_t *e) {
     return 0;
 }
 
+/* Resuming on other data than the checkpoint's is refused by the manifest's hash (a cursor could
+ * still fit other shards by accident); checkpoints written before the hash was recorded are
+ * checked by the cursor alone, as before. */
+static int check_resume_data(const session_t *S, ct_err_t *e) {
+    const ct_ckpt_info_t *r = &S->resumed;
+    if (!r->data_sha256[0]) {
+        ct_log(S->lg, CT_LOG_WARN, "%s records no data hash (an older checkpoint): the data is "
+               "checked by its cursor only", S->resume_dir);
+        return 0;
+    }
+    ct_manifest_t *m = NULL;
+    CT_TRY(ct_manifest_load(&m, S->a->data, e));
+    int rc = 0;
+    if (strcmp(r->data_sha256, m->sha256) != 0)
+        rc = CT_ERR(e, CT_EINVAL, "cannot resume %s on this data: it was trained on the "
+                    "manifest with sha256 %.16s..., %s has %.16s...; give --data the run's own "
+                    "manifest", S->resume_dir, r->data_sha256, m->path, m->sha256);
+    else if (r->tokenizer[0] && strcmp(r->tokenizer, m->tokenizer) != 0)
+        rc = CT_ERR(e, CT_EINVAL, "cannot resume %s on %s data: it was trained on %s tokens",
+                    S->resume_dir, m->tokenizer, r->tokenizer);
+    ct_manifest_destroy(&m);
+    return rc;
+}
+
+/* The held-out data of log.eval_every: --eval-data's manifest, or the last data.eval_shards
+ * shards of --data (which the loader then leaves out). */
+static int open_eval(session_t *S, ct_err_t *e) {
+    const ct_config_t *c = &S->cfg;
+    const ct_manifest_t *train = ct_data_manifest(S->data), *m = train;
+    int first = train->n_shards - c->data.eval_shards, n = c->data.eval_shards;
+    if (S->a->eval_data && c->data.eval_shards > 0)
+        return CT_ERR(e, CT_ECONFIG, "--eval-data and data.eval_shards = %d both name held-out "
+                      "data: use one", c->data.eval_shards);
+    if (S->a->eval_data) {
+        CT_TRY(ct_manifest_load(&S->eval_man, S->a->eval_data, e));
+        m = S->eval_man;
+        first = 0;
+        n = m->n_shards;
+        if (strcmp(m->tokenizer, train->tokenizer) != 0 || m->vocab_size > c->model.vocab_size)
+            return CT_ERR(e, CT_EINVAL, "--eval-data %s holds %s tokens (vocabulary %d); the "
+                          "model trains on %s tokens (vocabulary %d): prepare it with the same "
+                          "tokenizer", m->path, m->tokenizer, m->vocab_size, train->tokenizer,
+                          c->model.vocab_size);
+    }
+    if (n == 0) {
+        if (c->log.eval_every > 0)
+            return CT_ERR(e, CT_ECONFIG, "log.eval_every = %d needs held-out data: set "
+                          "data.eval_shards (the manifest's last shards) or give --eval-data",
+                          c->log.eval_every);
+        return 0;
+    }
+    CT_TRY(ct_windows_open(&S->eval, m, first, n, c->model.seq_len, e));
+    int64_t W = c->model.seq_len + 1, have = ct_windows_count(S->eval);
+    S->eval_windows = c->log.eval_tokens / W < have ? c->log.eval_tokens / W : have;
+    if (S->eval_windows == 0)
+        return CT_ERR(e, CT_EINVAL, "the held-out data (%d shard(s) of %s, %lld tokens) holds "
+                      "no window of model.seq_len + 1 = %lld tokens within log.eval_tokens = "
+                      "%lld: hold out more data or raise log.eval_tokens", n, m->path,
+                      (long long)ct_windows_tokens(S->eval), (long long)W,
+                      (long long)c->log.eval_tokens);
+    ct_log(S->lg, CT_LOG_INFO, "eval data: %d shard(s) of %s, %lld windows of %lld tokens%s",
+           n, m->path, (long long)S->eval_windows, (long long)W,
+           c->log.eval_every > 0 ? "" : " (log.eval_every is 0: never evaluated)");
+    return 0;
+}
+
 static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e) {
     worker_args_t a;
     session_t S = {.a = &a, .lg = lg, .comm = comm, .rank0 = ct_comm_rank(comm) == 0};
@@ -359,15 +454,20 @@ static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e
     CT_TRY(ct_hash_init(e));
     CT_TRY(ct_config_load(&S.cfg, a.config, CT_CONFIG_DIR, a.sets, a.n_sets, e));
     CT_TRY(find_resume(&S, e));
+    if (S.resume_dir[0]) CT_TRY(check_resume_data(&S, e));
     ct_data_opts_t dopts = {.seq_len = S.cfg.model.seq_len,
                             .seed = S.cfg.train.seed,
                             .global_batch = S.cfg.train.global_batch,
                             .rank = ct_comm_rank(comm),
                             .world = ct_comm_size(comm),
+                            .held_out = S.cfg.data.eval_shards,
                             .start = S.resume_dir[0] ? &S.resumed.cursor : NULL};
     CT_TRY(ct_data_open(&S.data, a.data, &dopts, e));
     const ct_manifest_t *m = ct_data_manifest(S.data);
     if (S.cfg.model.vocab_size == 0) S.cfg.model.vocab_size = m->vocab_size;
+    /* everything that can refuse the config does so before the run directory is touched */
+    CT_TRY_GOTO(ct_trainer_check(&S.cfg, m->vocab_size, ct_comm_size(comm), e), out);
+    CT_TRY_GOTO(open_eval(&S, e), out);
     if (S.resume_dir[0]) CT_TRY_GOTO(ct_ckpt_check_config(S.resume_dir, &S.cfg, e), out);
     CT_TRY_GOTO(ct_mkdirs(a.out, e), out);
     if (S.rank0) {
@@ -408,6 +508,8 @@ out:
     ct_watchdog_destroy(&S.watchdog);
     ct_metrics_close(&S.metrics);
     ct_trainer_destroy(&S.tr);
+    ct_windows_destroy(&S.eval);
+    ct_manifest_destroy(&S.eval_man);
     ct_data_destroy(&S.data);
     free(S.config_json);
     return rc;
@@ -427,10 +529,17 @@ static void share_cpus(const ct_comm_t *comm) {
 }
 
 int main(int argc, char **argv) {
+    /* HDF5 closes at exit what is still open; after an H5Fclose that failed (a full disk while a
+     * checkpoint's metadata was written) HDF5 1.10 crashes doing so: SIGSEGV instead of the exit
+     * code. Every file is closed explicitly, so its exit handler has nothing to do: skip it. */
+    H5dont_atexit();
     ct_log_t lg = {.level = ct_log_level_from_env(), .role = "worker", .rank = 0, .out = NULL};
     ct_err_t e = {0};
     ct_comm_t *comm = NULL;
     int rc = ct_comm_create(&comm, &argc, &argv, &e);
+    /* COTRAIN_FAULT arms fault injection, for tests (fault.h); its totals go to stderr at exit */
+    int armed = rc == 0 ? ct_fault_arm_env(&e) : 0;
+    if (armed < 0) rc = armed;
     if (rc == 0) {
         lg.rank = ct_comm_rank(comm);
         /* the other ranks say only what goes wrong: rank 0 speaks for the group */
@@ -445,5 +554,7 @@ int main(int argc, char **argv) {
         if (comm && ct_comm_size(comm) > 1) ct_comm_abort(comm, ct_exit_code(rc));
     }
     ct_comm_destroy(&comm);
+    char line[256];
+    if (armed > 0) fprintf(stderr, "cotrain-worker: %s\n", ct_fault_summary(line, sizeof line));
     return ct_exit_code(rc);
 }

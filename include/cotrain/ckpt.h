@@ -86,8 +86,10 @@ int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ck
 /* Saves body as RUN_DIR/checkpoints/ckpt-<info->step>. `config_json` is the run's canonical
  * config; info supplies step, tokens, world_size, config_sha256, tokenizer, data_sha256, cursor
  * and parent, and gets id. out_path (may be NULL) receives the directory. On failure (CT_EIO
- * saying which file and why, e.g. a full disk) nothing new is left and earlier checkpoints are
- * untouched. A checkpoint of the same step is replaced. */
+ * saying which file and why, e.g. a full disk; CT_ENOMEM) nothing new is left and earlier
+ * checkpoints are untouched (tests/fault_ckpt.c fails every call of a save in turn to hold it to
+ * that). A checkpoint of the same step is replaced, and removed only once the new one is in
+ * place. */
 int ct_ckpt_save(const char *run_dir, const ct_ckpt_body_t *body, const char *config_json,
                  ct_ckpt_info_t *info, char *out_path, size_t n, ct_err_t *e);
 

@@ -24,10 +24,14 @@ int ct_comm_create(ct_comm_t **out, int *argc, char ***argv, ct_err_t *e);
 /* Leaves the group (MPI_Finalize) and sets *self_p to NULL; NULL-safe. */
 void ct_comm_destroy(ct_comm_t **self_p);
 
-/* Ends every rank's process after a fatal error on one (MPI_Abort; exit(code) when local). */
+/* After a fatal error on one rank, ends every rank of the group with exit status `code`
+ * (MPI_Abort), so none is left waiting in a collective; it does not return then. With no other
+ * rank (the local backend, or one rank; NULL-safe) it does nothing and returns: the caller
+ * reports and exits itself (only main() exits). */
 void ct_comm_abort(ct_comm_t *self, int code);
 
-/* Ranks of this group on this node (Open MPI's / SLURM's local size; 1 when unknown). */
+/* Ranks of this group on this node, as MPI sees them (MPI_Comm_split_type with
+ * MPI_COMM_TYPE_SHARED, whatever launched the job); 1 for the local backend. */
 int ct_comm_local_size(const ct_comm_t *self);
 
 int ct_comm_rank(const ct_comm_t *self);

@@ -38,6 +38,7 @@ typedef struct ct_config {
         int spike_guard;          /* 1 = skip updates whose loss or grad norm is an outlier */
         int spike_window;         /* recent steps the z-score is measured against */
         double spike_zscore;      /* z above which a step is skipped */
+        double peak_gflops;       /* one rank's FP32 peak for MFU; 0: measured and cached */
     } train;
     struct {
         int64_t every;      /* checkpoint every N steps (0: only at the end, --until, signals) */
@@ -52,8 +53,13 @@ typedef struct ct_config {
         int overlap;            /* 1 = buckets start during backward; 0 = right after it */
     } comm;
     struct {
-        int every; /* metrics line every N steps (and the last step) */
+        int every;           /* metrics line every N steps (and the last step) */
+        int eval_every;      /* eval loss every N steps (and the last step); 0: never */
+        int64_t eval_tokens; /* ... on the first N tokens of the held-out data */
     } log;
+    struct {
+        int eval_shards; /* the manifest's last N shards are held out for evaluation */
+    } data;
 } ct_config_t;
 
 /* Fills *cfg with every default. Never fails. */

@@ -9,6 +9,9 @@
  * consecutive slices of it. So N ranks together see exactly what one rank sees, and a run resumed
  * from a cursor sees exactly what it would have seen without stopping.
  *
+ * With held_out = K the manifest's last K shards are left out of this stream (they are the
+ * evaluation data, read by windows.h); the order is then that of the first n - K shards.
+ *
  * Every shard is checked against the manifest's sha256 before its tokens are used. */
 #ifndef COTRAIN_DATA_H
 #define COTRAIN_DATA_H
@@ -35,6 +38,7 @@ typedef struct ct_data_opts {
     int global_batch;              /* samples per step, all ranks together */
     int rank, world;               /* world must divide global_batch */
     int prefetch;                  /* steps read ahead (0 = 2) */
+    int held_out;                  /* the manifest's last N shards are not trained on (eval) */
     const ct_data_cursor_t *start; /* resume here; NULL = the beginning */
 } ct_data_opts_t;
 

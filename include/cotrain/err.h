@@ -10,6 +10,8 @@
 
 #include <stddef.h>
 
+#include "cotrain/fault.h"
+
 /* X(name, value, exit_code, description) */
 #define CT_ERRNO_MAP(X)                                                        \
     X(EINVAL, -1, 2, "invalid argument")                                       \
@@ -73,11 +75,12 @@ void ct_err_clear(ct_err_t *e);
     } while (0)
 
 /* Allocate n zeroed elements of *ptr's type into ptr; on failure record ENOMEM with the
- * expression and size, set rc and jump to label. */
+ * expression and size, set rc and jump to label. A fault-injection plan can make it fail
+ * (fault.h). */
 #define CT_ALLOC(e, ptr, n, label)                                             \
     do {                                                                       \
         size_t ct_alloc_n_ = (size_t)(n);                                      \
-        (ptr) = calloc(ct_alloc_n_ ? ct_alloc_n_ : 1, sizeof *(ptr));          \
+        (ptr) = ct_fault_calloc(ct_alloc_n_ ? ct_alloc_n_ : 1, sizeof *(ptr)); \
         if (!(ptr)) {                                                          \
             rc = CT_ERR((e), CT_ENOMEM, "out of memory allocating %zu x %zu bytes for %s", \
                         ct_alloc_n_, sizeof *(ptr), #ptr);                     \

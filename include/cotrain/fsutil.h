@@ -33,12 +33,15 @@ int ct_fsync_path(const char *path, ct_err_t *e);
  * component that failed and why. */
 int ct_mkdirs(const char *path, ct_err_t *e);
 
-/* Replaces `path` with `len` bytes of `data` atomically and durably. On failure the previous
- * file (if any) is untouched, the temp file removed, and CT_EIO names the step that failed. */
+/* Replaces `path` with `len` bytes of `data` atomically and durably (through ct_commit_file).
+ * On failure the temp file is removed and CT_EIO names the step that failed; the previous file
+ * (if any) is untouched unless only the final fsync of the directory failed (see below). */
 int ct_write_file_atomic(const char *path, const void *data, size_t len, ct_err_t *e);
 
 /* Makes the finished file `tmp` durable and puts it in place as `path`: fsync(tmp), rename, fsync
- * of the directory. On failure `tmp` is removed, any previous `path` is untouched, and CT_EIO says
+ * of the directory. A failure before the rename removes `tmp` and leaves any previous `path`
+ * untouched; the rename is the commit point, so when only the directory's fsync fails after it,
+ * the new `path` is in place (whole, but not known to survive a crash). Either way CT_EIO says
  * which step failed. */
 int ct_commit_file(const char *tmp, const char *path, ct_err_t *e);
 

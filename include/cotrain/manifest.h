@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cotrain/err.h"
+#include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 
 #define CT_MANIFEST_FORMAT "cotrain-manifest/1"
@@ -32,7 +33,7 @@ typedef struct ct_manifest {
     int64_t n_tokens;
     int n_shards;
     ct_manifest_shard_t *shards; /* (n_shards) in manifest order */
-    char path[4096];             /* the manifest file */
+    char path[CT_PATH_MAX];      /* the manifest file */
     char sha256[CT_SHA256_HEX];  /* of the manifest file's bytes */
 } ct_manifest_t;
 
@@ -41,6 +42,20 @@ typedef struct ct_manifest {
  * CT_ENOENT (no manifest there: says to run `cotrain prep`), CT_ECORRUPT (naming the manifest, the
  * shard index and the field), CT_ENOMEM. *out is owned by the caller. */
 int ct_manifest_load(ct_manifest_t **out, const char *path, ct_err_t *e);
+
+/* Checks that the files of shards [first, first + n) exist, and raises *file_cap and *tok_cap to
+ * the largest file and token count among them (the buffers ct_manifest_read_shard needs).
+ * Errors: CT_ENOENT naming the shard and its path. */
+int ct_manifest_check_files(const ct_manifest_t *m, int first, int n, size_t *file_cap,
+                            int64_t *tok_cap, ct_err_t *e);
+
+/* Reads shard i's tokens into tokens[0..tok_cap) through the caller's file buffer
+ * buf[0..buf_cap) (both reused from shard to shard, so no fresh pages are touched per shard).
+ * The file is checked against the manifest's sha256 before it is parsed, its token count and
+ * vocabulary after. Errors: CT_ENOENT/CT_EIO (unreadable, naming the shard), CT_ECORRUPT (hash,
+ * contents or counts differ from the manifest: naming the shard and what to do). */
+int ct_manifest_read_shard(const ct_manifest_t *m, int i, void *buf, size_t buf_cap,
+                           uint32_t *tokens, int64_t tok_cap, ct_err_t *e);
 
 /* Frees the manifest and sets *self_p to NULL; NULL-safe. */
 void ct_manifest_destroy(ct_manifest_t **self_p);

@@ -1,5 +1,6 @@
 /* metrics.h — the public metrics stream RUN_DIR/public/metrics.jsonl: one JSON object per
- * logged step, floats printed %.9g, written by rank 0 of a group. */
+ * logged step, floats printed %.9g (null when NaN or infinite, which JSON cannot spell: a step
+ * the spike guard skipped may have a non-finite loss), written by rank 0 of a group. */
 #ifndef COTRAIN_METRICS_H
 #define COTRAIN_METRICS_H
 
@@ -16,6 +17,7 @@ typedef struct ct_metrics_record {
     double mfu;          /* model FLOPs utilisation, 0..1 */
     uint64_t param_hash; /* ct_hash64 of the weights after the step */
     int skipped;         /* the spike guard skipped this step's update */
+    double eval_loss;    /* loss on the held-out data; NaN: not evaluated at this step */
     const char *group;   /* the group's name */
 } ct_metrics_record_t;
 

@@ -7,7 +7,8 @@
  * `tokenizer`, `vocab_size`, `n_tokens`, `n_docs` and `tokens_sha256` (sha256 of the tokens as
  * stored: little-endian uint16/uint32). Object times are off, so a shard's bytes depend only on
  * its content. Writing goes to a temp name, is fsync'd and renamed: a shard file that exists is
- * complete. */
+ * complete. The writes, fsyncs, rename and allocations cotrain makes around HDF5 (not HDF5's
+ * own) are fault-injection points (fault.h). */
 #ifndef COTRAIN_SHARD_H
 #define COTRAIN_SHARD_H
 
@@ -31,14 +32,16 @@ typedef struct ct_shard {
 } ct_shard_t;
 
 /* sha256 (hex) of tokens[0..n) stored as little-endian uint16 (vocab_size <= 65535) or uint32:
- * the `tokens_sha256` attribute. */
-void ct_shard_tokens_sha256(const uint32_t *tokens, int64_t n, int vocab_size,
-                            char hex[CT_SHA256_HEX]);
+ * the `tokens_sha256` attribute. Errors: CT_ENOMEM (hex is then empty). */
+int ct_shard_tokens_sha256(const uint32_t *tokens, int64_t n, int vocab_size,
+                           char hex[CT_SHA256_HEX], ct_err_t *e);
 
 /* Writes `s` (tokens, doc_offsets, doc_ids, n_docs, tokenizer, vocab_size; tokens_sha256 is
  * computed and stored into s) to `path` atomically: `path`.tmp, fsync, rename, fsync of the
- * directory. Errors: CT_EIO (naming the file and the HDF5 step that failed; nothing is left at
- * `path`), CT_EINVAL (a token >= vocab_size, offsets not increasing). */
+ * directory. Errors: CT_EIO (naming the file and the HDF5 step that failed; `path`.tmp is
+ * removed and nothing is left at `path`, except when only the directory's final fsync failed:
+ * then the whole shard is at `path`, as ct_commit_file says), CT_EINVAL (a token >= vocab_size,
+ * offsets not increasing), CT_ENOMEM. */
 int ct_shard_write(const char *path, ct_shard_t *s, ct_err_t *e);
 
 /* Reads a shard whose whole file content is `image` (len bytes, already verified by the caller

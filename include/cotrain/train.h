@@ -29,12 +29,18 @@ typedef struct ct_step_stats {
     double comm_s;    /* seconds spent summing over the ranks, waits included (0 for one rank) */
 } ct_step_stats_t;
 
+/* Checks what the trainer needs of cfg beyond the config's own validation, so that a caller can
+ * refuse a run before writing anything: model.vocab_size set and at least data_vocab (the data
+ * tokenizer's vocabulary; 0 when unknown), and train.global_batch a multiple of world ranks x
+ * train.micro_batch. Returns 0 or CT_ECONFIG naming the keys and the value to choose. */
+int ct_trainer_check(const ct_config_t *cfg, int data_vocab, int world, ct_err_t *e);
+
 /* Builds the model (weights initialised from train.seed), optimizer and buffers for `cfg`.
  * `data` is borrowed (may be NULL when every step is given its tokens with
  * ct_trainer_step_tokens) and must outlive the trainer; so is `comm` (NULL: one process). With
  * N ranks each step runs global_batch/N sequences here and sums the gradients over the ranks.
- * cfg->model.vocab_size must be set (non-zero). Errors: CT_EINVAL/CT_ECONFIG with the key named
- * (e.g. a global batch the ranks and micro-batches do not divide), CT_ENOMEM. */
+ * cfg must pass ct_trainer_check. Errors: CT_ECONFIG from ct_trainer_check, CT_EINVAL with the
+ * key named, CT_ENOMEM. */
 int ct_trainer_create(ct_trainer_t **out, const ct_config_t *cfg, ct_data_t *data,
                       ct_comm_t *comm, ct_err_t *e);
 
