@@ -113,10 +113,8 @@ static cJSON *state_json(const ct_ckpt_info_t *info, const ct_ckpt_guard_t *g) {
 
 static int copy_hex(char out[CT_SHA256_HEX], const cJSON *obj, const char *key, int may_be_empty) {
     const char *v = ct_json_get_string(obj, key);
-    if (!v) return -1;
-    size_t n = strlen(v);
-    if (!(n == 64 && strspn(v, "0123456789abcdef") == 64) && !(may_be_empty && n == 0)) return -1;
-    memcpy(out, v, n + 1);
+    if (!v || !(ct_sha256_hex_valid(v) || (may_be_empty && !*v))) return -1;
+    memcpy(out, v, strlen(v) + 1);
     return 0;
 }
 

@@ -14,6 +14,10 @@
 
 #include "cotrain/fault.h"
 
+int ct_sha256_hex_valid(const char *s) {
+    return s && strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
+}
+
 int ct_hash_init(ct_err_t *e) {
     if (sodium_init() < 0)
         return CT_ERR(e, CT_ESTATE, "libsodium failed to initialise (is /dev/urandom readable?)");

@@ -17,6 +17,7 @@
 
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
+#include "cotrain/json.h"
 #include "cotrain/mem.h"
 #include "cotrain/rng.h"
 #include "cotrain/shard.h"
@@ -416,16 +417,12 @@ cJSON *ct_data_cursor_to_json(const ct_data_cursor_t *c) {
 int ct_data_cursor_from_json(const cJSON *js, ct_data_cursor_t *c, ct_err_t *e) {
     static const char *const keys[] = {"seed", "epoch", "shard_pos", "offset", "samples"};
     int64_t v[5];
-    for (int k = 0; k < 5; k++) {
-        const cJSON *x = cJSON_GetObjectItemCaseSensitive(js, keys[k]);
-        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 9007199254740992.0 ||
-            x->valuedouble != (double)(int64_t)x->valuedouble)
+    for (int k = 0; k < 5; k++)
+        if (!ct_json_get_uint53(js, keys[k], &v[k]))
             return CT_ERR(e, CT_ECORRUPT, "data cursor: \"%s\" is missing or not a non-negative "
                           "integer", keys[k]);
-        v[k] = (int64_t)x->valuedouble;
-    }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(js, "shard");
-    if (!cJSON_IsString(id) || !ct_shard_id_valid(id->valuestring))
+    const char *id = ct_json_get_string(js, "shard");
+    if (!id || !ct_shard_id_valid(id))
         return CT_ERR(e, CT_ECORRUPT, "data cursor: \"shard\" is missing or not a shard id");
     memset(c, 0, sizeof *c);
     c->seed = (uint64_t)v[0];
@@ -433,6 +430,6 @@ int ct_data_cursor_from_json(const cJSON *js, ct_data_cursor_t *c, ct_err_t *e) 
     c->shard_pos = v[2];
     c->offset = v[3];
     c->samples = v[4];
-    snprintf(c->shard_id, sizeof c->shard_id, "%s", id->valuestring);
+    snprintf(c->shard_id, sizeof c->shard_id, "%s", id);
     return 0;
 }

@@ -1,6 +1,8 @@
 /* manifest.c — loads and validates manifest.json: the ordered shard list a loader, an evaluator
  * or the coordinator works from. Every field is checked before anything is used, so a hand-edited
- * or truncated manifest gets a message naming the field, not a crash later. */
+ * or truncated manifest gets a message naming the field, not a crash later. And builds one: every
+ * addition to the JSON tree is checked, since a key dropped for want of memory would give a
+ * manifest that loads but says something else. */
 #include "cotrain/manifest.h"
 
 #include <cjson/cJSON.h>
@@ -10,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "cotrain/fsutil.h"
+#include "cotrain/json.h"
 #include "cotrain/shard.h"
 
 int ct_shard_id_valid(const char *id) {
@@ -18,32 +21,21 @@ int ct_shard_id_valid(const char *id) {
     return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
 }
 
-static int is_hex64(const char *s) {
-    return strlen(s) == 64 && strspn(s, "0123456789abcdef") == 64;
-}
-
-/* A non-negative integral number field, or -1. */
+/* A non-negative integral number field (up to 2^53), or -1. */
 static int64_t count_field(const cJSON *obj, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740992.0 ||
-        v->valuedouble != (double)(int64_t)v->valuedouble)
-        return -1;
-    return (int64_t)v->valuedouble;
-}
-
-static const char *string_field(const cJSON *obj, const char *key) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
+    int64_t v = -1;
+    ct_json_get_uint53(obj, key, &v);
+    return v;
 }
 
 static int load_shard(ct_manifest_t *m, const char *dir, int i, const cJSON *js, ct_err_t *e) {
     ct_manifest_shard_t *s = &m->shards[i];
-    const char *id = string_field(js, "id"), *file = string_field(js, "file");
-    const char *sha = string_field(js, "sha256");
+    const char *id = ct_json_get_string(js, "id"), *file = ct_json_get_string(js, "file");
+    const char *sha = ct_json_get_string(js, "sha256");
     const char *bad = !cJSON_IsObject(js)                    ? "entry (not an object)"
                       : !id || !ct_shard_id_valid(id)        ? "id"
                       : !file || !file[0] || file[0] == '/' || strstr(file, "..") ? "file"
-                      : !sha || !is_hex64(sha)               ? "sha256"
+                      : !ct_sha256_hex_valid(sha)               ? "sha256"
                       : (s->n_tokens = count_field(js, "n_tokens")) < 0 ? "n_tokens"
                       : (s->n_docs = count_field(js, "n_docs")) < 0     ? "n_docs"
                                                               : NULL;
@@ -66,7 +58,7 @@ static int load_shard(ct_manifest_t *m, const char *dir, int i, const cJSON *js,
 static int parse(ct_manifest_t *m, const char *dir, const char *text, size_t len, ct_err_t *e) {
     int rc = 0;
     cJSON *root = cJSON_ParseWithLength(text, len);
-    const char *fmt = string_field(root, "format"), *tok = string_field(root, "tokenizer");
+    const char *fmt = ct_json_get_string(root, "format"), *tok = ct_json_get_string(root, "tokenizer");
     const cJSON *shards = cJSON_GetObjectItemCaseSensitive(root, "shards");
     int64_t vocab = count_field(root, "vocab_size");
     if (!root || !cJSON_IsObject(root)) {
@@ -182,5 +174,142 @@ void ct_manifest_destroy(ct_manifest_t **self_p) {
     for (int i = 0; i < m->n_shards; i++) free(m->shards[i].path);
     free(m->shards);
     free(m);
+    *self_p = NULL;
+}
+
+/* ---- building ---- */
+
+struct ct_manifest_builder {
+    cJSON *root;   /* format .. dtype so far */
+    cJSON *shards; /* the shard entries */
+};
+
+/* Adds item (NULL: its creation ran out of memory) to the object obj under key, or to the array
+ * obj when key is NULL; frees it when it cannot. 1 or 0. */
+static int add_owned(cJSON *obj, const char *key, cJSON *item) {
+    int added = item && obj &&
+                (key ? cJSON_AddItemToObject(obj, key, item) : cJSON_AddItemToArray(obj, item));
+    if (added) return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
+int ct_manifest_builder_create(ct_manifest_builder_t **out, const char *tokenizer,
+                               int vocab_size, int eot, ct_err_t *e) {
+    int rc = 0;
+    ct_manifest_builder_t *b = NULL;
+    *out = NULL;
+    CT_ALLOC(e, b, 1, fail);
+    b->root = cJSON_CreateObject();
+    b->shards = cJSON_CreateArray();
+    if (!b->root || !b->shards ||
+        !cJSON_AddStringToObject(b->root, "format", CT_MANIFEST_FORMAT) ||
+        !cJSON_AddStringToObject(b->root, "tokenizer", tokenizer) ||
+        !cJSON_AddNumberToObject(b->root, "vocab_size", vocab_size) ||
+        !add_owned(b->root, "eot", eot >= 0 ? cJSON_CreateNumber(eot) : cJSON_CreateNull()) ||
+        !cJSON_AddStringToObject(b->root, "dtype", vocab_size <= 65535 ? "uint16" : "uint32")) {
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory starting a manifest");
+        goto fail;
+    }
+    *out = b;
+    return 0;
+fail:
+    ct_manifest_builder_destroy(&b);
+    return rc;
+}
+
+int ct_manifest_builder_add_shard(ct_manifest_builder_t *b, const char *id, const char *file,
+                                  int64_t n_tokens, int64_t n_docs, const char *sha256,
+                                  const char *tokens_sha256, const char *const *sources,
+                                  int n_sources, ct_err_t *e) {
+    cJSON *js = cJSON_CreateObject(), *src = cJSON_CreateArray();
+    int ok = js && src;
+    for (int k = 0; ok && k < n_sources; k++) ok = add_owned(src, NULL, cJSON_CreateString(sources[k]));
+    ok = ok && cJSON_AddStringToObject(js, "id", id) &&
+         cJSON_AddStringToObject(js, "file", file) &&
+         cJSON_AddNumberToObject(js, "n_tokens", (double)n_tokens) &&
+         cJSON_AddNumberToObject(js, "n_docs", (double)n_docs) &&
+         cJSON_AddStringToObject(js, "sha256", sha256) &&
+         cJSON_AddStringToObject(js, "tokens_sha256", tokens_sha256);
+    if (ok) {
+        ok = add_owned(js, "sources", src);
+        src = NULL; /* owned by js now, or freed */
+    }
+    cJSON_Delete(src);
+    if (ok && add_owned(b->shards, NULL, js)) return 0;
+    if (!ok) cJSON_Delete(js);
+    return CT_ERR(e, CT_ENOMEM, "out of memory listing shard %s in the manifest", file);
+}
+
+static cJSON *sources_json(const ct_manifest_source_t *src, int n) {
+    cJSON *arr = cJSON_CreateArray();
+    int ok = arr != NULL;
+    for (int k = 0; ok && k < n; k++) {
+        const ct_manifest_source_t *s = &src[k];
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddStringToObject(o, "name", s->name) &&
+             cJSON_AddStringToObject(o, "sha256", s->sha256) &&
+             cJSON_AddNumberToObject(o, "bytes", (double)s->bytes) &&
+             cJSON_AddNumberToObject(o, "docs", (double)s->docs) &&
+             cJSON_AddNumberToObject(o, "tokens", (double)s->tokens) &&
+             cJSON_AddNumberToObject(o, "empty_docs", (double)s->empty_docs) &&
+             cJSON_AddNumberToObject(o, "excluded_docs", (double)s->excluded_docs) &&
+             cJSON_AddNumberToObject(o, "invalid_utf8_docs", (double)s->invalid_utf8_docs) &&
+             cJSON_AddNumberToObject(o, "invalid_utf8_bytes", (double)s->invalid_utf8_bytes) &&
+             cJSON_AddNumberToObject(o, "bad_lines", (double)s->bad_lines);
+        if (!ok) cJSON_Delete(o);
+        ok = ok && add_owned(arr, NULL, o);
+    }
+    if (!ok) cJSON_Delete(arr);
+    return ok ? arr : NULL;
+}
+
+int ct_manifest_builder_text(const ct_manifest_builder_t *b, const ct_manifest_source_t *sources,
+                             int n_sources, const ct_manifest_optout_t *optout,
+                             const ct_manifest_settings_t *settings, char **text, size_t *len,
+                             ct_err_t *e) {
+    int64_t docs = 0, tokens = 0;
+    for (int k = 0; k < n_sources; k++) docs += sources[k].docs, tokens += sources[k].tokens;
+    /* a copy, so the builder can be asked again (and freed whatever happens here) */
+    cJSON *m = cJSON_Duplicate(b->root, 1);
+    int ok = m && cJSON_AddNumberToObject(m, "n_tokens", (double)tokens) &&
+             cJSON_AddNumberToObject(m, "n_docs", (double)docs) &&
+             add_owned(m, "shards", cJSON_Duplicate(b->shards, 1)) &&
+             add_owned(m, "sources", sources_json(sources, n_sources));
+    if (ok && optout) {
+        cJSON *o = cJSON_AddObjectToObject(m, "optout");
+        ok = o && cJSON_AddStringToObject(o, "list_sha256", optout->list_sha256) &&
+             cJSON_AddNumberToObject(o, "entries", (double)optout->entries) &&
+             cJSON_AddNumberToObject(o, "matched_entries", (double)optout->matched_entries) &&
+             cJSON_AddNumberToObject(o, "excluded_docs", (double)optout->excluded_docs);
+    } else if (ok) {
+        ok = cJSON_AddNullToObject(m, "optout") != NULL;
+    }
+    cJSON *s = ok ? cJSON_AddObjectToObject(m, "settings") : NULL;
+    ok = s && cJSON_AddStringToObject(s, "split", settings->split) &&
+         cJSON_AddNumberToObject(s, "shard_tokens", (double)settings->shard_tokens) &&
+         cJSON_AddBoolToObject(s, "skip_bad", settings->skip_bad);
+    char *t = ok ? cJSON_Print(m) : NULL;
+    cJSON_Delete(m);
+    if (!t) return CT_ERR(e, CT_ENOMEM, "out of memory writing the manifest");
+    size_t n = strlen(t);
+    char *grown = realloc(t, n + 2);
+    if (!grown) {
+        free(t);
+        return CT_ERR(e, CT_ENOMEM, "out of memory writing the manifest");
+    }
+    grown[n] = '\n'; /* the file ends with a newline */
+    grown[n + 1] = '\0';
+    *text = grown;
+    *len = n + 1;
+    return 0;
+}
+
+void ct_manifest_builder_destroy(ct_manifest_builder_t **self_p) {
+    ct_manifest_builder_t *b = *self_p;
+    if (!b) return;
+    cJSON_Delete(b->root);
+    cJSON_Delete(b->shards);
+    free(b);
     *self_p = NULL;
 }

@@ -1,7 +1,9 @@
 /* test_manifest.c — manifest.json loading: a valid manifest (given as the file, its folder, or a
  * bare name in the current folder) with every field read back; every malformed variant refused
  * with CT_ECORRUPT naming the field; text that is not JSON or is cut short; a missing manifest
- * (CT_ENOENT, pointing at `cotrain prep`); ct_shard_id_valid on its own. */
+ * (CT_ENOENT, pointing at `cotrain prep`); ct_shard_id_valid on its own; the builder (what prep
+ * writes) read back by the loader and by cJSON field for field, and out of memory at each of its
+ * allocations in turn giving CT_ENOMEM, never a manifest missing a key. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,9 @@
 #include <unistd.h>
 
 #include "check.h"
+#include <cjson/cJSON.h>
+
+#include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 #include "cotrain/manifest.h"
@@ -337,6 +342,93 @@ static void test_shard_id_valid(void) {
     }
 }
 
+/* Builds a manifest of two shards and two sources into *text. */
+static int build(char **text, size_t *len, ct_err_t *e) {
+    ct_manifest_builder_t *b = NULL;
+    const char *src0[] = {"a.txt"}, *src1[] = {"a.txt", "b.jsonl"};
+    ct_manifest_source_t s[2] = {
+        {.name = "a.txt", .sha256 = SHA_1, .bytes = 10, .docs = 3, .tokens = 100, .empty_docs = 1,
+         .excluded_docs = 2, .invalid_utf8_docs = 1, .invalid_utf8_bytes = 4},
+        {.name = "b.jsonl", .sha256 = SHA_2, .bytes = 20, .docs = 4, .tokens = 50, .bad_lines = 5}};
+    ct_manifest_optout_t o = {.list_sha256 = SHA_3, .entries = 7, .matched_entries = 2,
+                              .excluded_docs = 2};
+    ct_manifest_settings_t set = {.split = "paragraphs", .shard_tokens = 120, .skip_bad = 1};
+    int rc = ct_manifest_builder_create(&b, "gpt2", 50257, 50256, e);
+    if (rc == 0)
+        rc = ct_manifest_builder_add_shard(b, "00000-aaaa", "00000-aaaa.h5", 100, 3, SHA_1,
+                                           SHA_2, src0, 1, e);
+    if (rc == 0)
+        rc = ct_manifest_builder_add_shard(b, "00001-bbbb", "00001-bbbb.h5", 50, 4, SHA_3, SHA_2,
+                                           src1, 2, e);
+    if (rc == 0) rc = ct_manifest_builder_text(b, s, 2, &o, &set, text, len, e);
+    ct_manifest_builder_destroy(&b);
+    return rc;
+}
+
+static void test_builder(void) {
+    char *text = NULL, path[CT_PATH_MAX];
+    size_t len = 0;
+    ct_err_t e = {0};
+    CHECK_EQ_INT(build(&text, &len, &e), 0);
+    if (!text) return;
+    CHECK_EQ_INT(text[len - 1], '\n');
+    CHECK_EQ_INT(ct_path_join(path, sizeof path, g_dir, "built.json", &e), 0);
+    CHECK_EQ_INT(ct_write_file_atomic(path, text, len, &e), 0);
+    ct_manifest_t *m = NULL;
+    CHECK_EQ_INT(ct_manifest_load(&m, path, &e), 0);
+    if (m) {
+        CHECK_EQ_STR(m->tokenizer, "gpt2");
+        CHECK_EQ_INT(m->vocab_size, 50257);
+        CHECK_EQ_INT(m->n_tokens, 150);
+        CHECK_EQ_INT(m->n_shards, 2);
+        CHECK_EQ_STR(m->shards[1].id, "00001-bbbb");
+        CHECK_EQ_STR(m->shards[1].sha256, SHA_3);
+        CHECK_EQ_INT(m->shards[1].n_docs, 4);
+    }
+    ct_manifest_destroy(&m);
+    /* every field the loader does not read, straight from the JSON */
+    cJSON *js = cJSON_Parse(text);
+    const cJSON *src = cJSON_GetObjectItem(js, "sources"), *o = cJSON_GetObjectItem(js, "optout");
+    const cJSON *s1 = cJSON_GetArrayItem(src, 1), *set = cJSON_GetObjectItem(js, "settings");
+    const cJSON *sh1 = cJSON_GetArrayItem(cJSON_GetObjectItem(js, "shards"), 1);
+    CHECK_EQ_INT(cJSON_GetObjectItem(js, "n_docs")->valueint, 7);
+    CHECK_EQ_INT(cJSON_GetObjectItem(js, "eot")->valueint, 50256);
+    CHECK_EQ_STR(cJSON_GetObjectItem(js, "dtype")->valuestring, "uint16");
+    CHECK_EQ_INT(cJSON_GetObjectItem(s1, "bad_lines")->valueint, 5);
+    CHECK_EQ_INT(cJSON_GetObjectItem(cJSON_GetArrayItem(src, 0), "invalid_utf8_bytes")->valueint,
+                 4);
+    CHECK_EQ_INT(cJSON_GetObjectItem(o, "matched_entries")->valueint, 2);
+    CHECK_EQ_STR(cJSON_GetObjectItem(set, "split")->valuestring, "paragraphs");
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItem(set, "skip_bad")));
+    CHECK_EQ_INT(cJSON_GetArraySize(cJSON_GetObjectItem(sh1, "sources")), 2);
+    cJSON_Delete(js);
+    /* out of memory at each allocation in turn: CT_ENOMEM, or the very same text */
+    int failures = 0;
+    for (long n = 1;; n++) {
+        char *t2 = NULL;
+        size_t l2 = 0;
+        ct_err_t e2 = {0};
+        ct_fault_arm(CT_FAULT_ALLOC, n, 0);
+        int rc = build(&t2, &l2, &e2);
+        long fired = ct_fault_fired();
+        ct_fault_disarm();
+        if (fired == 0) {
+            CHECK_EQ_INT(rc, 0);
+            break;
+        }
+        failures++;
+        if (rc == 0) {
+            CHECK(l2 == len && memcmp(t2, text, len) == 0);
+        } else {
+            CHECK_EQ_INT(rc, CT_ENOMEM);
+            CHECK_CONTAINS(e2.msg, "out of memory");
+        }
+        free(t2);
+    }
+    CHECK(failures > 20);
+    free(text);
+}
+
 int main(void) {
     ct_err_t e = {0};
     if (ct_hash_init(&e) != 0 || !mkdtemp(g_dir)) {
@@ -348,6 +440,7 @@ int main(void) {
     test_not_json();
     test_missing();
     test_shard_id_valid();
+    test_builder();
     check_rm_tree(g_dir);
     return CHECK_RESULT();
 }

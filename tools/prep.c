@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 
 #include "commands.h"
 #include "cotrain/clock.h"
@@ -54,10 +53,6 @@ typedef struct prep_args {
     int skip_bad, force, threads;
 } prep_args_t;
 
-typedef struct source_stats {
-    char sha256[CT_SHA256_HEX];
-    int64_t bytes, docs, tokens, empty, excluded, invalid_docs, invalid_bytes, bad_lines;
-} source_stats_t;
 
 /* One batch of documents and what tokenizing them gave. */
 typedef struct batch {
@@ -83,13 +78,14 @@ typedef struct prep {
     ct_encoder_t **enc; /* (threads) */
     ct_optout_t *optout;
     batch_t *batch;
-    source_stats_t *stats; /* (n_inputs) */
+    ct_manifest_source_t *stats; /* (n_inputs) what each input gave: the manifest's "sources" */
+    const char **src_names;      /* (n_inputs) scratch: the inputs of the shard being written */
     /* the shard being filled */
     ct_shard_t sh;
     int64_t cap_tokens, cap_docs, cap_offsets;
     unsigned char *sh_sources; /* (n_inputs) 1 when the input gave the shard a document */
     int n_shards;
-    cJSON *shards_json;
+    ct_manifest_builder_t *mb; /* the manifest being built */
     /* the files of --out (see the file comment) */
     names_t earlier;  /* an earlier prep's manifest.json and shards (--force) */
     names_t made;     /* files this run created: removed when it fails */
@@ -341,37 +337,6 @@ static int grow(void **ptr, int64_t *cap, int64_t need, size_t elem, ct_err_t *e
     return 0;
 }
 
-/* Adds item (NULL: its creation ran out of memory) to the object obj under key, or to the array
- * obj when key is NULL; frees it when it cannot. 1 or 0. Every addition to the manifest goes
- * through here or is checked: a key dropped for want of memory would give a manifest that loads
- * but says something else. */
-static int add_owned(cJSON *obj, const char *key, cJSON *item) {
-    int added = item && obj &&
-                (key ? cJSON_AddItemToObject(obj, key, item) : cJSON_AddItemToArray(obj, item));
-    if (added) return 1;
-    cJSON_Delete(item);
-    return 0;
-}
-
-/* The manifest's entry for the shard just written. */
-static cJSON *shard_json(const prep_t *p, const char *id, const char *file, const char *sha) {
-    const ct_shard_t *s = &p->sh;
-    cJSON *js = cJSON_CreateObject(), *src = cJSON_CreateArray();
-    int ok = js && src;
-    for (int k = 0; ok && k < p->a->n_inputs; k++)
-        if (p->sh_sources[k]) ok = add_owned(src, NULL, cJSON_CreateString(p->a->inputs[k]));
-    ok = ok && cJSON_AddStringToObject(js, "id", id) &&
-         cJSON_AddStringToObject(js, "file", file) &&
-         cJSON_AddNumberToObject(js, "n_tokens", (double)s->n_tokens) &&
-         cJSON_AddNumberToObject(js, "n_docs", (double)s->n_docs) &&
-         cJSON_AddStringToObject(js, "sha256", sha) &&
-         cJSON_AddStringToObject(js, "tokens_sha256", s->tokens_sha256);
-    if (ok && add_owned(js, "sources", src)) return js;
-    if (!ok) cJSON_Delete(src); /* else add_owned freed it */
-    cJSON_Delete(js);
-    return NULL;
-}
-
 /* Writes the shard being filled (if it holds anything) and adds it to the manifest's list. Its
  * name is recorded in p->made before the file exists, so a failure anywhere in between still
  * removes it. */
@@ -400,8 +365,11 @@ static int flush_shard(prep_t *p, ct_err_t *e) {
             return CT_ERR(e, CT_EIO, "cannot remove %s: %s", path, strerror(errno));
     }
     CT_TRY(names_add(&p->kept, file, e));
-    if (!add_owned(p->shards_json, NULL, shard_json(p, id, file, file_sha)))
-        return CT_ERR(e, CT_ENOMEM, "out of memory listing shard %s in the manifest", file);
+    int ns = 0;
+    for (int k = 0; k < p->a->n_inputs; k++)
+        if (p->sh_sources[k]) p->src_names[ns++] = p->a->inputs[k];
+    CT_TRY(ct_manifest_builder_add_shard(p->mb, id, file, s->n_tokens, s->n_docs, file_sha,
+                                         s->tokens_sha256, p->src_names, ns, e));
     p->n_shards++;
     for (int64_t d = 0; d < s->n_docs; d++) free(s->doc_ids[d]);
     s->n_docs = 0;
@@ -413,14 +381,14 @@ static int flush_shard(prep_t *p, ct_err_t *e) {
 /* Appends the batch's kept documents, in order, to the shard, writing shards as they fill. */
 static int append_batch(prep_t *p, int input, ct_err_t *e) {
     batch_t *b = p->batch;
-    source_stats_t *st = &p->stats[input];
+    ct_manifest_source_t *st = &p->stats[input];
     ct_shard_t *s = &p->sh;
     int eot = ct_tokenizer_eot(p->tok);
     for (int i = 0; i < b->n; i++) {
-        st->invalid_bytes += (int64_t)b->invalid[i];
-        st->invalid_docs += b->invalid[i] > 0;
-        if (b->status[i] == DOC_EMPTY) st->empty++;
-        if (b->status[i] == DOC_EXCLUDED) st->excluded++;
+        st->invalid_utf8_bytes += (int64_t)b->invalid[i];
+        st->invalid_utf8_docs += b->invalid[i] > 0;
+        if (b->status[i] == DOC_EMPTY) st->empty_docs++;
+        if (b->status[i] == DOC_EXCLUDED) st->excluded_docs++;
         if (b->status[i] != DOC_KEEP) continue;
         int64_t n = (int64_t)b->ids[i].n + (eot >= 0);
         CT_TRY(grow((void **)&s->tokens, &p->cap_tokens, s->n_tokens + n, sizeof *s->tokens, e));
@@ -477,7 +445,7 @@ static int read_input(prep_t *p, int input, ct_err_t *e) {
     doc_source_t *src = NULL;
     int rc = 0;
     CT_TRY(doc_source_open(&src, p->a->inputs[input], p->a->split, p->a->skip_bad, e));
-    source_stats_t *st = &p->stats[input];
+    ct_manifest_source_t *st = &p->stats[input];
     doc_source_sha256(src, st->sha256);
     st->bytes = (int64_t)doc_source_size(src);
     size_t base = p->done_bytes;
@@ -506,71 +474,6 @@ out:
     return rc;
 }
 
-static cJSON *sources_json(const prep_t *p) {
-    cJSON *arr = cJSON_CreateArray();
-    int ok = arr != NULL;
-    for (int k = 0; ok && k < p->a->n_inputs; k++) {
-        const source_stats_t *s = &p->stats[k];
-        cJSON *o = cJSON_CreateObject();
-        ok = o && cJSON_AddStringToObject(o, "name", p->a->inputs[k]) &&
-             cJSON_AddStringToObject(o, "sha256", s->sha256) &&
-             cJSON_AddNumberToObject(o, "bytes", (double)s->bytes) &&
-             cJSON_AddNumberToObject(o, "docs", (double)s->docs) &&
-             cJSON_AddNumberToObject(o, "tokens", (double)s->tokens) &&
-             cJSON_AddNumberToObject(o, "empty_docs", (double)s->empty) &&
-             cJSON_AddNumberToObject(o, "excluded_docs", (double)s->excluded) &&
-             cJSON_AddNumberToObject(o, "invalid_utf8_docs", (double)s->invalid_docs) &&
-             cJSON_AddNumberToObject(o, "invalid_utf8_bytes", (double)s->invalid_bytes) &&
-             cJSON_AddNumberToObject(o, "bad_lines", (double)s->bad_lines);
-        if (!ok) cJSON_Delete(o);
-        ok = ok && add_owned(arr, NULL, o);
-    }
-    if (!ok) cJSON_Delete(arr);
-    return ok ? arr : NULL;
-}
-
-/* The manifest as text (malloc'd, *len bytes ending with a newline, not NUL-terminated), or NULL
- * when out of memory. Hands p->shards_json over to it. */
-static char *manifest_text(prep_t *p, int64_t docs, int64_t tokens, int64_t excluded,
-                           size_t *len) {
-    cJSON *m = cJSON_CreateObject(), *shards = p->shards_json;
-    p->shards_json = NULL;
-    int eot = ct_tokenizer_eot(p->tok), vocab = ct_tokenizer_vocab_size(p->tok);
-    int ok = m && cJSON_AddStringToObject(m, "format", CT_MANIFEST_FORMAT) &&
-             cJSON_AddStringToObject(m, "tokenizer", ct_tokenizer_name(p->tok)) &&
-             cJSON_AddNumberToObject(m, "vocab_size", vocab) &&
-             add_owned(m, "eot", eot >= 0 ? cJSON_CreateNumber(eot) : cJSON_CreateNull()) &&
-             cJSON_AddStringToObject(m, "dtype", vocab <= 65535 ? "uint16" : "uint32") &&
-             cJSON_AddNumberToObject(m, "n_tokens", (double)tokens) &&
-             cJSON_AddNumberToObject(m, "n_docs", (double)docs);
-    if (ok)
-        ok = add_owned(m, "shards", shards);
-    else
-        cJSON_Delete(shards);
-    ok = ok && add_owned(m, "sources", sources_json(p));
-    if (ok && p->optout) {
-        cJSON *o = cJSON_AddObjectToObject(m, "optout");
-        ok = o && cJSON_AddStringToObject(o, "list_sha256", ct_optout_sha256(p->optout)) &&
-             cJSON_AddNumberToObject(o, "entries", (double)ct_optout_entries(p->optout)) &&
-             cJSON_AddNumberToObject(o, "matched_entries", (double)ct_optout_matched(p->optout)) &&
-             cJSON_AddNumberToObject(o, "excluded_docs", (double)excluded);
-    } else if (ok) {
-        ok = cJSON_AddNullToObject(m, "optout") != NULL;
-    }
-    cJSON *s = ok ? cJSON_AddObjectToObject(m, "settings") : NULL;
-    ok = s && cJSON_AddStringToObject(s, "split", p->a->split == DOC_SPLIT_FILE ? "file"
-                                                                                 : "paragraphs") &&
-         cJSON_AddNumberToObject(s, "shard_tokens", (double)p->a->shard_tokens) &&
-         cJSON_AddBoolToObject(s, "skip_bad", p->a->skip_bad);
-    char *text = ok ? cJSON_Print(m) : NULL;
-    cJSON_Delete(m);
-    if (text) {
-        *len = strlen(text) + 1;
-        text[*len - 1] = '\n'; /* replaces the NUL: the file ends with a newline */
-    }
-    return text;
-}
-
 /* 1 when the file at path holds exactly data[0..n). Allocates nothing: it runs after a failure,
  * perhaps for want of memory. */
 static int file_holds(const char *path, const char *data, size_t n) {
@@ -590,12 +493,21 @@ static int file_holds(const char *path, const char *data, size_t n) {
 
 /* Writes manifest.json, the commit point of the run: sets p->committed once the new manifest is
  * in place, which can be so even when the directory's fsync after the rename failed. */
-static int write_manifest(prep_t *p, int64_t docs, int64_t tokens, int64_t excluded,
-                          ct_err_t *e) {
+static int write_manifest(prep_t *p, int64_t excluded, ct_err_t *e) {
     size_t len = 0;
-    char path[4096], *text = manifest_text(p, docs, tokens, excluded, &len);
-    if (!text) return CT_ERR(e, CT_ENOMEM, "out of memory writing the manifest");
-    snprintf(path, sizeof path, "%s/manifest.json", p->a->out);
+    char path[CT_PATH_MAX], *text = NULL;
+    ct_manifest_optout_t o = {0};
+    if (p->optout)
+        o = (ct_manifest_optout_t){.list_sha256 = ct_optout_sha256(p->optout),
+                                   .entries = (int64_t)ct_optout_entries(p->optout),
+                                   .matched_entries = (int64_t)ct_optout_matched(p->optout),
+                                   .excluded_docs = excluded};
+    ct_manifest_settings_t set = {.split = p->a->split == DOC_SPLIT_FILE ? "file" : "paragraphs",
+                                  .shard_tokens = p->a->shard_tokens,
+                                  .skip_bad = p->a->skip_bad};
+    CT_TRY(ct_path_join(path, sizeof path, p->a->out, "manifest.json", e));
+    CT_TRY(ct_manifest_builder_text(p->mb, p->stats, p->a->n_inputs, p->optout ? &o : NULL, &set,
+                                    &text, &len, e));
     int rc = ct_write_file_atomic(path, text, len, e);
     p->committed = rc == 0 || file_holds(path, text, len);
     free(text);
@@ -657,11 +569,14 @@ static int run(prep_t *p, ct_err_t *e) {
     for (int t = 0; t < a->threads; t++) CT_TRY(ct_encoder_create(&p->enc[t], p->tok, e));
     CT_ALLOC(e, p->batch, 1, out);
     CT_ALLOC(e, p->stats, (size_t)a->n_inputs, out);
+    CT_ALLOC(e, p->src_names, (size_t)a->n_inputs, out);
+    for (int k = 0; k < a->n_inputs; k++) p->stats[k].name = a->inputs[k];
     CT_ALLOC(e, p->sh_sources, (size_t)a->n_inputs, out);
     snprintf(p->sh.tokenizer, sizeof p->sh.tokenizer, "%s", ct_tokenizer_name(p->tok));
     p->sh.vocab_size = ct_tokenizer_vocab_size(p->tok);
-    if (!(p->shards_json = cJSON_CreateArray()))
-        return CT_ERR(e, CT_ENOMEM, "out of memory starting the manifest");
+    CT_TRY(ct_manifest_builder_create(&p->mb, ct_tokenizer_name(p->tok),
+                                      ct_tokenizer_vocab_size(p->tok), ct_tokenizer_eot(p->tok),
+                                      e));
     p->t0 = p->last_print = ct_now_s();
     p->tty = isatty(2);
     for (int k = 0; k < a->n_inputs; k++) CT_TRY(read_input(p, k, e));
@@ -670,16 +585,16 @@ static int run(prep_t *p, ct_err_t *e) {
     for (int k = 0; k < a->n_inputs; k++) {
         docs += p->stats[k].docs;
         tokens += p->stats[k].tokens;
-        empty += p->stats[k].empty;
-        excluded += p->stats[k].excluded;
-        invalid += p->stats[k].invalid_docs;
+        empty += p->stats[k].empty_docs;
+        excluded += p->stats[k].excluded_docs;
+        invalid += p->stats[k].invalid_utf8_docs;
         bad += p->stats[k].bad_lines;
     }
     if (docs == 0)
         return CT_ERR(e, CT_EINVAL, "no documents to write: %lld empty, %lld excluded, %lld bad "
                       "lines skipped", (long long)empty, (long long)excluded, (long long)bad);
     CT_TRY(commit_replacements(p, e));
-    CT_TRY(write_manifest(p, docs, tokens, excluded, e));
+    CT_TRY(write_manifest(p, excluded, e));
     progress(p, 1);
     fprintf(stderr, "prep: %lld documents, %lld tokens (%s) in %d shards -> %s/manifest.json\n"
             "prep: skipped %lld empty, %lld opted out, %lld bad lines; %lld documents had "
@@ -705,7 +620,8 @@ static void prep_free(prep_t *p) {
     free(p->sh.doc_offsets);
     free(p->stats);
     free(p->sh_sources);
-    cJSON_Delete(p->shards_json);
+    ct_manifest_builder_destroy(&p->mb);
+    free(p->src_names);
     ct_optout_destroy(&p->optout);
     ct_tokenizer_destroy(&p->tok);
     names_free(&p->earlier);

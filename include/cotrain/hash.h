@@ -12,6 +12,9 @@ enum { CT_SHA256_BYTES = 32, CT_SHA256_HEX = 65 /* 64 hex digits + NUL */ };
 /* Initialises libsodium; call once before any other function here. Returns 0 or CT_ESTATE. */
 int ct_hash_init(ct_err_t *e);
 
+/* 1 when s is exactly 64 lowercase hex digits (a sha256 as cotrain writes it), else 0. */
+int ct_sha256_hex_valid(const char *s);
+
 /* hex receives 64 lowercase hex digits and a NUL. */
 void ct_sha256_hex(const void *data, size_t n, char hex[CT_SHA256_HEX]);
 

@@ -1,4 +1,5 @@
-/* manifest.h — reading a data manifest (`manifest.json`, written by `cotrain prep`).
+/* manifest.h — a data manifest (`manifest.json`): reading it (the loader, the evaluator, the
+ * coordinator) and building it (`cotrain prep`; `cotrain add-data` to come).
  *
  * The manifest names the shards of a dataset in a fixed order, with each shard's id, file
  * (relative to the manifest's folder), n_tokens, n_docs and sha256 (of the whole file: checked
@@ -56,6 +57,55 @@ int ct_manifest_check_files(const ct_manifest_t *m, int first, int n, size_t *fi
  * contents or counts differ from the manifest: naming the shard and what to do). */
 int ct_manifest_read_shard(const ct_manifest_t *m, int i, void *buf, size_t buf_cap,
                            uint32_t *tokens, int64_t tok_cap, ct_err_t *e);
+
+/* ---- building a manifest ---- */
+
+/* What one input contributed (the manifest's "sources" entry). */
+typedef struct ct_manifest_source {
+    const char *name;                   /* the input as given (not owned) */
+    char sha256[CT_SHA256_HEX];         /* of its bytes */
+    int64_t bytes, docs, tokens, empty_docs, excluded_docs, invalid_utf8_docs,
+        invalid_utf8_bytes, bad_lines;
+} ct_manifest_source_t;
+
+/* The opt-out summary ("optout"); a build without a list passes NULL. */
+typedef struct ct_manifest_optout {
+    const char *list_sha256;
+    int64_t entries, matched_entries, excluded_docs;
+} ct_manifest_optout_t;
+
+/* How the shards were cut ("settings"). */
+typedef struct ct_manifest_settings {
+    const char *split; /* "file" or "paragraphs" */
+    int64_t shard_tokens;
+    int skip_bad;
+} ct_manifest_settings_t;
+
+typedef struct ct_manifest_builder ct_manifest_builder_t;
+
+/* Starts a manifest of `tokenizer`'s tokens (vocab_size ids; eot < 0: none). Errors:
+ * CT_ENOMEM. *out is owned by the caller. */
+int ct_manifest_builder_create(ct_manifest_builder_t **out, const char *tokenizer,
+                               int vocab_size, int eot, ct_err_t *e);
+
+/* Appends a shard entry; sources[0..n_sources) name the inputs its documents came from. Errors:
+ * CT_ENOMEM (the entry is then not added). */
+int ct_manifest_builder_add_shard(ct_manifest_builder_t *b, const char *id, const char *file,
+                                  int64_t n_tokens, int64_t n_docs, const char *sha256,
+                                  const char *tokens_sha256, const char *const *sources,
+                                  int n_sources, ct_err_t *e);
+
+/* The manifest's text for the shards added so far, the inputs' statistics (whose totals are
+ * the manifest's n_docs and n_tokens), the opt-out summary (may be NULL) and the settings:
+ * pretty-printed JSON ending with a newline, in *text (malloc'd, *len bytes, NUL-terminated
+ * after them). Errors: CT_ENOMEM. */
+int ct_manifest_builder_text(const ct_manifest_builder_t *b, const ct_manifest_source_t *sources,
+                             int n_sources, const ct_manifest_optout_t *optout,
+                             const ct_manifest_settings_t *settings, char **text, size_t *len,
+                             ct_err_t *e);
+
+/* Frees the builder and sets *self_p to NULL; NULL-safe. */
+void ct_manifest_builder_destroy(ct_manifest_builder_t **self_p);
 
 /* Frees the manifest and sets *self_p to NULL; NULL-safe. */
 void ct_manifest_destroy(ct_manifest_t **self_p);
