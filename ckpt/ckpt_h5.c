@@ -16,6 +16,7 @@
 
 #include "ckpt_io.h"
 #include "cotrain/fault.h"
+#include "cotrain/fsutil.h"
 
 /* The stored shape of tensor t: its first stored_rows rows. */
 static void stored_shape(const ct_tensor_info_t *t, hsize_t dims[2]) {
@@ -75,14 +76,19 @@ static int create_group(hid_t file, const char *group, const ct_tensor_info_t *t
     return 0;
 }
 
+/* An empty layout for the file at path; HDF5's error printing off (its reasons go into e). */
+static int start(const char *path, ct_ckpt_layout_t *L, ct_err_t *e) {
+    memset(L, 0, sizeof *L);
+    CT_TRY(ct_path_fmt(L->path, sizeof L->path, e, "%s", path));
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    return 0;
+}
+
 int ct_ckpt_h5_create(const char *path, const ct_tensor_info_t *t, int n,
                       const ct_ckpt_group_t *g, int n_groups, const int64_t *steps,
                       ct_ckpt_layout_t *L, ct_err_t *e) {
     char why[256];
-    memset(L, 0, sizeof *L);
-    if (snprintf(L->path, sizeof L->path, "%s", path) >= (int)sizeof L->path)
-        return CT_ERR(e, CT_EINVAL, "path too long: %s", path);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    CT_TRY(start(path, L, e));
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE), fapl = H5Pcreate(H5P_FILE_ACCESS);
     hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE), gcpl = H5Pcreate(H5P_GROUP_CREATE);
     hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
@@ -184,10 +190,7 @@ int ct_ckpt_h5_locate(const char *path, const ct_tensor_info_t *t, int n,
                       const ct_ckpt_group_t *g, int n_groups, int64_t *steps,
                       ct_ckpt_layout_t *L, ct_err_t *e) {
     char why[256];
-    memset(L, 0, sizeof *L);
-    if (snprintf(L->path, sizeof L->path, "%s", path) >= (int)sizeof L->path)
-        return CT_ERR(e, CT_EINVAL, "path too long: %s", path);
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    CT_TRY(start(path, L, e));
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
         return CT_ERR(e, CT_ECORRUPT, "%s is not a readable HDF5 file: %s", path, reason(why));

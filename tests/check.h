@@ -114,6 +114,18 @@ static inline void check_rm_tree(const char *dir) {
     nftw(dir, check_rm_entry_, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* XORs the byte at offset `at` of the file at path with mask (a test's tampering). */
+static inline void check_flip_byte(const char *path, long at, int mask) {
+    FILE *f = fopen(path, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    fseek(f, at, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, at, SEEK_SET);
+    fputc(c ^ mask, f);
+    fclose(f);
+}
+
 #define CHECK_RESULT()                                                               \
     (check_failures_ ? (fprintf(stderr, "%d check(s) failed\n", check_failures_), 1) \
                      : (printf("all checks passed\n"), 0))

@@ -171,17 +171,6 @@ static int restore_equals(const char *dir, const body_mem_t *want, const char *v
     return same;
 }
 
-static void flip_byte(const char *path, long at) {
-    FILE *f = fopen(path, "r+b");
-    CHECK(f != NULL);
-    if (!f) return;
-    fseek(f, at, SEEK_SET);
-    int c = fgetc(f);
-    fseek(f, at, SEEK_SET);
-    fputc(c ^ 0x55, f);
-    fclose(f);
-}
-
 static void copy_tree(const char *from, const char *to) {
     char cmd[2 * CT_PATH_MAX + 32];
     snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", to, from, to);
@@ -206,7 +195,7 @@ static void damaged(const char *root, const char *good, const body_mem_t *saved)
     /* one byte in piece 1 of optim.h5 */
     copy_tree(good, bad);
     join(path, bad, "optim.h5");
-    flip_byte(path, 64L * MIB + 12345);
+    check_flip_byte(path, 64L * MIB + 12345, 0x55);
     CHECK_EQ_INT(ct_ckpt_verify(bad, NULL, &e), CT_ECORRUPT);
     CHECK_CONTAINS(e.msg, "optim.h5 piece 1");
     CHECK(!restore_equals(bad, saved, NULL));
@@ -283,7 +272,7 @@ static void latest(const char *run, const body_mem_t *saved) {
     CHECK_EQ_INT(ct_ckpt_save(run, &saved->b, "{}\n", &info, NULL, 0, &e), 0);
     char path[CT_PATH_MAX], out[CT_PATH_MAX];
     join(path, run, "checkpoints/ckpt-00000020/model.h5");
-    flip_byte(path, 5000);
+    check_flip_byte(path, 5000, 0x55);
     FILE *logf = tmpfile();
     ct_log_t lg = {.level = CT_LOG_INFO, .role = "test", .rank = -1, .out = logf};
     int skipped = -1;
@@ -300,7 +289,7 @@ static void latest(const char *run, const body_mem_t *saved) {
     CHECK_CONTAINS(buf, "model.h5 piece 0");
     /* nothing verifies: the error lists why */
     join(path, run, "checkpoints/ckpt-00000010/state.json");
-    flip_byte(path, 3);
+    check_flip_byte(path, 3, 0x55);
     ct_err_clear(&e);
     CHECK_EQ_INT(ct_ckpt_latest(run, out, sizeof out, NULL, NULL, NULL, &e), CT_ENOENT);
     CHECK_CONTAINS(e.msg, "2 damaged");

@@ -234,17 +234,6 @@ static void test_resume(const char *manifest) {
     free(resumed);
 }
 
-static void flip_byte(const char *path, long at) {
-    FILE *f = fopen(path, "r+b");
-    CHECK(f != NULL);
-    if (!f) return;
-    fseek(f, at, SEEK_SET);
-    int c = fgetc(f);
-    fseek(f, at, SEEK_SET);
-    fputc(c ^ 0x40, f);
-    fclose(f);
-}
-
 /* A shard whose bytes differ from the manifest's hash is refused, naming it, whether it is the
  * first one (at open) or one met later (at the step that needs it); a missing one at open. */
 static void test_bad_shards(const char *dir, const char *manifest) {
@@ -255,7 +244,7 @@ static void test_bad_shards(const char *dir, const char *manifest) {
     for (int i = 0; i < N_SHARDS; i++) {
         if (sizes[i] < W) continue; /* never read */
         snprintf(path, sizeof path, "%s/shard-%d.h5", dir, i);
-        flip_byte(path, 3000);
+        check_flip_byte(path, 3000, 0x40);
         ct_err_clear(&e);
         int rc = ct_data_open(&d, manifest, &o, &e);
         if (rc == 0) {
@@ -270,7 +259,7 @@ static void test_bad_shards(const char *dir, const char *manifest) {
         char want[32];
         snprintf(want, sizeof want, "shard-%d", i);
         CHECK(strstr(e.msg, want) != NULL && strstr(e.msg, "sha256") != NULL);
-        flip_byte(path, 3000);
+        check_flip_byte(path, 3000, 0x40);
     }
     snprintf(path, sizeof path, "%s/shard-2.h5", dir);
     snprintf(saved, sizeof saved, "%s/saved.h5", dir);
