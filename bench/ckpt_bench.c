@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
         if (rc == 0 && drop && drop_caches() != 0)
             fprintf(stderr, "ct_bench_ckpt: cannot drop the page cache (not root?)\n");
         t2 = ct_now_s();
-        if (rc == 0) rc = ct_snapshot_restore(path, b, &info, NULL, &e);
+        if (rc == 0) rc = ct_snapshot_restore(path, b, &info, &e);
     }
     double t3 = ct_now_s();
     if (rc != 0) {

@@ -14,9 +14,9 @@
  * Speed (docs/PERFORMANCE.md, "Checkpoints"): a save writes the tensors with O_DIRECT from two
  * threads while two more compute the MANIFEST's hashes from memory (ckpt_io.c: one the whole-file
  * hashes, one the 64 MiB pieces), so no byte goes through the page cache or is read back. A
- * verification hashes the pieces on every core; a restore reads model.h5's tensors as soon as
- * its own pieces matched, while optim.h5's are still being hashed, then optim.h5's on every
- * core. Nothing in a file is parsed (HDF5 metadata included) before its hashes matched. */
+ * verification hashes the pieces on every core, and a restore reads each byte once, into the
+ * tensors, hashing as it goes (ckpt_load.c). Nothing in a file is parsed (HDF5 metadata
+ * included) or used before its hashes matched. */
 #include "cotrain/ckpt.h"
 
 #include <cjson/cJSON.h>
@@ -25,7 +25,6 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <omp.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +32,7 @@
 #include <unistd.h>
 
 #include "ckpt_h5.h"
+#include "ckpt_load.h"
 #include "ckpt_sums.h"
 #include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
@@ -43,8 +43,6 @@
 enum { CONFIG = CT_CKPT_CONFIG, MODEL = CT_CKPT_MODEL, OPTIM = CT_CKPT_OPTIM,
        STATE = CT_CKPT_STATE, N_FILES = CT_CKPT_NFILES };
 
-/* Read size for hashing: big enough for few syscalls, small enough to stay in cache. */
-enum { HASH_BUF = 1 << 20 };
 
 static const char *const *FILES = ct_ckpt_file_names;
 
@@ -180,148 +178,13 @@ static int parse_state(const char *dir, ct_ckpt_info_t *info, ct_ckpt_guard_t *g
     return rc;
 }
 
-/* ---- verify (and load) ---- */
+/* ---- verify ---- */
 
-/* One verification: jobs over the files' pieces (or whole files, for an older MANIFEST), taken
- * by every thread in order; with a body, model.h5 is loaded by the thread that verified its last
- * piece while the others go on hashing optim.h5. */
-typedef struct verify_run {
-    const char *dir;
-    const ct_ckpt_sums_t *sums;
-    ct_ckpt_body_t *body; /* NULL: verify only */
-    int n_jobs;
-    int order[N_FILES];     /* the files in job order */
-    int first[N_FILES + 1]; /* jobs of order[f] are first[f] .. first[f + 1] - 1 */
-    atomic_int next, failed;
-    atomic_int left[N_FILES]; /* jobs of file k not yet verified */
-    ct_err_t err;             /* the first failure */
-} verify_run_t;
-
-static void fail_once(verify_run_t *v, int rc, const ct_err_t *why) {
-    if (rc == 0 || atomic_exchange(&v->failed, 1)) return;
-    v->err = *why;
-    v->err.code = rc;
-}
-
-/* Loads the tensors of file k (MODEL or OPTIM) into the body, reading on `parts` threads (the
- * caller's parallel loop runs ct_ckpt_io_read for each part). */
-static int locate(const verify_run_t *v, int k, ct_ckpt_layout_t *L, ct_err_t *e) {
-    char path[CT_PATH_MAX];
-    ct_ckpt_body_t *b = v->body;
-    CT_TRY(ct_path_join(path, sizeof path, v->dir, FILES[k], e));
-    if (k == MODEL) {
-        ct_ckpt_group_t g[1] = {{"", b->params}};
-        return ct_ckpt_h5_locate(path, b->tensors, b->n_tensors, g, 1, NULL, L, e);
-    }
-    ct_ckpt_group_t g[2] = {{"m", b->adam_m}, {"v", b->adam_v}};
-    return ct_ckpt_h5_locate(path, b->tensors, b->n_tensors, g, 2, &b->adam_steps, L, e);
-}
-
-/* Job j: file *k and piece *i (-1: the whole file, for a MANIFEST without pieces). */
-static void job_of(const verify_run_t *v, int j, int *k, int *i) {
-    int f = 0;
-    while (j >= v->first[f + 1])
-        f++;
-    *k = v->order[f];
-    *i = v->sums->has_pieces ? j - v->first[f] : -1;
-}
-
-/* With pieces: every piece of every file, small files first (config.json, state.json), so
- * model.h5 loads as soon as it is done while optim.h5 is hashed; without pieces, one job per
- * file, optim.h5 (the biggest) first. */
-static void plan_jobs(verify_run_t *v) {
-    static const int with_pieces[N_FILES] = {CONFIG, STATE, MODEL, OPTIM};
-    static const int whole[N_FILES] = {OPTIM, MODEL, CONFIG, STATE};
-    const int *order = v->sums->has_pieces ? with_pieces : whole;
-    v->n_jobs = 0;
-    for (int f = 0; f < N_FILES; f++) {
-        int k = order[f], n = v->sums->has_pieces ? v->sums->n_pieces[k] : 1;
-        v->order[f] = k;
-        v->first[f] = v->n_jobs;
-        v->n_jobs += n;
-        atomic_init(&v->left[k], n);
-    }
-    v->first[N_FILES] = v->n_jobs;
-}
-
-/* Reads the tensors of the located file L on every core. */
-static int read_parts(ct_ckpt_layout_t *L, ct_err_t *e) {
-    int parts = omp_get_max_threads(), rc = 0;
-#pragma omp parallel for num_threads(parts) reduction(min : rc)
-    for (int p = 0; p < parts; p++) {
-        ct_err_t why = {0};
-        int r = ct_ckpt_io_read(L, p, parts, &why);
-        if (r != 0) {
-#pragma omp critical(ckpt_read_parts)
-            if (e->code == 0) *e = why;
-        }
-        rc = r < rc ? r : rc;
-    }
-    ct_ckpt_layout_free(L);
-    return rc;
-}
-
-/* One thread's share: take jobs until none is left or any failed. */
-static void verify_worker(verify_run_t *v, unsigned char *buf) {
-    ct_err_t why = {0};
-    for (;;) {
-        int j = atomic_fetch_add(&v->next, 1);
-        if (j >= v->n_jobs || atomic_load(&v->failed)) return;
-        int k, i;
-        job_of(v, j, &k, &i);
-        int rc = ct_ckpt_sums_check(v->dir, v->sums, k, i, buf, HASH_BUF, &why);
-        if (rc != 0) {
-            fail_once(v, rc, &why);
-            return;
-        }
-        if (atomic_fetch_sub(&v->left[k], 1) == 1 && k == MODEL && v->body) {
-            ct_ckpt_layout_t L;
-            rc = locate(v, MODEL, &L, &why);
-            if (rc == 0) {
-                rc = ct_ckpt_io_read(&L, 0, 1, &why);
-                ct_ckpt_layout_free(&L);
-            }
-            fail_once(v, rc, &why);
-        }
-    }
-}
-
-/* Verifies dir against sums on every core and, with a body, loads the tensors (see above). */
-static int check_and_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *body,
-                          ct_err_t *e) {
-    verify_run_t *v = calloc(1, sizeof *v);
-    if (!v) return CT_ERR(e, CT_ENOMEM, "out of memory verifying %s", dir);
-    v->dir = dir;
-    v->sums = sums;
-    v->body = body;
-    plan_jobs(v);
-    int threads = omp_get_max_threads();
-    if (threads > v->n_jobs) threads = v->n_jobs;
-#pragma omp parallel num_threads(threads)
-    {
-        unsigned char *buf = malloc(HASH_BUF);
-        if (!buf) {
-            ct_err_t oom = {0};
-            fail_once(v, CT_ERR(&oom, CT_ENOMEM, "out of memory verifying %s", dir), &oom);
-        } else {
-            verify_worker(v, buf);
-        }
-        free(buf);
-    }
-    int rc = atomic_load(&v->failed) ? v->err.code : 0;
-    if (rc != 0) *e = v->err;
-    ct_ckpt_layout_t L;
-    /* optim.h5's tensors on every core now that nothing else runs */
-    if (rc == 0 && body && body->adam_m && (rc = locate(v, OPTIM, &L, e)) == 0)
-        rc = read_parts(&L, e);
-    free(v);
-    return rc;
-}
-
-int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
+/* Reads MANIFEST and checks the files (ckpt_load.h's `what`); fills info (may be NULL). */
+static int check_dir(const char *dir, int what, ct_ckpt_info_t *info, ct_err_t *e) {
     ct_ckpt_sums_t sums;
     CT_TRY(ct_ckpt_sums_read(dir, &sums, e));
-    int rc = check_and_load(dir, &sums, NULL, e);
+    int rc = ct_ckpt_check(dir, &sums, what, e);
     if (rc == 0 && info) {
         rc = parse_state(dir, info, NULL, e);
         memcpy(info->id, sums.id, sizeof info->id);
@@ -329,6 +192,14 @@ int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
     }
     ct_ckpt_sums_free(&sums);
     return rc;
+}
+
+int ct_ckpt_verify(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
+    return check_dir(dir, CT_CKPT_CHECK_ALL, info, e);
+}
+
+int ct_ckpt_check_small(const char *dir, ct_ckpt_info_t *info, ct_err_t *e) {
+    return check_dir(dir, CT_CKPT_CHECK_SMALL, info, e);
 }
 
 int ct_ckpt_load_config(const char *dir, ct_config_t *cfg, ct_err_t *e) {
@@ -513,26 +384,10 @@ int ct_ckpt_save(const char *run_dir, const ct_ckpt_body_t *body, const char *co
 
 /* ---- restore ---- */
 
-int ct_ckpt_restore(const char *dir, ct_ckpt_body_t *body, ct_ckpt_info_t *info,
-                    const char *verified_id, ct_err_t *e) {
+int ct_ckpt_restore(const char *dir, ct_ckpt_body_t *body, ct_ckpt_info_t *info, ct_err_t *e) {
     ct_ckpt_sums_t sums;
     CT_TRY(ct_ckpt_sums_read(dir, &sums, e));
-    int rc = 0;
-    if (!verified_id) {
-        rc = check_and_load(dir, &sums, body, e);
-    } else if (strcmp(verified_id, sums.id) != 0) {
-        rc = CT_ERR(e, CT_ECORRUPT, "checkpoint %s changed since it was verified (MANIFEST id "
-                    "%.16s..., was %.16s...): is another process writing it?", dir, sums.id,
-                    verified_id);
-    } else {
-        /* verified moments ago: only the tensors are read */
-        ct_ckpt_sums_t none = {.has_pieces = 0};
-        verify_run_t v = {.dir = dir, .sums = &none, .body = body};
-        ct_ckpt_layout_t L;
-        for (int k = MODEL; k <= OPTIM && rc == 0; k++)
-            if ((k == MODEL || body->adam_m) && (rc = locate(&v, k, &L, e)) == 0)
-                rc = read_parts(&L, e);
-    }
+    int rc = ct_ckpt_load(dir, &sums, body, e);
     if (rc == 0) rc = parse_state(dir, info, &body->guard, e);
     if (rc == 0) {
         memcpy(info->id, sums.id, sizeof info->id);
@@ -576,8 +431,8 @@ static int list_steps(const char *root, int64_t **steps, int *n, ct_err_t *e) {
     return rc;
 }
 
-int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ckpt_info_t *info,
-                   const ct_log_t *lg, ct_err_t *e) {
+int ct_ckpt_latest(const char *run_dir, int64_t before, int full, char *out, size_t n,
+                   int *skipped, ct_ckpt_info_t *info, const ct_log_t *lg, ct_err_t *e) {
     char root[CT_PATH_MAX], reasons[CT_ERR_MSG_MAX / 2] = "";
     int64_t *steps = NULL;
     int count = 0, bad = 0;
@@ -586,12 +441,13 @@ int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ck
     CT_TRY(list_steps(root, &steps, &count, e));
     int rc = CT_ENOENT;
     for (int i = 0; i < count && rc != 0; i++) {
+        if (steps[i] >= before) continue;
         if (ct_path_fmt(out, n, e, "%s/ckpt-%08lld", root, (long long)steps[i]) != 0) {
             rc = CT_EINVAL;
             break;
         }
         ct_err_t why = {0};
-        if (ct_ckpt_verify(out, info, &why) == 0) {
+        if (check_dir(out, full ? CT_CKPT_CHECK_ALL : CT_CKPT_CHECK_SMALL, info, &why) == 0) {
             rc = 0;
             break;
         }

@@ -11,6 +11,7 @@
 #include "ckpt_h5.h"
 
 #include <hdf5.h>
+#include <hdf5_hl.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,11 @@ static const char *reason(char buf[256]) {
  * with O_DIRECT (ckpt_io.c) from the first byte; smaller ones are written through the page cache.
  * The padding costs at most 4 KiB per tensor. */
 enum { ALIGN = 4096 };
+
+/* HDF5 puts metadata (object headers, the root group) in blocks of this size; one block this big
+ * holds all of a checkpoint file's metadata, at the start of the file, so a load can parse the
+ * layout from the first 64 MiB piece alone once that piece is verified (ckpt.c). */
+enum { META_BLOCK = 1 << 20 };
 
 enum { NAME_MAX_ = CT_TENSOR_NAME_MAX + 64 };
 
@@ -97,6 +103,7 @@ int ct_ckpt_h5_create(const char *path, const ct_tensor_info_t *t, int n,
     H5Pset_obj_track_times(gcpl, 0);
     H5Pset_create_intermediate_group(lcpl, 0);
     H5Pset_alignment(fapl, ALIGN, ALIGN);
+    H5Pset_meta_block_size(fapl, META_BLOCK);
     /* space allocated at creation (so its offset is known) and never filled: the tensors are
        written once, by the writer in ckpt_io.c */
     H5Pset_layout(dcpl, H5D_CONTIGUOUS);
@@ -186,21 +193,19 @@ static int locate_group(hid_t file, const char *group, const ct_tensor_info_t *t
     return 0;
 }
 
-int ct_ckpt_h5_locate(const char *path, const ct_tensor_info_t *t, int n,
-                      const ct_ckpt_group_t *g, int n_groups, int64_t *steps,
-                      ct_ckpt_layout_t *L, ct_err_t *e) {
+/* Locates every group's tensors in the open file f (closing it), then seals L for reading. */
+static int locate_in(hid_t f, const ct_tensor_info_t *t, int n, const ct_ckpt_group_t *g,
+                     int n_groups, int64_t *steps, ct_ckpt_layout_t *L, ct_err_t *e) {
     char why[256];
-    CT_TRY(start(path, L, e));
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     if (f < 0)
-        return CT_ERR(e, CT_ECORRUPT, "%s is not a readable HDF5 file: %s", path, reason(why));
+        return CT_ERR(e, CT_ECORRUPT, "%s is not a readable HDF5 file: %s", L->path, reason(why));
     int rc = 0;
     for (int k = 0; k < n_groups && rc == 0; k++)
         rc = locate_group(f, g[k].name, t, n, g[k].buf, L, e);
     if (rc == 0 && steps) {
         hid_t at = H5Aopen(f, "steps", H5P_DEFAULT);
         if (at < 0 || H5Aread(at, H5T_NATIVE_INT64, steps) < 0 || *steps < 0)
-            rc = CT_ERR(e, CT_ECORRUPT, "%s: attribute steps is missing or invalid", path);
+            rc = CT_ERR(e, CT_ECORRUPT, "%s: attribute steps is missing or invalid", L->path);
         if (at >= 0) H5Aclose(at);
     }
     H5Fclose(f);
@@ -208,4 +213,21 @@ int ct_ckpt_h5_locate(const char *path, const ct_tensor_info_t *t, int n,
     if (rc == 0) rc = ct_ckpt_layout_seal(L, 0, e);
     if (rc != 0) ct_ckpt_layout_free(L);
     return rc;
+}
+
+int ct_ckpt_h5_locate(const char *path, const ct_tensor_info_t *t, int n,
+                      const ct_ckpt_group_t *g, int n_groups, int64_t *steps,
+                      ct_ckpt_layout_t *L, ct_err_t *e) {
+    CT_TRY(start(path, L, e));
+    return locate_in(H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), t, n, g, n_groups, steps, L, e);
+}
+
+int ct_ckpt_h5_locate_image(const char *path, void *image, size_t size,
+                            const ct_tensor_info_t *t, int n, const ct_ckpt_group_t *g,
+                            int n_groups, int64_t *steps, ct_ckpt_layout_t *L, ct_err_t *e) {
+    CT_TRY(start(path, L, e));
+    /* read-only and in place: HDF5 neither copies nor frees the image */
+    hid_t f = H5LTopen_file_image(image, size,
+                                  H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE);
+    return locate_in(f, t, n, g, n_groups, steps, L, e);
 }

@@ -37,4 +37,13 @@ int ct_ckpt_h5_locate(const char *path, const ct_tensor_info_t *t, int n,
                       const ct_ckpt_group_t *g, int n_groups, int64_t *steps,
                       ct_ckpt_layout_t *L, ct_err_t *e);
 
+/* Like ct_ckpt_h5_locate, but HDF5 parses `image` (size bytes: the file's first bytes, verified,
+ * and zeros after them; read in place, never written) instead of the file, so nothing unverified
+ * is parsed; L still names and is sealed against the file at path. A file whose metadata lies
+ * beyond the verified bytes fails to parse here (CT_ECORRUPT): read it with ct_ckpt_h5_locate
+ * once all of it is verified. */
+int ct_ckpt_h5_locate_image(const char *path, void *image, size_t size,
+                            const ct_tensor_info_t *t, int n, const ct_ckpt_group_t *g,
+                            int n_groups, int64_t *steps, ct_ckpt_layout_t *L, ct_err_t *e);
+
 #endif

@@ -375,3 +375,65 @@ int ct_ckpt_io_read(const ct_ckpt_layout_t *L, int part, int parts, ct_err_t *e)
     close(fd);
     return rc;
 }
+
+/* The first span of L ending after byte `at` (L->n when none). */
+static int first_span_after(const ct_ckpt_layout_t *L, uint64_t at) {
+    int lo = 0, hi = L->n;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (L->spans[mid].off + L->spans[mid].len <= at)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Reads file[a, b) into dst and hashes it; *nonzero |= any byte not zero (for the gaps). */
+static int read_hash(int fd, const ct_ckpt_layout_t *L, uint64_t a, uint64_t b,
+                     unsigned char *dst, ct_sha256_t *h, int *nonzero, ct_err_t *e) {
+    for (uint64_t at = a; at < b; at += PIECE) {
+        size_t k = (size_t)(b - at < PIECE ? b - at : PIECE);
+        unsigned char *p = dst + (at - a);
+        CT_TRY(ct_read_all(fd, p, k, (int64_t)at, L->path, e));
+        ct_sha256_update(h, p, k);
+        if (nonzero)
+            for (size_t i = 0; i < k && !*nonzero; i++) *nonzero = p[i] != 0;
+    }
+    return 0;
+}
+
+int ct_ckpt_io_read_piece(const ct_ckpt_layout_t *L, int piece, const char *want,
+                          unsigned char *scratch, size_t cap, int *gap_nonzero, ct_err_t *e) {
+    uint64_t a = (uint64_t)piece * CT_CKPT_PIECE, b = a + CT_CKPT_PIECE;
+    if (b > L->size) b = L->size;
+    int fd = open(L->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return CT_ERR(e, CT_EIO, "cannot open %s: %s", L->path, strerror(errno));
+    posix_fadvise(fd, (off_t)a, (off_t)(b - a), POSIX_FADV_WILLNEED);
+    ct_sha256_t *h = ct_sha256_begin();
+    int rc = h ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory hashing %s", L->path);
+    uint64_t at = a;
+    for (int i = first_span_after(L, a); rc == 0 && at < b; i++) {
+        const ct_ckpt_span_t *s = i < L->n ? &L->spans[i] : NULL;
+        uint64_t gap_end = s && s->off < b ? s->off : b;
+        /* the bytes before the span (HDF5's metadata, alignment gaps): through scratch */
+        while (rc == 0 && at < gap_end) {
+            uint64_t k = gap_end - at < cap ? gap_end - at : cap;
+            rc = read_hash(fd, L, at, at + k, scratch, h, gap_nonzero, e);
+            at += k;
+        }
+        if (!s || s->off >= b || rc != 0) break;
+        /* the span's part in this piece: straight into the tensor's memory */
+        uint64_t end = s->off + s->len < b ? s->off + s->len : b;
+        rc = read_hash(fd, L, at, end, (unsigned char *)s->mem + (at - s->off), h, NULL, e);
+        at = end;
+    }
+    close(fd);
+    char got[CT_SHA256_HEX] = "";
+    if (h) ct_sha256_end(&h, got);
+    if (rc == 0 && strcmp(got, want) != 0)
+        rc = CT_ERR(e, CT_ECORRUPT, "%s piece %d (bytes from %llu) has sha256 %.16s..., its "
+                    "MANIFEST says %.16s...: the file was changed or damaged; use another "
+                    "checkpoint", L->path, piece, (unsigned long long)a, got, want);
+    return rc;
+}

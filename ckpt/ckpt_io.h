@@ -67,4 +67,13 @@ int ct_ckpt_io_hash(const ct_ckpt_layout_t *L, char *hex, ct_hex_t *pieces, ct_e
  * than when sealed), naming the file. */
 int ct_ckpt_io_read(const ct_ckpt_layout_t *L, int part, int parts, ct_err_t *e);
 
+/* Reads piece `piece` (ckpt_sums.h: 64 MiB) of the file L describes (sealed for reading) in one
+ * pass: the tensors' bytes straight into their memory, every other byte through scratch[0..cap),
+ * all of them hashed in file order, and compares the hash with `want`. The piece's bytes are
+ * used only by the caller, and only once this returned 0. *gap_nonzero (may be NULL) is set when
+ * a byte outside the tensors is not zero. Errors: CT_EIO (naming the file), CT_ECORRUPT (the
+ * hash differs: naming the file and the piece), CT_ENOMEM. */
+int ct_ckpt_io_read_piece(const ct_ckpt_layout_t *L, int piece, const char *want,
+                          unsigned char *scratch, size_t cap, int *gap_nonzero, ct_err_t *e);
+
 #endif

@@ -33,8 +33,7 @@ int ct_snapshot_save(const char *run_dir, ct_trainer_t *t, const char *config_js
     return ct_ckpt_save(run_dir, &b, config_json, info, out_path, n, e);
 }
 
-int ct_snapshot_restore(const char *dir, ct_trainer_t *t, ct_ckpt_info_t *info,
-                        const char *verified_id, ct_err_t *e) {
+int ct_snapshot_restore(const char *dir, ct_trainer_t *t, ct_ckpt_info_t *info, ct_err_t *e) {
     ct_ckpt_body_t b;
     body_of(t, &b);
     int rc = 0;
@@ -47,7 +46,7 @@ int ct_snapshot_restore(const char *dir, ct_trainer_t *t, ct_ckpt_info_t *info,
         b.guard.grad_norm = norm;
         b.guard.count = b.guard.head = 0;
     }
-    CT_TRY_GOTO(ct_ckpt_restore(dir, &b, info, verified_id, e), out);
+    CT_TRY_GOTO(ct_ckpt_restore(dir, &b, info, e), out);
     if (b.guard.cap > 0)
         CT_TRY_GOTO(ct_spike_restore(ct_trainer_spike(t), b.guard.count, b.guard.head, loss,
                                      norm, e),
@@ -64,8 +63,8 @@ int ct_snapshot_open_model(const char *dir, ct_config_t *cfg, ct_ckpt_info_t *in
                            ct_model_t **model, int max_batch, ct_err_t *e) {
     ct_ckpt_info_t info;
     *model = NULL;
-    /* everything verified first, so the config and the weights are read from checked files */
-    CT_TRY(ct_ckpt_verify(dir, &info, e));
+    /* config.json verified before it is read; the restore verifies the rest as it reads it */
+    CT_TRY(ct_ckpt_check_small(dir, &info, e));
     CT_TRY(ct_ckpt_load_config(dir, cfg, e));
     ct_model_dims_t dims = {.n_layer = cfg->model.n_layer, .n_head = cfg->model.n_head,
                             .d_model = cfg->model.d_model, .seq_len = cfg->model.seq_len,
@@ -74,7 +73,7 @@ int ct_snapshot_open_model(const char *dir, ct_config_t *cfg, ct_ckpt_info_t *in
     ct_ckpt_body_t b = {.tensors = ct_model_tensor(*model, 0),
                         .n_tensors = ct_model_num_tensors(*model),
                         .params = ct_model_params(*model)};
-    int rc = ct_ckpt_restore(dir, &b, &info, info.id, e);
+    int rc = ct_ckpt_restore(dir, &b, &info, e);
     if (rc != 0) ct_model_destroy(model);
     if (rc == 0 && info_out) *info_out = info;
     return rc;

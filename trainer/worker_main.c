@@ -170,6 +170,7 @@ typedef struct session {
     char last_id[CT_SHA256_HEX]; /* the newest checkpoint of this lineage: the next one's parent */
     ct_manifest_t *eval_man;     /* --eval-data's manifest, or NULL */
     ct_windows_t *eval;          /* the held-out windows (log.eval_every), or NULL */
+    int restoring;               /* prepare() is restoring resume_dir (a retry may pass it over) */
     int64_t eval_windows;        /* how many of them an evaluation reads */
 } session_t;
 
@@ -357,17 +358,18 @@ static int init_weights(session_t *S, ct_err_t *e) {
 }
 
 /* With --resume: finds and verifies the checkpoint (the newest good one for `latest`). */
-static int find_resume(session_t *S, ct_err_t *e) {
+static int find_resume(session_t *S, int64_t before, ct_err_t *e) {
     const char *r = S->a->resume;
     if (!r) return 0;
     int skipped = 0;
-    /* verified here, once: the restore later only checks that the MANIFEST is the same */
+    /* the small files are checked here; the restore hashes the tensor files as it reads them, so
+       every byte is hashed once */
     if (!strcmp(r, "latest")) {
-        CT_TRY(ct_ckpt_latest(S->a->out, S->resume_dir, sizeof S->resume_dir, &skipped,
-                              &S->resumed, S->lg, e));
+        CT_TRY(ct_ckpt_latest(S->a->out, before, 0, S->resume_dir, sizeof S->resume_dir,
+                              &skipped, &S->resumed, S->lg, e));
     } else {
         CT_TRY(ct_path_fmt(S->resume_dir, sizeof S->resume_dir, e, "%s", r));
-        CT_TRY(ct_ckpt_verify(S->resume_dir, &S->resumed, e));
+        CT_TRY(ct_ckpt_check_small(S->resume_dir, &S->resumed, e));
     }
     if (skipped)
         ct_log(S->lg, CT_LOG_WARN, "skipped %d newer checkpoint(s) that do not verify", skipped);
@@ -446,53 +448,105 @@ static int open_eval(session_t *S, ct_err_t *e) {
     return 0;
 }
 
+/* Restores the checkpoint into the trainer. Every rank reads it; they agree on the outcome, so
+ * all of them go on or all of them pass the checkpoint over. */
+static int restore(session_t *S, ct_err_t *e) {
+    int rc = ct_snapshot_restore(S->resume_dir, S->tr, &S->resumed, e);
+    int failed = rc != 0;
+    CT_TRY(ct_comm_max_int(S->comm, &failed, e));
+    if (failed && rc == 0)
+        return CT_ERR(e, CT_ECORRUPT, "another rank could not restore %s (its log says why)",
+                      S->resume_dir);
+    return rc;
+}
+
+/* Everything up to a trainer ready for its first step: the config, the resume checkpoint (of a
+ * step below `before`), the data, the run directory, the trainer and its restored state. */
+static int prepare(session_t *S, int64_t before, ct_err_t *e) {
+    const worker_args_t *a = S->a;
+    ct_comm_t *comm = S->comm;
+    CT_TRY(ct_config_load(&S->cfg, a->config, CT_CONFIG_DIR, a->sets, a->n_sets, e));
+    CT_TRY(find_resume(S, before, e));
+    if (S->resume_dir[0]) CT_TRY(check_resume_data(S, e));
+    ct_data_opts_t dopts = {.seq_len = S->cfg.model.seq_len,
+                            .seed = S->cfg.train.seed,
+                            .global_batch = S->cfg.train.global_batch,
+                            .rank = ct_comm_rank(comm),
+                            .world = ct_comm_size(comm),
+                            .held_out = S->cfg.data.eval_shards,
+                            .start = S->resume_dir[0] ? &S->resumed.cursor : NULL};
+    CT_TRY(ct_data_open(&S->data, a->data, &dopts, e));
+    const ct_manifest_t *m = ct_data_manifest(S->data);
+    if (S->cfg.model.vocab_size == 0) S->cfg.model.vocab_size = m->vocab_size;
+    /* everything that can refuse the config does so before the run directory is touched */
+    CT_TRY(ct_trainer_check(&S->cfg, m->vocab_size, ct_comm_size(comm), e));
+    CT_TRY(open_eval(S, e));
+    if (S->resume_dir[0]) CT_TRY(ct_ckpt_check_config(S->resume_dir, &S->cfg, e));
+    CT_TRY(ct_mkdirs(a->out, e));
+    if (S->rank0) {
+        CT_TRY(write_resolved_config(S, e));
+    } else if (!(S->config_json = ct_config_canonical(&S->cfg, e))) {
+        return CT_ENOMEM;
+    }
+    ct_log(S->lg, CT_LOG_INFO, "rank %d of %d (%s), %d threads", ct_comm_rank(comm),
+           ct_comm_size(comm), ct_comm_backend(comm), omp_get_max_threads());
+    ct_log(S->lg, CT_LOG_INFO,
+           "data %s (sha256 %.16s...): %s tokenizer, %d shards, %lld tokens, %lld samples of %d "
+           "tokens per epoch",
+           m->path, m->sha256, m->tokenizer, m->n_shards, (long long)m->n_tokens,
+           (long long)ct_data_num_windows(S->data), S->cfg.model.seq_len + 1);
+    CT_TRY(ct_trainer_create(&S->tr, &S->cfg, S->data, S->comm, e));
+    if (ct_comm_size(comm) > 1)
+        ct_log(S->lg, CT_LOG_INFO,
+               "gradients summed over %d ranks in %d buckets of up to %g MB (%g MB at a time), "
+               "started %s",
+               ct_comm_size(comm), ct_reducer_buckets(ct_trainer_reducer(S->tr)),
+               S->cfg.comm.bucket_mb, S->cfg.comm.chunk_mb,
+               S->cfg.comm.overlap ? "during the backward pass" : "after the backward pass");
+    if (S->resume_dir[0]) {
+        S->restoring = 1;
+        CT_TRY(restore(S, e));
+        S->restoring = 0;
+    }
+    return 0;
+}
+
+/* Frees what prepare built, so it can run again. */
+static void release(session_t *S) {
+    ct_watchdog_destroy(&S->watchdog);
+    ct_metrics_close(&S->metrics);
+    ct_trainer_destroy(&S->tr);
+    ct_windows_destroy(&S->eval);
+    ct_manifest_destroy(&S->eval_man);
+    ct_data_destroy(&S->data);
+    free(S->config_json);
+    S->config_json = NULL;
+}
+
 static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e) {
     worker_args_t a;
     session_t S = {.a = &a, .lg = lg, .comm = comm, .rank0 = ct_comm_rank(comm) == 0};
     int rc = parse_args(argc, argv, &a, e);
     if (rc != 0) return rc;
     CT_TRY(ct_hash_init(e));
-    CT_TRY(ct_config_load(&S.cfg, a.config, CT_CONFIG_DIR, a.sets, a.n_sets, e));
-    CT_TRY(find_resume(&S, e));
-    if (S.resume_dir[0]) CT_TRY(check_resume_data(&S, e));
-    ct_data_opts_t dopts = {.seq_len = S.cfg.model.seq_len,
-                            .seed = S.cfg.train.seed,
-                            .global_batch = S.cfg.train.global_batch,
-                            .rank = ct_comm_rank(comm),
-                            .world = ct_comm_size(comm),
-                            .held_out = S.cfg.data.eval_shards,
-                            .start = S.resume_dir[0] ? &S.resumed.cursor : NULL};
-    CT_TRY(ct_data_open(&S.data, a.data, &dopts, e));
-    const ct_manifest_t *m = ct_data_manifest(S.data);
-    if (S.cfg.model.vocab_size == 0) S.cfg.model.vocab_size = m->vocab_size;
-    /* everything that can refuse the config does so before the run directory is touched */
-    CT_TRY_GOTO(ct_trainer_check(&S.cfg, m->vocab_size, ct_comm_size(comm), e), out);
-    CT_TRY_GOTO(open_eval(&S, e), out);
-    if (S.resume_dir[0]) CT_TRY_GOTO(ct_ckpt_check_config(S.resume_dir, &S.cfg, e), out);
-    CT_TRY_GOTO(ct_mkdirs(a.out, e), out);
-    if (S.rank0) {
-        CT_TRY_GOTO(write_resolved_config(&S, e), out);
-    } else {
-        S.config_json = ct_config_canonical(&S.cfg, e);
-        if (!S.config_json) CT_TRY_GOTO(CT_ENOMEM, out);
+    /* --resume latest: a checkpoint whose tensor files turn out damaged while they are restored
+       (the quick check before reads only the small files) is passed over for the one before */
+    for (int64_t before = INT64_MAX;;) {
+        ct_err_t why = {0};
+        rc = prepare(&S, before, &why);
+        int again = rc != 0 && S.restoring && a.resume && !strcmp(a.resume, "latest") &&
+                    (rc == CT_ECORRUPT || rc == CT_ENOENT);
+        if (!again) {
+            if (rc != 0) *e = why;
+            break;
+        }
+        ct_log(lg, CT_LOG_WARN, "skipping checkpoint %s: %s", S.resume_dir, why.msg);
+        ct_log(lg, CT_LOG_WARN, "skipped 1 newer checkpoint(s) that do not verify");
+        before = S.resumed.step;
+        S.restoring = 0;
+        release(&S);
     }
-    ct_log(lg, CT_LOG_INFO, "rank %d of %d (%s), %d threads", ct_comm_rank(comm),
-           ct_comm_size(comm), ct_comm_backend(comm), omp_get_max_threads());
-    ct_log(lg, CT_LOG_INFO,
-           "data %s (sha256 %.16s...): %s tokenizer, %d shards, %lld tokens, %lld samples of %d "
-           "tokens per epoch",
-           m->path, m->sha256, m->tokenizer, m->n_shards, (long long)m->n_tokens,
-           (long long)ct_data_num_windows(S.data), S.cfg.model.seq_len + 1);
-    CT_TRY_GOTO(ct_trainer_create(&S.tr, &S.cfg, S.data, S.comm, e), out);
-    if (ct_comm_size(comm) > 1)
-        ct_log(lg, CT_LOG_INFO,
-               "gradients summed over %d ranks in %d buckets of up to %g MB (%g MB at a time), "
-               "started %s",
-               ct_comm_size(comm), ct_reducer_buckets(ct_trainer_reducer(S.tr)),
-               S.cfg.comm.bucket_mb, S.cfg.comm.chunk_mb,
-               S.cfg.comm.overlap ? "during the backward pass" : "after the backward pass");
-    if (S.resume_dir[0])
-        CT_TRY_GOTO(ct_snapshot_restore(S.resume_dir, S.tr, &S.resumed, S.resumed.id, e), out);
+    if (rc != 0) goto out;
     if (a.init) CT_TRY_GOTO(init_weights(&S, e), out);
     if (S.rank0) CT_TRY_GOTO(ct_metrics_open(&S.metrics, a.out, S.resumed.step, e), out);
     struct sigaction sa = {.sa_handler = on_signal};
@@ -505,13 +559,7 @@ static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e
                     out);
     rc = train_loop(&S, e);
 out:
-    ct_watchdog_destroy(&S.watchdog);
-    ct_metrics_close(&S.metrics);
-    ct_trainer_destroy(&S.tr);
-    ct_windows_destroy(&S.eval);
-    ct_manifest_destroy(&S.eval_man);
-    ct_data_destroy(&S.data);
-    free(S.config_json);
+    release(&S);
     return rc;
 }
 

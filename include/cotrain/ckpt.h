@@ -16,8 +16,8 @@
  * written under a temp name (.ckpt-<step>.tmp), every file and the directory fsync'd, then
  * renamed into place: a ckpt-* directory that exists is complete. A checkpoint's id is the
  * sha256 of its MANIFEST. Verification hashes the pieces on every core (whole files, one stream
- * each, for an older MANIFEST without pieces); nothing in a file is parsed or used before the
- * hashes covering it matched. */
+ * each, for an older MANIFEST without pieces); a restore reads every byte once, hashing it as it
+ * goes; nothing in a file is parsed or used before the hashes covering it matched. */
 #ifndef COTRAIN_CKPT_H
 #define COTRAIN_CKPT_H
 
@@ -75,13 +75,19 @@ typedef struct ct_ckpt_body {
  * what differs). Reads every byte once. */
 int ct_ckpt_verify(const char *ckpt_dir, ct_ckpt_info_t *info, ct_err_t *e);
 
-/* Finds the newest checkpoint under RUN_DIR/checkpoints that verifies; newer ones that do not
- * are skipped, each logged to lg (may be NULL) as a warning with the reason. Writes its path
- * into out[n] and what ct_ckpt_verify read into info (may be NULL); *skipped (may be NULL)
- * gets how many were passed over. Errors: CT_ENOENT (none verifies: the message lists why each
- * failed), CT_EINVAL (out too small). */
-int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ckpt_info_t *info,
-                   const ct_log_t *lg, ct_err_t *e);
+/* The quick check of a checkpoint about to be restored (which then hashes the rest): MANIFEST
+ * well-formed, config.json and state.json match it, model.h5 and optim.h5 exist with the sizes
+ * their pieces need; fills info (may be NULL). Errors: as ct_ckpt_verify. */
+int ct_ckpt_check_small(const char *ckpt_dir, ct_ckpt_info_t *info, ct_err_t *e);
+
+/* Finds the newest checkpoint under RUN_DIR/checkpoints of a step below `before` (INT64_MAX:
+ * any) that passes ct_ckpt_verify (full) or ct_ckpt_check_small (!full: a resume, whose restore
+ * hashes the tensor files, so they are hashed once); newer ones that do not are skipped, each
+ * logged to lg (may be NULL) as a warning with the reason. Writes its path into out[n] and its
+ * state into info (may be NULL); *skipped (may be NULL) gets how many were passed over. Errors:
+ * CT_ENOENT (none passes: the message lists why each failed), CT_EINVAL (out too small). */
+int ct_ckpt_latest(const char *run_dir, int64_t before, int full, char *out, size_t n,
+                   int *skipped, ct_ckpt_info_t *info, const ct_log_t *lg, ct_err_t *e);
 
 /* Saves body as RUN_DIR/checkpoints/ckpt-<info->step>. `config_json` is the run's canonical
  * config; info supplies step, tokens, world_size, config_sha256, tokenizer, data_sha256, cursor
@@ -93,20 +99,18 @@ int ct_ckpt_latest(const char *run_dir, char *out, size_t n, int *skipped, ct_ck
 int ct_ckpt_save(const char *run_dir, const ct_ckpt_body_t *body, const char *config_json,
                  ct_ckpt_info_t *info, char *out_path, size_t n, ct_err_t *e);
 
-/* Restores body (tensors, AdamW moments and steps, spike-guard window) and info from ckpt_dir.
- * Every file is verified first (its pieces on every core; model.h5's tensors load while
- * optim.h5 is still being hashed) — unless `verified_id` is not NULL: then the caller has just
- * verified the checkpoint (ct_ckpt_latest, ct_ckpt_verify) and only the MANIFEST is checked to
- * still have that id, so a resume hashes the checkpoint once. Errors: those of ct_ckpt_verify;
- * CT_ECORRUPT (a tensor missing or mis-shaped, or a guard window larger than guard.cap: naming
- * it; the MANIFEST changed since verified_id). On failure the buffers may hold part of the
- * checkpoint. */
+/* Restores body (tensors, AdamW moments and steps, spike-guard window) and info from ckpt_dir,
+ * verifying every file on the way: each 64 MiB piece is read once, straight into the tensors,
+ * on every core, and hashed as it is read; the restore fails if any hash differs (body->adam_m
+ * NULL: optim.h5 is verified, not loaded). Errors: those of ct_ckpt_verify; CT_ECORRUPT (a
+ * tensor missing or mis-shaped, or a guard window larger than guard.cap: naming it). On failure
+ * the buffers hold unspecified bytes: do not use them. */
 int ct_ckpt_restore(const char *ckpt_dir, ct_ckpt_body_t *body, ct_ckpt_info_t *info,
-                    const char *verified_id, ct_err_t *e);
+                    ct_err_t *e);
 
 /* Reads ckpt_dir/config.json (a tool's first step before it builds a model). Errors: those of
- * ct_config_load. Unverified: call ct_ckpt_verify first, or pass the result to
- * ct_ckpt_restore, which verifies everything before use. */
+ * ct_config_load. Unverified: check the checkpoint first (ct_ckpt_check_small or
+ * ct_ckpt_verify). */
 int ct_ckpt_load_config(const char *ckpt_dir, ct_config_t *cfg, ct_err_t *e);
 
 /* Deletes the checkpoints the policy does not keep: all but the newest keep_last (0: keep all),
