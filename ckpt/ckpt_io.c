@@ -29,6 +29,10 @@
  * than the same bytes in 4 MiB calls on this class of machine. */
 enum { PIECE = 4 << 20 };
 
+/* Bytes read and then hashed at a time on a load: small enough to be hashed while still in the
+ * core's cache. */
+enum { HASH_CHUNK = 1 << 20 };
+
 int ct_ckpt_layout_add(ct_ckpt_layout_t *L, uint64_t off, uint64_t len, void *mem, ct_err_t *e) {
     if (L->n == L->cap) {
         int cap = L->cap ? 2 * L->cap : 64;
@@ -392,8 +396,8 @@ static int first_span_after(const ct_ckpt_layout_t *L, uint64_t at) {
 /* Reads file[a, b) into dst and hashes it; *nonzero |= any byte not zero (for the gaps). */
 static int read_hash(int fd, const ct_ckpt_layout_t *L, uint64_t a, uint64_t b,
                      unsigned char *dst, ct_sha256_t *h, int *nonzero, ct_err_t *e) {
-    for (uint64_t at = a; at < b; at += PIECE) {
-        size_t k = (size_t)(b - at < PIECE ? b - at : PIECE);
+    for (uint64_t at = a; at < b; at += HASH_CHUNK) {
+        size_t k = (size_t)(b - at < HASH_CHUNK ? b - at : HASH_CHUNK);
         unsigned char *p = dst + (at - a);
         CT_TRY(ct_read_all(fd, p, k, (int64_t)at, L->path, e));
         ct_sha256_update(h, p, k);

@@ -82,7 +82,7 @@ static void fail_once(run_t *r, int rc, const ct_err_t *why) {
 
 /* Runs the planned jobs on every core (each thread with its own scratch), then forgets them. */
 static int run_jobs(run_t *r, ct_err_t *e) {
-    int threads = omp_get_max_threads();
+    int threads = 2 * omp_get_max_threads();
     if (threads > r->n_jobs) threads = r->n_jobs;
     atomic_store(&r->next, 0);
 #pragma omp parallel num_threads(threads > 0 ? threads : 1)
