@@ -387,11 +387,13 @@ int ct_ckpt_save(const char *run_dir, const ct_ckpt_body_t *body, const char *co
 int ct_ckpt_restore(const char *dir, ct_ckpt_body_t *body, ct_ckpt_info_t *info, ct_err_t *e) {
     ct_ckpt_sums_t sums;
     CT_TRY(ct_ckpt_sums_read(dir, &sums, e));
-    int rc = ct_ckpt_load(dir, &sums, body, e);
+    int one_pass = 0;
+    int rc = ct_ckpt_load(dir, &sums, body, &one_pass, e);
     if (rc == 0) rc = parse_state(dir, info, &body->guard, e);
     if (rc == 0) {
         memcpy(info->id, sums.id, sizeof info->id);
         info->pieces = sums.has_pieces;
+        info->one_pass = one_pass;
     }
     ct_ckpt_sums_free(&sums);
     return rc;

@@ -216,7 +216,7 @@ static int read_parts(ct_ckpt_layout_t *L, ct_err_t *e) {
 }
 
 int ct_ckpt_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *body,
-                 ct_err_t *e) {
+                 int *one_pass, ct_err_t *e) {
     run_t r = {.dir = dir, .sums = sums};
     ct_ckpt_layout_t lay[N_FILES];
     int fast[N_FILES] = {0}, load[N_FILES] = {0}, rc = 0;
@@ -239,13 +239,16 @@ int ct_ckpt_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *bo
     }
     if (rc == 0) rc = run_jobs(&r, e);
     /* every byte is verified now; a file not read in the same pass is read now */
+    *one_pass = rc == 0;
     for (int k = MODEL; k <= OPTIM; k++) {
         if (fast[k] && (rc != 0 || atomic_load(&r.gap_nonzero[k]))) {
             ct_ckpt_layout_free(&lay[k]);
             fast[k] = 0;
         }
-        if (rc == 0 && load[k] && !fast[k] && (rc = locate_file(dir, k, body, &lay[k], e)) == 0)
-            rc = read_parts(&lay[k], e);
+        if (rc == 0 && load[k] && !fast[k]) {
+            *one_pass = 0;
+            if ((rc = locate_file(dir, k, body, &lay[k], e)) == 0) rc = read_parts(&lay[k], e);
+        }
         if (fast[k]) ct_ckpt_layout_free(&lay[k]);
     }
     free(r.jobs);

@@ -19,10 +19,11 @@ int ct_ckpt_check(const char *dir, const ct_ckpt_sums_t *sums, int what, ct_err_
 
 /* Verifies every file of dir against sums and loads body's tensors (and adam_steps; optim.h5 is
  * only verified when body->adam_m is NULL). No byte of a file is parsed or left in body's
- * buffers as loaded before the hash covering it matched. Errors: those of ct_ckpt_check, and
+ * buffers as loaded before the hash covering it matched. *one_pass is 1 when every byte was
+ * read once (else a file was read again after it verified). Errors: those of ct_ckpt_check, and
  * CT_ECORRUPT for a tensor missing or mis-shaped (naming it). On failure the buffers hold
  * unspecified bytes. */
 int ct_ckpt_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *body,
-                 ct_err_t *e);
+                 int *one_pass, ct_err_t *e);
 
 #endif

@@ -19,6 +19,7 @@ enum { COLS = 4096, ROWS = 5000, STORED = 4900, WINDOW = 8 };
 #define MIB (1 << 20)
 
 static ct_tensor_info_t TABLE[3];
+static int g_one_pass; /* the last restore_equals read every byte once */
 static size_t N_FLOATS;
 
 /* Three tensors, the first with padding rows that are never stored, the second of a size that
@@ -165,6 +166,7 @@ static int restore_equals(const char *dir, const body_mem_t *want, ct_err_t *why
                got.b.adam_steps == want->b.adam_steps && got.b.guard.count == 3 &&
                got.b.guard.head == 3 && !memcmp(got.loss, want->loss, 3 * sizeof(double)) &&
                !memcmp(got.norm, want->norm, 3 * sizeof(double));
+    g_one_pass = rc == 0 && info.one_pass;
     if (rc == 0) {
         CHECK_EQ_STR(info.tokenizer, "gpt2");
         CHECK_EQ_INT(info.world_size, 2);
@@ -288,6 +290,7 @@ static void damaged(const char *root, const char *good, const body_mem_t *saved)
     rehash(bad);
     CHECK_EQ_INT(ct_ckpt_verify(bad, NULL, &e), 0);
     CHECK(restore_equals(bad, saved, NULL));
+    CHECK(!g_one_pass);
 
     char *line2 = strchr(chunks, '\n') + 1, *line3 = strchr(line2, '\n') + 1;
     char *swapped = malloc(len + 1);
@@ -391,6 +394,7 @@ static void metadata_past_piece0(const char *root) {
     ct_ckpt_body_t r = {.tensors = tab, .n_tensors = SMALL + 1, .params = q, .adam_m = qm,
                         .adam_v = qv};
     CHECK_EQ_INT(ct_ckpt_restore(dir, &r, &info, &e), 0);
+    CHECK_EQ_INT(info.one_pass, 0);
     CHECK(!memcmp(p, q, off * sizeof *p) && !memcmp(m, qm, off * sizeof *m) &&
           !memcmp(v, qv, off * sizeof *v));
     CHECK_EQ_INT(r.adam_steps, 3);
@@ -442,19 +446,18 @@ int main(void) {
     CHECK_CONTAINS(dir, "checkpoints/ckpt-00000010");
     check_manifest(dir);
     CHECK(restore_equals(dir, &saved, NULL));
+    CHECK(g_one_pass); /* the layout came from the verified piece 0 */
     /* the optimizer state verified, not loaded (what the tools do) */
     body_mem_t got;
     make_body(&got, 7);
+    float *m = got.b.adam_m, *v = got.b.adam_v;
     got.b.adam_m = got.b.adam_v = NULL;
     memset(got.b.params, 0, N_FLOATS * sizeof(float));
     ct_ckpt_info_t info2;
     CHECK_EQ_INT(ct_ckpt_restore(dir, &got.b, &info2, &e), 0);
     CHECK(memcmp(got.b.params, saved.b.params, N_FLOATS * sizeof(float)) == 0);
-    got.b.adam_m = got.b.params; /* free_body frees each once */
-    free(got.b.adam_v);
-    got.b.adam_v = NULL;
-    free(got.b.params);
-    got.b.params = NULL;
+    got.b.adam_m = m, got.b.adam_v = v;
+    free_body(&got);
     check_config(dir);
     damaged(root, dir, &saved);
     latest(root, &saved);

@@ -414,6 +414,7 @@ static void test_builder(void) {
         ct_fault_disarm();
         if (fired == 0) {
             CHECK_EQ_INT(rc, 0);
+            free(t2);
             break;
         }
         failures++;

@@ -451,7 +451,13 @@ static int open_eval(session_t *S, ct_err_t *e) {
 /* Restores the checkpoint into the trainer. Every rank reads it; they agree on the outcome, so
  * all of them go on or all of them pass the checkpoint over. */
 static int restore(session_t *S, ct_err_t *e) {
+    double t0 = ct_now_s();
     int rc = ct_snapshot_restore(S->resume_dir, S->tr, &S->resumed, e);
+    if (rc == 0)
+        ct_log(S->lg, CT_LOG_INFO, "restored %s in %.2f s, every piece verified (%s)",
+               S->resume_dir, ct_now_s() - t0,
+               S->resumed.one_pass ? "each byte read once"
+                                   : "read again after verifying: an older checkpoint layout");
     int failed = rc != 0;
     CT_TRY(ct_comm_max_int(S->comm, &failed, e));
     if (failed && rc == 0)

@@ -46,6 +46,7 @@ typedef struct ct_ckpt_info {
        saved before this one; "" for the first checkpoint of a run started from scratch. */
     char parent[CT_SHA256_HEX];
     int pieces;                       /* verify: 1 when MANIFEST has per-piece hashes */
+    int one_pass;                     /* restore: 1 when every byte was read once */
 } ct_ckpt_info_t;
 
 /* The spike guard's window as state.json keeps it (loss and grad_norm in ring order). */
