@@ -17,6 +17,7 @@
 #include "ckpt_io.h"
 #include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
+#include "cotrain/h5image.h"
 
 /* The stored shape of tensor t: its first stored_rows rows. */
 static void stored_shape(const ct_tensor_info_t *t, hsize_t dims[2]) {
@@ -221,58 +222,10 @@ int ct_ckpt_h5_locate(const char *path, const ct_tensor_info_t *t, int n,
     return locate_in(H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT), t, n, g, n_groups, steps, L, e);
 }
 
-/* HDF5's core (in-memory) driver reads the caller's image in place: these callbacks hand it the
- * image instead of letting it allocate and copy one, and free nothing (the caller owns it). */
-typedef struct image {
-    void *p;
-    size_t size;
-} image_t;
-
-static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata) {
-    (void)op;
-    image_t *im = udata;
-    return size == im->size ? im->p : NULL;
-}
-
-static void *image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
-                          void *udata) {
-    (void)size, (void)op, (void)udata;
-    return dest == src ? dest : NULL; /* only ever "copied" onto itself */
-}
-
-static void *image_realloc(void *ptr, size_t size, H5FD_file_image_op_t op, void *udata) {
-    (void)ptr, (void)size, (void)op, (void)udata;
-    return NULL; /* read-only */
-}
-
-static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata) {
-    (void)ptr, (void)op, (void)udata;
-    return 0;
-}
-
-static void *udata_copy(void *udata) {
-    return udata;
-}
-
-static herr_t udata_free(void *udata) {
-    (void)udata;
-    return 0;
-}
-
 int ct_ckpt_h5_locate_image(const char *path, void *image, size_t size,
                             const ct_tensor_info_t *t, int n, const ct_ckpt_group_t *g,
                             int n_groups, int64_t *steps, ct_ckpt_layout_t *L, ct_err_t *e) {
     CT_TRY(start(path, L, e));
-    image_t im = {image, size};
-    H5FD_file_image_callbacks_t cb = {image_malloc, image_memcpy, image_realloc, image_free,
-                                      udata_copy,   udata_free,   &im};
-    /* the core driver refuses the name of a file that exists: the image gets a name of its own */
-    char name[CT_PATH_MAX + 16];
-    CT_TRY(ct_path_fmt(name, sizeof name, e, "%s.mem-image", path));
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), f = -1;
-    if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 20, 0) >= 0 &&
-        H5Pset_file_image_callbacks(fapl, &cb) >= 0 && H5Pset_file_image(fapl, image, size) >= 0)
-        f = H5Fopen(name, H5F_ACC_RDONLY, fapl);
-    if (fapl >= 0) H5Pclose(fapl);
+    hid_t f = ct_h5image_open(image, size, path);
     return locate_in(f, t, n, g, n_groups, steps, L, e);
 }

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 
 typedef enum { K_INT, K_INT64, K_UINT64, K_FLOAT, K_BOOL, K_ENUM } kind_t;
@@ -511,10 +512,8 @@ static int resolve_path(const char *path, const char *config_dir, char *out, siz
     size_t len = strlen(path);
     int bundled = config_dir && !strchr(path, '/') &&
                   !(len >= 5 && strcmp(path + len - 5, ".json") == 0) && access(path, F_OK) != 0;
-    int w =
-        bundled ? snprintf(out, n, "%s/%s.json", config_dir, path) : snprintf(out, n, "%s", path);
-    if (w < 0 || (size_t)w >= n) return CT_ERR(e, CT_EINVAL, "config path too long: %.200s", path);
-    return 0;
+    return bundled ? ct_path_fmt(out, n, e, "%s/%s.json", config_dir, path)
+                   : ct_path_fmt(out, n, e, "%s", path);
 }
 
 /* Reads the whole file at `path` into a malloc'd NUL-terminated string (caller frees). */
@@ -579,7 +578,7 @@ static int parse_json(const char *text, const char *path, cJSON **root, ct_err_t
 int ct_config_load(ct_config_t *cfg, const char *path, const char *config_dir,
                    const char *const *sets, int n_set, ct_err_t *e) {
     int rc = 0;
-    char file[4096] = "--set", *text = NULL;
+    char file[CT_PATH_MAX] = "--set", *text = NULL;
     cJSON *root = NULL;
     problems_t pr = {.len = 0};
     ct_config_defaults(cfg);

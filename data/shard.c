@@ -13,6 +13,7 @@
 
 #include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
+#include "cotrain/h5image.h"
 
 enum { CHUNK_TOKENS = 1 << 20, CHUNK_DOCS = 1 << 14, H5_REASON = 256 };
 static const char FORMAT[] = "cotrain-shard/1";
@@ -145,9 +146,8 @@ static int check_content(const ct_shard_t *s, const char *path, ct_err_t *e) {
 
 int ct_shard_write(const char *path, ct_shard_t *s, ct_err_t *e) {
     CT_TRY(check_content(s, path, e));
-    char tmp[4096], why[H5_REASON] = "";
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return CT_ERR(e, CT_EINVAL, "path too long: %s", path);
+    char tmp[CT_PATH_MAX], why[H5_REASON] = "";
+    CT_TRY(ct_path_fmt(tmp, sizeof tmp, e, "%s.tmp", path));
     CT_TRY(ct_shard_tokens_sha256(s->tokens, s->n_tokens, s->vocab_size, s->tokens_sha256, e));
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -348,59 +348,16 @@ out_d:
     return rc;
 }
 
-/* File-image callbacks that let HDF5 read the caller's buffer in place. By default HDF5 copies
- * the image once into the property list and again into the open file; at 11 us per freshly
- * faulted page that doubles the cost of loading a shard. The file is opened read-only, so HDF5
- * never writes to or resizes the image: every "allocation" is the buffer itself. */
-typedef struct image {
-    void *buf;
-    size_t len;
-} image_t;
-
-static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata) {
-    (void)op;
-    image_t *im = udata;
-    return size == im->len ? im->buf : NULL;
-}
-static void *image_memcpy(void *dest, const void *src, size_t size, H5FD_file_image_op_t op,
-                          void *udata) {
-    (void)size, (void)op, (void)udata;
-    return dest == src ? dest : NULL;
-}
-static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata) {
-    (void)ptr, (void)op, (void)udata;
-    return 0;
-}
-static void *image_udata_copy(void *udata) {
-    return udata;
-}
-static herr_t image_udata_free(void *udata) {
-    (void)udata;
-    return 0;
-}
-
 static int read_image(const void *image, size_t len, const char *name, int with_ids,
                       uint32_t *tokens, int64_t cap, ct_shard_t *s, ct_err_t *e) {
     memset(s, 0, sizeof *s);
     char why[H5_REASON];
-    image_t im = {(void *)image, len}; /* never written: the file is opened read-only */
-    H5FD_file_image_callbacks_t cb = {image_malloc,    image_memcpy,     NULL, image_free,
-                                      image_udata_copy, image_udata_free, &im};
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    herr_t st = H5Pset_fapl_core(fapl, 1 << 20, 0);
-    if (st >= 0) st = H5Pset_file_image_callbacks(fapl, &cb);
-    if (st >= 0) st = H5Pset_file_image(fapl, im.buf, len);
-    /* HDF5 takes an open file's name as its identity: two images of one shard open at once
-       (two loaders, two threads) need different names. The image's address is unique while
-       it is open; no file of that name is touched. */
-    char uname[4200];
-    snprintf(uname, sizeof uname, "%s@%p", name, image);
-    hid_t f = st < 0 ? -1 : H5Fopen(uname, H5F_ACC_RDONLY, fapl);
-    if (f < 0) h5_reason(why);
-    H5Pclose(fapl);
-    if (f < 0)
+    hid_t f = ct_h5image_open(image, len, name);
+    if (f < 0) {
+        h5_reason(why);
         return CT_ERR(e, CT_ECORRUPT, "shard %s is not a readable HDF5 file: %s", name, why);
+    }
     s->tokens = tokens;
     s->tokens_borrowed = tokens != NULL;
     int rc = read_contents(f, name, with_ids, cap, s, e);

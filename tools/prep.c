@@ -268,10 +268,10 @@ static int prepare_out_dir(prep_t *p, ct_err_t *e) {
                     "replace it, or give a new folder", a->out);
     } else if (ours) {
         rewinddir(d);
-        char path[4096];
+        char path[CT_PATH_MAX];
         for (struct dirent *de; rc == 0 && (de = readdir(d));) {
             int kind = prep_output_name(de->d_name);
-            snprintf(path, sizeof path, "%s/%s", a->out, de->d_name);
+            if ((rc = ct_path_join(path, sizeof path, a->out, de->d_name, e)) != 0) break;
             if (kind == OUTPUT)
                 rc = names_add(&p->earlier, de->d_name, e);
             else if (kind == LEFTOVER && unlink(path) != 0)
@@ -344,20 +344,20 @@ static int flush_shard(prep_t *p, ct_err_t *e) {
     ct_shard_t *s = &p->sh;
     if (s->n_docs == 0) return 0;
     int rc = 0;
-    char sha[CT_SHA256_HEX], id[CT_SHARD_ID_MAX], file[CT_SHARD_ID_MAX + 4], path[4096];
+    char sha[CT_SHA256_HEX], id[CT_SHARD_ID_MAX], file[CT_SHARD_ID_MAX + 4], path[CT_PATH_MAX];
     char file_sha[CT_SHA256_HEX], earlier_sha[CT_SHA256_HEX];
     CT_TRY(ct_shard_tokens_sha256(s->tokens, s->n_tokens, s->vocab_size, sha, e));
     snprintf(id, sizeof id, "%05d-%.16s", p->n_shards, sha);
     snprintf(file, sizeof file, "%s.h5", id);
     /* an earlier prep's shard of this name stays whole until the end: this one goes beside it */
     int clash = names_has(&p->earlier, file);
-    snprintf(path, sizeof path, "%s/%s%s", p->a->out, file, clash ? ".new" : "");
+    CT_TRY(ct_path_fmt(path, sizeof path, e, "%s/%s%s", p->a->out, file, clash ? ".new" : ""));
     CT_TRY(names_add(&p->made, strrchr(path, '/') + 1, e));
     CT_TRY(ct_shard_write(path, s, e));
     CT_TRY(ct_sha256_file(path, file_sha, e));
     if (clash) {
-        char earlier[4096];
-        snprintf(earlier, sizeof earlier, "%s/%s", p->a->out, file);
+        char earlier[CT_PATH_MAX];
+        CT_TRY(ct_path_join(earlier, sizeof earlier, p->a->out, file, e));
         CT_TRY(ct_sha256_file(earlier, earlier_sha, e));
         if (strcmp(file_sha, earlier_sha) != 0)
             CT_TRY(names_add(&p->replace, file, e));
@@ -517,15 +517,15 @@ static int write_manifest(prep_t *p, int64_t excluded, ct_err_t *e) {
 /* Moves the NAME.h5.new shards over the earlier NAME.h5 (see the file comment): the earlier
  * manifest, which those files no longer match, is withdrawn first. */
 static int commit_replacements(prep_t *p, ct_err_t *e) {
-    char from[4096], to[4096];
+    char from[CT_PATH_MAX], to[CT_PATH_MAX];
     if (p->replace.n == 0) return 0;
-    snprintf(to, sizeof to, "%s/manifest.json", p->a->out);
+    CT_TRY(ct_path_join(to, sizeof to, p->a->out, "manifest.json", e));
     if (unlink(to) != 0 && errno != ENOENT)
         return CT_ERR(e, CT_EIO, "cannot remove the earlier %s: %s", to, strerror(errno));
     CT_TRY(ct_fsync_path(p->a->out, e));
     for (int i = 0; i < p->replace.n; i++) {
-        snprintf(from, sizeof from, "%s/%s.new", p->a->out, p->replace.v[i]);
-        snprintf(to, sizeof to, "%s/%s", p->a->out, p->replace.v[i]);
+        CT_TRY(ct_path_fmt(from, sizeof from, e, "%s/%s.new", p->a->out, p->replace.v[i]));
+        CT_TRY(ct_path_join(to, sizeof to, p->a->out, p->replace.v[i], e));
         int injected = ct_fault_hit(CT_FAULT_RENAME);
         if (injected || rename(from, to) != 0)
             return CT_ERR(e, CT_EIO, "renaming %s to %s failed: %s", from, to,
@@ -538,13 +538,14 @@ static int commit_replacements(prep_t *p, ct_err_t *e) {
  * prep's shards that the new manifest does not list. A file that cannot be removed is noted in
  * p->cleanup_failed (a warning: the output itself is right). */
 static void finish_out_dir(prep_t *p) {
-    char path[4096];
+    char path[CT_PATH_MAX];
+    ct_err_t ignored = {0};
     const names_t *gone = p->committed ? &p->earlier : &p->made;
     for (int i = 0; i < gone->n; i++) {
         const char *name = gone->v[i];
         if (p->committed && (names_has(&p->kept, name) || !strcmp(name, "manifest.json")))
             continue;
-        snprintf(path, sizeof path, "%s/%s", p->a->out, name);
+        if (ct_path_join(path, sizeof path, p->a->out, name, &ignored) != 0) continue;
         if (unlink(path) != 0 && errno != ENOENT && !p->cleanup_failed[0])
             snprintf(p->cleanup_failed, sizeof p->cleanup_failed, "%.200s: %s", path,
                      strerror(errno));
