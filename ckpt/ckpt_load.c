@@ -144,8 +144,11 @@ int ct_ckpt_check(const char *dir, const ct_ckpt_sums_t *sums, int what, ct_err_
     return rc;
 }
 
-/* The groups of tensor file k (MODEL or OPTIM) in the body. */
-static int groups_of(ct_ckpt_body_t *b, int k, ct_ckpt_group_t g[2]) {
+/* The path and the groups of tensor file k (MODEL or OPTIM) of the body; returns how many groups
+ * (or an error). */
+static int file_groups(const char *dir, int k, ct_ckpt_body_t *b, char path[CT_PATH_MAX],
+                       ct_ckpt_group_t g[2], ct_err_t *e) {
+    CT_TRY(ct_path_join(path, CT_PATH_MAX, dir, ct_ckpt_file_names[k], e));
     if (k == MODEL) {
         g[0] = (ct_ckpt_group_t){"", b->params};
         return 1;
@@ -160,8 +163,8 @@ static int locate_file(const char *dir, int k, ct_ckpt_body_t *b, ct_ckpt_layout
                        ct_err_t *e) {
     char path[CT_PATH_MAX];
     ct_ckpt_group_t g[2];
-    int ng = groups_of(b, k, g);
-    CT_TRY(ct_path_join(path, sizeof path, dir, ct_ckpt_file_names[k], e));
+    int ng = file_groups(dir, k, b, path, g, e);
+    if (ng < 0) return ng;
     return ct_ckpt_h5_locate(path, b->tensors, b->n_tensors, g, ng, k == OPTIM ? &b->adam_steps
                                                                                : NULL, L, e);
 }
@@ -173,8 +176,8 @@ static int locate_piece0(const char *dir, int k, ct_ckpt_body_t *b, ct_ckpt_layo
                          ct_err_t *e) {
     char path[CT_PATH_MAX];
     ct_ckpt_group_t g[2];
-    int ng = groups_of(b, k, g);
-    CT_TRY(ct_path_join(path, sizeof path, dir, ct_ckpt_file_names[k], e));
+    int ng = file_groups(dir, k, b, path, g, e);
+    if (ng < 0) return ng;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return CT_ERR(e, CT_EIO, "cannot open %s: %s", path, strerror(errno));
     struct stat st;

@@ -182,10 +182,11 @@ static void copy_tree(const char *from, const char *to) {
     CHECK(system(cmd) == 0);
 }
 
-/* The offset of a byte between two tensors past the first 64 MiB of the HDF5 file at path (the
- * alignment gap after the tensor that crosses the piece boundary), or -1. Found with h5py. */
-static long gap_past_piece0(const char *path) {
-    char cmd[CT_PATH_MAX + 600];
+/* Runs `tail` (Python) after h5py has listed the tensors of the HDF5 file at path as s, sorted
+ * (offset, size) pairs, with the file's bytes in b; returns what it printed as a number (-1 if
+ * nothing) and its exit status in *status. */
+static long h5_query(const char *path, const char *tail, int *status) {
+    char cmd[CT_PATH_MAX + 1024];
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c '\n"
              "import h5py, sys\n"
              "f = h5py.File(sys.argv[1], \"r\")\n"
@@ -193,13 +194,22 @@ static long gap_past_piece0(const char *path) {
              "f.visititems(lambda n, o: s.append((o.id.get_offset(), o.id.get_storage_size()))"
              " if isinstance(o, h5py.Dataset) else None)\n"
              "s.sort()\n"
-             "print(next(a + n for (a, n), (b, _) in zip(s, s[1:]) if a + n > 1 << 26 and b > a + n))"
-             "' '%s'", path);
+             "b = open(sys.argv[1], \"rb\").read()\n"
+             "%s\n"
+             "' '%s'", tail, path);
     FILE *p = popen(cmd, "r");
     long at = -1;
     if (p && fscanf(p, "%ld", &at) != 1) at = -1;
-    if (p) pclose(p);
+    int st = p ? pclose(p) : -1;
+    if (status) *status = st;
     return at;
+}
+
+/* The offset of a byte between two tensors past the first 64 MiB of the HDF5 file at path (the
+ * alignment gap after the tensor that crosses the piece boundary), or -1. */
+static long gap_past_piece0(const char *path) {
+    return h5_query(path, "print(next(a + n for (a, n), (c, _) in zip(s, s[1:]) "
+                          "if a + n > 1 << 26 and c > a + n))", NULL);
 }
 
 /* Rewrites dir's MANIFEST to match its files (whole and pieces), as a forger would. */
@@ -399,19 +409,11 @@ static void metadata_past_piece0(const char *root) {
           !memcmp(v, qv, off * sizeof *v));
     CHECK_EQ_INT(r.adam_steps, 3);
     /* and it really was the slow path: model.h5 has metadata past its first piece */
-    char cmd[CT_PATH_MAX + 600];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c '\n"
-             "import h5py, sys\n"
-             "f = h5py.File(sys.argv[1], \"r\")\n"
-             "s = []\n"
-             "f.visititems(lambda n, o: s.append((o.id.get_offset(), o.id.get_storage_size()))"
-             " if isinstance(o, h5py.Dataset) else None)\n"
-             "b = open(sys.argv[1], \"rb\").read()\n"
-             "keep = bytearray(b)\n"
-             "for a, n in s: keep[a:a + n] = bytes(n)\n"
-             "sys.exit(0 if any(keep[1 << 26:]) else 1)\n"
-             "' '%s'", path);
-    CHECK(system(cmd) == 0);
+    int status = -1;
+    h5_query(path, "keep = bytearray(b)\n"
+                   "for a, n in s: keep[a:a + n] = bytes(n)\n"
+                   "sys.exit(0 if any(keep[1 << 26:]) else 1)", &status);
+    CHECK_EQ_INT(status, 0);
     free(tab), free(p), free(m), free(v), free(q), free(qm), free(qv);
 }
 
