@@ -32,8 +32,13 @@
 #include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 
-enum { CONFIG = CT_CKPT_CONFIG, MODEL = CT_CKPT_MODEL, OPTIM = CT_CKPT_OPTIM,
-       STATE = CT_CKPT_STATE, N_FILES = CT_CKPT_NFILES };
+enum {
+    CONFIG = CT_CKPT_CONFIG,
+    MODEL = CT_CKPT_MODEL,
+    OPTIM = CT_CKPT_OPTIM,
+    STATE = CT_CKPT_STATE,
+    N_FILES = CT_CKPT_NFILES
+};
 
 /* Read size for hashing: big enough for few system calls, small enough to stay in cache. */
 enum { HASH_BUF = 1 << 20 };
@@ -70,7 +75,8 @@ static int add_job(run_t *r, int file, int piece, const ct_ckpt_layout_t *lay, c
 /* Jobs for the pieces [from, n) of file k, or the whole file when MANIFEST lists no pieces. */
 static int add_pieces(run_t *r, int k, int from, const ct_ckpt_layout_t *lay, ct_err_t *e) {
     if (!r->sums->has_pieces) return from == 0 ? add_job(r, k, -1, NULL, e) : 0;
-    for (int i = from; i < r->sums->n_pieces[k]; i++) CT_TRY(add_job(r, k, i, lay, e));
+    for (int i = from; i < r->sums->n_pieces[k]; i++)
+        CT_TRY(add_job(r, k, i, lay, e));
     return 0;
 }
 
@@ -90,8 +96,8 @@ static int run_jobs(run_t *r, ct_err_t *e) {
         ct_err_t why = {0};
         unsigned char *buf = ct_fault_malloc(HASH_BUF);
         if (!buf) fail_once(r, CT_ERR(&why, CT_ENOMEM, "out of memory checking %s", r->dir), &why);
-        for (int j; buf && (j = atomic_fetch_add(&r->next, 1)) < r->n_jobs &&
-                    !atomic_load(&r->failed);) {
+        for (int j;
+             buf && (j = atomic_fetch_add(&r->next, 1)) < r->n_jobs && !atomic_load(&r->failed);) {
             const job_t *jb = &r->jobs[j];
             int gap = 0, rc;
             if (jb->lay) {
@@ -120,10 +126,10 @@ static int check_size(const run_t *r, int k, ct_err_t *e) {
         return CT_ERR(e, CT_ENOENT, "checkpoint %s is incomplete: %s: %s", r->dir,
                       ct_ckpt_file_names[k], strerror(errno));
     if (r->sums->has_pieces && ct_ckpt_pieces((uint64_t)st.st_size) != r->sums->n_pieces[k])
-        return CT_ERR(e, CT_ECORRUPT, "checkpoint %s: %s has %lld bytes, but its MANIFEST lists "
+        return CT_ERR(e, CT_ECORRUPT,
+                      "checkpoint %s: %s has %lld bytes, but its MANIFEST lists "
                       "%d pieces of 64 MiB: the file was cut or grown; use another checkpoint",
-                      r->dir, ct_ckpt_file_names[k], (long long)st.st_size,
-                      r->sums->n_pieces[k]);
+                      r->dir, ct_ckpt_file_names[k], (long long)st.st_size, r->sums->n_pieces[k]);
     return 0;
 }
 
@@ -165,8 +171,8 @@ static int locate_file(const char *dir, int k, ct_ckpt_body_t *b, ct_ckpt_layout
     ct_ckpt_group_t g[2];
     int ng = file_groups(dir, k, b, path, g, e);
     if (ng < 0) return ng;
-    return ct_ckpt_h5_locate(path, b->tensors, b->n_tensors, g, ng, k == OPTIM ? &b->adam_steps
-                                                                               : NULL, L, e);
+    return ct_ckpt_h5_locate(path, b->tensors, b->n_tensors, g, ng,
+                             k == OPTIM ? &b->adam_steps : NULL, L, e);
 }
 
 /* Where the tensors of file k lie, parsed from an image of its verified piece 0 (the file's
@@ -182,16 +188,14 @@ static int locate_piece0(const char *dir, int k, ct_ckpt_body_t *b, ct_ckpt_layo
     if (fd < 0) return CT_ERR(e, CT_EIO, "cannot open %s: %s", path, strerror(errno));
     struct stat st;
     void *image = MAP_FAILED;
-    int rc = fstat(fd, &st) == 0 && st.st_size > 0 ? 0 : CT_ERR(e, CT_EIO, "cannot size %s",
-                                                                  path);
+    int rc = fstat(fd, &st) == 0 && st.st_size > 0 ? 0 : CT_ERR(e, CT_EIO, "cannot size %s", path);
     size_t size = rc == 0 ? (size_t)st.st_size : 0;
     size_t head = size < CT_CKPT_PIECE ? size : (size_t)CT_CKPT_PIECE;
     if (rc == 0)
         image = mmap(NULL, size, PROT_READ | PROT_WRITE,
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (rc == 0 && (image == MAP_FAILED ||
-                    mmap(image, head, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0) ==
-                        MAP_FAILED))
+    if (rc == 0 && (image == MAP_FAILED || mmap(image, head, PROT_READ | PROT_WRITE,
+                                                MAP_PRIVATE | MAP_FIXED, fd, 0) == MAP_FAILED))
         rc = CT_ERR(e, CT_ENOMEM, "cannot map %s: %s", path, strerror(errno));
     close(fd);
     if (rc == 0)
@@ -218,8 +222,8 @@ static int read_parts(ct_ckpt_layout_t *L, ct_err_t *e) {
     return rc;
 }
 
-int ct_ckpt_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *body,
-                 int *one_pass, ct_err_t *e) {
+int ct_ckpt_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *body, int *one_pass,
+                 ct_err_t *e) {
     run_t r = {.dir = dir, .sums = sums};
     ct_ckpt_layout_t lay[N_FILES];
     int fast[N_FILES] = {0}, load[N_FILES] = {0}, rc = 0;
@@ -229,8 +233,8 @@ int ct_ckpt_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *bo
     if (sums->has_pieces) {
         /* the small files and piece 0 of the tensor files; then the layouts from those */
         for (int k = 0; k < N_FILES && rc == 0; k++)
-            rc = k == MODEL || k == OPTIM ? add_job(&r, k, 0, NULL, e) : add_pieces(&r, k, 0,
-                                                                                     NULL, e);
+            rc = k == MODEL || k == OPTIM ? add_job(&r, k, 0, NULL, e)
+                                          : add_pieces(&r, k, 0, NULL, e);
         if (rc == 0) rc = run_jobs(&r, e);
         for (int k = MODEL; k <= OPTIM && rc == 0; k++) {
             ct_err_t ignored = {0};

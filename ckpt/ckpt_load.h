@@ -23,7 +23,7 @@ int ct_ckpt_check(const char *dir, const ct_ckpt_sums_t *sums, int what, ct_err_
  * read once (else a file was read again after it verified). Errors: those of ct_ckpt_check, and
  * CT_ECORRUPT for a tensor missing or mis-shaped (naming it). On failure the buffers hold
  * unspecified bytes. */
-int ct_ckpt_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *body,
-                 int *one_pass, ct_err_t *e);
+int ct_ckpt_load(const char *dir, const ct_ckpt_sums_t *sums, ct_ckpt_body_t *body, int *one_pass,
+                 ct_err_t *e);
 
 #endif

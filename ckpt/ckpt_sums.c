@@ -54,8 +54,7 @@ static int push_piece(ct_ckpt_sums_t *s, int k, const char *hex, ct_err_t *e) {
 }
 
 /* Parses text[0..len) (NUL-terminated) into s. */
-static int parse(const char *text, size_t len, const char *path, ct_ckpt_sums_t *s,
-                 ct_err_t *e) {
+static int parse(const char *text, size_t len, const char *path, ct_ckpt_sums_t *s, ct_err_t *e) {
     const char *p = text, *end = text + len;
     int line = 1;
     for (int k = 0; k < CT_CKPT_NFILES; k++, line++) {
@@ -96,11 +95,11 @@ static int parse(const char *text, size_t len, const char *path, ct_ckpt_sums_t 
     if (s->has_pieces && (k != CT_CKPT_NFILES - 1 || s->n_pieces[k] == 0)) goto malformed;
     return 0;
 malformed:
-    return CT_ERR(e, CT_ECORRUPT, "%s is malformed at line %d (expected \"<sha256>  <file>\" "
+    return CT_ERR(e, CT_ECORRUPT,
+                  "%s is malformed at line %d (expected \"<sha256>  <file>\" "
                   "for %s, %s and %s, then optional \"#chunk <file> <piece> <sha256>\" lines "
                   "covering every file): the checkpoint was damaged; use another one",
-                  path, line, ct_ckpt_file_names[0], ct_ckpt_file_names[1],
-                  ct_ckpt_file_names[3]);
+                  path, line, ct_ckpt_file_names[0], ct_ckpt_file_names[1], ct_ckpt_file_names[3]);
 }
 
 int ct_ckpt_sums_read(const char *dir, ct_ckpt_sums_t *s, ct_err_t *e) {
@@ -172,10 +171,11 @@ int ct_ckpt_sums_check(const char *dir, const ct_ckpt_sums_t *s, int k, int i, u
     uint64_t size = rc == 0 ? (uint64_t)st.st_size : 0, a = 0, b = size;
     if (rc == 0 && i >= 0) {
         if (ct_ckpt_pieces(size) != s->n_pieces[k])
-            rc = CT_ERR(e, CT_ECORRUPT, "checkpoint %s: %s has %llu bytes, but its MANIFEST "
+            rc = CT_ERR(e, CT_ECORRUPT,
+                        "checkpoint %s: %s has %llu bytes, but its MANIFEST "
                         "lists %d pieces of 64 MiB: the file was cut or grown; use another "
-                        "checkpoint", dir, ct_ckpt_file_names[k], (unsigned long long)size,
-                        s->n_pieces[k]);
+                        "checkpoint",
+                        dir, ct_ckpt_file_names[k], (unsigned long long)size, s->n_pieces[k]);
         a = (uint64_t)i * CT_CKPT_PIECE;
         b = a + CT_CKPT_PIECE < size ? a + CT_CKPT_PIECE : size;
         posix_fadvise(fd, (off_t)a, (off_t)(b - a), POSIX_FADV_WILLNEED);
@@ -191,9 +191,10 @@ int ct_ckpt_sums_check(const char *dir, const ct_ckpt_sums_t *s, int k, int i, u
     const char *want = i >= 0 ? s->piece[k][i] : s->file[k];
     if (strcmp(got, want) != 0) {
         char which[64] = "";
-        if (i >= 0) snprintf(which, sizeof which, " piece %d (bytes from %llu)", i,
-                             (unsigned long long)a);
-        return CT_ERR(e, CT_ECORRUPT, "checkpoint %s: %s%s has sha256 %.16s..., its MANIFEST "
+        if (i >= 0)
+            snprintf(which, sizeof which, " piece %d (bytes from %llu)", i, (unsigned long long)a);
+        return CT_ERR(e, CT_ECORRUPT,
+                      "checkpoint %s: %s%s has sha256 %.16s..., its MANIFEST "
                       "says %.16s...: the file was changed or damaged; use another checkpoint",
                       dir, ct_ckpt_file_names[k], which, got, want);
     }

@@ -30,11 +30,11 @@ extern const char *const ct_ckpt_file_names[CT_CKPT_NFILES];
 typedef char ct_hex_t[CT_SHA256_HEX];
 
 typedef struct ct_ckpt_sums {
-    ct_hex_t file[CT_CKPT_NFILES];  /* whole-file sha256 */
-    int has_pieces;                 /* 0: an older MANIFEST, whole-file hashes only */
+    ct_hex_t file[CT_CKPT_NFILES]; /* whole-file sha256 */
+    int has_pieces;                /* 0: an older MANIFEST, whole-file hashes only */
     int n_pieces[CT_CKPT_NFILES];
     ct_hex_t *piece[CT_CKPT_NFILES]; /* (n_pieces[k]) malloc'd */
-    ct_hex_t id;                    /* sha256 of the MANIFEST's bytes: the checkpoint's id */
+    ct_hex_t id;                     /* sha256 of the MANIFEST's bytes: the checkpoint's id */
 } ct_ckpt_sums_t;
 
 /* Pieces of a file of `size` bytes. */

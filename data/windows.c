@@ -9,14 +9,14 @@
 
 struct ct_windows {
     const ct_manifest_t *m;
-    int first, n;      /* the shards */
-    int W;             /* seq_len + 1 */
-    int64_t *start;    /* (n + 1) tokens before shard first + i */
-    char *file_buf;    /* (file_cap) */
+    int first, n;   /* the shards */
+    int W;          /* seq_len + 1 */
+    int64_t *start; /* (n + 1) tokens before shard first + i */
+    char *file_buf; /* (file_cap) */
     size_t file_cap;
-    uint32_t *tokens;  /* (tok_cap) the shard `held` */
+    uint32_t *tokens; /* (tok_cap) the shard `held` */
     int64_t tok_cap;
-    int held;          /* index into the range, or -1 */
+    int held; /* index into the range, or -1 */
 };
 
 int ct_windows_open(ct_windows_t **out, const ct_manifest_t *m, int first, int n_shards,
@@ -25,9 +25,10 @@ int ct_windows_open(ct_windows_t **out, const ct_manifest_t *m, int first, int n
     ct_windows_t *w = NULL;
     *out = NULL;
     if (first < 0 || n_shards < 1 || first + n_shards > m->n_shards || seq_len < 1)
-        return CT_ERR(e, CT_EINVAL, "windows over shards %d..%d of %s (which has %d), seq_len "
-                      "%d: out of range", first, first + n_shards - 1, m->path, m->n_shards,
-                      seq_len);
+        return CT_ERR(e, CT_EINVAL,
+                      "windows over shards %d..%d of %s (which has %d), seq_len "
+                      "%d: out of range",
+                      first, first + n_shards - 1, m->path, m->n_shards, seq_len);
     CT_ALLOC(e, w, 1, fail);
     w->m = m;
     w->first = first;
@@ -83,16 +84,15 @@ static int shard_of(const ct_windows_t *w, int64_t t) {
 
 int ct_windows_read(ct_windows_t *w, int64_t first, int n, int *rows, ct_err_t *e) {
     if (first < 0 || n < 0 || first + n > ct_windows_count(w))
-        return CT_ERR(e, CT_EINVAL, "windows %lld..%lld requested, %s has %lld",
-                      (long long)first, (long long)(first + n - 1), w->m->path,
-                      (long long)ct_windows_count(w));
+        return CT_ERR(e, CT_EINVAL, "windows %lld..%lld requested, %s has %lld", (long long)first,
+                      (long long)(first + n - 1), w->m->path, (long long)ct_windows_count(w));
     int64_t t = first * w->W, end = (first + n) * w->W;
     while (t < end) {
         int s = shard_of(w, t);
         if (s != w->held) {
             w->held = -1;
-            CT_TRY(ct_manifest_read_shard(w->m, w->first + s, w->file_buf, w->file_cap,
-                                          w->tokens, w->tok_cap, e));
+            CT_TRY(ct_manifest_read_shard(w->m, w->first + s, w->file_buf, w->file_cap, w->tokens,
+                                          w->tok_cap, e));
             w->held = s;
         }
         int64_t stop = w->start[s + 1] < end ? w->start[s + 1] : end;

@@ -26,7 +26,10 @@ static size_t N_FLOATS;
  * leaves an alignment gap before the third: model.h5 is ~78 MiB (two pieces), optim.h5 ~157 MiB
  * (three). */
 static void make_table(void) {
-    const struct { const char *name; int rows, cols, stored; } t[3] = {
+    const struct {
+        const char *name;
+        int rows, cols, stored;
+    } t[3] = {
         {"a.weight", ROWS, COLS, STORED}, {"c.weight", 300, 1000, 300}, {"b.bias", COLS, 0, COLS}};
     size_t off = 0;
     for (int i = 0; i < 3; i++) {
@@ -67,10 +70,11 @@ static void make_body(body_mem_t *m, unsigned seed) {
     memset(b->adam_m + pad, 0, (end - pad) * sizeof(float));
     memset(b->adam_v + pad, 0, (end - pad) * sizeof(float));
     b->adam_steps = 7 + seed;
-    b->guard = (ct_ckpt_guard_t){.cap = WINDOW, .count = 3, .head = 3, .loss = m->loss,
-                                 .grad_norm = m->norm};
+    b->guard = (ct_ckpt_guard_t){
+        .cap = WINDOW, .count = 3, .head = 3, .loss = m->loss, .grad_norm = m->norm};
     /* 0.1 * 3 is 0.30000000000000004: only 17 digits read it back exactly */
-    for (int i = 0; i < 3; i++) m->loss[i] = 2.5 + i / 3.0, m->norm[i] = 0.1 * (i + 1);
+    for (int i = 0; i < 3; i++)
+        m->loss[i] = 2.5 + i / 3.0, m->norm[i] = 0.1 * (i + 1);
 }
 
 static void free_body(body_mem_t *m) {
@@ -144,7 +148,8 @@ static void check_manifest(const char *dir) {
     ct_sha256_hex(manifest, mlen, want);
     CHECK_EQ_STR(info.id, want);
     CHECK_EQ_INT(info.pieces, 1);
-    for (int k = 0; k < 4; k++) free(bytes[k]);
+    for (int k = 0; k < 4; k++)
+        free(bytes[k]);
     free(manifest);
 }
 
@@ -159,8 +164,7 @@ static int restore_equals(const char *dir, const body_mem_t *want, ct_err_t *why
     ct_err_t e = {0};
     int rc = ct_ckpt_restore(dir, &got.b, &info, &e);
     if (why) *why = e;
-    int same = rc == 0 &&
-               !memcmp(got.b.params, want->b.params, N_FLOATS * sizeof(float)) &&
+    int same = rc == 0 && !memcmp(got.b.params, want->b.params, N_FLOATS * sizeof(float)) &&
                !memcmp(got.b.adam_m, want->b.adam_m, N_FLOATS * sizeof(float)) &&
                !memcmp(got.b.adam_v, want->b.adam_v, N_FLOATS * sizeof(float)) &&
                got.b.adam_steps == want->b.adam_steps && got.b.guard.count == 3 &&
@@ -187,7 +191,8 @@ static void copy_tree(const char *from, const char *to) {
  * nothing) and its exit status in *status. */
 static long h5_query(const char *path, const char *tail, int *status) {
     char cmd[CT_PATH_MAX + 1024];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c '\n"
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c '\n"
              "import h5py, sys\n"
              "f = h5py.File(sys.argv[1], \"r\")\n"
              "s = []\n"
@@ -196,7 +201,8 @@ static long h5_query(const char *path, const char *tail, int *status) {
              "s.sort()\n"
              "b = open(sys.argv[1], \"rb\").read()\n"
              "%s\n"
-             "' '%s'", tail, path);
+             "' '%s'",
+             tail, path);
     FILE *p = popen(cmd, "r");
     long at = -1;
     if (p && fscanf(p, "%ld", &at) != 1) at = -1;
@@ -208,14 +214,17 @@ static long h5_query(const char *path, const char *tail, int *status) {
 /* The offset of a byte between two tensors past the first 64 MiB of the HDF5 file at path (the
  * alignment gap after the tensor that crosses the piece boundary), or -1. */
 static long gap_past_piece0(const char *path) {
-    return h5_query(path, "print(next(a + n for (a, n), (c, _) in zip(s, s[1:]) "
-                          "if a + n > 1 << 26 and c > a + n))", NULL);
+    return h5_query(path,
+                    "print(next(a + n for (a, n), (c, _) in zip(s, s[1:]) "
+                    "if a + n > 1 << 26 and c > a + n))",
+                    NULL);
 }
 
 /* Rewrites dir's MANIFEST to match its files (whole and pieces), as a forger would. */
 static void rehash(const char *dir) {
     char cmd[CT_PATH_MAX + 900];
-    snprintf(cmd, sizeof cmd, "/usr/bin/python3 -c '\n"
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 -c '\n"
              "import hashlib, os, sys\n"
              "d = sys.argv[1]\n"
              "names = [\"config.json\", \"model.h5\", \"optim.h5\", \"state.json\"]\n"
@@ -226,7 +235,8 @@ static void rehash(const char *dir) {
              "    out += [\"#chunk %%s %%d %%s\" %% (n, i, hashlib.sha256(b[i << 26:(i + 1) << 26])"
              ".hexdigest()) for i in range((len(b) + (1 << 26) - 1) >> 26)]\n"
              "open(os.path.join(d, \"MANIFEST\"), \"w\").write(\"\\n\".join(out) + \"\\n\")\n"
-             "' '%s'", dir);
+             "' '%s'",
+             dir);
     CHECK(system(cmd) == 0);
 }
 
@@ -343,16 +353,14 @@ static void latest(const char *run, const body_mem_t *saved) {
     ct_log_t lg = {.level = CT_LOG_INFO, .role = "test", .rank = -1, .out = logf};
     int skipped = -1;
     /* the quick check (a resume's) passes it: only its restore hashes model.h5 */
-    CHECK_EQ_INT(ct_ckpt_latest(run, INT64_MAX, 0, out, sizeof out, &skipped, &info, NULL, &e),
-                 0);
+    CHECK_EQ_INT(ct_ckpt_latest(run, INT64_MAX, 0, out, sizeof out, &skipped, &info, NULL, &e), 0);
     CHECK_CONTAINS(out, "ckpt-00000020");
     CHECK(!restore_equals(out, saved, &e));
     CHECK_CONTAINS(e.msg, "model.h5 piece 0");
     CHECK_EQ_INT(ct_ckpt_latest(run, 20, 0, out, sizeof out, &skipped, &info, NULL, &e), 0);
     CHECK_CONTAINS(out, "ckpt-00000010");
     /* the full check passes over it, saying why */
-    CHECK_EQ_INT(ct_ckpt_latest(run, INT64_MAX, 1, out, sizeof out, &skipped, &info, &lg, &e),
-                 0);
+    CHECK_EQ_INT(ct_ckpt_latest(run, INT64_MAX, 1, out, sizeof out, &skipped, &info, &lg, &e), 0);
     CHECK_EQ_INT(skipped, 1);
     CHECK_CONTAINS(out, "ckpt-00000010");
     CHECK_EQ_INT(info.step, 10);
@@ -392,17 +400,22 @@ static void metadata_past_piece0(const char *root) {
     }
     float *p = malloc(off * sizeof *p), *m = malloc(off * sizeof *m), *v = malloc(off * sizeof *v);
     float *q = calloc(off, sizeof *q), *qm = calloc(off, sizeof *qm), *qv = calloc(off, sizeof *qv);
-    for (size_t i = 0; i < off; i++) p[i] = (float)i, m[i] = -(float)i, v[i] = 0.5f * (float)i;
-    ct_ckpt_body_t b = {.tensors = tab, .n_tensors = SMALL + 1, .params = p, .adam_m = m,
-                        .adam_v = v, .adam_steps = 3};
+    for (size_t i = 0; i < off; i++)
+        p[i] = (float)i, m[i] = -(float)i, v[i] = 0.5f * (float)i;
+    ct_ckpt_body_t b = {.tensors = tab,
+                        .n_tensors = SMALL + 1,
+                        .params = p,
+                        .adam_m = m,
+                        .adam_v = v,
+                        .adam_steps = 3};
     ct_ckpt_info_t info = info_for(30);
     char dir[CT_PATH_MAX], run[CT_PATH_MAX], path[CT_PATH_MAX];
     ct_err_t e = {0};
     join(run, root, "many");
     CHECK_EQ_INT(ct_ckpt_save(run, &b, "{}\n", &info, dir, sizeof dir, &e), 0);
     join(path, dir, "model.h5");
-    ct_ckpt_body_t r = {.tensors = tab, .n_tensors = SMALL + 1, .params = q, .adam_m = qm,
-                        .adam_v = qv};
+    ct_ckpt_body_t r = {
+        .tensors = tab, .n_tensors = SMALL + 1, .params = q, .adam_m = qm, .adam_v = qv};
     CHECK_EQ_INT(ct_ckpt_restore(dir, &r, &info, &e), 0);
     CHECK_EQ_INT(info.one_pass, 0);
     CHECK(!memcmp(p, q, off * sizeof *p) && !memcmp(m, qm, off * sizeof *m) &&
@@ -410,9 +423,11 @@ static void metadata_past_piece0(const char *root) {
     CHECK_EQ_INT(r.adam_steps, 3);
     /* and it really was the slow path: model.h5 has metadata past its first piece */
     int status = -1;
-    h5_query(path, "keep = bytearray(b)\n"
-                   "for a, n in s: keep[a:a + n] = bytes(n)\n"
-                   "sys.exit(0 if any(keep[1 << 26:]) else 1)", &status);
+    h5_query(path,
+             "keep = bytearray(b)\n"
+             "for a, n in s: keep[a:a + n] = bytes(n)\n"
+             "sys.exit(0 if any(keep[1 << 26:]) else 1)",
+             &status);
     CHECK_EQ_INT(status, 0);
     free(tab), free(p), free(m), free(v), free(q), free(qm), free(qv);
 }

@@ -8,9 +8,10 @@ int ct_evaluate(ct_model_t *m, ct_comm_t *comm, ct_windows_t *w, int64_t n_windo
     int rank = comm ? ct_comm_rank(comm) : 0, ranks = comm ? ct_comm_size(comm) : 1;
     int T = ct_model_dims(m)->seq_len, W = T + 1, rc = 0;
     if (n_windows < 1 || n_windows > ct_windows_count(w) || batch < 1)
-        return CT_ERR(e, CT_EINVAL, "evaluation of %lld windows in batches of %d: the data has "
-                      "%lld windows", (long long)n_windows, batch,
-                      (long long)ct_windows_count(w));
+        return CT_ERR(e, CT_EINVAL,
+                      "evaluation of %lld windows in batches of %d: the data has "
+                      "%lld windows",
+                      (long long)n_windows, batch, (long long)ct_windows_count(w));
     int64_t lo = n_windows * rank / ranks, hi = n_windows * (rank + 1) / ranks;
     int B = hi - lo < batch ? (int)(hi - lo) : batch;
     int *rows = NULL, *inputs = NULL, *targets = NULL;

@@ -20,14 +20,17 @@ enum { CHAINS = 8, LANES = 16, ITERS = 1 << 18 };
 static float fma_chains(float seed) {
     float acc[CHAINS][LANES];
     for (int c = 0; c < CHAINS; c++)
-        for (int l = 0; l < LANES; l++) acc[c][l] = seed + (float)(c * LANES + l) * 1e-3f;
+        for (int l = 0; l < LANES; l++)
+            acc[c][l] = seed + (float)(c * LANES + l) * 1e-3f;
     const float a = 0.999999f, b = 1e-7f;
     for (int it = 0; it < ITERS; it++)
         for (int c = 0; c < CHAINS; c++)
-            for (int l = 0; l < LANES; l++) acc[c][l] = acc[c][l] * a + b;
+            for (int l = 0; l < LANES; l++)
+                acc[c][l] = acc[c][l] * a + b;
     float s = 0.0f;
     for (int c = 0; c < CHAINS; c++)
-        for (int l = 0; l < LANES; l++) s += acc[c][l];
+        for (int l = 0; l < LANES; l++)
+            s += acc[c][l];
     return s;
 }
 
@@ -73,7 +76,8 @@ static void cpu_model(char *out, size_t n) {
             else if (w > 0 && out[w - 1] != '-')
                 out[w++] = '-';
         }
-        while (w > 0 && out[w - 1] == '-') w--;
+        while (w > 0 && out[w - 1] == '-')
+            w--;
         out[w] = '\0';
         break;
     }
@@ -82,8 +86,7 @@ static void cpu_model(char *out, size_t n) {
 
 /* The cache folder (created), or "" when none can be named. */
 static int cache_dir(char *out, size_t n, ct_err_t *e) {
-    const char *d = getenv("COTRAIN_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"),
-               *h = getenv("HOME");
+    const char *d = getenv("COTRAIN_CACHE_DIR"), *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
     if (d && *d)
         CT_TRY(ct_path_fmt(out, n, e, "%s", d));
     else if (x && *x)
@@ -137,7 +140,8 @@ void ct_peak_get(double config_gflops, const ct_log_t *lg, ct_peak_t *out) {
         char text[512];
         int n = snprintf(text, sizeof text,
                          "{\"gflops\": %.6g, \"cpu\": \"%s\", \"threads\": %d, "
-                         "\"measured\": \"%s\"}\n", out->flops / 1e9, cpu, threads, when);
+                         "\"measured\": \"%s\"}\n",
+                         out->flops / 1e9, cpu, threads, when);
         rc = ct_write_file_atomic(path, text, (size_t)n, &e);
     }
     if (rc == 0) {

@@ -48,9 +48,8 @@ int ct_snapshot_restore(const char *dir, ct_trainer_t *t, ct_ckpt_info_t *info, 
     }
     CT_TRY_GOTO(ct_ckpt_restore(dir, &b, info, e), out);
     if (b.guard.cap > 0)
-        CT_TRY_GOTO(ct_spike_restore(ct_trainer_spike(t), b.guard.count, b.guard.head, loss,
-                                     norm, e),
-                    out);
+        CT_TRY_GOTO(
+            ct_spike_restore(ct_trainer_spike(t), b.guard.count, b.guard.head, loss, norm, e), out);
     ct_adamw_set_steps(ct_trainer_optim(t), b.adam_steps);
     ct_trainer_set_steps(t, info->step);
 out:
@@ -66,8 +65,10 @@ int ct_snapshot_open_model(const char *dir, ct_config_t *cfg, ct_ckpt_info_t *in
     /* config.json verified before it is read; the restore verifies the rest as it reads it */
     CT_TRY(ct_ckpt_check_small(dir, &info, e));
     CT_TRY(ct_ckpt_load_config(dir, cfg, e));
-    ct_model_dims_t dims = {.n_layer = cfg->model.n_layer, .n_head = cfg->model.n_head,
-                            .d_model = cfg->model.d_model, .seq_len = cfg->model.seq_len,
+    ct_model_dims_t dims = {.n_layer = cfg->model.n_layer,
+                            .n_head = cfg->model.n_head,
+                            .d_model = cfg->model.d_model,
+                            .seq_len = cfg->model.seq_len,
                             .vocab_size = cfg->model.vocab_size};
     CT_TRY(ct_model_create(model, &dims, max_batch, e));
     ct_ckpt_body_t b = {.tensors = ct_model_tensor(*model, 0),

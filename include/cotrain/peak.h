@@ -12,7 +12,7 @@
 #include "cotrain/log.h"
 
 typedef struct ct_peak {
-    double flops;       /* FLOP/s of one rank, > 0 */
+    double flops;                   /* FLOP/s of one rank, > 0 */
     char source[CT_PATH_MAX + 128]; /* "train.peak_gflops", "measured ..., cached in PATH" */
 } ct_peak_t;
 

@@ -23,8 +23,7 @@ int ct_snapshot_save(const char *run_dir, ct_trainer_t *t, const char *config_js
  * weights, AdamW moments and step count, the spike guard's window and the step, verifying every
  * byte as ct_ckpt_restore does; fills info. Errors: those of ct_ckpt_restore, CT_ENOMEM. On
  * failure the trainer holds unspecified weights: destroy it. */
-int ct_snapshot_restore(const char *ckpt_dir, ct_trainer_t *t, ct_ckpt_info_t *info,
-                        ct_err_t *e);
+int ct_snapshot_restore(const char *ckpt_dir, ct_trainer_t *t, ct_ckpt_info_t *info, ct_err_t *e);
 
 /* Verifies ckpt_dir, reads its config.json into *cfg (and state.json into *info, when not NULL:
  * the tokenizer, step, ...) and builds a model of that shape (room for max_batch sequences)
