@@ -89,8 +89,12 @@ static void shuffle(int64_t *a, int64_t n, uint64_t seed) {
     }
 }
 
+void ct_data_shard_order(uint64_t seed, int64_t epoch, int64_t n, int64_t *order) {
+    shuffle(order, n, mix64(seed ^ mix64(0x5eed0001ULL + (uint64_t)epoch)));
+}
+
 static void epoch_order(const ct_data_t *d, int64_t epoch, int64_t *order) {
-    shuffle(order, d->n, mix64(d->o.seed ^ mix64(0x5eed0001ULL + (uint64_t)epoch)));
+    ct_data_shard_order(d->o.seed, epoch, d->n, order);
 }
 
 /* Moves past exhausted and empty shards (there is at least one window somewhere). */

@@ -21,10 +21,12 @@ ALLOWED = {
     "comm": {"comm", "core"},
     "data": {"data", "core"},
     "ckpt": {"ckpt", "data", "core"},
+    "coordinator": {"coordinator", "ckpt", "data", "comm", "core"},
     "trainer": {"trainer", "ckpt", "data", "comm", "core"},
-    "tools": {"tools", "trainer", "ckpt", "data", "comm", "core"},
+    "tools": {"tools", "coordinator", "trainer", "ckpt", "data", "comm", "core"},
 }
-LIBRARY = {"cotrain_" + f: f for f in ALLOWED if f != "tools"}
+LIBRARY = {"cotrain_" + f: f for f in ALLOWED if f not in ("tools", "coordinator")}
+LIBRARY["cotrain_coord"] = "coordinator"
 HEADER_ONLY = {"tensor.h": "core"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

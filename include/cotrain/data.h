@@ -72,6 +72,10 @@ int64_t ct_data_num_windows(const ct_data_t *self);
 /* Seconds ct_data_next has spent waiting for the reading thread, in total. */
 double ct_data_wait_seconds(const ct_data_t *self);
 
+/* The order in which epoch `epoch` visits shards 0..n-1 (the manifest's indices) for `seed`:
+ * order[0..n) (DESIGN.md, "Sample order"). The coordinator leases shards in this order. */
+void ct_data_shard_order(uint64_t seed, int64_t epoch, int64_t n, int64_t *order);
+
 /* The cursor as a JSON object {"seed","epoch","shard_pos","shard","offset","samples"} (caller
  * owns it; NULL when out of memory), and back. Errors: CT_ECORRUPT naming the bad field. */
 cJSON *ct_data_cursor_to_json(const ct_data_cursor_t *c);

@@ -1,0 +1,473 @@
+/* ledger.c — leases and the checkpoint registry in SQLite (see ledger.h for the rules).
+ *
+ * Why SQLite: the ledger must never lose what it acknowledged and must never be seen half
+ * changed, through kill -9 and power loss; SQLite in WAL mode with synchronous=FULL gives exactly
+ * that per transaction, and it is the most tested storage engine there is. Every public call
+ * that writes is one BEGIN IMMEDIATE ... COMMIT (the write lock is taken up front, so a
+ * transaction never fails half-way for want of it), rolled back on any error.
+ *
+ * Tables: meta (format, manifest sha256, seed, the last fencing token and done sequence), shards
+ * (manifest index -> id), units (one row per (epoch, position in that epoch's order): shard,
+ * state, lease holder, token, expiry; an epoch's rows are made when the previous epoch has no
+ * available unit left), checkpoints (the committed lineage, in commit order). */
+#include "cotrain/ledger.h"
+
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cotrain/data.h"
+#include "cotrain/fsutil.h"
+
+#define FORMAT "cotrain-ledger/1"
+
+enum { AVAILABLE = 0, LEASED = 1, DONE = 2, COMMITTED = 3 };
+
+struct ct_ledger {
+    sqlite3 *db;
+    char path[CT_PATH_MAX];
+    int n_shards;
+    uint64_t seed;
+    int64_t *order; /* (n_shards) scratch for an epoch's order */
+};
+
+static const char SCHEMA[] =
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS shards(idx INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE);"
+    "CREATE TABLE IF NOT EXISTS units(epoch INTEGER NOT NULL, pos INTEGER NOT NULL,"
+    " shard INTEGER NOT NULL REFERENCES shards(idx), state INTEGER NOT NULL DEFAULT 0,"
+    " grp TEXT, fence INTEGER, expiry REAL, done_seq INTEGER, ckpt TEXT,"
+    " PRIMARY KEY(epoch, pos), UNIQUE(epoch, shard));"
+    "CREATE INDEX IF NOT EXISTS units_state ON units(state, epoch, pos);"
+    "CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " id TEXT NOT NULL UNIQUE, step INTEGER NOT NULL, parent TEXT NOT NULL, grp TEXT NOT NULL);";
+
+/* ---- SQLite plumbing ---- */
+
+static int db_err(const ct_ledger_t *l, const char *what, ct_err_t *e) {
+    return CT_ERR(e, CT_EIO, "ledger %s: %s failed: %s (is the disk full or the file damaged?)",
+                  l->path, what, sqlite3_errmsg(l->db));
+}
+
+static int exec(ct_ledger_t *l, const char *sql, ct_err_t *e) {
+    if (sqlite3_exec(l->db, sql, NULL, NULL, NULL) != SQLITE_OK) return db_err(l, sql, e);
+    return 0;
+}
+
+/* Prepares sql and binds the arguments given by `types`: 'i' int64, 'd' double, 't' text. */
+static int prepare_va(ct_ledger_t *l, sqlite3_stmt **st, ct_err_t *e, const char *sql,
+                      const char *types, va_list ap) {
+    if (sqlite3_prepare_v2(l->db, sql, -1, st, NULL) != SQLITE_OK) return db_err(l, sql, e);
+    int rc = SQLITE_OK;
+    for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
+        if (types[i] == 'i')
+            rc = sqlite3_bind_int64(*st, i + 1, va_arg(ap, int64_t));
+        else if (types[i] == 'd')
+            rc = sqlite3_bind_double(*st, i + 1, va_arg(ap, double));
+        else
+            rc = sqlite3_bind_text(*st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
+    }
+    if (rc == SQLITE_OK) return 0;
+    sqlite3_finalize(*st);
+    *st = NULL;
+    return db_err(l, sql, e);
+}
+
+static int prepare(ct_ledger_t *l, sqlite3_stmt **st, ct_err_t *e, const char *sql,
+                   const char *types, ...) {
+    va_list ap;
+    va_start(ap, types);
+    int rc = prepare_va(l, st, e, sql, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Runs a statement that returns no rows; *changes (may be NULL) gets the rows it changed. */
+static int run(ct_ledger_t *l, int *changes, ct_err_t *e, const char *sql, const char *types, ...) {
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    va_start(ap, types);
+    int rc = prepare_va(l, &st, e, sql, types, ap);
+    va_end(ap);
+    CT_TRY(rc);
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_err(l, sql, e);
+    if (changes) *changes = sqlite3_changes(l->db);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Steps a query: 1 with a row, 0 at the end, or an error. */
+static int step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t *e) {
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) return 1;
+    if (r == SQLITE_DONE) return 0;
+    return db_err(l, what, e);
+}
+
+/* One transaction around body(l, arg, e): committed when it returns 0, else rolled back. */
+static int transaction(ct_ledger_t *l, int (*body)(ct_ledger_t *, void *, ct_err_t *), void *arg,
+                       ct_err_t *e) {
+    CT_TRY(exec(l, "BEGIN IMMEDIATE", e));
+    int rc = body(l, arg, e);
+    if (rc == 0) rc = exec(l, "COMMIT", e);
+    if (rc != 0) sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+/* meta's integer `key`, or def when absent. */
+static int meta_int(ct_ledger_t *l, const char *key, int64_t def, int64_t *out, ct_err_t *e) {
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e, "SELECT value FROM meta WHERE key = ?", "t", key));
+    int r = step_row(l, st, "reading meta", e);
+    *out = r == 1 ? strtoll((const char *)sqlite3_column_text(st, 0), NULL, 10) : def;
+    sqlite3_finalize(st);
+    return r < 0 ? r : 0;
+}
+
+static int set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t *e) {
+    return run(l, NULL, e, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", "tt", key,
+               value);
+}
+
+/* The next value of meta's counter `key` (1, 2, ...). */
+static int next_counter(ct_ledger_t *l, const char *key, int64_t *out, ct_err_t *e) {
+    char v[24];
+    CT_TRY(meta_int(l, key, 0, out, e));
+    snprintf(v, sizeof v, "%lld", (long long)++*out);
+    return set_meta(l, key, v, e);
+}
+
+/* ---- open ---- */
+
+typedef struct open_args {
+    const ct_manifest_t *m;
+} open_args_t;
+
+/* A new ledger: its identity and the shards; an existing one: checked against them. */
+static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    const ct_manifest_t *m = ((open_args_t *)arg)->m;
+    char seed[24];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)l->seed);
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e,
+                   "SELECT key, value FROM meta WHERE key IN ('format', "
+                   "'manifest_sha256', 'seed') ORDER BY key",
+                   ""));
+    char fmt[64] = "", sha[CT_SHA256_HEX] = "", old_seed[24] = "";
+    int r, found = 0;
+    while ((r = step_row(l, st, "reading meta", e)) == 1) {
+        const char *k = (const char *)sqlite3_column_text(st, 0);
+        const char *v = (const char *)sqlite3_column_text(st, 1);
+        char *dst = !strcmp(k, "format") ? fmt : !strcmp(k, "seed") ? old_seed : sha;
+        size_t cap = !strcmp(k, "format") ? sizeof fmt
+                     : !strcmp(k, "seed") ? sizeof old_seed
+                                          : sizeof sha;
+        snprintf(dst, cap, "%s", v ? v : "");
+        found++;
+    }
+    sqlite3_finalize(st);
+    CT_TRY(r);
+    if (found) {
+        if (strcmp(fmt, FORMAT) != 0)
+            return CT_ERR(e, CT_ECORRUPT,
+                          "ledger %s has format \"%s\", this coordinator reads "
+                          "\"%s\"",
+                          l->path, fmt, FORMAT);
+        if (strcmp(sha, m->sha256) != 0 || strcmp(old_seed, seed) != 0)
+            return CT_ERR(e, CT_EINVAL,
+                          "ledger %s belongs to another run: made for manifest "
+                          "%.16s... and seed %s, not %.16s... and seed %s; give the run's own "
+                          "data and config, or a new run directory",
+                          l->path, sha, old_seed, m->sha256, seed);
+        return 0;
+    }
+    CT_TRY(set_meta(l, "format", FORMAT, e));
+    CT_TRY(set_meta(l, "manifest_sha256", m->sha256, e));
+    CT_TRY(set_meta(l, "seed", seed, e));
+    for (int i = 0; i < m->n_shards; i++)
+        CT_TRY(run(l, NULL, e, "INSERT INTO shards(idx, id) VALUES(?, ?)", "it", (int64_t)i,
+                   m->shards[i].id));
+    return 0;
+}
+
+int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, uint64_t seed,
+                   ct_err_t *e) {
+    int rc = 0;
+    ct_ledger_t *l = NULL;
+    *out = NULL;
+    CT_ALLOC(e, l, 1, fail);
+    CT_TRY_GOTO(ct_path_fmt(l->path, sizeof l->path, e, "%s", path), fail);
+    l->n_shards = m->n_shards;
+    l->seed = seed;
+    CT_ALLOC(e, l->order, m->n_shards, fail);
+    if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        rc = CT_ERR(e, CT_EIO, "cannot open the ledger %s: %s", path,
+                    l->db ? sqlite3_errmsg(l->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(l->db, 10000);
+    /* durability first: a reply goes out only after its transaction reached the disk */
+    CT_TRY_GOTO(exec(l, "PRAGMA journal_mode=WAL", e), fail);
+    CT_TRY_GOTO(exec(l, "PRAGMA synchronous=FULL", e), fail);
+    CT_TRY_GOTO(exec(l, "PRAGMA foreign_keys=ON", e), fail);
+    if (sqlite3_exec(l->db, SCHEMA, NULL, NULL, NULL) != SQLITE_OK) {
+        rc = CT_ERR(e, CT_ECORRUPT, "%s is not a cotrain ledger (or is damaged): %s", path,
+                    sqlite3_errmsg(l->db));
+        goto fail;
+    }
+    open_args_t args = {.m = m};
+    CT_TRY_GOTO(transaction(l, init, &args, e), fail);
+    *out = l;
+    return 0;
+fail:
+    ct_ledger_close(&l);
+    return rc;
+}
+
+void ct_ledger_close(ct_ledger_t **self_p) {
+    ct_ledger_t *l = *self_p;
+    if (!l) return;
+    if (l->db) sqlite3_close(l->db);
+    free(l->order);
+    free(l);
+    *self_p = NULL;
+}
+
+/* ---- leases ---- */
+
+typedef struct lease_args {
+    const char *group;
+    double now, ttl;
+    ct_lease_t *out;
+} lease_args_t;
+
+/* The first available unit in order into *epoch, *pos, *shard: 1, or 0 when none. */
+static int first_available(ct_ledger_t *l, int64_t *epoch, int64_t *pos, int64_t *shard,
+                           ct_err_t *e) {
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e,
+                   "SELECT epoch, pos, shard FROM units WHERE state = 0 "
+                   "ORDER BY epoch, pos LIMIT 1",
+                   ""));
+    int r = step_row(l, st, "finding an available unit", e);
+    if (r == 1) {
+        *epoch = sqlite3_column_int64(st, 0);
+        *pos = sqlite3_column_int64(st, 1);
+        *shard = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    return r;
+}
+
+/* Begins the next epoch: its units, available, in ct_data_shard_order. */
+static int begin_epoch(ct_ledger_t *l, ct_err_t *e) {
+    int64_t next = 0;
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e, "SELECT COALESCE(MAX(epoch) + 1, 0) FROM units", ""));
+    int r = step_row(l, st, "finding the next epoch", e);
+    if (r == 1) next = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (r < 0) return r;
+    ct_data_shard_order(l->seed, next, l->n_shards, l->order);
+    for (int p = 0; p < l->n_shards; p++)
+        CT_TRY(run(l, NULL, e, "INSERT INTO units(epoch, pos, shard) VALUES(?, ?, ?)", "iii", next,
+                   (int64_t)p, l->order[p]));
+    return 0;
+}
+
+static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    lease_args_t *a = arg;
+    int64_t epoch, pos, shard, fence;
+    int r = first_available(l, &epoch, &pos, &shard, e);
+    if (r == 0) {
+        CT_TRY(begin_epoch(l, e));
+        r = first_available(l, &epoch, &pos, &shard, e);
+    }
+    if (r < 0) return r;
+    if (r == 0) return CT_ERR(e, CT_ESTATE, "ledger %s has no shards to lease", l->path);
+    CT_TRY(next_counter(l, "fence", &fence, e));
+    double expiry = a->now + a->ttl;
+    CT_TRY(run(l, NULL, e,
+               "UPDATE units SET state = 1, grp = ?, fence = ?, expiry = ? "
+               "WHERE epoch = ? AND pos = ?",
+               "tidii", a->group, fence, expiry, epoch, pos));
+    ct_lease_t *o = a->out;
+    memset(o, 0, sizeof *o);
+    o->shard = (int)shard;
+    o->epoch = epoch;
+    o->fence = fence;
+    o->expiry = expiry;
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e, "SELECT id FROM shards WHERE idx = ?", "i", shard));
+    r = step_row(l, st, "reading a shard id", e);
+    if (r == 1) snprintf(o->shard_id, sizeof o->shard_id, "%s", sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    return r < 0 ? r : 0;
+}
+
+int ct_ledger_lease(ct_ledger_t *l, const char *group, double now, double ttl, ct_lease_t *out,
+                    ct_err_t *e) {
+    lease_args_t a = {.group = group, .now = now, .ttl = ttl, .out = out};
+    return transaction(l, lease_tx, &a, e);
+}
+
+typedef struct done_args {
+    const char *group, *shard_id;
+    int64_t epoch, fence;
+} done_args_t;
+
+static int done_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    done_args_t *a = arg;
+    int64_t seq;
+    int changed = 0;
+    CT_TRY(next_counter(l, "done_seq", &seq, e));
+    CT_TRY(run(l, &changed, e,
+               "UPDATE units SET state = 2, done_seq = ? WHERE state = 1 AND "
+               "epoch = ? AND grp = ? AND fence = ? AND "
+               "shard = (SELECT idx FROM shards WHERE id = ?)",
+               "iitit", seq, a->epoch, a->group, a->fence, a->shard_id));
+    if (changed == 1) return 0;
+    return CT_ERR(e, CT_ESTATE,
+                  "shard %s of epoch %lld is not leased to %s with token %lld (the "
+                  "lease expired and was handed out again, or it was never this group's): the "
+                  "report is refused",
+                  a->shard_id, (long long)a->epoch, a->group, (long long)a->fence);
+}
+
+int ct_ledger_done(ct_ledger_t *l, const char *group, const char *shard_id, int64_t epoch,
+                   int64_t fence, ct_err_t *e) {
+    done_args_t a = {.group = group, .shard_id = shard_id, .epoch = epoch, .fence = fence};
+    return transaction(l, done_tx, &a, e);
+}
+
+typedef struct update_args {
+    const char *sql, *types, *group;
+    double t;
+    int changed;
+} update_args_t;
+
+static int update_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    update_args_t *a = arg;
+    if (!strcmp(a->types, "dt")) return run(l, &a->changed, e, a->sql, a->types, a->t, a->group);
+    if (!strcmp(a->types, "d")) return run(l, &a->changed, e, a->sql, a->types, a->t);
+    return run(l, &a->changed, e, a->sql, a->types, a->group);
+}
+
+int ct_ledger_heartbeat(ct_ledger_t *l, const char *group, double now, double ttl, ct_err_t *e) {
+    update_args_t a = {"UPDATE units SET expiry = ? WHERE state = 1 AND grp = ?", "dt", group,
+                       now + ttl, 0};
+    return transaction(l, update_tx, &a, e);
+}
+
+int ct_ledger_expire(ct_ledger_t *l, double now, int *n, ct_err_t *e) {
+    update_args_t a = {"UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL "
+                       "WHERE state = 1 AND expiry < ?",
+                       "d", NULL, now, 0};
+    int rc = transaction(l, update_tx, &a, e);
+    if (n) *n = a.changed;
+    return rc;
+}
+
+int ct_ledger_restart(ct_ledger_t *l, const char *group, int *n, ct_err_t *e) {
+    update_args_t a = {"UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+                       "done_seq = NULL WHERE grp = ? AND state IN (1, 2)",
+                       "t", group, 0, 0};
+    int rc = transaction(l, update_tx, &a, e);
+    if (n) *n = a.changed;
+    return rc;
+}
+
+/* ---- checkpoints ---- */
+
+static int head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err_t *e) {
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e, "SELECT id, step FROM checkpoints ORDER BY seq DESC LIMIT 1", ""));
+    int r = step_row(l, st, "reading the head checkpoint", e);
+    id[0] = '\0';
+    *step = -1;
+    if (r == 1) {
+        snprintf(id, CT_SHA256_HEX, "%s", sqlite3_column_text(st, 0));
+        *step = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    return r < 0 ? r : 0;
+}
+
+int ct_ledger_head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err_t *e) {
+    return head(l, id, step, e);
+}
+
+typedef struct commit_args {
+    const char *group, *id, *parent;
+    int64_t step;
+    const ct_unit_t *units;
+    int n;
+} commit_args_t;
+
+static int commit_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    commit_args_t *a = arg;
+    char h[CT_SHA256_HEX];
+    int64_t hstep;
+    CT_TRY(head(l, h, &hstep, e));
+    if (strcmp(h, a->parent) != 0)
+        return CT_ERR(e, CT_ESTATE,
+                      "checkpoint %.16s... of step %lld names parent %.16s..., but "
+                      "the head is %.16s...%s: a group commits only on top of the head; resume "
+                      "from it (latest_checkpoint)",
+                      a->id, (long long)a->step, a->parent[0] ? a->parent : "(none)",
+                      h[0] ? h : "(none)", h[0] ? "" : " (no checkpoint yet)");
+    for (int i = 0; i < a->n; i++) {
+        const ct_unit_t *u = &a->units[i];
+        int changed = 0;
+        CT_TRY(run(l, &changed, e,
+                   "UPDATE units SET state = 3, ckpt = ? WHERE state = 2 AND "
+                   "grp = ? AND epoch = ? AND "
+                   "shard = (SELECT idx FROM shards WHERE id = ?)",
+                   "ttit", a->id, a->group, u->epoch, u->shard_id));
+        if (changed != 1)
+            return CT_ERR(e, CT_ESTATE,
+                          "checkpoint %.16s... lists shard %s of epoch %lld, which "
+                          "%s has not reported done since the head (not leased to it, not "
+                          "finished, already committed, or listed twice): the commit is refused",
+                          a->id, u->shard_id, (long long)u->epoch, a->group);
+    }
+    return run(l, NULL, e, "INSERT INTO checkpoints(id, step, parent, grp) VALUES(?, ?, ?, ?)",
+               "titt", a->id, a->step, a->parent, a->group);
+}
+
+int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, const char *id,
+                     const char *parent, const ct_unit_t *units, int n_units, ct_err_t *e) {
+    if (!ct_sha256_hex_valid(id) || (parent[0] && !ct_sha256_hex_valid(parent)))
+        return CT_ERR(e, CT_EINVAL,
+                      "a checkpoint id is 64 lowercase hex digits (the sha256 of "
+                      "its MANIFEST); got \"%.80s\" with parent \"%.80s\"",
+                      id, parent);
+    commit_args_t a = {
+        .group = group, .id = id, .parent = parent, .step = step, .units = units, .n = n_units};
+    return transaction(l, commit_tx, &a, e);
+}
+
+int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e) {
+    memset(c, 0, sizeof *c);
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e, "SELECT state, COUNT(*) FROM units GROUP BY state", ""));
+    int r;
+    while ((r = step_row(l, st, "counting units", e)) == 1) {
+        int64_t n = sqlite3_column_int64(st, 1);
+        switch (sqlite3_column_int(st, 0)) {
+        case AVAILABLE: c->available = n; break;
+        case LEASED: c->leased = n; break;
+        case DONE: c->done = n; break;
+        default: c->committed = n; break;
+        }
+    }
+    sqlite3_finalize(st);
+    CT_TRY(r);
+    CT_TRY(prepare(l, &st, e, "SELECT COUNT(DISTINCT epoch) FROM units", ""));
+    if ((r = step_row(l, st, "counting epochs", e)) == 1) c->epochs = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return r < 0 ? r : 0;
+}

@@ -1,0 +1,92 @@
+/* ledger.h — the coordinator's source of truth: which data went where, which checkpoints are
+ * real (DESIGN.md, invariants 1 and 2), kept in SQLite (WAL, synchronous=FULL).
+ *
+ * Data is handed out as units: one shard in one epoch. A unit is available -> leased (to a group,
+ * with a fencing token and an expiry) -> done (the group reported it trained on it) ->
+ * committed (a checkpoint that consumed it was committed). An expired lease, or a group that
+ * restarts from the head checkpoint, returns its units to available; a report that carries a
+ * stale token is refused. Units are offered in a fixed order: epoch e takes the manifest's shards
+ * in ct_data_shard_order(seed, e) (the loader's order), and a unit that comes back takes its
+ * place in that order again, so a run through the coordinator sees the data a run without one
+ * sees. A checkpoint commits the units its group finished since the parent, and only on top of
+ * the current head: every unit ends up in the committed lineage at most once.
+ *
+ * Every call that changes the ledger is one transaction, committed (and fsync'd) before the call
+ * returns: whatever a caller acknowledged survives a kill -9. */
+#ifndef COTRAIN_LEDGER_H
+#define COTRAIN_LEDGER_H
+
+#include <stdint.h>
+
+#include "cotrain/err.h"
+#include "cotrain/hash.h"
+#include "cotrain/manifest.h"
+
+typedef struct ct_ledger ct_ledger_t;
+
+enum { CT_GROUP_MAX = 96 };
+
+/* A unit as the ledger hands it out. */
+typedef struct ct_lease {
+    int shard; /* index into the manifest */
+    char shard_id[CT_SHARD_ID_MAX];
+    int64_t epoch;
+    int64_t fence; /* the token a report must carry */
+    double expiry; /* ct_now_s() clock of the caller */
+} ct_lease_t;
+
+/* A unit a checkpoint consumed. */
+typedef struct ct_unit {
+    char shard_id[CT_SHARD_ID_MAX];
+    int64_t epoch;
+} ct_unit_t;
+
+/* Opens (creating) the ledger at `path` for the shards of m and `seed`. A new ledger records the
+ * manifest's sha256, shards and seed; an existing one must have been made for the same manifest
+ * and seed. Errors: CT_EIO (SQLite could not open or write: naming the file), CT_ECORRUPT (not a
+ * ledger, or one of another format), CT_EINVAL (made for another manifest or seed, saying
+ * which), CT_ENOMEM. *out is owned by the caller. */
+int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, uint64_t seed,
+                   ct_err_t *e);
+
+/* Closes the ledger and sets *self_p to NULL; NULL-safe. */
+void ct_ledger_close(ct_ledger_t **self_p);
+
+/* Leases the first available unit in order to `group` until now + ttl. Errors: CT_EIO. */
+int ct_ledger_lease(ct_ledger_t *l, const char *group, double now, double ttl, ct_lease_t *out,
+                    ct_err_t *e);
+
+/* Records that `group` finished the unit it leased with token `fence`. Errors: CT_ESTATE (no
+ * such lease: expired and handed out again, or never this group's; the message says which),
+ * CT_EIO. */
+int ct_ledger_done(ct_ledger_t *l, const char *group, const char *shard_id, int64_t epoch,
+                   int64_t fence, ct_err_t *e);
+
+/* Extends every lease of `group` to now + ttl (a heartbeat). Errors: CT_EIO. */
+int ct_ledger_heartbeat(ct_ledger_t *l, const char *group, double now, double ttl, ct_err_t *e);
+
+/* Returns the units of expired leases to available; *n (may be NULL) gets how many. */
+int ct_ledger_expire(ct_ledger_t *l, double now, int *n, ct_err_t *e);
+
+/* `group` (re)starts from the head checkpoint: its leased and done units go back to available,
+ * in their places. *n (may be NULL) gets how many. Errors: CT_EIO. */
+int ct_ledger_restart(ct_ledger_t *l, const char *group, int *n, ct_err_t *e);
+
+/* Commits checkpoint `id` of `step` by `group` on top of `parent` ("" for the first one), which
+ * must be the head; units[0..n_units) are the units it consumed since then, each done by this
+ * group and listed once. Errors: CT_ESTATE (parent is not the head; a unit not done by this
+ * group, already committed, or listed twice: naming it), CT_EINVAL (a malformed id), CT_EIO. */
+int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, const char *id,
+                     const char *parent, const ct_unit_t *units, int n_units, ct_err_t *e);
+
+/* The head checkpoint: its id (64 hex, or "" when none was committed) and step (-1). */
+int ct_ledger_head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err_t *e);
+
+/* Counts of units by state (over the epochs begun so far), for status and tests. */
+typedef struct ct_ledger_counts {
+    int64_t available, leased, done, committed;
+    int64_t epochs; /* epochs begun */
+} ct_ledger_counts_t;
+int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e);
+
+#endif

@@ -1,0 +1,363 @@
+/* test_ledger.c — the coordinator's ledger (coordinator/ledger.c) against the rules of
+ * DESIGN.md's invariants 1 and 2:
+ *   - leases follow ct_data_shard_order epoch after epoch; a unit that comes back (expiry,
+ *     restart) is leased again in its place, before later ones
+ *   - fencing: a report with a stale or foreign token is refused and changes nothing
+ *   - the registry: a commit only on top of the head, only of units done by the group, each once
+ *   - a random mix of thousands of operations against a straight model of the rules: the same
+ *     states, and no unit ever committed twice
+ *   - durability: closed and reopened, and kill -9'd in the middle of transactions many times,
+ *     the ledger holds every acknowledged change and is consistent
+ *   - a ledger refuses another run's manifest or seed */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "cotrain/clock.h"
+#include "cotrain/data.h"
+#include "cotrain/fsutil.h"
+#include "cotrain/ledger.h"
+
+enum { N = 7 };
+#define SEED 1234u
+
+static ct_manifest_t g_man;
+static ct_manifest_shard_t g_shards[N];
+static char g_dir[] = "/tmp/ct_test_ledger_XXXXXX";
+
+static void make_manifest(void) {
+    g_man.n_shards = N;
+    g_man.shards = g_shards;
+    memset(g_man.sha256, 'a', 64);
+    for (int i = 0; i < N; i++)
+        snprintf(g_shards[i].id, sizeof g_shards[i].id, "%05d-s%d", i, i);
+}
+
+static ct_ledger_t *open_ledger(const char *name) {
+    char path[CT_PATH_MAX];
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_path_join(path, sizeof path, g_dir, name, &e), 0);
+    ct_ledger_t *l = NULL;
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, &e), 0);
+    if (e.code) fprintf(stderr, "%s\n", e.msg);
+    return l;
+}
+
+static void hex(char out[CT_SHA256_HEX], int k) {
+    char s[32];
+    snprintf(s, sizeof s, "ckpt-%d", k);
+    ct_sha256_hex(s, strlen(s), out);
+}
+
+/* Leases follow the epochs' orders; expiry and stale reports. */
+static void test_order_and_fencing(void) {
+    ct_ledger_t *l = open_ledger("order.db");
+    ct_err_t e = {0};
+    int64_t order[N];
+    ct_lease_t ls[2 * N];
+    for (int ep = 0; ep < 2; ep++) {
+        ct_data_shard_order(SEED, ep, N, order);
+        for (int p = 0; p < N; p++) {
+            ct_lease_t *x = &ls[ep * N + p];
+            CHECK_EQ_INT(ct_ledger_lease(l, "g1", 100.0, 10.0, x, &e), 0);
+            CHECK_EQ_INT(x->epoch, ep);
+            CHECK_EQ_INT(x->shard, order[p]);
+            CHECK_EQ_STR(x->shard_id, g_shards[order[p]].id);
+        }
+    }
+    ct_ledger_counts_t c;
+    CHECK_EQ_INT(ct_ledger_counts(l, &c, &e), 0);
+    CHECK_EQ_INT(c.leased, 2 * N);
+    CHECK_EQ_INT(c.epochs, 2);
+    /* a report from another group, or with another token, is refused */
+    CHECK_EQ_INT(ct_ledger_done(l, "g2", ls[0].shard_id, 0, ls[0].fence, &e), CT_ESTATE);
+    CHECK_CONTAINS(e.msg, "is not leased to g2");
+    ct_err_clear(&e);
+    CHECK_EQ_INT(ct_ledger_done(l, "g1", ls[0].shard_id, 0, ls[0].fence + 1, &e), CT_ESTATE);
+    ct_err_clear(&e);
+    CHECK_EQ_INT(ct_ledger_done(l, "g1", ls[0].shard_id, 0, ls[0].fence, &e), 0);
+    /* a second report of the same unit is refused (it is done, not leased) */
+    CHECK_EQ_INT(ct_ledger_done(l, "g1", ls[0].shard_id, 0, ls[0].fence, &e), CT_ESTATE);
+    ct_err_clear(&e);
+    /* the heartbeat keeps unit 1 alive; the others expire and come back in their places */
+    CHECK_EQ_INT(ct_ledger_heartbeat(l, "g1", 105.0, 100.0, &e), 0);
+    int n = -1;
+    CHECK_EQ_INT(ct_ledger_expire(l, 150.0, &n, &e), 0);
+    CHECK_EQ_INT(n, 0);
+    CHECK_EQ_INT(ct_ledger_expire(l, 300.0, &n, &e), 0);
+    CHECK_EQ_INT(n, 2 * N - 1);
+    /* the stale token of an expired lease is refused */
+    CHECK_EQ_INT(ct_ledger_done(l, "g1", ls[1].shard_id, 0, ls[1].fence, &e), CT_ESTATE);
+    ct_err_clear(&e);
+    /* epoch 0's units come back first, in their order (position 0 is done) */
+    ct_data_shard_order(SEED, 0, N, order);
+    ct_lease_t x;
+    CHECK_EQ_INT(ct_ledger_lease(l, "g2", 300.0, 10.0, &x, &e), 0);
+    CHECK_EQ_INT(x.epoch, 0);
+    CHECK_EQ_INT(x.shard, order[1]);
+    CHECK(x.fence > ls[2 * N - 1].fence);
+    ct_ledger_close(&l);
+}
+
+/* The registry: commits on the head only, of this group's done units, each once. */
+static void test_commits(void) {
+    ct_ledger_t *l = open_ledger("commit.db");
+    ct_err_t e = {0};
+    char id1[CT_SHA256_HEX], id2[CT_SHA256_HEX], h[CT_SHA256_HEX];
+    hex(id1, 1), hex(id2, 2);
+    ct_lease_t a, b, c;
+    CHECK_EQ_INT(ct_ledger_lease(l, "g1", 0, 60, &a, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g1", 0, 60, &b, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g2", 0, 60, &c, &e), 0);
+    CHECK_EQ_INT(ct_ledger_done(l, "g1", a.shard_id, a.epoch, a.fence, &e), 0);
+    CHECK_EQ_INT(ct_ledger_done(l, "g2", c.shard_id, c.epoch, c.fence, &e), 0);
+    ct_unit_t ua = {.epoch = a.epoch}, ub = {.epoch = b.epoch}, uc = {.epoch = c.epoch};
+    snprintf(ua.shard_id, sizeof ua.shard_id, "%s", a.shard_id);
+    snprintf(ub.shard_id, sizeof ub.shard_id, "%s", b.shard_id);
+    snprintf(uc.shard_id, sizeof uc.shard_id, "%s", c.shard_id);
+    int64_t step;
+    CHECK_EQ_INT(ct_ledger_head(l, h, &step, &e), 0);
+    CHECK_EQ_STR(h, "");
+    CHECK_EQ_INT(step, -1);
+    /* a parent that is not the head */
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, id2, &ua, 1, &e), CT_ESTATE);
+    CHECK_CONTAINS(e.msg, "the head is (none)");
+    ct_err_clear(&e);
+    /* a unit leased but not done, another group's unit, one listed twice */
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, "", &ub, 1, &e), CT_ESTATE);
+    ct_err_clear(&e);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, "", &uc, 1, &e), CT_ESTATE);
+    ct_err_clear(&e);
+    ct_unit_t twice[2] = {ua, ua};
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, "", twice, 2, &e), CT_ESTATE);
+    CHECK_CONTAINS(e.msg, "listed twice");
+    ct_err_clear(&e);
+    /* a refused commit changed nothing */
+    ct_ledger_counts_t k;
+    CHECK_EQ_INT(ct_ledger_counts(l, &k, &e), 0);
+    CHECK_EQ_INT(k.committed, 0);
+    CHECK_EQ_INT(k.done, 2);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, "not-a-hash", "", &ua, 1, &e), CT_EINVAL);
+    ct_err_clear(&e);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, "", &ua, 1, &e), 0);
+    CHECK_EQ_INT(ct_ledger_head(l, h, &step, &e), 0);
+    CHECK_EQ_STR(h, id1);
+    CHECK_EQ_INT(step, 10);
+    /* committed once: not again, not by the next checkpoint */
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 20, id2, id1, &ua, 1, &e), CT_ESTATE);
+    ct_err_clear(&e);
+    /* the same id twice is refused by the registry */
+    CHECK_EQ_INT(ct_ledger_commit(l, "g2", 20, id1, id1, &uc, 1, &e), CT_EIO);
+    ct_err_clear(&e);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g2", 20, id2, id1, &uc, 1, &e), 0);
+    /* g1 restarts from the head: its leased b goes back, committed a stays */
+    int n = -1;
+    CHECK_EQ_INT(ct_ledger_restart(l, "g1", &n, &e), 0);
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT(ct_ledger_counts(l, &k, &e), 0);
+    CHECK_EQ_INT(k.committed, 2);
+    CHECK_EQ_INT(k.leased, 0);
+    ct_lease_t again;
+    CHECK_EQ_INT(ct_ledger_lease(l, "g1", 0, 60, &again, &e), 0);
+    CHECK_EQ_STR(again.shard_id, b.shard_id);
+    ct_ledger_close(&l);
+    /* reopened: everything is still there */
+    l = open_ledger("commit.db");
+    CHECK_EQ_INT(ct_ledger_head(l, h, &step, &e), 0);
+    CHECK_EQ_STR(h, id2);
+    CHECK_EQ_INT(ct_ledger_counts(l, &k, &e), 0);
+    CHECK_EQ_INT(k.committed, 2);
+    CHECK_EQ_INT(k.leased, 1);
+    ct_ledger_close(&l);
+    /* another run's seed or manifest is refused */
+    char path[CT_PATH_MAX];
+    CHECK_EQ_INT(ct_path_join(path, sizeof path, g_dir, "commit.db", &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED + 1, &e), CT_EINVAL);
+    CHECK_CONTAINS(e.msg, "belongs to another run");
+    ct_err_clear(&e);
+    g_man.sha256[0] = 'b';
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, &e), CT_EINVAL);
+    g_man.sha256[0] = 'a';
+    CHECK(l == NULL);
+}
+
+/* The model the ledger is held to: per (epoch, pos) unit its state, group and token. */
+typedef struct munit {
+    int state, group;
+    int64_t fence;
+    double expiry;
+} munit_t;
+
+/* Random operations by three groups against a straight model of the rules. */
+static void test_random(void) {
+    enum { OPS = 3000, EPOCHS_MAX = 256, G = 3 };
+    static munit_t m[EPOCHS_MAX][N];
+    int64_t order[EPOCHS_MAX][N];
+    for (int ep = 0; ep < EPOCHS_MAX; ep++)
+        ct_data_shard_order(SEED, ep, N, order[ep]);
+    memset(m, 0, sizeof m);
+    int epochs = 0, commits = 0;
+    char head[CT_SHA256_HEX] = "";
+    const char *names[G] = {"ga", "gb", "gc"};
+    ct_ledger_t *l = open_ledger("random.db");
+    ct_err_t e = {0};
+    srand(7);
+    double now = 0;
+    for (int op = 0; op < OPS; op++) {
+        int g = rand() % G, kind = rand() % 10;
+        now += 1.0;
+        if (kind < 4) { /* lease: the model's first available, in order */
+            int fe = -1, fp = -1;
+            for (int ep = 0; ep < epochs && fe < 0; ep++)
+                for (int p = 0; p < N && fe < 0; p++)
+                    if (m[ep][p].state == 0) fe = ep, fp = p;
+            if (fe < 0) {
+                if (epochs == EPOCHS_MAX) break;
+                fe = epochs++, fp = 0;
+            }
+            ct_lease_t x;
+            CHECK_EQ_INT(ct_ledger_lease(l, names[g], now, 5.0 + rand() % 10, &x, &e), 0);
+            CHECK_EQ_INT(x.epoch, fe);
+            CHECK_EQ_INT(x.shard, order[fe][fp]);
+            m[fe][fp] = (munit_t){.state = 1, .group = g, .fence = x.fence, .expiry = x.expiry};
+        } else if (kind < 7) { /* done: a real lease of g, or a stale one */
+            int ep = epochs ? rand() % epochs : 0, p = rand() % N;
+            if (!epochs) continue;
+            /* mostly one of g's own leases, so that work gets done; else any unit (stale) */
+            for (int t = 0, mine = rand() % 10 < 7; mine && t < epochs * N; t++) {
+                int q = (ep * N + p + t) % (epochs * N);
+                if (m[q / N][q % N].state == 1 && m[q / N][q % N].group == g) {
+                    ep = q / N, p = q % N;
+                    break;
+                }
+            }
+            munit_t *u = &m[ep][p];
+            int64_t fence = u->fence ? u->fence : 1;
+            int ok = u->state == 1 && u->group == g;
+            int rc = ct_ledger_done(l, names[g], g_shards[order[ep][p]].id, ep, fence, &e);
+            ct_err_clear(&e);
+            CHECK_EQ_INT(rc, ok ? 0 : CT_ESTATE);
+            if (ok) u->state = 2;
+        } else if (kind == 7) { /* expiry */
+            int n = -1, want = 0;
+            CHECK_EQ_INT(ct_ledger_expire(l, now, &n, &e), 0);
+            for (int ep = 0; ep < epochs; ep++)
+                for (int p = 0; p < N; p++)
+                    if (m[ep][p].state == 1 && m[ep][p].expiry < now) {
+                        m[ep][p] = (munit_t){0};
+                        want++;
+                    }
+            CHECK_EQ_INT(n, want);
+        } else if (kind == 8) { /* g commits everything it has done */
+            ct_unit_t units[EPOCHS_MAX * N];
+            int n = 0;
+            for (int ep = 0; ep < epochs; ep++)
+                for (int p = 0; p < N; p++)
+                    if (m[ep][p].state == 2 && m[ep][p].group == g) {
+                        snprintf(units[n].shard_id, sizeof units[n].shard_id, "%s",
+                                 g_shards[order[ep][p]].id);
+                        units[n++].epoch = ep;
+                    }
+            char id[CT_SHA256_HEX];
+            hex(id, 1000 + commits);
+            CHECK_EQ_INT(ct_ledger_commit(l, names[g], op, id, head, units, n, &e), 0);
+            if (e.code) fprintf(stderr, "%s\n", e.msg);
+            for (int ep = 0; ep < epochs; ep++)
+                for (int p = 0; p < N; p++)
+                    if (m[ep][p].state == 2 && m[ep][p].group == g) m[ep][p].state = 3;
+            memcpy(head, id, sizeof head);
+            commits++;
+        } else { /* g restarts from the head */
+            int n = -1, want = 0;
+            CHECK_EQ_INT(ct_ledger_restart(l, names[g], &n, &e), 0);
+            for (int ep = 0; ep < epochs; ep++)
+                for (int p = 0; p < N; p++)
+                    if ((m[ep][p].state == 1 || m[ep][p].state == 2) && m[ep][p].group == g) {
+                        m[ep][p] = (munit_t){0};
+                        want++;
+                    }
+            CHECK_EQ_INT(n, want);
+        }
+    }
+    int64_t want[4] = {0};
+    for (int ep = 0; ep < epochs; ep++)
+        for (int p = 0; p < N; p++)
+            want[m[ep][p].state]++;
+    ct_ledger_counts_t c;
+    CHECK_EQ_INT(ct_ledger_counts(l, &c, &e), 0);
+    CHECK_EQ_INT(c.available, want[0]);
+    CHECK_EQ_INT(c.leased, want[1]);
+    CHECK_EQ_INT(c.done, want[2]);
+    CHECK_EQ_INT(c.committed, want[3]);
+    CHECK_EQ_INT(c.epochs, epochs);
+    if (!(commits > 50 && want[3] > 100))
+        fprintf(stderr, "only %d commits of %lld units\n", commits, (long long)want[3]);
+    CHECK(commits > 50 && want[3] > 100);
+    ct_ledger_close(&l);
+}
+
+/* kill -9 in the middle of transactions: each child leases and reports in a loop, telling the
+ * parent (through a pipe) every change that returned; after the kill the reopened ledger holds at
+ * least every acknowledged change and its counts add up. */
+static void test_kills(void) {
+    enum { KILLS = 25 };
+    int64_t acked_leases = 0, acked_done = 0;
+    for (int k = 0; k < KILLS; k++) {
+        int fds[2];
+        CHECK(pipe(fds) == 0);
+        pid_t pid = fork();
+        if (pid == 0) {
+            close(fds[0]);
+            ct_ledger_t *l = open_ledger("kills.db");
+            ct_err_t e = {0};
+            for (;;) {
+                ct_lease_t x;
+                if (ct_ledger_lease(l, "g", ct_now_s(), 1e9, &x, &e) != 0) _exit(3);
+                if (write(fds[1], "L", 1) != 1) _exit(4);
+                if (ct_ledger_done(l, "g", x.shard_id, x.epoch, x.fence, &e) != 0) _exit(5);
+                if (write(fds[1], "D", 1) != 1) _exit(4);
+            }
+        }
+        close(fds[1]);
+        usleep(20000 + (useconds_t)(rand() % 80000));
+        kill(pid, SIGKILL);
+        int status;
+        waitpid(pid, &status, 0);
+        CHECK(WIFSIGNALED(status));
+        char buf[4096];
+        for (ssize_t r; (r = read(fds[0], buf, sizeof buf)) > 0;)
+            for (ssize_t i = 0; i < r; i++)
+                buf[i] == 'L' ? acked_leases++ : acked_done++;
+        close(fds[0]);
+        ct_ledger_t *l = open_ledger("kills.db");
+        ct_ledger_counts_t c;
+        ct_err_t e = {0};
+        CHECK_EQ_INT(ct_ledger_counts(l, &c, &e), 0);
+        /* every acknowledged lease is leased or done; every acknowledged report is done */
+        CHECK(c.leased + c.done >= acked_leases);
+        CHECK(c.done >= acked_done);
+        CHECK_EQ_INT(c.available + c.leased + c.done + c.committed, c.epochs * N);
+        /* the next child starts clean: the leases of the killed one go back */
+        int n;
+        CHECK_EQ_INT(ct_ledger_expire(l, 2e9, &n, &e), 0);
+        acked_leases -= n;
+        ct_ledger_close(&l);
+    }
+    CHECK(acked_done > KILLS);
+}
+
+int main(void) {
+    CHECK(mkdtemp(g_dir) != NULL);
+    make_manifest();
+    test_order_and_fencing();
+    test_commits();
+    test_random();
+    test_kills();
+    check_rm_tree(g_dir);
+    return CHECK_RESULT();
+}
