@@ -64,7 +64,9 @@ int ct_msg_parse(const void *hdr, size_t len, int n_frames, ct_msg_t *out, int64
                     "protocol version %lld; this side speaks %d: upgrade the older "
                     "of the two",
                     (long long)v, CT_PROTO_VERSION);
-    } else if (*req < 0) {
+    } else if (*req < 0 && !(type && !strcmp(type, "error") &&
+                             cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(root, "req")))) {
+        /* only an error reply to a request whose req could not be read carries null */
         rc = CT_ERR(e, CT_EPROTO, "\"req\" is missing or not an integer in [0, 2^53]");
     } else if (!type) {
         rc = CT_ERR(e, CT_EPROTO, "\"type\" is missing or not a string");

@@ -9,7 +9,9 @@
  * Tables: meta (format, manifest sha256, seed, the last fencing token and done sequence), shards
  * (manifest index -> id), units (one row per (epoch, position in that epoch's order): shard,
  * state, lease holder, token, expiry; an epoch's rows are made when the previous epoch has no
- * available unit left), checkpoints (the committed lineage, in commit order). */
+ * available unit left), checkpoints (the committed lineage, in commit order), replies (each
+ * group's last request number and the reply it got, stored in the request's own transaction, so
+ * a retried request after a lost reply gets the same answer). */
 #include "cotrain/ledger.h"
 
 #include <sqlite3.h>
@@ -31,6 +33,7 @@ struct ct_ledger {
     int n_shards;
     uint64_t seed;
     int64_t *order; /* (n_shards) scratch for an epoch's order */
+    int in_tx;      /* inside ct_ledger_begin .. ct_ledger_end */
 };
 
 static const char SCHEMA[] =
@@ -42,7 +45,9 @@ static const char SCHEMA[] =
     " PRIMARY KEY(epoch, pos), UNIQUE(epoch, shard));"
     "CREATE INDEX IF NOT EXISTS units_state ON units(state, epoch, pos);"
     "CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " id TEXT NOT NULL UNIQUE, step INTEGER NOT NULL, parent TEXT NOT NULL, grp TEXT NOT NULL);";
+    " id TEXT NOT NULL UNIQUE, step INTEGER NOT NULL, parent TEXT NOT NULL, grp TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS replies(grp TEXT PRIMARY KEY, req INTEGER NOT NULL,"
+    " reply TEXT NOT NULL) WITHOUT ROWID;";
 
 /* ---- SQLite plumbing ---- */
 
@@ -109,11 +114,58 @@ static int step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t
 /* One transaction around body(l, arg, e): committed when it returns 0, else rolled back. */
 static int transaction(ct_ledger_t *l, int (*body)(ct_ledger_t *, void *, ct_err_t *), void *arg,
                        ct_err_t *e) {
-    CT_TRY(exec(l, "BEGIN IMMEDIATE", e));
+    /* inside the caller's transaction, a savepoint: a failed call undoes only itself */
+    int outer = l->in_tx;
+    CT_TRY(exec(l, outer ? "SAVEPOINT call" : "BEGIN IMMEDIATE", e));
     int rc = body(l, arg, e);
-    if (rc == 0) rc = exec(l, "COMMIT", e);
-    if (rc != 0) sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc == 0) rc = exec(l, outer ? "RELEASE call" : "COMMIT", e);
+    if (rc != 0 && outer) {
+        sqlite3_exec(l->db, "ROLLBACK TO call", NULL, NULL, NULL);
+        sqlite3_exec(l->db, "RELEASE call", NULL, NULL, NULL);
+    } else if (rc != 0) {
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    }
     return rc;
+}
+
+int ct_ledger_begin(ct_ledger_t *l, ct_err_t *e) {
+    if (l->in_tx) return CT_ERR(e, CT_ESTATE, "ledger %s: a transaction is already open", l->path);
+    CT_TRY(exec(l, "BEGIN IMMEDIATE", e));
+    l->in_tx = 1;
+    return 0;
+}
+
+int ct_ledger_end(ct_ledger_t *l, int keep, ct_err_t *e) {
+    if (!l->in_tx) return CT_ERR(e, CT_ESTATE, "ledger %s: no transaction is open", l->path);
+    l->in_tx = 0;
+    if (keep) {
+        int rc = exec(l, "COMMIT", e);
+        if (rc == 0) return 0;
+    }
+    sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    return keep ? e->code : 0;
+}
+
+int ct_ledger_reply_get(ct_ledger_t *l, const char *group, int64_t *req, char **text, ct_err_t *e) {
+    sqlite3_stmt *st;
+    *req = -1;
+    *text = NULL;
+    CT_TRY(prepare(l, &st, e, "SELECT req, reply FROM replies WHERE grp = ?", "t", group));
+    int r = step_row(l, st, "reading a stored reply", e);
+    if (r == 1) {
+        *req = sqlite3_column_int64(st, 0);
+        const char *t = (const char *)sqlite3_column_text(st, 1);
+        *text = strdup(t ? t : "");
+        if (!*text) r = CT_ERR(e, CT_ENOMEM, "out of memory reading a stored reply");
+    }
+    sqlite3_finalize(st);
+    return r < 0 ? r : 0;
+}
+
+int ct_ledger_reply_put(ct_ledger_t *l, const char *group, int64_t req, const char *text,
+                        ct_err_t *e) {
+    return run(l, NULL, e, "INSERT OR REPLACE INTO replies(grp, req, reply) VALUES(?, ?, ?)", "tit",
+               group, req, text);
 }
 
 /* meta's integer `key`, or def when absent. */

@@ -59,6 +59,8 @@ static void test_malformed(void) {
     expect_refused("{\"v\":1,\"type\":\"lease\",\"req\":1e300}", CT_PROTO_E_MALFORMED, -1,
                    "\"req\"");
     expect_refused("{\"v\":1,\"req\":5}", CT_PROTO_E_MALFORMED, 5, "\"type\"");
+    expect_refused("{\"v\":1,\"type\":\"lease\",\"req\":null}", CT_PROTO_E_MALFORMED, -1,
+                   "\"req\"");
     expect_refused("{\"v\":1,\"type\":7,\"req\":5}", CT_PROTO_E_MALFORMED, 5, "\"type\"");
     expect_refused("{\"v\":1,\"type\":\"launch\",\"req\":5}", CT_PROTO_E_UNKNOWN_TYPE, 5,
                    "\"launch\"");
@@ -132,6 +134,10 @@ static void test_build(void) {
     CHECK_CONTAINS(text, "\"code\":\"stale\"");
     CHECK_CONTAINS(text, "\"req\":null");
     CHECK_CONTAINS(text, "lease \\\"x\\\" expired");
+    /* an error reply to an unreadable request parses, with req -1 */
+    CHECK_EQ_INT(parse(text, 0, &m, &req, &code, &e), 0);
+    CHECK_EQ_INT(m.req, -1);
+    ct_msg_clear(&m);
     free(text);
     CHECK_EQ_STR(ct_proto_error_name(CT_PROTO_E_N), "?");
     CHECK_EQ_STR(ct_msg_type_name(CT_MSG_N_TYPES), "?");

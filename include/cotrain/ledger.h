@@ -82,6 +82,21 @@ int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, const char
 /* The head checkpoint: its id (64 hex, or "" when none was committed) and step (-1). */
 int ct_ledger_head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err_t *e);
 
+/* An explicit transaction around several calls (a request, its state change and its stored
+ * reply): calls inside it undo only themselves when they fail; ct_ledger_end commits (keep) or
+ * rolls everything back. Errors: CT_ESTATE (begin twice, end without begin), CT_EIO. */
+int ct_ledger_begin(ct_ledger_t *l, ct_err_t *e);
+int ct_ledger_end(ct_ledger_t *l, int keep, ct_err_t *e);
+
+/* The last reply stored for `group`: its request number (-1 when none) and text (malloc'd, the
+ * caller frees; NULL when none). Errors: CT_EIO, CT_ENOMEM. */
+int ct_ledger_reply_get(ct_ledger_t *l, const char *group, int64_t *req, char **text, ct_err_t *e);
+
+/* Stores `text` as the reply to `group`'s request `req` (replacing the one before). Errors:
+ * CT_EIO. */
+int ct_ledger_reply_put(ct_ledger_t *l, const char *group, int64_t req, const char *text,
+                        ct_err_t *e);
+
 /* Counts of units by state (over the epochs begun so far), for status and tests. */
 typedef struct ct_ledger_counts {
     int64_t available, leased, done, committed;

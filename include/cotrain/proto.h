@@ -4,7 +4,8 @@
  * A message is multipart: frame 1 a JSON object {"v": 1, "type": TYPE, "req": N, ...}, then
  * binary frames (tensor or shard chunks) that the header describes. Requests carry a per-group
  * sequence number `req` (an integer in [0, 2^53]); a reply carries the `req` it answers. A bad
- * request gets {"v":1,"type":"error","req":N,"code":CODE,"message":TEXT} and changes nothing.
+ * request gets {"v":1,"type":"error","req":N,"code":CODE,"message":TEXT} and changes nothing
+ * (`req` null when the request's could not be read; ct_msg_t.req is then -1).
  *
  * Parsing treats the bytes as hostile: length first (at most CT_PROTO_HEADER_MAX), then cJSON
  * (whose nesting limit bounds recursion), then every field the type needs, by type and range;

@@ -1,0 +1,209 @@
+/* handler.c — one request, one transaction, one reply (see handler.h). */
+#include "cotrain/handler.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cotrain/proto.h"
+
+enum { UNITS_MAX = 1 << 16 }; /* units one checkpoint may list */
+
+struct ct_handler {
+    ct_ledger_t *l;
+    cJSON *config; /* the run's resolved config, sent in every welcome */
+    double ttl;
+};
+
+int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const char *config_json, double lease_ttl,
+                      ct_err_t *e) {
+    int rc = 0;
+    ct_handler_t *h = NULL;
+    *out = NULL;
+    CT_ALLOC(e, h, 1, fail);
+    h->l = l;
+    h->ttl = lease_ttl;
+    h->config = cJSON_Parse(config_json);
+    if (!cJSON_IsObject(h->config)) {
+        rc = CT_ERR(e, CT_EINVAL, "the coordinator's config is not a JSON object");
+        goto fail;
+    }
+    *out = h;
+    return 0;
+fail:
+    ct_handler_destroy(&h);
+    return rc;
+}
+
+void ct_handler_destroy(ct_handler_t **self_p) {
+    ct_handler_t *h = *self_p;
+    if (!h) return;
+    cJSON_Delete(h->config);
+    free(h);
+    *self_p = NULL;
+}
+
+/* The reply's fields for a request of type m->type, or an error: CT_EPROTO (bad fields: reply
+ * `malformed`), CT_ESTATE (a stale lease or checkpoint: reply `stale`), CT_EIO/CT_ENOMEM. */
+static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now,
+               ct_msg_type_t *type, cJSON *f, ct_err_t *e) {
+    char id[CT_SHA256_HEX], parent[CT_SHA256_HEX] = "", shard[CT_SHARD_ID_MAX];
+    int64_t epoch, fence, step;
+    *type = CT_MSG_OK;
+    switch (m->type) {
+    case CT_MSG_HELLO:
+        CT_TRY(ct_ledger_restart(h->l, group, NULL, e));
+        CT_TRY(ct_ledger_head(h->l, id, &step, e));
+        *type = CT_MSG_WELCOME;
+        if (!cJSON_AddItemToObject(f, "config", cJSON_Duplicate(h->config, 1)) ||
+            !cJSON_AddStringToObject(f, "group", group) ||
+            !cJSON_AddStringToObject(f, "head", id) ||
+            !cJSON_AddNumberToObject(f, "head_step", (double)step))
+            return CT_ERR(e, CT_ENOMEM, "out of memory answering hello");
+        return 0;
+    case CT_MSG_LEASE: {
+        ct_lease_t x;
+        CT_TRY(ct_ledger_lease(h->l, group, now, h->ttl, &x, e));
+        *type = CT_MSG_LEASE_GRANT;
+        if (!cJSON_AddStringToObject(f, "shard", x.shard_id) ||
+            !cJSON_AddNumberToObject(f, "epoch", (double)x.epoch) ||
+            !cJSON_AddNumberToObject(f, "fence", (double)x.fence) ||
+            !cJSON_AddNumberToObject(f, "ttl_s", h->ttl))
+            return CT_ERR(e, CT_ENOMEM, "out of memory answering lease");
+        return 0;
+    }
+    case CT_MSG_HEARTBEAT: return ct_ledger_heartbeat(h->l, group, now, h->ttl, e);
+    case CT_MSG_SHARD_DONE:
+        CT_TRY(ct_msg_string(m, "shard", shard, sizeof shard, e));
+        CT_TRY(ct_msg_uint(m, "epoch", &epoch, e));
+        CT_TRY(ct_msg_uint(m, "fence", &fence, e));
+        return ct_ledger_done(h->l, group, shard, epoch, fence, e);
+    case CT_MSG_CHECKPOINT_COMMIT: {
+        CT_TRY(ct_msg_uint(m, "step", &step, e));
+        CT_TRY(ct_msg_string(m, "id", id, sizeof id, e));
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(m->root, "parent");
+        if (cJSON_IsString(p) && p->valuestring[0])
+            CT_TRY(ct_msg_string(m, "parent", parent, sizeof parent, e));
+        else if (!cJSON_IsString(p))
+            return CT_ERR(e, CT_EPROTO, "checkpoint_commit: \"parent\" must be a string");
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(m->root, "units"), *u;
+        int n = cJSON_GetArraySize(arr);
+        if (!cJSON_IsArray(arr) || n > UNITS_MAX)
+            return CT_ERR(e, CT_EPROTO,
+                          "checkpoint_commit: \"units\" must be an array of at "
+                          "most %d {shard, epoch} objects",
+                          UNITS_MAX);
+        ct_unit_t *units = calloc((size_t)(n ? n : 1), sizeof *units);
+        if (!units) return CT_ERR(e, CT_ENOMEM, "out of memory reading %d units", n);
+        int i = 0, rc = 0;
+        cJSON_ArrayForEach(u, arr) {
+            ct_msg_t one = {.type = m->type, .root = (cJSON *)u};
+            if ((rc = ct_msg_string(&one, "shard", units[i].shard_id, sizeof units[i].shard_id,
+                                    e)) != 0 ||
+                (rc = ct_msg_uint(&one, "epoch", &units[i].epoch, e)) != 0)
+                break;
+            i++;
+        }
+        if (rc == 0) rc = ct_ledger_commit(h->l, group, step, id, parent, units, n, e);
+        free(units);
+        return rc;
+    }
+    case CT_MSG_LATEST_CHECKPOINT:
+        CT_TRY(ct_ledger_head(h->l, id, &step, e));
+        if (!cJSON_AddStringToObject(f, "id", id) ||
+            !cJSON_AddNumberToObject(f, "step", (double)step))
+            return CT_ERR(e, CT_ENOMEM, "out of memory answering latest_checkpoint");
+        return 0;
+    case CT_MSG_STATUS: {
+        ct_ledger_counts_t c;
+        CT_TRY(ct_ledger_counts(h->l, &c, e));
+        CT_TRY(ct_ledger_head(h->l, id, &step, e));
+        if (!cJSON_AddNumberToObject(f, "available", (double)c.available) ||
+            !cJSON_AddNumberToObject(f, "leased", (double)c.leased) ||
+            !cJSON_AddNumberToObject(f, "done", (double)c.done) ||
+            !cJSON_AddNumberToObject(f, "committed", (double)c.committed) ||
+            !cJSON_AddNumberToObject(f, "epochs", (double)c.epochs) ||
+            !cJSON_AddStringToObject(f, "head", id) ||
+            !cJSON_AddNumberToObject(f, "head_step", (double)step))
+            return CT_ERR(e, CT_ENOMEM, "out of memory answering status");
+        return 0;
+    }
+    default: return CT_ERR(e, CT_EPROTO, "%s is a reply, not a request", ct_msg_type_name(m->type));
+    }
+}
+
+/* The error reply for a failed act(). */
+static char *error_reply(int64_t req, int rc, const ct_err_t *why) {
+    ct_proto_error_t code = rc == CT_EPROTO   ? CT_PROTO_E_MALFORMED
+                            : rc == CT_ESTATE ? CT_PROTO_E_STALE
+                            : rc == CT_EINVAL ? CT_PROTO_E_REFUSED
+                                              : CT_PROTO_E_INTERNAL;
+    return ct_msg_error(req, code, why->msg);
+}
+
+int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, double now,
+                       char **reply, ct_err_t *e) {
+    ct_msg_t m;
+    int64_t req, stored_req;
+    ct_proto_error_t code;
+    ct_err_t why = {0};
+    char group[CT_GROUP_MAX], *stored = NULL;
+    *reply = NULL;
+    if (ct_msg_parse(hdr, len, n_frames, &m, &req, &code, &why) != 0) {
+        *reply = ct_msg_error(req, code, why.msg);
+        return 0;
+    }
+    int rc = 0;
+    if (ct_msg_string(&m, "group", group, sizeof group, &why) != 0) {
+        *reply = ct_msg_error(req, CT_PROTO_E_MALFORMED, why.msg);
+        goto out;
+    }
+    /* a retry gets the stored answer, an older request `replayed` */
+    CT_TRY_GOTO(ct_ledger_reply_get(h->l, group, &stored_req, &stored, e), internal);
+    if (stored && req == stored_req) {
+        *reply = stored;
+        stored = NULL;
+        goto out;
+    }
+    if (stored && req < stored_req) {
+        char msg[CT_GROUP_MAX + 160];
+        snprintf(msg, sizeof msg,
+                 "request %lld of %s was answered before (the last one "
+                 "answered is %lld)",
+                 (long long)req, group, (long long)stored_req);
+        *reply = ct_msg_error(req, CT_PROTO_E_REPLAYED, msg);
+        goto out;
+    }
+    CT_TRY_GOTO(ct_ledger_begin(h->l, e), internal);
+    ct_msg_type_t type;
+    cJSON *f = cJSON_CreateObject();
+    int r = f ? act(h, &m, group, now, &type, f, &why) : CT_ENOMEM;
+    if (r == 0)
+        *reply = ct_msg_header(type, req, f);
+    else
+        cJSON_Delete(f);
+    if (r == CT_EIO || r == CT_ENOMEM || (r == 0 && !*reply)) {
+        ct_ledger_end(h->l, 0, e);
+        rc = CT_ERR(e, r ? r : CT_ENOMEM, "%s", r ? why.msg : "out of memory building a reply");
+        free(*reply);
+        *reply = NULL;
+        goto internal;
+    }
+    if (r != 0) *reply = error_reply(req, r, &why); /* act undid itself; the answer is kept */
+    if (!*reply || ct_ledger_reply_put(h->l, group, req, *reply, e) != 0 ||
+        ct_ledger_end(h->l, 1, e) != 0) {
+        ct_ledger_end(h->l, 0, e);
+        rc = e->code ? e->code : CT_ENOMEM;
+        free(*reply);
+        *reply = NULL;
+        goto internal;
+    }
+    goto out;
+internal:
+    if (!*reply) *reply = ct_msg_error(req, CT_PROTO_E_INTERNAL, e->msg);
+out:
+    free(stored);
+    ct_msg_clear(&m);
+    return rc;
+}

@@ -1,0 +1,43 @@
+/* handler.h — the coordinator's answer to one request: header in, reply header out, the ledger
+ * changed in between (DESIGN.md, "Protocol"). No sockets here (server.c moves the bytes), so
+ * every rule is testable without a network.
+ *
+ * Requests (all carry the requesting "group", a name of printable ASCII, and its sequence "req"):
+ *   hello                  (re)starts the group from the head: its leases go back      -> welcome
+ *                          {config (the run's resolved config), head {id, step}}
+ *   lease                  the next unit                                                ->
+ * lease_grant {shard, epoch, fence, ttl_s} heartbeat              keeps the group's leases alive ->
+ * ok shard_done             {shard, epoch, fence}: the group trained on it              -> ok
+ *   checkpoint_commit      {step, id, parent, units [{shard, epoch}...]}               -> ok
+ *   latest_checkpoint      where a (re)starting group resumes                          -> ok {id,
+ * step} status                 counts of units by state, the head                          -> ok
+ * {...} A request is answered once: the change and its reply are one transaction, so the same req
+ * again (a retry after a lost reply) gets the stored reply, an older one `replayed`. A bad
+ * request gets an error reply and changes nothing. */
+#ifndef COTRAIN_HANDLER_H
+#define COTRAIN_HANDLER_H
+
+#include <stddef.h>
+
+#include "cotrain/err.h"
+#include "cotrain/ledger.h"
+
+typedef struct ct_handler ct_handler_t;
+
+/* A handler over the ledger l (borrowed), for the run whose canonical config is config_json
+ * (copied), handing out leases of lease_ttl seconds. Errors: CT_EINVAL (config_json is not a
+ * JSON object), CT_ENOMEM. */
+int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const char *config_json, double lease_ttl,
+                      ct_err_t *e);
+
+/* Frees the handler and sets *self_p to NULL; NULL-safe. */
+void ct_handler_destroy(ct_handler_t **self_p);
+
+/* Answers the request hdr[0..len) with n_frames binary frames, at time `now` (ct_now_s clock):
+ * *reply gets the reply header (malloc'd). Bad input never fails the call (it gets an error
+ * reply). Errors: CT_EIO / CT_ENOMEM when the ledger could not record the answer; *reply is then
+ * an `internal` error reply (or NULL when out of memory) and nothing changed. */
+int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, double now,
+                       char **reply, ct_err_t *e);
+
+#endif

@@ -1,0 +1,188 @@
+/* test_handler.c — the coordinator's requests (coordinator/handler.c) without a network: hello,
+ * lease, shard_done, checkpoint_commit, latest_checkpoint, status; a retried request gets the
+ * stored reply (also after the ledger is closed and reopened, as after a crash), an older one
+ * `replayed`; bad requests get an error reply and change nothing. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "cotrain/fsutil.h"
+#include "cotrain/handler.h"
+#include "cotrain/proto.h"
+
+enum { N = 4 };
+static ct_manifest_t g_man;
+static ct_manifest_shard_t g_shards[N];
+static char g_dir[] = "/tmp/ct_test_handler_XXXXXX";
+static char g_path[CT_PATH_MAX];
+
+static void open_all(ct_ledger_t **l, ct_handler_t **h) {
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_ledger_open(l, g_path, &g_man, 5, &e), 0);
+    CHECK_EQ_INT(ct_handler_create(h, *l, "{\"train\":{\"steps\":10}}", 30.0, &e), 0);
+}
+
+/* Sends text, returns the parsed reply (caller clears) and its raw text in *raw (may be NULL). */
+static ct_msg_t ask(ct_handler_t *h, const char *text, char **raw) {
+    char *reply = NULL;
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_handler_request(h, text, strlen(text), 0, 100.0, &reply, &e), 0);
+    ct_msg_t m = {0};
+    int64_t req;
+    ct_proto_error_t code;
+    CHECK(reply != NULL);
+    if (reply) CHECK_EQ_INT(ct_msg_parse(reply, strlen(reply), 0, &m, &req, &code, &e), 0);
+    if (raw)
+        *raw = reply;
+    else
+        free(reply);
+    return m;
+}
+
+static const char *str(const ct_msg_t *m, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->root, key);
+    return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+static double num(const ct_msg_t *m, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->root, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+static void counts(ct_ledger_t *l, ct_ledger_counts_t *c) {
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_ledger_counts(l, c, &e), 0);
+}
+
+int main(void) {
+    CHECK(mkdtemp(g_dir) != NULL);
+    g_man.n_shards = N;
+    g_man.shards = g_shards;
+    memset(g_man.sha256, 'c', 64);
+    for (int i = 0; i < N; i++)
+        snprintf(g_shards[i].id, sizeof g_shards[i].id, "%05d-x%d", i, i);
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_path_join(g_path, sizeof g_path, g_dir, "ledger.db", &e), 0);
+    ct_ledger_t *l = NULL;
+    ct_handler_t *h = NULL;
+    open_all(&l, &h);
+
+    ct_msg_t m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":1,\"group\":\"g1\"}", NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_WELCOME);
+    CHECK_EQ_STR(str(&m, "head"), "");
+    const cJSON *train = cJSON_GetObjectItem(cJSON_GetObjectItem(m.root, "config"), "train");
+    CHECK_EQ_INT(cJSON_GetObjectItem(train, "steps") ? cJSON_GetObjectItem(train, "steps")->valueint
+                                                     : -1,
+                 10);
+    ct_msg_clear(&m);
+
+    /* a lease, then the same request again: the same grant, no second lease */
+    char *first = NULL, *again = NULL;
+    m = ask(h, "{\"v\":1,\"type\":\"lease\",\"req\":2,\"group\":\"g1\"}", &first);
+    CHECK_EQ_INT(m.type, CT_MSG_LEASE_GRANT);
+    char shard[CT_SHARD_ID_MAX];
+    snprintf(shard, sizeof shard, "%s", str(&m, "shard"));
+    int64_t fence = (int64_t)num(&m, "fence");
+    CHECK(fence > 0);
+    ct_msg_clear(&m);
+    m = ask(h, "{\"v\":1,\"type\":\"lease\",\"req\":2,\"group\":\"g1\"}", &again);
+    CHECK_EQ_STR(again, first);
+    ct_msg_clear(&m);
+    free(first), free(again);
+    ct_ledger_counts_t c;
+    counts(l, &c);
+    CHECK_EQ_INT(c.leased, 1);
+    m = ask(h, "{\"v\":1,\"type\":\"lease\",\"req\":1,\"group\":\"g1\"}", NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+    CHECK_EQ_STR(str(&m, "code"), "replayed");
+    ct_msg_clear(&m);
+
+    /* a stale token: refused, nothing changed, and the retry gets the same refusal */
+    char text[512];
+    snprintf(text, sizeof text,
+             "{\"v\":1,\"type\":\"shard_done\",\"req\":3,\"group\":\"g1\","
+             "\"shard\":\"%s\",\"epoch\":0,\"fence\":%lld}",
+             shard, (long long)fence + 5);
+    m = ask(h, text, NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+    CHECK_EQ_STR(str(&m, "code"), "stale");
+    CHECK_EQ_INT(m.req, 3);
+    ct_msg_clear(&m);
+    counts(l, &c);
+    CHECK_EQ_INT(c.leased, 1);
+    CHECK_EQ_INT(c.done, 0);
+    snprintf(text, sizeof text,
+             "{\"v\":1,\"type\":\"shard_done\",\"req\":4,\"group\":\"g1\","
+             "\"shard\":\"%s\",\"epoch\":0,\"fence\":%lld}",
+             shard, (long long)fence);
+    m = ask(h, text, NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_OK);
+    ct_msg_clear(&m);
+
+    /* malformed requests: an error reply each, nothing changed */
+    const char *bad[] = {
+        "not json",
+        "{\"v\":1,\"type\":\"lease\",\"req\":5}",                       /* no group */
+        "{\"v\":1,\"type\":\"lease\",\"req\":5,\"group\":\"a b\"}",     /* bad group */
+        "{\"v\":1,\"type\":\"welcome\",\"req\":5,\"group\":\"g1\"}",    /* a reply type */
+        "{\"v\":1,\"type\":\"shard_done\",\"req\":6,\"group\":\"g1\"}", /* no fields */
+        "{\"v\":1,\"type\":\"checkpoint_commit\",\"req\":7,\"group\":\"g1\",\"step\":3,"
+        "\"id\":\"zz\",\"parent\":\"\",\"units\":[]}", /* bad id */
+        "{\"v\":1,\"type\":\"checkpoint_commit\",\"req\":8,\"group\":\"g1\",\"step\":3,"
+        "\"id\":\"x\",\"parent\":5,\"units\":[]}", /* bad parent */
+        "{\"v\":1,\"type\":\"checkpoint_commit\",\"req\":9,\"group\":\"g1\",\"step\":3,"
+        "\"id\":\"x\",\"parent\":\"\",\"units\":[{\"shard\":1}]}", /* bad unit */
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m = ask(h, bad[i], NULL);
+        CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+        ct_msg_clear(&m);
+    }
+    counts(l, &c);
+    CHECK_EQ_INT(c.done, 1);
+    CHECK_EQ_INT(c.committed, 0);
+
+    /* a checkpoint of the unit done */
+    char id[CT_SHA256_HEX];
+    ct_sha256_hex("ckpt", 4, id);
+    snprintf(text, sizeof text,
+             "{\"v\":1,\"type\":\"checkpoint_commit\",\"req\":10,\"group\":"
+             "\"g1\",\"step\":5,\"id\":\"%s\",\"parent\":\"\",\"units\":[{\"shard\":\"%s\","
+             "\"epoch\":0}]}",
+             id, shard);
+    m = ask(h, text, NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_OK);
+    ct_msg_clear(&m);
+    /* closed and reopened (as after a crash): the stored reply is still the answer */
+    ct_handler_destroy(&h);
+    ct_ledger_close(&l);
+    open_all(&l, &h);
+    m = ask(h, text, NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_OK); /* not "stale": the commit is not applied twice */
+    CHECK_EQ_INT(m.req, 10);
+    ct_msg_clear(&m);
+    counts(l, &c);
+    CHECK_EQ_INT(c.committed, 1);
+    m = ask(h, "{\"v\":1,\"type\":\"latest_checkpoint\",\"req\":11,\"group\":\"g1\"}", NULL);
+    CHECK_EQ_STR(str(&m, "id"), id);
+    CHECK_EQ_INT((int)num(&m, "step"), 5);
+    ct_msg_clear(&m);
+    m = ask(h, "{\"v\":1,\"type\":\"status\",\"req\":1,\"group\":\"observer\"}", NULL);
+    CHECK_EQ_INT((int)num(&m, "committed"), 1);
+    CHECK_EQ_STR(str(&m, "head"), id);
+    ct_msg_clear(&m);
+
+    /* a restarting group: hello returns its leases */
+    m = ask(h, "{\"v\":1,\"type\":\"lease\",\"req\":12,\"group\":\"g1\"}", NULL);
+    ct_msg_clear(&m);
+    m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":13,\"group\":\"g1\"}", NULL);
+    CHECK_EQ_STR(str(&m, "head"), id);
+    ct_msg_clear(&m);
+    counts(l, &c);
+    CHECK_EQ_INT(c.leased, 0);
+    ct_handler_destroy(&h);
+    ct_ledger_close(&l);
+    check_rm_tree(g_dir);
+    return CHECK_RESULT();
+}
