@@ -112,7 +112,8 @@ same_run straight until "--until + --resume"
 # 2. SIGTERM mid-run: a checkpoint at the next step boundary, exit 0, then resume
 "$worker" "${args[@]}" --set ckpt.every=0 --out "$tmp/term" > "$tmp/term.out" 2> "$tmp/term.err" &
 pid=$!
-while [ "$(grep -c '^step' "$tmp/term.out" 2> /dev/null || true)" -lt 3 ]; do
+# (cat: a file not made yet counts as no steps; grep alone would print nothing, and the loop end)
+while [ "$(cat "$tmp/term.out" 2> /dev/null | grep -c '^step' || true)" -lt 3 ]; do
     kill -0 $pid 2> /dev/null || fail "SIGTERM run ended before the signal"
     sleep 0.05
 done
