@@ -142,6 +142,10 @@ static char *error_reply(int64_t req, int rc, const ct_err_t *why) {
     return ct_msg_error(req, code, why->msg);
 }
 
+int ct_handler_tick(ct_handler_t *h, double now, int *expired, ct_err_t *e) {
+    return ct_ledger_expire(h->l, now, expired, e);
+}
+
 int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, double now,
                        char **reply, ct_err_t *e) {
     ct_msg_t m;
@@ -157,6 +161,19 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
     int rc = 0;
     if (ct_msg_string(&m, "group", group, sizeof group, &why) != 0) {
         *reply = ct_msg_error(req, CT_PROTO_E_MALFORMED, why.msg);
+        goto out;
+    }
+    /* reading requests change nothing: answered as they come, never stored or replayed */
+    if (m.type == CT_MSG_STATUS || m.type == CT_MSG_LATEST_CHECKPOINT) {
+        ct_msg_type_t type;
+        cJSON *f = cJSON_CreateObject();
+        int r = f ? act(h, &m, group, now, &type, f, &why) : CT_ENOMEM;
+        if (r == 0) {
+            *reply = ct_msg_header(type, req, f);
+        } else {
+            cJSON_Delete(f);
+            *reply = error_reply(req, r, &why);
+        }
         goto out;
     }
     /* a retry gets the stored answer, an older request `replayed` */

@@ -21,6 +21,7 @@ static const command_t commands[] = {
     {"inspect", ct_cmd_inspect, "verify a checkpoint and print its step, tokens, hashes, config"},
     {"prep", ct_cmd_prep, "turn text / JSONL into tokenized HDF5 shards and a manifest"},
     {"sample", ct_cmd_sample, "continue a prompt with a checkpoint's model (KV-cached)"},
+    {"status", ct_cmd_status, "ask a coordinator for the run's head checkpoint and data units"},
     {"tokenize", ct_cmd_tokenize, "encode stdin to token ids (or --decode ids to text)"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };

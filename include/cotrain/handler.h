@@ -33,11 +33,16 @@ int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const char *config_jso
 /* Frees the handler and sets *self_p to NULL; NULL-safe. */
 void ct_handler_destroy(ct_handler_t **self_p);
 
-/* Answers the request hdr[0..len) with n_frames binary frames, at time `now` (ct_now_s clock):
+/* Answers the request hdr[0..len) with n_frames binary frames, at time `now` (wall-clock
+ * seconds: lease expiries are kept in the ledger across restarts):
  * *reply gets the reply header (malloc'd). Bad input never fails the call (it gets an error
  * reply). Errors: CT_EIO / CT_ENOMEM when the ledger could not record the answer; *reply is then
  * an `internal` error reply (or NULL when out of memory) and nothing changed. */
 int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, double now,
                        char **reply, ct_err_t *e);
+
+/* Time passes: expired leases go back to available; *expired (may be NULL) gets how many.
+ * Errors: CT_EIO. */
+int ct_handler_tick(ct_handler_t *h, double now, int *expired, ct_err_t *e);
 
 #endif

@@ -1,0 +1,98 @@
+/* client.c — one request, one reply over a DEALER (see client.h). */
+#include "cotrain/client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cotrain/clock.h"
+#include "cotrain/proto.h"
+
+struct ct_client {
+    void *ctx, *sock;
+    char endpoint[256];
+};
+
+int ct_client_create(ct_client_t **out, const char *endpoint, ct_err_t *e) {
+    int rc = 0, linger = 0;
+    ct_client_t *c = NULL;
+    *out = NULL;
+    CT_ALLOC(e, c, 1, fail);
+    snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    if (!(c->ctx = zmq_ctx_new()) || !(c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) ||
+        zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_connect(c->sock, endpoint) != 0) {
+        rc = CT_ERR(e, CT_ECOMM, "cannot connect to the coordinator at %s: %s", endpoint,
+                    zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    ct_client_destroy(&c);
+    return rc;
+}
+
+void ct_client_destroy(ct_client_t **self_p) {
+    ct_client_t *c = *self_p;
+    if (!c) return;
+    if (c->sock) zmq_close(c->sock);
+    if (c->ctx) zmq_ctx_term(c->ctx);
+    free(c);
+    *self_p = NULL;
+}
+
+/* 1 when the reply text answers request req. */
+static int answers(const char *text, size_t len, long long req) {
+    ct_msg_t m;
+    int64_t r;
+    ct_proto_error_t code;
+    ct_err_t ignored = {0};
+    if (ct_msg_parse(text, len, 0, &m, &r, &code, &ignored) != 0) return 0;
+    int ok = m.req == req || (m.type == CT_MSG_ERROR && m.req < 0);
+    ct_msg_clear(&m);
+    return ok;
+}
+
+int ct_client_request(ct_client_t *c, const char *header, long long req, int timeout_ms,
+                      char **reply, ct_err_t *e) {
+    *reply = NULL;
+    if (zmq_send(c->sock, header, strlen(header), 0) < 0)
+        return CT_ERR(e, CT_ECOMM, "sending to %s failed: %s", c->endpoint,
+                      zmq_strerror(zmq_errno()));
+    double deadline = ct_now_s() + timeout_ms / 1000.0;
+    for (;;) {
+        int left = (int)((deadline - ct_now_s()) * 1000.0);
+        if (left < 0) left = 0;
+        zmq_pollitem_t item = {.socket = c->sock, .events = ZMQ_POLLIN};
+        int r = zmq_poll(&item, 1, left);
+        if (r < 0 && zmq_errno() == EINTR) continue;
+        if (r < 0)
+            return CT_ERR(e, CT_ECOMM, "waiting for %s failed: %s", c->endpoint,
+                          zmq_strerror(zmq_errno()));
+        if (r == 0)
+            return CT_ERR(e, CT_ETIMEDOUT,
+                          "no answer from the coordinator at %s within %d ms "
+                          "(is it running? `cotrain-coordinator --bind` says where it listens)",
+                          c->endpoint, timeout_ms);
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, c->sock, 0) < 0) {
+            zmq_msg_close(&msg);
+            return CT_ERR(e, CT_ECOMM, "receiving from %s failed: %s", c->endpoint,
+                          zmq_strerror(zmq_errno()));
+        }
+        size_t n = zmq_msg_size(&msg);
+        if (answers(zmq_msg_data(&msg), n, req)) {
+            *reply = malloc(n + 1);
+            if (*reply) {
+                memcpy(*reply, zmq_msg_data(&msg), n);
+                (*reply)[n] = '\0';
+            }
+            zmq_msg_close(&msg);
+            return *reply ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory reading a reply");
+        }
+        zmq_msg_close(&msg); /* a late answer to an earlier request */
+    }
+}

@@ -1,0 +1,158 @@
+/* coordinator_main.c — `cotrain-coordinator`: the run's source of truth. Resolves the run's
+ * config against its data, keeps the ledger (RUN_DIR/coordinator.db) and serves the protocol
+ * until SIGTERM or SIGINT; a restart on the same RUN_DIR goes on from what the ledger holds. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cotrain/config.h"
+#include "cotrain/fsutil.h"
+#include "cotrain/handler.h"
+#include "cotrain/hash.h"
+#include "cotrain/ledger.h"
+#include "cotrain/log.h"
+#include "cotrain/manifest.h"
+#include "cotrain/server.h"
+
+enum { MAX_SETS = 64 };
+
+typedef struct coord_args {
+    const char *config, *data, *out, *bind;
+    const char *sets[MAX_SETS];
+    int n_sets;
+    double lease_ttl;
+} coord_args_t;
+
+/* Set by SIGTERM / SIGINT: a signal handler can talk to the loop only through a flag. */
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig) {
+    (void)sig;
+    stop = 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: cotrain-coordinator --config FILE|NAME --data MANIFEST --out RUN_DIR\n"
+            "                           [--set key=value]... [--bind ENDPOINT] [--lease-ttl S]\n"
+            "\n"
+            "Hands out the run's data as leases of (shard, epoch), keeps the checkpoint\n"
+            "registry, and answers workers (cotrain-worker --coordinator ENDPOINT) and\n"
+            "`cotrain status ENDPOINT`. Everything it acknowledges is in RUN_DIR/coordinator.db\n"
+            "(SQLite, synced) before the reply goes out: after a crash, start it again on the\n"
+            "same RUN_DIR and it goes on.\n"
+            "\n"
+            "  --config FILE|NAME  the run's config (a bundled name: %s)\n"
+            "  --set key=value     override one config key (repeatable)\n"
+            "  --data MANIFEST     the data (a manifest.json from `cotrain prep`, or its folder)\n"
+            "  --out RUN_DIR       the run directory (config.json, coordinator.db)\n"
+            "  --bind ENDPOINT     where to listen (default tcp://127.0.0.1:5555; port 0 picks a\n"
+            "                      free one); loopback only until CURVE authentication lands\n"
+            "  --lease-ttl S       seconds a lease lives without a heartbeat (default 60)\n"
+            "  -h, --help          this help\n"
+            "\n"
+            "Prints `listening on ENDPOINT` on stdout once it serves. Stops on SIGTERM/SIGINT.\n"
+            "Exit codes: 0 stopped, 1 runtime failure, 2 bad usage or input.\n",
+            CT_CONFIG_DIR);
+}
+
+/* 0 to run, 1 when help was printed, or CT_EINVAL. */
+static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
+        {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
+        {"bind", required_argument, 0, 'b'},   {"lease-ttl", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    memset(a, 0, sizeof *a);
+    a->bind = "tcp://127.0.0.1:5555";
+    a->lease_ttl = 60.0;
+    opterr = 0;
+    char *end;
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        switch (c) {
+        case 'c': a->config = optarg; break;
+        case 'd': a->data = optarg; break;
+        case 'o': a->out = optarg; break;
+        case 'b': a->bind = optarg; break;
+        case 't':
+            a->lease_ttl = strtod(optarg, &end);
+            if (*end || !(a->lease_ttl > 0 && a->lease_ttl < 1e7))
+                return CT_ERR(e, CT_EINVAL, "--lease-ttl %s: give seconds, > 0", optarg);
+            break;
+        case 's':
+            if (a->n_sets == MAX_SETS)
+                return CT_ERR(e, CT_EINVAL, "more than %d --set options", MAX_SETS);
+            a->sets[a->n_sets++] = optarg;
+            break;
+        case 'h': usage(stdout); return 1;
+        default:
+            return CT_ERR(e, CT_EINVAL, "unknown or incomplete option '%s' (see --help)",
+                          argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return CT_ERR(e, CT_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (!a->data || !a->out)
+        return CT_ERR(e, CT_EINVAL, "--data MANIFEST and --out RUN_DIR are required (see --help)");
+    return 0;
+}
+
+static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
+    ct_config_t cfg;
+    ct_manifest_t *m = NULL;
+    ct_ledger_t *l = NULL;
+    ct_handler_t *h = NULL;
+    ct_server_t *s = NULL;
+    char path[CT_PATH_MAX], sha[CT_SHA256_HEX], *json = NULL;
+    int rc = 0;
+    CT_TRY(ct_hash_init(e));
+    CT_TRY(ct_config_load(&cfg, a->config, CT_CONFIG_DIR, a->sets, a->n_sets, e));
+    CT_TRY(ct_manifest_load(&m, a->data, e));
+    if (cfg.model.vocab_size == 0) cfg.model.vocab_size = m->vocab_size;
+    CT_TRY_GOTO(ct_mkdirs(a->out, e), out);
+    if (!(json = ct_config_canonical(&cfg, e))) CT_TRY_GOTO(CT_ENOMEM, out);
+    CT_TRY_GOTO(ct_path_join(path, sizeof path, a->out, "config.json", e), out);
+    CT_TRY_GOTO(ct_write_file_atomic(path, json, strlen(json), e), out);
+    ct_sha256_hex(json, strlen(json), sha);
+    CT_TRY_GOTO(ct_path_join(path, sizeof path, a->out, "coordinator.db", e), out);
+    CT_TRY_GOTO(ct_ledger_open(&l, path, m, cfg.train.seed, e), out);
+    CT_TRY_GOTO(ct_handler_create(&h, l, json, a->lease_ttl, e), out);
+    CT_TRY_GOTO(ct_server_create(&s, h, a->bind, lg, e), out);
+    char head[CT_SHA256_HEX];
+    int64_t step;
+    CT_TRY_GOTO(ct_ledger_head(l, head, &step, e), out);
+    ct_log(lg, CT_LOG_INFO,
+           "config sha256 %s; data %s (%d shards, sha256 %.16s...); ledger %s; "
+           "head %s%.16s%s (step %lld)",
+           sha, m->path, m->n_shards, m->sha256, path, head[0] ? "" : "(none)", head,
+           head[0] ? "..." : "", (long long)step);
+    printf("listening on %s\n", ct_server_endpoint(s));
+    fflush(stdout);
+    rc = ct_server_run(s, &stop, e);
+    if (rc == 0) ct_log(lg, CT_LOG_INFO, "stopped by a signal; the ledger is closed cleanly");
+out:
+    ct_server_destroy(&s);
+    ct_handler_destroy(&h);
+    ct_ledger_close(&l);
+    ct_manifest_destroy(&m);
+    free(json);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    ct_log_t lg = {.level = ct_log_level_from_env(), .role = "coordinator", .rank = -1};
+    coord_args_t a;
+    ct_err_t e = {0};
+    int rc = parse_args(argc, argv, &a, &e);
+    if (rc == 1) return 0;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    if (rc == 0) rc = run(&a, &lg, &e);
+    if (rc == 0) return 0;
+    ct_log(&lg, CT_LOG_ERROR, "%s", e.msg);
+    return ct_exit_code(rc);
+}

@@ -1,0 +1,26 @@
+/* client.h — a worker's or a tool's line to the coordinator: a ZeroMQ DEALER that sends one
+ * request and waits for its reply (DESIGN.md, "Protocol"). Requests are numbered by the caller
+ * (`req`); a reply that does not answer the request in flight (a late answer to an earlier,
+ * timed-out one) is skipped. */
+#ifndef COTRAIN_CLIENT_H
+#define COTRAIN_CLIENT_H
+
+#include "cotrain/err.h"
+
+typedef struct ct_client ct_client_t;
+
+/* Connects to endpoint (connecting is lazy: an absent coordinator shows as a timeout). Errors:
+ * CT_ECOMM (ZeroMQ refused the endpoint: saying why), CT_ENOMEM. */
+int ct_client_create(ct_client_t **out, const char *endpoint, ct_err_t *e);
+
+/* Sends the header text of request `req` and waits up to timeout_ms for the reply that carries
+ * the same req (or an error reply with a null req); *reply gets its header text (malloc'd).
+ * Errors: CT_ETIMEDOUT (no answer: the coordinator is down or unreachable; the request may be
+ * sent again with the same req), CT_ECOMM, CT_ENOMEM. */
+int ct_client_request(ct_client_t *c, const char *header, long long req, int timeout_ms,
+                      char **reply, ct_err_t *e);
+
+/* Closes the connection and frees the client; sets *self_p to NULL; NULL-safe. */
+void ct_client_destroy(ct_client_t **self_p);
+
+#endif

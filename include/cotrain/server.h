@@ -1,0 +1,39 @@
+/* server.h — the coordinator's socket: a ZeroMQ ROUTER that hands each request to the handler
+ * and sends its reply back to the peer that asked (DESIGN.md, "Protocol").
+ *
+ * A request arrives as [peer routing id][header][binary frames...] from a DEALER. Limits: a
+ * message past CT_SERVER_MSG_MAX is dropped by ZeroMQ itself (ZMQ_MAXMSGSIZE), more frames than
+ * the grammar allows get an error reply, and the queues are bounded (high-water marks), so no
+ * peer can make the coordinator hold unbounded memory. Only loopback endpoints are served until
+ * CURVE authentication lands (tcp://127.0.0.1:PORT, tcp://localhost:PORT, ipc://, inproc://). */
+#ifndef COTRAIN_SERVER_H
+#define COTRAIN_SERVER_H
+
+#include <signal.h>
+
+#include "cotrain/err.h"
+#include "cotrain/handler.h"
+#include "cotrain/log.h"
+
+enum { CT_SERVER_MSG_MAX = 64 << 20, CT_SERVER_HWM = 1000 };
+
+typedef struct ct_server ct_server_t;
+
+/* Binds a ROUTER at endpoint ("tcp://127.0.0.1:0" picks a free port) for handler h (borrowed).
+ * Errors: CT_EINVAL (a non-loopback endpoint: saying why), CT_ECOMM (ZeroMQ could not bind:
+ * the endpoint and its reason, e.g. the port is taken), CT_ENOMEM. */
+int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint, const ct_log_t *lg,
+                     ct_err_t *e);
+
+/* The endpoint bound, with the port ZeroMQ chose (tcp://127.0.0.1:41234). */
+const char *ct_server_endpoint(const ct_server_t *s);
+
+/* Serves requests until *stop is set (checked at least every 200 ms), expiring leases as time
+ * passes. Errors: CT_ECOMM (the socket failed), CT_EIO (the ledger failed: the coordinator
+ * must stop rather than answer without recording). */
+int ct_server_run(ct_server_t *s, volatile sig_atomic_t *stop, ct_err_t *e);
+
+/* Closes the socket and frees the server; sets *self_p to NULL; NULL-safe. */
+void ct_server_destroy(ct_server_t **self_p);
+
+#endif

@@ -1,0 +1,69 @@
+/* status.c — `cotrain status ENDPOINT`: asks a coordinator where the run stands and prints it. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "cotrain/client.h"
+#include "cotrain/proto.h"
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: cotrain status ENDPOINT [--timeout MS]\n"
+               "\n"
+               "Asks the coordinator at ENDPOINT (as `cotrain-coordinator` printed it, e.g.\n"
+               "tcp://127.0.0.1:5555) for the run's state: the head checkpoint and the data's\n"
+               "units (one shard in one epoch) by state. Changes nothing.\n"
+               "  --timeout MS   how long to wait for the answer (default 5000)\n"
+               "Exit codes: 0 answered, 1 no answer or a failure, 2 bad usage.\n");
+}
+
+static double num(const ct_msg_t *m, const char *key) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->root, key);
+    return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
+    int timeout = 5000;
+    if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc == 4 && !strcmp(argv[2], "--timeout")) timeout = atoi(argv[3]);
+    if ((argc != 2 && argc != 4) || timeout <= 0) {
+        usage(stderr);
+        return 2;
+    }
+    ct_err_t e = {0};
+    ct_client_t *c = NULL;
+    char *reply = NULL,
+         *req = ct_msg_header(CT_MSG_STATUS, 1, cJSON_Parse("{\"group\":\"status\"}"));
+    int rc = req ? 0 : CT_ERR(&e, CT_ENOMEM, "out of memory");
+    if (rc == 0) rc = ct_client_create(&c, argv[1], &e);
+    if (rc == 0) rc = ct_client_request(c, req, 1, timeout, &reply, &e);
+    ct_msg_t m = {0};
+    int64_t r;
+    ct_proto_error_t code;
+    if (rc == 0) rc = ct_msg_parse(reply, strlen(reply), 0, &m, &r, &code, &e);
+    if (rc == 0 && m.type != CT_MSG_OK) {
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(m.root, "message");
+        rc = CT_ERR(&e, CT_EPROTO, "the coordinator refused: %s",
+                    cJSON_IsString(msg) ? msg->valuestring : "(no message)");
+    }
+    if (rc == 0) {
+        const cJSON *head = cJSON_GetObjectItemCaseSensitive(m.root, "head");
+        const char *h = cJSON_IsString(head) && head->valuestring[0] ? head->valuestring : NULL;
+        printf("coordinator %s\n"
+               "  head checkpoint  %s (step %.0f)\n"
+               "  data units       %.0f available, %.0f leased, %.0f done, %.0f committed "
+               "(%.0f epoch(s) begun)\n",
+               argv[1], h ? h : "(none yet)", num(&m, "head_step"), num(&m, "available"),
+               num(&m, "leased"), num(&m, "done"), num(&m, "committed"), num(&m, "epochs"));
+    }
+    ct_msg_clear(&m);
+    free(reply);
+    free(req);
+    ct_client_destroy(&c);
+    if (rc == 0) return 0;
+    ct_log(lg, CT_LOG_ERROR, "status: %s", e.msg);
+    return ct_exit_code(rc) == 2 ? 1 : ct_exit_code(rc);
+}
