@@ -14,14 +14,26 @@ struct ct_client {
     char endpoint[256];
 };
 
-int ct_client_create(ct_client_t **out, const char *endpoint, ct_err_t *e) {
+int ct_client_create(ct_client_t **out, const char *endpoint, const char *server_key,
+                     const ct_keypair_t *key, ct_err_t *e) {
     int rc = 0, linger = 0;
     ct_client_t *c = NULL;
+    ct_keypair_t temp;
     *out = NULL;
     CT_ALLOC(e, c, 1, fail);
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    if (server_key && !key) {
+        if (zmq_curve_keypair(temp.pub, temp.sec) != 0) {
+            rc = CT_ERR(e, CT_ECOMM, "this ZeroMQ has no CURVE support");
+            goto fail;
+        }
+        key = &temp;
+    }
     if (!(c->ctx = zmq_ctx_new()) || !(c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) ||
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        (server_key && (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server_key, 41) != 0 ||
+                        zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, key->pub, 41) != 0 ||
+                        zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, key->sec, 41) != 0)) ||
         zmq_connect(c->sock, endpoint) != 0) {
         rc = CT_ERR(e, CT_ECOMM, "cannot connect to the coordinator at %s: %s", endpoint,
                     zmq_strerror(zmq_errno()));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cotrain/config.h"
+#include "cotrain/curve.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/handler.h"
 #include "cotrain/hash.h"
@@ -19,7 +20,7 @@
 enum { MAX_SETS = 64 };
 
 typedef struct coord_args {
-    const char *config, *data, *out, *bind;
+    const char *config, *data, *out, *bind, *key, *allow;
     const char *sets[MAX_SETS];
     int n_sets;
     double lease_ttl;
@@ -37,6 +38,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: cotrain-coordinator --config FILE|NAME --data MANIFEST --out RUN_DIR\n"
             "                           [--set key=value]... [--bind ENDPOINT] [--lease-ttl S]\n"
+            "                           [--key SECRET_KEY_FILE --allow ALLOW_FILE]\n"
             "\n"
             "Hands out the run's data as leases of (shard, epoch), keeps the checkpoint\n"
             "registry, and answers workers (cotrain-worker --coordinator ENDPOINT) and\n"
@@ -49,7 +51,12 @@ static void usage(FILE *f) {
             "  --data MANIFEST     the data (a manifest.json from `cotrain prep`, or its folder)\n"
             "  --out RUN_DIR       the run directory (config.json, coordinator.db)\n"
             "  --bind ENDPOINT     where to listen (default tcp://127.0.0.1:5555; port 0 picks a\n"
-            "                      free one); loopback only until CURVE authentication lands\n"
+            "                      free one); without --key, loopback only (plain text)\n"
+            "  --key FILE          the coordinator's CURVE secret key (`cotrain keygen PREFIX`\n"
+            "                      writes PREFIX and PREFIX.pub; workers need PREFIX.pub): the\n"
+            "                      protocol is then encrypted and peers authenticated\n"
+            "  --allow FILE        with --key: the public keys of the workers admitted, one a\n"
+            "                      line (# comments); peers are logged by key id\n"
             "  --lease-ttl S       seconds a lease lives without a heartbeat (default 60)\n"
             "  -h, --help          this help\n"
             "\n"
@@ -64,6 +71,7 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
         {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
         {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
         {"bind", required_argument, 0, 'b'},   {"lease-ttl", required_argument, 0, 't'},
+        {"key", required_argument, 0, 'k'},    {"allow", required_argument, 0, 'a'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->bind = "tcp://127.0.0.1:5555";
@@ -76,6 +84,8 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
         case 'd': a->data = optarg; break;
         case 'o': a->out = optarg; break;
         case 'b': a->bind = optarg; break;
+        case 'k': a->key = optarg; break;
+        case 'a': a->allow = optarg; break;
         case 't':
             a->lease_ttl = strtod(optarg, &end);
             if (*end || !(a->lease_ttl > 0 && a->lease_ttl < 1e7))
@@ -94,6 +104,10 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
     }
     if (optind < argc)
         return CT_ERR(e, CT_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (!a->key != !a->allow)
+        return CT_ERR(e, CT_EINVAL,
+                      "--key and --allow go together: the coordinator's secret key "
+                      "and the public keys it admits (see --help)");
     if (!a->data || !a->out)
         return CT_ERR(e, CT_EINVAL, "--data MANIFEST and --out RUN_DIR are required (see --help)");
     return 0;
@@ -105,11 +119,17 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     ct_ledger_t *l = NULL;
     ct_handler_t *h = NULL;
     ct_server_t *s = NULL;
+    ct_allow_t *allow = NULL;
+    ct_keypair_t key;
     char path[CT_PATH_MAX], sha[CT_SHA256_HEX], *json = NULL;
     int rc = 0;
     CT_TRY(ct_hash_init(e));
     CT_TRY(ct_config_load(&cfg, a->config, CT_CONFIG_DIR, a->sets, a->n_sets, e));
-    CT_TRY(ct_manifest_load(&m, a->data, e));
+    if (a->key) {
+        CT_TRY(ct_curve_load(a->key, &key, e));
+        CT_TRY(ct_allow_load(&allow, a->allow, e));
+    }
+    CT_TRY_GOTO(ct_manifest_load(&m, a->data, e), out);
     if (cfg.model.vocab_size == 0) cfg.model.vocab_size = m->vocab_size;
     CT_TRY_GOTO(ct_mkdirs(a->out, e), out);
     if (!(json = ct_config_canonical(&cfg, e))) CT_TRY_GOTO(CT_ENOMEM, out);
@@ -119,7 +139,13 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     CT_TRY_GOTO(ct_path_join(path, sizeof path, a->out, "coordinator.db", e), out);
     CT_TRY_GOTO(ct_ledger_open(&l, path, m, cfg.train.seed, e), out);
     CT_TRY_GOTO(ct_handler_create(&h, l, json, a->lease_ttl, e), out);
-    CT_TRY_GOTO(ct_server_create(&s, h, a->bind, lg, e), out);
+    CT_TRY_GOTO(ct_server_create(&s, h, a->bind, a->key ? &key : NULL, allow, lg, e), out);
+    if (a->key) {
+        char id[CT_KEY_ID];
+        ct_curve_key_id_z85(key.pub, id);
+        ct_log(lg, CT_LOG_INFO, "CURVE: coordinator key %s (public %s), %d worker key(s) allowed",
+               id, key.pub, ct_allow_count(allow));
+    }
     char head[CT_SHA256_HEX];
     int64_t step;
     CT_TRY_GOTO(ct_ledger_head(l, head, &step, e), out);
@@ -137,6 +163,7 @@ out:
     ct_handler_destroy(&h);
     ct_ledger_close(&l);
     ct_manifest_destroy(&m);
+    ct_allow_destroy(&allow);
     free(json);
     return rc;
 }

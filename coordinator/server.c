@@ -8,12 +8,15 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "cotrain/curve.h"
 #include "cotrain/proto.h"
 
 enum { ID_MAX = 256, POLL_MS = 200 };
 
 struct ct_server {
     void *ctx, *sock;
+    void *zap;               /* the ZAP handler's socket (CURVE only), else NULL */
+    const ct_allow_t *allow; /* the keys admitted (CURVE only) */
     ct_handler_t *h;
     const ct_log_t *lg;
     char endpoint[256];
@@ -35,20 +38,89 @@ static int loopback(const char *ep) {
     return 0;
 }
 
-int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint, const ct_log_t *lg,
+/* CURVE on the ROUTER, and the ZAP handler that admits the allowed keys (ZeroMQ asks it, over
+ * inproc in the same context, about every peer's handshake). */
+static int secure(ct_server_t *s, const ct_keypair_t *key, ct_err_t *e) {
+    int one = 1, linger = 0;
+    if (!(s->zap = zmq_socket(s->ctx, ZMQ_REP)) ||
+        zmq_setsockopt(s->zap, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_bind(s->zap, "inproc://zeromq.zap.01") != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_CURVE_SERVER, &one, sizeof one) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_CURVE_SECRETKEY, key->sec, 41) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_ZAP_DOMAIN, "cotrain", 7) != 0)
+        return CT_ERR(e, CT_ECOMM, "cannot set up CURVE on the coordinator's socket: %s",
+                      zmq_strerror(zmq_errno()));
+    return 0;
+}
+
+/* One ZAP request: [version][request id][domain][address][identity][mechanism][key] -> a reply
+ * that admits (200) a CURVE peer whose key is allowed, naming it by key id, or refuses (400). */
+static void zap_answer(ct_server_t *s) {
+    enum { PARTS = 7 };
+    zmq_msg_t part[PARTS];
+    int n = 0, more = 1;
+    size_t sz = sizeof more;
+    while (more && n < PARTS) {
+        zmq_msg_init(&part[n]);
+        if (zmq_msg_recv(&part[n], s->zap, 0) < 0) {
+            zmq_msg_close(&part[n]);
+            break;
+        }
+        n++;
+        zmq_getsockopt(s->zap, ZMQ_RCVMORE, &more, &sz);
+    }
+    while (more) { /* a longer request than CURVE's: drain it */
+        zmq_msg_t x;
+        zmq_msg_init(&x);
+        if (zmq_msg_recv(&x, s->zap, 0) < 0)
+            more = 0;
+        else
+            zmq_getsockopt(s->zap, ZMQ_RCVMORE, &more, &sz);
+        zmq_msg_close(&x);
+    }
+    int ok = n == PARTS && zmq_msg_size(&part[5]) == 5 &&
+             !memcmp(zmq_msg_data(&part[5]), "CURVE", 5) && zmq_msg_size(&part[6]) == 32;
+    char id[CT_KEY_ID] = "";
+    if (ok) {
+        ct_curve_key_id(zmq_msg_data(&part[6]), id);
+        ok = ct_allow_has(s->allow, zmq_msg_data(&part[6]));
+        ct_log(s->lg, ok ? CT_LOG_INFO : CT_LOG_WARN, "peer with key %s %s", id,
+               ok ? "admitted" : "refused: its key is not in the allow file");
+    }
+    const char *status = ok ? "200" : "400", *text = ok ? "OK" : "key not allowed";
+    zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE);
+    if (n >= 2)
+        zmq_send(s->zap, zmq_msg_data(&part[1]), zmq_msg_size(&part[1]), ZMQ_SNDMORE);
+    else
+        zmq_send(s->zap, "", 0, ZMQ_SNDMORE);
+    zmq_send(s->zap, status, 3, ZMQ_SNDMORE);
+    zmq_send(s->zap, text, strlen(text), ZMQ_SNDMORE);
+    zmq_send(s->zap, id, strlen(id), ZMQ_SNDMORE);
+    zmq_send(s->zap, "", 0, 0);
+    for (int i = 0; i < n; i++)
+        zmq_msg_close(&part[i]);
+}
+
+int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
+                     const ct_keypair_t *key, const ct_allow_t *allow, const ct_log_t *lg,
                      ct_err_t *e) {
     int rc = 0;
     ct_server_t *s = NULL;
     *out = NULL;
-    if (!loopback(endpoint))
+    if (!key && !loopback(endpoint))
         return CT_ERR(e, CT_EINVAL,
-                      "--bind %s: only loopback endpoints are served for now "
-                      "(tcp://127.0.0.1:PORT, ipc://PATH): a public bind needs CURVE "
-                      "authentication, which is not built yet",
+                      "--bind %s: a non-loopback endpoint needs CURVE: give "
+                      "--key (the coordinator's secret key, from `cotrain keygen`) and --allow "
+                      "(the public keys of the workers it admits)",
                       endpoint);
+    if (key && !allow)
+        return CT_ERR(e, CT_EINVAL,
+                      "CURVE needs an allow file (--allow): the public keys of "
+                      "the workers to admit");
     CT_ALLOC(e, s, 1, fail);
     s->h = h;
     s->lg = lg;
+    s->allow = allow;
     int64_t max = CT_SERVER_MSG_MAX;
     int hwm = CT_SERVER_HWM, linger = 0;
     size_t n = sizeof s->endpoint;
@@ -61,6 +133,7 @@ int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint, c
                     zmq_strerror(zmq_errno()));
         goto fail;
     }
+    if (key) CT_TRY_GOTO(secure(s, key, e), fail);
     if (zmq_bind(s->sock, endpoint) != 0) {
         rc = CT_ERR(e, CT_ECOMM, "cannot bind %s: %s (is another coordinator using it?)", endpoint,
                     zmq_strerror(zmq_errno()));
@@ -83,6 +156,7 @@ void ct_server_destroy(ct_server_t **self_p) {
     ct_server_t *s = *self_p;
     if (!s) return;
     if (s->sock) zmq_close(s->sock);
+    if (s->zap) zmq_close(s->zap);
     if (s->ctx) zmq_ctx_term(s->ctx);
     free(s);
     *self_p = NULL;
@@ -144,13 +218,15 @@ out:
 int ct_server_run(ct_server_t *s, volatile sig_atomic_t *stop, ct_err_t *e) {
     double last_tick = 0;
     while (!*stop) {
-        zmq_pollitem_t item = {.socket = s->sock, .events = ZMQ_POLLIN};
-        int r = zmq_poll(&item, 1, POLL_MS);
+        zmq_pollitem_t items[2] = {{.socket = s->sock, .events = ZMQ_POLLIN},
+                                   {.socket = s->zap, .events = ZMQ_POLLIN}};
+        int r = zmq_poll(items, s->zap ? 2 : 1, POLL_MS);
         if (r < 0 && zmq_errno() == EINTR) continue;
         if (r < 0)
             return CT_ERR(e, CT_ECOMM, "polling the coordinator's socket failed: %s",
                           zmq_strerror(zmq_errno()));
-        if (r > 0) CT_TRY(serve_one(s, e));
+        if (s->zap && (items[1].revents & ZMQ_POLLIN)) zap_answer(s);
+        if (items[0].revents & ZMQ_POLLIN) CT_TRY(serve_one(s, e));
         double now = wall_s();
         if (now - last_tick >= 1.0) {
             int expired = 0;

@@ -48,7 +48,7 @@ static int ask(ct_client_t *c, const char *header, ct_msg_t *m) {
 static int loop(const char *endpoint, const char *group) {
     ct_client_t *c = NULL;
     ct_err_t e = {0};
-    if (ct_client_create(&c, endpoint, &e) != 0) return 1;
+    if (ct_client_create(&c, endpoint, NULL, NULL, &e) != 0) return 1;
     char h[512];
     ct_msg_t m;
     long long req = 1, done = 0;
@@ -84,7 +84,7 @@ int main(int argc, char **argv) {
     }
     ct_client_t *c = NULL;
     ct_err_t e = {0};
-    if (ct_client_create(&c, argv[1], &e) != 0) return 1;
+    if (ct_client_create(&c, argv[1], NULL, NULL, &e) != 0) return 1;
     for (int i = 2; i < argc; i++) {
         int64_t req = req_of(argv[i]);
         char *reply = NULL;

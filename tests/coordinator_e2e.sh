@@ -7,6 +7,8 @@
 #     coordinator stays up; a non-loopback --bind is refused (exit 2)
 #   - a client leasing and reporting in a loop while the coordinator is killed -9 again and again
 #     (KILLS, default 20): every acknowledged report is in the ledger after each restart
+#   - CURVE (cotrain keygen, --key, --allow): an allowed key is answered, a stranger's key and a
+#     plain-text client are not; the refusal is logged by key id
 # Usage: coordinator_e2e.sh PATH/TO/cotrain-coordinator PATH/TO/cotrain PATH/TO/coord_probe [KILLS]
 set -euo pipefail
 coord=$1
@@ -91,7 +93,7 @@ set +e
 rc=$?
 set -e
 [ $rc -eq 2 ] || fail "--bind tcp://0.0.0.0:0: exit $rc, expected 2"
-grep -q "only loopback" "$tmp/public.err" || { cat "$tmp/public.err"; fail "public bind: message"; }
+grep -q "needs CURVE" "$tmp/public.err" || { cat "$tmp/public.err"; fail "public bind: message"; }
 
 # kill -9 again and again under a client that leases and reports in a loop
 "$probe" --loop "$ep" g2 > "$tmp/loop.out" 2> "$tmp/loop.err" &
@@ -116,4 +118,43 @@ done_n=$(sed -n 's/.* leased, \([0-9]*\) done.*/\1/p' "$tmp/status")
 # just before a kill, unacknowledged)
 [ "$done_n" -ge "$acked" ] && [ "$done_n" -le $((acked + 1)) ] \
     || { cat "$tmp/status"; fail "$acked reports acknowledged, the ledger holds $done_n done"; }
+kill -9 $pid
+wait $pid 2> /dev/null || true
+
+# CURVE: keys, an allow file with the worker's key; the stranger's and a plain client get nothing
+"$cotrain" keygen "$tmp/coord.key" > "$tmp/keygen.out" || fail "keygen"
+grep -q "^key id [0-9a-f]\{16\}$" "$tmp/keygen.out" || { cat "$tmp/keygen.out"; fail "keygen id"; }
+[ "$(stat -c %a "$tmp/coord.key")" = 600 ] || fail "the secret key is not mode 600"
+"$cotrain" keygen "$tmp/coord.key" > /dev/null 2>&1 && fail "keygen overwrote a key"
+"$cotrain" keygen "$tmp/worker.key" > /dev/null
+"$cotrain" keygen "$tmp/stranger.key" > /dev/null
+printf '# workers admitted\n%s\n' "$(cat "$tmp/worker.key.pub")" > "$tmp/allow"
+: > "$tmp/coord.out"
+"$coord" --config tiny --data "$tmp/data" --out "$tmp/run" --bind tcp://127.0.0.1:0 \
+    --key "$tmp/coord.key" --allow "$tmp/allow" > "$tmp/coord.out" 2> "$tmp/curve.err" &
+pid=$!
+for i in $(seq 200); do
+    ep=$(sed -n 's/^listening on //p' "$tmp/coord.out")
+    [ -n "$ep" ] && break
+    sleep 0.05
+done
+[ -n "$ep" ] || { cat "$tmp/curve.err"; fail "the CURVE coordinator did not start"; }
+"$cotrain" status "$ep" --server-key "$tmp/coord.key.pub" --key "$tmp/worker.key" \
+    > "$tmp/status" || { cat "$tmp/curve.err"; fail "an allowed key was not answered"; }
+grep -q "1 committed" "$tmp/status" || fail "status over CURVE"
+"$cotrain" status "$ep" --server-key "$tmp/coord.key.pub" --key "$tmp/stranger.key" \
+    --timeout 1500 > /dev/null 2>&1 && fail "a stranger's key was answered"
+"$cotrain" status "$ep" --timeout 1500 > /dev/null 2>&1 && fail "a plain-text client was answered"
+stranger_id=$(/usr/bin/python3 -c 'import hashlib, sys
+z85 = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
+s = open(sys.argv[1]).read().strip()
+key = b""
+for g in range(0, 40, 5):
+    n = 0
+    for c in s[g:g + 5]: n = n * 85 + z85.index(c)
+    key += n.to_bytes(4, "big")
+print(hashlib.sha256(key).hexdigest()[:16])' "$tmp/stranger.key.pub")
+grep -q "peer with key $stranger_id refused" "$tmp/curve.err" \
+    || { cat "$tmp/curve.err"; fail "the refused peer is not named by its key id"; }
+if grep -q "127.0.0.1" "$tmp/curve.err"; then fail "a peer's address was logged"; fi
 echo "coordinator_e2e: all checks passed ($kills kills, $acked reports)"

@@ -8,12 +8,14 @@
 #include "cotrain/proto.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: cotrain status ENDPOINT [--timeout MS]\n"
+    fprintf(f, "usage: cotrain status ENDPOINT [--timeout MS] [--server-key KEY --key FILE]\n"
                "\n"
                "Asks the coordinator at ENDPOINT (as `cotrain-coordinator` printed it, e.g.\n"
                "tcp://127.0.0.1:5555) for the run's state: the head checkpoint and the data's\n"
                "units (one shard in one epoch) by state. Changes nothing.\n"
-               "  --timeout MS   how long to wait for the answer (default 5000)\n"
+               "  --timeout MS        how long to wait for the answer (default 5000)\n"
+               "  --server-key KEY    the coordinator's public key (Z85, or its .pub file):\n"
+               "                      speak CURVE, as the key pair in --key FILE (cotrain keygen)\n"
                "Exit codes: 0 answered, 1 no answer or a failure, 2 bad usage.\n");
 }
 
@@ -23,22 +25,42 @@ static double num(const ct_msg_t *m, const char *key) {
 }
 
 int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
-    int timeout = 5000;
+    int timeout = 5000, bad = argc < 2;
+    const char *server_key = NULL, *key_file = NULL;
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return 0;
     }
-    if (argc == 4 && !strcmp(argv[2], "--timeout")) timeout = atoi(argv[3]);
-    if ((argc != 2 && argc != 4) || timeout <= 0) {
+    for (int i = 2; i + 1 < argc + 1 && !bad; i += 2) {
+        if (i + 1 >= argc)
+            bad = 1;
+        else if (!strcmp(argv[i], "--timeout"))
+            timeout = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--server-key"))
+            server_key = argv[i + 1];
+        else if (!strcmp(argv[i], "--key"))
+            key_file = argv[i + 1];
+        else
+            bad = 1;
+    }
+    if (bad || timeout <= 0 || !server_key != !key_file) {
         usage(stderr);
         return 2;
     }
     ct_err_t e = {0};
     ct_client_t *c = NULL;
+    ct_keypair_t key;
+    char pub[CT_Z85_KEY];
+    if (server_key &&
+        (ct_curve_public(server_key, pub, &e) != 0 || ct_curve_load(key_file, &key, &e) != 0)) {
+        ct_log(lg, CT_LOG_ERROR, "status: %s", e.msg);
+        return 2;
+    }
     char *reply = NULL,
          *req = ct_msg_header(CT_MSG_STATUS, 1, cJSON_Parse("{\"group\":\"status\"}"));
     int rc = req ? 0 : CT_ERR(&e, CT_ENOMEM, "out of memory");
-    if (rc == 0) rc = ct_client_create(&c, argv[1], &e);
+    if (rc == 0)
+        rc = ct_client_create(&c, argv[1], server_key ? pub : NULL, server_key ? &key : NULL, &e);
     if (rc == 0) rc = ct_client_request(c, req, 1, timeout, &reply, &e);
     ct_msg_t m = {0};
     int64_t r;

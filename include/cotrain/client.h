@@ -5,13 +5,18 @@
 #ifndef COTRAIN_CLIENT_H
 #define COTRAIN_CLIENT_H
 
+#include "cotrain/curve.h"
 #include "cotrain/err.h"
 
 typedef struct ct_client ct_client_t;
 
-/* Connects to endpoint (connecting is lazy: an absent coordinator shows as a timeout). Errors:
- * CT_ECOMM (ZeroMQ refused the endpoint: saying why), CT_ENOMEM. */
-int ct_client_create(ct_client_t **out, const char *endpoint, ct_err_t *e);
+/* Connects to endpoint (connecting is lazy: an absent coordinator shows as a timeout). With
+ * server_key (Z85; may be NULL) the connection speaks CURVE, as `key` (the client's pair; NULL:
+ * a throwaway pair, which an allow-listing coordinator refuses). A refused or failed handshake
+ * shows as a timeout too. Errors: CT_ECOMM (ZeroMQ refused the endpoint or the keys: saying
+ * why), CT_ENOMEM. */
+int ct_client_create(ct_client_t **out, const char *endpoint, const char *server_key,
+                     const ct_keypair_t *key, ct_err_t *e);
 
 /* Sends the header text of request `req` and waits up to timeout_ms for the reply that carries
  * the same req (or an error reply with a null req); *reply gets its header text (malloc'd).

@@ -4,13 +4,16 @@
  * A request arrives as [peer routing id][header][binary frames...] from a DEALER. Limits: a
  * message past CT_SERVER_MSG_MAX is dropped by ZeroMQ itself (ZMQ_MAXMSGSIZE), more frames than
  * the grammar allows get an error reply, and the queues are bounded (high-water marks), so no
- * peer can make the coordinator hold unbounded memory. Only loopback endpoints are served until
- * CURVE authentication lands (tcp://127.0.0.1:PORT, tcp://localhost:PORT, ipc://, inproc://). */
+ * peer can make the coordinator hold unbounded memory. With a key the socket speaks CURVE and a
+ * ZAP handler admits only the peers whose public keys are on the allow list (logged by key id);
+ * without one only loopback endpoints are served (tcp://127.0.0.1:PORT, tcp://localhost:PORT,
+ * ipc://, inproc://), in plain text. */
 #ifndef COTRAIN_SERVER_H
 #define COTRAIN_SERVER_H
 
 #include <signal.h>
 
+#include "cotrain/curve.h"
 #include "cotrain/err.h"
 #include "cotrain/handler.h"
 #include "cotrain/log.h"
@@ -19,10 +22,13 @@ enum { CT_SERVER_MSG_MAX = 64 << 20, CT_SERVER_HWM = 1000 };
 
 typedef struct ct_server ct_server_t;
 
-/* Binds a ROUTER at endpoint ("tcp://127.0.0.1:0" picks a free port) for handler h (borrowed).
- * Errors: CT_EINVAL (a non-loopback endpoint: saying why), CT_ECOMM (ZeroMQ could not bind:
- * the endpoint and its reason, e.g. the port is taken), CT_ENOMEM. */
-int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint, const ct_log_t *lg,
+/* Binds a ROUTER at endpoint ("tcp://127.0.0.1:0" picks a free port) for handler h, with CURVE
+ * when key is not NULL (then allow, the keys admitted, is required); h, key and allow are
+ * borrowed. Errors: CT_EINVAL (a non-loopback endpoint without a key, a key without an allow
+ * list: saying what to give), CT_ECOMM (ZeroMQ could not bind: the endpoint and its reason, e.g.
+ * the port is taken), CT_ENOMEM. */
+int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
+                     const ct_keypair_t *key, const ct_allow_t *allow, const ct_log_t *lg,
                      ct_err_t *e);
 
 /* The endpoint bound, with the port ZeroMQ chose (tcp://127.0.0.1:41234). */
