@@ -122,13 +122,14 @@ int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
     s->lg = lg;
     s->allow = allow;
     int64_t max = CT_SERVER_MSG_MAX;
-    int hwm = CT_SERVER_HWM, linger = 0;
+    int hwm = CT_SERVER_HWM, linger = 0, handshake_ms = CT_SERVER_HANDSHAKE_MS;
     size_t n = sizeof s->endpoint;
     if (!(s->ctx = zmq_ctx_new()) || !(s->sock = zmq_socket(s->ctx, ZMQ_ROUTER)) ||
         zmq_setsockopt(s->sock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_RCVHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(s->sock, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
-        zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0) {
+        zmq_setsockopt(s->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(s->sock, ZMQ_HANDSHAKE_IVL, &handshake_ms, sizeof handshake_ms) != 0) {
         rc = CT_ERR(e, CT_ECOMM, "cannot create the coordinator's socket: %s",
                     zmq_strerror(zmq_errno()));
         goto fail;

@@ -3,8 +3,9 @@
  *
  * A request arrives as [peer routing id][header][binary frames...] from a DEALER. Limits: a
  * message past CT_SERVER_MSG_MAX is dropped by ZeroMQ itself (ZMQ_MAXMSGSIZE), more frames than
- * the grammar allows get an error reply, and the queues are bounded (high-water marks), so no
- * peer can make the coordinator hold unbounded memory. With a key the socket speaks CURVE and a
+ * the grammar allows get an error reply, the queues are bounded (high-water marks) and a
+ * handshake must finish within CT_SERVER_HANDSHAKE_MS, so no peer can make the coordinator hold
+ * unbounded memory. With a key the socket speaks CURVE and a
  * ZAP handler admits only the peers whose public keys are on the allow list (logged by key id);
  * without one only loopback endpoints are served (tcp://127.0.0.1:PORT, tcp://localhost:PORT,
  * ipc://, inproc://), in plain text. */
@@ -18,7 +19,9 @@
 #include "cotrain/handler.h"
 #include "cotrain/log.h"
 
-enum { CT_SERVER_MSG_MAX = 64 << 20, CT_SERVER_HWM = 1000 };
+/* Limits: the largest message, the queue lengths, and how long a peer may take over its
+ * handshake before it is dropped. */
+enum { CT_SERVER_MSG_MAX = 64 << 20, CT_SERVER_HWM = 1000, CT_SERVER_HANDSHAKE_MS = 10000 };
 
 typedef struct ct_server ct_server_t;
 
