@@ -5,6 +5,7 @@
 #include "cotrain/comm.h"
 
 #include <mpi.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,13 @@ int ct_comm_max_int(ct_comm_t *c, int *v, ct_err_t *e) {
     if (!c->mpi || c->size == 1) return 0;
     int st = MPI_Allreduce(MPI_IN_PLACE, v, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
     return st == MPI_SUCCESS ? 0 : ct_comm_mpi_err(st, "MPI_Allreduce", e);
+}
+
+int ct_comm_bcast(ct_comm_t *c, void *buf, size_t n, ct_err_t *e) {
+    if (!c->mpi || c->size == 1) return 0;
+    if (n > (size_t)INT32_MAX) return CT_ERR(e, CT_EINVAL, "broadcast of %zu bytes: too big", n);
+    int st = MPI_Bcast(buf, (int)n, MPI_BYTE, 0, MPI_COMM_WORLD);
+    return st == MPI_SUCCESS ? 0 : ct_comm_mpi_err(st, "MPI_Bcast", e);
 }
 
 int ct_comm_same_u64(ct_comm_t *c, uint64_t v, int *same, int *first_bad, ct_err_t *e) {

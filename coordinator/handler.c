@@ -176,19 +176,30 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
         }
         goto out;
     }
-    /* a retry gets the stored answer, an older request `replayed` */
-    CT_TRY_GOTO(ct_ledger_reply_get(h->l, group, &stored_req, &stored, e), internal);
+    /* a retry gets the stored answer, an older request `replayed`; request numbers count per
+       session (a group that starts again starts a new session, numbered from 1 again) */
+    char key[CT_GROUP_MAX + 48], session[40];
+    if (cJSON_GetObjectItemCaseSensitive(m.root, "session")) {
+        if (ct_msg_string(&m, "session", session, sizeof session, &why) != 0) {
+            *reply = ct_msg_error(req, CT_PROTO_E_MALFORMED, why.msg);
+            goto out;
+        }
+        snprintf(key, sizeof key, "%s/%s", group, session);
+    } else {
+        snprintf(key, sizeof key, "%s", group);
+    }
+    CT_TRY_GOTO(ct_ledger_reply_get(h->l, key, &stored_req, &stored, e), internal);
     if (stored && req == stored_req) {
         *reply = stored;
         stored = NULL;
         goto out;
     }
     if (stored && req < stored_req) {
-        char msg[CT_GROUP_MAX + 160];
+        char msg[CT_GROUP_MAX + 240];
         snprintf(msg, sizeof msg,
                  "request %lld of %s was answered before (the last one "
                  "answered is %lld)",
-                 (long long)req, group, (long long)stored_req);
+                 (long long)req, key, (long long)stored_req);
         *reply = ct_msg_error(req, CT_PROTO_E_REPLAYED, msg);
         goto out;
     }
@@ -208,7 +219,7 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
         goto internal;
     }
     if (r != 0) *reply = error_reply(req, r, &why); /* act undid itself; the answer is kept */
-    if (!*reply || ct_ledger_reply_put(h->l, group, req, *reply, e) != 0 ||
+    if (!*reply || ct_ledger_reply_put(h->l, key, req, *reply, e) != 0 ||
         ct_ledger_end(h->l, 1, e) != 0) {
         ct_ledger_end(h->l, 0, e);
         rc = e->code ? e->code : CT_ENOMEM;

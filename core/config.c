@@ -575,33 +575,49 @@ static int parse_json(const char *text, const char *path, cJSON **root, ct_err_t
                   path, line, col, shown);
 }
 
+/* The defaults, then root (may be NULL), then the overrides, then the cross-key rules; every
+ * problem collected and reported at once, naming `file`. */
+static int load_root(ct_config_t *cfg, const cJSON *root, const char *file,
+                     const char *const *sets, int n_set, ct_err_t *e) {
+    problems_t pr = {.len = 0};
+    ct_config_defaults(cfg);
+    if (root) apply_root(cfg, root, &pr);
+    for (int i = 0; i < n_set; i++) CT_TRY(apply_set(cfg, sets[i], &pr, e));
+    check_cross(cfg, &pr);
+    if (pr.count == 0) return 0;
+    char more[48] = "";
+    if (pr.shown < pr.count)
+        snprintf(more, sizeof more, "\n  ... and %d more", pr.count - pr.shown);
+    return CT_ERR(e, CT_ECONFIG, "invalid config %.100s: %d problem%s:%s%s", file, pr.count,
+                  pr.count > 1 ? "s" : "", pr.text, more);
+}
+
 int ct_config_load(ct_config_t *cfg, const char *path, const char *config_dir,
                    const char *const *sets, int n_set, ct_err_t *e) {
     int rc = 0;
     char file[CT_PATH_MAX] = "--set", *text = NULL;
     cJSON *root = NULL;
-    problems_t pr = {.len = 0};
     ct_config_defaults(cfg);
     CT_TRY_GOTO(check_schema(e), out);
     if (path) {
         CT_TRY_GOTO(resolve_path(path, config_dir, file, sizeof file, e), out);
         CT_TRY_GOTO(read_text(file, path, &text, e), out);
         CT_TRY_GOTO(parse_json(text, file, &root, e), out);
-        apply_root(cfg, root, &pr);
     }
-    for (int i = 0; i < n_set; i++)
-        CT_TRY_GOTO(apply_set(cfg, sets[i], &pr, e), out);
-    check_cross(cfg, &pr);
-    if (pr.count > 0) {
-        char more[48] = "";
-        if (pr.shown < pr.count)
-            snprintf(more, sizeof more, "\n  ... and %d more", pr.count - pr.shown);
-        rc = CT_ERR(e, CT_ECONFIG, "invalid config %.100s: %d problem%s:%s%s", file, pr.count,
-                    pr.count > 1 ? "s" : "", pr.text, more);
-    }
+    rc = load_root(cfg, root, file, sets, n_set, e);
 out:
     cJSON_Delete(root);
     free(text);
+    return rc;
+}
+
+int ct_config_load_text(ct_config_t *cfg, const char *text, const char *name,
+                        const char *const *sets, int n_set, ct_err_t *e) {
+    cJSON *root = NULL;
+    CT_TRY(check_schema(e));
+    CT_TRY(parse_json(text, name, &root, e));
+    int rc = load_root(cfg, root, name, sets, n_set, e);
+    cJSON_Delete(root);
     return rc;
 }
 

@@ -181,6 +181,14 @@ int main(void) {
     ct_msg_clear(&m);
     counts(l, &c);
     CHECK_EQ_INT(c.leased, 0);
+    /* a new session of the same group numbers its requests from 1 again */
+    m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":1,\"group\":\"g1\",\"session\":\"s2\"}",
+            NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_WELCOME);
+    ct_msg_clear(&m);
+    m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":1,\"group\":\"g1\"}", NULL);
+    CHECK_EQ_STR(str(&m, "code"), "replayed"); /* the session-less sequence is at 13 */
+    ct_msg_clear(&m);
     ct_handler_destroy(&h);
     ct_ledger_close(&l);
     check_rm_tree(g_dir);

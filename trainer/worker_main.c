@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cotrain/attach.h"
 #include "cotrain/clock.h"
 #include "cotrain/ckpt.h"
 #include "cotrain/comm.h"
@@ -39,6 +40,8 @@ typedef struct worker_args {
     const char *resume; /* "latest" or a checkpoint directory; NULL = start fresh */
     const char *init;   /* a folder with model.safetensors to start from; NULL = random init */
     const char *eval_data; /* a manifest to evaluate on every log.eval_every steps, or NULL */
+    const char *coordinator; /* attached to the coordinator at this endpoint, or NULL */
+    const char *group;       /* the group's name at the coordinator */
     int64_t until;      /* stop after this step (0 = train.steps) */
     const char *sets[MAX_SETS];
     int n_sets;
@@ -71,6 +74,11 @@ static void usage(FILE *f) {
             "                      runs to train.steps\n"
             "  --eval-data MANIFEST held-out data for log.eval_every (instead of holding out\n"
             "                      the last data.eval_shards shards of --data)\n"
+            "  --coordinator EP    attach to the coordinator at EP (cotrain-coordinator): the run's\n"
+            "                      config and the checkpoint to resume from come from it, and\n"
+            "                      the data is leased from it in this loader's order; --set may\n"
+            "                      change only log.*, ckpt.keep_* and train.micro_batch\n"
+            "  --group NAME        this group's name at the coordinator (default main)\n"
             "  --init DIR          start from DIR/model.safetensors (as `cotrain export` writes\n"
             "                      or Hugging Face's GPT-2 files, F32) instead of random weights;\n"
             "                      its shapes must match the config\n"
@@ -94,10 +102,12 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         {"help", no_argument, 0, 'h'},         {"help-config", no_argument, 0, 'H'},
         {"resume", required_argument, 0, 'r'}, {"until", required_argument, 0, 'u'},
         {"init", required_argument, 0, 'i'},   {"eval-data", required_argument, 0, 'E'},
+        {"coordinator", required_argument, 0, 'C'}, {"group", required_argument, 0, 'G'},
         {0, 0, 0, 0}};
     char *end;
     memset(a, 0, sizeof *a);
     a->out = "run";
+    a->group = NULL;
     opterr = 0;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -108,6 +118,8 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         case 'r': a->resume = optarg; break;
         case 'i': a->init = optarg; break;
         case 'E': a->eval_data = optarg; break;
+        case 'C': a->coordinator = optarg; break;
+        case 'G': a->group = optarg; break;
         case 'u':
             a->until = strtoll(optarg, &end, 10);
             if (*end || a->until < 1)
@@ -127,6 +139,12 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
     }
     if (optind < argc)
         return CT_ERR(e, CT_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+    if (a->coordinator && (a->resume || a->config))
+        return CT_ERR(e, CT_EINVAL, "--coordinator decides the config and where to resume (its head "
+                                    "checkpoint): leave out %s; --set may still change log.*, "
+                                    "ckpt.keep_* and train.micro_batch",
+                      a->resume ? "--resume" : "--config");
+    if (!a->group) a->group = "main";
     if (a->init && a->resume)
         return CT_ERR(e, CT_EINVAL, "--init and --resume exclude each other: a resumed run has "
                                     "its weights from the checkpoint");
@@ -171,6 +189,8 @@ typedef struct session {
     ct_manifest_t *eval_man;     /* --eval-data's manifest, or NULL */
     ct_windows_t *eval;          /* the held-out windows (log.eval_every), or NULL */
     int restoring;               /* prepare() is restoring resume_dir (a retry may pass it over) */
+    ct_attach_t *attach;         /* with --coordinator */
+    int forced_resume;           /* resume_dir is the coordinator's head checkpoint */
     int64_t eval_windows;        /* how many of them an evaluation reads */
 } session_t;
 
@@ -204,6 +224,8 @@ static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
     int rc = S->rank0 ? ct_snapshot_save(S->a->out, S->tr, S->config_json, &info, dir,
                                          sizeof dir, &save_err)
                       : 0;
+    /* attached: the checkpoint counts once the coordinator committed it (rank 0 asks) */
+    if (rc == 0 && S->attach) rc = ct_attach_commit(S->attach, info.step, info.id, &save_err);
     int failed = rc != 0;
     CT_TRY(ct_comm_max_int(S->comm, &failed, e));
     if (rc != 0) return CT_ERR(e, rc, "%s", save_err.msg);
@@ -252,6 +274,11 @@ static int train_loop(session_t *S, ct_err_t *e) {
         double t0 = ct_now_s();
         CT_TRY(ct_trainer_step(S->tr, &st, e));
         double dt = ct_now_s() - t0;
+        if (S->attach) { /* the coordinator follows the loader: leases, reports */
+            ct_data_cursor_t cur;
+            ct_data_cursor(S->data, &cur);
+            CT_TRY(ct_attach_follow(S->attach, &cur, e));
+        }
         comm_time += st.comm_s;
         if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), dt);
         train_time += dt;
@@ -360,11 +387,13 @@ static int init_weights(session_t *S, ct_err_t *e) {
 /* With --resume: finds and verifies the checkpoint (the newest good one for `latest`). */
 static int find_resume(session_t *S, int64_t before, ct_err_t *e) {
     const char *r = S->a->resume;
-    if (!r) return 0;
+    if (!r && !S->forced_resume) return 0;
     int skipped = 0;
     /* the small files are checked here; the restore hashes the tensor files as it reads them, so
        every byte is hashed once */
-    if (!strcmp(r, "latest")) {
+    if (S->forced_resume) { /* the coordinator's head (attach) */
+        CT_TRY(ct_ckpt_check_small(S->resume_dir, &S->resumed, e));
+    } else if (!strcmp(r, "latest")) {
         CT_TRY(ct_ckpt_latest(S->a->out, before, 0, S->resume_dir, sizeof S->resume_dir,
                               &skipped, &S->resumed, S->lg, e));
     } else {
@@ -466,12 +495,54 @@ static int restore(session_t *S, ct_err_t *e) {
     return rc;
 }
 
+/* --coordinator: the run's config from its welcome, with this worker's --set applied only to
+ * keys an attached worker may set, and the checkpoint to resume from: its head. */
+static int attach(session_t *S, ct_err_t *e) {
+    const worker_args_t *a = S->a;
+    char head[CT_SHA256_HEX], *json = NULL;
+    int64_t head_step = -1;
+    CT_TRY(ct_attach_open(&S->attach, S->comm, a->coordinator, a->group, &json, head, &head_step,
+                          S->lg, e));
+    ct_config_t run;
+    char diff[CT_ERR_MSG_MAX / 2];
+    int rc = ct_config_load_text(&run, json, "the coordinator's config", NULL, 0, e);
+    if (rc == 0) rc = ct_config_load_text(&S->cfg, json, "the coordinator's config", a->sets,
+                                          a->n_sets, e);
+    free(json);
+    CT_TRY(rc);
+    if (ct_config_diff(&run, &S->cfg, CT_CHANGE_ATTACHED, diff, sizeof diff) > 0)
+        return CT_ERR(e, CT_ECONFIG, "an attached worker may set only the keys --help-config "
+                      "marks [an attached worker may set it]; these differ from the "
+                      "coordinator's:%s", diff);
+    if (S->cfg.data.eval_shards > 0)
+        return CT_ERR(e, CT_ECONFIG, "data.eval_shards is not supported with --coordinator yet "
+                      "(the coordinator leases every shard): use --eval-data");
+    ct_log(S->lg, CT_LOG_INFO, "attached to the coordinator at %s as group %s; head checkpoint "
+           "%s%.16s%s", a->coordinator, a->group, head[0] ? "" : "(none: a new run)", head,
+           head[0] ? "..." : "");
+    if (!head[0]) return 0;
+    /* the head is where this group resumes: it must be here, with that id */
+    ct_ckpt_info_t info;
+    CT_TRY(ct_path_fmt(S->resume_dir, sizeof S->resume_dir, e, "%s/checkpoints/ckpt-%08lld",
+                       a->out, (long long)head_step));
+    ct_err_t why = {0};
+    if (ct_ckpt_check_small(S->resume_dir, &info, &why) != 0 || strcmp(info.id, head) != 0)
+        return CT_ERR(e, CT_ESTATE, "the coordinator's head checkpoint %.16s... (step %lld) is "
+                      "not in %s/checkpoints%s%s: run this group where its checkpoints are",
+                      head, (long long)head_step, a->out, why.msg[0] ? ": " : "", why.msg);
+    S->forced_resume = 1;
+    return 0;
+}
+
 /* Everything up to a trainer ready for its first step: the config, the resume checkpoint (of a
  * step below `before`), the data, the run directory, the trainer and its restored state. */
 static int prepare(session_t *S, int64_t before, ct_err_t *e) {
     const worker_args_t *a = S->a;
     ct_comm_t *comm = S->comm;
-    CT_TRY(ct_config_load(&S->cfg, a->config, CT_CONFIG_DIR, a->sets, a->n_sets, e));
+    if (a->coordinator)
+        CT_TRY(attach(S, e));
+    else
+        CT_TRY(ct_config_load(&S->cfg, a->config, CT_CONFIG_DIR, a->sets, a->n_sets, e));
     CT_TRY(find_resume(S, before, e));
     if (S->resume_dir[0]) CT_TRY(check_resume_data(S, e));
     ct_data_opts_t dopts = {.seq_len = S->cfg.model.seq_len,
@@ -514,11 +585,18 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
         CT_TRY(restore(S, e));
         S->restoring = 0;
     }
+    if (S->attach) {
+        ct_data_cursor_t cur;
+        ct_attach_data(S->attach, m, S->cfg.train.seed);
+        ct_data_cursor(S->data, &cur);
+        CT_TRY(ct_attach_follow(S->attach, &cur, e)); /* the unit the first step reads */
+    }
     return 0;
 }
 
 /* Frees what prepare built, so it can run again. */
 static void release(session_t *S) {
+    ct_attach_close(&S->attach);
     ct_watchdog_destroy(&S->watchdog);
     ct_metrics_close(&S->metrics);
     ct_trainer_destroy(&S->tr);

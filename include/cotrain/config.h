@@ -73,6 +73,10 @@ void ct_config_defaults(ct_config_t *cfg);
 int ct_config_load(ct_config_t *cfg, const char *path, const char *config_dir,
                    const char *const *sets, int n_set, ct_err_t *e);
 
+/* Like ct_config_load, from JSON text (a coordinator's welcome); `name` names it in messages. */
+int ct_config_load_text(ct_config_t *cfg, const char *text, const char *name,
+                        const char *const *sets, int n_set, ct_err_t *e);
+
 /* The canonical JSON of a config: every key, sorted, compact, one trailing newline. Returns a
  * malloc'd string the caller frees, or NULL on allocation failure (CT_ENOMEM in e). */
 char *ct_config_canonical(const ct_config_t *cfg, ct_err_t *e);

@@ -2,7 +2,8 @@
  * changed in between (DESIGN.md, "Protocol"). No sockets here (server.c moves the bytes), so
  * every rule is testable without a network.
  *
- * Requests (all carry the requesting "group", a name of printable ASCII, and its sequence "req"):
+ * Requests (all carry the requesting "group", a name of printable ASCII, and its sequence "req",
+ * counted per "session": a random name a group takes each time it starts; optional):
  *   hello                  (re)starts the group from the head: its leases go back      -> welcome
  *                          {config (the run's resolved config), head {id, step}}
  *   lease                  the next unit                                                ->

@@ -1,0 +1,50 @@
+/* attach.h — a worker group attached to a coordinator (cluster mode: `cotrain-worker
+ * --coordinator ENDPOINT`). Rank 0 talks to the coordinator; every rank learns the outcome.
+ *
+ * The group trains exactly as it would alone: the loader keeps its own deterministic order, and
+ * the coordinator leases units (one shard in one epoch) in that same order (ct_data_shard_order),
+ * so the group leases each unit as its loader reaches it, checks that the grant is the unit it
+ * expected, reports it done once the loader has passed it, and commits each checkpoint with the
+ * units done since the previous one. A (re)started group resumes from the coordinator's head
+ * checkpoint; the coordinator then returns its uncommitted units, which the group leases again
+ * as its loader meets them again. */
+#ifndef COTRAIN_ATTACH_H
+#define COTRAIN_ATTACH_H
+
+#include <stdint.h>
+
+#include "cotrain/comm.h"
+#include "cotrain/data.h"
+#include "cotrain/err.h"
+#include "cotrain/hash.h"
+#include "cotrain/log.h"
+#include "cotrain/manifest.h"
+
+typedef struct ct_attach ct_attach_t;
+
+/* Says hello to the coordinator at endpoint as `group` (rank 0; all ranks call it together) and
+ * hands every rank the welcome: the run's resolved config as JSON (*config_json, malloc'd) and
+ * the head checkpoint (head: 64 hex or "", *head_step). Errors: CT_ETIMEDOUT (no coordinator
+ * answers: saying where it asked), CT_EPROTO (it refused: its message), CT_ECOMM, CT_ENOMEM. */
+int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const char *endpoint, const char *group,
+                   char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
+                   const ct_log_t *lg, ct_err_t *e);
+
+/* The loader's data: the manifest (borrowed: it must outlive the group) and the seed. */
+void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, uint64_t seed);
+
+/* Brings the coordinator up to the loader's position `cur` (after a step, or at the start):
+ * leases every unit up to the current one, reports those passed, and heartbeats when due.
+ * Errors: CT_ESTATE (the coordinator granted another unit than the loader's next: another group
+ * took data, or the head and the checkpoint disagree), those of the requests. All ranks agree. */
+int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e);
+
+/* Commits checkpoint `id` of `step` (on rank 0; the caller shares the outcome) with the units
+ * reported done since the previous commit. Errors: CT_ESTATE (refused: the coordinator's
+ * message), those of the requests. */
+int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e);
+
+/* Closes the connection and frees the group's state; sets *self_p to NULL; NULL-safe. */
+void ct_attach_close(ct_attach_t **self_p);
+
+#endif

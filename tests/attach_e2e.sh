@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# attach_e2e.sh — cotrain-worker attached to a cotrain-coordinator (--coordinator):
+#   - the run through the coordinator is bit-identical to the same run without one (metrics and
+#     the final model.h5), every checkpoint is committed with the units consumed since the last,
+#     and the coordinator's head is the final checkpoint
+#   - kill -9 the worker mid-run, start it again: it resumes from the coordinator's head (no
+#     --resume) and ends bit-identical to the uninterrupted run; the same after a kill -9 of the
+#     coordinator mid-run (the worker waits for it and retries)
+#   - the worker may --set only the keys an attached worker may set; a second group taking the
+#     run's data stops the first one with a clear message
+# Usage: attach_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
+set -euo pipefail
+worker=$1
+cotrain=$2
+coord=$3
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+tmp=$(mktemp -d)
+cpid=
+wpid=
+cleanup() {
+    [ -n "$wpid" ] && kill -9 "$wpid" 2> /dev/null || true
+    [ -n "$cpid" ] && kill -9 "$cpid" 2> /dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
+"$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 3000 \
+    --out "$tmp/data" 2> /dev/null
+sets=(--set train.steps=24 --set train.warmup_steps=2 --set log.every=1 --set train.global_batch=8
+      --set train.micro_batch=4 --set ckpt.every=8 --set ckpt.keep_last=0)
+
+start_coord() { # start_coord RUN: a coordinator on a free port; sets cpid and ep
+    : > "$tmp/coord.out"
+    "$coord" --config tiny --data "$tmp/data" --out "$tmp/$1" "${sets[@]}" \
+        --bind tcp://127.0.0.1:0 > "$tmp/coord.out" 2>> "$tmp/coord.err" &
+    cpid=$!
+    for _ in $(seq 200); do
+        ep=$(sed -n 's/^listening on //p' "$tmp/coord.out")
+        [ -n "$ep" ] && return 0
+        sleep 0.05
+    done
+    cat "$tmp/coord.err"
+    fail "the coordinator did not start"
+}
+stop_coord() { kill -9 "$cpid"; wait "$cpid" 2> /dev/null || true; cpid=; }
+strip() { /usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    for k in ("tokens_per_s", "mfu"):
+        r.pop(k)
+    print(json.dumps(r, sort_keys=True))' "$1"; }
+same() { # same RUN WHAT: metrics and the final model.h5 equal the straight run's
+    strip "$tmp/straight/public/metrics.jsonl" > "$tmp/a.m"
+    strip "$tmp/$1/public/metrics.jsonl" > "$tmp/b.m"
+    cmp -s "$tmp/a.m" "$tmp/b.m" || { diff "$tmp/a.m" "$tmp/b.m" | head; fail "$2: metrics differ"; }
+    cmp -s "$tmp/straight/checkpoints/ckpt-00000024/model.h5" \
+        "$tmp/$1/checkpoints/ckpt-00000024/model.h5" || fail "$2: the final model differs"
+}
+wait_step() { # wait_step OUT N: until the worker printed step N (or ended)
+    for _ in $(seq 600); do
+        [ "$(cat "$1" 2> /dev/null | grep -c '^step' || true)" -ge "$2" ] && return 0
+        kill -0 "$wpid" 2> /dev/null || return 0
+        sleep 0.05
+    done
+}
+
+"$worker" --config tiny --data "$tmp/data" --out "$tmp/straight" "${sets[@]}" > /dev/null \
+    2> "$tmp/straight.err" || { cat "$tmp/straight.err"; fail "the run without a coordinator"; }
+
+# 1. attached, uninterrupted
+start_coord c1
+"$worker" --data "$tmp/data" --out "$tmp/a1" --coordinator "$ep" > /dev/null 2> "$tmp/a1.err" \
+    || { cat "$tmp/a1.err"; fail "the attached run"; }
+same a1 "attached"
+[ "$(grep -c 'committed by the coordinator' "$tmp/a1.err")" -eq 3 ] || fail "not 3 commits"
+id=$("$cotrain" inspect "$tmp/a1/checkpoints/ckpt-00000024" | sed -n 's/^  id *//p')
+"$cotrain" status "$ep" > "$tmp/status"
+grep -q "head checkpoint  $id (step 24)" "$tmp/status" || { cat "$tmp/status"; fail "head"; }
+stop_coord
+
+# 2. kill -9 the worker after its first checkpoint; started again it resumes from the head
+start_coord c2
+"$worker" --data "$tmp/data" --out "$tmp/a2" --coordinator "$ep" > "$tmp/a2.out" \
+    2> "$tmp/a2.err" &
+wpid=$!
+wait_step "$tmp/a2.out" 12
+kill -9 $wpid
+wait $wpid 2> /dev/null || true
+wpid=
+"$worker" --data "$tmp/data" --out "$tmp/a2" --coordinator "$ep" > /dev/null 2> "$tmp/a2b.err" \
+    || { cat "$tmp/a2b.err"; fail "the restarted worker"; }
+grep -q "resuming from .*ckpt-000000" "$tmp/a2b.err" || { cat "$tmp/a2b.err"; fail "no resume"; }
+same a2 "worker killed and restarted"
+stop_coord
+
+# 3. kill -9 the coordinator mid-run; the worker waits and goes on once it is back
+start_coord c3
+"$worker" --data "$tmp/data" --out "$tmp/a3" --coordinator "$ep" > "$tmp/a3.out" \
+    2> "$tmp/a3.err" &
+wpid=$!
+wait_step "$tmp/a3.out" 6
+stop_coord
+port=${ep##*:}
+sleep 1
+"$coord" --config tiny --data "$tmp/data" --out "$tmp/c3" "${sets[@]}" \
+    --bind "tcp://127.0.0.1:$port" > /dev/null 2>> "$tmp/coord.err" &
+cpid=$!
+wait $wpid || { cat "$tmp/a3.err"; fail "the worker did not survive the coordinator's restart"; }
+wpid=
+same a3 "coordinator killed and restarted"
+stop_coord
+
+# 4. refusals: a key an attached worker may not set; another group taking the data
+start_coord c4
+set +e
+"$worker" --data "$tmp/data" --out "$tmp/a4" --coordinator "$ep" --set train.lr=0.1 \
+    > /dev/null 2> "$tmp/a4.err"
+rc=$?
+set -e
+[ $rc -eq 2 ] || { cat "$tmp/a4.err"; fail "--set train.lr attached: exit $rc, expected 2"; }
+grep -q "train.lr" "$tmp/a4.err" || fail "the refused key is not named"
+"$cotrain" status "$ep" > /dev/null
+"$worker" --data "$tmp/data" --out "$tmp/a5" --coordinator "$ep" --group other \
+    --set train.micro_batch=2 > /dev/null 2> "$tmp/a5.err" &
+wpid=$!
+sleep 0.2
+set +e
+"$worker" --data "$tmp/data" --out "$tmp/a6" --coordinator "$ep" > /dev/null 2> "$tmp/a6.err"
+rc=$?
+set -e
+wait $wpid 2> /dev/null || true
+wpid=
+[ $rc -ne 0 ] || fail "two groups took the same data without a word"
+grep -q -e "another group is taking" -e "is not in" -e "refused" "$tmp/a6.err" \
+    || { cat "$tmp/a6.err"; fail "no clear message for two groups"; }
+echo "attach_e2e: all checks passed"

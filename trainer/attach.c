@@ -1,0 +1,302 @@
+/* attach.c — a worker group's side of the coordinator protocol (see attach.h). Only rank 0 holds
+ * a connection; every public call is collective, and the ranks agree on its outcome, so no rank
+ * trains on while another stopped. A request that gets no answer is sent again with the same
+ * `req` (the coordinator answers a retry with its stored reply) until ASK_S have passed. */
+#include "cotrain/attach.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cotrain/client.h"
+#include "cotrain/clock.h"
+#include "cotrain/json.h"
+#include "cotrain/proto.h"
+
+enum { TRY_MS = 2000, ASK_S = 120, HEAD_MSG = 4096, GROUP_MAX = 96 };
+
+/* A unit reported done: one shard in one epoch. */
+typedef struct unit {
+    char shard_id[CT_SHARD_ID_MAX];
+    int64_t epoch;
+} unit_t;
+
+struct ct_attach {
+    ct_comm_t *comm;
+    int rank0;
+    ct_client_t *client;
+    char group[GROUP_MAX];
+    char session[24]; /* this start of the group: its requests are numbered anew */
+    long long req;
+    const ct_log_t *lg;
+    const ct_manifest_t *m;
+    uint64_t seed;
+    int64_t *order, order_epoch;   /* (n) the shard order of order_epoch */
+    int started;                   /* next_lease / next_done set from the first cursor */
+    int64_t next_lease, next_done; /* global unit indices: epoch * n + position */
+    int64_t *fences;               /* fences[g - next_done] for leased units not yet done */
+    int n_fences, cap_fences;
+    unit_t *done; /* reported done since the last commit */
+    int n_done, cap_done;
+    char head[CT_SHA256_HEX];
+    double ttl, last_ask;
+};
+
+/* Sends a request of `type` with fields f (consumed), retrying the same req, and returns the
+ * parsed reply in *m. An error reply is CT_ESTATE (stale/refused) or CT_EPROTO, with its text. */
+static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err_t *e) {
+    long long req = ++a->req;
+    if (!f) f = cJSON_CreateObject();
+    if (!f || !cJSON_AddStringToObject(f, "group", a->group) ||
+        !cJSON_AddStringToObject(f, "session", a->session)) {
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory building a request");
+    }
+    char *hdr = ct_msg_header(type, req, f); /* takes f */
+    if (!hdr) return CT_ERR(e, CT_ENOMEM, "out of memory building a request");
+    int rc = CT_ETIMEDOUT;
+    double t0 = ct_now_s();
+    char *reply = NULL;
+    while (rc == CT_ETIMEDOUT && ct_now_s() - t0 < ASK_S) {
+        ct_err_t why = {0};
+        rc = ct_client_request(a->client, hdr, req, TRY_MS, &reply, &why);
+        if (rc != 0 && rc != CT_ETIMEDOUT) *e = why;
+    }
+    free(hdr);
+    if (rc == CT_ETIMEDOUT)
+        return CT_ERR(e, CT_ETIMEDOUT,
+                      "the coordinator did not answer %s within %d s: is it "
+                      "running? (the group stops; start it again once it is)",
+                      ct_msg_type_name(type), ASK_S);
+    if (rc != 0) return rc;
+    int64_t r;
+    ct_proto_error_t code;
+    rc = ct_msg_parse(reply, strlen(reply), 0, m, &r, &code, e);
+    free(reply);
+    if (rc == 0 && m->type == CT_MSG_ERROR) {
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(m->root, "code");
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(m->root, "message");
+        int stale = cJSON_IsString(c) && !strcmp(c->valuestring, "stale");
+        rc = CT_ERR(e, stale ? CT_ESTATE : CT_EPROTO, "the coordinator refused %s: %s",
+                    ct_msg_type_name(type), cJSON_IsString(t) ? t->valuestring : "(no reason)");
+        ct_msg_clear(m);
+    }
+    a->last_ask = ct_now_s();
+    return rc;
+}
+
+/* Shares rank 0's result with every rank: they all return the same code; a non-zero one on
+ * rank 0 comes with its message, elsewhere with a pointer to rank 0's log. */
+static int agree(ct_attach_t *a, int rc, ct_err_t *e) {
+    int failed = rc != 0 ? -rc : 0;
+    CT_TRY(ct_comm_max_int(a->comm, &failed, e));
+    if (failed && rc == 0)
+        return CT_ERR(e, -failed, "rank 0 lost the coordinator (its log says why)");
+    return rc;
+}
+
+int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const char *endpoint, const char *group,
+                   char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
+                   const ct_log_t *lg, ct_err_t *e) {
+    int rc = 0;
+    ct_attach_t *a = NULL;
+    ct_msg_t m = {0};
+    *out = NULL;
+    *config_json = NULL;
+    CT_ALLOC(e, a, 1, fail);
+    a->comm = comm;
+    a->rank0 = ct_comm_rank(comm) == 0;
+    a->lg = lg;
+    a->order_epoch = -1;
+    a->ttl = 60.0;
+    snprintf(a->group, sizeof a->group, "%s", group);
+    /* a new session each start: 64 random bits (the clock and pid if there is no urandom) */
+    uint64_t nonce = (uint64_t)(ct_now_s() * 1e9) ^ ((uint64_t)getpid() << 32);
+    FILE *ur = fopen("/dev/urandom", "rb");
+    if (ur) {
+        if (fread(&nonce, sizeof nonce, 1, ur) != 1) nonce ^= 0x9e3779b97f4a7c15ull;
+        fclose(ur);
+    }
+    snprintf(a->session, sizeof a->session, "%016llx", (unsigned long long)nonce);
+    /* rank 0 asks; the welcome (config and head) then goes to every rank */
+    char buf[HEAD_MSG + CT_SHA256_HEX + 32] = "";
+    if (a->rank0) {
+        rc = ct_client_create(&a->client, endpoint, NULL, NULL, e);
+        if (rc == 0) rc = ask(a, CT_MSG_HELLO, NULL, &m, e);
+        const cJSON *c = rc == 0 ? cJSON_GetObjectItemCaseSensitive(m.root, "config") : NULL;
+        const char *h = rc == 0 ? ct_json_get_string(m.root, "head") : NULL;
+        int64_t step = -1;
+        if (rc == 0) ct_json_get_uint53(m.root, "head_step", &step);
+        char *text = c ? cJSON_PrintUnformatted(c) : NULL;
+        if (rc == 0 && (!cJSON_IsObject(c) || !h || !text || strlen(text) >= HEAD_MSG))
+            rc = CT_ERR(e, CT_EPROTO, "the coordinator's welcome has no usable config or head");
+        if (rc == 0) snprintf(buf, sizeof buf, "%s\n%lld\n%s", h, (long long)step, text);
+        free(text);
+    }
+    CT_TRY_GOTO(agree(a, rc, e), fail);
+    CT_TRY_GOTO(ct_comm_bcast(comm, buf, sizeof buf, e), fail);
+    char *nl = strchr(buf, '\n'), *nl2 = nl ? strchr(nl + 1, '\n') : NULL;
+    if (!nl || !nl2 || nl - buf >= CT_SHA256_HEX) {
+        rc = CT_ERR(e, CT_EPROTO, "the coordinator's welcome is malformed");
+        goto fail;
+    }
+    memcpy(head, buf, (size_t)(nl - buf));
+    head[nl - buf] = '\0';
+    *head_step = strtoll(nl + 1, NULL, 10);
+    snprintf(a->head, sizeof a->head, "%s", head);
+    if (!(*config_json = strdup(nl2 + 1))) {
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory");
+        goto fail;
+    }
+    ct_msg_clear(&m);
+    *out = a;
+    return 0;
+fail:
+    ct_msg_clear(&m);
+    ct_attach_close(&a);
+    return rc;
+}
+
+void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, uint64_t seed) {
+    a->m = m;
+    a->seed = seed;
+}
+
+void ct_attach_close(ct_attach_t **self_p) {
+    ct_attach_t *a = *self_p;
+    if (!a) return;
+    ct_client_destroy(&a->client);
+    free(a->order);
+    free(a->fences);
+    free(a->done);
+    free(a);
+    *self_p = NULL;
+}
+
+/* The id of the shard of unit g. */
+static int unit_shard(ct_attach_t *a, int64_t g, int64_t *epoch, const char **id, ct_err_t *e) {
+    int64_t n = a->m->n_shards;
+    *epoch = g / n;
+    if (a->order_epoch != *epoch) {
+        if (!a->order && !(a->order = malloc((size_t)n * sizeof *a->order)))
+            return CT_ERR(e, CT_ENOMEM, "out of memory");
+        ct_data_shard_order(a->seed, *epoch, n, a->order);
+        a->order_epoch = *epoch;
+    }
+    *id = a->m->shards[a->order[g % n]].id;
+    return 0;
+}
+
+static int lease_next(ct_attach_t *a, ct_err_t *e) {
+    ct_msg_t m;
+    int64_t epoch, ep = -1, fence = -1;
+    const char *want;
+    char got[CT_SHARD_ID_MAX] = "";
+    CT_TRY(unit_shard(a, a->next_lease, &epoch, &want, e));
+    CT_TRY(ask(a, CT_MSG_LEASE, NULL, &m, e));
+    int rc = ct_msg_string(&m, "shard", got, sizeof got, e);
+    if (rc == 0) rc = ct_msg_uint(&m, "epoch", &ep, e);
+    if (rc == 0) rc = ct_msg_uint(&m, "fence", &fence, e);
+    const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(m.root, "ttl_s");
+    if (cJSON_IsNumber(ttl) && ttl->valuedouble > 0) a->ttl = ttl->valuedouble;
+    ct_msg_clear(&m);
+    CT_TRY(rc);
+    if (strcmp(got, want) != 0 || ep != epoch)
+        return CT_ERR(e, CT_ESTATE,
+                      "the coordinator leased shard %s of epoch %lld, but this "
+                      "group's loader is at shard %s of epoch %lld: another group is taking "
+                      "this run's data, or the head checkpoint is not the one resumed from",
+                      got, (long long)ep, want, (long long)epoch);
+    if (a->n_fences == a->cap_fences) {
+        int cap = a->cap_fences ? 2 * a->cap_fences : 16;
+        int64_t *p = realloc(a->fences, (size_t)cap * sizeof *p);
+        if (!p) return CT_ERR(e, CT_ENOMEM, "out of memory");
+        a->fences = p;
+        a->cap_fences = cap;
+    }
+    a->fences[a->n_fences++] = fence;
+    a->next_lease++;
+    return 0;
+}
+
+static int report_next(ct_attach_t *a, ct_err_t *e) {
+    int64_t epoch;
+    const char *id;
+    CT_TRY(unit_shard(a, a->next_done, &epoch, &id, e));
+    cJSON *f = cJSON_CreateObject();
+    if (!f || !cJSON_AddStringToObject(f, "shard", id) ||
+        !cJSON_AddNumberToObject(f, "epoch", (double)epoch) ||
+        !cJSON_AddNumberToObject(f, "fence", (double)a->fences[0])) {
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory");
+    }
+    ct_msg_t m;
+    CT_TRY(ask(a, CT_MSG_SHARD_DONE, f, &m, e));
+    ct_msg_clear(&m);
+    if (a->n_done == a->cap_done) {
+        int cap = a->cap_done ? 2 * a->cap_done : 16;
+        unit_t *p = realloc(a->done, (size_t)cap * sizeof *p);
+        if (!p) return CT_ERR(e, CT_ENOMEM, "out of memory");
+        a->done = p;
+        a->cap_done = cap;
+    }
+    unit_t *u = &a->done[a->n_done++];
+    snprintf(u->shard_id, sizeof u->shard_id, "%s", id);
+    u->epoch = epoch;
+    memmove(a->fences, a->fences + 1, (size_t)--a->n_fences * sizeof *a->fences);
+    a->next_done++;
+    return 0;
+}
+
+int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
+    int rc = 0;
+    if (a->rank0) {
+        int64_t g = cur->epoch * a->m->n_shards + cur->shard_pos;
+        if (!a->started) {
+            a->next_lease = a->next_done = g;
+            a->started = 1;
+        }
+        while (rc == 0 && a->next_lease <= g)
+            rc = lease_next(a, e);
+        while (rc == 0 && a->next_done < g)
+            rc = report_next(a, e);
+        if (rc == 0 && ct_now_s() - a->last_ask > a->ttl / 3) {
+            ct_msg_t m;
+            rc = ask(a, CT_MSG_HEARTBEAT, NULL, &m, e);
+            ct_msg_clear(&m);
+        }
+    }
+    return agree(a, rc, e);
+}
+
+int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e) {
+    if (!a->rank0) return 0;
+    cJSON *f = cJSON_CreateObject(), *units = cJSON_CreateArray();
+    int ok = f && units && cJSON_AddNumberToObject(f, "step", (double)step) &&
+             cJSON_AddStringToObject(f, "id", id) && cJSON_AddStringToObject(f, "parent", a->head);
+    for (int i = 0; ok && i < a->n_done; i++) {
+        cJSON *u = cJSON_CreateObject();
+        ok = u && cJSON_AddStringToObject(u, "shard", a->done[i].shard_id) &&
+             cJSON_AddNumberToObject(u, "epoch", (double)a->done[i].epoch) &&
+             cJSON_AddItemToArray(units, u);
+        if (!ok) cJSON_Delete(u);
+    }
+    ok = ok && cJSON_AddItemToObject(f, "units", units);
+    if (!ok) {
+        cJSON_Delete(units);
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory building a commit");
+    }
+    ct_msg_t m;
+    CT_TRY(ask(a, CT_MSG_CHECKPOINT_COMMIT, f, &m, e));
+    ct_msg_clear(&m);
+    ct_log(a->lg, CT_LOG_INFO,
+           "checkpoint %.16s... of step %lld committed by the coordinator "
+           "with %d unit(s) of data",
+           id, (long long)step, a->n_done);
+    snprintf(a->head, sizeof a->head, "%s", id);
+    a->n_done = 0;
+    return 0;
+}
