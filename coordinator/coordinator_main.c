@@ -91,11 +91,7 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
             if (*end || !(a->lease_ttl > 0 && a->lease_ttl < 1e7))
                 return CT_ERR(e, CT_EINVAL, "--lease-ttl %s: give seconds, > 0", optarg);
             break;
-        case 's':
-            if (a->n_sets == MAX_SETS)
-                return CT_ERR(e, CT_EINVAL, "more than %d --set options", MAX_SETS);
-            a->sets[a->n_sets++] = optarg;
-            break;
+        case 's': CT_TRY(ct_config_add_set(a->sets, &a->n_sets, MAX_SETS, optarg, e)); break;
         case 'h': usage(stdout); return 1;
         default:
             return CT_ERR(e, CT_EINVAL, "unknown or incomplete option '%s' (see --help)",

@@ -611,6 +611,12 @@ out:
     return rc;
 }
 
+int ct_config_add_set(const char **sets, int *n, int max, const char *set, ct_err_t *e) {
+    if (*n == max) return CT_ERR(e, CT_EINVAL, "more than %d --set options", max);
+    sets[(*n)++] = set;
+    return 0;
+}
+
 int ct_config_load_text(ct_config_t *cfg, const char *text, const char *name,
                         const char *const *sets, int n_set, ct_err_t *e) {
     cJSON *root = NULL;

@@ -31,20 +31,13 @@ head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
 sets=(--set train.steps=24 --set train.warmup_steps=2 --set log.every=1 --set train.global_batch=8
       --set train.micro_batch=4 --set ckpt.every=8 --set ckpt.keep_last=0)
 
+# shellcheck source=tests/coord_lib.sh
+. "$(dirname "$0")/coord_lib.sh"
 start_coord() { # start_coord RUN: a coordinator on a free port; sets cpid and ep
-    : > "$tmp/coord.out"
-    "$coord" --config tiny --data "$tmp/data" --out "$tmp/$1" "${sets[@]}" \
-        --bind tcp://127.0.0.1:0 > "$tmp/coord.out" 2>> "$tmp/coord.err" &
-    cpid=$!
-    for _ in $(seq 200); do
-        ep=$(sed -n 's/^listening on //p' "$tmp/coord.out")
-        [ -n "$ep" ] && return 0
-        sleep 0.05
-    done
-    cat "$tmp/coord.err"
-    fail "the coordinator did not start"
+    coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+        --out "$tmp/$1" "${sets[@]}" --bind tcp://127.0.0.1:0
 }
-stop_coord() { kill -9 "$cpid"; wait "$cpid" 2> /dev/null || true; cpid=; }
+stop_coord() { coord_stop; }
 strip() { /usr/bin/python3 -c '
 import json, sys
 for line in open(sys.argv[1]):

@@ -30,20 +30,12 @@ head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
 "$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 8000 \
     --out "$tmp/data" 2> /dev/null
 
-# start: a free port each time (port 0), read back from the "listening on" line
-start() {
-    : > "$tmp/coord.out"
-    "$coord" --config tiny --data "$tmp/data" --out "$tmp/run" --bind tcp://127.0.0.1:0 \
-        --lease-ttl 600 > "$tmp/coord.out" 2>> "$tmp/coord.err" &
-    pid=$!
-    local i
-    for i in $(seq 200); do
-        ep=$(sed -n 's/^listening on //p' "$tmp/coord.out")
-        [ -n "$ep" ] && return 0
-        kill -0 $pid 2> /dev/null || { cat "$tmp/coord.err"; fail "the coordinator exited"; }
-        sleep 0.05
-    done
-    fail "the coordinator did not say where it listens within 10 s"
+# shellcheck source=tests/coord_lib.sh
+. "$(dirname "$0")/coord_lib.sh"
+start() { # a free port each time (port 0); sets cpid and ep
+    coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+        --out "$tmp/run" --bind tcp://127.0.0.1:0 --lease-ttl 600
+    pid=$cpid
 }
 field() { /usr/bin/python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 
@@ -129,16 +121,9 @@ grep -q "^key id [0-9a-f]\{16\}$" "$tmp/keygen.out" || { cat "$tmp/keygen.out"; 
 "$cotrain" keygen "$tmp/worker.key" > /dev/null
 "$cotrain" keygen "$tmp/stranger.key" > /dev/null
 printf '# workers admitted\n%s\n' "$(cat "$tmp/worker.key.pub")" > "$tmp/allow"
-: > "$tmp/coord.out"
-"$coord" --config tiny --data "$tmp/data" --out "$tmp/run" --bind tcp://127.0.0.1:0 \
-    --key "$tmp/coord.key" --allow "$tmp/allow" > "$tmp/coord.out" 2> "$tmp/curve.err" &
-pid=$!
-for i in $(seq 200); do
-    ep=$(sed -n 's/^listening on //p' "$tmp/coord.out")
-    [ -n "$ep" ] && break
-    sleep 0.05
-done
-[ -n "$ep" ] || { cat "$tmp/curve.err"; fail "the CURVE coordinator did not start"; }
+coord_start "$tmp/coord.out" "$tmp/curve.err" "$coord" --config tiny --data "$tmp/data" \
+    --out "$tmp/run" --bind tcp://127.0.0.1:0 --key "$tmp/coord.key" --allow "$tmp/allow"
+pid=$cpid
 "$cotrain" status "$ep" --server-key "$tmp/coord.key.pub" --key "$tmp/worker.key" \
     > "$tmp/status" || { cat "$tmp/curve.err"; fail "an allowed key was not answered"; }
 grep -q "1 committed" "$tmp/status" || fail "status over CURVE"

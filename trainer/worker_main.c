@@ -125,11 +125,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
             if (*end || a->until < 1)
                 return CT_ERR(e, CT_EINVAL, "--until %s: give a step number >= 1", optarg);
             break;
-        case 's':
-            if (a->n_sets == MAX_SETS)
-                return CT_ERR(e, CT_EINVAL, "more than %d --set options", MAX_SETS);
-            a->sets[a->n_sets++] = optarg;
-            break;
+        case 's': CT_TRY(ct_config_add_set(a->sets, &a->n_sets, MAX_SETS, optarg, e)); break;
         case 'h': usage(stdout); return 1;
         case 'H': ct_config_print_help(stdout); return 1;
         default:

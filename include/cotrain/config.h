@@ -73,6 +73,10 @@ void ct_config_defaults(ct_config_t *cfg);
 int ct_config_load(ct_config_t *cfg, const char *path, const char *config_dir,
                    const char *const *sets, int n_set, ct_err_t *e);
 
+/* Appends one `--set key=value` to sets[0..*n) (a program's options, max of them; the value is
+ * not copied). Errors: CT_EINVAL (more than max: saying so). */
+int ct_config_add_set(const char **sets, int *n, int max, const char *set, ct_err_t *e);
+
 /* Like ct_config_load, from JSON text (a coordinator's welcome); `name` names it in messages. */
 int ct_config_load_text(ct_config_t *cfg, const char *text, const char *name,
                         const char *const *sets, int n_set, ct_err_t *e);

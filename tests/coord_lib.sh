@@ -1,0 +1,29 @@
+# coord_lib.sh — sourced by the coordinator tests (coordinator_e2e.sh, attach_e2e.sh).
+#
+# coord_start OUT ERR COORDINATOR ARGS...: starts COORDINATOR ARGS... in the background (ARGS
+# name the --bind, port 0 for a free one), its stdout in OUT and stderr appended to ERR; sets
+# cpid to its pid and ep to the endpoint it printed ("listening on ..."), or calls fail (the
+# caller's) when it exits or says nothing within 10 s.
+coord_start() {
+    local out=$1 err=$2
+    shift 2
+    : > "$out"
+    "$@" > "$out" 2>> "$err" &
+    cpid=$!
+    local _
+    for _ in $(seq 200); do
+        ep=$(sed -n 's/^listening on //p' "$out")
+        [ -n "$ep" ] && return 0
+        kill -0 "$cpid" 2> /dev/null || break
+        sleep 0.05
+    done
+    cat "$err" >&2
+    fail "the coordinator did not say where it listens"
+}
+
+# coord_stop: kill -9 the coordinator started last and reap it.
+coord_stop() {
+    kill -9 "$cpid" 2> /dev/null || true
+    wait "$cpid" 2> /dev/null || true
+    cpid=
+}
