@@ -142,6 +142,14 @@ static char *error_reply(int64_t req, int rc, const ct_err_t *why) {
     return ct_msg_error(req, code, why->msg);
 }
 
+int ct_handler_batch_begin(ct_handler_t *h, ct_err_t *e) {
+    return ct_ledger_begin(h->l, e);
+}
+
+int ct_handler_batch_end(ct_handler_t *h, int keep, ct_err_t *e) {
+    return ct_ledger_end(h->l, keep, e);
+}
+
 int ct_handler_tick(ct_handler_t *h, double now, int *expired, ct_err_t *e) {
     return ct_ledger_expire(h->l, now, expired, e);
 }
@@ -219,9 +227,9 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
         goto internal;
     }
     if (r != 0) *reply = error_reply(req, r, &why); /* act undid itself; the answer is kept */
-    if (!*reply || ct_ledger_reply_put(h->l, key, req, *reply, e) != 0 ||
-        ct_ledger_end(h->l, 1, e) != 0) {
-        ct_ledger_end(h->l, 0, e);
+    int kept = *reply && ct_ledger_reply_put(h->l, key, req, *reply, e) == 0;
+    /* end undoes this level itself when keeping it fails */
+    if (ct_ledger_end(h->l, kept, e) != 0 || !kept) {
         rc = e->code ? e->code : CT_ENOMEM;
         free(*reply);
         *reply = NULL;

@@ -33,7 +33,7 @@ struct ct_ledger {
     int n_shards;
     uint64_t seed;
     int64_t *order; /* (n_shards) scratch for an epoch's order */
-    int in_tx;      /* inside ct_ledger_begin .. ct_ledger_end */
+    int in_tx;      /* levels of ct_ledger_begin .. ct_ledger_end open */
 };
 
 static const char SCHEMA[] =
@@ -129,21 +129,23 @@ static int transaction(ct_ledger_t *l, int (*body)(ct_ledger_t *, void *, ct_err
 }
 
 int ct_ledger_begin(ct_ledger_t *l, ct_err_t *e) {
-    if (l->in_tx) return CT_ERR(e, CT_ESTATE, "ledger %s: a transaction is already open", l->path);
-    CT_TRY(exec(l, "BEGIN IMMEDIATE", e));
-    l->in_tx = 1;
+    /* the outermost level is the transaction; inner ones are savepoints */
+    CT_TRY(exec(l, l->in_tx ? "SAVEPOINT nest" : "BEGIN IMMEDIATE", e));
+    l->in_tx++;
     return 0;
 }
 
 int ct_ledger_end(ct_ledger_t *l, int keep, ct_err_t *e) {
     if (!l->in_tx) return CT_ERR(e, CT_ESTATE, "ledger %s: no transaction is open", l->path);
-    l->in_tx = 0;
-    if (keep) {
-        int rc = exec(l, "COMMIT", e);
-        if (rc == 0) return 0;
+    int outer = --l->in_tx == 0, rc = 0;
+    if (keep && (rc = exec(l, outer ? "COMMIT" : "RELEASE nest", e)) == 0) return 0;
+    if (outer) {
+        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    } else {
+        sqlite3_exec(l->db, "ROLLBACK TO nest", NULL, NULL, NULL);
+        sqlite3_exec(l->db, "RELEASE nest", NULL, NULL, NULL);
     }
-    sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
-    return keep ? e->code : 0;
+    return rc;
 }
 
 int ct_ledger_reply_get(ct_ledger_t *l, const char *group, int64_t *req, char **text, ct_err_t *e) {

@@ -11,7 +11,13 @@
 #include "cotrain/curve.h"
 #include "cotrain/proto.h"
 
-enum { ID_MAX = 256, POLL_MS = 200 };
+enum { POLL_MS = 200, BATCH_MAX = 256 };
+
+/* A request of the batch being answered: who asked, and the reply to send after the commit. */
+typedef struct pending {
+    zmq_msg_t id;
+    char *reply;
+} pending_t;
 
 struct ct_server {
     void *ctx, *sock;
@@ -20,6 +26,7 @@ struct ct_server {
     ct_handler_t *h;
     const ct_log_t *lg;
     char endpoint[256];
+    pending_t pending[BATCH_MAX];
 };
 
 /* Lease expiries are kept in the ledger, so they are wall-clock seconds: a monotonic clock
@@ -182,37 +189,63 @@ static int drain(void *sock, int *frames) {
     return 0;
 }
 
-/* One request: [id][header][frames...] -> [id][reply]. */
-static int serve_one(ct_server_t *s, ct_err_t *e) {
-    zmq_msg_t id, hdr;
-    zmq_msg_init(&id);
-    zmq_msg_init(&hdr);
-    int rc = 0, frames = 0, more = 0;
-    size_t sz = sizeof more;
-    char *reply = NULL;
-    if (zmq_msg_recv(&id, s->sock, 0) < 0) goto comm;
-    if (zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) != 0) goto comm;
-    if (!more) goto out; /* a peer that sent only its identity: nothing to answer */
-    if (zmq_msg_recv(&hdr, s->sock, 0) < 0 || drain(s->sock, &frames) != 0) goto comm;
+/* The requests waiting, up to BATCH_MAX, answered in one transaction, their replies sent after
+ * it committed: one fsync for the batch (group commit), and still no reply before its change is
+ * on disk. A request is [id][header][frames...], its reply [id][header]. */
+static int serve_batch(ct_server_t *s, ct_err_t *e) {
+    pending_t *p = s->pending;
+    int n = 0, rc = 0, more = 0, frames = 0, events = 0;
+    size_t sz = sizeof more, esz = sizeof events;
     ct_err_t why = {0};
-    rc = ct_handler_request(s->h, zmq_msg_data(&hdr), zmq_msg_size(&hdr), frames, wall_s(), &reply,
-                            &why);
+    CT_TRY(ct_handler_batch_begin(s->h, e));
+    double now = wall_s();
+    while (n < BATCH_MAX && rc == 0) {
+        if (n > 0 && (zmq_getsockopt(s->sock, ZMQ_EVENTS, &events, &esz) != 0 ||
+                      !(events & ZMQ_POLLIN)))
+            break;
+        zmq_msg_t hdr;
+        zmq_msg_init(&p[n].id);
+        zmq_msg_init(&hdr);
+        p[n].reply = NULL;
+        if (zmq_msg_recv(&p[n].id, s->sock, 0) < 0 ||
+            zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) != 0) {
+            rc = CT_ERR(&why, CT_ECOMM, "receiving a request failed: %s",
+                        zmq_strerror(zmq_errno()));
+        } else if (!more) { /* a peer that sent only its identity: nothing to answer */
+            zmq_msg_close(&p[n].id);
+            zmq_msg_close(&hdr);
+            continue;
+        } else if (zmq_msg_recv(&hdr, s->sock, 0) < 0 || drain(s->sock, &frames) != 0) {
+            rc = CT_ERR(&why, CT_ECOMM, "receiving a request failed: %s",
+                        zmq_strerror(zmq_errno()));
+        } else {
+            rc = ct_handler_request(s->h, zmq_msg_data(&hdr), zmq_msg_size(&hdr), frames, now,
+                                    &p[n].reply, &why);
+        }
+        zmq_msg_close(&hdr);
+        n++;
+    }
+    int end = ct_handler_batch_end(s->h, rc == 0, &why);
+    if (rc == 0) rc = end;
     if (rc != 0) {
-        /* the ledger failed: the peer is told, and the coordinator stops (it cannot record) */
+        /* the ledger failed: nothing of the batch happened; the peers are told, and the
+           coordinator stops (it cannot record) */
         ct_log(s->lg, CT_LOG_ERROR, "%s", why.msg);
         *e = why;
+        for (int i = 0; i < n; i++) {
+            free(p[i].reply);
+            p[i].reply = ct_msg_error(-1, CT_PROTO_E_INTERNAL, why.msg);
+        }
     }
-    if (reply && (zmq_send(s->sock, zmq_msg_data(&id), zmq_msg_size(&id), ZMQ_SNDMORE) < 0 ||
-                  zmq_send(s->sock, reply, strlen(reply), 0) < 0))
-        ct_log(s->lg, CT_LOG_WARN, "a reply could not be sent (the peer left?): %s",
-               zmq_strerror(zmq_errno()));
-    free(reply);
-    goto out;
-comm:
-    rc = CT_ERR(e, CT_ECOMM, "receiving a request failed: %s", zmq_strerror(zmq_errno()));
-out:
-    zmq_msg_close(&id);
-    zmq_msg_close(&hdr);
+    for (int i = 0; i < n; i++) {
+        if (p[i].reply &&
+            (zmq_send(s->sock, zmq_msg_data(&p[i].id), zmq_msg_size(&p[i].id), ZMQ_SNDMORE) < 0 ||
+             zmq_send(s->sock, p[i].reply, strlen(p[i].reply), 0) < 0))
+            ct_log(s->lg, CT_LOG_WARN, "a reply could not be sent (the peer left?): %s",
+                   zmq_strerror(zmq_errno()));
+        free(p[i].reply);
+        zmq_msg_close(&p[i].id);
+    }
     return rc;
 }
 
@@ -227,7 +260,7 @@ int ct_server_run(ct_server_t *s, volatile sig_atomic_t *stop, ct_err_t *e) {
             return CT_ERR(e, CT_ECOMM, "polling the coordinator's socket failed: %s",
                           zmq_strerror(zmq_errno()));
         if (s->zap && (items[1].revents & ZMQ_POLLIN)) zap_answer(s);
-        if (items[0].revents & ZMQ_POLLIN) CT_TRY(serve_one(s, e));
+        if (items[0].revents & ZMQ_POLLIN) CT_TRY(serve_batch(s, e));
         double now = wall_s();
         if (now - last_tick >= 1.0) {
             int expired = 0;

@@ -42,6 +42,13 @@ void ct_handler_destroy(ct_handler_t **self_p);
 int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, double now,
                        char **reply, ct_err_t *e);
 
+/* A batch of requests answered in one transaction (group commit: one fsync for all of them).
+ * The replies of the requests answered between begin and end may be sent only after end kept
+ * the batch (keep 1, returned 0); undone (keep 0) or failed, nothing of the batch happened:
+ * reply `internal` to all. Errors: CT_EIO, CT_ESTATE (end without begin). */
+int ct_handler_batch_begin(ct_handler_t *h, ct_err_t *e);
+int ct_handler_batch_end(ct_handler_t *h, int keep, ct_err_t *e);
+
 /* Time passes: expired leases go back to available; *expired (may be NULL) gets how many.
  * Errors: CT_EIO. */
 int ct_handler_tick(ct_handler_t *h, double now, int *expired, ct_err_t *e);

@@ -83,8 +83,10 @@ int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, const char
 int ct_ledger_head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err_t *e);
 
 /* An explicit transaction around several calls (a request, its state change and its stored
- * reply): calls inside it undo only themselves when they fail; ct_ledger_end commits (keep) or
- * rolls everything back. Errors: CT_ESTATE (begin twice, end without begin), CT_EIO. */
+ * reply; or a batch of requests, one fsync for all): calls inside it undo only themselves when
+ * they fail. They nest: the outermost level is the transaction, inner levels savepoints.
+ * ct_ledger_end keeps (commits, or releases the savepoint) or undoes its level. Errors:
+ * CT_ESTATE (end without begin), CT_EIO. */
 int ct_ledger_begin(ct_ledger_t *l, ct_err_t *e);
 int ct_ledger_end(ct_ledger_t *l, int keep, ct_err_t *e);
 
