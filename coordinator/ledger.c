@@ -27,6 +27,13 @@
 
 enum { AVAILABLE = 0, LEASED = 1, DONE = 2, COMMITTED = 3 };
 
+enum { CACHE_MAX = 64 };
+
+typedef struct stmt {
+    const char *sql; /* a literal: compared by address */
+    sqlite3_stmt *st;
+} stmt_t;
+
 struct ct_ledger {
     sqlite3 *db;
     char path[CT_PATH_MAX];
@@ -34,6 +41,8 @@ struct ct_ledger {
     uint64_t seed;
     int64_t *order; /* (n_shards) scratch for an epoch's order */
     int in_tx;      /* levels of ct_ledger_begin .. ct_ledger_end open */
+    stmt_t cache[CACHE_MAX];
+    int n_cache;
 };
 
 static const char SCHEMA[] =
@@ -61,10 +70,34 @@ static int exec(ct_ledger_t *l, const char *sql, ct_err_t *e) {
     return 0;
 }
 
+/* The statement for sql, prepared once and kept: every SQL text here is a literal, so its address
+ * names it (compiling a statement costs more than running one of these). */
+static int cached(ct_ledger_t *l, const char *sql, sqlite3_stmt **st, ct_err_t *e) {
+    for (int i = 0; i < l->n_cache; i++)
+        if (l->cache[i].sql == sql) {
+            *st = l->cache[i].st;
+            return 0;
+        }
+    if (sqlite3_prepare_v2(l->db, sql, -1, st, NULL) != SQLITE_OK) return db_err(l, sql, e);
+    if (l->n_cache < CACHE_MAX) l->cache[l->n_cache++] = (stmt_t){sql, *st};
+    return 0;
+}
+
+/* Done with a statement: reset for its next use (kept), or finalized when not cached. */
+static void done(ct_ledger_t *l, sqlite3_stmt *st) {
+    for (int i = 0; i < l->n_cache; i++)
+        if (l->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    done(l, st);
+}
+
 /* Prepares sql and binds the arguments given by `types`: 'i' int64, 'd' double, 't' text. */
 static int prepare_va(ct_ledger_t *l, sqlite3_stmt **st, ct_err_t *e, const char *sql,
                       const char *types, va_list ap) {
-    if (sqlite3_prepare_v2(l->db, sql, -1, st, NULL) != SQLITE_OK) return db_err(l, sql, e);
+    CT_TRY(cached(l, sql, st, e));
     int rc = SQLITE_OK;
     for (int i = 0; types[i] && rc == SQLITE_OK; i++) {
         if (types[i] == 'i')
@@ -75,7 +108,7 @@ static int prepare_va(ct_ledger_t *l, sqlite3_stmt **st, ct_err_t *e, const char
             rc = sqlite3_bind_text(*st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
     }
     if (rc == SQLITE_OK) return 0;
-    sqlite3_finalize(*st);
+    done(l, *st);
     *st = NULL;
     return db_err(l, sql, e);
 }
@@ -99,7 +132,7 @@ static int run(ct_ledger_t *l, int *changes, ct_err_t *e, const char *sql, const
     CT_TRY(rc);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_err(l, sql, e);
     if (changes) *changes = sqlite3_changes(l->db);
-    sqlite3_finalize(st);
+    done(l, st);
     return rc;
 }
 
@@ -160,7 +193,7 @@ int ct_ledger_reply_get(ct_ledger_t *l, const char *group, int64_t *req, char **
         *text = strdup(t ? t : "");
         if (!*text) r = CT_ERR(e, CT_ENOMEM, "out of memory reading a stored reply");
     }
-    sqlite3_finalize(st);
+    done(l, st);
     return r < 0 ? r : 0;
 }
 
@@ -176,7 +209,7 @@ static int meta_int(ct_ledger_t *l, const char *key, int64_t def, int64_t *out, 
     CT_TRY(prepare(l, &st, e, "SELECT value FROM meta WHERE key = ?", "t", key));
     int r = step_row(l, st, "reading meta", e);
     *out = r == 1 ? strtoll((const char *)sqlite3_column_text(st, 0), NULL, 10) : def;
-    sqlite3_finalize(st);
+    done(l, st);
     return r < 0 ? r : 0;
 }
 
@@ -221,7 +254,7 @@ static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
         snprintf(dst, cap, "%s", v ? v : "");
         found++;
     }
-    sqlite3_finalize(st);
+    done(l, st);
     CT_TRY(r);
     if (found) {
         if (strcmp(fmt, FORMAT) != 0)
@@ -284,6 +317,7 @@ fail:
 void ct_ledger_close(ct_ledger_t **self_p) {
     ct_ledger_t *l = *self_p;
     if (!l) return;
+    for (int i = 0; i < l->n_cache; i++) sqlite3_finalize(l->cache[i].st);
     if (l->db) sqlite3_close(l->db);
     free(l->order);
     free(l);
@@ -312,7 +346,7 @@ static int first_available(ct_ledger_t *l, int64_t *epoch, int64_t *pos, int64_t
         *pos = sqlite3_column_int64(st, 1);
         *shard = sqlite3_column_int64(st, 2);
     }
-    sqlite3_finalize(st);
+    done(l, st);
     return r;
 }
 
@@ -323,7 +357,7 @@ static int begin_epoch(ct_ledger_t *l, ct_err_t *e) {
     CT_TRY(prepare(l, &st, e, "SELECT COALESCE(MAX(epoch) + 1, 0) FROM units", ""));
     int r = step_row(l, st, "finding the next epoch", e);
     if (r == 1) next = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    done(l, st);
     if (r < 0) return r;
     ct_data_shard_order(l->seed, next, l->n_shards, l->order);
     for (int p = 0; p < l->n_shards; p++)
@@ -358,7 +392,7 @@ static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     CT_TRY(prepare(l, &st, e, "SELECT id FROM shards WHERE idx = ?", "i", shard));
     r = step_row(l, st, "reading a shard id", e);
     if (r == 1) snprintf(o->shard_id, sizeof o->shard_id, "%s", sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    done(l, st);
     return r < 0 ? r : 0;
 }
 
@@ -446,7 +480,7 @@ static int head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err_t 
         snprintf(id, CT_SHA256_HEX, "%s", sqlite3_column_text(st, 0));
         *step = sqlite3_column_int64(st, 1);
     }
-    sqlite3_finalize(st);
+    done(l, st);
     return r < 0 ? r : 0;
 }
 
@@ -518,10 +552,10 @@ int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e) {
         default: c->committed = n; break;
         }
     }
-    sqlite3_finalize(st);
+    done(l, st);
     CT_TRY(r);
     CT_TRY(prepare(l, &st, e, "SELECT COUNT(DISTINCT epoch) FROM units", ""));
     if ((r = step_row(l, st, "counting epochs", e)) == 1) c->epochs = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    done(l, st);
     return r < 0 ? r : 0;
 }

@@ -1,0 +1,192 @@
+/* coord_bench.c — round trips per second through the coordinator protocol, against a raw
+ * ZeroMQ echo over the same loopback with the same clients (scripts/bench coordinator).
+ *
+ *   ct_bench_coord ENDPOINT [--clients N] [--seconds S]
+ *       N clients (threads, a DEALER each) say hello, then lease a unit and report it done, over
+ *       and over; every reply is one the coordinator sent after its transaction committed
+ *   ct_bench_coord --echo [--clients N] [--seconds S]
+ *       the same clients against an echo ROUTER in this process: what the transport alone gives
+ * Prints one JSON object: round_trips, seconds, round_trips_per_s, p50_ms, p99_ms. */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+#include "cotrain/clock.h"
+#include "cotrain/proto.h"
+
+enum { MAX_CLIENTS = 1024, SAMPLES = 1 << 16 };
+
+typedef struct client {
+    int index, echo;
+    void *ctx;
+    const char *endpoint;
+    double seconds;
+    long long round_trips;
+    double *lat; /* (SAMPLES) seconds */
+    int n_lat, failed;
+} client_t;
+
+/* One round trip: send text, wait for the answer; the reply (malloc'd) in *reply. */
+static int round_trip(void *sock, const char *text, char **reply, double *dt) {
+    double t0 = ct_now_s();
+    if (zmq_send(sock, text, strlen(text), 0) < 0) return -1;
+    zmq_msg_t m;
+    zmq_msg_init(&m);
+    if (zmq_msg_recv(&m, sock, 0) < 0) {
+        zmq_msg_close(&m);
+        return -1;
+    }
+    *dt = ct_now_s() - t0;
+    size_t n = zmq_msg_size(&m);
+    *reply = malloc(n + 1);
+    if (*reply) {
+        memcpy(*reply, zmq_msg_data(&m), n);
+        (*reply)[n] = '\0';
+    }
+    zmq_msg_close(&m);
+    return *reply ? 0 : -1;
+}
+
+static void *run_client(void *arg) {
+    client_t *c = arg;
+    void *sock = zmq_socket(c->ctx, ZMQ_DEALER);
+    int linger = 0;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(sock, c->endpoint) != 0) {
+        c->failed = 1;
+        return NULL;
+    }
+    char text[512], *reply = NULL, shard[64] = "";
+    long long req = 0;
+    double dt, end = ct_now_s() + c->seconds;
+    int64_t epoch = 0, fence = 0;
+    snprintf(text, sizeof text, "{\"v\":1,\"type\":\"hello\",\"req\":%lld,\"group\":\"b%d\"}",
+             ++req, c->index);
+    if (round_trip(sock, text, &reply, &dt) != 0) c->failed = 1;
+    free(reply);
+    for (int lease = 1; !c->failed && ct_now_s() < end; lease = !lease) {
+        if (lease)
+            snprintf(text, sizeof text, "{\"v\":1,\"type\":\"lease\",\"req\":%lld,\"group\":"
+                     "\"b%d\"}", ++req, c->index);
+        else
+            snprintf(text, sizeof text, "{\"v\":1,\"type\":\"shard_done\",\"req\":%lld,\"group\":"
+                     "\"b%d\",\"shard\":\"%s\",\"epoch\":%lld,\"fence\":%lld}", ++req, c->index,
+                     shard, (long long)epoch, (long long)fence);
+        reply = NULL;
+        if (round_trip(sock, text, &reply, &dt) != 0) {
+            c->failed = 1;
+            break;
+        }
+        if (lease && !c->echo) {
+            ct_msg_t m;
+            int64_t r;
+            ct_proto_error_t code;
+            ct_err_t e = {0};
+            if (ct_msg_parse(reply, strlen(reply), 0, &m, &r, &code, &e) != 0 ||
+                ct_msg_string(&m, "shard", shard, sizeof shard, &e) != 0 ||
+                ct_msg_uint(&m, "epoch", &epoch, &e) != 0 ||
+                ct_msg_uint(&m, "fence", &fence, &e) != 0) {
+                fprintf(stderr, "ct_bench_coord: unexpected reply: %s\n", reply);
+                c->failed = 1;
+            }
+            ct_msg_clear(&m);
+        }
+        free(reply);
+        c->round_trips++;
+        if (c->n_lat < SAMPLES) c->lat[c->n_lat++] = dt;
+    }
+    zmq_close(sock);
+    return NULL;
+}
+
+/* The echo server: [id][msg] back to the sender, until the context ends. */
+static void *run_echo(void *sock) {
+    for (;;) {
+        zmq_msg_t id, msg;
+        zmq_msg_init(&id);
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&msg, sock, 0) < 0) break;
+        zmq_msg_send(&id, sock, ZMQ_SNDMORE);
+        zmq_msg_send(&msg, sock, 0);
+    }
+    zmq_close(sock);
+    return NULL;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+    int clients = 64, echo = 0;
+    double seconds = 5;
+    static const struct option opts[] = {{"clients", required_argument, 0, 'c'},
+                                         {"seconds", required_argument, 0, 's'},
+                                         {"echo", no_argument, 0, 'e'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        if (o == 'c') clients = atoi(optarg);
+        else if (o == 's') seconds = atof(optarg);
+        else if (o == 'e') echo = 1;
+        else {
+            printf("usage: ct_bench_coord ENDPOINT|--echo [--clients N] [--seconds S]\n");
+            return o == 'h' ? 0 : 2;
+        }
+    }
+    if (clients < 1 || clients > MAX_CLIENTS || seconds <= 0 || (!echo && optind >= argc)) {
+        fprintf(stderr, "ct_bench_coord: give ENDPOINT or --echo (see --help)\n");
+        return 2;
+    }
+    void *ctx = zmq_ctx_new(), *echo_sock = NULL;
+    char endpoint[256];
+    pthread_t echo_thread;
+    if (echo) {
+        size_t n = sizeof endpoint;
+        echo_sock = zmq_socket(ctx, ZMQ_ROUTER);
+        if (zmq_bind(echo_sock, "tcp://127.0.0.1:0") != 0 ||
+            zmq_getsockopt(echo_sock, ZMQ_LAST_ENDPOINT, endpoint, &n) != 0)
+            return 1;
+        pthread_create(&echo_thread, NULL, run_echo, echo_sock);
+    } else {
+        snprintf(endpoint, sizeof endpoint, "%s", argv[optind]);
+    }
+    client_t *c = calloc((size_t)clients, sizeof *c);
+    pthread_t *th = calloc((size_t)clients, sizeof *th);
+    double t0 = ct_now_s();
+    for (int i = 0; i < clients; i++) {
+        c[i] = (client_t){.index = i, .echo = echo, .ctx = ctx, .endpoint = endpoint,
+                          .seconds = seconds, .lat = malloc(SAMPLES * sizeof(double))};
+        pthread_create(&th[i], NULL, run_client, &c[i]);
+    }
+    long long total = 0;
+    int n_lat = 0, failed = 0;
+    for (int i = 0; i < clients; i++) {
+        pthread_join(th[i], NULL);
+        total += c[i].round_trips;
+        n_lat += c[i].n_lat;
+        failed |= c[i].failed;
+    }
+    double dt = ct_now_s() - t0;
+    double *all = malloc((size_t)(n_lat ? n_lat : 1) * sizeof *all);
+    for (int i = 0, k = 0; i < clients; i++)
+        for (int j = 0; j < c[i].n_lat; j++) all[k++] = c[i].lat[j];
+    qsort(all, (size_t)n_lat, sizeof *all, cmp_double);
+    double p50 = n_lat ? all[n_lat / 2] * 1e3 : 0, p99 = n_lat ? all[n_lat * 99 / 100] * 1e3 : 0;
+    printf("{\"mode\": \"%s\", \"clients\": %d, \"round_trips\": %lld, \"seconds\": %.3f, "
+           "\"round_trips_per_s\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"failed\": %d}\n",
+           echo ? "echo" : "coordinator", clients, total, dt, total / dt, p50, p99, failed);
+    fflush(stdout);
+    for (int i = 0; i < clients; i++) free(c[i].lat);
+    free(c), free(th), free(all);
+    if (echo) {
+        zmq_ctx_shutdown(ctx); /* ends the echo thread's recv */
+        pthread_join(echo_thread, NULL);
+    }
+    zmq_ctx_term(ctx);
+    return failed;
+}
