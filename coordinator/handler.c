@@ -44,6 +44,51 @@ void ct_handler_destroy(ct_handler_t **self_p) {
     *self_p = NULL;
 }
 
+/* The status reply: units by state, the head, progress and an ETA from the pace of the commits,
+ * and the groups heard from. */
+static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
+    ct_ledger_counts_t c;
+    char id[CT_SHA256_HEX];
+    int64_t step, first_step, head_step;
+    double first_at, head_at;
+    CT_TRY(ct_ledger_counts(h->l, &c, e));
+    CT_TRY(ct_ledger_head(h->l, id, &step, e));
+    CT_TRY(ct_ledger_progress(h->l, &first_step, &first_at, &head_step, &head_at, e));
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(h->config, "train");
+    const cJSON *steps = cJSON_GetObjectItemCaseSensitive(tr, "steps");
+    double total = cJSON_IsNumber(steps) ? steps->valuedouble : -1;
+    /* the pace between the first and the head commit; none before two commits */
+    double eta = -1;
+    if (head_step > first_step && head_at > first_at && total > 0)
+        eta = (total - (double)head_step) * (head_at - first_at) / (double)(head_step - first_step);
+    ct_group_info_t *g = NULL;
+    int n = 0;
+    CT_TRY(ct_ledger_groups(h->l, &g, &n, e));
+    cJSON *groups = cJSON_CreateArray();
+    int ok = groups != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddStringToObject(o, "group", g[i].name) &&
+             cJSON_AddNumberToObject(o, "seen_s_ago", now - g[i].last_seen) &&
+             cJSON_AddNumberToObject(o, "leased", (double)g[i].leased) &&
+             cJSON_AddItemToArray(groups, o);
+        if (!ok) cJSON_Delete(o);
+    }
+    free(g);
+    ok = ok && cJSON_AddItemToObject(f, "groups", groups);
+    if (!ok) cJSON_Delete(groups);
+    if (!ok || !cJSON_AddNumberToObject(f, "available", (double)c.available) ||
+        !cJSON_AddNumberToObject(f, "leased", (double)c.leased) ||
+        !cJSON_AddNumberToObject(f, "done", (double)c.done) ||
+        !cJSON_AddNumberToObject(f, "committed", (double)c.committed) ||
+        !cJSON_AddNumberToObject(f, "epochs", (double)c.epochs) ||
+        !cJSON_AddStringToObject(f, "head", id) ||
+        !cJSON_AddNumberToObject(f, "head_step", (double)step) ||
+        !cJSON_AddNumberToObject(f, "steps", total) || !cJSON_AddNumberToObject(f, "eta_s", eta))
+        return CT_ERR(e, CT_ENOMEM, "out of memory answering status");
+    return 0;
+}
+
 /* The reply's fields for a request of type m->type, or an error: CT_EPROTO (bad fields: reply
  * `malformed`), CT_ESTATE (a stale lease or checkpoint: reply `stale`), CT_EIO/CT_ENOMEM. */
 static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now,
@@ -54,6 +99,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now
     switch (m->type) {
     case CT_MSG_HELLO:
         CT_TRY(ct_ledger_restart(h->l, group, NULL, e));
+        CT_TRY(ct_ledger_seen(h->l, group, now, e));
         CT_TRY(ct_ledger_head(h->l, id, &step, e));
         *type = CT_MSG_WELCOME;
         if (!cJSON_AddItemToObject(f, "config", cJSON_Duplicate(h->config, 1)) ||
@@ -73,7 +119,9 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now
             return CT_ERR(e, CT_ENOMEM, "out of memory answering lease");
         return 0;
     }
-    case CT_MSG_HEARTBEAT: return ct_ledger_heartbeat(h->l, group, now, h->ttl, e);
+    case CT_MSG_HEARTBEAT:
+        CT_TRY(ct_ledger_seen(h->l, group, now, e));
+        return ct_ledger_heartbeat(h->l, group, now, h->ttl, e);
     case CT_MSG_SHARD_DONE:
         CT_TRY(ct_msg_string(m, "shard", shard, sizeof shard, e));
         CT_TRY(ct_msg_uint(m, "epoch", &epoch, e));
@@ -105,7 +153,8 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now
                 break;
             i++;
         }
-        if (rc == 0) rc = ct_ledger_commit(h->l, group, step, id, parent, units, n, e);
+        if (rc == 0) rc = ct_ledger_commit(h->l, group, step, now, id, parent, units, n, e);
+        if (rc == 0) rc = ct_ledger_seen(h->l, group, now, e);
         free(units);
         return rc;
     }
@@ -115,20 +164,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now
             !cJSON_AddNumberToObject(f, "step", (double)step))
             return CT_ERR(e, CT_ENOMEM, "out of memory answering latest_checkpoint");
         return 0;
-    case CT_MSG_STATUS: {
-        ct_ledger_counts_t c;
-        CT_TRY(ct_ledger_counts(h->l, &c, e));
-        CT_TRY(ct_ledger_head(h->l, id, &step, e));
-        if (!cJSON_AddNumberToObject(f, "available", (double)c.available) ||
-            !cJSON_AddNumberToObject(f, "leased", (double)c.leased) ||
-            !cJSON_AddNumberToObject(f, "done", (double)c.done) ||
-            !cJSON_AddNumberToObject(f, "committed", (double)c.committed) ||
-            !cJSON_AddNumberToObject(f, "epochs", (double)c.epochs) ||
-            !cJSON_AddStringToObject(f, "head", id) ||
-            !cJSON_AddNumberToObject(f, "head_step", (double)step))
-            return CT_ERR(e, CT_ENOMEM, "out of memory answering status");
-        return 0;
-    }
+    case CT_MSG_STATUS: return status(h, now, f, e);
     default: return CT_ERR(e, CT_EPROTO, "%s is a reply, not a request", ct_msg_type_name(m->type));
     }
 }

@@ -54,7 +54,10 @@ static const char SCHEMA[] =
     " PRIMARY KEY(epoch, pos), UNIQUE(epoch, shard));"
     "CREATE INDEX IF NOT EXISTS units_state ON units(state, epoch, pos);"
     "CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-    " id TEXT NOT NULL UNIQUE, step INTEGER NOT NULL, parent TEXT NOT NULL, grp TEXT NOT NULL);"
+    " id TEXT NOT NULL UNIQUE, step INTEGER NOT NULL, parent TEXT NOT NULL, grp TEXT NOT NULL,"
+    " at REAL NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS groups(grp TEXT PRIMARY KEY, last_seen REAL NOT NULL)"
+    " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS replies(grp TEXT PRIMARY KEY, req INTEGER NOT NULL,"
     " reply TEXT NOT NULL) WITHOUT ROWID;";
 
@@ -317,7 +320,8 @@ fail:
 void ct_ledger_close(ct_ledger_t **self_p) {
     ct_ledger_t *l = *self_p;
     if (!l) return;
-    for (int i = 0; i < l->n_cache; i++) sqlite3_finalize(l->cache[i].st);
+    for (int i = 0; i < l->n_cache; i++)
+        sqlite3_finalize(l->cache[i].st);
     if (l->db) sqlite3_close(l->db);
     free(l->order);
     free(l);
@@ -491,6 +495,7 @@ int ct_ledger_head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err
 typedef struct commit_args {
     const char *group, *id, *parent;
     int64_t step;
+    double now;
     const ct_unit_t *units;
     int n;
 } commit_args_t;
@@ -522,19 +527,26 @@ static int commit_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
                           "finished, already committed, or listed twice): the commit is refused",
                           a->id, u->shard_id, (long long)u->epoch, a->group);
     }
-    return run(l, NULL, e, "INSERT INTO checkpoints(id, step, parent, grp) VALUES(?, ?, ?, ?)",
-               "titt", a->id, a->step, a->parent, a->group);
+    return run(l, NULL, e,
+               "INSERT INTO checkpoints(id, step, parent, grp, at) "
+               "VALUES(?, ?, ?, ?, ?)",
+               "tittd", a->id, a->step, a->parent, a->group, a->now);
 }
 
-int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, const char *id,
+int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
                      const char *parent, const ct_unit_t *units, int n_units, ct_err_t *e) {
     if (!ct_sha256_hex_valid(id) || (parent[0] && !ct_sha256_hex_valid(parent)))
         return CT_ERR(e, CT_EINVAL,
                       "a checkpoint id is 64 lowercase hex digits (the sha256 of "
                       "its MANIFEST); got \"%.80s\" with parent \"%.80s\"",
                       id, parent);
-    commit_args_t a = {
-        .group = group, .id = id, .parent = parent, .step = step, .units = units, .n = n_units};
+    commit_args_t a = {.group = group,
+                       .id = id,
+                       .parent = parent,
+                       .step = step,
+                       .now = now,
+                       .units = units,
+                       .n = n_units};
     return transaction(l, commit_tx, &a, e);
 }
 
@@ -556,6 +568,67 @@ int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e) {
     CT_TRY(r);
     CT_TRY(prepare(l, &st, e, "SELECT COUNT(DISTINCT epoch) FROM units", ""));
     if ((r = step_row(l, st, "counting epochs", e)) == 1) c->epochs = sqlite3_column_int64(st, 0);
+    done(l, st);
+    return r < 0 ? r : 0;
+}
+
+int ct_ledger_seen(ct_ledger_t *l, const char *group, double now, ct_err_t *e) {
+    return run(l, NULL, e, "INSERT OR REPLACE INTO groups(grp, last_seen) VALUES(?, ?)", "td",
+               group, now);
+}
+
+int ct_ledger_groups(ct_ledger_t *l, ct_group_info_t **out, int *n, ct_err_t *e) {
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    CT_TRY(prepare(l, &st, e,
+                   "SELECT g.grp, g.last_seen, (SELECT COUNT(*) FROM units u "
+                   "WHERE u.state = 1 AND u.grp = g.grp) FROM groups g ORDER BY g.grp",
+                   ""));
+    int r, cap = 0, rc = 0;
+    while ((r = step_row(l, st, "listing groups", e)) == 1) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 8;
+            ct_group_info_t *p = realloc(*out, (size_t)cap * sizeof *p);
+            if (!p) {
+                rc = CT_ERR(e, CT_ENOMEM, "out of memory listing groups");
+                break;
+            }
+            *out = p;
+        }
+        ct_group_info_t *g = &(*out)[(*n)++];
+        snprintf(g->name, sizeof g->name, "%s", sqlite3_column_text(st, 0));
+        g->last_seen = sqlite3_column_double(st, 1);
+        g->leased = sqlite3_column_int64(st, 2);
+    }
+    done(l, st);
+    if (r < 0) rc = r;
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int ct_ledger_progress(ct_ledger_t *l, int64_t *first_step, double *first_at, int64_t *head_step,
+                       double *head_at, ct_err_t *e) {
+    sqlite3_stmt *st;
+    *first_step = *head_step = -1;
+    *first_at = *head_at = 0;
+    CT_TRY(prepare(l, &st, e,
+                   "SELECT (SELECT step FROM checkpoints ORDER BY seq LIMIT 1), "
+                   "(SELECT at FROM checkpoints ORDER BY seq LIMIT 1), "
+                   "(SELECT step FROM checkpoints ORDER BY seq DESC LIMIT 1), "
+                   "(SELECT at FROM checkpoints ORDER BY seq DESC LIMIT 1)",
+                   ""));
+    int r = step_row(l, st, "reading the progress", e);
+    if (r == 1 && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *first_step = sqlite3_column_int64(st, 0);
+        *first_at = sqlite3_column_double(st, 1);
+        *head_step = sqlite3_column_int64(st, 2);
+        *head_at = sqlite3_column_double(st, 3);
+    }
     done(l, st);
     return r < 0 ? r : 0;
 }

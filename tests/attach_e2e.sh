@@ -72,6 +72,11 @@ same a1 "attached"
 id=$("$cotrain" inspect "$tmp/a1/checkpoints/ckpt-00000024" | sed -n 's/^  id *//p')
 "$cotrain" status "$ep" > "$tmp/status"
 grep -q "head checkpoint  $id (step 24)" "$tmp/status" || { cat "$tmp/status"; fail "head"; }
+grep -q "progress         step 24 of 24 (100.0%), ETA 0 s" "$tmp/status" \
+    || { cat "$tmp/status"; fail "progress and ETA"; }
+grep -q "groups           1" "$tmp/status" || { cat "$tmp/status"; fail "group count"; }
+grep -Eq "^    [^ ]+ +last heard [0-9]+ s ago, [0-9]+ unit\(s\) leased" "$tmp/status" \
+    || { cat "$tmp/status"; fail "the group line"; }
 stop_coord
 
 # 2. kill -9 the worker after its first checkpoint; started again it resumes from the head

@@ -125,16 +125,16 @@ static void test_commits(void) {
     CHECK_EQ_STR(h, "");
     CHECK_EQ_INT(step, -1);
     /* a parent that is not the head */
-    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, id2, &ua, 1, &e), CT_ESTATE);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, 0.0, id1, id2, &ua, 1, &e), CT_ESTATE);
     CHECK_CONTAINS(e.msg, "the head is (none)");
     ct_err_clear(&e);
     /* a unit leased but not done, another group's unit, one listed twice */
-    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, "", &ub, 1, &e), CT_ESTATE);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, 0.0, id1, "", &ub, 1, &e), CT_ESTATE);
     ct_err_clear(&e);
-    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, "", &uc, 1, &e), CT_ESTATE);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, 0.0, id1, "", &uc, 1, &e), CT_ESTATE);
     ct_err_clear(&e);
     ct_unit_t twice[2] = {ua, ua};
-    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, "", twice, 2, &e), CT_ESTATE);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, 0.0, id1, "", twice, 2, &e), CT_ESTATE);
     CHECK_CONTAINS(e.msg, "listed twice");
     ct_err_clear(&e);
     /* a refused commit changed nothing */
@@ -142,19 +142,19 @@ static void test_commits(void) {
     CHECK_EQ_INT(ct_ledger_counts(l, &k, &e), 0);
     CHECK_EQ_INT(k.committed, 0);
     CHECK_EQ_INT(k.done, 2);
-    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, "not-a-hash", "", &ua, 1, &e), CT_EINVAL);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, 0.0, "not-a-hash", "", &ua, 1, &e), CT_EINVAL);
     ct_err_clear(&e);
-    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, id1, "", &ua, 1, &e), 0);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 10, 0.0, id1, "", &ua, 1, &e), 0);
     CHECK_EQ_INT(ct_ledger_head(l, h, &step, &e), 0);
     CHECK_EQ_STR(h, id1);
     CHECK_EQ_INT(step, 10);
     /* committed once: not again, not by the next checkpoint */
-    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 20, id2, id1, &ua, 1, &e), CT_ESTATE);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 20, 0.0, id2, id1, &ua, 1, &e), CT_ESTATE);
     ct_err_clear(&e);
     /* the same id twice is refused by the registry */
-    CHECK_EQ_INT(ct_ledger_commit(l, "g2", 20, id1, id1, &uc, 1, &e), CT_EIO);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g2", 20, 0.0, id1, id1, &uc, 1, &e), CT_EIO);
     ct_err_clear(&e);
-    CHECK_EQ_INT(ct_ledger_commit(l, "g2", 20, id2, id1, &uc, 1, &e), 0);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g2", 20, 0.0, id2, id1, &uc, 1, &e), 0);
     /* g1 restarts from the head: its leased b goes back, committed a stays */
     int n = -1;
     CHECK_EQ_INT(ct_ledger_restart(l, "g1", &n, &e), 0);
@@ -265,7 +265,7 @@ static void test_random(void) {
                     }
             char id[CT_SHA256_HEX];
             hex(id, 1000 + commits);
-            CHECK_EQ_INT(ct_ledger_commit(l, names[g], op, id, head, units, n, &e), 0);
+            CHECK_EQ_INT(ct_ledger_commit(l, names[g], op, 0.0, id, head, units, n, &e), 0);
             if (e.code) fprintf(stderr, "%s\n", e.msg);
             for (int ep = 0; ep < epochs; ep++)
                 for (int p = 0; p < N; p++)

@@ -74,12 +74,26 @@ int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
     if (rc == 0) {
         const cJSON *head = cJSON_GetObjectItemCaseSensitive(m.root, "head");
         const char *h = cJSON_IsString(head) && head->valuestring[0] ? head->valuestring : NULL;
+        double total = num(&m, "steps"), hs = num(&m, "head_step"), eta = num(&m, "eta_s");
+        char when[64] = "no ETA yet (needs two committed checkpoints)";
+        if (eta >= 0) snprintf(when, sizeof when, "ETA %.0f s at the pace of the commits", eta);
         printf("coordinator %s\n"
                "  head checkpoint  %s (step %.0f)\n"
+               "  progress         step %.0f of %.0f (%.1f%%), %s\n"
                "  data units       %.0f available, %.0f leased, %.0f done, %.0f committed "
                "(%.0f epoch(s) begun)\n",
-               argv[1], h ? h : "(none yet)", num(&m, "head_step"), num(&m, "available"),
+               argv[1], h ? h : "(none yet)", hs, hs > 0 ? hs : 0, total,
+               total > 0 && hs > 0 ? 100.0 * hs / total : 0.0, when, num(&m, "available"),
                num(&m, "leased"), num(&m, "done"), num(&m, "committed"), num(&m, "epochs"));
+        const cJSON *groups = cJSON_GetObjectItemCaseSensitive(m.root, "groups"), *g;
+        printf("  groups           %d\n", cJSON_GetArraySize(groups));
+        cJSON_ArrayForEach(g, groups) {
+            ct_msg_t one = {.root = (cJSON *)g};
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(g, "group");
+            printf("    %-20s last heard %.0f s ago, %.0f unit(s) leased\n",
+                   cJSON_IsString(name) ? name->valuestring : "?", num(&one, "seen_s_ago"),
+                   num(&one, "leased"));
+        }
     }
     ct_msg_clear(&m);
     free(reply);

@@ -72,11 +72,11 @@ int ct_ledger_expire(ct_ledger_t *l, double now, int *n, ct_err_t *e);
  * in their places. *n (may be NULL) gets how many. Errors: CT_EIO. */
 int ct_ledger_restart(ct_ledger_t *l, const char *group, int *n, ct_err_t *e);
 
-/* Commits checkpoint `id` of `step` by `group` on top of `parent` ("" for the first one), which
- * must be the head; units[0..n_units) are the units it consumed since then, each done by this
- * group and listed once. Errors: CT_ESTATE (parent is not the head; a unit not done by this
+/* Commits checkpoint `id` of `step` by `group` at time `now` on top of `parent` ("" for the first
+ * one), which must be the head; units[0..n_units) are the units it consumed since then, each done
+ * by this group and listed once. Errors: CT_ESTATE (parent is not the head; a unit not done by this
  * group, already committed, or listed twice: naming it), CT_EINVAL (a malformed id), CT_EIO. */
-int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, const char *id,
+int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
                      const char *parent, const ct_unit_t *units, int n_units, ct_err_t *e);
 
 /* The head checkpoint: its id (64 hex, or "" when none was committed) and step (-1). */
@@ -98,6 +98,25 @@ int ct_ledger_reply_get(ct_ledger_t *l, const char *group, int64_t *req, char **
  * CT_EIO. */
 int ct_ledger_reply_put(ct_ledger_t *l, const char *group, int64_t req, const char *text,
                         ct_err_t *e);
+
+/* Records that `group` was heard from at `now` (hello, heartbeat, commit). Errors: CT_EIO. */
+int ct_ledger_seen(ct_ledger_t *l, const char *group, double now, ct_err_t *e);
+
+/* The groups heard from: name, when last, units leased now. */
+typedef struct ct_group_info {
+    char name[CT_GROUP_MAX];
+    double last_seen;
+    int64_t leased;
+} ct_group_info_t;
+
+/* Lists the groups into *out (malloc'd, *n entries, by name; the caller frees). Errors: CT_EIO,
+ * CT_ENOMEM. */
+int ct_ledger_groups(ct_ledger_t *l, ct_group_info_t **out, int *n, ct_err_t *e);
+
+/* The first and the head checkpoints' steps and commit times (steps -1 when none): the pace of
+ * the run, for an ETA. Errors: CT_EIO. */
+int ct_ledger_progress(ct_ledger_t *l, int64_t *first_step, double *first_at, int64_t *head_step,
+                       double *head_at, ct_err_t *e);
 
 /* Counts of units by state (over the epochs begun so far), for status and tests. */
 typedef struct ct_ledger_counts {
