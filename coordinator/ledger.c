@@ -527,10 +527,16 @@ static int commit_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
                           "finished, already committed, or listed twice): the commit is refused",
                           a->id, u->shard_id, (long long)u->epoch, a->group);
     }
-    return run(l, NULL, e,
+    CT_TRY(run(l, NULL, e,
                "INSERT INTO checkpoints(id, step, parent, grp, at) "
                "VALUES(?, ?, ?, ?, ?)",
-               "tittd", a->id, a->step, a->parent, a->group, a->now);
+               "tittd", a->id, a->step, a->parent, a->group, a->now));
+    /* what other groups finished on top of the old head can never be committed now (their
+     * parent is gone): those units go back to the pool, so a dead group's work is redone */
+    return run(l, NULL, e,
+               "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+               "done_seq = NULL WHERE state = 2 AND grp != ?",
+               "t", a->group);
 }
 
 int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,

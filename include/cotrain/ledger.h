@@ -3,13 +3,15 @@
  *
  * Data is handed out as units: one shard in one epoch. A unit is available -> leased (to a group,
  * with a fencing token and an expiry) -> done (the group reported it trained on it) ->
- * committed (a checkpoint that consumed it was committed). An expired lease, or a group that
- * restarts from the head checkpoint, returns its units to available; a report that carries a
- * stale token is refused. Units are offered in a fixed order: epoch e takes the manifest's shards
- * in ct_data_shard_order(seed, e) (the loader's order), and a unit that comes back takes its
- * place in that order again, so a run through the coordinator sees the data a run without one
- * sees. A checkpoint commits the units its group finished since the parent, and only on top of
- * the current head: every unit ends up in the committed lineage at most once.
+ * committed (a checkpoint that consumed it was committed). An expired lease (a group that went
+ * silent: heartbeats renew leases), a group that restarts from the head checkpoint, or a commit by
+ * another group (what others finished on top of the old head can never be committed) returns units
+ * to available; a report that carries a stale token is refused. Units are offered in a fixed order:
+ * epoch e takes the manifest's shards in ct_data_shard_order(seed, e) (the loader's order), and a
+ * unit that comes back takes its place in that order again, so a run through the coordinator sees
+ * the data a run without one sees. A checkpoint commits the units its group finished since the
+ * parent, and only on top of the current head: every unit ends up in the committed lineage at most
+ * once.
  *
  * Every call that changes the ledger is one transaction, committed (and fsync'd) before the call
  * returns: whatever a caller acknowledged survives a kill -9. */
@@ -74,7 +76,8 @@ int ct_ledger_restart(ct_ledger_t *l, const char *group, int *n, ct_err_t *e);
 
 /* Commits checkpoint `id` of `step` by `group` at time `now` on top of `parent` ("" for the first
  * one), which must be the head; units[0..n_units) are the units it consumed since then, each done
- * by this group and listed once. Errors: CT_ESTATE (parent is not the head; a unit not done by this
+ * by this group and listed once; units other groups have done but not committed go back to
+ * available. Errors: CT_ESTATE (parent is not the head; a unit not done by this
  * group, already committed, or listed twice: naming it), CT_EINVAL (a malformed id), CT_EIO. */
 int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
                      const char *parent, const ct_unit_t *units, int n_units, ct_err_t *e);
