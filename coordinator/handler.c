@@ -71,7 +71,7 @@ static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
         ok = o && cJSON_AddStringToObject(o, "group", g[i].name) &&
              cJSON_AddNumberToObject(o, "seen_s_ago", now - g[i].last_seen) &&
              cJSON_AddNumberToObject(o, "leased", (double)g[i].leased) &&
-             cJSON_AddItemToArray(groups, o);
+             cJSON_AddBoolToObject(o, "standby", g[i].standby) && cJSON_AddItemToArray(groups, o);
         if (!ok) cJSON_Delete(o);
     }
     free(g);
@@ -97,17 +97,28 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now
     int64_t epoch, fence, step;
     *type = CT_MSG_OK;
     switch (m->type) {
-    case CT_MSG_HELLO:
+    case CT_MSG_HELLO: {
+        const cJSON *sb = cJSON_GetObjectItemCaseSensitive(m->root, "standby");
+        if (sb && !cJSON_IsBool(sb))
+            return CT_ERR(e, CT_EPROTO, "field \"standby\" must be true or false");
+        char active[CT_GROUP_MAX] = "";
+        if (cJSON_IsTrue(sb)) CT_TRY(ct_ledger_standby(h->l, group, now, h->ttl, active, NULL, e));
+        *type = CT_MSG_WELCOME;
+        if (active[0]) /* another group is training: ask again later */
+            return cJSON_AddStringToObject(f, "active", active) &&
+                           cJSON_AddNumberToObject(f, "ttl_s", h->ttl)
+                       ? 0
+                       : CT_ERR(e, CT_ENOMEM, "out of memory answering hello");
         CT_TRY(ct_ledger_restart(h->l, group, NULL, e));
         CT_TRY(ct_ledger_seen(h->l, group, now, e));
         CT_TRY(ct_ledger_head(h->l, id, &step, e));
-        *type = CT_MSG_WELCOME;
         if (!cJSON_AddItemToObject(f, "config", cJSON_Duplicate(h->config, 1)) ||
             !cJSON_AddStringToObject(f, "group", group) ||
             !cJSON_AddStringToObject(f, "head", id) ||
             !cJSON_AddNumberToObject(f, "head_step", (double)step))
             return CT_ERR(e, CT_ENOMEM, "out of memory answering hello");
         return 0;
+    }
     case CT_MSG_LEASE: {
         ct_lease_t x;
         CT_TRY(ct_ledger_lease(h->l, group, now, h->ttl, &x, e));

@@ -56,7 +56,8 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS checkpoints(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
     " id TEXT NOT NULL UNIQUE, step INTEGER NOT NULL, parent TEXT NOT NULL, grp TEXT NOT NULL,"
     " at REAL NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS groups(grp TEXT PRIMARY KEY, last_seen REAL NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS groups(grp TEXT PRIMARY KEY, last_seen REAL NOT NULL, "
+    "standby INTEGER NOT NULL DEFAULT 0)"
     " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS replies(grp TEXT PRIMARY KEY, req INTEGER NOT NULL,"
     " reply TEXT NOT NULL) WITHOUT ROWID;";
@@ -578,9 +579,49 @@ int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e) {
     return r < 0 ? r : 0;
 }
 
+static int seen(ct_ledger_t *l, const char *group, double now, int standby, ct_err_t *e) {
+    return run(l, NULL, e, "INSERT OR REPLACE INTO groups(grp, last_seen, standby) VALUES(?, ?, ?)",
+               "tdi", group, now, (int64_t)standby);
+}
+
 int ct_ledger_seen(ct_ledger_t *l, const char *group, double now, ct_err_t *e) {
-    return run(l, NULL, e, "INSERT OR REPLACE INTO groups(grp, last_seen) VALUES(?, ?)", "td",
-               group, now);
+    return seen(l, group, now, 0, e);
+}
+
+typedef struct standby_args {
+    const char *group;
+    double now, ttl;
+    char *active;
+    int reclaimed;
+} standby_args_t;
+
+static int standby_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    standby_args_t *a = arg;
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e,
+                   "SELECT grp FROM groups WHERE grp != ? AND standby = 0 AND last_seen >= ? "
+                   "ORDER BY last_seen DESC LIMIT 1",
+                   "td", a->group, a->now - a->ttl));
+    int r = step_row(l, st, "looking for the active group", e);
+    if (r == 1) snprintf(a->active, CT_GROUP_MAX, "%s", sqlite3_column_text(st, 0));
+    done(l, st);
+    if (r < 0) return r;
+    CT_TRY(seen(l, a->group, a->now, r == 1, e));
+    if (r == 1) return 0;
+    /* taking over: every silent group's leased and finished units go back, in their places */
+    return run(l, &a->reclaimed, e,
+               "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+               "done_seq = NULL WHERE state IN (1, 2) AND grp != ?",
+               "t", a->group);
+}
+
+int ct_ledger_standby(ct_ledger_t *l, const char *group, double now, double ttl,
+                      char active[CT_GROUP_MAX], int *reclaimed, ct_err_t *e) {
+    standby_args_t a = {group, now, ttl, active, 0};
+    active[0] = '\0';
+    int rc = transaction(l, standby_tx, &a, e);
+    if (reclaimed) *reclaimed = a.reclaimed;
+    return rc;
 }
 
 int ct_ledger_groups(ct_ledger_t *l, ct_group_info_t **out, int *n, ct_err_t *e) {
@@ -589,7 +630,7 @@ int ct_ledger_groups(ct_ledger_t *l, ct_group_info_t **out, int *n, ct_err_t *e)
     *n = 0;
     CT_TRY(prepare(l, &st, e,
                    "SELECT g.grp, g.last_seen, (SELECT COUNT(*) FROM units u "
-                   "WHERE u.state = 1 AND u.grp = g.grp) FROM groups g ORDER BY g.grp",
+                   "WHERE u.state = 1 AND u.grp = g.grp), g.standby FROM groups g ORDER BY g.grp",
                    ""));
     int r, cap = 0, rc = 0;
     while ((r = step_row(l, st, "listing groups", e)) == 1) {
@@ -606,6 +647,7 @@ int ct_ledger_groups(ct_ledger_t *l, ct_group_info_t **out, int *n, ct_err_t *e)
         snprintf(g->name, sizeof g->name, "%s", sqlite3_column_text(st, 0));
         g->last_seen = sqlite3_column_double(st, 1);
         g->leased = sqlite3_column_int64(st, 2);
+        g->standby = sqlite3_column_int(st, 3);
     }
     done(l, st);
     if (r < 0) rc = r;

@@ -6,6 +6,8 @@
 #   - kill -9 the worker mid-run, start it again: it resumes from the coordinator's head (no
 #     --resume) and ends bit-identical to the uninterrupted run; the same after a kill -9 of the
 #     coordinator mid-run (the worker waits for it and retries)
+#   - standby: a second group (--standby, same RUN_DIR) waits while the first trains; kill -9 the
+#     first after a commit and the standby takes over from the head, ending bit-identical
 #   - the worker may --set only the keys an attached worker may set; a second group taking the
 #     run's data stops the first one with a clear message
 # Usage: attach_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
@@ -17,10 +19,12 @@ export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 tmp=$(mktemp -d)
 cpid=
 wpid=
+bpid=
 cleanup() {
     [ -n "$wpid" ] && kill -9 "$wpid" 2> /dev/null || true
+    [ -n "$bpid" ] && kill -9 "$bpid" 2> /dev/null || true
     [ -n "$cpid" ] && kill -9 "$cpid" 2> /dev/null || true
-    rm -rf "$tmp"
+    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -111,7 +115,36 @@ wpid=
 same a3 "coordinator killed and restarted"
 stop_coord
 
-# 4. refusals: a key an attached worker may not set; another group taking the data
+# 4. standby: b waits while a trains; a is killed after its first commit; b takes over
+coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+    --out "$tmp/c7" "${sets[@]}" --bind tcp://127.0.0.1:0 --lease-ttl 2
+"$worker" --data "$tmp/data" --out "$tmp/a7" --coordinator "$ep" --group a > "$tmp/a7.out" \
+    2> "$tmp/a7.err" &
+wpid=$!
+for _ in $(seq 600); do
+    grep -q "attached to the coordinator" "$tmp/a7.err" && break
+    sleep 0.05
+done
+"$worker" --data "$tmp/data" --out "$tmp/a7" --coordinator "$ep" --group b --standby \
+    > /dev/null 2> "$tmp/b7.err" &
+bpid=$!
+for _ in $(seq 600); do
+    grep -q "committed by the coordinator" "$tmp/a7.err" && break
+    sleep 0.05
+done
+kill -9 $wpid
+wait $wpid 2> /dev/null || true
+wpid=
+"$cotrain" status "$ep" > "$tmp/status"
+grep -Eq "^    b +last heard .*, standby$" "$tmp/status" || { cat "$tmp/status"; fail "b not standby"; }
+wait $bpid || { cat "$tmp/b7.err"; fail "the standby group"; }
+bpid=
+grep -q "standby: group a is training" "$tmp/b7.err" || { cat "$tmp/b7.err"; fail "b did not wait"; }
+grep -q "resuming from .*ckpt-00000008" "$tmp/b7.err" || { cat "$tmp/b7.err"; fail "no takeover"; }
+same a7 "the standby took over"
+stop_coord
+
+# 5. refusals: a key an attached worker may not set; another group taking the data
 start_coord c4
 set +e
 "$worker" --data "$tmp/data" --out "$tmp/a4" --coordinator "$ep" --set train.lr=0.1 \

@@ -182,12 +182,25 @@ int main(void) {
     counts(l, &c);
     CHECK_EQ_INT(c.leased, 0);
     /* a new session of the same group numbers its requests from 1 again */
-    m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":1,\"group\":\"g1\",\"session\":\"s2\"}",
-            NULL);
+    m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":1,\"group\":\"g1\",\"session\":\"s2\"}", NULL);
     CHECK_EQ_INT(m.type, CT_MSG_WELCOME);
     ct_msg_clear(&m);
     m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":1,\"group\":\"g1\"}", NULL);
     CHECK_EQ_STR(str(&m, "code"), "replayed"); /* the session-less sequence is at 13 */
+    ct_msg_clear(&m);
+    /* a standby group is told which group is active (g1, just heard) and gets no config */
+    m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":1,\"group\":\"g2\",\"standby\":true}", NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_WELCOME);
+    CHECK_EQ_STR(str(&m, "active"), "g1");
+    CHECK(cJSON_GetObjectItemCaseSensitive(m.root, "config") == NULL);
+    ct_msg_clear(&m);
+    m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":2,\"group\":\"g2\",\"standby\":1}", NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+    ct_msg_clear(&m);
+    m = ask(h, "{\"v\":1,\"type\":\"status\",\"req\":2,\"group\":\"observer\"}", NULL);
+    const cJSON *gs = cJSON_GetObjectItemCaseSensitive(m.root, "groups");
+    CHECK_EQ_INT(cJSON_GetArraySize(gs), 2);
+    CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(gs, 1), "standby")));
     ct_msg_clear(&m);
     ct_handler_destroy(&h);
     ct_ledger_close(&l);

@@ -198,6 +198,48 @@ static void test_commits(void) {
     CHECK(l == NULL);
 }
 
+/* A standby group waits while another was heard within the TTL, then takes over: the silent
+ * group's leased and finished units go back, and its late reports are refused. */
+static void test_standby(void) {
+    ct_ledger_t *l = open_ledger("standby.db");
+    ct_err_t e = {0};
+    char active[CT_GROUP_MAX];
+    ct_lease_t a, b;
+    int n = -1;
+    CHECK_EQ_INT(ct_ledger_seen(l, "g1", 100, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g1", 100, 10, &a, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g1", 100, 10, &b, &e), 0);
+    CHECK_EQ_INT(ct_ledger_done(l, "g1", a.shard_id, a.epoch, a.fence, &e), 0);
+    CHECK_EQ_INT(ct_ledger_standby(l, "g2", 105, 10, active, &n, &e), 0);
+    CHECK_EQ_STR(active, "g1");
+    CHECK_EQ_INT(n, 0);
+    /* a second standby waits for g1 too, not for g2 */
+    CHECK_EQ_INT(ct_ledger_standby(l, "g3", 106, 10, active, &n, &e), 0);
+    CHECK_EQ_STR(active, "g1");
+    ct_group_info_t *g = NULL;
+    int ng = 0;
+    CHECK_EQ_INT(ct_ledger_groups(l, &g, &ng, &e), 0);
+    CHECK_EQ_INT(ng, 3);
+    if (ng == 3) {
+        CHECK_EQ_INT(g[0].standby, 0);
+        CHECK_EQ_INT(g[0].leased, 1);
+        CHECK_EQ_INT(g[1].standby, 1);
+    }
+    free(g);
+    /* g1 silent for longer than the TTL: g2 takes over, g3 now waits for g2 */
+    CHECK_EQ_INT(ct_ledger_standby(l, "g2", 111, 10, active, &n, &e), 0);
+    CHECK_EQ_STR(active, "");
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(ct_ledger_standby(l, "g3", 112, 10, active, &n, &e), 0);
+    CHECK_EQ_STR(active, "g2");
+    CHECK_EQ_INT(ct_ledger_done(l, "g1", b.shard_id, b.epoch, b.fence, &e), CT_ESTATE);
+    ct_err_clear(&e);
+    ct_lease_t again;
+    CHECK_EQ_INT(ct_ledger_lease(l, "g2", 112, 10, &again, &e), 0);
+    CHECK_EQ_STR(again.shard_id, a.shard_id);
+    ct_ledger_close(&l);
+}
+
 /* The model the ledger is held to: per (epoch, pos) unit its state, group and token. */
 typedef struct munit {
     int state, group;
@@ -373,6 +415,7 @@ int main(void) {
     make_manifest();
     test_order_and_fencing();
     test_commits();
+    test_standby();
     test_random();
     test_kills();
     check_rm_tree(g_dir);

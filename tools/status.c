@@ -90,9 +90,10 @@ int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
         cJSON_ArrayForEach(g, groups) {
             ct_msg_t one = {.root = (cJSON *)g};
             const cJSON *name = cJSON_GetObjectItemCaseSensitive(g, "group");
-            printf("    %-20s last heard %.0f s ago, %.0f unit(s) leased\n",
+            printf("    %-20s last heard %.0f s ago, %.0f unit(s) leased%s\n",
                    cJSON_IsString(name) ? name->valuestring : "?", num(&one, "seen_s_ago"),
-                   num(&one, "leased"));
+                   num(&one, "leased"),
+                   cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "standby")) ? ", standby" : "");
         }
     }
     ct_msg_clear(&m);

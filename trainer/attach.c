@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cotrain/client.h"
@@ -15,7 +16,7 @@
 #include "cotrain/json.h"
 #include "cotrain/proto.h"
 
-enum { TRY_MS = 2000, ASK_S = 120, HEAD_MSG = 4096, GROUP_MAX = 96 };
+enum { TRY_MS = 2000, ASK_S = 120, HEAD_MSG = 4096, GROUP_MAX = 96, STANDBY_POLL_MS = 500 };
 
 /* A unit reported done: one shard in one epoch. */
 typedef struct unit {
@@ -97,8 +98,33 @@ static int agree(ct_attach_t *a, int rc, ct_err_t *e) {
     return rc;
 }
 
+/* hello; a standby group asks again every STANDBY_POLL_MS while another group is active */
+static int hello(ct_attach_t *a, int standby, ct_msg_t *m, ct_err_t *e) {
+    for (int told = 0;; told = 1) {
+        cJSON *f = cJSON_CreateObject();
+        if (!f || (standby && !cJSON_AddTrueToObject(f, "standby"))) {
+            cJSON_Delete(f);
+            return CT_ERR(e, CT_ENOMEM, "out of memory building hello");
+        }
+        CT_TRY(ask(a, CT_MSG_HELLO, f, m, e));
+        const char *active = ct_json_get_string(m->root, "active");
+        if (!active) return 0;
+        double ttl = 0;
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(m->root, "ttl_s");
+        if (cJSON_IsNumber(t)) ttl = t->valuedouble;
+        if (!told)
+            ct_log(a->lg, CT_LOG_INFO,
+                   "standby: group %s is training; this group takes over from the head "
+                   "checkpoint once %s has been silent for %.0f s",
+                   active, active, ttl);
+        ct_msg_clear(m);
+        struct timespec ts = {STANDBY_POLL_MS / 1000, (STANDBY_POLL_MS % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const char *endpoint, const char *group,
-                   char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
+                   int standby, char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
                    const ct_log_t *lg, ct_err_t *e) {
     int rc = 0;
     ct_attach_t *a = NULL;
@@ -124,7 +150,7 @@ int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const char *endpoint, con
     char buf[HEAD_MSG + CT_SHA256_HEX + 32] = "";
     if (a->rank0) {
         rc = ct_client_create(&a->client, endpoint, NULL, NULL, e);
-        if (rc == 0) rc = ask(a, CT_MSG_HELLO, NULL, &m, e);
+        if (rc == 0) rc = hello(a, standby, &m, e);
         const cJSON *c = rc == 0 ? cJSON_GetObjectItemCaseSensitive(m.root, "config") : NULL;
         const char *h = rc == 0 ? ct_json_get_string(m.root, "head") : NULL;
         int64_t step = -1;

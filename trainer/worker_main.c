@@ -37,73 +37,84 @@ typedef struct worker_args {
     const char *config;
     const char *data;
     const char *out;
-    const char *resume; /* "latest" or a checkpoint directory; NULL = start fresh */
-    const char *init;   /* a folder with model.safetensors to start from; NULL = random init */
-    const char *eval_data; /* a manifest to evaluate on every log.eval_every steps, or NULL */
+    const char *resume;      /* "latest" or a checkpoint directory; NULL = start fresh */
+    const char *init;        /* a folder with model.safetensors to start from; NULL = random init */
+    const char *eval_data;   /* a manifest to evaluate on every log.eval_every steps, or NULL */
     const char *coordinator; /* attached to the coordinator at this endpoint, or NULL */
     const char *group;       /* the group's name at the coordinator */
-    int64_t until;      /* stop after this step (0 = train.steps) */
+    int standby;             /* wait while another group trains, then take over */
+    int64_t until;           /* stop after this step (0 = train.steps) */
     const char *sets[MAX_SETS];
     int n_sets;
 } worker_args_t;
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: cotrain-worker [--config FILE|NAME] [--set key=value]... --data MANIFEST\n"
-            "                      [--out RUN_DIR] [--resume latest|CKPT_DIR] [--until STEP]\n"
-            "                      [--init SAFETENSORS_DIR]\n"
-            "\n"
-            "Trains a GPT-2 style model on one process (all of its CPUs) and writes\n"
-            "RUN_DIR/config.json (the resolved config, canonical),\n"
-            "RUN_DIR/public/metrics.jsonl (one JSON line per logged step) and checkpoints.\n"
-            "\n"
-            "  --config FILE|NAME  JSON config; NAME picks a bundled one from %s:\n"
-            "                      tiny, small, gpt2, gpt2-medium, gpt2-large, gpt2-xl\n"
-            "                      (default: built-in defaults, a GPT-2 124M shape)\n"
-            "  --set key=value     override one config key, e.g. --set train.steps=100;\n"
-            "                      repeatable, applied in order after the file\n"
-            "  --data MANIFEST     the data to train on: a manifest.json written by\n"
-            "                      `cotrain prep`, or its folder; model.vocab_size defaults to\n"
-            "                      its tokenizer's vocabulary\n"
-            "  --out RUN_DIR       run directory (default: run)\n"
-            "  --resume latest|DIR go on from the newest checkpoint under RUN_DIR/checkpoints\n"
-            "                      that verifies, or from checkpoint DIR; only the keys\n"
-            "                      --help-config marks [may change on resume] may differ from\n"
-            "                      the run's config\n"
-            "  --until STEP        stop after STEP (checkpointing there); the schedule still\n"
-            "                      runs to train.steps\n"
-            "  --eval-data MANIFEST held-out data for log.eval_every (instead of holding out\n"
-            "                      the last data.eval_shards shards of --data)\n"
-            "  --coordinator EP    attach to the coordinator at EP (cotrain-coordinator): the run's\n"
-            "                      config and the checkpoint to resume from come from it, and\n"
-            "                      the data is leased from it in this loader's order; --set may\n"
-            "                      change only log.*, ckpt.keep_* and train.micro_batch\n"
-            "  --group NAME        this group's name at the coordinator (default main)\n"
-            "  --init DIR          start from DIR/model.safetensors (as `cotrain export` writes\n"
-            "                      or Hugging Face's GPT-2 files, F32) instead of random weights;\n"
-            "                      its shapes must match the config\n"
-            "  --help-config       list every config key with its type, default and range\n"
-            "  -h, --help          this help\n"
-            "\n"
-            "Checkpoints: RUN_DIR/checkpoints/ckpt-<step>, every ckpt.every steps, at the end,\n"
-            "at --until, on SIGUSR1 (then training goes on) and on SIGTERM (then it stops\n"
-            "with exit 0); ckpt.keep_last / ckpt.keep_every say which are kept.\n"
-            "Threads: the CPUs of the process's affinity mask, or OMP_NUM_THREADS.\n"
-            "Logging: CT_LOG=error|warn|info|debug (default info), on stderr; the progress\n"
-            "line goes to stdout. Exit codes: 0 done, 1 runtime failure, 2 bad usage or input.\n",
-            CT_CONFIG_DIR);
+    fprintf(
+        f,
+        "usage: cotrain-worker [--config FILE|NAME] [--set key=value]... --data MANIFEST\n"
+        "                      [--out RUN_DIR] [--resume latest|CKPT_DIR] [--until STEP]\n"
+        "                      [--init SAFETENSORS_DIR]\n"
+        "\n"
+        "Trains a GPT-2 style model on one process (all of its CPUs) and writes\n"
+        "RUN_DIR/config.json (the resolved config, canonical),\n"
+        "RUN_DIR/public/metrics.jsonl (one JSON line per logged step) and checkpoints.\n"
+        "\n"
+        "  --config FILE|NAME  JSON config; NAME picks a bundled one from %s:\n"
+        "                      tiny, small, gpt2, gpt2-medium, gpt2-large, gpt2-xl\n"
+        "                      (default: built-in defaults, a GPT-2 124M shape)\n"
+        "  --set key=value     override one config key, e.g. --set train.steps=100;\n"
+        "                      repeatable, applied in order after the file\n"
+        "  --data MANIFEST     the data to train on: a manifest.json written by\n"
+        "                      `cotrain prep`, or its folder; model.vocab_size defaults to\n"
+        "                      its tokenizer's vocabulary\n"
+        "  --out RUN_DIR       run directory (default: run)\n"
+        "  --resume latest|DIR go on from the newest checkpoint under RUN_DIR/checkpoints\n"
+        "                      that verifies, or from checkpoint DIR; only the keys\n"
+        "                      --help-config marks [may change on resume] may differ from\n"
+        "                      the run's config\n"
+        "  --until STEP        stop after STEP (checkpointing there); the schedule still\n"
+        "                      runs to train.steps\n"
+        "  --eval-data MANIFEST held-out data for log.eval_every (instead of holding out\n"
+        "                      the last data.eval_shards shards of --data)\n"
+        "  --coordinator EP    attach to the coordinator at EP (cotrain-coordinator): the run's\n"
+        "                      config and the checkpoint to resume from come from it, and\n"
+        "                      the data is leased from it in this loader's order; --set may\n"
+        "                      change only log.*, ckpt.keep_* and train.micro_batch\n"
+        "  --group NAME        this group's name at the coordinator (default main)\n"
+        "  --standby           with --coordinator: wait while another group trains; once it\n"
+        "                      has been silent for the lease TTL, take over from the head\n"
+        "                      checkpoint (RUN_DIR must hold it: shared storage)\n"
+        "  --init DIR          start from DIR/model.safetensors (as `cotrain export` writes\n"
+        "                      or Hugging Face's GPT-2 files, F32) instead of random weights;\n"
+        "                      its shapes must match the config\n"
+        "  --help-config       list every config key with its type, default and range\n"
+        "  -h, --help          this help\n"
+        "\n"
+        "Checkpoints: RUN_DIR/checkpoints/ckpt-<step>, every ckpt.every steps, at the end,\n"
+        "at --until, on SIGUSR1 (then training goes on) and on SIGTERM (then it stops\n"
+        "with exit 0); ckpt.keep_last / ckpt.keep_every say which are kept.\n"
+        "Threads: the CPUs of the process's affinity mask, or OMP_NUM_THREADS.\n"
+        "Logging: CT_LOG=error|warn|info|debug (default info), on stderr; the progress\n"
+        "line goes to stdout. Exit codes: 0 done, 1 runtime failure, 2 bad usage or input.\n",
+        CT_CONFIG_DIR);
 }
 
 /* Returns 0 to run, 1 when help was printed, or CT_EINVAL. */
 static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
-        {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
-        {"help", no_argument, 0, 'h'},         {"help-config", no_argument, 0, 'H'},
-        {"resume", required_argument, 0, 'r'}, {"until", required_argument, 0, 'u'},
-        {"init", required_argument, 0, 'i'},   {"eval-data", required_argument, 0, 'E'},
-        {"coordinator", required_argument, 0, 'C'}, {"group", required_argument, 0, 'G'},
-        {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"set", required_argument, 0, 's'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {"help-config", no_argument, 0, 'H'},
+                                         {"resume", required_argument, 0, 'r'},
+                                         {"until", required_argument, 0, 'u'},
+                                         {"init", required_argument, 0, 'i'},
+                                         {"eval-data", required_argument, 0, 'E'},
+                                         {"coordinator", required_argument, 0, 'C'},
+                                         {"group", required_argument, 0, 'G'},
+                                         {"standby", no_argument, 0, 'S'},
+                                         {0, 0, 0, 0}};
     char *end;
     memset(a, 0, sizeof *a);
     a->out = "run";
@@ -120,6 +131,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         case 'E': a->eval_data = optarg; break;
         case 'C': a->coordinator = optarg; break;
         case 'G': a->group = optarg; break;
+        case 'S': a->standby = 1; break;
         case 'u':
             a->until = strtoll(optarg, &end, 10);
             if (*end || a->until < 1)
@@ -136,17 +148,25 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
     if (optind < argc)
         return CT_ERR(e, CT_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
     if (a->coordinator && (a->resume || a->config))
-        return CT_ERR(e, CT_EINVAL, "--coordinator decides the config and where to resume (its head "
-                                    "checkpoint): leave out %s; --set may still change log.*, "
-                                    "ckpt.keep_* and train.micro_batch",
+        return CT_ERR(e, CT_EINVAL,
+                      "--coordinator decides the config and where to resume (its head "
+                      "checkpoint): leave out %s; --set may still change log.*, "
+                      "ckpt.keep_* and train.micro_batch",
                       a->resume ? "--resume" : "--config");
+    if ((a->group || a->standby) && !a->coordinator)
+        return CT_ERR(e, CT_EINVAL,
+                      "%s is for a group attached to a coordinator: add "
+                      "--coordinator EP",
+                      a->standby ? "--standby" : "--group");
     if (!a->group) a->group = "main";
     if (a->init && a->resume)
-        return CT_ERR(e, CT_EINVAL, "--init and --resume exclude each other: a resumed run has "
-                                    "its weights from the checkpoint");
+        return CT_ERR(e, CT_EINVAL,
+                      "--init and --resume exclude each other: a resumed run has "
+                      "its weights from the checkpoint");
     if (!a->data)
-        return CT_ERR(e, CT_EINVAL, "--data MANIFEST is required: the data to train on, made "
-                                    "by `cotrain prep` (see --help)");
+        return CT_ERR(e, CT_EINVAL,
+                      "--data MANIFEST is required: the data to train on, made "
+                      "by `cotrain prep` (see --help)");
     return 0;
 }
 
@@ -178,7 +198,7 @@ typedef struct session {
     ct_data_t *data;
     ct_trainer_t *tr;
     ct_metrics_t *metrics;
-    ct_watchdog_t *watchdog; /* with several ranks: a stalled step ends the process */
+    ct_watchdog_t *watchdog;      /* with several ranks: a stalled step ends the process */
     char resume_dir[CT_PATH_MAX]; /* "" when starting fresh */
     ct_ckpt_info_t resumed;
     char last_id[CT_SHA256_HEX]; /* the newest checkpoint of this lineage: the next one's parent */
@@ -217,15 +237,16 @@ static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
     double t0 = ct_now_s();
     /* rank 0 writes; every rank learns whether it worked, so none waits on a dead rank 0 */
     ct_err_t save_err = {0};
-    int rc = S->rank0 ? ct_snapshot_save(S->a->out, S->tr, S->config_json, &info, dir,
-                                         sizeof dir, &save_err)
+    int rc = S->rank0 ? ct_snapshot_save(S->a->out, S->tr, S->config_json, &info, dir, sizeof dir,
+                                         &save_err)
                       : 0;
     /* attached: the checkpoint counts once the coordinator committed it (rank 0 asks) */
     if (rc == 0 && S->attach) rc = ct_attach_commit(S->attach, info.step, info.id, &save_err);
     int failed = rc != 0;
     CT_TRY(ct_comm_max_int(S->comm, &failed, e));
     if (rc != 0) return CT_ERR(e, rc, "%s", save_err.msg);
-    if (failed) return CT_ERR(e, CT_EIO, "rank 0 could not write the checkpoint (its log says why)");
+    if (failed)
+        return CT_ERR(e, CT_EIO, "rank 0 could not write the checkpoint (its log says why)");
     if (!S->rank0) return 0;
     snprintf(S->last_id, sizeof S->last_id, "%s", info.id);
     ct_log(S->lg, CT_LOG_INFO, "checkpoint %s (%s) written in %.1f s, id %.16s...", dir, why,
@@ -286,14 +307,16 @@ static int train_loop(session_t *S, ct_err_t *e) {
                                    &eval_loss, NULL, NULL, e));
                 if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), -1.0);
             }
-            uint64_t hash = ct_hash64(ct_model_params(model),
-                                      ct_model_num_params(model) * sizeof(float));
+            uint64_t hash =
+                ct_hash64(ct_model_params(model), ct_model_num_params(model) * sizeof(float));
             int same, bad;
             CT_TRY(ct_comm_same_u64(S->comm, hash, &same, &bad, e));
             if (!same)
-                return CT_ERR(e, CT_ESTATE, "replica drift after step %lld: rank %d's weights "
+                return CT_ERR(e, CT_ESTATE,
+                              "replica drift after step %lld: rank %d's weights "
                               "differ from rank 0's; the ranks no longer train one model "
-                              "(a bug or a faulty node): stopping", (long long)(s + 1), bad);
+                              "(a bug or a faulty node): stopping",
+                              (long long)(s + 1), bad);
             if (!S->rank0) goto boundary;
             ct_metrics_record_t r = {
                 .step = s + 1,
@@ -314,11 +337,11 @@ static int train_loop(session_t *S, ct_err_t *e) {
                             sizeof eta);
             char ev[32] = "";
             if (eval_due) snprintf(ev, sizeof ev, " | eval %.4f", eval_loss);
-            printf("step %6lld/%lld | loss %.4f%s | lr %.3e | norm %.3f | %.0f tok/s | MFU %.1f%% | "
-                   "ETA %s%s\n",
-                   (long long)(s + 1), (long long)c->train.steps, st.loss, ev, st.lr,
-                   st.grad_norm, r.tokens_per_s, 100.0 * r.mfu, eta,
-                   st.skipped ? " | SKIPPED (spike guard)" : "");
+            printf(
+                "step %6lld/%lld | loss %.4f%s | lr %.3e | norm %.3f | %.0f tok/s | MFU %.1f%% | "
+                "ETA %s%s\n",
+                (long long)(s + 1), (long long)c->train.steps, st.loss, ev, st.lr, st.grad_norm,
+                r.tokens_per_s, 100.0 * r.mfu, eta, st.skipped ? " | SKIPPED (spike guard)" : "");
             fflush(stdout);
         }
     boundary:;
@@ -334,21 +357,26 @@ static int train_loop(session_t *S, ct_err_t *e) {
             CT_TRY(save_checkpoint(S, "ckpt.every", e));
         if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), -1.0);
         if (sig == SIGTERM && s + 1 < end) {
-            ct_log(S->lg, CT_LOG_WARN, "stopped by SIGTERM after step %lld; go on with "
-                   "--resume latest", (long long)(s + 1));
+            ct_log(S->lg, CT_LOG_WARN,
+                   "stopped by SIGTERM after step %lld; go on with "
+                   "--resume latest",
+                   (long long)(s + 1));
             break;
         }
     }
-    ct_log(S->lg, CT_LOG_INFO, "done: steps %lld..%lld in %.1f s; metrics in %s/public/metrics.jsonl",
+    ct_log(S->lg, CT_LOG_INFO,
+           "done: steps %lld..%lld in %.1f s; metrics in %s/public/metrics.jsonl",
            (long long)first + 1, (long long)ct_trainer_steps(S->tr), train_time, S->a->out);
     if (train_time > 0)
-        ct_log(S->lg, CT_LOG_INFO, "data loader: steps waited %.4f s for data (%.4f%% of step "
-               "time)", ct_data_wait_seconds(S->data),
-               100.0 * ct_data_wait_seconds(S->data) / train_time);
+        ct_log(S->lg, CT_LOG_INFO,
+               "data loader: steps waited %.4f s for data (%.4f%% of step "
+               "time)",
+               ct_data_wait_seconds(S->data), 100.0 * ct_data_wait_seconds(S->data) / train_time);
     if (train_time > 0 && ct_comm_size(S->comm) > 1)
-        ct_log(S->lg, CT_LOG_INFO, "communication: %.3f s summing gradients over %d ranks (%.2f%% "
-               "of step time, waiting for the slowest rank included)", comm_time,
-               ct_comm_size(S->comm), 100.0 * comm_time / train_time);
+        ct_log(S->lg, CT_LOG_INFO,
+               "communication: %.3f s summing gradients over %d ranks (%.2f%% "
+               "of step time, waiting for the slowest rank included)",
+               comm_time, ct_comm_size(S->comm), 100.0 * comm_time / train_time);
     return 0;
 }
 
@@ -390,8 +418,8 @@ static int find_resume(session_t *S, int64_t before, ct_err_t *e) {
     if (S->forced_resume) { /* the coordinator's head (attach) */
         CT_TRY(ct_ckpt_check_small(S->resume_dir, &S->resumed, e));
     } else if (!strcmp(r, "latest")) {
-        CT_TRY(ct_ckpt_latest(S->a->out, before, 0, S->resume_dir, sizeof S->resume_dir,
-                              &skipped, &S->resumed, S->lg, e));
+        CT_TRY(ct_ckpt_latest(S->a->out, before, 0, S->resume_dir, sizeof S->resume_dir, &skipped,
+                              &S->resumed, S->lg, e));
     } else {
         CT_TRY(ct_path_fmt(S->resume_dir, sizeof S->resume_dir, e, "%s", r));
         CT_TRY(ct_ckpt_check_small(S->resume_dir, &S->resumed, e));
@@ -413,17 +441,21 @@ static int find_resume(session_t *S, int64_t before, ct_err_t *e) {
 static int check_resume_data(const session_t *S, ct_err_t *e) {
     const ct_ckpt_info_t *r = &S->resumed;
     if (!r->data_sha256[0]) {
-        ct_log(S->lg, CT_LOG_WARN, "%s records no data hash (an older checkpoint): the data is "
-               "checked by its cursor only", S->resume_dir);
+        ct_log(S->lg, CT_LOG_WARN,
+               "%s records no data hash (an older checkpoint): the data is "
+               "checked by its cursor only",
+               S->resume_dir);
         return 0;
     }
     ct_manifest_t *m = NULL;
     CT_TRY(ct_manifest_load(&m, S->a->data, e));
     int rc = 0;
     if (strcmp(r->data_sha256, m->sha256) != 0)
-        rc = CT_ERR(e, CT_EINVAL, "cannot resume %s on this data: it was trained on the "
+        rc = CT_ERR(e, CT_EINVAL,
+                    "cannot resume %s on this data: it was trained on the "
                     "manifest with sha256 %.16s..., %s has %.16s...; give --data the run's own "
-                    "manifest", S->resume_dir, r->data_sha256, m->path, m->sha256);
+                    "manifest",
+                    S->resume_dir, r->data_sha256, m->path, m->sha256);
     else if (r->tokenizer[0] && strcmp(r->tokenizer, m->tokenizer) != 0)
         rc = CT_ERR(e, CT_EINVAL, "cannot resume %s on %s data: it was trained on %s tokens",
                     S->resume_dir, m->tokenizer, r->tokenizer);
@@ -438,22 +470,27 @@ static int open_eval(session_t *S, ct_err_t *e) {
     const ct_manifest_t *train = ct_data_manifest(S->data), *m = train;
     int first = train->n_shards - c->data.eval_shards, n = c->data.eval_shards;
     if (S->a->eval_data && c->data.eval_shards > 0)
-        return CT_ERR(e, CT_ECONFIG, "--eval-data and data.eval_shards = %d both name held-out "
-                      "data: use one", c->data.eval_shards);
+        return CT_ERR(e, CT_ECONFIG,
+                      "--eval-data and data.eval_shards = %d both name held-out "
+                      "data: use one",
+                      c->data.eval_shards);
     if (S->a->eval_data) {
         CT_TRY(ct_manifest_load(&S->eval_man, S->a->eval_data, e));
         m = S->eval_man;
         first = 0;
         n = m->n_shards;
         if (strcmp(m->tokenizer, train->tokenizer) != 0 || m->vocab_size > c->model.vocab_size)
-            return CT_ERR(e, CT_EINVAL, "--eval-data %s holds %s tokens (vocabulary %d); the "
+            return CT_ERR(e, CT_EINVAL,
+                          "--eval-data %s holds %s tokens (vocabulary %d); the "
                           "model trains on %s tokens (vocabulary %d): prepare it with the same "
-                          "tokenizer", m->path, m->tokenizer, m->vocab_size, train->tokenizer,
+                          "tokenizer",
+                          m->path, m->tokenizer, m->vocab_size, train->tokenizer,
                           c->model.vocab_size);
     }
     if (n == 0) {
         if (c->log.eval_every > 0)
-            return CT_ERR(e, CT_ECONFIG, "log.eval_every = %d needs held-out data: set "
+            return CT_ERR(e, CT_ECONFIG,
+                          "log.eval_every = %d needs held-out data: set "
                           "data.eval_shards (the manifest's last shards) or give --eval-data",
                           c->log.eval_every);
         return 0;
@@ -462,13 +499,14 @@ static int open_eval(session_t *S, ct_err_t *e) {
     int64_t W = c->model.seq_len + 1, have = ct_windows_count(S->eval);
     S->eval_windows = c->log.eval_tokens / W < have ? c->log.eval_tokens / W : have;
     if (S->eval_windows == 0)
-        return CT_ERR(e, CT_EINVAL, "the held-out data (%d shard(s) of %s, %lld tokens) holds "
+        return CT_ERR(e, CT_EINVAL,
+                      "the held-out data (%d shard(s) of %s, %lld tokens) holds "
                       "no window of model.seq_len + 1 = %lld tokens within log.eval_tokens = "
-                      "%lld: hold out more data or raise log.eval_tokens", n, m->path,
-                      (long long)ct_windows_tokens(S->eval), (long long)W,
+                      "%lld: hold out more data or raise log.eval_tokens",
+                      n, m->path, (long long)ct_windows_tokens(S->eval), (long long)W,
                       (long long)c->log.eval_tokens);
-    ct_log(S->lg, CT_LOG_INFO, "eval data: %d shard(s) of %s, %lld windows of %lld tokens%s",
-           n, m->path, (long long)S->eval_windows, (long long)W,
+    ct_log(S->lg, CT_LOG_INFO, "eval data: %d shard(s) of %s, %lld windows of %lld tokens%s", n,
+           m->path, (long long)S->eval_windows, (long long)W,
            c->log.eval_every > 0 ? "" : " (log.eval_every is 0: never evaluated)");
     return 0;
 }
@@ -497,33 +535,39 @@ static int attach(session_t *S, ct_err_t *e) {
     const worker_args_t *a = S->a;
     char head[CT_SHA256_HEX], *json = NULL;
     int64_t head_step = -1;
-    CT_TRY(ct_attach_open(&S->attach, S->comm, a->coordinator, a->group, &json, head, &head_step,
-                          S->lg, e));
+    CT_TRY(ct_attach_open(&S->attach, S->comm, a->coordinator, a->group, a->standby, &json, head,
+                          &head_step, S->lg, e));
     ct_config_t run;
     char diff[CT_ERR_MSG_MAX / 2];
     int rc = ct_config_load_text(&run, json, "the coordinator's config", NULL, 0, e);
-    if (rc == 0) rc = ct_config_load_text(&S->cfg, json, "the coordinator's config", a->sets,
-                                          a->n_sets, e);
+    if (rc == 0)
+        rc = ct_config_load_text(&S->cfg, json, "the coordinator's config", a->sets, a->n_sets, e);
     free(json);
     CT_TRY(rc);
     if (ct_config_diff(&run, &S->cfg, CT_CHANGE_ATTACHED, diff, sizeof diff) > 0)
-        return CT_ERR(e, CT_ECONFIG, "an attached worker may set only the keys --help-config "
+        return CT_ERR(e, CT_ECONFIG,
+                      "an attached worker may set only the keys --help-config "
                       "marks [an attached worker may set it]; these differ from the "
-                      "coordinator's:%s", diff);
+                      "coordinator's:%s",
+                      diff);
     if (S->cfg.data.eval_shards > 0)
-        return CT_ERR(e, CT_ECONFIG, "data.eval_shards is not supported with --coordinator yet "
+        return CT_ERR(e, CT_ECONFIG,
+                      "data.eval_shards is not supported with --coordinator yet "
                       "(the coordinator leases every shard): use --eval-data");
-    ct_log(S->lg, CT_LOG_INFO, "attached to the coordinator at %s as group %s; head checkpoint "
-           "%s%.16s%s", a->coordinator, a->group, head[0] ? "" : "(none: a new run)", head,
+    ct_log(S->lg, CT_LOG_INFO,
+           "attached to the coordinator at %s as group %s; head checkpoint "
+           "%s%.16s%s",
+           a->coordinator, a->group, head[0] ? "" : "(none: a new run)", head,
            head[0] ? "..." : "");
     if (!head[0]) return 0;
     /* the head is where this group resumes: it must be here, with that id */
     ct_ckpt_info_t info;
-    CT_TRY(ct_path_fmt(S->resume_dir, sizeof S->resume_dir, e, "%s/checkpoints/ckpt-%08lld",
-                       a->out, (long long)head_step));
+    CT_TRY(ct_path_fmt(S->resume_dir, sizeof S->resume_dir, e, "%s/checkpoints/ckpt-%08lld", a->out,
+                       (long long)head_step));
     ct_err_t why = {0};
     if (ct_ckpt_check_small(S->resume_dir, &info, &why) != 0 || strcmp(info.id, head) != 0)
-        return CT_ERR(e, CT_ESTATE, "the coordinator's head checkpoint %.16s... (step %lld) is "
+        return CT_ERR(e, CT_ESTATE,
+                      "the coordinator's head checkpoint %.16s... (step %lld) is "
                       "not in %s/checkpoints%s%s: run this group where its checkpoints are",
                       head, (long long)head_step, a->out, why.msg[0] ? ": " : "", why.msg);
     S->forced_resume = 1;

@@ -23,11 +23,13 @@
 typedef struct ct_attach ct_attach_t;
 
 /* Says hello to the coordinator at endpoint as `group` (rank 0; all ranks call it together) and
- * hands every rank the welcome: the run's resolved config as JSON (*config_json, malloc'd) and
- * the head checkpoint (head: 64 hex or "", *head_step). Errors: CT_ETIMEDOUT (no coordinator
- * answers: saying where it asked), CT_EPROTO (it refused: its message), CT_ECOMM, CT_ENOMEM. */
+ * hands every rank the welcome; with `standby`, first waits (asking again) while another group
+ * is training, and takes over once it has fallen silent. The welcome is: the run's resolved config
+ * as JSON (*config_json, malloc'd) and the head checkpoint (head: 64 hex or "", *head_step).
+ * Errors: CT_ETIMEDOUT (no coordinator answers: saying where it asked), CT_EPROTO (it refused: its
+ * message), CT_ECOMM, CT_ENOMEM. */
 int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const char *endpoint, const char *group,
-                   char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
+                   int standby, char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
                    const ct_log_t *lg, ct_err_t *e);
 
 /* The loader's data: the manifest (borrowed: it must outlive the group) and the seed. */

@@ -106,10 +106,19 @@ int ct_ledger_reply_put(ct_ledger_t *l, const char *group, int64_t req, const ch
 int ct_ledger_seen(ct_ledger_t *l, const char *group, double now, ct_err_t *e);
 
 /* The groups heard from: name, when last, units leased now. */
+/* Standby: `group` waits to take over the run. If another group that is not waiting was heard
+ * from within `ttl` of `now`, names it in active[] and records `group` as waiting; otherwise
+ * `group` becomes the active one, and every other group's leased and finished (uncommitted) units
+ * go back to available (*reclaimed of them): those groups are silent, and the new active group
+ * resumes from the head. Errors: CT_EIO. */
+int ct_ledger_standby(ct_ledger_t *l, const char *group, double now, double ttl,
+                      char active[CT_GROUP_MAX], int *reclaimed, ct_err_t *e);
+
 typedef struct ct_group_info {
     char name[CT_GROUP_MAX];
     double last_seen;
     int64_t leased;
+    int standby; /* waiting to take over */
 } ct_group_info_t;
 
 /* Lists the groups into *out (malloc'd, *n entries, by name; the caller frees). Errors: CT_EIO,
