@@ -23,7 +23,7 @@ typedef struct coord_args {
     const char *config, *data, *out, *bind, *key, *allow;
     const char *sets[MAX_SETS];
     int n_sets;
-    double lease_ttl;
+    double lease_ttl, rate;
 } coord_args_t;
 
 /* Set by SIGTERM / SIGINT: a signal handler can talk to the loop only through a flag. */
@@ -38,7 +38,7 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: cotrain-coordinator --config FILE|NAME --data MANIFEST --out RUN_DIR\n"
             "                           [--set key=value]... [--bind ENDPOINT] [--lease-ttl S]\n"
-            "                           [--key SECRET_KEY_FILE --allow ALLOW_FILE]\n"
+            "                           [--key SECRET_KEY_FILE --allow ALLOW_FILE] [--rate N]\n"
             "\n"
             "Hands out the run's data as leases of (shard, epoch), keeps the checkpoint\n"
             "registry, and answers workers (cotrain-worker --coordinator ENDPOINT) and\n"
@@ -58,6 +58,8 @@ static void usage(FILE *f) {
             "  --allow FILE        with --key: the public keys of the workers admitted, one a\n"
             "                      line (# comments); peers are logged by key id\n"
             "  --lease-ttl S       seconds a lease lives without a heartbeat (default 60)\n"
+            "  --rate N            requests a second each peer may send, in bursts of up to N\n"
+            "                      (default 1000; 0: no limit); past it a peer is told to wait\n"
             "  -h, --help          this help\n"
             "\n"
             "Prints `listening on ENDPOINT` on stdout once it serves. Stops on SIGTERM/SIGINT.\n"
@@ -67,15 +69,21 @@ static void usage(FILE *f) {
 
 /* 0 to run, 1 when help was printed, or CT_EINVAL. */
 static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
-        {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
-        {"bind", required_argument, 0, 'b'},   {"lease-ttl", required_argument, 0, 't'},
-        {"key", required_argument, 0, 'k'},    {"allow", required_argument, 0, 'a'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"set", required_argument, 0, 's'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"bind", required_argument, 0, 'b'},
+                                         {"lease-ttl", required_argument, 0, 't'},
+                                         {"key", required_argument, 0, 'k'},
+                                         {"allow", required_argument, 0, 'a'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->bind = "tcp://127.0.0.1:5555";
     a->lease_ttl = 60.0;
+    a->rate = 1000.0;
     opterr = 0;
     char *end;
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -90,6 +98,11 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
             a->lease_ttl = strtod(optarg, &end);
             if (*end || !(a->lease_ttl > 0 && a->lease_ttl < 1e7))
                 return CT_ERR(e, CT_EINVAL, "--lease-ttl %s: give seconds, > 0", optarg);
+            break;
+        case 'r':
+            a->rate = strtod(optarg, &end);
+            if (*end || !(a->rate >= 0 && a->rate < 1e9))
+                return CT_ERR(e, CT_EINVAL, "--rate %s: give requests a second, >= 0", optarg);
             break;
         case 's': CT_TRY(ct_config_add_set(a->sets, &a->n_sets, MAX_SETS, optarg, e)); break;
         case 'h': usage(stdout); return 1;
@@ -136,6 +149,7 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     CT_TRY_GOTO(ct_ledger_open(&l, path, m, cfg.train.seed, e), out);
     CT_TRY_GOTO(ct_handler_create(&h, l, json, a->lease_ttl, e), out);
     CT_TRY_GOTO(ct_server_create(&s, h, a->bind, a->key ? &key : NULL, allow, lg, e), out);
+    CT_TRY_GOTO(ct_server_set_rate(s, a->rate, a->rate < 1 ? 1 : a->rate, e), out);
     if (a->key) {
         char id[CT_KEY_ID];
         ct_curve_key_id_z85(key.pub, id);

@@ -8,8 +8,10 @@
 #include <time.h>
 #include <zmq.h>
 
+#include "cotrain/clock.h"
 #include "cotrain/curve.h"
 #include "cotrain/proto.h"
+#include "cotrain/ratelimit.h"
 
 enum { POLL_MS = 200, BATCH_MAX = 256 };
 
@@ -24,6 +26,8 @@ struct ct_server {
     void *zap;               /* the ZAP handler's socket (CURVE only), else NULL */
     const ct_allow_t *allow; /* the keys admitted (CURVE only) */
     ct_handler_t *h;
+    ct_ratelimit_t *rl; /* per-peer request rate, or NULL */
+    double rate;
     const ct_log_t *lg;
     char endpoint[256];
     pending_t pending[BATCH_MAX];
@@ -156,6 +160,12 @@ fail:
     return rc;
 }
 
+int ct_server_set_rate(ct_server_t *s, double rate, double burst, ct_err_t *e) {
+    ct_ratelimit_destroy(&s->rl);
+    s->rate = rate;
+    return rate > 0 ? ct_ratelimit_create(&s->rl, rate, burst, e) : 0;
+}
+
 const char *ct_server_endpoint(const ct_server_t *s) {
     return s->endpoint;
 }
@@ -166,6 +176,7 @@ void ct_server_destroy(ct_server_t **self_p) {
     if (s->sock) zmq_close(s->sock);
     if (s->zap) zmq_close(s->zap);
     if (s->ctx) zmq_ctx_term(s->ctx);
+    ct_ratelimit_destroy(&s->rl);
     free(s);
     *self_p = NULL;
 }
@@ -189,6 +200,34 @@ static int drain(void *sock, int *frames) {
     return 0;
 }
 
+/* 1 when the peer that sent hdr (its CURVE key id, else its connection) is within its rate; a
+ * refused peer is logged by key id, once in a while. */
+static int within_rate(ct_server_t *s, zmq_msg_t *id, zmq_msg_t *hdr) {
+    if (!s->rl) return 1;
+    const char *key = zmq_msg_gets(hdr, "User-Id");
+    int warn = 0, ok = key && key[0] ? ct_ratelimit_take(s->rl, key, strlen(key), ct_now_s(), &warn)
+                                     : ct_ratelimit_take(s->rl, zmq_msg_data(id), zmq_msg_size(id),
+                                                         ct_now_s(), &warn);
+    if (warn)
+        ct_log(s->lg, CT_LOG_WARN, "peer %s is past its request rate: told to slow down",
+               key && key[0] ? key : "(a loopback peer)");
+    return ok;
+}
+
+/* The busy error reply, carrying the request's req when its header has one. */
+static char *busy_reply(ct_server_t *s, zmq_msg_t *hdr, int frames) {
+    ct_msg_t m;
+    int64_t req = -1;
+    ct_proto_error_t code;
+    ct_err_t e = {0};
+    if (ct_msg_parse(zmq_msg_data(hdr), zmq_msg_size(hdr), frames, &m, &req, &code, &e) == 0)
+        ct_msg_clear(&m);
+    char text[160];
+    snprintf(text, sizeof text, "more than %g requests/s from this peer: ask again a little later",
+             s->rate);
+    return ct_msg_error(req, CT_PROTO_E_BUSY, text);
+}
+
 /* The requests waiting, up to BATCH_MAX, answered in one transaction, their replies sent after
  * it committed: one fsync for the batch (group commit), and still no reply before its change is
  * on disk. A request is [id][header][frames...], its reply [id][header]. */
@@ -200,8 +239,8 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
     CT_TRY(ct_handler_batch_begin(s->h, e));
     double now = wall_s();
     while (n < BATCH_MAX && rc == 0) {
-        if (n > 0 && (zmq_getsockopt(s->sock, ZMQ_EVENTS, &events, &esz) != 0 ||
-                      !(events & ZMQ_POLLIN)))
+        if (n > 0 &&
+            (zmq_getsockopt(s->sock, ZMQ_EVENTS, &events, &esz) != 0 || !(events & ZMQ_POLLIN)))
             break;
         zmq_msg_t hdr;
         zmq_msg_init(&p[n].id);
@@ -209,15 +248,17 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
         p[n].reply = NULL;
         if (zmq_msg_recv(&p[n].id, s->sock, 0) < 0 ||
             zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) != 0) {
-            rc = CT_ERR(&why, CT_ECOMM, "receiving a request failed: %s",
-                        zmq_strerror(zmq_errno()));
+            rc =
+                CT_ERR(&why, CT_ECOMM, "receiving a request failed: %s", zmq_strerror(zmq_errno()));
         } else if (!more) { /* a peer that sent only its identity: nothing to answer */
             zmq_msg_close(&p[n].id);
             zmq_msg_close(&hdr);
             continue;
         } else if (zmq_msg_recv(&hdr, s->sock, 0) < 0 || drain(s->sock, &frames) != 0) {
-            rc = CT_ERR(&why, CT_ECOMM, "receiving a request failed: %s",
-                        zmq_strerror(zmq_errno()));
+            rc =
+                CT_ERR(&why, CT_ECOMM, "receiving a request failed: %s", zmq_strerror(zmq_errno()));
+        } else if (!within_rate(s, &p[n].id, &hdr)) {
+            p[n].reply = busy_reply(s, &hdr, frames);
         } else {
             rc = ct_handler_request(s->h, zmq_msg_data(&hdr), zmq_msg_size(&hdr), frames, now,
                                     &p[n].reply, &why);

@@ -9,6 +9,7 @@
 #     (KILLS, default 20): every acknowledged report is in the ledger after each restart
 #   - CURVE (cotrain keygen, --key, --allow): an allowed key is answered, a stranger's key and a
 #     plain-text client are not; the refusal is logged by key id
+#   - --rate: a peer past it gets `busy` replies that change nothing, and is served again later
 # Usage: coordinator_e2e.sh PATH/TO/cotrain-coordinator PATH/TO/cotrain PATH/TO/coord_probe [KILLS]
 set -euo pipefail
 coord=$1
@@ -142,4 +143,24 @@ print(hashlib.sha256(key).hexdigest()[:16])' "$tmp/stranger.key.pub")
 grep -q "peer with key $stranger_id refused" "$tmp/curve.err" \
     || { cat "$tmp/curve.err"; fail "the refused peer is not named by its key id"; }
 if grep -q "127.0.0.1" "$tmp/curve.err"; then fail "a peer's address was logged"; fi
+coord_stop
+
+# a peer past --rate gets `busy` replies (and nothing changes); within the rate it is served
+coord_start "$tmp/coord.out" "$tmp/rate.err" "$coord" --config tiny --data "$tmp/data" \
+    --out "$tmp/run" --bind tcp://127.0.0.1:0 --rate 2
+hdrs=('{"v":1,"type":"hello","req":1,"group":"fast"}')
+for r in 2 3 4 5 6 7 8; do hdrs+=("{\"v\":1,\"type\":\"lease\",\"req\":$r,\"group\":\"fast\"}"); done
+"$probe" "$ep" "${hdrs[@]}" > "$tmp/rate.out" || { cat "$tmp/rate.out"; fail "the rate probe"; }
+grants=$(grep -c '"lease_grant"' "$tmp/rate.out" || true)
+busy=$(grep -c '"code":"busy"' "$tmp/rate.out" || true)
+[ "$busy" -ge 4 ] && [ $((1 + grants + busy)) -eq 8 ] \
+    || { cat "$tmp/rate.out"; fail "8 requests at once, rate 2: $grants leases, $busy busy"; }
+grep -q "past its request rate" "$tmp/rate.err" || { cat "$tmp/rate.err"; fail "not logged"; }
+"$cotrain" status "$ep" > "$tmp/status"
+grep -Eq "^    fast +last heard .*, $grants unit\(s\) leased" "$tmp/status" \
+    || { cat "$tmp/status"; fail "a busy reply changed the ledger"; }
+sleep 1
+"$probe" "$ep" '{"v":1,"type":"lease","req":9,"group":"fast"}' | grep -q '"lease_grant"' \
+    || fail "within the rate again, the peer is not served"
+coord_stop
 echo "coordinator_e2e: all checks passed ($kills kills, $acked reports)"

@@ -16,7 +16,14 @@
 #include "cotrain/json.h"
 #include "cotrain/proto.h"
 
-enum { TRY_MS = 2000, ASK_S = 120, HEAD_MSG = 4096, GROUP_MAX = 96, STANDBY_POLL_MS = 500 };
+enum {
+    TRY_MS = 2000,
+    ASK_S = 120,
+    HEAD_MSG = 4096,
+    GROUP_MAX = 96,
+    STANDBY_POLL_MS = 500,
+    BUSY_MS = 100
+};
 
 /* A unit reported done: one shard in one epoch. */
 typedef struct unit {
@@ -45,6 +52,24 @@ struct ct_attach {
     double ttl, last_ask;
 };
 
+static void nap_ms(int ms) {
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* 1 when a reply is the coordinator's `busy` error (the request was not served) */
+static int busy(const char *reply) {
+    ct_msg_t m;
+    int64_t req;
+    ct_proto_error_t code;
+    ct_err_t e = {0};
+    if (ct_msg_parse(reply, strlen(reply), 0, &m, &req, &code, &e) != 0) return 0;
+    const char *c = m.type == CT_MSG_ERROR ? ct_json_get_string(m.root, "code") : NULL;
+    int yes = c && !strcmp(c, ct_proto_error_name(CT_PROTO_E_BUSY));
+    ct_msg_clear(&m);
+    return yes;
+}
+
 /* Sends a request of `type` with fields f (consumed), retrying the same req, and returns the
  * parsed reply in *m. An error reply is CT_ESTATE (stale/refused) or CT_EPROTO, with its text. */
 static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err_t *e) {
@@ -63,6 +88,12 @@ static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err
     while (rc == CT_ETIMEDOUT && ct_now_s() - t0 < ASK_S) {
         ct_err_t why = {0};
         rc = ct_client_request(a->client, hdr, req, TRY_MS, &reply, &why);
+        if (rc == 0 && busy(reply)) { /* past the rate: the same req again, a little later */
+            free(reply);
+            reply = NULL;
+            rc = CT_ETIMEDOUT;
+            nap_ms(BUSY_MS);
+        }
         if (rc != 0 && rc != CT_ETIMEDOUT) *e = why;
     }
     free(hdr);
@@ -118,8 +149,7 @@ static int hello(ct_attach_t *a, int standby, ct_msg_t *m, ct_err_t *e) {
                    "checkpoint once %s has been silent for %.0f s",
                    active, active, ttl);
         ct_msg_clear(m);
-        struct timespec ts = {STANDBY_POLL_MS / 1000, (STANDBY_POLL_MS % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+        nap_ms(STANDBY_POLL_MS);
     }
 }
 

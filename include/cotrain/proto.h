@@ -50,7 +50,8 @@ typedef enum ct_msg_type {
     X(TOO_LARGE, "too_large")       /* header or frames past the limits */                         \
     X(REPLAYED, "replayed")         /* an older req than the last one answered */                  \
     X(STALE, "stale")               /* a lease or checkpoint that is no longer current */          \
-    X(REFUSED, "refused")           /* not allowed (auth, rate, state) */                          \
+    X(REFUSED, "refused")           /* not allowed (auth, state) */                                \
+    X(BUSY, "busy")                 /* past the per-peer request rate: ask again a little later */ \
     X(INTERNAL, "internal")         /* the coordinator failed; the request changed nothing */
 
 typedef enum ct_proto_error {

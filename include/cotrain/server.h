@@ -34,6 +34,11 @@ int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
                      const ct_keypair_t *key, const ct_allow_t *allow, const ct_log_t *lg,
                      ct_err_t *e);
 
+/* Limits each peer (by CURVE key id, else by connection) to `rate` requests a second in bursts of
+ * `burst`; past it a request gets a `busy` error reply and changes nothing. rate 0: no limit (the
+ * default). Errors: CT_EINVAL, CT_ENOMEM. */
+int ct_server_set_rate(ct_server_t *s, double rate, double burst, ct_err_t *e);
+
 /* The endpoint bound, with the port ZeroMQ chose (tcp://127.0.0.1:41234). */
 const char *ct_server_endpoint(const ct_server_t *s);
 
