@@ -24,6 +24,7 @@ typedef struct coord_args {
     const char *sets[MAX_SETS];
     int n_sets;
     double lease_ttl, rate;
+    int open_join; /* --open-join: any CURVE key gets in */
 } coord_args_t;
 
 /* Set by SIGTERM / SIGINT: a signal handler can talk to the loop only through a flag. */
@@ -35,51 +36,51 @@ static void on_signal(int sig) {
 }
 
 static void usage(FILE *f) {
-    fprintf(f,
-            "usage: cotrain-coordinator --config FILE|NAME --data MANIFEST --out RUN_DIR\n"
-            "                           [--set key=value]... [--bind ENDPOINT] [--lease-ttl S]\n"
-            "                           [--key SECRET_KEY_FILE --allow ALLOW_FILE] [--rate N]\n"
-            "\n"
-            "Hands out the run's data as leases of (shard, epoch), keeps the checkpoint\n"
-            "registry, and answers workers (cotrain-worker --coordinator ENDPOINT) and\n"
-            "`cotrain status ENDPOINT`. Everything it acknowledges is in RUN_DIR/coordinator.db\n"
-            "(SQLite, synced) before the reply goes out: after a crash, start it again on the\n"
-            "same RUN_DIR and it goes on.\n"
-            "\n"
-            "  --config FILE|NAME  the run's config (a bundled name: %s)\n"
-            "  --set key=value     override one config key (repeatable)\n"
-            "  --data MANIFEST     the data (a manifest.json from `cotrain prep`, or its folder)\n"
-            "  --out RUN_DIR       the run directory (config.json, coordinator.db)\n"
-            "  --bind ENDPOINT     where to listen (default tcp://127.0.0.1:5555; port 0 picks a\n"
-            "                      free one); without --key, loopback only (plain text)\n"
-            "  --key FILE          the coordinator's CURVE secret key (`cotrain keygen PREFIX`\n"
-            "                      writes PREFIX and PREFIX.pub; workers need PREFIX.pub): the\n"
-            "                      protocol is then encrypted and peers authenticated\n"
-            "  --allow FILE        with --key: the public keys of the workers admitted, one a\n"
-            "                      line (# comments); peers are logged by key id\n"
-            "  --lease-ttl S       seconds a lease lives without a heartbeat (default 60)\n"
-            "  --rate N            requests a second each peer may send, in bursts of up to N\n"
-            "                      (default 1000; 0: no limit); past it a peer is told to wait\n"
-            "  -h, --help          this help\n"
-            "\n"
-            "Prints `listening on ENDPOINT` on stdout once it serves. Stops on SIGTERM/SIGINT.\n"
-            "Exit codes: 0 stopped, 1 runtime failure, 2 bad usage or input.\n",
-            CT_CONFIG_DIR);
+    fprintf(
+        f,
+        "usage: cotrain-coordinator --config FILE|NAME --data MANIFEST --out RUN_DIR\n"
+        "                           [--set key=value]... [--bind ENDPOINT] [--lease-ttl S]\n"
+        "                           [--key SECRET_KEY_FILE (--allow ALLOW_FILE | --open-join)]\n"
+        "                           [--rate N]\n"
+        "\n"
+        "Hands out the run's data as leases of (shard, epoch), keeps the checkpoint\n"
+        "registry, and answers workers (cotrain-worker --coordinator ENDPOINT) and\n"
+        "`cotrain status ENDPOINT`. Everything it acknowledges is in RUN_DIR/coordinator.db\n"
+        "(SQLite, synced) before the reply goes out: after a crash, start it again on the\n"
+        "same RUN_DIR and it goes on.\n"
+        "\n"
+        "  --config FILE|NAME  the run's config (a bundled name: %s)\n"
+        "  --set key=value     override one config key (repeatable)\n"
+        "  --data MANIFEST     the data (a manifest.json from `cotrain prep`, or its folder)\n"
+        "  --out RUN_DIR       the run directory (config.json, coordinator.db)\n"
+        "  --bind ENDPOINT     where to listen (default tcp://127.0.0.1:5555; port 0 picks a\n"
+        "                      free one); without --key, loopback only (plain text)\n"
+        "  --key FILE          the coordinator's CURVE secret key (`cotrain keygen PREFIX`\n"
+        "                      writes PREFIX and PREFIX.pub; workers need PREFIX.pub): the\n"
+        "                      protocol is then encrypted and peers authenticated\n"
+        "  --allow FILE        with --key: the public keys of the workers admitted, one a\n"
+        "                      line (# comments); peers are logged by key id\n"
+        "  --open-join         with --key, instead of --allow: admit any CURVE key (volunteers),\n"
+        "                      each logged by its key id and held to --rate\n"
+        "  --lease-ttl S       seconds a lease lives without a heartbeat (default 60)\n"
+        "  --rate N            requests a second each peer may send, in bursts of up to N\n"
+        "                      (default 1000; 0: no limit); past it a peer is told to wait\n"
+        "  -h, --help          this help\n"
+        "\n"
+        "Prints `listening on ENDPOINT` on stdout once it serves. Stops on SIGTERM/SIGINT.\n"
+        "Exit codes: 0 stopped, 1 runtime failure, 2 bad usage or input.\n",
+        CT_CONFIG_DIR);
 }
 
 /* 0 to run, 1 when help was printed, or CT_EINVAL. */
 static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
-    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
-                                         {"set", required_argument, 0, 's'},
-                                         {"data", required_argument, 0, 'd'},
-                                         {"out", required_argument, 0, 'o'},
-                                         {"bind", required_argument, 0, 'b'},
-                                         {"lease-ttl", required_argument, 0, 't'},
-                                         {"key", required_argument, 0, 'k'},
-                                         {"allow", required_argument, 0, 'a'},
-                                         {"rate", required_argument, 0, 'r'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
+        {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
+        {"bind", required_argument, 0, 'b'},   {"lease-ttl", required_argument, 0, 't'},
+        {"key", required_argument, 0, 'k'},    {"allow", required_argument, 0, 'a'},
+        {"rate", required_argument, 0, 'r'},   {"open-join", no_argument, 0, 'J'},
+        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->bind = "tcp://127.0.0.1:5555";
     a->lease_ttl = 60.0;
@@ -94,6 +95,7 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
         case 'b': a->bind = optarg; break;
         case 'k': a->key = optarg; break;
         case 'a': a->allow = optarg; break;
+        case 'J': a->open_join = 1; break;
         case 't':
             a->lease_ttl = strtod(optarg, &end);
             if (*end || !(a->lease_ttl > 0 && a->lease_ttl < 1e7))
@@ -113,10 +115,17 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
     }
     if (optind < argc)
         return CT_ERR(e, CT_EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
-    if (!a->key != !a->allow)
+    if (a->open_join && (!a->key || a->allow || a->rate <= 0))
         return CT_ERR(e, CT_EINVAL,
-                      "--key and --allow go together: the coordinator's secret key "
-                      "and the public keys it admits (see --help)");
+                      "--open-join admits any CURVE key: it needs --key, no --allow, and a "
+                      "--rate above 0 (see --help)");
+    if (a->key && !a->allow && !a->open_join)
+        return CT_ERR(e, CT_EINVAL,
+                      "--key needs --allow FILE (the public keys of the workers it admits) or "
+                      "--open-join (any key) (see --help)");
+    if (a->allow && !a->key)
+        return CT_ERR(e, CT_EINVAL,
+                      "--allow goes with --key: the coordinator's secret key (see --help)");
     if (!a->data || !a->out)
         return CT_ERR(e, CT_EINVAL, "--data MANIFEST and --out RUN_DIR are required (see --help)");
     return 0;
@@ -136,7 +145,7 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     CT_TRY(ct_config_load(&cfg, a->config, CT_CONFIG_DIR, a->sets, a->n_sets, e));
     if (a->key) {
         CT_TRY(ct_curve_load(a->key, &key, e));
-        CT_TRY(ct_allow_load(&allow, a->allow, e));
+        if (a->allow) CT_TRY(ct_allow_load(&allow, a->allow, e));
     }
     CT_TRY_GOTO(ct_manifest_load(&m, a->data, e), out);
     if (cfg.model.vocab_size == 0) cfg.model.vocab_size = m->vocab_size;
@@ -153,8 +162,16 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     if (a->key) {
         char id[CT_KEY_ID];
         ct_curve_key_id_z85(key.pub, id);
-        ct_log(lg, CT_LOG_INFO, "CURVE: coordinator key %s (public %s), %d worker key(s) allowed",
-               id, key.pub, ct_allow_count(allow));
+        if (allow)
+            ct_log(lg, CT_LOG_INFO,
+                   "CURVE: coordinator key %s (public %s), %d worker key(s) "
+                   "allowed",
+                   id, key.pub, ct_allow_count(allow));
+        else
+            ct_log(lg, CT_LOG_INFO,
+                   "CURVE: coordinator key %s (public %s), open join: any key "
+                   "gets in, %g request(s)/s each",
+                   id, key.pub, a->rate);
     }
     char head[CT_SHA256_HEX];
     int64_t step;

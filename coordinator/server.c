@@ -24,7 +24,7 @@ typedef struct pending {
 struct ct_server {
     void *ctx, *sock;
     void *zap;               /* the ZAP handler's socket (CURVE only), else NULL */
-    const ct_allow_t *allow; /* the keys admitted (CURVE only) */
+    const ct_allow_t *allow; /* the keys admitted (CURVE only); NULL: any key (open join) */
     ct_handler_t *h;
     ct_ratelimit_t *rl; /* per-peer request rate, or NULL */
     double rate;
@@ -94,9 +94,11 @@ static void zap_answer(ct_server_t *s) {
     char id[CT_KEY_ID] = "";
     if (ok) {
         ct_curve_key_id(zmq_msg_data(&part[6]), id);
-        ok = ct_allow_has(s->allow, zmq_msg_data(&part[6]));
+        ok = !s->allow || ct_allow_has(s->allow, zmq_msg_data(&part[6]));
         ct_log(s->lg, ok ? CT_LOG_INFO : CT_LOG_WARN, "peer with key %s %s", id,
-               ok ? "admitted" : "refused: its key is not in the allow file");
+               !s->allow ? "admitted (open join)"
+               : ok      ? "admitted"
+                         : "refused: its key is not in the allow file");
     }
     const char *status = ok ? "200" : "400", *text = ok ? "OK" : "key not allowed";
     zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE);
@@ -124,10 +126,6 @@ int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
                       "--key (the coordinator's secret key, from `cotrain keygen`) and --allow "
                       "(the public keys of the workers it admits)",
                       endpoint);
-    if (key && !allow)
-        return CT_ERR(e, CT_EINVAL,
-                      "CURVE needs an allow file (--allow): the public keys of "
-                      "the workers to admit");
     CT_ALLOC(e, s, 1, fail);
     s->h = h;
     s->lg = lg;

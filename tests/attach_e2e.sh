@@ -8,6 +8,7 @@
 #     coordinator mid-run (the worker waits for it and retries)
 #   - standby: a second group (--standby, same RUN_DIR) waits while the first trains; kill -9 the
 #     first after a commit and the standby takes over from the head, ending bit-identical
+#   - over CURVE (--server-key, --key) the attached run is the same
 #   - the worker may --set only the keys an attached worker may set; a second group taking the
 #     run's data stops the first one with a clear message
 # Usage: attach_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
@@ -144,7 +145,26 @@ grep -q "resuming from .*ckpt-00000008" "$tmp/b7.err" || { cat "$tmp/b7.err"; fa
 same a7 "the standby took over"
 stop_coord
 
-# 5. refusals: a key an attached worker may not set; another group taking the data
+# 5. over CURVE: the coordinator admits the worker's key (--allow); the run is the same
+"$cotrain" keygen "$tmp/coord.key" > /dev/null && "$cotrain" keygen "$tmp/worker.key" > /dev/null
+cp "$tmp/worker.key.pub" "$tmp/allow"
+coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+    --out "$tmp/c8" "${sets[@]}" --bind tcp://127.0.0.1:0 --key "$tmp/coord.key" \
+    --allow "$tmp/allow"
+"$worker" --data "$tmp/data" --out "$tmp/a8" --coordinator "$ep" \
+    --server-key "$tmp/coord.key.pub" --key "$tmp/worker.key" > /dev/null 2> "$tmp/a8.err" \
+    || { cat "$tmp/a8.err"; fail "the worker over CURVE"; }
+same a8 "over CURVE"
+grep -q "peer with key [0-9a-f]* admitted" "$tmp/coord.err" || fail "the worker's key not logged"
+stop_coord
+set +e
+"$worker" --data "$tmp/data" --out "$tmp/a8" --server-key "$tmp/coord.key.pub" \
+    --key "$tmp/worker.key" > /dev/null 2> "$tmp/a8b.err"
+rc=$?
+set -e
+[ $rc -eq 2 ] && grep -q "add --coordinator" "$tmp/a8b.err" || fail "--key without --coordinator"
+
+# 6. refusals: a key an attached worker may not set; another group taking the data
 start_coord c4
 set +e
 "$worker" --data "$tmp/data" --out "$tmp/a4" --coordinator "$ep" --set train.lr=0.1 \

@@ -9,6 +9,7 @@
 #     (KILLS, default 20): every acknowledged report is in the ledger after each restart
 #   - CURVE (cotrain keygen, --key, --allow): an allowed key is answered, a stranger's key and a
 #     plain-text client are not; the refusal is logged by key id
+#   - --open-join: any CURVE key is answered and logged by key id, plain text is not
 #   - --rate: a peer past it gets `busy` replies that change nothing, and is served again later
 # Usage: coordinator_e2e.sh PATH/TO/cotrain-coordinator PATH/TO/cotrain PATH/TO/coord_probe [KILLS]
 set -euo pipefail
@@ -144,6 +145,26 @@ grep -q "peer with key $stranger_id refused" "$tmp/curve.err" \
     || { cat "$tmp/curve.err"; fail "the refused peer is not named by its key id"; }
 if grep -q "127.0.0.1" "$tmp/curve.err"; then fail "a peer's address was logged"; fi
 coord_stop
+# open join: any key gets in (named by key id); plain text still does not; the flags it needs
+coord_start "$tmp/coord.out" "$tmp/open.err" "$coord" --config tiny --data "$tmp/data" \
+    --out "$tmp/run" --bind tcp://127.0.0.1:0 --key "$tmp/coord.key" --open-join
+"$cotrain" status "$ep" --server-key "$tmp/coord.key.pub" --key "$tmp/stranger.key" \
+    > /dev/null || { cat "$tmp/open.err"; fail "open join: a new key was not answered"; }
+grep -q "peer with key $stranger_id admitted (open join)" "$tmp/open.err" \
+    || { cat "$tmp/open.err"; fail "open join: the peer is not named by its key id"; }
+"$cotrain" status "$ep" --timeout 1500 > /dev/null 2>&1 && fail "open join: plain text answered"
+coord_stop
+for bad in "--open-join" "--key $tmp/coord.key --open-join --allow $tmp/allow" \
+    "--key $tmp/coord.key --open-join --rate 0" "--key $tmp/coord.key"; do
+    set +e
+    # shellcheck disable=SC2086
+    "$coord" --config tiny --data "$tmp/data" --out "$tmp/run" --bind tcp://127.0.0.1:0 $bad \
+        > /dev/null 2> "$tmp/bad.err"
+    rc=$?
+    set -e
+    [ $rc -eq 2 ] || fail "$bad: exit $rc, expected 2"
+    grep -q -e "--allow" -e "--open-join" "$tmp/bad.err" || { cat "$tmp/bad.err"; fail "$bad"; }
+done
 
 # a peer past --rate gets `busy` replies (and nothing changes); within the rate it is served
 coord_start "$tmp/coord.out" "$tmp/rate.err" "$coord" --config tiny --data "$tmp/data" \

@@ -13,6 +13,7 @@
 
 #include "cotrain/client.h"
 #include "cotrain/clock.h"
+#include "cotrain/curve.h"
 #include "cotrain/json.h"
 #include "cotrain/proto.h"
 
@@ -153,8 +154,18 @@ static int hello(ct_attach_t *a, int standby, ct_msg_t *m, ct_err_t *e) {
     }
 }
 
-int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const char *endpoint, const char *group,
-                   int standby, char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
+/* Rank 0's connection: plain, or CURVE with the coordinator's public key and the group's pair. */
+static int connect_to(ct_attach_t *a, const ct_attach_opts_t *o, ct_err_t *e) {
+    if (!o->server_key) return ct_client_create(&a->client, o->endpoint, NULL, NULL, e);
+    char pub[CT_Z85_KEY];
+    ct_keypair_t key;
+    CT_TRY(ct_curve_public(o->server_key, pub, e));
+    CT_TRY(ct_curve_load(o->key_file, &key, e));
+    return ct_client_create(&a->client, o->endpoint, pub, &key, e);
+}
+
+int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const ct_attach_opts_t *o,
+                   char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
                    const ct_log_t *lg, ct_err_t *e) {
     int rc = 0;
     ct_attach_t *a = NULL;
@@ -167,7 +178,7 @@ int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const char *endpoint, con
     a->lg = lg;
     a->order_epoch = -1;
     a->ttl = 60.0;
-    snprintf(a->group, sizeof a->group, "%s", group);
+    snprintf(a->group, sizeof a->group, "%s", o->group);
     /* a new session each start: 64 random bits (the clock and pid if there is no urandom) */
     uint64_t nonce = (uint64_t)(ct_now_s() * 1e9) ^ ((uint64_t)getpid() << 32);
     FILE *ur = fopen("/dev/urandom", "rb");
@@ -179,8 +190,8 @@ int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const char *endpoint, con
     /* rank 0 asks; the welcome (config and head) then goes to every rank */
     char buf[HEAD_MSG + CT_SHA256_HEX + 32] = "";
     if (a->rank0) {
-        rc = ct_client_create(&a->client, endpoint, NULL, NULL, e);
-        if (rc == 0) rc = hello(a, standby, &m, e);
+        rc = connect_to(a, o, e);
+        if (rc == 0) rc = hello(a, o->standby, &m, e);
         const cJSON *c = rc == 0 ? cJSON_GetObjectItemCaseSensitive(m.root, "config") : NULL;
         const char *h = rc == 0 ? ct_json_get_string(m.root, "head") : NULL;
         int64_t step = -1;

@@ -43,6 +43,8 @@ typedef struct worker_args {
     const char *coordinator; /* attached to the coordinator at this endpoint, or NULL */
     const char *group;       /* the group's name at the coordinator */
     int standby;             /* wait while another group trains, then take over */
+    const char *server_key;  /* CURVE: the coordinator's public key */
+    const char *key;         /* CURVE: this group's key pair */
     int64_t until;           /* stop after this step (0 = train.steps) */
     const char *sets[MAX_SETS];
     int n_sets;
@@ -84,6 +86,9 @@ static void usage(FILE *f) {
         "  --standby           with --coordinator: wait while another group trains; once it\n"
         "                      has been silent for the lease TTL, take over from the head\n"
         "                      checkpoint (RUN_DIR must hold it: shared storage)\n"
+        "  --server-key KEY    the coordinator's public key (Z85, or its .pub file): speak\n"
+        "                      CURVE, as the key pair in --key FILE (cotrain keygen); rank 0\n"
+        "                      alone reads them\n"
         "  --init DIR          start from DIR/model.safetensors (as `cotrain export` writes\n"
         "                      or Hugging Face's GPT-2 files, F32) instead of random weights;\n"
         "                      its shapes must match the config\n"
@@ -114,6 +119,8 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
                                          {"coordinator", required_argument, 0, 'C'},
                                          {"group", required_argument, 0, 'G'},
                                          {"standby", no_argument, 0, 'S'},
+                                         {"server-key", required_argument, 0, 'K'},
+                                         {"key", required_argument, 0, 'k'},
                                          {0, 0, 0, 0}};
     char *end;
     memset(a, 0, sizeof *a);
@@ -132,6 +139,8 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         case 'C': a->coordinator = optarg; break;
         case 'G': a->group = optarg; break;
         case 'S': a->standby = 1; break;
+        case 'K': a->server_key = optarg; break;
+        case 'k': a->key = optarg; break;
         case 'u':
             a->until = strtoll(optarg, &end, 10);
             if (*end || a->until < 1)
@@ -153,11 +162,17 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
                       "checkpoint): leave out %s; --set may still change log.*, "
                       "ckpt.keep_* and train.micro_batch",
                       a->resume ? "--resume" : "--config");
-    if ((a->group || a->standby) && !a->coordinator)
+    if ((a->group || a->standby || a->server_key || a->key) && !a->coordinator)
         return CT_ERR(e, CT_EINVAL,
                       "%s is for a group attached to a coordinator: add "
                       "--coordinator EP",
-                      a->standby ? "--standby" : "--group");
+                      a->standby ? "--standby"
+                      : a->group ? "--group"
+                                 : "--server-key/--key");
+    if (!a->server_key != !a->key)
+        return CT_ERR(e, CT_EINVAL,
+                      "--server-key and --key go together: the coordinator's public "
+                      "key and this group's key pair (see --help)");
     if (!a->group) a->group = "main";
     if (a->init && a->resume)
         return CT_ERR(e, CT_EINVAL,
@@ -535,8 +550,8 @@ static int attach(session_t *S, ct_err_t *e) {
     const worker_args_t *a = S->a;
     char head[CT_SHA256_HEX], *json = NULL;
     int64_t head_step = -1;
-    CT_TRY(ct_attach_open(&S->attach, S->comm, a->coordinator, a->group, a->standby, &json, head,
-                          &head_step, S->lg, e));
+    const ct_attach_opts_t o = {a->coordinator, a->group, a->standby, a->server_key, a->key};
+    CT_TRY(ct_attach_open(&S->attach, S->comm, &o, &json, head, &head_step, S->lg, e));
     ct_config_t run;
     char diff[CT_ERR_MSG_MAX / 2];
     int rc = ct_config_load_text(&run, json, "the coordinator's config", NULL, 0, e);

@@ -22,14 +22,24 @@
 
 typedef struct ct_attach ct_attach_t;
 
-/* Says hello to the coordinator at endpoint as `group` (rank 0; all ranks call it together) and
- * hands every rank the welcome; with `standby`, first waits (asking again) while another group
- * is training, and takes over once it has fallen silent. The welcome is: the run's resolved config
+/* Where and how a group attaches. */
+typedef struct ct_attach_opts {
+    const char *endpoint;   /* the coordinator, e.g. tcp://10.0.0.5:5555 */
+    const char *group;      /* this group's name there */
+    int standby;            /* wait while another group trains, then take over */
+    const char *server_key; /* CURVE: the coordinator's public key (Z85 or a .pub file), or NULL */
+    const char *key_file;   /* with server_key: this group's key pair (cotrain keygen) */
+} ct_attach_opts_t;
+
+/* Says hello to the coordinator (rank 0 alone connects; all ranks call it together) and hands
+ * every rank the welcome; with o->standby, first waits (asking again) while another group is
+ * training, and takes over once it has fallen silent. The welcome is: the run's resolved config
  * as JSON (*config_json, malloc'd) and the head checkpoint (head: 64 hex or "", *head_step).
- * Errors: CT_ETIMEDOUT (no coordinator answers: saying where it asked), CT_EPROTO (it refused: its
- * message), CT_ECOMM, CT_ENOMEM. */
-int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const char *endpoint, const char *group,
-                   int standby, char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
+ * Errors: CT_ETIMEDOUT (no coordinator answers, or it refused the key: saying where it asked),
+ * CT_EPROTO (it refused: its message), CT_ENOENT/CT_ECORRUPT/CT_EINVAL (a key file), CT_ECOMM,
+ * CT_ENOMEM. */
+int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const ct_attach_opts_t *o,
+                   char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
                    const ct_log_t *lg, ct_err_t *e);
 
 /* The loader's data: the manifest (borrowed: it must outlive the group) and the seed. */

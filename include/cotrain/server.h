@@ -6,7 +6,8 @@
  * the grammar allows get an error reply, the queues are bounded (high-water marks) and a
  * handshake must finish within CT_SERVER_HANDSHAKE_MS, so no peer can make the coordinator hold
  * unbounded memory. With a key the socket speaks CURVE and a
- * ZAP handler admits only the peers whose public keys are on the allow list (logged by key id);
+ * ZAP handler admits only the peers whose public keys are on the allow list, or in open-join mode
+ * any key (logged by key id either way);
  * without one only loopback endpoints are served (tcp://127.0.0.1:PORT, tcp://localhost:PORT,
  * ipc://, inproc://), in plain text. */
 #ifndef COTRAIN_SERVER_H
@@ -26,9 +27,10 @@ enum { CT_SERVER_MSG_MAX = 64 << 20, CT_SERVER_HWM = 1000, CT_SERVER_HANDSHAKE_M
 typedef struct ct_server ct_server_t;
 
 /* Binds a ROUTER at endpoint ("tcp://127.0.0.1:0" picks a free port) for handler h, with CURVE
- * when key is not NULL (then allow, the keys admitted, is required); h, key and allow are
- * borrowed. Errors: CT_EINVAL (a non-loopback endpoint without a key, a key without an allow
- * list: saying what to give), CT_ECOMM (ZeroMQ could not bind: the endpoint and its reason, e.g.
+ * when key is not NULL: then allow lists the keys admitted, or NULL admits any key (open join:
+ * each peer still named by its key id, and held to the rate of ct_server_set_rate); h, key and
+ * allow are borrowed. Errors: CT_EINVAL (a non-loopback endpoint without a key: saying what to
+ * give), CT_ECOMM (ZeroMQ could not bind: the endpoint and its reason, e.g.
  * the port is taken), CT_ENOMEM. */
 int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
                      const ct_keypair_t *key, const ct_allow_t *allow, const ct_log_t *lg,
