@@ -6,6 +6,10 @@
  *       and over; every reply is one the coordinator sent after its transaction committed
  *   ct_bench_coord --echo [--clients N] [--seconds S]
  *       the same clients against an echo ROUTER in this process: what the transport alone gives
+ *   ct_bench_coord ENDPOINT --groups G [--interval I] [--clients N] [--seconds S]
+ *       G simulated groups, each heartbeating every I seconds (default 1), spread over N
+ *       sockets: an open loop (each sends on its schedule, not after the last answer), so the
+ *       reply latency is the coordinator's under that offered load
  * Prints one JSON object: round_trips, seconds, round_trips_per_s, p50_ms, p99_ms. */
 #include <getopt.h>
 #include <pthread.h>
@@ -20,7 +24,8 @@
 enum { MAX_CLIENTS = 1024, SAMPLES = 1 << 16 };
 
 typedef struct client {
-    int index, echo;
+    int index, echo, groups; /* groups: heartbeat mode, this socket's share */
+    double interval;
     void *ctx;
     const char *endpoint;
     double seconds;
@@ -50,6 +55,57 @@ static int round_trip(void *sock, const char *text, char **reply, double *dt) {
     return *reply ? 0 : -1;
 }
 
+/* Heartbeat mode: this socket's groups each send a heartbeat every c->interval seconds, evenly
+ * spaced, while replies are read as they come; a reply's latency is found by its req. */
+static void heartbeats(client_t *c, void *sock) {
+    enum { WINDOW = 1 << 14 };
+    double *sent = calloc(WINDOW, sizeof *sent), t0 = ct_now_s(), end = t0 + c->seconds;
+    double gap = c->interval / c->groups;
+    long long req = 0, answered = 0;
+    char text[256];
+    while (sent && !c->failed) {
+        double now = ct_now_s(), next = t0 + (double)req * gap;
+        if (now >= end && answered == req) break;
+        if (now >= end + 5) { /* replies lost */
+            c->failed = 1;
+            break;
+        }
+        if (now >= next && now < end) {
+            ++req;
+            snprintf(text, sizeof text,
+                     "{\"v\":1,\"type\":\"heartbeat\",\"req\":%lld,\"group\":\"h%d-%lld\","
+                     "\"session\":\"%.0f\"}",
+                     req, c->index, req % c->groups, t0 * 1e6);
+            sent[req % WINDOW] = now;
+            if (zmq_send(sock, text, strlen(text), 0) < 0) c->failed = 1;
+            continue;
+        }
+        zmq_pollitem_t it = {.socket = sock, .events = ZMQ_POLLIN};
+        double wait = now < end ? next - now : 0.1;
+        if (zmq_poll(&it, 1, (long)(wait * 1e3) + 1) <= 0) continue;
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, 0) >= 0) {
+            char buf[512];
+            size_t n = zmq_msg_size(&m) < sizeof buf - 1 ? zmq_msg_size(&m) : sizeof buf - 1;
+            memcpy(buf, zmq_msg_data(&m), n);
+            buf[n] = '\0';
+            const char *r = strstr(buf, "\"req\":");
+            long long k = r ? strtoll(r + 6, NULL, 10) : 0;
+            if (!strstr(buf, "\"ok\"") || k < 1 || k > req) {
+                fprintf(stderr, "ct_bench_coord: unexpected reply: %s\n", buf);
+                c->failed = 1;
+            } else if (c->n_lat < SAMPLES) {
+                c->lat[c->n_lat++] = ct_now_s() - sent[k % WINDOW];
+            }
+            answered++;
+            c->round_trips++;
+        }
+        zmq_msg_close(&m);
+    }
+    free(sent);
+}
+
 static void *run_client(void *arg) {
     client_t *c = arg;
     void *sock = zmq_socket(c->ctx, ZMQ_DEALER);
@@ -57,6 +113,11 @@ static void *run_client(void *arg) {
     zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof linger);
     if (zmq_connect(sock, c->endpoint) != 0) {
         c->failed = 1;
+        return NULL;
+    }
+    if (c->groups) {
+        heartbeats(c, sock);
+        zmq_close(sock);
         return NULL;
     }
     char text[512], *reply = NULL, shard[64] = "";
@@ -122,23 +183,29 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    int clients = 64, echo = 0;
-    double seconds = 5;
+    int clients = 64, echo = 0, groups = 0;
+    double seconds = 5, interval = 1;
     static const struct option opts[] = {{"clients", required_argument, 0, 'c'},
                                          {"seconds", required_argument, 0, 's'},
                                          {"echo", no_argument, 0, 'e'},
+                                         {"groups", required_argument, 0, 'g'},
+                                         {"interval", required_argument, 0, 'i'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         if (o == 'c') clients = atoi(optarg);
         else if (o == 's') seconds = atof(optarg);
         else if (o == 'e') echo = 1;
+        else if (o == 'g') groups = atoi(optarg);
+        else if (o == 'i') interval = atof(optarg);
         else {
-            printf("usage: ct_bench_coord ENDPOINT|--echo [--clients N] [--seconds S]\n");
+            printf("usage: ct_bench_coord ENDPOINT|--echo [--clients N] [--seconds S] "
+                   "[--groups G [--interval I]]\n");
             return o == 'h' ? 0 : 2;
         }
     }
-    if (clients < 1 || clients > MAX_CLIENTS || seconds <= 0 || (!echo && optind >= argc)) {
+    if (clients < 1 || clients > MAX_CLIENTS || seconds <= 0 || (!echo && optind >= argc) ||
+        groups < 0 || (groups && (echo || groups < clients || !(interval > 0)))) {
         fprintf(stderr, "ct_bench_coord: give ENDPOINT or --echo (see --help)\n");
         return 2;
     }
@@ -160,7 +227,9 @@ int main(int argc, char **argv) {
     double t0 = ct_now_s();
     for (int i = 0; i < clients; i++) {
         c[i] = (client_t){.index = i, .echo = echo, .ctx = ctx, .endpoint = endpoint,
-                          .seconds = seconds, .lat = malloc(SAMPLES * sizeof(double))};
+                          .seconds = seconds, .lat = malloc(SAMPLES * sizeof(double)),
+                          .groups = groups / clients + (i < groups % clients),
+                          .interval = interval};
         pthread_create(&th[i], NULL, run_client, &c[i]);
     }
     long long total = 0;
@@ -177,9 +246,9 @@ int main(int argc, char **argv) {
         for (int j = 0; j < c[i].n_lat; j++) all[k++] = c[i].lat[j];
     qsort(all, (size_t)n_lat, sizeof *all, cmp_double);
     double p50 = n_lat ? all[n_lat / 2] * 1e3 : 0, p99 = n_lat ? all[n_lat * 99 / 100] * 1e3 : 0;
-    printf("{\"mode\": \"%s\", \"clients\": %d, \"round_trips\": %lld, \"seconds\": %.3f, "
+    printf("{\"mode\": \"%s\", \"groups\": %d, \"clients\": %d, \"round_trips\": %lld, \"seconds\": %.3f, "
            "\"round_trips_per_s\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"failed\": %d}\n",
-           echo ? "echo" : "coordinator", clients, total, dt, total / dt, p50, p99, failed);
+           echo ? "echo" : groups ? "heartbeats" : "coordinator", groups, clients, total, dt, total / dt, p50, p99, failed);
     fflush(stdout);
     for (int i = 0; i < clients; i++) free(c[i].lat);
     free(c), free(th), free(all);
