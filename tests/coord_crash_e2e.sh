@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# coord_crash_e2e.sh — kill -9 the coordinator at random moments of a real run, again and again:
+#   - an `mpirun -np 2` group trains attached, a standby group (1 rank, same RUN_DIR) waits;
+#     the coordinator is killed -9 KILLS times (default 50) at random moments and started again
+#     on the same port and run directory; the group waits for it and goes on each time
+#   - the run finishes bit-identical (metrics and final model) to the same 2-rank run without a
+#     coordinator; the standby never took over (the active group never fell silent)
+#   - the ledger: every unit the final checkpoint consumed is committed exactly once, in the
+#     checkpoints of the lineage, and every committed checkpoint is one the group wrote
+# Usage: coord_crash_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
+#        [KILLS]
+set -euo pipefail
+worker=$1
+cotrain=$2
+coord=$3
+kills_want=${4:-50}
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+# Open MPI's plugins keep allocations past MPI_Finalize (see mpi_e2e.sh)
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+tmp=$(mktemp -d)
+cpid=
+wpid=
+bpid=
+cleanup() {
+    for p in "$wpid" "$bpid" "$cpid"; do [ -n "$p" ] && kill -9 "$p" 2> /dev/null || true; done
+    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
+}
+trap cleanup EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
+"$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 3000 \
+    --out "$tmp/data" 2> /dev/null
+steps=${STEPS:-400}
+keep=${KEEP_LAST:-0} # the soak keeps the last few checkpoints only (disk)
+sets=(--set train.steps="$steps" --set train.warmup_steps=2 --set log.every=1
+      --set train.global_batch=8 --set train.micro_batch=4 --set ckpt.every=10
+      --set ckpt.keep_last="$keep")
+
+timeout 600 mpirun --oversubscribe --bind-to none -np 2 "$worker" --config tiny \
+    --data "$tmp/data" --out "$tmp/straight" "${sets[@]}" > /dev/null 2> "$tmp/straight.err" \
+    || { tail -n 20 "$tmp/straight.err"; fail "the run without a coordinator"; }
+
+# shellcheck source=tests/coord_lib.sh
+. "$(dirname "$0")/coord_lib.sh"
+coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+    --out "$tmp/c" "${sets[@]}" --bind tcp://127.0.0.1:0 --lease-ttl 10
+port=${ep##*:}
+timeout 600 mpirun --oversubscribe --bind-to none -np 2 "$worker" --data "$tmp/data" \
+    --out "$tmp/run" --coordinator "$ep" --group a > "$tmp/a.out" 2> "$tmp/a.err" &
+wpid=$!
+for _ in $(seq 600); do
+    grep -q "attached to the coordinator" "$tmp/a.err" && break
+    sleep 0.05
+done
+"$worker" --data "$tmp/data" --out "$tmp/run" --coordinator "$ep" --group b --standby \
+    > /dev/null 2> "$tmp/b.err" &
+bpid=$!
+
+kills=0
+RANDOM=7
+while [ $kills -lt "$kills_want" ] && kill -0 "$wpid" 2> /dev/null; do
+    sleep "0.$((RANDOM % 4 + 1))"
+    coord_stop
+    kills=$((kills + 1))
+    sleep "0.$((RANDOM % 3))"
+    coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+        --out "$tmp/c" "${sets[@]}" --bind "tcp://127.0.0.1:$port" --lease-ttl 10
+done
+[ $kills -ge "$kills_want" ] \
+    || { tail -n 20 "$tmp/a.err"; fail "the group ended after $kills kills (wanted $kills_want)"; }
+wait $wpid || { tail -n 30 "$tmp/a.err"; fail "the group did not finish through $kills kills"; }
+wpid=
+
+# the run is the run without a coordinator
+strip() { /usr/bin/python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    for k in ("tokens_per_s", "mfu"):
+        r.pop(k)
+    print(json.dumps(r, sort_keys=True))' "$1"; }
+strip "$tmp/straight/public/metrics.jsonl" > "$tmp/a.m"
+strip "$tmp/run/public/metrics.jsonl" > "$tmp/b.m"
+cmp -s "$tmp/a.m" "$tmp/b.m" || { diff "$tmp/a.m" "$tmp/b.m" | head; fail "metrics differ"; }
+final=$(printf 'ckpt-%08d' "$steps")
+cmp -s "$tmp/straight/checkpoints/$final/model.h5" "$tmp/run/checkpoints/$final/model.h5" \
+    || fail "the final model differs"
+if grep -q "attached to the coordinator" "$tmp/b.err"; then
+    cat "$tmp/b.err"
+    fail "the standby took over while the active group was alive"
+fi
+grep -q "standby: group a is training" "$tmp/b.err" || { cat "$tmp/b.err"; fail "no standby"; }
+
+# the ledger: the lineage runs through every committed checkpoint, each the group's, and every
+# unit up to the head is committed exactly once (the units table holds one row per unit)
+coord_stop
+/usr/bin/python3 - "$tmp/c/coordinator.db" "$tmp/run/checkpoints" "$steps" "$keep" <<'EOF' \
+    || fail "the ledger's lineage"
+import hashlib, os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+rows = db.execute("SELECT id, step, parent FROM checkpoints ORDER BY seq").fetchall()
+assert rows, "no checkpoint committed"
+parent = ""
+for cid, step, par in rows:
+    assert par == parent, f"checkpoint {cid[:16]} of step {step} has parent {par[:16]}"
+    d = os.path.join(sys.argv[2], "ckpt-%08d" % step)
+    if int(sys.argv[4]) > 0 and not os.path.exists(d) and step != int(sys.argv[3]):
+        parent = cid
+        continue  # removed by ckpt.keep_last
+    with open(os.path.join(d, "MANIFEST"), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == cid, f"step {step}: not the group's"
+    parent = cid
+assert rows[-1][1] == int(sys.argv[3]), f"the head is step {rows[-1][1]}"
+dup = db.execute("SELECT shard, epoch, COUNT(*) FROM units GROUP BY shard, epoch "
+                 "HAVING COUNT(*) > 1").fetchall()
+assert not dup, f"units held twice: {dup[:3]}"
+stray = db.execute("SELECT COUNT(*) FROM units WHERE state = 3 AND ckpt NOT IN "
+                   "(SELECT id FROM checkpoints)").fetchone()[0]
+assert stray == 0, f"{stray} units committed by no checkpoint of the lineage"
+per = dict(db.execute("SELECT state, COUNT(*) FROM units GROUP BY state").fetchall())
+print(f"ledger: {len(rows)} checkpoints in one lineage, units by state {per}")
+assert per.get(3, 0) > 0
+EOF
+echo "coord_crash_e2e: all checks passed ($kills kills)"
