@@ -43,13 +43,7 @@ start_coord() { # start_coord RUN: a coordinator on a free port; sets cpid and e
         --out "$tmp/$1" "${sets[@]}" --bind tcp://127.0.0.1:0
 }
 stop_coord() { coord_stop; }
-strip() { /usr/bin/python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    for k in ("tokens_per_s", "mfu"):
-        r.pop(k)
-    print(json.dumps(r, sort_keys=True))' "$1"; }
+strip() { /usr/bin/python3 "$(dirname "$0")/strip_metrics.py" "$1"; }
 same() { # same RUN WHAT: metrics and the final model.h5 equal the straight run's
     strip "$tmp/straight/public/metrics.jsonl" > "$tmp/a.m"
     strip "$tmp/$1/public/metrics.jsonl" > "$tmp/b.m"

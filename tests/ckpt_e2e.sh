@@ -30,12 +30,7 @@ args=(--config tiny --data "$tmp/data" --set train.steps=20 --set log.every=1
       --set ckpt.every=5 --set ckpt.keep_last=0 --set train.spike_guard=true)
 
 # metrics without the timing fields
-strip() { /usr/bin/python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    r.pop("tokens_per_s"); r.pop("mfu")
-    print(json.dumps(r, sort_keys=True))' "$1"; }
+strip() { /usr/bin/python3 "$(dirname "$0")/strip_metrics.py" "$1"; }
 
 same_run() { # same_run A B WHAT: metrics and the step-20 checkpoint bytes are identical
     strip "$tmp/$1/public/metrics.jsonl" > "$tmp/$1.m"

@@ -92,12 +92,7 @@ PY
 compare np1 np2 1e-5 || fail "np=2 differs from np=1"
 compare np1 np4 1e-5 || fail "np=4 differs from np=1"
 
-strip() { /usr/bin/python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    r.pop("tokens_per_s"); r.pop("mfu")
-    print(json.dumps(r, sort_keys=True))' "$1"; }
+strip() { /usr/bin/python3 "$(dirname "$0")/strip_metrics.py" "$1"; }
 for np in 2 4; do
     for other in b o; do
         strip "$tmp/np$np/public/metrics.jsonl" > "$tmp/a.m"

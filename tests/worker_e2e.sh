@@ -21,13 +21,7 @@ for run in a b; do
     "$worker" "${args[@]}" --out "$tmp/$run" > "$tmp/$run.out" 2> "$tmp/$run.err" \
         || { cat "$tmp/$run.err"; fail "run $run exited non-zero"; }
 done
-strip() { /usr/bin/python3 -c '
-import json, sys
-for line in open(sys.argv[1]):
-    r = json.loads(line)
-    for k in ("tokens_per_s", "mfu"):
-        r.pop(k)
-    print(json.dumps(r, sort_keys=True))' "$1"; }
+strip() { /usr/bin/python3 "$(dirname "$0")/strip_metrics.py" "$1"; }
 strip "$tmp/a/public/metrics.jsonl" > "$tmp/a.m"
 strip "$tmp/b/public/metrics.jsonl" > "$tmp/b.m"
 [ "$(wc -l < "$tmp/a.m")" -eq 30 ] || fail "expected 30 metrics lines, got $(wc -l < "$tmp/a.m")"
