@@ -43,7 +43,7 @@ start_coord() { # start_coord RUN: a coordinator on a free port; sets cpid and e
         --out "$tmp/$1" "${sets[@]}" --bind tcp://127.0.0.1:0
 }
 stop_coord() { coord_stop; }
-strip() { /usr/bin/python3 "$(dirname "$0")/strip_metrics.py" "$1"; }
+strip() { /usr/bin/python3 "$(dirname "$0")/strip_metrics.py" "$1" --drop-group; }
 same() { # same RUN WHAT: metrics and the final model.h5 equal the straight run's
     strip "$tmp/straight/public/metrics.jsonl" > "$tmp/a.m"
     strip "$tmp/$1/public/metrics.jsonl" > "$tmp/b.m"
@@ -67,6 +67,10 @@ start_coord c1
 "$worker" --data "$tmp/data" --out "$tmp/a1" --coordinator "$ep" > /dev/null 2> "$tmp/a1.err" \
     || { cat "$tmp/a1.err"; fail "the attached run"; }
 same a1 "attached"
+groups() { /usr/bin/python3 -c 'import json, sys
+print(" ".join(sorted({json.loads(l)["group"] for l in open(sys.argv[1])})))' "$1"; }
+[ "$(groups "$tmp/a1/public/metrics.jsonl")" = main ] || fail "metrics do not carry the group"
+[ "$(groups "$tmp/straight/public/metrics.jsonl")" = local ] || fail "a plain run's group"
 [ "$(grep -c 'committed by the coordinator' "$tmp/a1.err")" -eq 3 ] || fail "not 3 commits"
 id=$("$cotrain" inspect "$tmp/a1/checkpoints/ckpt-00000024" | sed -n 's/^  id *//p')
 "$cotrain" status "$ep" > "$tmp/status"
@@ -137,6 +141,7 @@ bpid=
 grep -q "standby: group a is training" "$tmp/b7.err" || { cat "$tmp/b7.err"; fail "b did not wait"; }
 grep -q "resuming from .*ckpt-00000008" "$tmp/b7.err" || { cat "$tmp/b7.err"; fail "no takeover"; }
 same a7 "the standby took over"
+[ "$(groups "$tmp/a7/public/metrics.jsonl")" = "a b" ] || fail "metrics: not a's, then b's"
 stop_coord
 
 # 5. over CURVE: the coordinator admits the worker's key (--allow); the run is the same

@@ -344,7 +344,7 @@ static int train_loop(session_t *S, ct_err_t *e) {
                 .param_hash = hash,
                 .skipped = st.skipped,
                 .eval_loss = eval_loss,
-                .group = "local",
+                .group = S->attach ? S->a->group : "local",
             };
             CT_TRY(ct_metrics_write(S->metrics, &r, e));
             char eta[32];
