@@ -78,6 +78,11 @@ grep -q "head checkpoint  $id (step 24)" "$tmp/status" || { cat "$tmp/status"; f
 grep -q "progress         step 24 of 24 (100.0%), ETA 0 s" "$tmp/status" \
     || { cat "$tmp/status"; fail "progress and ETA"; }
 grep -q "groups           1" "$tmp/status" || { cat "$tmp/status"; fail "group count"; }
+"$cotrain" status "$ep" --json | /usr/bin/python3 -c 'import json, sys
+s = json.load(sys.stdin)
+assert s["head"] == sys.argv[1] and s["head_step"] == 24 and s["steps"] == 24, s
+assert [g["group"] for g in s["groups"]] == ["main"] and s["committed"] == 8, s' "$id" \
+    || fail "cotrain status --json"
 grep -Eq "^    [^ ]+ +last heard [0-9]+ s ago, [0-9]+ unit\(s\) leased" "$tmp/status" \
     || { cat "$tmp/status"; fail "the group line"; }
 stop_coord

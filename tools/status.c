@@ -8,11 +8,15 @@
 #include "cotrain/proto.h"
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: cotrain status ENDPOINT [--timeout MS] [--server-key KEY --key FILE]\n"
+    fprintf(f, "usage: cotrain status ENDPOINT [--json] [--timeout MS] [--server-key KEY --key "
+               "FILE]\n"
                "\n"
                "Asks the coordinator at ENDPOINT (as `cotrain-coordinator` printed it, e.g.\n"
-               "tcp://127.0.0.1:5555) for the run's state: the head checkpoint and the data's\n"
-               "units (one shard in one epoch) by state. Changes nothing.\n"
+               "tcp://127.0.0.1:5555) for the run's state: the head checkpoint, progress and\n"
+               "ETA, the data's units (one shard in one epoch) by state, and the groups (last\n"
+               "contact, leases, standby). Changes nothing.\n"
+               "  --json              print the coordinator's answer as one JSON object (for\n"
+               "                      scripts and dashboards) instead of the summary\n"
                "  --timeout MS        how long to wait for the answer (default 5000)\n"
                "  --server-key KEY    the coordinator's public key (Z85, or its .pub file):\n"
                "                      speak CURVE, as the key pair in --key FILE (cotrain keygen)\n"
@@ -25,14 +29,16 @@ static double num(const ct_msg_t *m, const char *key) {
 }
 
 int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
-    int timeout = 5000, bad = argc < 2;
+    int timeout = 5000, bad = argc < 2, json = 0;
     const char *server_key = NULL, *key_file = NULL;
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return 0;
     }
-    for (int i = 2; i + 1 < argc + 1 && !bad; i += 2) {
-        if (i + 1 >= argc)
+    for (int i = 2; i < argc && !bad; i += 2) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1, i--;
+        else if (i + 1 >= argc)
             bad = 1;
         else if (!strcmp(argv[i], "--timeout"))
             timeout = atoi(argv[i + 1]);
@@ -71,7 +77,12 @@ int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
         rc = CT_ERR(&e, CT_EPROTO, "the coordinator refused: %s",
                     cJSON_IsString(msg) ? msg->valuestring : "(no message)");
     }
-    if (rc == 0) {
+    if (rc == 0 && json) {
+        char *text = cJSON_PrintUnformatted(m.root);
+        if (text) printf("%s\n", text);
+        rc = text ? 0 : CT_ERR(&e, CT_ENOMEM, "out of memory");
+        free(text);
+    } else if (rc == 0) {
         const cJSON *head = cJSON_GetObjectItemCaseSensitive(m.root, "head");
         const char *h = cJSON_IsString(head) && head->valuestring[0] ? head->valuestring : NULL;
         double total = num(&m, "steps"), hs = num(&m, "head_step"), eta = num(&m, "eta_s");
