@@ -8,6 +8,8 @@
 #     coordinator mid-run (the worker waits for it and retries)
 #   - standby: a second group (--standby, same RUN_DIR) waits while the first trains; kill -9 the
 #     first after a commit and the standby takes over from the head, ending bit-identical
+#   - a live group that leases often but commits only at the end still heartbeats: a standby
+#     beside it waits
 #   - over CURVE (--server-key, --key) the attached run is the same
 #   - the worker may --set only the keys an attached worker may set; a second group taking the
 #     run's data stops the first one with a clear message
@@ -147,6 +149,29 @@ grep -q "standby: group a is training" "$tmp/b7.err" || { cat "$tmp/b7.err"; fai
 grep -q "resuming from .*ckpt-00000008" "$tmp/b7.err" || { cat "$tmp/b7.err"; fail "no takeover"; }
 same a7 "the standby took over"
 [ "$(groups "$tmp/a7/public/metrics.jsonl")" = "a b" ] || fail "metrics: not a's, then b's"
+stop_coord
+
+# 4b. a live group that leases and reports often but commits only at the end is still heard
+#     (it heartbeats every TTL/3): the standby does not take over while it trains
+coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+    --out "$tmp/c9" "${sets[@]}" --set ckpt.every=24 --bind tcp://127.0.0.1:0 --lease-ttl 0.6
+"$worker" --data "$tmp/data" --out "$tmp/a9" --coordinator "$ep" --group a > /dev/null \
+    2> "$tmp/a9.err" &
+wpid=$!
+for _ in $(seq 600); do
+    grep -q "attached to the coordinator" "$tmp/a9.err" && break
+    sleep 0.05
+done
+"$worker" --data "$tmp/data" --out "$tmp/a9" --coordinator "$ep" --group b --standby \
+    > /dev/null 2> "$tmp/b9.err" &
+bpid=$!
+wait $wpid || { cat "$tmp/a9.err"; fail "the live group was cut off by the standby"; }
+wpid=
+kill -9 $bpid 2> /dev/null || true
+wait $bpid 2> /dev/null || true
+bpid=
+grep -q "standby: group a is training" "$tmp/b9.err" || { cat "$tmp/b9.err"; fail "b9 no wait"; }
+same a9 "a live group with a standby beside it"
 stop_coord
 
 # 5. over CURVE: the coordinator admits the worker's key (--allow); the run is the same

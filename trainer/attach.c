@@ -50,7 +50,10 @@ struct ct_attach {
     unit_t *done; /* reported done since the last commit */
     int n_done, cap_done;
     char head[CT_SHA256_HEX];
-    double ttl, last_ask;
+    /* when the coordinator last counted this group alive (hello, heartbeat, commit: leases and
+     * reports do not count): a heartbeat at least every ttl/3 keeps the leases renewed and a
+     * standby group from taking over a live one */
+    double ttl, last_heard;
 };
 
 static void nap_ms(int ms) {
@@ -116,7 +119,9 @@ static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err
                     ct_msg_type_name(type), cJSON_IsString(t) ? t->valuestring : "(no reason)");
         ct_msg_clear(m);
     }
-    a->last_ask = ct_now_s();
+    if (rc == 0 &&
+        (type == CT_MSG_HELLO || type == CT_MSG_HEARTBEAT || type == CT_MSG_CHECKPOINT_COMMIT))
+        a->last_heard = ct_now_s();
     return rc;
 }
 
@@ -329,7 +334,7 @@ int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
             rc = lease_next(a, e);
         while (rc == 0 && a->next_done < g)
             rc = report_next(a, e);
-        if (rc == 0 && ct_now_s() - a->last_ask > a->ttl / 3) {
+        if (rc == 0 && ct_now_s() - a->last_heard > a->ttl / 3) {
             ct_msg_t m;
             rc = ask(a, CT_MSG_HEARTBEAT, NULL, &m, e);
             ct_msg_clear(&m);
