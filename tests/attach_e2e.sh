@@ -127,17 +127,11 @@ coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tm
 "$worker" --data "$tmp/data" --out "$tmp/a7" --coordinator "$ep" --group a > "$tmp/a7.out" \
     2> "$tmp/a7.err" &
 wpid=$!
-for _ in $(seq 600); do
-    grep -q "attached to the coordinator" "$tmp/a7.err" && break
-    sleep 0.05
-done
+coord_wait_line "$tmp/a7.err" "attached to the coordinator"
 "$worker" --data "$tmp/data" --out "$tmp/a7" --coordinator "$ep" --group b --standby \
     > /dev/null 2> "$tmp/b7.err" &
 bpid=$!
-for _ in $(seq 600); do
-    grep -q "committed by the coordinator" "$tmp/a7.err" && break
-    sleep 0.05
-done
+coord_wait_line "$tmp/a7.err" "committed by the coordinator"
 kill -9 $wpid
 wait $wpid 2> /dev/null || true
 wpid=
@@ -158,10 +152,7 @@ coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tm
 "$worker" --data "$tmp/data" --out "$tmp/a9" --coordinator "$ep" --group a > /dev/null \
     2> "$tmp/a9.err" &
 wpid=$!
-for _ in $(seq 600); do
-    grep -q "attached to the coordinator" "$tmp/a9.err" && break
-    sleep 0.05
-done
+coord_wait_line "$tmp/a9.err" "attached to the coordinator"
 "$worker" --data "$tmp/data" --out "$tmp/a9" --coordinator "$ep" --group b --standby \
     > /dev/null 2> "$tmp/b9.err" &
 bpid=$!

@@ -50,10 +50,7 @@ port=${ep##*:}
 timeout 600 mpirun --oversubscribe --bind-to none -np 2 "$worker" --data "$tmp/data" \
     --out "$tmp/run" --coordinator "$ep" --group a > "$tmp/a.out" 2> "$tmp/a.err" &
 wpid=$!
-for _ in $(seq 600); do
-    grep -q "attached to the coordinator" "$tmp/a.err" && break
-    sleep 0.05
-done
+coord_wait_line "$tmp/a.err" "attached to the coordinator"
 "$worker" --data "$tmp/data" --out "$tmp/run" --coordinator "$ep" --group b --standby \
     > /dev/null 2> "$tmp/b.err" &
 bpid=$!

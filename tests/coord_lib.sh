@@ -1,4 +1,5 @@
-# coord_lib.sh — sourced by the coordinator tests (coordinator_e2e.sh, attach_e2e.sh).
+# coord_lib.sh — sourced by the coordinator tests (coordinator_e2e.sh, attach_e2e.sh,
+# coord_crash_e2e.sh).
 #
 # coord_start OUT ERR COORDINATOR ARGS...: starts COORDINATOR ARGS... in the background (ARGS
 # name the --bind, port 0 for a free one), its stdout in OUT and stderr appended to ERR; sets
@@ -26,4 +27,14 @@ coord_stop() {
     kill -9 "$cpid" 2> /dev/null || true
     wait "$cpid" 2> /dev/null || true
     cpid=
+}
+
+# coord_wait_line FILE TEXT: until FILE holds a line with TEXT, for up to 30 s (then returns
+# anyway: the caller's next check says what is missing).
+coord_wait_line() {
+    local _
+    for _ in $(seq 600); do
+        grep -q "$2" "$1" 2> /dev/null && return 0
+        sleep 0.05
+    done
 }
