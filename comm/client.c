@@ -11,17 +11,21 @@
 
 struct ct_client {
     void *ctx, *sock;
+    int own_ctx; /* made here (else the caller's: ct_client_create_shared) */
     char endpoint[256];
 };
 
-int ct_client_create(ct_client_t **out, const char *endpoint, const char *server_key,
-                     const ct_keypair_t *key, ct_err_t *e) {
+/* A DEALER of ctx (NULL: a context of its own) connected to endpoint, CURVE with server_key. */
+static int create(ct_client_t **out, void *ctx, const char *endpoint, const char *server_key,
+                  const ct_keypair_t *key, ct_err_t *e) {
     int rc = 0, linger = 0;
     ct_client_t *c = NULL;
     ct_keypair_t temp;
     *out = NULL;
     CT_ALLOC(e, c, 1, fail);
     snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+    c->own_ctx = !ctx;
+    c->ctx = ctx;
     if (server_key && !key) {
         if (zmq_curve_keypair(temp.pub, temp.sec) != 0) {
             rc = CT_ERR(e, CT_ECOMM, "this ZeroMQ has no CURVE support");
@@ -29,7 +33,7 @@ int ct_client_create(ct_client_t **out, const char *endpoint, const char *server
         }
         key = &temp;
     }
-    if (!(c->ctx = zmq_ctx_new()) || !(c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) ||
+    if ((c->own_ctx && !(c->ctx = zmq_ctx_new())) || !(c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) ||
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         (server_key && (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server_key, 41) != 0 ||
                         zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, key->pub, 41) != 0 ||
@@ -46,11 +50,20 @@ fail:
     return rc;
 }
 
+int ct_client_create(ct_client_t **out, const char *endpoint, const char *server_key,
+                     const ct_keypair_t *key, ct_err_t *e) {
+    return create(out, NULL, endpoint, server_key, key, e);
+}
+
+int ct_client_create_shared(ct_client_t **out, void *zmq_ctx, const char *endpoint, ct_err_t *e) {
+    return create(out, zmq_ctx, endpoint, NULL, NULL, e);
+}
+
 void ct_client_destroy(ct_client_t **self_p) {
     ct_client_t *c = *self_p;
     if (!c) return;
     if (c->sock) zmq_close(c->sock);
-    if (c->ctx) zmq_ctx_term(c->ctx);
+    if (c->ctx && c->own_ctx) zmq_ctx_term(c->ctx);
     free(c);
     *self_p = NULL;
 }

@@ -3,19 +3,18 @@
  * until SIGTERM or SIGINT; a restart on the same RUN_DIR goes on from what the ledger holds. */
 #include <getopt.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cotrain/config.h"
+#include "cotrain/coord.h"
 #include "cotrain/curve.h"
 #include "cotrain/fsutil.h"
-#include "cotrain/handler.h"
 #include "cotrain/hash.h"
-#include "cotrain/ledger.h"
 #include "cotrain/log.h"
 #include "cotrain/manifest.h"
-#include "cotrain/server.h"
 
 enum { MAX_SETS = 64 };
 
@@ -27,12 +26,13 @@ typedef struct coord_args {
     int open_join; /* --open-join: any CURVE key gets in */
 } coord_args_t;
 
-/* Set by SIGTERM / SIGINT: a signal handler can talk to the loop only through a flag. */
-static volatile sig_atomic_t stop;
+/* Set by SIGTERM / SIGINT: a signal handler can talk to the loop only through a flag (a
+ * lock-free atomic may be written there). */
+static atomic_int stop;
 
 static void on_signal(int sig) {
     (void)sig;
-    stop = 1;
+    atomic_store(&stop, 1);
 }
 
 static void usage(FILE *f) {
@@ -134,9 +134,7 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
 static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     ct_config_t cfg;
     ct_manifest_t *m = NULL;
-    ct_ledger_t *l = NULL;
-    ct_handler_t *h = NULL;
-    ct_server_t *s = NULL;
+    ct_coord_t *c = NULL;
     ct_allow_t *allow = NULL;
     ct_keypair_t key;
     char path[CT_PATH_MAX], sha[CT_SHA256_HEX], *json = NULL;
@@ -154,11 +152,17 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     CT_TRY_GOTO(ct_path_join(path, sizeof path, a->out, "config.json", e), out);
     CT_TRY_GOTO(ct_write_file_atomic(path, json, strlen(json), e), out);
     ct_sha256_hex(json, strlen(json), sha);
-    CT_TRY_GOTO(ct_path_join(path, sizeof path, a->out, "coordinator.db", e), out);
-    CT_TRY_GOTO(ct_ledger_open(&l, path, m, cfg.train.seed, e), out);
-    CT_TRY_GOTO(ct_handler_create(&h, l, json, a->lease_ttl, e), out);
-    CT_TRY_GOTO(ct_server_create(&s, h, a->bind, a->key ? &key : NULL, allow, lg, e), out);
-    CT_TRY_GOTO(ct_server_set_rate(s, a->rate, a->rate < 1 ? 1 : a->rate, e), out);
+    const ct_coord_opts_t o = {.run_dir = a->out,
+                               .config_json = json,
+                               .m = m,
+                               .seed = cfg.train.seed,
+                               .held_out = cfg.data.eval_shards,
+                               .bind = a->bind,
+                               .lease_ttl = a->lease_ttl,
+                               .key = a->key ? &key : NULL,
+                               .allow = allow,
+                               .rate = a->rate};
+    CT_TRY_GOTO(ct_coord_open(&c, &o, lg, e), out);
     if (a->key) {
         char id[CT_KEY_ID];
         ct_curve_key_id_z85(key.pub, id);
@@ -175,20 +179,18 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     }
     char head[CT_SHA256_HEX];
     int64_t step;
-    CT_TRY_GOTO(ct_ledger_head(l, head, &step, e), out);
+    CT_TRY_GOTO(ct_ledger_head(ct_coord_ledger(c), head, &step, e), out);
     ct_log(lg, CT_LOG_INFO,
-           "config sha256 %s; data %s (%d shards, sha256 %.16s...); ledger %s; "
+           "config sha256 %s; data %s (%d shards, %d held out, sha256 %.16s...); ledger %s/%s; "
            "head %s%.16s%s (step %lld)",
-           sha, m->path, m->n_shards, m->sha256, path, head[0] ? "" : "(none)", head,
-           head[0] ? "..." : "", (long long)step);
-    printf("listening on %s\n", ct_server_endpoint(s));
+           sha, m->path, m->n_shards, cfg.data.eval_shards, m->sha256, a->out, CT_COORD_DB,
+           head[0] ? "" : "(none)", head, head[0] ? "..." : "", (long long)step);
+    printf("listening on %s\n", ct_coord_endpoint(c));
     fflush(stdout);
-    rc = ct_server_run(s, &stop, e);
+    rc = ct_coord_serve(c, &stop, e);
     if (rc == 0) ct_log(lg, CT_LOG_INFO, "stopped by a signal; the ledger is closed cleanly");
 out:
-    ct_server_destroy(&s);
-    ct_handler_destroy(&h);
-    ct_ledger_close(&l);
+    ct_coord_close(&c);
     ct_manifest_destroy(&m);
     ct_allow_destroy(&allow);
     free(json);

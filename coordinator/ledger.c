@@ -6,12 +6,12 @@
  * that writes is one BEGIN IMMEDIATE ... COMMIT (the write lock is taken up front, so a
  * transaction never fails half-way for want of it), rolled back on any error.
  *
- * Tables: meta (format, manifest sha256, seed, the last fencing token and done sequence), shards
- * (manifest index -> id), units (one row per (epoch, position in that epoch's order): shard,
- * state, lease holder, token, expiry; an epoch's rows are made when the previous epoch has no
- * available unit left), checkpoints (the committed lineage, in commit order), replies (each
- * group's last request number and the reply it got, stored in the request's own transaction, so
- * a retried request after a lost reply gets the same answer). */
+ * Tables: meta (format, manifest sha256, seed, held-out shards, the last fencing token and done
+ * sequence), shards (manifest index -> id, the shards trained on), units (one row per (epoch,
+ * position in that epoch's order): shard, state, lease holder, token, expiry; an epoch's rows are
+ * made when the previous epoch has no available unit left), checkpoints (the committed lineage, in
+ * commit order), replies (each group's last request number and the reply it got, stored in the
+ * request's own transaction, so a retried request after a lost reply gets the same answer). */
 #include "cotrain/ledger.h"
 
 #include <sqlite3.h>
@@ -23,7 +23,7 @@
 #include "cotrain/data.h"
 #include "cotrain/fsutil.h"
 
-#define FORMAT "cotrain-ledger/1"
+#define FORMAT "cotrain-ledger/2"
 
 enum { AVAILABLE = 0, LEASED = 1, DONE = 2, COMMITTED = 3 };
 
@@ -95,7 +95,7 @@ static void done(ct_ledger_t *l, sqlite3_stmt *st) {
             sqlite3_clear_bindings(st);
             return;
         }
-    done(l, st);
+    sqlite3_finalize(st);
 }
 
 /* Prepares sql and binds the arguments given by `types`: 'i' int64, 'd' double, 't' text. */
@@ -207,14 +207,23 @@ int ct_ledger_reply_put(ct_ledger_t *l, const char *group, int64_t req, const ch
                group, req, text);
 }
 
-/* meta's integer `key`, or def when absent. */
-static int meta_int(ct_ledger_t *l, const char *key, int64_t def, int64_t *out, ct_err_t *e) {
+/* meta's `key` into buf ("" when absent). */
+static int meta_text(ct_ledger_t *l, const char *key, char *buf, size_t cap, ct_err_t *e) {
     sqlite3_stmt *st;
     CT_TRY(prepare(l, &st, e, "SELECT value FROM meta WHERE key = ?", "t", key));
     int r = step_row(l, st, "reading meta", e);
-    *out = r == 1 ? strtoll((const char *)sqlite3_column_text(st, 0), NULL, 10) : def;
+    const unsigned char *v = r == 1 ? sqlite3_column_text(st, 0) : NULL;
+    snprintf(buf, cap, "%s", v ? (const char *)v : "");
     done(l, st);
     return r < 0 ? r : 0;
+}
+
+/* meta's integer `key`, or def when absent. */
+static int meta_int(ct_ledger_t *l, const char *key, int64_t def, int64_t *out, ct_err_t *e) {
+    char v[24];
+    CT_TRY(meta_text(l, key, v, sizeof v, e));
+    *out = v[0] ? strtoll(v, NULL, 10) : def;
+    return 0;
 }
 
 static int set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t *e) {
@@ -234,63 +243,63 @@ static int next_counter(ct_ledger_t *l, const char *key, int64_t *out, ct_err_t 
 
 typedef struct open_args {
     const ct_manifest_t *m;
+    int held_out;
 } open_args_t;
 
-/* A new ledger: its identity and the shards; an existing one: checked against them. */
+/* A new ledger: its identity and the shards trained on; an existing one: checked against them. */
 static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
-    const ct_manifest_t *m = ((open_args_t *)arg)->m;
-    char seed[24];
+    const open_args_t *a = arg;
+    const ct_manifest_t *m = a->m;
+    char seed[24], held[24], fmt[64], sha[CT_SHA256_HEX], old_seed[24], old_held[24];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)l->seed);
-    sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e,
-                   "SELECT key, value FROM meta WHERE key IN ('format', "
-                   "'manifest_sha256', 'seed') ORDER BY key",
-                   ""));
-    char fmt[64] = "", sha[CT_SHA256_HEX] = "", old_seed[24] = "";
-    int r, found = 0;
-    while ((r = step_row(l, st, "reading meta", e)) == 1) {
-        const char *k = (const char *)sqlite3_column_text(st, 0);
-        const char *v = (const char *)sqlite3_column_text(st, 1);
-        char *dst = !strcmp(k, "format") ? fmt : !strcmp(k, "seed") ? old_seed : sha;
-        size_t cap = !strcmp(k, "format") ? sizeof fmt
-                     : !strcmp(k, "seed") ? sizeof old_seed
-                                          : sizeof sha;
-        snprintf(dst, cap, "%s", v ? v : "");
-        found++;
-    }
-    done(l, st);
-    CT_TRY(r);
-    if (found) {
+    snprintf(held, sizeof held, "%d", a->held_out);
+    CT_TRY(meta_text(l, "format", fmt, sizeof fmt, e));
+    if (fmt[0]) {
         if (strcmp(fmt, FORMAT) != 0)
             return CT_ERR(e, CT_ECORRUPT,
-                          "ledger %s has format \"%s\", this coordinator reads "
-                          "\"%s\"",
+                          "ledger %s has format \"%s\", this coordinator reads \"%s\" (a run "
+                          "begun by another version of cotrain: finish it with that version)",
                           l->path, fmt, FORMAT);
+        CT_TRY(meta_text(l, "manifest_sha256", sha, sizeof sha, e));
+        CT_TRY(meta_text(l, "seed", old_seed, sizeof old_seed, e));
+        CT_TRY(meta_text(l, "held_out", old_held, sizeof old_held, e));
         if (strcmp(sha, m->sha256) != 0 || strcmp(old_seed, seed) != 0)
             return CT_ERR(e, CT_EINVAL,
                           "ledger %s belongs to another run: made for manifest "
                           "%.16s... and seed %s, not %.16s... and seed %s; give the run's own "
                           "data and config, or a new run directory",
                           l->path, sha, old_seed, m->sha256, seed);
+        if (strcmp(old_held, held) != 0)
+            return CT_ERR(e, CT_EINVAL,
+                          "ledger %s holds out the manifest's last %s shard(s) for "
+                          "evaluation, the config says data.eval_shards = %s: keep the run's "
+                          "value",
+                          l->path, old_held, held);
         return 0;
     }
     CT_TRY(set_meta(l, "format", FORMAT, e));
     CT_TRY(set_meta(l, "manifest_sha256", m->sha256, e));
     CT_TRY(set_meta(l, "seed", seed, e));
-    for (int i = 0; i < m->n_shards; i++)
+    CT_TRY(set_meta(l, "held_out", held, e));
+    for (int i = 0; i < l->n_shards; i++)
         CT_TRY(run(l, NULL, e, "INSERT INTO shards(idx, id) VALUES(?, ?)", "it", (int64_t)i,
                    m->shards[i].id));
     return 0;
 }
 
 int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, uint64_t seed,
-                   ct_err_t *e) {
+                   int held_out, ct_err_t *e) {
     int rc = 0;
     ct_ledger_t *l = NULL;
     *out = NULL;
+    if (held_out < 0 || held_out >= m->n_shards)
+        return CT_ERR(e, CT_EINVAL,
+                      "data.eval_shards = %d holds out %s of the %d shard(s) of %s: at least "
+                      "one must be left to train on",
+                      held_out, held_out < 0 ? "a negative number" : "all", m->n_shards, m->path);
     CT_ALLOC(e, l, 1, fail);
     CT_TRY_GOTO(ct_path_fmt(l->path, sizeof l->path, e, "%s", path), fail);
-    l->n_shards = m->n_shards;
+    l->n_shards = m->n_shards - held_out;
     l->seed = seed;
     CT_ALLOC(e, l->order, m->n_shards, fail);
     if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
@@ -309,7 +318,7 @@ int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, 
                     sqlite3_errmsg(l->db));
         goto fail;
     }
-    open_args_t args = {.m = m};
+    open_args_t args = {.m = m, .held_out = held_out};
     CT_TRY_GOTO(transaction(l, init, &args, e), fail);
     *out = l;
     return 0;
@@ -355,15 +364,20 @@ static int first_available(ct_ledger_t *l, int64_t *epoch, int64_t *pos, int64_t
     return r;
 }
 
-/* Begins the next epoch: its units, available, in ct_data_shard_order. */
-static int begin_epoch(ct_ledger_t *l, ct_err_t *e) {
-    int64_t next = 0;
+/* The epoch the next begin_epoch makes (how many there are). */
+static int next_epoch(ct_ledger_t *l, int64_t *next, ct_err_t *e) {
     sqlite3_stmt *st;
     CT_TRY(prepare(l, &st, e, "SELECT COALESCE(MAX(epoch) + 1, 0) FROM units", ""));
     int r = step_row(l, st, "finding the next epoch", e);
-    if (r == 1) next = sqlite3_column_int64(st, 0);
+    *next = r == 1 ? sqlite3_column_int64(st, 0) : 0;
     done(l, st);
-    if (r < 0) return r;
+    return r < 0 ? r : 0;
+}
+
+/* Begins the next epoch: its units, available, in ct_data_shard_order. */
+static int begin_epoch(ct_ledger_t *l, ct_err_t *e) {
+    int64_t next;
+    CT_TRY(next_epoch(l, &next, e));
     ct_data_shard_order(l->seed, next, l->n_shards, l->order);
     for (int p = 0; p < l->n_shards; p++)
         CT_TRY(run(l, NULL, e, "INSERT INTO units(epoch, pos, shard) VALUES(?, ?, ?)", "iii", next,
@@ -373,7 +387,7 @@ static int begin_epoch(ct_ledger_t *l, ct_err_t *e) {
 
 static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     lease_args_t *a = arg;
-    int64_t epoch, pos, shard, fence;
+    int64_t epoch = 0, pos = 0, shard = 0, fence;
     int r = first_available(l, &epoch, &pos, &shard, e);
     if (r == 0) {
         CT_TRY(begin_epoch(l, e));
@@ -555,6 +569,103 @@ int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, double now
                        .units = units,
                        .n = n_units};
     return transaction(l, commit_tx, &a, e);
+}
+
+/* Checkpoint id's place in the lineage: 1 with its seq and step, 0 when it is not there. */
+static int find_ckpt(ct_ledger_t *l, const char *id, int64_t *seq, int64_t *step, ct_err_t *e) {
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e, "SELECT seq, step FROM checkpoints WHERE id = ?", "t", id));
+    int r = step_row(l, st, "looking up a checkpoint", e);
+    if (r == 1) {
+        if (seq) *seq = sqlite3_column_int64(st, 0);
+        if (step) *step = sqlite3_column_int64(st, 1);
+    }
+    done(l, st);
+    return r;
+}
+
+int ct_ledger_find(ct_ledger_t *l, const char *id, int64_t *step, ct_err_t *e) {
+    return find_ckpt(l, id, NULL, step, e);
+}
+
+typedef struct rollback_args {
+    const char *id;
+    int returned, dropped;
+} rollback_args_t;
+
+static int rollback_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    rollback_args_t *a = arg;
+    int64_t seq = 0;
+    int r = find_ckpt(l, a->id, &seq, NULL, e);
+    if (r < 0) return r;
+    if (r == 0)
+        return CT_ERR(e, CT_ESTATE,
+                      "checkpoint %.16s... is not in the committed lineage of %s: only a "
+                      "committed checkpoint can become the head again",
+                      a->id, l->path);
+    /* everything after it: the units its successors committed, and every unit in flight (it
+     * was taken on top of a head that is gone) */
+    CT_TRY(run(l, &a->returned, e,
+               "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+               "done_seq = NULL, ckpt = NULL WHERE state IN (1, 2) OR (state = 3 AND ckpt IN "
+               "(SELECT id FROM checkpoints WHERE seq > ?))",
+               "i", seq));
+    return run(l, &a->dropped, e, "DELETE FROM checkpoints WHERE seq > ?", "i", seq);
+}
+
+int ct_ledger_rollback(ct_ledger_t *l, const char *id, int *returned, int *dropped, ct_err_t *e) {
+    rollback_args_t a = {.id = id};
+    int rc = transaction(l, rollback_tx, &a, e);
+    if (returned) *returned = a.returned;
+    if (dropped) *dropped = a.dropped;
+    return rc;
+}
+
+typedef struct adopt_args {
+    const char *group, *id;
+    int64_t step, epoch, pos;
+    double now;
+    int committed;
+} adopt_args_t;
+
+static int adopt_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    adopt_args_t *a = arg;
+    char h[CT_SHA256_HEX];
+    int64_t hstep, epochs;
+    CT_TRY(head(l, h, &hstep, e));
+    if (h[0])
+        return CT_ERR(e, CT_ESTATE,
+                      "ledger %s already has a lineage (head %.16s..., step %lld): only a "
+                      "ledger without checkpoints adopts one",
+                      l->path, h, (long long)hstep);
+    /* the units of every epoch the cursor has begun exist, as the loader ordered them */
+    CT_TRY(next_epoch(l, &epochs, e));
+    for (; epochs <= a->epoch; epochs++)
+        CT_TRY(begin_epoch(l, e));
+    CT_TRY(run(l, NULL, e,
+               "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+               "done_seq = NULL, ckpt = NULL",
+               ""));
+    CT_TRY(run(l, &a->committed, e,
+               "UPDATE units SET state = 3, grp = ?, ckpt = ? WHERE epoch < ? OR "
+               "(epoch = ? AND pos < ?)",
+               "ttiii", a->group, a->id, a->epoch, a->epoch, a->pos));
+    return run(l, NULL, e,
+               "INSERT INTO checkpoints(id, step, parent, grp, at) VALUES(?, ?, '', ?, ?)", "titd",
+               a->id, a->step, a->group, a->now);
+}
+
+int ct_ledger_adopt(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
+                    int64_t epoch, int64_t pos, int *committed, ct_err_t *e) {
+    if (!ct_sha256_hex_valid(id) || epoch < 0 || pos < 0 || pos >= l->n_shards)
+        return CT_ERR(e, CT_EINVAL,
+                      "cannot adopt checkpoint \"%.80s\" at unit %lld of epoch %lld: the id "
+                      "is 64 lowercase hex digits and the unit one of the %d shards trained on",
+                      id, (long long)pos, (long long)epoch, l->n_shards);
+    adopt_args_t a = {group, id, step, epoch, pos, now, 0};
+    int rc = transaction(l, adopt_tx, &a, e);
+    if (committed) *committed = a.committed;
+    return rc;
 }
 
 int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e) {

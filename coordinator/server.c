@@ -33,14 +33,6 @@ struct ct_server {
     pending_t pending[BATCH_MAX];
 };
 
-/* Lease expiries are kept in the ledger, so they are wall-clock seconds: a monotonic clock
- * starts again at every boot. */
-static double wall_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* Loopback only until CURVE lands: anything else could be reached by strangers. */
 static int loopback(const char *ep) {
     static const char *const ok[] = {"tcp://127.0.0.1:", "tcp://localhost:", "ipc://", "inproc://"};
@@ -168,6 +160,10 @@ const char *ct_server_endpoint(const ct_server_t *s) {
     return s->endpoint;
 }
 
+void *ct_server_zmq_context(const ct_server_t *s) {
+    return s->ctx;
+}
+
 void ct_server_destroy(ct_server_t **self_p) {
     ct_server_t *s = *self_p;
     if (!s) return;
@@ -235,7 +231,7 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
     size_t sz = sizeof more, esz = sizeof events;
     ct_err_t why = {0};
     CT_TRY(ct_handler_batch_begin(s->h, e));
-    double now = wall_s();
+    double now = ct_wall_s();
     while (n < BATCH_MAX && rc == 0) {
         if (n > 0 &&
             (zmq_getsockopt(s->sock, ZMQ_EVENTS, &events, &esz) != 0 || !(events & ZMQ_POLLIN)))
@@ -288,9 +284,9 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
     return rc;
 }
 
-int ct_server_run(ct_server_t *s, volatile sig_atomic_t *stop, ct_err_t *e) {
+int ct_server_run(ct_server_t *s, const atomic_int *stop, ct_err_t *e) {
     double last_tick = 0;
-    while (!*stop) {
+    while (!atomic_load(stop)) {
         zmq_pollitem_t items[2] = {{.socket = s->sock, .events = ZMQ_POLLIN},
                                    {.socket = s->zap, .events = ZMQ_POLLIN}};
         int r = zmq_poll(items, s->zap ? 2 : 1, POLL_MS);
@@ -300,7 +296,7 @@ int ct_server_run(ct_server_t *s, volatile sig_atomic_t *stop, ct_err_t *e) {
                           zmq_strerror(zmq_errno()));
         if (s->zap && (items[1].revents & ZMQ_POLLIN)) zap_answer(s);
         if (items[0].revents & ZMQ_POLLIN) CT_TRY(serve_batch(s, e));
-        double now = wall_s();
+        double now = ct_wall_s();
         if (now - last_tick >= 1.0) {
             int expired = 0;
             CT_TRY(ct_handler_tick(s->h, now, &expired, e));

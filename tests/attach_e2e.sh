@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # attach_e2e.sh — cotrain-worker attached to a cotrain-coordinator (--coordinator):
-#   - the run through the coordinator is bit-identical to the same run without one (metrics and
+#   - the run through the coordinator (its last shard held out for evaluation: data.eval_shards)
+#     is bit-identical to the same run without one (metrics and
 #     the final model.h5), every checkpoint is committed with the units consumed since the last,
 #     and the coordinator's head is the final checkpoint
 #   - kill -9 the worker mid-run, start it again: it resumes from the coordinator's head (no
@@ -36,7 +37,8 @@ head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
 "$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 3000 \
     --out "$tmp/data" 2> /dev/null
 sets=(--set train.steps=24 --set train.warmup_steps=2 --set log.every=1 --set train.global_batch=8
-      --set train.micro_batch=4 --set ckpt.every=8 --set ckpt.keep_last=0)
+      --set train.micro_batch=4 --set ckpt.every=8 --set ckpt.keep_last=0
+      --set data.eval_shards=1 --set log.eval_every=8)
 
 # shellcheck source=tests/coord_lib.sh
 . "$(dirname "$0")/coord_lib.sh"
@@ -83,7 +85,11 @@ grep -q "groups           1" "$tmp/status" || { cat "$tmp/status"; fail "group c
 "$cotrain" status "$ep" --json | /usr/bin/python3 -c 'import json, sys
 s = json.load(sys.stdin)
 assert s["head"] == sys.argv[1] and s["head_step"] == 24 and s["steps"] == 24, s
-assert [g["group"] for g in s["groups"]] == ["main"] and s["committed"] == 8, s' "$id" \
+cur = json.load(open(sys.argv[2]))["data_cursor"]
+n = len(json.load(open(sys.argv[3]))["shards"]) - 1  # the last one is held out
+assert [g["group"] for g in s["groups"]] == ["main"], s
+assert s["committed"] == cur["epoch"] * n + cur["shard_pos"], (s, cur)' "$id" \
+    "$tmp/a1/checkpoints/ckpt-00000024/state.json" "$tmp/data/manifest.json" \
     || fail "cotrain status --json"
 grep -Eq "^    [^ ]+ +last heard [0-9]+ s ago, [0-9]+ unit\(s\) leased" "$tmp/status" \
     || { cat "$tmp/status"; fail "the group line"; }

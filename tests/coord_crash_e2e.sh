@@ -5,8 +5,9 @@
 #     on the same port and run directory; the group waits for it and goes on each time
 #   - the run finishes bit-identical (metrics and final model) to the same 2-rank run without a
 #     coordinator; the standby never took over (the active group never fell silent)
-#   - the ledger: every unit the final checkpoint consumed is committed exactly once, in the
-#     checkpoints of the lineage, and every committed checkpoint is one the group wrote
+#   - the ledger (check_lineage.py): every unit the final checkpoint consumed is committed exactly
+#     once, in the checkpoints of the lineage, and every committed checkpoint is one the group
+#     wrote
 # Usage: coord_crash_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
 #        [KILLS]
 set -euo pipefail
@@ -84,34 +85,9 @@ if grep -q "attached to the coordinator" "$tmp/b.err"; then
 fi
 grep -q "standby: group a is training" "$tmp/b.err" || { cat "$tmp/b.err"; fail "no standby"; }
 
-# the ledger: the lineage runs through every committed checkpoint, each the group's, and every
-# unit up to the head is committed exactly once (the units table holds one row per unit)
+# the ledger: the lineage runs through every committed checkpoint, each the group's, and the
+# units before the head's cursor are committed exactly once
 coord_stop
-/usr/bin/python3 - "$tmp/c/coordinator.db" "$tmp/run/checkpoints" "$steps" "$keep" <<'EOF' \
-    || fail "the ledger's lineage"
-import hashlib, os, sqlite3, sys
-db = sqlite3.connect(sys.argv[1])
-rows = db.execute("SELECT id, step, parent FROM checkpoints ORDER BY seq").fetchall()
-assert rows, "no checkpoint committed"
-parent = ""
-for cid, step, par in rows:
-    assert par == parent, f"checkpoint {cid[:16]} of step {step} has parent {par[:16]}"
-    d = os.path.join(sys.argv[2], "ckpt-%08d" % step)
-    if int(sys.argv[4]) > 0 and not os.path.exists(d) and step != int(sys.argv[3]):
-        parent = cid
-        continue  # removed by ckpt.keep_last
-    with open(os.path.join(d, "MANIFEST"), "rb") as f:
-        assert hashlib.sha256(f.read()).hexdigest() == cid, f"step {step}: not the group's"
-    parent = cid
-assert rows[-1][1] == int(sys.argv[3]), f"the head is step {rows[-1][1]}"
-dup = db.execute("SELECT shard, epoch, COUNT(*) FROM units GROUP BY shard, epoch "
-                 "HAVING COUNT(*) > 1").fetchall()
-assert not dup, f"units held twice: {dup[:3]}"
-stray = db.execute("SELECT COUNT(*) FROM units WHERE state = 3 AND ckpt NOT IN "
-                   "(SELECT id FROM checkpoints)").fetchone()[0]
-assert stray == 0, f"{stray} units committed by no checkpoint of the lineage"
-per = dict(db.execute("SELECT state, COUNT(*) FROM units GROUP BY state").fetchall())
-print(f"ledger: {len(rows)} checkpoints in one lineage, units by state {per}")
-assert per.get(3, 0) > 0
-EOF
+/usr/bin/python3 "$(dirname "$0")/check_lineage.py" "$tmp/c/coordinator.db" \
+    "$tmp/run/checkpoints" "$steps" || fail "the ledger's lineage"
 echo "coord_crash_e2e: all checks passed ($kills kills)"

@@ -22,7 +22,7 @@ ALLOWED = {
     "data": {"data", "core"},
     "ckpt": {"ckpt", "data", "core"},
     "coordinator": {"coordinator", "ckpt", "data", "comm", "core"},
-    "trainer": {"trainer", "ckpt", "data", "comm", "core"},
+    "trainer": {"trainer", "coordinator", "ckpt", "data", "comm", "core"},
     "tools": {"tools", "coordinator", "trainer", "ckpt", "data", "comm", "core"},
 }
 LIBRARY = {"cotrain_" + f: f for f in ALLOWED if f not in ("tools", "coordinator")}

@@ -19,7 +19,7 @@ static char g_path[CT_PATH_MAX];
 
 static void open_all(ct_ledger_t **l, ct_handler_t **h) {
     ct_err_t e = {0};
-    CHECK_EQ_INT(ct_ledger_open(l, g_path, &g_man, 5, &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(l, g_path, &g_man, 5, 0, &e), 0);
     CHECK_EQ_INT(ct_handler_create(h, *l, "{\"train\":{\"steps\":10}}", 30.0, &e), 0);
 }
 

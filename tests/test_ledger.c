@@ -8,7 +8,10 @@
  *     states, and no unit ever committed twice
  *   - durability: closed and reopened, and kill -9'd in the middle of transactions many times,
  *     the ledger holds every acknowledged change and is consistent
- *   - a ledger refuses another run's manifest or seed */
+ *   - a ledger refuses another run's manifest, seed or held-out count
+ *   - held-out shards (data.eval_shards) are never leased; the order is over the others
+ *   - going back to a committed checkpoint returns the units after it, in their places; a
+ *     ledger without a lineage adopts a checkpoint with the units before its cursor */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,7 +46,7 @@ static ct_ledger_t *open_ledger(const char *name) {
     ct_err_t e = {0};
     CHECK_EQ_INT(ct_path_join(path, sizeof path, g_dir, name, &e), 0);
     ct_ledger_t *l = NULL;
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 0, &e), 0);
     if (e.code) fprintf(stderr, "%s\n", e.msg);
     return l;
 }
@@ -189,11 +192,11 @@ static void test_commits(void) {
     /* another run's seed or manifest is refused */
     char path[CT_PATH_MAX];
     CHECK_EQ_INT(ct_path_join(path, sizeof path, g_dir, "commit.db", &e), 0);
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED + 1, &e), CT_EINVAL);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED + 1, 0, &e), CT_EINVAL);
     CHECK_CONTAINS(e.msg, "belongs to another run");
     ct_err_clear(&e);
     g_man.sha256[0] = 'b';
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, &e), CT_EINVAL);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 0, &e), CT_EINVAL);
     g_man.sha256[0] = 'a';
     CHECK(l == NULL);
 }
@@ -410,12 +413,139 @@ static void test_kills(void) {
     CHECK(acked_done > KILLS);
 }
 
+/* Held-out shards are never leased; the epochs' orders are over the shards trained on. */
+static void test_held_out(void) {
+    char path[CT_PATH_MAX];
+    ct_err_t e = {0};
+    ct_ledger_t *l = NULL;
+    CHECK_EQ_INT(ct_path_join(path, sizeof path, g_dir, "held.db", &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, N, &e), CT_EINVAL);
+    CHECK_CONTAINS(e.msg, "at least one must be left");
+    ct_err_clear(&e);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 2, &e), 0);
+    int64_t order[N];
+    for (int ep = 0; ep < 3; ep++) {
+        ct_data_shard_order(SEED, ep, N - 2, order);
+        for (int p = 0; p < N - 2; p++) {
+            ct_lease_t x;
+            CHECK_EQ_INT(ct_ledger_lease(l, "g", 0, 60, &x, &e), 0);
+            CHECK_EQ_INT(x.epoch, ep);
+            CHECK_EQ_INT(x.shard, order[p]);
+        }
+    }
+    ct_ledger_close(&l);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 0, &e), CT_EINVAL);
+    CHECK_CONTAINS(e.msg, "holds out the manifest's last 2 shard(s)");
+    ct_err_clear(&e);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 2, &e), 0);
+    ct_ledger_close(&l);
+}
+
+/* Leases n units to g and reports them done; their units into u[]. */
+static void lease_done(ct_ledger_t *l, const char *g, int n, ct_unit_t *u) {
+    ct_err_t e = {0};
+    for (int i = 0; i < n; i++) {
+        ct_lease_t x;
+        CHECK_EQ_INT(ct_ledger_lease(l, g, 0, 60, &x, &e), 0);
+        CHECK_EQ_INT(ct_ledger_done(l, g, x.shard_id, x.epoch, x.fence, &e), 0);
+        snprintf(u[i].shard_id, sizeof u[i].shard_id, "%s", x.shard_id);
+        u[i].epoch = x.epoch;
+    }
+}
+
+/* Back to a committed checkpoint: its successors leave the lineage, their units and those in
+ * flight come back in their places; a dropped id may be committed again. */
+static void test_rollback(void) {
+    ct_ledger_t *l = open_ledger("rollback.db");
+    ct_err_t e = {0};
+    char id1[CT_SHA256_HEX], id2[CT_SHA256_HEX], id3[CT_SHA256_HEX], h[CT_SHA256_HEX];
+    hex(id1, 11), hex(id2, 12), hex(id3, 13);
+    ct_unit_t u1[3], u2[4], u3[2];
+    lease_done(l, "g", 3, u1);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g", 10, 1.0, id1, "", u1, 3, &e), 0);
+    lease_done(l, "g", 4, u2);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g", 20, 2.0, id2, id1, u2, 4, &e), 0);
+    lease_done(l, "g", 2, u3); /* done, not committed */
+    ct_lease_t x;
+    CHECK_EQ_INT(ct_ledger_lease(l, "other", 0, 60, &x, &e), 0); /* in flight */
+    int64_t step = -1;
+    CHECK_EQ_INT(ct_ledger_find(l, id2, &step, &e), 1);
+    CHECK_EQ_INT(step, 20);
+    CHECK_EQ_INT(ct_ledger_find(l, id3, NULL, &e), 0);
+    CHECK_EQ_INT(ct_ledger_rollback(l, id3, NULL, NULL, &e), CT_ESTATE);
+    CHECK_CONTAINS(e.msg, "not in the committed lineage");
+    ct_err_clear(&e);
+    int returned = -1, dropped = -1;
+    CHECK_EQ_INT(ct_ledger_rollback(l, id1, &returned, &dropped, &e), 0);
+    CHECK_EQ_INT(returned, 4 + 2 + 1);
+    CHECK_EQ_INT(dropped, 1);
+    CHECK_EQ_INT(ct_ledger_head(l, h, &step, &e), 0);
+    CHECK_EQ_STR(h, id1);
+    CHECK_EQ_INT(step, 10);
+    CHECK_EQ_INT(ct_ledger_find(l, id2, NULL, &e), 0);
+    ct_ledger_counts_t c;
+    CHECK_EQ_INT(ct_ledger_counts(l, &c, &e), 0);
+    CHECK_EQ_INT(c.committed, 3);
+    CHECK_EQ_INT(c.leased + c.done, 0);
+    /* the stale lease of the old head is refused; the units come back in order */
+    CHECK_EQ_INT(ct_ledger_done(l, "other", x.shard_id, x.epoch, x.fence, &e), CT_ESTATE);
+    ct_err_clear(&e);
+    ct_unit_t again[4];
+    lease_done(l, "g", 4, again);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_STR(again[i].shard_id, u2[i].shard_id);
+        CHECK_EQ_INT(again[i].epoch, u2[i].epoch);
+    }
+    /* the same checkpoint again (a deterministic rerun) commits on top of id1 */
+    CHECK_EQ_INT(ct_ledger_commit(l, "g", 20, 3.0, id2, id1, again, 4, &e), 0);
+    CHECK_EQ_INT(ct_ledger_counts(l, &c, &e), 0);
+    CHECK_EQ_INT(c.committed, 7);
+    ct_ledger_close(&l);
+}
+
+/* A ledger without a lineage adopts a checkpoint: the units before its cursor are committed. */
+static void test_adopt(void) {
+    ct_ledger_t *l = open_ledger("adopt.db");
+    ct_err_t e = {0};
+    char id[CT_SHA256_HEX], h[CT_SHA256_HEX];
+    hex(id, 21);
+    ct_lease_t x;
+    CHECK_EQ_INT(ct_ledger_lease(l, "old", 0, 60, &x, &e), 0); /* in flight: goes back */
+    CHECK_EQ_INT(ct_ledger_adopt(l, "g", 30, 1.0, id, 1, N, NULL, &e), CT_EINVAL);
+    ct_err_clear(&e);
+    int n = -1;
+    CHECK_EQ_INT(ct_ledger_adopt(l, "g", 30, 1.0, id, 1, 3, &n, &e), 0);
+    CHECK_EQ_INT(n, N + 3);
+    int64_t step;
+    CHECK_EQ_INT(ct_ledger_head(l, h, &step, &e), 0);
+    CHECK_EQ_STR(h, id);
+    CHECK_EQ_INT(step, 30);
+    ct_ledger_counts_t c;
+    CHECK_EQ_INT(ct_ledger_counts(l, &c, &e), 0);
+    CHECK_EQ_INT(c.committed, N + 3);
+    CHECK_EQ_INT(c.leased, 0);
+    CHECK_EQ_INT(c.epochs, 2);
+    /* the next unit is the cursor's */
+    int64_t order[N];
+    ct_data_shard_order(SEED, 1, N, order);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g", 0, 60, &x, &e), 0);
+    CHECK_EQ_INT(x.epoch, 1);
+    CHECK_EQ_INT(x.shard, order[3]);
+    /* a ledger with a lineage adopts nothing */
+    CHECK_EQ_INT(ct_ledger_adopt(l, "g", 40, 1.0, id, 1, 4, NULL, &e), CT_ESTATE);
+    CHECK_CONTAINS(e.msg, "already has a lineage");
+    ct_ledger_close(&l);
+}
+
 int main(void) {
     CHECK(mkdtemp(g_dir) != NULL);
     make_manifest();
     test_order_and_fencing();
     test_commits();
     test_standby();
+    test_held_out();
+    test_rollback();
+    test_adopt();
     test_random();
     test_kills();
     check_rm_tree(g_dir);

@@ -42,6 +42,7 @@ struct ct_attach {
     const ct_log_t *lg;
     const ct_manifest_t *m;
     uint64_t seed;
+    int64_t n_units;               /* units an epoch: the shards trained on (not held out) */
     int64_t *order, order_epoch;   /* (n) the shard order of order_epoch */
     int started;                   /* next_lease / next_done set from the first cursor */
     int64_t next_lease, next_done; /* global unit indices: epoch * n + position */
@@ -159,8 +160,10 @@ static int hello(ct_attach_t *a, int standby, ct_msg_t *m, ct_err_t *e) {
     }
 }
 
-/* Rank 0's connection: plain, or CURVE with the coordinator's public key and the group's pair. */
+/* Rank 0's connection: in the embedded coordinator's context, plain, or CURVE with the
+ * coordinator's public key and the group's pair. */
 static int connect_to(ct_attach_t *a, const ct_attach_opts_t *o, ct_err_t *e) {
+    if (o->zmq_ctx) return ct_client_create_shared(&a->client, o->zmq_ctx, o->endpoint, e);
     if (!o->server_key) return ct_client_create(&a->client, o->endpoint, NULL, NULL, e);
     char pub[CT_Z85_KEY];
     ct_keypair_t key;
@@ -231,8 +234,9 @@ fail:
     return rc;
 }
 
-void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, uint64_t seed) {
+void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64_t seed) {
     a->m = m;
+    a->n_units = m->n_shards - held_out;
     a->seed = seed;
 }
 
@@ -249,7 +253,7 @@ void ct_attach_close(ct_attach_t **self_p) {
 
 /* The id of the shard of unit g. */
 static int unit_shard(ct_attach_t *a, int64_t g, int64_t *epoch, const char **id, ct_err_t *e) {
-    int64_t n = a->m->n_shards;
+    int64_t n = a->n_units;
     *epoch = g / n;
     if (a->order_epoch != *epoch) {
         if (!a->order && !(a->order = malloc((size_t)n * sizeof *a->order)))
@@ -263,8 +267,8 @@ static int unit_shard(ct_attach_t *a, int64_t g, int64_t *epoch, const char **id
 
 static int lease_next(ct_attach_t *a, ct_err_t *e) {
     ct_msg_t m;
-    int64_t epoch, ep = -1, fence = -1;
-    const char *want;
+    int64_t epoch = 0, ep = -1, fence = -1;
+    const char *want = NULL;
     char got[CT_SHARD_ID_MAX] = "";
     CT_TRY(unit_shard(a, a->next_lease, &epoch, &want, e));
     CT_TRY(ask(a, CT_MSG_LEASE, NULL, &m, e));
@@ -294,8 +298,8 @@ static int lease_next(ct_attach_t *a, ct_err_t *e) {
 }
 
 static int report_next(ct_attach_t *a, ct_err_t *e) {
-    int64_t epoch;
-    const char *id;
+    int64_t epoch = 0;
+    const char *id = NULL;
     CT_TRY(unit_shard(a, a->next_done, &epoch, &id, e));
     cJSON *f = cJSON_CreateObject();
     if (!f || !cJSON_AddStringToObject(f, "shard", id) ||
@@ -325,7 +329,7 @@ static int report_next(ct_attach_t *a, ct_err_t *e) {
 int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
     int rc = 0;
     if (a->rank0) {
-        int64_t g = cur->epoch * a->m->n_shards + cur->shard_pos;
+        int64_t g = cur->epoch * a->n_units + cur->shard_pos;
         if (!a->started) {
             a->next_lease = a->next_done = g;
             a->started = 1;

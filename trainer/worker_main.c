@@ -17,6 +17,7 @@
 #include "cotrain/ckpt.h"
 #include "cotrain/comm.h"
 #include "cotrain/config.h"
+#include "cotrain/coord.h"
 #include "cotrain/data.h"
 #include "cotrain/evaluate.h"
 #include "cotrain/fault.h"
@@ -32,6 +33,11 @@
 #include "cotrain/windows.h"
 
 enum { MAX_SETS = 256 };
+
+/* The embedded coordinator: reachable only inside this process; its leases outlive no process,
+ * so their TTL only has to outlast the longest step. */
+#define EMBEDDED_ENDPOINT "inproc://cotrain-coordinator"
+#define EMBEDDED_TTL_S 3600.0
 
 typedef struct worker_args {
     const char *config;
@@ -70,8 +76,9 @@ static void usage(FILE *f) {
         "                      `cotrain prep`, or its folder; model.vocab_size defaults to\n"
         "                      its tokenizer's vocabulary\n"
         "  --out RUN_DIR       run directory (default: run)\n"
-        "  --resume latest|DIR go on from the newest checkpoint under RUN_DIR/checkpoints\n"
-        "                      that verifies, or from checkpoint DIR; only the keys\n"
+        "  --resume latest|DIR go on from the newest checkpoint of the run's registry that\n"
+        "                      verifies, or from checkpoint DIR (the run goes back to it:\n"
+        "                      later checkpoints leave the registry); only the keys\n"
         "                      --help-config marks [may change on resume] may differ from\n"
         "                      the run's config\n"
         "  --until STEP        stop after STEP (checkpointing there); the schedule still\n"
@@ -98,6 +105,10 @@ static void usage(FILE *f) {
         "Checkpoints: RUN_DIR/checkpoints/ckpt-<step>, every ckpt.every steps, at the end,\n"
         "at --until, on SIGUSR1 (then training goes on) and on SIGTERM (then it stops\n"
         "with exit 0); ckpt.keep_last / ckpt.keep_every say which are kept.\n"
+        "Registry: without --coordinator, rank 0 runs the coordinator itself (embedded,\n"
+        "reachable only from this process): the data is leased shard by shard and every\n"
+        "checkpoint committed to RUN_DIR/coordinator.db, as in a cluster run; a fresh start\n"
+        "over a run with committed checkpoints is refused (--resume latest, or a new --out).\n"
         "Threads: the CPUs of the process's affinity mask, or OMP_NUM_THREADS.\n"
         "Logging: CT_LOG=error|warn|info|debug (default info), on stderr; the progress\n"
         "line goes to stdout. Exit codes: 0 done, 1 runtime failure, 2 bad usage or input.\n",
@@ -173,7 +184,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         return CT_ERR(e, CT_EINVAL,
                       "--server-key and --key go together: the coordinator's public "
                       "key and this group's key pair (see --help)");
-    if (!a->group) a->group = "main";
+    if (!a->group) a->group = a->coordinator ? "main" : "local";
     if (a->init && a->resume)
         return CT_ERR(e, CT_EINVAL,
                       "--init and --resume exclude each other: a resumed run has "
@@ -220,7 +231,10 @@ typedef struct session {
     ct_manifest_t *eval_man;     /* --eval-data's manifest, or NULL */
     ct_windows_t *eval;          /* the held-out windows (log.eval_every), or NULL */
     int restoring;               /* prepare() is restoring resume_dir (a retry may pass it over) */
-    ct_attach_t *attach;         /* with --coordinator */
+    ct_attach_t *attach;         /* the group's line to its coordinator (every run has one) */
+    ct_coord_t *coord;           /* rank 0 without --coordinator: the embedded coordinator */
+    ct_manifest_t *coord_man;    /* its copy of the manifest */
+    char *coord_json;            /* its config */
     int forced_resume;           /* resume_dir is the coordinator's head checkpoint */
     int64_t eval_windows;        /* how many of them an evaluation reads */
 } session_t;
@@ -255,8 +269,8 @@ static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
     int rc = S->rank0 ? ct_snapshot_save(S->a->out, S->tr, S->config_json, &info, dir, sizeof dir,
                                          &save_err)
                       : 0;
-    /* attached: the checkpoint counts once the coordinator committed it (rank 0 asks) */
-    if (rc == 0 && S->attach) rc = ct_attach_commit(S->attach, info.step, info.id, &save_err);
+    /* the checkpoint counts once the coordinator committed it (rank 0 asks) */
+    if (rc == 0) rc = ct_attach_commit(S->attach, info.step, info.id, &save_err);
     int failed = rc != 0;
     CT_TRY(ct_comm_max_int(S->comm, &failed, e));
     if (rc != 0) return CT_ERR(e, rc, "%s", save_err.msg);
@@ -306,11 +320,10 @@ static int train_loop(session_t *S, ct_err_t *e) {
         double t0 = ct_now_s();
         CT_TRY(ct_trainer_step(S->tr, &st, e));
         double dt = ct_now_s() - t0;
-        if (S->attach) { /* the coordinator follows the loader: leases, reports */
-            ct_data_cursor_t cur;
-            ct_data_cursor(S->data, &cur);
-            CT_TRY(ct_attach_follow(S->attach, &cur, e));
-        }
+        /* the coordinator follows the loader: leases, reports */
+        ct_data_cursor_t cur;
+        ct_data_cursor(S->data, &cur);
+        CT_TRY(ct_attach_follow(S->attach, &cur, e));
         comm_time += st.comm_s;
         if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), dt);
         train_time += dt;
@@ -344,7 +357,7 @@ static int train_loop(session_t *S, ct_err_t *e) {
                 .param_hash = hash,
                 .skipped = st.skipped,
                 .eval_loss = eval_loss,
-                .group = S->attach ? S->a->group : "local",
+                .group = S->a->group,
             };
             CT_TRY(ct_metrics_write(S->metrics, &r, e));
             char eta[32];
@@ -423,24 +436,72 @@ static int init_weights(session_t *S, ct_err_t *e) {
     return 0;
 }
 
-/* With --resume: finds and verifies the checkpoint (the newest good one for `latest`). */
-static int find_resume(session_t *S, int64_t before, ct_err_t *e) {
+/* Every rank learns whether any failed (rc): each returns its own error, or one saying that
+ * another rank `did` (its own log says why). */
+static int agree(const session_t *S, int rc, const char *did, ct_err_t *e) {
+    int failed = rc != 0 ? -rc : 0;
+    CT_TRY(ct_comm_max_int(S->comm, &failed, e));
+    if (failed && rc == 0) return CT_ERR(e, -failed, "another rank %s (its log says why)", did);
+    return rc;
+}
+
+/* Rank 0's embedded coordinator, opened on RUN_DIR/coordinator.db: with `create` 0 only when that
+ * exists (a refused start leaves no registry behind). Its welcome carries this run's config. */
+static int coord_open(session_t *S, int create, ct_err_t *e) {
+    char db[CT_PATH_MAX];
+    if (S->coord) return 0;
+    CT_TRY(ct_path_join(db, sizeof db, S->a->out, CT_COORD_DB, e));
+    if (!create && access(db, F_OK) != 0) return 0;
+    if (!S->coord_man) CT_TRY(ct_manifest_load(&S->coord_man, S->a->data, e));
+    ct_config_t c = S->cfg;
+    if (c.model.vocab_size == 0) c.model.vocab_size = S->coord_man->vocab_size;
+    if (!S->coord_json && !(S->coord_json = ct_config_canonical(&c, e))) return CT_ENOMEM;
+    const ct_coord_opts_t o = {.run_dir = S->a->out,
+                               .config_json = S->coord_json,
+                               .m = S->coord_man,
+                               .seed = c.train.seed,
+                               .held_out = c.data.eval_shards,
+                               .bind = EMBEDDED_ENDPOINT,
+                               .lease_ttl = EMBEDDED_TTL_S};
+    return ct_coord_open(&S->coord, &o, S->lg, e);
+}
+
+/* Where a run without --coordinator resumes; its embedded coordinator's registry has the say.
+ * Rank 0 picks: --resume latest, the newest checkpoint of the registry's lineage that verifies
+ * (one saved but never committed is passed over); --resume DIR, that one (the registry follows
+ * it back once it is restored, see embed); no --resume, a fresh start, refused over a run. Every
+ * rank then checks the same checkpoint. */
+static int embedded_resume(session_t *S, int64_t before, ct_err_t *e) {
     const char *r = S->a->resume;
-    if (!r && !S->forced_resume) return 0;
-    int skipped = 0;
+    size_t n = sizeof S->resume_dir;
+    int rc = 0;
+    if (S->rank0 && (!r || !strcmp(r, "latest"))) rc = coord_open(S, 0, e);
+    if (S->rank0 && rc == 0 && !r && S->coord)
+        rc = ct_coord_settle(S->coord, S->a->group, NULL, S->lg, e);
+    if (S->rank0 && rc == 0 && r && !strcmp(r, "latest"))
+        rc = S->coord ? ct_coord_find_resume(S->coord, S->a->out, before, S->resume_dir, n,
+                                             &S->resumed, S->lg, e)
+                      : ct_ckpt_latest(S->a->out, before, 0, S->resume_dir, n, NULL, &S->resumed,
+                                       S->lg, e);
+    if (S->rank0 && rc == 0 && r && strcmp(r, "latest") != 0 &&
+        (rc = ct_path_fmt(S->resume_dir, n, e, "%s", r)) == 0)
+        rc = ct_ckpt_check_small(S->resume_dir, &S->resumed, e);
+    CT_TRY(agree(S, rc, "could not find the checkpoint to resume from", e));
+    CT_TRY(ct_comm_bcast(S->comm, S->resume_dir, sizeof S->resume_dir, e));
+    if (!S->rank0 && S->resume_dir[0]) rc = ct_ckpt_check_small(S->resume_dir, &S->resumed, e);
+    return agree(S, rc, "could not check the checkpoint to resume from", e);
+}
+
+/* Finds and checks the checkpoint to resume from, if any: the coordinator's head (attached), or
+ * the one the embedded coordinator's registry allows. */
+static int find_resume(session_t *S, int64_t before, ct_err_t *e) {
     /* the small files are checked here; the restore hashes the tensor files as it reads them, so
        every byte is hashed once */
-    if (S->forced_resume) { /* the coordinator's head (attach) */
+    if (S->forced_resume)
         CT_TRY(ct_ckpt_check_small(S->resume_dir, &S->resumed, e));
-    } else if (!strcmp(r, "latest")) {
-        CT_TRY(ct_ckpt_latest(S->a->out, before, 0, S->resume_dir, sizeof S->resume_dir, &skipped,
-                              &S->resumed, S->lg, e));
-    } else {
-        CT_TRY(ct_path_fmt(S->resume_dir, sizeof S->resume_dir, e, "%s", r));
-        CT_TRY(ct_ckpt_check_small(S->resume_dir, &S->resumed, e));
-    }
-    if (skipped)
-        ct_log(S->lg, CT_LOG_WARN, "skipped %d newer checkpoint(s) that do not verify", skipped);
+    else
+        CT_TRY(embedded_resume(S, before, e));
+    if (!S->resume_dir[0]) return 0;
     if (S->a->until > 0 && S->a->until <= S->resumed.step)
         return CT_ERR(e, CT_EINVAL, "--until %lld is not after the checkpoint's step %lld",
                       (long long)S->a->until, (long long)S->resumed.step);
@@ -536,12 +597,7 @@ static int restore(session_t *S, ct_err_t *e) {
                S->resume_dir, ct_now_s() - t0,
                S->resumed.one_pass ? "each byte read once"
                                    : "read again after verifying: an older checkpoint layout");
-    int failed = rc != 0;
-    CT_TRY(ct_comm_max_int(S->comm, &failed, e));
-    if (failed && rc == 0)
-        return CT_ERR(e, CT_ECORRUPT, "another rank could not restore %s (its log says why)",
-                      S->resume_dir);
-    return rc;
+    return agree(S, rc, "could not restore the checkpoint", e);
 }
 
 /* --coordinator: the run's config from its welcome, with this worker's --set applied only to
@@ -550,7 +606,11 @@ static int attach(session_t *S, ct_err_t *e) {
     const worker_args_t *a = S->a;
     char head[CT_SHA256_HEX], *json = NULL;
     int64_t head_step = -1;
-    const ct_attach_opts_t o = {a->coordinator, a->group, a->standby, a->server_key, a->key};
+    const ct_attach_opts_t o = {.endpoint = a->coordinator,
+                                .group = a->group,
+                                .standby = a->standby,
+                                .server_key = a->server_key,
+                                .key_file = a->key};
     CT_TRY(ct_attach_open(&S->attach, S->comm, &o, &json, head, &head_step, S->lg, e));
     ct_config_t run;
     char diff[CT_ERR_MSG_MAX / 2];
@@ -565,10 +625,6 @@ static int attach(session_t *S, ct_err_t *e) {
                       "marks [an attached worker may set it]; these differ from the "
                       "coordinator's:%s",
                       diff);
-    if (S->cfg.data.eval_shards > 0)
-        return CT_ERR(e, CT_ECONFIG,
-                      "data.eval_shards is not supported with --coordinator yet "
-                      "(the coordinator leases every shard): use --eval-data");
     ct_log(S->lg, CT_LOG_INFO,
            "attached to the coordinator at %s as group %s; head checkpoint "
            "%s%.16s%s",
@@ -586,6 +642,38 @@ static int attach(session_t *S, ct_err_t *e) {
                       "not in %s/checkpoints%s%s: run this group where its checkpoints are",
                       head, (long long)head_step, a->out, why.msg[0] ? ": " : "", why.msg);
     S->forced_resume = 1;
+    return 0;
+}
+
+/* Without --coordinator, once the checkpoint (if any) is restored: rank 0 makes the registry
+ * follow the run (its head becomes that checkpoint, see ct_coord_settle) and serves the embedded
+ * coordinator on a thread; the group then attaches to it as any group attaches to a coordinator. */
+static int embed(session_t *S, ct_err_t *e) {
+    int rc = 0;
+    if (S->rank0) {
+        rc = coord_open(S, 1, e);
+        if (rc == 0)
+            rc = ct_coord_settle(S->coord, S->a->group, S->resume_dir[0] ? &S->resumed : NULL,
+                                 S->lg, e);
+        if (rc == 0) rc = ct_coord_start(S->coord, e);
+    }
+    CT_TRY(agree(S, rc, "could not start the embedded coordinator", e));
+    const ct_attach_opts_t o = {.endpoint = EMBEDDED_ENDPOINT,
+                                .group = S->a->group,
+                                .zmq_ctx = S->rank0 ? ct_coord_zmq_context(S->coord) : NULL};
+    char head[CT_SHA256_HEX], *json = NULL;
+    int64_t head_step;
+    CT_TRY(ct_attach_open(&S->attach, S->comm, &o, &json, head, &head_step, S->lg, e));
+    free(json);
+    const char *want = S->resume_dir[0] ? S->resumed.id : "";
+    if (strcmp(head, want) != 0)
+        return CT_ERR(e, CT_ESTATE,
+                      "the embedded coordinator's head is %.16s... (step %lld), not the "
+                      "checkpoint restored (%.16s...): a bug, please report it",
+                      head[0] ? head : "(none)", (long long)head_step, want[0] ? want : "(none)");
+    ct_log(S->lg, CT_LOG_INFO,
+           "leases and checkpoint registry: the embedded coordinator (%s/%s), group %s", S->a->out,
+           CT_COORD_DB, S->a->group);
     return 0;
 }
 
@@ -640,9 +728,10 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
         CT_TRY(restore(S, e));
         S->restoring = 0;
     }
-    if (S->attach) {
+    if (!a->coordinator) CT_TRY(embed(S, e));
+    {
         ct_data_cursor_t cur;
-        ct_attach_data(S->attach, m, S->cfg.train.seed);
+        ct_attach_data(S->attach, m, S->cfg.data.eval_shards, S->cfg.train.seed);
         ct_data_cursor(S->data, &cur);
         CT_TRY(ct_attach_follow(S->attach, &cur, e)); /* the unit the first step reads */
     }
@@ -651,7 +740,12 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
 
 /* Frees what prepare built, so it can run again. */
 static void release(session_t *S) {
-    ct_attach_close(&S->attach);
+    ct_attach_close(&S->attach); /* before the coordinator: its socket is in the coordinator's
+                                    ZeroMQ context */
+    ct_coord_close(&S->coord);
+    ct_manifest_destroy(&S->coord_man);
+    free(S->coord_json);
+    S->coord_json = NULL;
     ct_watchdog_destroy(&S->watchdog);
     ct_metrics_close(&S->metrics);
     ct_trainer_destroy(&S->tr);

@@ -29,6 +29,7 @@ typedef struct ct_attach_opts {
     int standby;            /* wait while another group trains, then take over */
     const char *server_key; /* CURVE: the coordinator's public key (Z85 or a .pub file), or NULL */
     const char *key_file;   /* with server_key: this group's key pair (cotrain keygen) */
+    void *zmq_ctx;          /* the embedded coordinator's ZeroMQ context (inproc://), or NULL */
 } ct_attach_opts_t;
 
 /* Says hello to the coordinator (rank 0 alone connects; all ranks call it together) and hands
@@ -42,8 +43,9 @@ int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const ct_attach_opts_t *o
                    char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
                    const ct_log_t *lg, ct_err_t *e);
 
-/* The loader's data: the manifest (borrowed: it must outlive the group) and the seed. */
-void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, uint64_t seed);
+/* The loader's data: the manifest (borrowed: it must outlive the group), how many of its last
+ * shards are held out (data.eval_shards) and the seed. */
+void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64_t seed);
 
 /* Brings the coordinator up to the loader's position `cur` (after a step, or at the start):
  * leases every unit up to the current one, reports those passed, and heartbeats when due.

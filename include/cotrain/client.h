@@ -18,6 +18,11 @@ typedef struct ct_client ct_client_t;
 int ct_client_create(ct_client_t **out, const char *endpoint, const char *server_key,
                      const ct_keypair_t *key, ct_err_t *e);
 
+/* Connects in plain text to endpoint through the caller's ZeroMQ context zmq_ctx (borrowed: it
+ * must outlive the client), as an inproc:// endpoint needs: the embedded coordinator's. Errors:
+ * CT_ECOMM, CT_ENOMEM. */
+int ct_client_create_shared(ct_client_t **out, void *zmq_ctx, const char *endpoint, ct_err_t *e);
+
 /* Sends the header text of request `req` and waits up to timeout_ms for the reply that carries
  * the same req (or an error reply with a null req); *reply gets its header text (malloc'd).
  * Errors: CT_ETIMEDOUT (no answer: the coordinator is down or unreachable; the request may be

@@ -43,13 +43,15 @@ typedef struct ct_unit {
     int64_t epoch;
 } ct_unit_t;
 
-/* Opens (creating) the ledger at `path` for the shards of m and `seed`. A new ledger records the
- * manifest's sha256, shards and seed; an existing one must have been made for the same manifest
- * and seed. Errors: CT_EIO (SQLite could not open or write: naming the file), CT_ECORRUPT (not a
- * ledger, or one of another format), CT_EINVAL (made for another manifest or seed, saying
- * which), CT_ENOMEM. *out is owned by the caller. */
+/* Opens (creating) the ledger at `path` for the shards of m and `seed`, leaving out the manifest's
+ * last `held_out` shards (data.eval_shards: held out for evaluation, never leased). A new ledger
+ * records the manifest's sha256, seed, held_out and shards; an existing one must have been made
+ * for the same. Errors: CT_EIO (SQLite could not open or write: naming the file), CT_ECORRUPT
+ * (not a ledger, or one of another format), CT_EINVAL (made for another manifest, seed or
+ * held_out, saying which; held_out not below the shard count), CT_ENOMEM. *out is owned by the
+ * caller. */
 int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, uint64_t seed,
-                   ct_err_t *e);
+                   int held_out, ct_err_t *e);
 
 /* Closes the ledger and sets *self_p to NULL; NULL-safe. */
 void ct_ledger_close(ct_ledger_t **self_p);
@@ -84,6 +86,26 @@ int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, double now
 
 /* The head checkpoint: its id (64 hex, or "" when none was committed) and step (-1). */
 int ct_ledger_head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err_t *e);
+
+/* 1 when checkpoint `id` is in the committed lineage (its step in *step, may be NULL), 0 when
+ * not. Errors: CT_EIO. */
+int ct_ledger_find(ct_ledger_t *l, const char *id, int64_t *step, ct_err_t *e);
+
+/* The run goes back to checkpoint `id` (committed): the checkpoints committed after it leave the
+ * lineage, and their units and every unit leased or done (taken on top of the old head) return
+ * to available, in their places, so a run resumed from `id` trains on them again. *returned and
+ * *dropped (may be NULL) get how many units and checkpoints. Errors: CT_ESTATE (id is not in the
+ * lineage), CT_EIO. */
+int ct_ledger_rollback(ct_ledger_t *l, const char *id, int *returned, int *dropped, ct_err_t *e);
+
+/* A ledger without checkpoints takes checkpoint `id` of `step` (made without this ledger: an
+ * older run directory, or one whose ledger was lost) as the root of its lineage, by `group` at
+ * `now`: the units before the checkpoint's data cursor (unit `pos` of epoch `epoch`, the one its
+ * next step reads) are committed by it, every other unit is available. *committed (may be NULL)
+ * gets how many. Errors: CT_ESTATE (the ledger has a lineage), CT_EINVAL (a malformed id, pos
+ * not a shard trained on), CT_EIO. */
+int ct_ledger_adopt(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
+                    int64_t epoch, int64_t pos, int *committed, ct_err_t *e);
 
 /* An explicit transaction around several calls (a request, its state change and its stored
  * reply; or a batch of requests, one fsync for all): calls inside it undo only themselves when

@@ -13,7 +13,7 @@
 #ifndef COTRAIN_SERVER_H
 #define COTRAIN_SERVER_H
 
-#include <signal.h>
+#include <stdatomic.h>
 
 #include "cotrain/curve.h"
 #include "cotrain/err.h"
@@ -44,10 +44,13 @@ int ct_server_set_rate(ct_server_t *s, double rate, double burst, ct_err_t *e);
 /* The endpoint bound, with the port ZeroMQ chose (tcp://127.0.0.1:41234). */
 const char *ct_server_endpoint(const ct_server_t *s);
 
-/* Serves requests until *stop is set (checked at least every 200 ms), expiring leases as time
- * passes. Errors: CT_ECOMM (the socket failed), CT_EIO (the ledger failed: the coordinator
- * must stop rather than answer without recording). */
-int ct_server_run(ct_server_t *s, volatile sig_atomic_t *stop, ct_err_t *e);
+/* The socket's ZeroMQ context: an inproc:// endpoint is reachable only from sockets of it. */
+void *ct_server_zmq_context(const ct_server_t *s);
+
+/* Serves requests until *stop is set (checked at least every 200 ms; a signal handler or another
+ * thread may set it), expiring leases as time passes. Errors: CT_ECOMM (the socket failed), CT_EIO
+ * (the ledger failed: the coordinator must stop rather than answer without recording). */
+int ct_server_run(ct_server_t *s, const atomic_int *stop, ct_err_t *e);
 
 /* Closes the socket and frees the server; sets *self_p to NULL; NULL-safe. */
 void ct_server_destroy(ct_server_t **self_p);

@@ -1,0 +1,176 @@
+/* coord.c — the coordinator as one object, served in the foreground or on a thread (see coord.h).
+ *
+ * Why a thread for the embedded coordinator rather than calling the handler directly: a plain
+ * run then speaks the very protocol a cluster run speaks (the same requests, replies, retries
+ * and transactions), so the path every user takes first is the path the cluster relies on. Its
+ * socket is inproc:// in the server's ZeroMQ context, which only this process can reach. */
+#include "cotrain/coord.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cotrain/clock.h"
+#include "cotrain/fsutil.h"
+#include "cotrain/handler.h"
+#include "cotrain/server.h"
+
+struct ct_coord {
+    ct_ledger_t *ledger;
+    ct_handler_t *handler;
+    ct_server_t *server;
+    const ct_log_t *lg;
+    char db[CT_PATH_MAX];
+    /* the serving thread (ct_coord_start) */
+    pthread_t thread;
+    int running;
+    atomic_int stop;
+    int rc; /* the thread's result */
+    ct_err_t err;
+};
+
+int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg, ct_err_t *e) {
+    int rc = 0;
+    ct_coord_t *c = NULL;
+    *out = NULL;
+    CT_ALLOC(e, c, 1, fail);
+    c->lg = lg;
+    CT_TRY_GOTO(ct_path_join(c->db, sizeof c->db, o->run_dir, CT_COORD_DB, e), fail);
+    CT_TRY_GOTO(ct_ledger_open(&c->ledger, c->db, o->m, o->seed, o->held_out, e), fail);
+    CT_TRY_GOTO(ct_handler_create(&c->handler, c->ledger, o->config_json, o->lease_ttl, e), fail);
+    CT_TRY_GOTO(ct_server_create(&c->server, c->handler, o->bind, o->key, o->allow, lg, e), fail);
+    CT_TRY_GOTO(ct_server_set_rate(c->server, o->rate, o->rate < 1 ? 1 : o->rate, e), fail);
+    *out = c;
+    return 0;
+fail:
+    ct_coord_close(&c);
+    return rc;
+}
+
+ct_ledger_t *ct_coord_ledger(ct_coord_t *c) {
+    return c->ledger;
+}
+
+const char *ct_coord_endpoint(const ct_coord_t *c) {
+    return ct_server_endpoint(c->server);
+}
+
+void *ct_coord_zmq_context(const ct_coord_t *c) {
+    return ct_server_zmq_context(c->server);
+}
+
+int ct_coord_serve(ct_coord_t *c, const atomic_int *stop, ct_err_t *e) {
+    return ct_server_run(c->server, stop, e);
+}
+
+static void *serve_thread(void *arg) {
+    ct_coord_t *c = arg;
+    c->rc = ct_server_run(c->server, &c->stop, &c->err);
+    if (c->rc != 0) ct_log(c->lg, CT_LOG_ERROR, "the embedded coordinator stopped: %s", c->err.msg);
+    return NULL;
+}
+
+int ct_coord_start(ct_coord_t *c, ct_err_t *e) {
+    if (c->running) return CT_ERR(e, CT_ESTATE, "the coordinator is serving already");
+    /* signals (SIGTERM, SIGUSR1) go to the training threads, whose loop reads them */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    atomic_store(&c->stop, 0);
+    int r = pthread_create(&c->thread, NULL, serve_thread, c);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0)
+        return CT_ERR(e, CT_ENOMEM, "cannot start the coordinator's thread: %s", strerror(r));
+    c->running = 1;
+    return 0;
+}
+
+int ct_coord_stop(ct_coord_t *c, ct_err_t *e) {
+    if (!c->running) return 0;
+    atomic_store(&c->stop, 1);
+    pthread_join(c->thread, NULL);
+    c->running = 0;
+    if (c->rc != 0) *e = c->err;
+    return c->rc;
+}
+
+void ct_coord_close(ct_coord_t **self_p) {
+    ct_coord_t *c = *self_p;
+    if (!c) return;
+    ct_err_t ignored = {0};
+    ct_coord_stop(c, &ignored);
+    ct_server_destroy(&c->server);
+    ct_handler_destroy(&c->handler);
+    ct_ledger_close(&c->ledger);
+    free(c);
+    *self_p = NULL;
+}
+
+int ct_coord_find_resume(ct_coord_t *c, const char *run_dir, int64_t before, char *dir, size_t n,
+                         ct_ckpt_info_t *info, const ct_log_t *lg, ct_err_t *e) {
+    char head[CT_SHA256_HEX];
+    int64_t head_step;
+    CT_TRY(ct_ledger_head(c->ledger, head, &head_step, e));
+    for (int passed = 0;;) {
+        int rc = ct_ckpt_latest(run_dir, before, 0, dir, n, NULL, info, lg, e);
+        if (rc == CT_ENOENT && head[0])
+            return CT_ERR(e, CT_ENOENT,
+                          "no checkpoint of the run's registry (%s, head %.16s... of step "
+                          "%lld) is in %s/checkpoints and verifies (%d newer one(s) were never "
+                          "committed): restore the run's checkpoints, or start a new --out",
+                          c->db, head, (long long)head_step, run_dir, passed);
+        CT_TRY(rc);
+        if (!head[0]) return 0; /* no lineage yet: ct_coord_settle adopts it */
+        int in = ct_ledger_find(c->ledger, info->id, NULL, e);
+        CT_TRY(in);
+        if (in) return 0;
+        ct_log(lg, CT_LOG_WARN,
+               "passing over checkpoint %s: the run's registry never committed it (saved "
+               "just before a crash, or after the checkpoint the run went back to)",
+               dir);
+        passed++;
+        before = info->step;
+    }
+}
+
+int ct_coord_settle(ct_coord_t *c, const char *group, const ct_ckpt_info_t *info,
+                    const ct_log_t *lg, ct_err_t *e) {
+    char head[CT_SHA256_HEX];
+    int64_t head_step;
+    CT_TRY(ct_ledger_head(c->ledger, head, &head_step, e));
+    if (!info) {
+        if (!head[0]) return 0;
+        return CT_ERR(e, CT_EINVAL,
+                      "this run directory holds a run: its registry (%s) has committed "
+                      "checkpoints up to step %lld; go on with --resume latest, or start a new "
+                      "run in another --out",
+                      c->db, (long long)head_step);
+    }
+    if (!strcmp(head, info->id)) return 0;
+    int64_t step;
+    int in = ct_ledger_find(c->ledger, info->id, &step, e), returned = 0, n = 0;
+    CT_TRY(in);
+    if (in) {
+        CT_TRY(ct_ledger_rollback(c->ledger, info->id, &returned, &n, e));
+        ct_log(lg, CT_LOG_WARN,
+               "the run goes back to checkpoint %.16s... (step %lld): %d later checkpoint(s) "
+               "leave the registry's lineage and %d unit(s) of data return to the pool",
+               info->id, (long long)step, n, returned);
+        return 0;
+    }
+    if (head[0])
+        return CT_ERR(e, CT_EINVAL,
+                      "checkpoint %.16s... (step %lld) is not in this run's lineage (%s, head "
+                      "step %lld): resume from one of the run's own checkpoints, or start its "
+                      "run in a new --out",
+                      info->id, (long long)info->step, c->db, (long long)head_step);
+    CT_TRY(ct_ledger_adopt(c->ledger, group, info->step, ct_wall_s(), info->id, info->cursor.epoch,
+                           info->cursor.shard_pos, &n, e));
+    ct_log(lg, CT_LOG_INFO,
+           "the registry %s starts its lineage at checkpoint %.16s... (step %lld), with the %d "
+           "unit(s) of data before its cursor",
+           c->db, info->id, (long long)info->step, n);
+    return 0;
+}
