@@ -19,6 +19,7 @@ struct ct_client {
 static int create(ct_client_t **out, void *ctx, const char *endpoint, const char *server_key,
                   const ct_keypair_t *key, ct_err_t *e) {
     int rc = 0, linger = 0;
+    int64_t max = CT_PROTO_MSG_MAX;
     ct_client_t *c = NULL;
     ct_keypair_t temp;
     *out = NULL;
@@ -35,6 +36,7 @@ static int create(ct_client_t **out, void *ctx, const char *endpoint, const char
     }
     if ((c->own_ctx && !(c->ctx = zmq_ctx_new())) || !(c->sock = zmq_socket(c->ctx, ZMQ_DEALER)) ||
         zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max, sizeof max) != 0 ||
         (server_key && (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, server_key, 41) != 0 ||
                         zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, key->pub, 41) != 0 ||
                         zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, key->sec, 41) != 0)) ||
@@ -80,9 +82,37 @@ static int answers(const char *text, size_t len, long long req) {
     return ok;
 }
 
+/* Receives the parts after a reply's header: the first into *frame (when asked for, else
+ * dropped), any others dropped. */
+static int recv_frames(ct_client_t *c, ct_frame_t *frame, ct_err_t *e) {
+    int more = 0;
+    size_t sz = sizeof more;
+    while (zmq_getsockopt(c->sock, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+        zmq_msg_t part;
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, c->sock, 0) < 0) {
+            zmq_msg_close(&part);
+            return CT_ERR(e, CT_ECOMM, "receiving from %s failed: %s", c->endpoint,
+                          zmq_strerror(zmq_errno()));
+        }
+        if (frame && !frame->data) {
+            size_t n = zmq_msg_size(&part);
+            if (!(frame->data = malloc(n ? n : 1))) {
+                zmq_msg_close(&part);
+                return CT_ERR(e, CT_ENOMEM, "out of memory reading a reply's %zu bytes", n);
+            }
+            memcpy(frame->data, zmq_msg_data(&part), n);
+            frame->len = n;
+        }
+        zmq_msg_close(&part);
+    }
+    return 0;
+}
+
 int ct_client_request(ct_client_t *c, const char *header, long long req, int timeout_ms,
-                      char **reply, ct_err_t *e) {
+                      char **reply, ct_frame_t *frame, ct_err_t *e) {
     *reply = NULL;
+    if (frame) *frame = (ct_frame_t){0};
     if (zmq_send(c->sock, header, strlen(header), 0) < 0)
         return CT_ERR(e, CT_ECOMM, "sending to %s failed: %s", c->endpoint,
                       zmq_strerror(zmq_errno()));
@@ -109,15 +139,25 @@ int ct_client_request(ct_client_t *c, const char *header, long long req, int tim
                           zmq_strerror(zmq_errno()));
         }
         size_t n = zmq_msg_size(&msg);
-        if (answers(zmq_msg_data(&msg), n, req)) {
-            *reply = malloc(n + 1);
-            if (*reply) {
-                memcpy(*reply, zmq_msg_data(&msg), n);
-                (*reply)[n] = '\0';
-            }
-            zmq_msg_close(&msg);
-            return *reply ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory reading a reply");
+        int mine = answers(zmq_msg_data(&msg), n, req), rc = 0;
+        if (mine && (*reply = malloc(n + 1))) {
+            memcpy(*reply, zmq_msg_data(&msg), n);
+            (*reply)[n] = '\0';
+        } else if (mine) {
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory reading a reply");
         }
-        zmq_msg_close(&msg); /* a late answer to an earlier request */
+        zmq_msg_close(&msg);
+        /* a late answer to an earlier request is dropped with its frames */
+        if (rc == 0) rc = recv_frames(c, mine ? frame : NULL, e);
+        if (rc != 0) {
+            free(*reply);
+            *reply = NULL;
+            if (frame) {
+                free(frame->data);
+                *frame = (ct_frame_t){0};
+            }
+            return rc;
+        }
+        if (mine) return 0;
     }
 }

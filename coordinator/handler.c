@@ -2,27 +2,35 @@
 #include "cotrain/handler.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "cotrain/fsutil.h"
+#include "cotrain/hash.h"
 #include "cotrain/proto.h"
 
 enum { UNITS_MAX = 1 << 16 }; /* units one checkpoint may list */
 
 struct ct_handler {
     ct_ledger_t *l;
-    cJSON *config; /* the run's resolved config, sent in every welcome */
+    const ct_manifest_t *m; /* the run's data, sent to workers that cannot read it */
+    cJSON *config;          /* the run's resolved config, sent in every welcome */
     double ttl;
 };
 
-int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const char *config_json, double lease_ttl,
-                      ct_err_t *e) {
+int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const ct_manifest_t *m,
+                      const char *config_json, double lease_ttl, ct_err_t *e) {
     int rc = 0;
     ct_handler_t *h = NULL;
     *out = NULL;
     CT_ALLOC(e, h, 1, fail);
     h->l = l;
+    h->m = m;
     h->ttl = lease_ttl;
     h->config = cJSON_Parse(config_json);
     if (!cJSON_IsObject(h->config)) {
@@ -89,10 +97,83 @@ static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
     return 0;
 }
 
+/* data_manifest: the manifest file's bytes as the frame, with their sha256 (the run's data hash:
+ * a file changed on disk since the coordinator started is not sent). */
+static int data_manifest(ct_handler_t *h, cJSON *f, ct_frame_t *frame, ct_err_t *e) {
+    char *buf = NULL, sha[CT_SHA256_HEX];
+    size_t len = 0;
+    CT_TRY(ct_read_file(h->m->path, &buf, &len, e));
+    ct_sha256_hex(buf, len, sha);
+    if (strcmp(sha, h->m->sha256) != 0) {
+        free(buf);
+        return CT_ERR(e, CT_EIO,
+                      "the manifest %s changed on disk since the coordinator started (sha256 "
+                      "%.16s..., was %.16s...): restore it",
+                      h->m->path, sha, h->m->sha256);
+    }
+    if (!cJSON_AddStringToObject(f, "sha256", sha) ||
+        !cJSON_AddNumberToObject(f, "bytes", (double)len)) {
+        free(buf);
+        return CT_ERR(e, CT_ENOMEM, "out of memory answering data_manifest");
+    }
+    frame->data = buf;
+    frame->len = len;
+    return 0;
+}
+
+/* shard_fetch {shard, offset, length}: up to CT_PROTO_CHUNK_MAX bytes of a shard of the manifest
+ * (held-out ones too) from offset, as the frame, with the file's size. The receiver checks the
+ * whole file against the manifest's sha256. */
+static int shard_fetch(ct_handler_t *h, const ct_msg_t *m, cJSON *f, ct_frame_t *frame,
+                       ct_err_t *e) {
+    char id[CT_SHARD_ID_MAX];
+    int64_t off, want;
+    CT_TRY(ct_msg_string(m, "shard", id, sizeof id, e));
+    CT_TRY(ct_msg_uint(m, "offset", &off, e));
+    CT_TRY(ct_msg_uint(m, "length", &want, e));
+    const ct_manifest_shard_t *s = NULL;
+    for (int i = 0; i < h->m->n_shards && !s; i++)
+        if (!strcmp(h->m->shards[i].id, id)) s = &h->m->shards[i];
+    if (!s) return CT_ERR(e, CT_EPROTO, "shard_fetch: the run's data has no shard %s", id);
+    if (want < 1 || want > CT_PROTO_CHUNK_MAX)
+        return CT_ERR(e, CT_EPROTO, "shard_fetch: \"length\" must be in [1, %d]",
+                      CT_PROTO_CHUNK_MAX);
+    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int err = errno;
+        if (fd >= 0) close(fd);
+        return CT_ERR(e, CT_EIO, "cannot read shard %s (%s): %s", id, s->path, strerror(err));
+    }
+    if (off > (int64_t)st.st_size) {
+        close(fd);
+        return CT_ERR(e, CT_EPROTO,
+                      "shard_fetch: offset %lld is past the end of shard %s (%lld bytes)",
+                      (long long)off, id, (long long)st.st_size);
+    }
+    size_t n = (size_t)((int64_t)st.st_size - off < want ? (int64_t)st.st_size - off : want);
+    void *buf = malloc(n ? n : 1);
+    int rc = buf ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory answering shard_fetch");
+    if (rc == 0) rc = ct_read_all(fd, buf, n, off, s->path, e);
+    close(fd);
+    if (rc == 0 && (!cJSON_AddStringToObject(f, "shard", id) ||
+                    !cJSON_AddNumberToObject(f, "offset", (double)off) ||
+                    !cJSON_AddNumberToObject(f, "length", (double)n) ||
+                    !cJSON_AddNumberToObject(f, "size", (double)st.st_size)))
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory answering shard_fetch");
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    frame->data = buf;
+    frame->len = n;
+    return 0;
+}
+
 /* The reply's fields for a request of type m->type, or an error: CT_EPROTO (bad fields: reply
  * `malformed`), CT_ESTATE (a stale lease or checkpoint: reply `stale`), CT_EIO/CT_ENOMEM. */
 static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now,
-               ct_msg_type_t *type, cJSON *f, ct_err_t *e) {
+               ct_msg_type_t *type, cJSON *f, ct_frame_t *frame, ct_err_t *e) {
     char id[CT_SHA256_HEX], parent[CT_SHA256_HEX] = "", shard[CT_SHARD_ID_MAX];
     int64_t epoch, fence, step;
     *type = CT_MSG_OK;
@@ -176,6 +257,8 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now
             return CT_ERR(e, CT_ENOMEM, "out of memory answering latest_checkpoint");
         return 0;
     case CT_MSG_STATUS: return status(h, now, f, e);
+    case CT_MSG_DATA_MANIFEST: return data_manifest(h, f, frame, e);
+    case CT_MSG_SHARD_FETCH: return shard_fetch(h, m, f, frame, e);
     default: return CT_ERR(e, CT_EPROTO, "%s is a reply, not a request", ct_msg_type_name(m->type));
     }
 }
@@ -202,13 +285,14 @@ int ct_handler_tick(ct_handler_t *h, double now, int *expired, ct_err_t *e) {
 }
 
 int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, double now,
-                       char **reply, ct_err_t *e) {
+                       char **reply, ct_frame_t *frame, ct_err_t *e) {
     ct_msg_t m;
     int64_t req, stored_req;
     ct_proto_error_t code;
     ct_err_t why = {0};
     char group[CT_GROUP_MAX], *stored = NULL;
     *reply = NULL;
+    *frame = (ct_frame_t){0};
     if (ct_msg_parse(hdr, len, n_frames, &m, &req, &code, &why) != 0) {
         *reply = ct_msg_error(req, code, why.msg);
         return 0;
@@ -219,15 +303,20 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
         goto out;
     }
     /* reading requests change nothing: answered as they come, never stored or replayed */
-    if (m.type == CT_MSG_STATUS || m.type == CT_MSG_LATEST_CHECKPOINT) {
+    if (m.type == CT_MSG_STATUS || m.type == CT_MSG_LATEST_CHECKPOINT ||
+        m.type == CT_MSG_DATA_MANIFEST || m.type == CT_MSG_SHARD_FETCH) {
         ct_msg_type_t type;
         cJSON *f = cJSON_CreateObject();
-        int r = f ? act(h, &m, group, now, &type, f, &why) : CT_ENOMEM;
+        int r = f ? act(h, &m, group, now, &type, f, frame, &why) : CT_ENOMEM;
         if (r == 0) {
             *reply = ct_msg_header(type, req, f);
         } else {
             cJSON_Delete(f);
             *reply = error_reply(req, r, &why);
+        }
+        if (!*reply) { /* no header for the frame: nothing is sent */
+            free(frame->data);
+            *frame = (ct_frame_t){0};
         }
         goto out;
     }
@@ -261,7 +350,7 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
     CT_TRY_GOTO(ct_ledger_begin(h->l, e), internal);
     ct_msg_type_t type;
     cJSON *f = cJSON_CreateObject();
-    int r = f ? act(h, &m, group, now, &type, f, &why) : CT_ENOMEM;
+    int r = f ? act(h, &m, group, now, &type, f, frame, &why) : CT_ENOMEM;
     if (r == 0)
         *reply = ct_msg_header(type, req, f);
     else

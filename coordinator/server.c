@@ -19,6 +19,7 @@ enum { POLL_MS = 200, BATCH_MAX = 256 };
 typedef struct pending {
     zmq_msg_t id;
     char *reply;
+    ct_frame_t frame; /* the reply's binary frame, if any */
 } pending_t;
 
 struct ct_server {
@@ -224,7 +225,8 @@ static char *busy_reply(ct_server_t *s, zmq_msg_t *hdr, int frames) {
 
 /* The requests waiting, up to BATCH_MAX, answered in one transaction, their replies sent after
  * it committed: one fsync for the batch (group commit), and still no reply before its change is
- * on disk. A request is [id][header][frames...], its reply [id][header]. */
+ * on disk. A request is [id][header][frames...], its reply [id][header] or, carrying data,
+ * [id][header][frame]. */
 static int serve_batch(ct_server_t *s, ct_err_t *e) {
     pending_t *p = s->pending;
     int n = 0, rc = 0, more = 0, frames = 0, events = 0;
@@ -240,6 +242,7 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
         zmq_msg_init(&p[n].id);
         zmq_msg_init(&hdr);
         p[n].reply = NULL;
+        p[n].frame = (ct_frame_t){0};
         if (zmq_msg_recv(&p[n].id, s->sock, 0) < 0 ||
             zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) != 0) {
             rc =
@@ -255,7 +258,7 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
             p[n].reply = busy_reply(s, &hdr, frames);
         } else {
             rc = ct_handler_request(s->h, zmq_msg_data(&hdr), zmq_msg_size(&hdr), frames, now,
-                                    &p[n].reply, &why);
+                                    &p[n].reply, &p[n].frame, &why);
         }
         zmq_msg_close(&hdr);
         n++;
@@ -269,16 +272,21 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
         *e = why;
         for (int i = 0; i < n; i++) {
             free(p[i].reply);
+            free(p[i].frame.data);
+            p[i].frame = (ct_frame_t){0};
             p[i].reply = ct_msg_error(-1, CT_PROTO_E_INTERNAL, why.msg);
         }
     }
     for (int i = 0; i < n; i++) {
+        int more = p[i].frame.data ? ZMQ_SNDMORE : 0;
         if (p[i].reply &&
             (zmq_send(s->sock, zmq_msg_data(&p[i].id), zmq_msg_size(&p[i].id), ZMQ_SNDMORE) < 0 ||
-             zmq_send(s->sock, p[i].reply, strlen(p[i].reply), 0) < 0))
+             zmq_send(s->sock, p[i].reply, strlen(p[i].reply), more) < 0 ||
+             (more && zmq_send(s->sock, p[i].frame.data, p[i].frame.len, 0) < 0)))
             ct_log(s->lg, CT_LOG_WARN, "a reply could not be sent (the peer left?): %s",
                    zmq_strerror(zmq_errno()));
         free(p[i].reply);
+        free(p[i].frame.data);
         zmq_msg_close(&p[i].id);
     }
     return rc;

@@ -32,7 +32,7 @@ static int ask(ct_client_t *c, const char *header, ct_msg_t *m) {
     for (int waited = 0; waited < TIMEOUT_MS; waited += RETRY_MS) {
         char *reply = NULL;
         ct_err_t e = {0};
-        int rc = ct_client_request(c, header, req, RETRY_MS, &reply, &e);
+        int rc = ct_client_request(c, header, req, RETRY_MS, &reply, NULL, &e);
         if (rc == CT_ETIMEDOUT) continue;
         int64_t r;
         ct_proto_error_t code;
@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
     for (int i = 2; i < argc; i++) {
         int64_t req = req_of(argv[i]);
         char *reply = NULL;
-        if (ct_client_request(c, argv[i], req, TIMEOUT_MS, &reply, &e) != 0) {
+        if (ct_client_request(c, argv[i], req, TIMEOUT_MS, &reply, NULL, &e) != 0) {
             fprintf(stderr, "coord_probe: %s\n", e.msg);
             return 1;
         }

@@ -1,7 +1,9 @@
 /* test_handler.c — the coordinator's requests (coordinator/handler.c) without a network: hello,
  * lease, shard_done, checkpoint_commit, latest_checkpoint, status; a retried request gets the
  * stored reply (also after the ledger is closed and reopened, as after a crash), an older one
- * `replayed`; bad requests get an error reply and change nothing. */
+ * `replayed`; bad requests get an error reply and change nothing; data_manifest and shard_fetch
+ * send the files' bytes (compared with the files), a manifest changed on disk is not sent, and
+ * out-of-range fetches are refused. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "check.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/handler.h"
+#include "cotrain/hash.h"
 #include "cotrain/proto.h"
 
 enum { N = 4 };
@@ -20,14 +23,20 @@ static char g_path[CT_PATH_MAX];
 static void open_all(ct_ledger_t **l, ct_handler_t **h) {
     ct_err_t e = {0};
     CHECK_EQ_INT(ct_ledger_open(l, g_path, &g_man, 5, 0, &e), 0);
-    CHECK_EQ_INT(ct_handler_create(h, *l, "{\"train\":{\"steps\":10}}", 30.0, &e), 0);
+    CHECK_EQ_INT(ct_handler_create(h, *l, &g_man, "{\"train\":{\"steps\":10}}", 30.0, &e), 0);
 }
 
-/* Sends text, returns the parsed reply (caller clears) and its raw text in *raw (may be NULL). */
-static ct_msg_t ask(ct_handler_t *h, const char *text, char **raw) {
+/* Sends text, returns the parsed reply (caller clears), its raw text in *raw and its frame in
+ * *frame (each may be NULL; the caller frees what it asked for). */
+static ct_msg_t ask_frame(ct_handler_t *h, const char *text, char **raw, ct_frame_t *frame) {
     char *reply = NULL;
     ct_err_t e = {0};
-    CHECK_EQ_INT(ct_handler_request(h, text, strlen(text), 0, 100.0, &reply, &e), 0);
+    ct_frame_t f;
+    CHECK_EQ_INT(ct_handler_request(h, text, strlen(text), 0, 100.0, &reply, &f, &e), 0);
+    if (frame)
+        *frame = f;
+    else
+        free(f.data);
     ct_msg_t m = {0};
     int64_t req;
     ct_proto_error_t code;
@@ -40,6 +49,10 @@ static ct_msg_t ask(ct_handler_t *h, const char *text, char **raw) {
     return m;
 }
 
+static ct_msg_t ask(ct_handler_t *h, const char *text, char **raw) {
+    return ask_frame(h, text, raw, NULL);
+}
+
 static const char *str(const ct_msg_t *m, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->root, key);
     return cJSON_IsString(v) ? v->valuestring : "";
@@ -48,6 +61,88 @@ static const char *str(const ct_msg_t *m, const char *key) {
 static double num(const ct_msg_t *m, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(m->root, key);
     return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* Writes len bytes of a pattern (seeded by k) to path; returns them (malloc'd). */
+static unsigned char *write_pattern(const char *path, size_t len, int k) {
+    unsigned char *b = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        b[i] = (unsigned char)(i * 31 + (size_t)k * 7 + i / 251);
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_write_file_atomic(path, b, len, &e), 0);
+    return b;
+}
+
+/* data_manifest and shard_fetch: the bytes of the files, in range, never stored. */
+static void test_fetch(ct_handler_t *h, unsigned char *shard0, size_t len0) {
+    ct_frame_t f;
+    char *text = NULL;
+    size_t len = 0;
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_read_file(g_man.path, &text, &len, &e), 0);
+    ct_msg_t m =
+        ask_frame(h, "{\"v\":1,\"type\":\"data_manifest\",\"req\":1,\"group\":\"v\"}", NULL, &f);
+    CHECK_EQ_INT(m.type, CT_MSG_OK);
+    CHECK_EQ_STR(str(&m, "sha256"), g_man.sha256);
+    CHECK_EQ_INT((long long)num(&m, "bytes"), (long long)len);
+    CHECK(f.data && f.len == len && !memcmp(f.data, text, len));
+    ct_msg_clear(&m);
+    free(f.data);
+    /* the same req again is answered again (a reading request is not stored) */
+    m = ask_frame(h, "{\"v\":1,\"type\":\"data_manifest\",\"req\":1,\"group\":\"v\"}", NULL, &f);
+    CHECK_EQ_INT(m.type, CT_MSG_OK);
+    ct_msg_clear(&m);
+    free(f.data);
+    /* pieces of shard 0: all of it, a middle piece, its end; the last bytes */
+    struct {
+        long long off, want, got;
+    } ok[] = {{0, 1 << 20, (long long)len0},
+              {1000, 500, 500},
+              {(long long)len0, 10, 0},
+              {(long long)len0 - 3, 10, 3}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char req[256];
+        snprintf(req, sizeof req,
+                 "{\"v\":1,\"type\":\"shard_fetch\",\"req\":2,\"group\":\"v\",\"shard\":"
+                 "\"%s\",\"offset\":%lld,\"length\":%lld}",
+                 g_shards[0].id, ok[i].off, ok[i].want);
+        m = ask_frame(h, req, NULL, &f);
+        CHECK_EQ_INT(m.type, CT_MSG_OK);
+        CHECK_EQ_INT((long long)num(&m, "length"), ok[i].got);
+        CHECK_EQ_INT((long long)num(&m, "size"), (long long)len0);
+        CHECK_EQ_INT((long long)f.len, ok[i].got);
+        CHECK(ok[i].got == 0 || !memcmp(f.data, shard0 + ok[i].off, (size_t)ok[i].got));
+        ct_msg_clear(&m);
+        free(f.data);
+    }
+    /* refused: past the end, no length, too long, an unknown shard, no fields */
+    char bad[5][256];
+    snprintf(bad[0], sizeof bad[0], "\"shard\":\"%s\",\"offset\":%zu,\"length\":1", g_shards[0].id,
+             len0 + 1);
+    snprintf(bad[1], sizeof bad[1], "\"shard\":\"%s\",\"offset\":0,\"length\":0", g_shards[0].id);
+    snprintf(bad[2], sizeof bad[2], "\"shard\":\"%s\",\"offset\":0,\"length\":%d", g_shards[0].id,
+             CT_PROTO_CHUNK_MAX + 1);
+    snprintf(bad[3], sizeof bad[3], "\"shard\":\"nope\",\"offset\":0,\"length\":1");
+    snprintf(bad[4], sizeof bad[4], "\"shard\":\"%s\"", g_shards[0].id);
+    for (int i = 0; i < 5; i++) {
+        char req[sizeof bad + 128];
+        snprintf(req, sizeof req, "{\"v\":1,\"type\":\"shard_fetch\",\"req\":3,\"group\":\"v\",%s}",
+                 bad[i]);
+        m = ask_frame(h, req, NULL, &f);
+        CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+        CHECK_EQ_STR(str(&m, "code"), "malformed");
+        CHECK(f.data == NULL);
+        ct_msg_clear(&m);
+    }
+    /* a manifest changed on disk since the start is not sent */
+    CHECK_EQ_INT(ct_write_file_atomic(g_man.path, "{}", 2, &e), 0);
+    m = ask_frame(h, "{\"v\":1,\"type\":\"data_manifest\",\"req\":4,\"group\":\"v\"}", NULL, &f);
+    CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+    CHECK_CONTAINS(str(&m, "message"), "changed on disk");
+    CHECK(f.data == NULL);
+    ct_msg_clear(&m);
+    CHECK_EQ_INT(ct_write_file_atomic(g_man.path, text, len, &e), 0);
+    free(text);
 }
 
 static void counts(ct_ledger_t *l, ct_ledger_counts_t *c) {
@@ -59,10 +154,24 @@ int main(void) {
     CHECK(mkdtemp(g_dir) != NULL);
     g_man.n_shards = N;
     g_man.shards = g_shards;
-    memset(g_man.sha256, 'c', 64);
-    for (int i = 0; i < N; i++)
-        snprintf(g_shards[i].id, sizeof g_shards[i].id, "%05d-x%d", i, i);
     ct_err_t e = {0};
+    char paths[N][CT_PATH_MAX];
+    unsigned char *shard0 = NULL;
+    size_t len0 = 3000;
+    for (int i = 0; i < N; i++) {
+        snprintf(g_shards[i].id, sizeof g_shards[i].id, "%05d-x%d", i, i);
+        CHECK_EQ_INT(ct_path_fmt(paths[i], sizeof paths[i], &e, "%s/s%d.h5", g_dir, i), 0);
+        g_shards[i].path = paths[i];
+        unsigned char *b = write_pattern(paths[i], len0 + (size_t)i, i);
+        if (i == 0)
+            shard0 = b;
+        else
+            free(b);
+    }
+    const char *manifest = "{\"format\":\"a manifest for this test\"}";
+    CHECK_EQ_INT(ct_path_join(g_man.path, sizeof g_man.path, g_dir, "manifest.json", &e), 0);
+    CHECK_EQ_INT(ct_write_file_atomic(g_man.path, manifest, strlen(manifest), &e), 0);
+    ct_sha256_hex(manifest, strlen(manifest), g_man.sha256);
     CHECK_EQ_INT(ct_path_join(g_path, sizeof g_path, g_dir, "ledger.db", &e), 0);
     ct_ledger_t *l = NULL;
     ct_handler_t *h = NULL;
@@ -202,6 +311,8 @@ int main(void) {
     CHECK_EQ_INT(cJSON_GetArraySize(gs), 2);
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(gs, 1), "standby")));
     ct_msg_clear(&m);
+    test_fetch(h, shard0, len0);
+    free(shard0);
     ct_handler_destroy(&h);
     ct_ledger_close(&l);
     check_rm_tree(g_dir);

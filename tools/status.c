@@ -67,7 +67,7 @@ int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
     int rc = req ? 0 : CT_ERR(&e, CT_ENOMEM, "out of memory");
     if (rc == 0)
         rc = ct_client_create(&c, argv[1], server_key ? pub : NULL, server_key ? &key : NULL, &e);
-    if (rc == 0) rc = ct_client_request(c, req, 1, timeout, &reply, &e);
+    if (rc == 0) rc = ct_client_request(c, req, 1, timeout, &reply, NULL, &e);
     ct_msg_t m = {0};
     int64_t r;
     ct_proto_error_t code;

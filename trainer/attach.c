@@ -76,8 +76,10 @@ static int busy(const char *reply) {
 }
 
 /* Sends a request of `type` with fields f (consumed), retrying the same req, and returns the
- * parsed reply in *m. An error reply is CT_ESTATE (stale/refused) or CT_EPROTO, with its text. */
-static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err_t *e) {
+ * parsed reply in *m and its frame in *frame (may be NULL). An error reply is CT_ESTATE
+ * (stale/refused) or CT_EPROTO, with its text. */
+static int ask_frame(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
+                     ct_err_t *e) {
     long long req = ++a->req;
     if (!f) f = cJSON_CreateObject();
     if (!f || !cJSON_AddStringToObject(f, "group", a->group) ||
@@ -92,10 +94,11 @@ static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err
     char *reply = NULL;
     while (rc == CT_ETIMEDOUT && ct_now_s() - t0 < ASK_S) {
         ct_err_t why = {0};
-        rc = ct_client_request(a->client, hdr, req, TRY_MS, &reply, &why);
+        rc = ct_client_request(a->client, hdr, req, TRY_MS, &reply, frame, &why);
         if (rc == 0 && busy(reply)) { /* past the rate: the same req again, a little later */
             free(reply);
             reply = NULL;
+            if (frame) free(frame->data);
             rc = CT_ETIMEDOUT;
             nap_ms(BUSY_MS);
         }
@@ -123,12 +126,27 @@ static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err
     if (rc == 0 &&
         (type == CT_MSG_HELLO || type == CT_MSG_HEARTBEAT || type == CT_MSG_CHECKPOINT_COMMIT))
         a->last_heard = ct_now_s();
+    if (rc != 0 && frame) {
+        free(frame->data);
+        *frame = (ct_frame_t){0};
+    }
     return rc;
 }
 
-/* Shares rank 0's result with every rank: they all return the same code; a non-zero one on
- * rank 0 comes with its message, elsewhere with a pointer to rank 0's log. */
-static int agree(ct_attach_t *a, int rc, ct_err_t *e) {
+static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err_t *e) {
+    return ask_frame(a, type, f, m, NULL, e);
+}
+
+int ct_attach_request(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
+                      ct_err_t *e) {
+    if (!a->rank0) {
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ESTATE, "only rank 0 speaks to the coordinator");
+    }
+    return ask_frame(a, type, f, m, frame, e);
+}
+
+int ct_attach_agree(ct_attach_t *a, int rc, ct_err_t *e) {
     int failed = rc != 0 ? -rc : 0;
     CT_TRY(ct_comm_max_int(a->comm, &failed, e));
     if (failed && rc == 0)
@@ -210,7 +228,7 @@ int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const ct_attach_opts_t *o
         if (rc == 0) snprintf(buf, sizeof buf, "%s\n%lld\n%s", h, (long long)step, text);
         free(text);
     }
-    CT_TRY_GOTO(agree(a, rc, e), fail);
+    CT_TRY_GOTO(ct_attach_agree(a, rc, e), fail);
     CT_TRY_GOTO(ct_comm_bcast(comm, buf, sizeof buf, e), fail);
     char *nl = strchr(buf, '\n'), *nl2 = nl ? strchr(nl + 1, '\n') : NULL;
     if (!nl || !nl2 || nl - buf >= CT_SHA256_HEX) {
@@ -344,7 +362,7 @@ int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
             ct_msg_clear(&m);
         }
     }
-    return agree(a, rc, e);
+    return ct_attach_agree(a, rc, e);
 }
 
 int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e) {

@@ -21,6 +21,7 @@
 #include "cotrain/data.h"
 #include "cotrain/evaluate.h"
 #include "cotrain/fault.h"
+#include "cotrain/fetch.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 #include "cotrain/log.h"
@@ -62,6 +63,8 @@ static void usage(FILE *f) {
         "usage: cotrain-worker [--config FILE|NAME] [--set key=value]... --data MANIFEST\n"
         "                      [--out RUN_DIR] [--resume latest|CKPT_DIR] [--until STEP]\n"
         "                      [--init SAFETENSORS_DIR]\n"
+        "       cotrain-worker --coordinator EP [--data MANIFEST] [--out RUN_DIR]\n"
+        "                      [--group NAME] [--standby] [--server-key KEY --key FILE]\n"
         "\n"
         "Trains a GPT-2 style model on one process (all of its CPUs) and writes\n"
         "RUN_DIR/config.json (the resolved config, canonical),\n"
@@ -74,7 +77,9 @@ static void usage(FILE *f) {
         "                      repeatable, applied in order after the file\n"
         "  --data MANIFEST     the data to train on: a manifest.json written by\n"
         "                      `cotrain prep`, or its folder; model.vocab_size defaults to\n"
-        "                      its tokenizer's vocabulary\n"
+        "                      its tokenizer's vocabulary; with --coordinator, optional:\n"
+        "                      without it the coordinator sends its data into RUN_DIR/data\n"
+        "                      (1 MiB at a time, resumed after a cut, every shard verified)\n"
         "  --out RUN_DIR       run directory (default: run)\n"
         "  --resume latest|DIR go on from the newest checkpoint of the run's registry that\n"
         "                      verifies, or from checkpoint DIR (the run goes back to it:\n"
@@ -189,7 +194,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         return CT_ERR(e, CT_EINVAL,
                       "--init and --resume exclude each other: a resumed run has "
                       "its weights from the checkpoint");
-    if (!a->data)
+    if (!a->data && !a->coordinator)
         return CT_ERR(e, CT_EINVAL,
                       "--data MANIFEST is required: the data to train on, made "
                       "by `cotrain prep` (see --help)");
@@ -235,6 +240,7 @@ typedef struct session {
     ct_coord_t *coord;           /* rank 0 without --coordinator: the embedded coordinator */
     ct_manifest_t *coord_man;    /* its copy of the manifest */
     char *coord_json;            /* its config */
+    char data_path[CT_PATH_MAX]; /* --data, or the copy fetched from the coordinator */
     int forced_resume;           /* resume_dir is the coordinator's head checkpoint */
     int64_t eval_windows;        /* how many of them an evaluation reads */
 } session_t;
@@ -452,7 +458,7 @@ static int coord_open(session_t *S, int create, ct_err_t *e) {
     if (S->coord) return 0;
     CT_TRY(ct_path_join(db, sizeof db, S->a->out, CT_COORD_DB, e));
     if (!create && access(db, F_OK) != 0) return 0;
-    if (!S->coord_man) CT_TRY(ct_manifest_load(&S->coord_man, S->a->data, e));
+    if (!S->coord_man) CT_TRY(ct_manifest_load(&S->coord_man, S->data_path, e));
     ct_config_t c = S->cfg;
     if (c.model.vocab_size == 0) c.model.vocab_size = S->coord_man->vocab_size;
     if (!S->coord_json && !(S->coord_json = ct_config_canonical(&c, e))) return CT_ENOMEM;
@@ -524,7 +530,7 @@ static int check_resume_data(const session_t *S, ct_err_t *e) {
         return 0;
     }
     ct_manifest_t *m = NULL;
-    CT_TRY(ct_manifest_load(&m, S->a->data, e));
+    CT_TRY(ct_manifest_load(&m, S->data_path, e));
     int rc = 0;
     if (strcmp(r->data_sha256, m->sha256) != 0)
         rc = CT_ERR(e, CT_EINVAL,
@@ -600,6 +606,14 @@ static int restore(session_t *S, ct_err_t *e) {
     return agree(S, rc, "could not restore the checkpoint", e);
 }
 
+/* An attached worker without --data: the run's data from the coordinator, into RUN_DIR/data. */
+static int fetch(session_t *S, ct_err_t *e) {
+    char dir[CT_PATH_MAX];
+    CT_TRY(ct_path_join(dir, sizeof dir, S->a->out, "data", e));
+    CT_TRY(ct_mkdirs(S->a->out, e));
+    return ct_fetch_data(S->attach, S->comm, dir, S->data_path, sizeof S->data_path, S->lg, e);
+}
+
 /* --coordinator: the run's config from its welcome, with this worker's --set applied only to
  * keys an attached worker may set, and the checkpoint to resume from: its head. */
 static int attach(session_t *S, ct_err_t *e) {
@@ -625,6 +639,10 @@ static int attach(session_t *S, ct_err_t *e) {
                       "marks [an attached worker may set it]; these differ from the "
                       "coordinator's:%s",
                       diff);
+    if (a->data)
+        CT_TRY(ct_path_fmt(S->data_path, sizeof S->data_path, e, "%s", a->data));
+    else
+        CT_TRY(fetch(S, e));
     ct_log(S->lg, CT_LOG_INFO,
            "attached to the coordinator at %s as group %s; head checkpoint "
            "%s%.16s%s",
@@ -686,6 +704,7 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
         CT_TRY(attach(S, e));
     else
         CT_TRY(ct_config_load(&S->cfg, a->config, CT_CONFIG_DIR, a->sets, a->n_sets, e));
+    if (!a->coordinator) CT_TRY(ct_path_fmt(S->data_path, sizeof S->data_path, e, "%s", a->data));
     CT_TRY(find_resume(S, before, e));
     if (S->resume_dir[0]) CT_TRY(check_resume_data(S, e));
     ct_data_opts_t dopts = {.seq_len = S->cfg.model.seq_len,
@@ -695,7 +714,7 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
                             .world = ct_comm_size(comm),
                             .held_out = S->cfg.data.eval_shards,
                             .start = S->resume_dir[0] ? &S->resumed.cursor : NULL};
-    CT_TRY(ct_data_open(&S->data, a->data, &dopts, e));
+    CT_TRY(ct_data_open(&S->data, S->data_path, &dopts, e));
     const ct_manifest_t *m = ct_data_manifest(S->data);
     if (S->cfg.model.vocab_size == 0) S->cfg.model.vocab_size = m->vocab_size;
     /* everything that can refuse the config does so before the run directory is touched */

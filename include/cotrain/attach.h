@@ -19,6 +19,7 @@
 #include "cotrain/hash.h"
 #include "cotrain/log.h"
 #include "cotrain/manifest.h"
+#include "cotrain/proto.h"
 
 typedef struct ct_attach ct_attach_t;
 
@@ -57,6 +58,17 @@ int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e);
  * reported done since the previous commit. Errors: CT_ESTATE (refused: the coordinator's
  * message), those of the requests. */
 int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e);
+
+/* Rank 0 only: one request of `type` with fields f (consumed; may be NULL), sent and retried as
+ * every request of the group is; the reply in *m (the caller clears it) and its binary frame in
+ * *frame (may be NULL; the caller frees it). Errors: CT_ETIMEDOUT (no answer), CT_EPROTO /
+ * CT_ESTATE (an error reply: its message), CT_ECOMM, CT_ENOMEM; CT_ESTATE on another rank. */
+int ct_attach_request(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
+                      ct_err_t *e);
+
+/* Shares rank 0's outcome rc with every rank (collective): all return the same code; a non-zero
+ * one on rank 0 comes with its message, elsewhere with a pointer to rank 0's log. */
+int ct_attach_agree(ct_attach_t *a, int rc, ct_err_t *e);
 
 /* Closes the connection and frees the group's state; sets *self_p to NULL; NULL-safe. */
 void ct_attach_close(ct_attach_t **self_p);

@@ -7,6 +7,7 @@
 
 #include "cotrain/curve.h"
 #include "cotrain/err.h"
+#include "cotrain/proto.h"
 
 typedef struct ct_client ct_client_t;
 
@@ -24,11 +25,12 @@ int ct_client_create(ct_client_t **out, const char *endpoint, const char *server
 int ct_client_create_shared(ct_client_t **out, void *zmq_ctx, const char *endpoint, ct_err_t *e);
 
 /* Sends the header text of request `req` and waits up to timeout_ms for the reply that carries
- * the same req (or an error reply with a null req); *reply gets its header text (malloc'd).
- * Errors: CT_ETIMEDOUT (no answer: the coordinator is down or unreachable; the request may be
- * sent again with the same req), CT_ECOMM, CT_ENOMEM. */
+ * the same req (or an error reply with a null req); *reply gets its header text (malloc'd) and
+ * *frame (may be NULL: dropped) the binary frame after it, if any (malloc'd). Errors:
+ * CT_ETIMEDOUT (no answer: the coordinator is down or unreachable; the request may be sent again
+ * with the same req), CT_ECOMM, CT_ENOMEM. */
 int ct_client_request(ct_client_t *c, const char *header, long long req, int timeout_ms,
-                      char **reply, ct_err_t *e);
+                      char **reply, ct_frame_t *frame, ct_err_t *e);
 
 /* Closes the connection and frees the client; sets *self_p to NULL; NULL-safe. */
 void ct_client_destroy(ct_client_t **self_p);

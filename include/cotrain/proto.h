@@ -19,7 +19,13 @@
 
 #include "cotrain/err.h"
 
-enum { CT_PROTO_VERSION = 1, CT_PROTO_HEADER_MAX = 64 * 1024, CT_PROTO_FRAMES_MAX = 16 };
+enum {
+    CT_PROTO_VERSION = 1,
+    CT_PROTO_HEADER_MAX = 64 * 1024,
+    CT_PROTO_FRAMES_MAX = 16,
+    CT_PROTO_CHUNK_MAX = 1 << 20, /* the bytes of a shard one shard_fetch reply carries */
+    CT_PROTO_MSG_MAX = 64 << 20   /* the largest part either side accepts (ZMQ_MAXMSGSIZE) */
+};
 
 /* X(name, wire name) */
 #define CT_MSG_TYPES(X)                                                                            \
@@ -32,6 +38,8 @@ enum { CT_PROTO_VERSION = 1, CT_PROTO_HEADER_MAX = 64 * 1024, CT_PROTO_FRAMES_MA
     X(CHECKPOINT_COMMIT, "checkpoint_commit")                                                      \
     X(LATEST_CHECKPOINT, "latest_checkpoint")                                                      \
     X(STATUS, "status")                                                                            \
+    X(DATA_MANIFEST, "data_manifest")                                                              \
+    X(SHARD_FETCH, "shard_fetch")                                                                  \
     X(OK, "ok")                                                                                    \
     X(ERROR, "error")
 
@@ -64,6 +72,12 @@ typedef enum ct_proto_error {
 /* The wire name of a type / error code ("?" when out of range). */
 const char *ct_msg_type_name(ct_msg_type_t t);
 const char *ct_proto_error_name(ct_proto_error_t c);
+
+/* A message's binary frame: bytes (malloc'd, the receiver frees them) or none (data NULL). */
+typedef struct ct_frame {
+    void *data;
+    size_t len;
+} ct_frame_t;
 
 /* A parsed header. `root` is owned (ct_msg_clear frees it); the frames are the caller's. */
 typedef struct ct_msg {

@@ -19,10 +19,11 @@
 #include "cotrain/err.h"
 #include "cotrain/handler.h"
 #include "cotrain/log.h"
+#include "cotrain/proto.h"
 
 /* Limits: the largest message, the queue lengths, and how long a peer may take over its
  * handshake before it is dropped. */
-enum { CT_SERVER_MSG_MAX = 64 << 20, CT_SERVER_HWM = 1000, CT_SERVER_HANDSHAKE_MS = 10000 };
+enum { CT_SERVER_MSG_MAX = CT_PROTO_MSG_MAX, CT_SERVER_HWM = 1000, CT_SERVER_HANDSHAKE_MS = 10000 };
 
 typedef struct ct_server ct_server_t;
 
