@@ -362,7 +362,15 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
         *reply = NULL;
         goto internal;
     }
-    if (r != 0) *reply = error_reply(req, r, &why); /* act undid itself; the answer is kept */
+    if (r != 0) { /* refused: what act began is undone, the answer is kept */
+        *reply = error_reply(req, r, &why);
+        if (ct_ledger_end(h->l, 0, e) != 0 || ct_ledger_begin(h->l, e) != 0) {
+            rc = e->code;
+            free(*reply);
+            *reply = NULL;
+            goto internal;
+        }
+    }
     int kept = *reply && ct_ledger_reply_put(h->l, key, req, *reply, e) == 0;
     /* end undoes this level itself when keeping it fails */
     if (ct_ledger_end(h->l, kept, e) != 0 || !kept) {

@@ -39,8 +39,12 @@ struct ct_ledger {
     char path[CT_PATH_MAX];
     int n_shards;
     uint64_t seed;
-    int64_t *order; /* (n_shards) scratch for an epoch's order */
-    int in_tx;      /* levels of ct_ledger_begin .. ct_ledger_end open */
+    int64_t *order;               /* (n_shards) scratch for an epoch's order */
+    char (*ids)[CT_SHARD_ID_MAX]; /* (n_shards) the shards table, kept in memory */
+    /* meta's counters, kept in memory and written through: a rolled-back transaction leaves a
+       gap, never a value handed out twice */
+    int64_t fence, done_seq;
+    int in_tx; /* levels of ct_ledger_begin .. ct_ledger_end open */
     stmt_t cache[CACHE_MAX];
     int n_cache;
 };
@@ -148,26 +152,27 @@ static int step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t
     return db_err(l, what, e);
 }
 
-/* One transaction around body(l, arg, e): committed when it returns 0, else rolled back. */
+/* A transaction or savepoint statement, prepared once (they run several times a request). */
+static int control(ct_ledger_t *l, const char *sql, ct_err_t *e) {
+    return run(l, NULL, e, sql, "");
+}
+
+/* One transaction around body(l, arg, e): committed when it returns 0, else rolled back. Inside
+ * the caller's ct_ledger_begin, part of the caller's level, which the caller undoes when a call
+ * failed (a savepoint per call would cost two statements a call, several times a request). */
 static int transaction(ct_ledger_t *l, int (*body)(ct_ledger_t *, void *, ct_err_t *), void *arg,
                        ct_err_t *e) {
-    /* inside the caller's transaction, a savepoint: a failed call undoes only itself */
-    int outer = l->in_tx;
-    CT_TRY(exec(l, outer ? "SAVEPOINT call" : "BEGIN IMMEDIATE", e));
+    if (l->in_tx) return body(l, arg, e);
+    CT_TRY(control(l, "BEGIN IMMEDIATE", e));
     int rc = body(l, arg, e);
-    if (rc == 0) rc = exec(l, outer ? "RELEASE call" : "COMMIT", e);
-    if (rc != 0 && outer) {
-        sqlite3_exec(l->db, "ROLLBACK TO call", NULL, NULL, NULL);
-        sqlite3_exec(l->db, "RELEASE call", NULL, NULL, NULL);
-    } else if (rc != 0) {
-        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
-    }
+    if (rc == 0) rc = control(l, "COMMIT", e);
+    if (rc != 0) sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
     return rc;
 }
 
 int ct_ledger_begin(ct_ledger_t *l, ct_err_t *e) {
     /* the outermost level is the transaction; inner ones are savepoints */
-    CT_TRY(exec(l, l->in_tx ? "SAVEPOINT nest" : "BEGIN IMMEDIATE", e));
+    CT_TRY(control(l, l->in_tx ? "SAVEPOINT nest" : "BEGIN IMMEDIATE", e));
     l->in_tx++;
     return 0;
 }
@@ -175,7 +180,7 @@ int ct_ledger_begin(ct_ledger_t *l, ct_err_t *e) {
 int ct_ledger_end(ct_ledger_t *l, int keep, ct_err_t *e) {
     if (!l->in_tx) return CT_ERR(e, CT_ESTATE, "ledger %s: no transaction is open", l->path);
     int outer = --l->in_tx == 0, rc = 0;
-    if (keep && (rc = exec(l, outer ? "COMMIT" : "RELEASE nest", e)) == 0) return 0;
+    if (keep && (rc = control(l, outer ? "COMMIT" : "RELEASE nest", e)) == 0) return 0;
     if (outer) {
         sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
     } else {
@@ -231,12 +236,13 @@ static int set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t
                value);
 }
 
-/* The next value of meta's counter `key` (1, 2, ...). */
-static int next_counter(ct_ledger_t *l, const char *key, int64_t *out, ct_err_t *e) {
+/* The next value (1, 2, ...) of the counter *c, meta's `key`. */
+static int next_counter(ct_ledger_t *l, const char *key, int64_t *c, int64_t *out, ct_err_t *e) {
     char v[24];
-    CT_TRY(meta_int(l, key, 0, out, e));
-    snprintf(v, sizeof v, "%lld", (long long)++*out);
-    return set_meta(l, key, v, e);
+    snprintf(v, sizeof v, "%lld", (long long)(*c + 1));
+    CT_TRY(set_meta(l, key, v, e));
+    *out = ++*c;
+    return 0;
 }
 
 /* ---- open ---- */
@@ -287,6 +293,23 @@ static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
     return 0;
 }
 
+/* What the ledger keeps in memory: the shard ids and the counters. */
+static int load(ct_ledger_t *l, ct_err_t *e) {
+    sqlite3_stmt *st;
+    int r, n = 0;
+    CT_TRY(prepare(l, &st, e, "SELECT idx, id FROM shards ORDER BY idx", ""));
+    while ((r = step_row(l, st, "reading the shards", e)) == 1 && n < l->n_shards)
+        if (sqlite3_column_int(st, 0) == n)
+            snprintf(l->ids[n++], CT_SHARD_ID_MAX, "%s", sqlite3_column_text(st, 1));
+    done(l, st);
+    CT_TRY(r < 0 ? r : 0);
+    if (n != l->n_shards)
+        return CT_ERR(e, CT_ECORRUPT, "ledger %s lists %d of its %d shards: it is damaged", l->path,
+                      n, l->n_shards);
+    CT_TRY(meta_int(l, "fence", 0, &l->fence, e));
+    return meta_int(l, "done_seq", 0, &l->done_seq, e);
+}
+
 int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, uint64_t seed,
                    int held_out, ct_err_t *e) {
     int rc = 0;
@@ -302,6 +325,7 @@ int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, 
     l->n_shards = m->n_shards - held_out;
     l->seed = seed;
     CT_ALLOC(e, l->order, m->n_shards, fail);
+    CT_ALLOC(e, l->ids, m->n_shards, fail);
     if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
         SQLITE_OK) {
         rc = CT_ERR(e, CT_EIO, "cannot open the ledger %s: %s", path,
@@ -320,6 +344,7 @@ int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, 
     }
     open_args_t args = {.m = m, .held_out = held_out};
     CT_TRY_GOTO(transaction(l, init, &args, e), fail);
+    CT_TRY_GOTO(load(l, e), fail);
     *out = l;
     return 0;
 fail:
@@ -334,6 +359,7 @@ void ct_ledger_close(ct_ledger_t **self_p) {
         sqlite3_finalize(l->cache[i].st);
     if (l->db) sqlite3_close(l->db);
     free(l->order);
+    free(l->ids);
     free(l);
     *self_p = NULL;
 }
@@ -345,24 +371,6 @@ typedef struct lease_args {
     double now, ttl;
     ct_lease_t *out;
 } lease_args_t;
-
-/* The first available unit in order into *epoch, *pos, *shard: 1, or 0 when none. */
-static int first_available(ct_ledger_t *l, int64_t *epoch, int64_t *pos, int64_t *shard,
-                           ct_err_t *e) {
-    sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e,
-                   "SELECT epoch, pos, shard FROM units WHERE state = 0 "
-                   "ORDER BY epoch, pos LIMIT 1",
-                   ""));
-    int r = step_row(l, st, "finding an available unit", e);
-    if (r == 1) {
-        *epoch = sqlite3_column_int64(st, 0);
-        *pos = sqlite3_column_int64(st, 1);
-        *shard = sqlite3_column_int64(st, 2);
-    }
-    done(l, st);
-    return r;
-}
 
 /* The epoch the next begin_epoch makes (how many there are). */
 static int next_epoch(ct_ledger_t *l, int64_t *next, ct_err_t *e) {
@@ -385,6 +393,24 @@ static int begin_epoch(ct_ledger_t *l, ct_err_t *e) {
     return 0;
 }
 
+/* The first available unit in order into *epoch, *pos, *shard: 1, or 0 when none. */
+static int first_available(ct_ledger_t *l, int64_t *epoch, int64_t *pos, int64_t *shard,
+                           ct_err_t *e) {
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e,
+                   "SELECT epoch, pos, shard FROM units WHERE state = 0 "
+                   "ORDER BY epoch, pos LIMIT 1",
+                   ""));
+    int r = step_row(l, st, "finding an available unit", e);
+    if (r == 1) {
+        *epoch = sqlite3_column_int64(st, 0);
+        *pos = sqlite3_column_int64(st, 1);
+        *shard = sqlite3_column_int64(st, 2);
+    }
+    done(l, st);
+    return r;
+}
+
 static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     lease_args_t *a = arg;
     int64_t epoch = 0, pos = 0, shard = 0, fence;
@@ -395,7 +421,7 @@ static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     }
     if (r < 0) return r;
     if (r == 0) return CT_ERR(e, CT_ESTATE, "ledger %s has no shards to lease", l->path);
-    CT_TRY(next_counter(l, "fence", &fence, e));
+    CT_TRY(next_counter(l, "fence", &l->fence, &fence, e));
     double expiry = a->now + a->ttl;
     CT_TRY(run(l, NULL, e,
                "UPDATE units SET state = 1, grp = ?, fence = ?, expiry = ? "
@@ -407,12 +433,8 @@ static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     o->epoch = epoch;
     o->fence = fence;
     o->expiry = expiry;
-    sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e, "SELECT id FROM shards WHERE idx = ?", "i", shard));
-    r = step_row(l, st, "reading a shard id", e);
-    if (r == 1) snprintf(o->shard_id, sizeof o->shard_id, "%s", sqlite3_column_text(st, 0));
-    done(l, st);
-    return r < 0 ? r : 0;
+    snprintf(o->shard_id, sizeof o->shard_id, "%s", l->ids[shard]);
+    return 0;
 }
 
 int ct_ledger_lease(ct_ledger_t *l, const char *group, double now, double ttl, ct_lease_t *out,
@@ -430,7 +452,7 @@ static int done_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     done_args_t *a = arg;
     int64_t seq;
     int changed = 0;
-    CT_TRY(next_counter(l, "done_seq", &seq, e));
+    CT_TRY(next_counter(l, "done_seq", &l->done_seq, &seq, e));
     CT_TRY(run(l, &changed, e,
                "UPDATE units SET state = 2, done_seq = ? WHERE state = 1 AND "
                "epoch = ? AND grp = ? AND fence = ? AND "

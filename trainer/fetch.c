@@ -136,8 +136,8 @@ static int fetch_shard(ct_attach_t *a, const ct_manifest_shard_t *s, progress_t 
             if (resumed && attempt == 0) continue; /* an old .part of other bytes: once more */
             rc = CT_ERR(e, CT_ECORRUPT,
                         "shard %s from the coordinator has sha256 %.16s..., the manifest says "
-                        "%.16s...: the coordinator's copy is damaged (its operator can check it "
-                        "with `cotrain prep`)",
+                        "%.16s...: the coordinator's copy is damaged (its operator must restore "
+                        "it, or prepare the data again with `cotrain prep`)",
                         s->id, hex, s->sha256);
         }
         if (rc == 0) rc = ct_commit_file(part, s->path, e);

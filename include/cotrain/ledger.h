@@ -108,10 +108,10 @@ int ct_ledger_adopt(ct_ledger_t *l, const char *group, int64_t step, double now,
                     int64_t epoch, int64_t pos, int *committed, ct_err_t *e);
 
 /* An explicit transaction around several calls (a request, its state change and its stored
- * reply; or a batch of requests, one fsync for all): calls inside it undo only themselves when
- * they fail. They nest: the outermost level is the transaction, inner levels savepoints.
- * ct_ledger_end keeps (commits, or releases the savepoint) or undoes its level. Errors:
- * CT_ESTATE (end without begin), CT_EIO. */
+ * reply; or a batch of requests, one fsync for all). They nest: the outermost level is the
+ * transaction, inner levels savepoints. ct_ledger_end keeps (commits, or releases the savepoint)
+ * or undoes its level. A call that fails inside a level may have changed part of what it was to
+ * change: end that level undoing it (keep 0). Errors: CT_ESTATE (end without begin), CT_EIO. */
 int ct_ledger_begin(ct_ledger_t *l, ct_err_t *e);
 int ct_ledger_end(ct_ledger_t *l, int keep, ct_err_t *e);
 
