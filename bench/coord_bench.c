@@ -4,15 +4,22 @@
  *   ct_bench_coord ENDPOINT [--clients N] [--seconds S]
  *       N clients (threads, a DEALER each) say hello, then lease a unit and report it done, over
  *       and over; every reply is one the coordinator sent after its transaction committed
- *   ct_bench_coord --echo [--clients N] [--seconds S]
- *       the same clients against an echo ROUTER in this process: what the transport alone gives
+ *   ct_bench_coord --serve-echo
+ *       a raw ZeroMQ echo ROUTER (each message back to its sender, nothing else), a process of
+ *       its own as the coordinator is: prints `listening on ENDPOINT`, serves until SIGTERM
+ *   ct_bench_coord --echo [ENDPOINT] [--clients N] [--seconds S]
+ *       the same clients against that echo server at ENDPOINT: what the transport alone gives;
+ *       without ENDPOINT, against an echo ROUTER in this process, in the clients' own ZeroMQ
+ *       context (one I/O thread for both ends: cheaper than any server process can be)
  *   ct_bench_coord ENDPOINT --groups G [--interval I] [--clients N] [--seconds S]
  *       G simulated groups, each heartbeating every I seconds (default 1), spread over N
  *       sockets: an open loop (each sends on its schedule, not after the last answer), so the
  *       reply latency is the coordinator's under that offered load
  * Prints one JSON object: round_trips, seconds, round_trips_per_s, p50_ms, p99_ms. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,12 +137,15 @@ static void *run_client(void *arg) {
     free(reply);
     for (int lease = 1; !c->failed && ct_now_s() < end; lease = !lease) {
         if (lease)
-            snprintf(text, sizeof text, "{\"v\":1,\"type\":\"lease\",\"req\":%lld,\"group\":"
-                     "\"b%d\"}", ++req, c->index);
+            snprintf(text, sizeof text,
+                     "{\"v\":1,\"type\":\"lease\",\"req\":%lld,\"group\":"
+                     "\"b%d\"}",
+                     ++req, c->index);
         else
-            snprintf(text, sizeof text, "{\"v\":1,\"type\":\"shard_done\",\"req\":%lld,\"group\":"
-                     "\"b%d\",\"shard\":\"%s\",\"epoch\":%lld,\"fence\":%lld}", ++req, c->index,
-                     shard, (long long)epoch, (long long)fence);
+            snprintf(text, sizeof text,
+                     "{\"v\":1,\"type\":\"shard_done\",\"req\":%lld,\"group\":"
+                     "\"b%d\",\"shard\":\"%s\",\"epoch\":%lld,\"fence\":%lld}",
+                     ++req, c->index, shard, (long long)epoch, (long long)fence);
         reply = NULL;
         if (round_trip(sock, text, &reply, &dt) != 0) {
             c->failed = 1;
@@ -177,6 +187,44 @@ static void *run_echo(void *sock) {
     return NULL;
 }
 
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig) {
+    (void)sig;
+    stop = 1;
+}
+
+/* --serve-echo: the echo in a process of its own, until SIGTERM. */
+static int serve_echo(void) {
+    void *ctx = zmq_ctx_new(), *sock = zmq_socket(ctx, ZMQ_ROUTER);
+    char endpoint[256];
+    size_t n = sizeof endpoint;
+    if (zmq_bind(sock, "tcp://127.0.0.1:0") != 0 ||
+        zmq_getsockopt(sock, ZMQ_LAST_ENDPOINT, endpoint, &n) != 0)
+        return 1;
+    struct sigaction sa = {.sa_handler = on_term};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    printf("listening on %s\n", endpoint);
+    fflush(stdout);
+    while (!stop) {
+        zmq_msg_t id, msg;
+        zmq_msg_init(&id);
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&id, sock, 0) < 0 || zmq_msg_recv(&msg, sock, 0) < 0) {
+            zmq_msg_close(&id);
+            zmq_msg_close(&msg);
+            if (zmq_errno() == EINTR) continue;
+            break;
+        }
+        zmq_msg_send(&id, sock, ZMQ_SNDMORE);
+        zmq_msg_send(&msg, sock, 0);
+    }
+    zmq_close(sock);
+    zmq_ctx_term(ctx);
+    return 0;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -185,22 +233,27 @@ static int cmp_double(const void *a, const void *b) {
 int main(int argc, char **argv) {
     int clients = 64, echo = 0, groups = 0;
     double seconds = 5, interval = 1;
-    static const struct option opts[] = {{"clients", required_argument, 0, 'c'},
-                                         {"seconds", required_argument, 0, 's'},
-                                         {"echo", no_argument, 0, 'e'},
-                                         {"groups", required_argument, 0, 'g'},
-                                         {"interval", required_argument, 0, 'i'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"clients", required_argument, 0, 'c'}, {"seconds", required_argument, 0, 's'},
+        {"echo", no_argument, 0, 'e'},          {"serve-echo", no_argument, 0, 'S'},
+        {"groups", required_argument, 0, 'g'},  {"interval", required_argument, 0, 'i'},
+        {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
     for (int o; (o = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
-        if (o == 'c') clients = atoi(optarg);
-        else if (o == 's') seconds = atof(optarg);
-        else if (o == 'e') echo = 1;
-        else if (o == 'g') groups = atoi(optarg);
-        else if (o == 'i') interval = atof(optarg);
+        if (o == 'c')
+            clients = atoi(optarg);
+        else if (o == 's')
+            seconds = atof(optarg);
+        else if (o == 'e')
+            echo = 1;
+        else if (o == 'S')
+            return serve_echo();
+        else if (o == 'g')
+            groups = atoi(optarg);
+        else if (o == 'i')
+            interval = atof(optarg);
         else {
-            printf("usage: ct_bench_coord ENDPOINT|--echo [--clients N] [--seconds S] "
-                   "[--groups G [--interval I]]\n");
+            printf("usage: ct_bench_coord ENDPOINT|--echo [ENDPOINT]|--serve-echo [--clients N] "
+                   "[--seconds S] [--groups G [--interval I]]\n");
             return o == 'h' ? 0 : 2;
         }
     }
@@ -212,7 +265,10 @@ int main(int argc, char **argv) {
     void *ctx = zmq_ctx_new(), *echo_sock = NULL;
     char endpoint[256];
     pthread_t echo_thread;
-    if (echo) {
+    if (echo && optind < argc) {
+        snprintf(endpoint, sizeof endpoint, "%s", argv[optind]);
+        echo_sock = NULL; /* the echo server of --serve-echo */
+    } else if (echo) {
         size_t n = sizeof endpoint;
         echo_sock = zmq_socket(ctx, ZMQ_ROUTER);
         if (zmq_bind(echo_sock, "tcp://127.0.0.1:0") != 0 ||
@@ -226,8 +282,12 @@ int main(int argc, char **argv) {
     pthread_t *th = calloc((size_t)clients, sizeof *th);
     double t0 = ct_now_s();
     for (int i = 0; i < clients; i++) {
-        c[i] = (client_t){.index = i, .echo = echo, .ctx = ctx, .endpoint = endpoint,
-                          .seconds = seconds, .lat = malloc(SAMPLES * sizeof(double)),
+        c[i] = (client_t){.index = i,
+                          .echo = echo,
+                          .ctx = ctx,
+                          .endpoint = endpoint,
+                          .seconds = seconds,
+                          .lat = malloc(SAMPLES * sizeof(double)),
                           .groups = groups / clients + (i < groups % clients),
                           .interval = interval};
         pthread_create(&th[i], NULL, run_client, &c[i]);
@@ -243,16 +303,22 @@ int main(int argc, char **argv) {
     double dt = ct_now_s() - t0;
     double *all = malloc((size_t)(n_lat ? n_lat : 1) * sizeof *all);
     for (int i = 0, k = 0; i < clients; i++)
-        for (int j = 0; j < c[i].n_lat; j++) all[k++] = c[i].lat[j];
+        for (int j = 0; j < c[i].n_lat; j++)
+            all[k++] = c[i].lat[j];
     qsort(all, (size_t)n_lat, sizeof *all, cmp_double);
     double p50 = n_lat ? all[n_lat / 2] * 1e3 : 0, p99 = n_lat ? all[n_lat * 99 / 100] * 1e3 : 0;
-    printf("{\"mode\": \"%s\", \"groups\": %d, \"clients\": %d, \"round_trips\": %lld, \"seconds\": %.3f, "
+    printf("{\"mode\": \"%s\", \"groups\": %d, \"clients\": %d, \"round_trips\": %lld, "
+           "\"seconds\": %.3f, "
            "\"round_trips_per_s\": %.1f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"failed\": %d}\n",
-           echo ? "echo" : groups ? "heartbeats" : "coordinator", groups, clients, total, dt, total / dt, p50, p99, failed);
+           echo     ? (echo_sock ? "echo_in_process" : "echo")
+           : groups ? "heartbeats"
+                    : "coordinator",
+           groups, clients, total, dt, total / dt, p50, p99, failed);
     fflush(stdout);
-    for (int i = 0; i < clients; i++) free(c[i].lat);
+    for (int i = 0; i < clients; i++)
+        free(c[i].lat);
     free(c), free(th), free(all);
-    if (echo) {
+    if (echo_sock) {
         zmq_ctx_shutdown(ctx); /* ends the echo thread's recv */
         pthread_join(echo_thread, NULL);
     }
