@@ -9,6 +9,8 @@
 #include <cjson/cJSON.h>
 #include <stdint.h>
 
+#include "cotrain/err.h"
+
 /* 2^53: the largest integer every JSON reader holds exactly. */
 #define CT_JSON_INT_MAX 9007199254740992.0
 
@@ -21,5 +23,12 @@ int ct_json_get_uint53(const cJSON *obj, const char *key, int64_t *out);
 
 /* The string member `key` of obj, or NULL when it is missing or not a string. */
 const char *ct_json_get_string(const cJSON *obj, const char *key);
+
+/* v as canonical JSON (RFC 8785: no whitespace, members sorted by their names' UTF-16 code
+ * units, strings escaped the one way), malloc'd: the bytes a signature covers, so the same
+ * value always gives the same text. Holds only what a signed record may: integers up to 2^53
+ * (anything else goes as a string), valid UTF-8, no member twice. Errors: CT_EINVAL (naming what
+ * is not allowed), CT_ENOMEM. */
+char *ct_json_canonical(const cJSON *v, ct_err_t *e);
 
 #endif
