@@ -38,8 +38,11 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
     CT_ALLOC(e, c, 1, fail);
     c->lg = lg;
     CT_TRY_GOTO(ct_path_join(c->db, sizeof c->db, o->run_dir, CT_COORD_DB, e), fail);
-    CT_TRY_GOTO(ct_ledger_open(&c->ledger, c->db, o->m, o->seed, o->held_out, e), fail);
-    CT_TRY_GOTO(ct_handler_create(&c->handler, c->ledger, o->m, o->config_json, o->lease_ttl, e), fail);
+    char sha[CT_SHA256_HEX];
+    ct_sha256_hex(o->config_json, strlen(o->config_json), sha);
+    CT_TRY_GOTO(ct_ledger_open(&c->ledger, c->db, o->m, o->seed, o->held_out, sha, e), fail);
+    CT_TRY_GOTO(ct_handler_create(&c->handler, c->ledger, o->m, o->config_json, o->lease_ttl, e),
+                fail);
     CT_TRY_GOTO(ct_server_create(&c->server, c->handler, o->bind, o->key, o->allow, lg, e), fail);
     CT_TRY_GOTO(ct_server_set_rate(c->server, o->rate, o->rate < 1 ? 1 : o->rate, e), fail);
     *out = c;

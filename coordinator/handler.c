@@ -12,6 +12,7 @@
 
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
+#include "cotrain/json.h"
 #include "cotrain/proto.h"
 
 enum { UNITS_MAX = 1 << 16 }; /* units one checkpoint may list */
@@ -170,6 +171,21 @@ static int shard_fetch(ct_handler_t *h, const ct_msg_t *m, cJSON *f, ct_frame_t 
     return 0;
 }
 
+/* After a commit: the run's last step committed is logged as run_finished. */
+static int finished(ct_handler_t *h, const char *group, int64_t step, const char *id, ct_err_t *e) {
+    const cJSON *tr = cJSON_GetObjectItemCaseSensitive(h->config, "train");
+    int64_t steps = 0;
+    if (!ct_json_get_uint53(tr, "steps", &steps) || step < steps) return 0;
+    cJSON *f = cJSON_CreateObject();
+    if (!f || !cJSON_AddStringToObject(f, "group", group) ||
+        !cJSON_AddNumberToObject(f, "step", (double)step) ||
+        !cJSON_AddStringToObject(f, "id", id)) {
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory logging the run's end");
+    }
+    return ct_ledger_record(h->l, "run_finished", f, e);
+}
+
 /* The reply's fields for a request of type m->type, or an error: CT_EPROTO (bad fields: reply
  * `malformed`), CT_ESTATE (a stale lease or checkpoint: reply `stale`), CT_EIO/CT_ENOMEM. */
 static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now,
@@ -247,6 +263,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now
         }
         if (rc == 0) rc = ct_ledger_commit(h->l, group, step, now, id, parent, units, n, e);
         if (rc == 0) rc = ct_ledger_seen(h->l, group, now, e);
+        if (rc == 0) rc = finished(h, group, step, id, e);
         free(units);
         return rc;
     }

@@ -11,7 +11,9 @@
  * position in that epoch's order): shard, state, lease holder, token, expiry; an epoch's rows are
  * made when the previous epoch has no available unit left), checkpoints (the committed lineage, in
  * commit order), replies (each group's last request number and the reply it got, stored in the
- * request's own transaction, so a retried request after a lost reply gets the same answer). */
+ * request's own transaction, so a retried request after a lost reply gets the same answer), log
+ * (the public log's records, each written in the transaction of the change it records:
+ * public/log.jsonl is derived from it). */
 #include "cotrain/ledger.h"
 
 #include <sqlite3.h>
@@ -20,10 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cotrain/clock.h"
 #include "cotrain/data.h"
 #include "cotrain/fsutil.h"
+#include "cotrain/json.h"
 
-#define FORMAT "cotrain-ledger/2"
+#define FORMAT "cotrain-ledger/3"
 
 enum { AVAILABLE = 0, LEASED = 1, DONE = 2, COMMITTED = 3 };
 
@@ -64,7 +68,9 @@ static const char SCHEMA[] =
     "standby INTEGER NOT NULL DEFAULT 0)"
     " WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS replies(grp TEXT PRIMARY KEY, req INTEGER NOT NULL,"
-    " reply TEXT NOT NULL) WITHOUT ROWID;";
+    " reply TEXT NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS log(seq INTEGER PRIMARY KEY, at REAL NOT NULL, type TEXT NOT NULL,"
+    " body TEXT NOT NULL);";
 
 /* ---- SQLite plumbing ---- */
 
@@ -236,6 +242,78 @@ static int set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t
                value);
 }
 
+/* Appends the public log's record of `type` with fields f (consumed) to the log table. */
+static int record(ct_ledger_t *l, const char *type, cJSON *f, ct_err_t *e) {
+    char *body = f ? ct_json_canonical(f, e) : NULL;
+    cJSON_Delete(f);
+    if (!body) return e->code ? e->code : CT_ERR(e, CT_ENOMEM, "out of memory logging %s", type);
+    int rc = run(l, NULL, e, "INSERT INTO log(at, type, body) VALUES(?, ?, ?)", "dtt", ct_wall_s(),
+                 type, body);
+    free(body);
+    return rc;
+}
+
+/* "<shard id>:<epoch>", as records name units. */
+static cJSON *unit_name(const char *shard_id, int64_t epoch) {
+    char s[CT_SHARD_ID_MAX + 24];
+    snprintf(s, sizeof s, "%s:%lld", shard_id, (long long)epoch);
+    return cJSON_CreateString(s);
+}
+
+/* Runs `sql`, an UPDATE ... RETURNING shard, epoch, and appends the units it returns to arr as
+ * "<shard id>:<epoch>"; *n gets how many. */
+static int units_of_va(ct_ledger_t *l, cJSON *arr, int *n, ct_err_t *e, const char *sql,
+                       const char *types, va_list ap) {
+    sqlite3_stmt *st = NULL;
+    CT_TRY(prepare_va(l, &st, e, sql, types, ap));
+    int r = 0, rc = 0;
+    *n = 0;
+    while (rc == 0 && (r = step_row(l, st, "changing units", e)) == 1) {
+        int64_t shard = sqlite3_column_int64(st, 0);
+        cJSON *u = shard >= 0 && shard < l->n_shards
+                       ? unit_name(l->ids[shard], sqlite3_column_int64(st, 1))
+                       : NULL;
+        if (!u || !cJSON_AddItemToArray(arr, u)) {
+            cJSON_Delete(u);
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory logging units");
+        }
+        ++*n;
+    }
+    done(l, st);
+    return rc == 0 && r < 0 ? r : rc;
+}
+
+static int units_of(ct_ledger_t *l, cJSON *arr, int *n, ct_err_t *e, const char *sql,
+                    const char *types, ...) {
+    va_list ap;
+    va_start(ap, types);
+    int rc = units_of_va(l, arr, n, e, sql, types, ap);
+    va_end(ap);
+    return rc;
+}
+
+/* Returns to available the units that `sql` (an UPDATE ... RETURNING shard, epoch) sets back,
+ * logging them as one shards_returned record saying why; *n (may be NULL) gets how many. */
+static int return_units(ct_ledger_t *l, int *n, const char *why, ct_err_t *e, const char *sql,
+                        const char *types, ...) {
+    cJSON *f = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(f, "shards");
+    int count = 0, rc = f && arr && cJSON_AddStringToObject(f, "why", why)
+                            ? 0
+                            : CT_ERR(e, CT_ENOMEM, "out of memory logging returned units");
+    if (rc == 0) {
+        va_list ap;
+        va_start(ap, types);
+        rc = units_of_va(l, arr, &count, e, sql, types, ap);
+        va_end(ap);
+    }
+    if (n) *n = count;
+    if (rc != 0 || count == 0) {
+        cJSON_Delete(f);
+        return rc;
+    }
+    return record(l, "shards_returned", f, e);
+}
+
 /* The next value (1, 2, ...) of the counter *c, meta's `key`. */
 static int next_counter(ct_ledger_t *l, const char *key, int64_t *c, int64_t *out, ct_err_t *e) {
     char v[24];
@@ -250,6 +328,7 @@ static int next_counter(ct_ledger_t *l, const char *key, int64_t *c, int64_t *ou
 typedef struct open_args {
     const ct_manifest_t *m;
     int held_out;
+    const char *config_sha256;
 } open_args_t;
 
 /* A new ledger: its identity and the shards trained on; an existing one: checked against them. */
@@ -290,7 +369,16 @@ static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
     for (int i = 0; i < l->n_shards; i++)
         CT_TRY(run(l, NULL, e, "INSERT INTO shards(idx, id) VALUES(?, ?)", "it", (int64_t)i,
                    m->shards[i].id));
-    return 0;
+    cJSON *f = cJSON_CreateObject();
+    if (!f || !cJSON_AddStringToObject(f, "config_sha256", a->config_sha256) ||
+        !cJSON_AddStringToObject(f, "data_sha256", m->sha256) ||
+        !cJSON_AddStringToObject(f, "seed", seed) ||
+        !cJSON_AddNumberToObject(f, "held_out", a->held_out) ||
+        !cJSON_AddNumberToObject(f, "shards", l->n_shards)) {
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory logging the run's start");
+    }
+    return record(l, "run_started", f, e);
 }
 
 /* What the ledger keeps in memory: the shard ids and the counters. */
@@ -311,7 +399,7 @@ static int load(ct_ledger_t *l, ct_err_t *e) {
 }
 
 int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, uint64_t seed,
-                   int held_out, ct_err_t *e) {
+                   int held_out, const char *config_sha256, ct_err_t *e) {
     int rc = 0;
     ct_ledger_t *l = NULL;
     *out = NULL;
@@ -342,7 +430,7 @@ int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, 
                     sqlite3_errmsg(l->db));
         goto fail;
     }
-    open_args_t args = {.m = m, .held_out = held_out};
+    open_args_t args = {.m = m, .held_out = held_out, .config_sha256 = config_sha256};
     CT_TRY_GOTO(transaction(l, init, &args, e), fail);
     CT_TRY_GOTO(load(l, e), fail);
     *out = l;
@@ -434,7 +522,15 @@ static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     o->fence = fence;
     o->expiry = expiry;
     snprintf(o->shard_id, sizeof o->shard_id, "%s", l->ids[shard]);
-    return 0;
+    cJSON *f = cJSON_CreateObject();
+    if (!f || !cJSON_AddStringToObject(f, "group", a->group) ||
+        !cJSON_AddStringToObject(f, "shard", o->shard_id) ||
+        !cJSON_AddNumberToObject(f, "epoch", (double)epoch) ||
+        !cJSON_AddNumberToObject(f, "fence", (double)fence)) {
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory logging a lease");
+    }
+    return record(l, "shard_leased", f, e);
 }
 
 int ct_ledger_lease(ct_ledger_t *l, const char *group, double now, double ttl, ct_lease_t *out,
@@ -458,7 +554,16 @@ static int done_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
                "epoch = ? AND grp = ? AND fence = ? AND "
                "shard = (SELECT idx FROM shards WHERE id = ?)",
                "iitit", seq, a->epoch, a->group, a->fence, a->shard_id));
-    if (changed == 1) return 0;
+    if (changed == 1) {
+        cJSON *f = cJSON_CreateObject();
+        if (!f || !cJSON_AddStringToObject(f, "group", a->group) ||
+            !cJSON_AddStringToObject(f, "shard", a->shard_id) ||
+            !cJSON_AddNumberToObject(f, "epoch", (double)a->epoch)) {
+            cJSON_Delete(f);
+            return CT_ERR(e, CT_ENOMEM, "out of memory logging a report");
+        }
+        return record(l, "shard_done", f, e);
+    }
     return CT_ERR(e, CT_ESTATE,
                   "shard %s of epoch %lld is not leased to %s with token %lld (the "
                   "lease expired and was handed out again, or it was never this group's): the "
@@ -473,38 +578,54 @@ int ct_ledger_done(ct_ledger_t *l, const char *group, const char *shard_id, int6
 }
 
 typedef struct update_args {
-    const char *sql, *types, *group;
+    const char *group;
     double t;
     int changed;
 } update_args_t;
 
-static int update_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+static int heartbeat_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     update_args_t *a = arg;
-    if (!strcmp(a->types, "dt")) return run(l, &a->changed, e, a->sql, a->types, a->t, a->group);
-    if (!strcmp(a->types, "d")) return run(l, &a->changed, e, a->sql, a->types, a->t);
-    return run(l, &a->changed, e, a->sql, a->types, a->group);
+    return run(l, NULL, e, "UPDATE units SET expiry = ? WHERE state = 1 AND grp = ?", "dt", a->t,
+               a->group);
 }
 
 int ct_ledger_heartbeat(ct_ledger_t *l, const char *group, double now, double ttl, ct_err_t *e) {
-    update_args_t a = {"UPDATE units SET expiry = ? WHERE state = 1 AND grp = ?", "dt", group,
-                       now + ttl, 0};
-    return transaction(l, update_tx, &a, e);
+    update_args_t a = {.group = group, .t = now + ttl};
+    return transaction(l, heartbeat_tx, &a, e);
+}
+
+static int expire_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    update_args_t *a = arg;
+    return return_units(l, &a->changed, "expired", e,
+                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL "
+                        "WHERE state = 1 AND expiry < ? RETURNING shard, epoch",
+                        "d", a->t);
 }
 
 int ct_ledger_expire(ct_ledger_t *l, double now, int *n, ct_err_t *e) {
-    update_args_t a = {"UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL "
-                       "WHERE state = 1 AND expiry < ?",
-                       "d", NULL, now, 0};
-    int rc = transaction(l, update_tx, &a, e);
+    update_args_t a = {.t = now};
+    int rc = transaction(l, expire_tx, &a, e);
     if (n) *n = a.changed;
     return rc;
 }
 
+static int restart_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    update_args_t *a = arg;
+    cJSON *f = cJSON_CreateObject();
+    if (!f || !cJSON_AddStringToObject(f, "group", a->group)) {
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory logging a group");
+    }
+    CT_TRY(record(l, "group_joined", f, e));
+    return return_units(l, &a->changed, "restart", e,
+                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+                        "done_seq = NULL WHERE grp = ? AND state IN (1, 2) RETURNING shard, epoch",
+                        "t", a->group);
+}
+
 int ct_ledger_restart(ct_ledger_t *l, const char *group, int *n, ct_err_t *e) {
-    update_args_t a = {"UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-                       "done_seq = NULL WHERE grp = ? AND state IN (1, 2)",
-                       "t", group, 0, 0};
-    int rc = transaction(l, update_tx, &a, e);
+    update_args_t a = {.group = group};
+    int rc = transaction(l, restart_tx, &a, e);
     if (n) *n = a.changed;
     return rc;
 }
@@ -549,31 +670,55 @@ static int commit_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
                       "from it (latest_checkpoint)",
                       a->id, (long long)a->step, a->parent[0] ? a->parent : "(none)",
                       h[0] ? h : "(none)", h[0] ? "" : " (no checkpoint yet)");
+    cJSON *f = cJSON_CreateObject(), *shards = cJSON_AddArrayToObject(f, "shards");
+    if (!f || !shards || !cJSON_AddStringToObject(f, "group", a->group) ||
+        !cJSON_AddNumberToObject(f, "step", (double)a->step) ||
+        !cJSON_AddStringToObject(f, "id", a->id) ||
+        !cJSON_AddStringToObject(f, "parent", a->parent)) {
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory logging a commit");
+    }
     for (int i = 0; i < a->n; i++) {
         const ct_unit_t *u = &a->units[i];
-        int changed = 0;
-        CT_TRY(run(l, &changed, e,
-                   "UPDATE units SET state = 3, ckpt = ? WHERE state = 2 AND "
-                   "grp = ? AND epoch = ? AND "
-                   "shard = (SELECT idx FROM shards WHERE id = ?)",
-                   "ttit", a->id, a->group, u->epoch, u->shard_id));
-        if (changed != 1)
-            return CT_ERR(e, CT_ESTATE,
-                          "checkpoint %.16s... lists shard %s of epoch %lld, which "
-                          "%s has not reported done since the head (not leased to it, not "
-                          "finished, already committed, or listed twice): the commit is refused",
-                          a->id, u->shard_id, (long long)u->epoch, a->group);
+        cJSON *name = unit_name(u->shard_id, u->epoch);
+        if (!name || !cJSON_AddItemToArray(shards, name)) {
+            cJSON_Delete(name);
+            cJSON_Delete(f);
+            return CT_ERR(e, CT_ENOMEM, "out of memory logging a commit");
+        }
     }
-    CT_TRY(run(l, NULL, e,
-               "INSERT INTO checkpoints(id, step, parent, grp, at) "
-               "VALUES(?, ?, ?, ?, ?)",
-               "tittd", a->id, a->step, a->parent, a->group, a->now));
+    int rc = 0;
+    for (int i = 0; i < a->n && rc == 0; i++) {
+        const ct_unit_t *u = &a->units[i];
+        int changed = 0;
+        rc = run(l, &changed, e,
+                 "UPDATE units SET state = 3, ckpt = ? WHERE state = 2 AND "
+                 "grp = ? AND epoch = ? AND "
+                 "shard = (SELECT idx FROM shards WHERE id = ?)",
+                 "ttit", a->id, a->group, u->epoch, u->shard_id);
+        if (rc == 0 && changed != 1)
+            rc = CT_ERR(e, CT_ESTATE,
+                        "checkpoint %.16s... lists shard %s of epoch %lld, which "
+                        "%s has not reported done since the head (not leased to it, not "
+                        "finished, already committed, or listed twice): the commit is refused",
+                        a->id, u->shard_id, (long long)u->epoch, a->group);
+    }
+    if (rc == 0)
+        rc = run(l, NULL, e,
+                 "INSERT INTO checkpoints(id, step, parent, grp, at) "
+                 "VALUES(?, ?, ?, ?, ?)",
+                 "tittd", a->id, a->step, a->parent, a->group, a->now);
+    if (rc != 0) {
+        cJSON_Delete(f);
+        return rc;
+    }
+    CT_TRY(record(l, "checkpoint_committed", f, e));
     /* what other groups finished on top of the old head can never be committed now (their
      * parent is gone): those units go back to the pool, so a dead group's work is redone */
-    return run(l, NULL, e,
-               "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-               "done_seq = NULL WHERE state = 2 AND grp != ?",
-               "t", a->group);
+    return return_units(l, NULL, "superseded", e,
+                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+                        "done_seq = NULL WHERE state = 2 AND grp != ? RETURNING shard, epoch",
+                        "t", a->group);
 }
 
 int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
@@ -617,21 +762,44 @@ typedef struct rollback_args {
 
 static int rollback_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     rollback_args_t *a = arg;
-    int64_t seq = 0;
-    int r = find_ckpt(l, a->id, &seq, NULL, e);
+    int64_t seq = 0, step = 0;
+    int r = find_ckpt(l, a->id, &seq, &step, e);
     if (r < 0) return r;
     if (r == 0)
         return CT_ERR(e, CT_ESTATE,
                       "checkpoint %.16s... is not in the committed lineage of %s: only a "
                       "committed checkpoint can become the head again",
                       a->id, l->path);
+    /* the record names the checkpoints that leave the lineage, in order */
+    cJSON *f = cJSON_CreateObject(), *dropped = cJSON_AddArrayToObject(f, "dropped");
+    int ok = f && dropped && cJSON_AddStringToObject(f, "to", a->id) &&
+             cJSON_AddNumberToObject(f, "step", (double)step);
+    sqlite3_stmt *st = NULL;
+    int rc =
+        ok ? prepare(l, &st, e, "SELECT id FROM checkpoints WHERE seq > ? ORDER BY seq", "i", seq)
+           : CT_ERR(e, CT_ENOMEM, "out of memory logging a revert");
+    while (rc == 0 && (r = step_row(l, st, "listing checkpoints", e)) == 1) {
+        cJSON *id = cJSON_CreateString((const char *)sqlite3_column_text(st, 0));
+        if (!id || !cJSON_AddItemToArray(dropped, id)) {
+            cJSON_Delete(id);
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory logging a revert");
+        }
+    }
+    if (st) done(l, st);
+    if (rc == 0 && r < 0) rc = r;
+    if (rc != 0) {
+        cJSON_Delete(f);
+        return rc;
+    }
+    CT_TRY(record(l, "checkpoints_reverted", f, e));
     /* everything after it: the units its successors committed, and every unit in flight (it
      * was taken on top of a head that is gone) */
-    CT_TRY(run(l, &a->returned, e,
-               "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-               "done_seq = NULL, ckpt = NULL WHERE state IN (1, 2) OR (state = 3 AND ckpt IN "
-               "(SELECT id FROM checkpoints WHERE seq > ?))",
-               "i", seq));
+    CT_TRY(
+        return_units(l, &a->returned, "reverted", e,
+                     "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+                     "done_seq = NULL, ckpt = NULL WHERE state IN (1, 2) OR (state = 3 AND "
+                     "ckpt IN (SELECT id FROM checkpoints WHERE seq > ?)) RETURNING shard, epoch",
+                     "i", seq));
     return run(l, &a->dropped, e, "DELETE FROM checkpoints WHERE seq > ?", "i", seq);
 }
 
@@ -664,17 +832,31 @@ static int adopt_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     CT_TRY(next_epoch(l, &epochs, e));
     for (; epochs <= a->epoch; epochs++)
         CT_TRY(begin_epoch(l, e));
-    CT_TRY(run(l, NULL, e,
-               "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-               "done_seq = NULL, ckpt = NULL",
-               ""));
-    CT_TRY(run(l, &a->committed, e,
-               "UPDATE units SET state = 3, grp = ?, ckpt = ? WHERE epoch < ? OR "
-               "(epoch = ? AND pos < ?)",
-               "ttiii", a->group, a->id, a->epoch, a->epoch, a->pos));
-    return run(l, NULL, e,
-               "INSERT INTO checkpoints(id, step, parent, grp, at) VALUES(?, ?, '', ?, ?)", "titd",
-               a->id, a->step, a->group, a->now);
+    CT_TRY(return_units(l, NULL, "adopted", e,
+                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+                        "done_seq = NULL WHERE state IN (1, 2) RETURNING shard, epoch",
+                        ""));
+    cJSON *f = cJSON_CreateObject(), *shards = cJSON_AddArrayToObject(f, "shards");
+    int rc = f && shards && cJSON_AddStringToObject(f, "group", a->group) &&
+                     cJSON_AddNumberToObject(f, "step", (double)a->step) &&
+                     cJSON_AddStringToObject(f, "id", a->id) &&
+                     cJSON_AddStringToObject(f, "parent", "") && cJSON_AddTrueToObject(f, "adopted")
+                 ? 0
+                 : CT_ERR(e, CT_ENOMEM, "out of memory logging an adoption");
+    if (rc == 0)
+        rc = units_of(l, shards, &a->committed, e,
+                      "UPDATE units SET state = 3, grp = ?, ckpt = ? WHERE epoch < ? OR "
+                      "(epoch = ? AND pos < ?) RETURNING shard, epoch",
+                      "ttiii", a->group, a->id, a->epoch, a->epoch, a->pos);
+    if (rc == 0)
+        rc = run(l, NULL, e,
+                 "INSERT INTO checkpoints(id, step, parent, grp, at) VALUES(?, ?, '', ?, ?)",
+                 "titd", a->id, a->step, a->group, a->now);
+    if (rc != 0) {
+        cJSON_Delete(f);
+        return rc;
+    }
+    return record(l, "checkpoint_committed", f, e);
 }
 
 int ct_ledger_adopt(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
@@ -742,10 +924,10 @@ static int standby_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     CT_TRY(seen(l, a->group, a->now, r == 1, e));
     if (r == 1) return 0;
     /* taking over: every silent group's leased and finished units go back, in their places */
-    return run(l, &a->reclaimed, e,
-               "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-               "done_seq = NULL WHERE state IN (1, 2) AND grp != ?",
-               "t", a->group);
+    return return_units(l, &a->reclaimed, "takeover", e,
+                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+                        "done_seq = NULL WHERE state IN (1, 2) AND grp != ? RETURNING shard, epoch",
+                        "t", a->group);
 }
 
 int ct_ledger_standby(ct_ledger_t *l, const char *group, double now, double ttl,
@@ -812,4 +994,39 @@ int ct_ledger_progress(ct_ledger_t *l, int64_t *first_step, double *first_at, in
     }
     done(l, st);
     return r < 0 ? r : 0;
+}
+
+typedef struct record_args {
+    const char *type;
+    cJSON *f;
+} record_args_t;
+
+static int record_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    record_args_t *a = arg;
+    cJSON *f = a->f;
+    a->f = NULL;
+    return record(l, a->type, f, e);
+}
+
+int ct_ledger_record(ct_ledger_t *l, const char *type, cJSON *f, ct_err_t *e) {
+    record_args_t a = {type, f};
+    int rc = transaction(l, record_tx, &a, e);
+    cJSON_Delete(a.f);
+    return rc;
+}
+
+int ct_ledger_records(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_record_fn fn, void *arg,
+                      ct_err_t *e) {
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e,
+                   "SELECT seq, at, type, body FROM log WHERE seq > ? ORDER BY seq "
+                   "LIMIT ?",
+                   "ii", after, max));
+    int r, rc = 0;
+    while (rc == 0 && (r = step_row(l, st, "reading the log", e)) == 1)
+        rc = fn(arg, sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1),
+                (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
+                e);
+    done(l, st);
+    return rc == 0 && r < 0 ? r : rc;
 }

@@ -19,10 +19,11 @@ static ct_manifest_t g_man;
 static ct_manifest_shard_t g_shards[N];
 static char g_dir[] = "/tmp/ct_test_handler_XXXXXX";
 static char g_path[CT_PATH_MAX];
+static const char g_cfg_sha[] = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00";
 
 static void open_all(ct_ledger_t **l, ct_handler_t **h) {
     ct_err_t e = {0};
-    CHECK_EQ_INT(ct_ledger_open(l, g_path, &g_man, 5, 0, &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(l, g_path, &g_man, 5, 0, g_cfg_sha, &e), 0);
     CHECK_EQ_INT(ct_handler_create(h, *l, &g_man, "{\"train\":{\"steps\":10}}", 30.0, &e), 0);
 }
 

@@ -11,7 +11,8 @@
  *   - a ledger refuses another run's manifest, seed or held-out count
  *   - held-out shards (data.eval_shards) are never leased; the order is over the others
  *   - going back to a committed checkpoint returns the units after it, in their places; a
- *     ledger without a lineage adopts a checkpoint with the units before its cursor */
+ *     ledger without a lineage adopts a checkpoint with the units before its cursor
+ *   - every change logs its public-log record, in order, with the fields DESIGN names */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 
 enum { N = 7 };
 #define SEED 1234u
+#define CFG_SHA "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
 
 static ct_manifest_t g_man;
 static ct_manifest_shard_t g_shards[N];
@@ -46,7 +48,7 @@ static ct_ledger_t *open_ledger(const char *name) {
     ct_err_t e = {0};
     CHECK_EQ_INT(ct_path_join(path, sizeof path, g_dir, name, &e), 0);
     ct_ledger_t *l = NULL;
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 0, &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 0, CFG_SHA, &e), 0);
     if (e.code) fprintf(stderr, "%s\n", e.msg);
     return l;
 }
@@ -192,11 +194,11 @@ static void test_commits(void) {
     /* another run's seed or manifest is refused */
     char path[CT_PATH_MAX];
     CHECK_EQ_INT(ct_path_join(path, sizeof path, g_dir, "commit.db", &e), 0);
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED + 1, 0, &e), CT_EINVAL);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED + 1, 0, CFG_SHA, &e), CT_EINVAL);
     CHECK_CONTAINS(e.msg, "belongs to another run");
     ct_err_clear(&e);
     g_man.sha256[0] = 'b';
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 0, &e), CT_EINVAL);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 0, CFG_SHA, &e), CT_EINVAL);
     g_man.sha256[0] = 'a';
     CHECK(l == NULL);
 }
@@ -419,10 +421,10 @@ static void test_held_out(void) {
     ct_err_t e = {0};
     ct_ledger_t *l = NULL;
     CHECK_EQ_INT(ct_path_join(path, sizeof path, g_dir, "held.db", &e), 0);
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, N, &e), CT_EINVAL);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, N, CFG_SHA, &e), CT_EINVAL);
     CHECK_CONTAINS(e.msg, "at least one must be left");
     ct_err_clear(&e);
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 2, &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 2, CFG_SHA, &e), 0);
     int64_t order[N];
     for (int ep = 0; ep < 3; ep++) {
         ct_data_shard_order(SEED, ep, N - 2, order);
@@ -434,10 +436,10 @@ static void test_held_out(void) {
         }
     }
     ct_ledger_close(&l);
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 0, &e), CT_EINVAL);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 0, CFG_SHA, &e), CT_EINVAL);
     CHECK_CONTAINS(e.msg, "holds out the manifest's last 2 shard(s)");
     ct_err_clear(&e);
-    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 2, &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(&l, path, &g_man, SEED, 2, CFG_SHA, &e), 0);
     ct_ledger_close(&l);
 }
 
@@ -537,6 +539,69 @@ static void test_adopt(void) {
     ct_ledger_close(&l);
 }
 
+/* The public log's records: each change writes its record in its own transaction. */
+static int collect(void *arg, int64_t seq, double at, const char *type, const char *body,
+                   ct_err_t *e) {
+    (void)seq, (void)at, (void)e;
+    char *out = arg;
+    size_t n = strlen(out);
+    snprintf(out + n, 8192 - n, "%s %s\n", type, body);
+    return 0;
+}
+
+static void test_records(void) {
+    ct_ledger_t *l = open_ledger("records.db");
+    ct_err_t e = {0};
+    char id1[CT_SHA256_HEX], id2[CT_SHA256_HEX], got[8192] = "", want[8192];
+    hex(id1, 31), hex(id2, 32);
+    ct_unit_t u[2];
+    lease_done(l, "g", 2, u);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g", 10, 1.0, id1, "", u, 2, &e), 0);
+    ct_lease_t x;
+    CHECK_EQ_INT(ct_ledger_lease(l, "g", 0, 60, &x, &e), 0);
+    CHECK_EQ_INT(ct_ledger_restart(l, "g", NULL, &e), 0);
+    lease_done(l, "g", 1, u);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g", 20, 2.0, id2, id1, u, 1, &e), 0);
+    CHECK_EQ_INT(ct_ledger_rollback(l, id1, NULL, NULL, &e), 0);
+    CHECK_EQ_INT(ct_ledger_records(l, 0, 100, collect, got, &e), 0);
+    int64_t order[N];
+    ct_data_shard_order(SEED, 0, N, order);
+    const char *s0 = g_shards[order[0]].id, *s1 = g_shards[order[1]].id;
+    const char *s2 = g_shards[order[2]].id;
+    snprintf(want, sizeof want,
+             "run_started {\"config_sha256\":\"%s\",\"data_sha256\":\"%.64s\",\"held_out\":0,"
+             "\"seed\":\"1234\",\"shards\":%d}\n"
+             "shard_leased {\"epoch\":0,\"fence\":1,\"group\":\"g\",\"shard\":\"%s\"}\n"
+             "shard_done {\"epoch\":0,\"group\":\"g\",\"shard\":\"%s\"}\n"
+             "shard_leased {\"epoch\":0,\"fence\":2,\"group\":\"g\",\"shard\":\"%s\"}\n"
+             "shard_done {\"epoch\":0,\"group\":\"g\",\"shard\":\"%s\"}\n"
+             "checkpoint_committed {\"group\":\"g\",\"id\":\"%s\",\"parent\":\"\","
+             "\"shards\":[\"%s:0\",\"%s:0\"],\"step\":10}\n"
+             "shard_leased {\"epoch\":0,\"fence\":3,\"group\":\"g\",\"shard\":\"%s\"}\n"
+             "group_joined {\"group\":\"g\"}\n"
+             "shards_returned {\"shards\":[\"%s:0\"],\"why\":\"restart\"}\n"
+             "shard_leased {\"epoch\":0,\"fence\":4,\"group\":\"g\",\"shard\":\"%s\"}\n"
+             "shard_done {\"epoch\":0,\"group\":\"g\",\"shard\":\"%s\"}\n"
+             "checkpoint_committed {\"group\":\"g\",\"id\":\"%s\",\"parent\":\"%s\","
+             "\"shards\":[\"%s:0\"],\"step\":20}\n"
+             "checkpoints_reverted {\"dropped\":[\"%s\"],\"step\":10,\"to\":\"%s\"}\n"
+             "shards_returned {\"shards\":[\"%s:0\"],\"why\":\"reverted\"}\n",
+             CFG_SHA, g_man.sha256, N, s0, s0, s1, s1, id1, s0, s1, s2, s2, s2, s2, id2, id1, s2,
+             id2, id1, s2);
+    CHECK_EQ_STR(got, want);
+    /* a record of the caller's; a float is refused and logs nothing */
+    cJSON *f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "step", 20);
+    CHECK_EQ_INT(ct_ledger_record(l, "run_finished", f, &e), 0);
+    f = cJSON_CreateObject();
+    cJSON_AddNumberToObject(f, "loss", 2.5);
+    CHECK_EQ_INT(ct_ledger_record(l, "bad", f, &e), CT_EINVAL);
+    got[0] = '\0';
+    CHECK_EQ_INT(ct_ledger_records(l, 14, 100, collect, got, &e), 0);
+    CHECK_EQ_STR(got, "run_finished {\"step\":20}\n");
+    ct_ledger_close(&l);
+}
+
 int main(void) {
     CHECK(mkdtemp(g_dir) != NULL);
     make_manifest();
@@ -546,6 +611,7 @@ int main(void) {
     test_held_out();
     test_rollback();
     test_adopt();
+    test_records();
     test_random();
     test_kills();
     check_rm_tree(g_dir);

@@ -20,6 +20,8 @@
 
 #include <stdint.h>
 
+#include <cjson/cJSON.h>
+
 #include "cotrain/err.h"
 #include "cotrain/hash.h"
 #include "cotrain/manifest.h"
@@ -45,13 +47,14 @@ typedef struct ct_unit {
 
 /* Opens (creating) the ledger at `path` for the shards of m and `seed`, leaving out the manifest's
  * last `held_out` shards (data.eval_shards: held out for evaluation, never leased). A new ledger
- * records the manifest's sha256, seed, held_out and shards; an existing one must have been made
+ * records the manifest's sha256, seed, held_out and shards, and logs run_started with them and
+ * config_sha256; an existing one must have been made
  * for the same. Errors: CT_EIO (SQLite could not open or write: naming the file), CT_ECORRUPT
  * (not a ledger, or one of another format), CT_EINVAL (made for another manifest, seed or
  * held_out, saying which; held_out not below the shard count), CT_ENOMEM. *out is owned by the
  * caller. */
 int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, uint64_t seed,
-                   int held_out, ct_err_t *e);
+                   int held_out, const char *config_sha256, ct_err_t *e);
 
 /* Closes the ledger and sets *self_p to NULL; NULL-safe. */
 void ct_ledger_close(ct_ledger_t **self_p);
@@ -158,5 +161,25 @@ typedef struct ct_ledger_counts {
     int64_t epochs; /* epochs begun */
 } ct_ledger_counts_t;
 int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e);
+
+/* The public log's records (DESIGN.md, "Public log") are rows of the ledger, each written in the
+ * transaction of the change it records: run_started (at creation), group_joined (a hello),
+ * shard_leased, shard_done, shards_returned (why: expired, restart, takeover, superseded,
+ * reverted, adopted), checkpoint_committed ({group, step, id, parent, shards ["<id>:<epoch>"...]},
+ * `adopted` for ct_ledger_adopt), checkpoints_reverted ({to, step, dropped [ids]}); others come
+ * through ct_ledger_record. */
+
+/* Logs a record of `type` with fields f (consumed; integers and strings only), in the caller's
+ * transaction or one of its own. Errors: CT_EINVAL (f holds what a record may not), CT_EIO,
+ * CT_ENOMEM. */
+int ct_ledger_record(ct_ledger_t *l, const char *type, cJSON *f, ct_err_t *e);
+
+/* Calls fn for each record after seq `after`, at most max of them, in order: its seq, time
+ * (wall-clock seconds), type and fields (canonical JSON). A non-zero return of fn stops and is
+ * returned. Errors: CT_EIO, fn's. */
+typedef int (*ct_ledger_record_fn)(void *arg, int64_t seq, double at, const char *type,
+                                   const char *body, ct_err_t *e);
+int ct_ledger_records(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_record_fn fn, void *arg,
+                      ct_err_t *e);
 
 #endif
