@@ -21,6 +21,7 @@ struct ct_coord {
     ct_ledger_t *ledger;
     ct_handler_t *handler;
     ct_server_t *server;
+    ct_public_t *pub;
     const ct_log_t *lg;
     char db[CT_PATH_MAX];
     /* the serving thread (ct_coord_start) */
@@ -45,6 +46,8 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
                 fail);
     CT_TRY_GOTO(ct_server_create(&c->server, c->handler, o->bind, o->key, o->allow, lg, e), fail);
     CT_TRY_GOTO(ct_server_set_rate(c->server, o->rate, o->rate < 1 ? 1 : o->rate, e), fail);
+    CT_TRY_GOTO(ct_public_open(&c->pub, o->run_dir, c->ledger, sha, o->m->sha256, lg, e), fail);
+    ct_server_set_public(c->server, c->pub);
     *out = c;
     return 0;
 fail:
@@ -105,6 +108,7 @@ void ct_coord_close(ct_coord_t **self_p) {
     ct_err_t ignored = {0};
     ct_coord_stop(c, &ignored);
     ct_server_destroy(&c->server);
+    ct_public_close(&c->pub);
     ct_handler_destroy(&c->handler);
     ct_ledger_close(&c->ledger);
     free(c);

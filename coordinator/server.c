@@ -11,9 +11,10 @@
 #include "cotrain/clock.h"
 #include "cotrain/curve.h"
 #include "cotrain/proto.h"
+#include "cotrain/public.h"
 #include "cotrain/ratelimit.h"
 
-enum { POLL_MS = 200, BATCH_MAX = 256 };
+enum { POLL_MS = 200, BATCH_MAX = 256, PUB_BUSY = 64, PUB_IDLE = 1024 };
 
 /* A request of the batch being answered: who asked, and the reply to send after the commit. */
 typedef struct pending {
@@ -30,6 +31,8 @@ struct ct_server {
     ct_ratelimit_t *rl; /* per-peer request rate, or NULL */
     double rate;
     const ct_log_t *lg;
+    ct_public_t *pub; /* the public log the records go to, or NULL */
+    int pub_failing;  /* the last sync of it failed (logged once) */
     char endpoint[256];
     pending_t pending[BATCH_MAX];
 };
@@ -155,6 +158,30 @@ int ct_server_set_rate(ct_server_t *s, double rate, double burst, ct_err_t *e) {
     ct_ratelimit_destroy(&s->rl);
     s->rate = rate;
     return rate > 0 ? ct_ratelimit_create(&s->rl, rate, burst, e) : 0;
+}
+
+void ct_server_set_public(ct_server_t *s, ct_public_t *pub) {
+    s->pub = pub;
+}
+
+/* Brings the public log up to up to max more records; a failure is logged (once while it lasts)
+ * and tried again later: the ledger holds the records, the file is derived from it. */
+static int sync_public(ct_server_t *s, int max) {
+    int behind = 0;
+    ct_err_t why = {0};
+    if (!s->pub) return 0;
+    if (ct_public_sync(s->pub, max, 0, &behind, &why) != 0) {
+        if (!s->pub_failing)
+            ct_log(s->lg, CT_LOG_WARN,
+                   "public log: %s (the coordinator goes on; it is written "
+                   "from the ledger once this is fixed)",
+                   why.msg);
+        s->pub_failing = 1;
+        return 0;
+    }
+    if (s->pub_failing) ct_log(s->lg, CT_LOG_INFO, "public log: writing again");
+    s->pub_failing = 0;
+    return behind;
 }
 
 const char *ct_server_endpoint(const ct_server_t *s) {
@@ -294,16 +321,18 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
 
 int ct_server_run(ct_server_t *s, const atomic_int *stop, ct_err_t *e) {
     double last_tick = 0;
+    int behind = 0; /* the public log lags: catch up while nothing else waits */
     while (!atomic_load(stop)) {
         zmq_pollitem_t items[2] = {{.socket = s->sock, .events = ZMQ_POLLIN},
                                    {.socket = s->zap, .events = ZMQ_POLLIN}};
-        int r = zmq_poll(items, s->zap ? 2 : 1, POLL_MS);
+        int r = zmq_poll(items, s->zap ? 2 : 1, behind ? 0 : POLL_MS);
         if (r < 0 && zmq_errno() == EINTR) continue;
         if (r < 0)
             return CT_ERR(e, CT_ECOMM, "polling the coordinator's socket failed: %s",
                           zmq_strerror(zmq_errno()));
         if (s->zap && (items[1].revents & ZMQ_POLLIN)) zap_answer(s);
         if (items[0].revents & ZMQ_POLLIN) CT_TRY(serve_batch(s, e));
+        behind = sync_public(s, r > 0 ? PUB_BUSY : PUB_IDLE);
         double now = ct_wall_s();
         if (now - last_tick >= 1.0) {
             int expired = 0;

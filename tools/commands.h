@@ -16,5 +16,6 @@ int ct_cmd_prep(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_sample(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_status(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_tokenize(int argc, char **argv, const ct_log_t *lg);
+int ct_cmd_verify(int argc, char **argv, const ct_log_t *lg);
 
 #endif

@@ -24,6 +24,7 @@ static const command_t commands[] = {
     {"sample", ct_cmd_sample, "continue a prompt with a checkpoint's model (KV-cached)"},
     {"status", ct_cmd_status, "ask a coordinator for the run's head checkpoint and data units"},
     {"tokenize", ct_cmd_tokenize, "encode stdin to token ids (or --decode ids to text)"},
+    {"verify", ct_cmd_verify, "check a run's public log: chain, signatures, lineage, checkpoints"},
 };
 enum { N_COMMANDS = sizeof commands / sizeof commands[0] };
 

@@ -20,6 +20,7 @@
 #include "cotrain/handler.h"
 #include "cotrain/log.h"
 #include "cotrain/proto.h"
+#include "cotrain/public.h"
 
 /* Limits: the largest message, the queue lengths, and how long a peer may take over its
  * handshake before it is dropped. */
@@ -41,6 +42,10 @@ int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
  * `burst`; past it a request gets a `busy` error reply and changes nothing. rate 0: no limit (the
  * default). Errors: CT_EINVAL, CT_ENOMEM. */
 int ct_server_set_rate(ct_server_t *s, double rate, double burst, ct_err_t *e);
+
+/* The public log (borrowed) the server keeps up with the ledger's records: a bounded number after
+ * each batch, more while idle (see public.h). */
+void ct_server_set_public(ct_server_t *s, ct_public_t *pub);
 
 /* The endpoint bound, with the port ZeroMQ chose (tcp://127.0.0.1:41234). */
 const char *ct_server_endpoint(const ct_server_t *s);

@@ -1,0 +1,40 @@
+/* public.h — the coordinator's public log on disk: RUN_DIR/public/log.jsonl and run.json,
+ * derived from the ledger's records (ledger.h) and signed with the coordinator's key
+ * (RUN_DIR/coordinator.key; formats in publog.h).
+ *
+ * The ledger is the truth: every record is committed with the change it records. The file
+ * follows it: records are sealed and appended after their transaction, a bounded number at a time
+ * so the log never holds up replies (under load it lags, then catches up), and run.json names the
+ * head at most once a second and at the end. A line is a pure function of the records before it
+ * (Ed25519 signatures are deterministic), so after a crash the file is derived again and comes
+ * out byte for byte the same: what is there is kept while it matches, the rest is written again. */
+#ifndef COTRAIN_PUBLIC_H
+#define COTRAIN_PUBLIC_H
+
+#include "cotrain/err.h"
+#include "cotrain/ledger.h"
+#include "cotrain/log.h"
+#include "cotrain/publog.h"
+
+typedef struct ct_public ct_public_t;
+
+/* Opens RUN_DIR/public for ledger l (borrowed): the key (made once), then log.jsonl brought in
+ * line with the ledger (a line that does not match its record, and everything after it, is
+ * written again, logged as a warning) and run.json written for the run's config and data hashes.
+ * Errors: CT_EIO, CT_ECORRUPT (the key), CT_ENOMEM. */
+int ct_public_open(ct_public_t **out, const char *run_dir, ct_ledger_t *l,
+                   const char *config_sha256, const char *data_sha256, const ct_log_t *lg,
+                   ct_err_t *e);
+
+/* Appends up to `max` records committed since the last call (0: all); with `force`, or when a
+ * second has passed, rewrites run.json. *behind (may be NULL) gets 1 when records are left.
+ * Errors: CT_EIO, CT_ENOMEM. */
+int ct_public_sync(ct_public_t *p, int max, int force, int *behind, ct_err_t *e);
+
+/* The coordinator's public key. */
+const ct_publog_key_t *ct_public_key(const ct_public_t *p);
+
+/* Writes what is left and run.json, closes, sets *self_p to NULL; NULL-safe. */
+void ct_public_close(ct_public_t **self_p);
+
+#endif
