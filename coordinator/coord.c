@@ -46,7 +46,12 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
                 fail);
     CT_TRY_GOTO(ct_server_create(&c->server, c->handler, o->bind, o->key, o->allow, lg, e), fail);
     CT_TRY_GOTO(ct_server_set_rate(c->server, o->rate, o->rate < 1 ? 1 : o->rate, e), fail);
-    CT_TRY_GOTO(ct_public_open(&c->pub, o->run_dir, c->ledger, sha, o->m->sha256, lg, e), fail);
+    const ct_public_opts_t po = {.run_dir = o->run_dir,
+                                 .config_json = o->config_json,
+                                 .m = o->m,
+                                 .held_out = o->held_out,
+                                 .web_dir = CT_WEB_DIR};
+    CT_TRY_GOTO(ct_public_open(&c->pub, &po, c->ledger, lg, e), fail);
     ct_server_set_public(c->server, c->pub);
     *out = c;
     return 0;

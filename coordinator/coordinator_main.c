@@ -13,13 +13,14 @@
 #include "cotrain/curve.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
+#include "cotrain/http.h"
 #include "cotrain/log.h"
 #include "cotrain/manifest.h"
 
 enum { MAX_SETS = 64 };
 
 typedef struct coord_args {
-    const char *config, *data, *out, *bind, *key, *allow;
+    const char *config, *data, *out, *bind, *key, *allow, *http;
     const char *sets[MAX_SETS];
     int n_sets;
     double lease_ttl, rate;
@@ -41,7 +42,7 @@ static void usage(FILE *f) {
         "usage: cotrain-coordinator --config FILE|NAME --data MANIFEST --out RUN_DIR\n"
         "                           [--set key=value]... [--bind ENDPOINT] [--lease-ttl S]\n"
         "                           [--key SECRET_KEY_FILE (--allow ALLOW_FILE | --open-join)]\n"
-        "                           [--rate N]\n"
+        "                           [--rate N] [--http ADDR:PORT|off]\n"
         "\n"
         "Hands out the run's data as leases of (shard, epoch), keeps the checkpoint\n"
         "registry, and answers workers (cotrain-worker --coordinator ENDPOINT) and\n"
@@ -65,26 +66,37 @@ static void usage(FILE *f) {
         "  --lease-ttl S       seconds a lease lives without a heartbeat (default 60)\n"
         "  --rate N            requests a second each peer may send, in bursts of up to N\n"
         "                      (default 1000; 0: no limit); past it a peer is told to wait\n"
+        "  --http ADDR:PORT    serve the live dashboard and its JSON API there, read-only\n"
+        "                      (default 127.0.0.1:0: loopback, a free port; off: none)\n"
         "  -h, --help          this help\n"
         "\n"
-        "Prints `listening on ENDPOINT` on stdout once it serves. Stops on SIGTERM/SIGINT.\n"
+        "Prints `listening on ENDPOINT` and `dashboard at URL` on stdout once it serves.\n"
+        "RUN_DIR/public/ holds the signed public log (log.jsonl, run.json: `cotrain verify`)\n"
+        "and the dashboard (index.html: open it from disk too). Stops on SIGTERM/SIGINT.\n"
         "Exit codes: 0 stopped, 1 runtime failure, 2 bad usage or input.\n",
         CT_CONFIG_DIR);
 }
 
 /* 0 to run, 1 when help was printed, or CT_EINVAL. */
 static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"set", required_argument, 0, 's'},
-        {"data", required_argument, 0, 'd'},   {"out", required_argument, 0, 'o'},
-        {"bind", required_argument, 0, 'b'},   {"lease-ttl", required_argument, 0, 't'},
-        {"key", required_argument, 0, 'k'},    {"allow", required_argument, 0, 'a'},
-        {"rate", required_argument, 0, 'r'},   {"open-join", no_argument, 0, 'J'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                         {"set", required_argument, 0, 's'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"out", required_argument, 0, 'o'},
+                                         {"bind", required_argument, 0, 'b'},
+                                         {"lease-ttl", required_argument, 0, 't'},
+                                         {"key", required_argument, 0, 'k'},
+                                         {"allow", required_argument, 0, 'a'},
+                                         {"rate", required_argument, 0, 'r'},
+                                         {"open-join", no_argument, 0, 'J'},
+                                         {"http", required_argument, 0, 'H'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
     a->bind = "tcp://127.0.0.1:5555";
     a->lease_ttl = 60.0;
     a->rate = 1000.0;
+    a->http = "127.0.0.1:0";
     opterr = 0;
     char *end;
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -96,6 +108,7 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
         case 'k': a->key = optarg; break;
         case 'a': a->allow = optarg; break;
         case 'J': a->open_join = 1; break;
+        case 'H': a->http = optarg; break;
         case 't':
             a->lease_ttl = strtod(optarg, &end);
             if (*end || !(a->lease_ttl > 0 && a->lease_ttl < 1e7))
@@ -135,6 +148,7 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     ct_config_t cfg;
     ct_manifest_t *m = NULL;
     ct_coord_t *c = NULL;
+    ct_http_t *http = NULL;
     ct_allow_t *allow = NULL;
     ct_keypair_t key;
     char path[CT_PATH_MAX], sha[CT_SHA256_HEX], *json = NULL;
@@ -185,11 +199,17 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
            "head %s%.16s%s (step %lld)",
            sha, m->path, m->n_shards, cfg.data.eval_shards, m->sha256, a->out, CT_COORD_DB,
            head[0] ? "" : "(none)", head, head[0] ? "..." : "", (long long)step);
+    if (strcmp(a->http, "off") != 0) {
+        CT_TRY_GOTO(ct_path_join(path, sizeof path, a->out, "public", e), out);
+        CT_TRY_GOTO(ct_http_start(&http, a->http, path, lg, e), out);
+    }
     printf("listening on %s\n", ct_coord_endpoint(c));
+    if (http) printf("dashboard at %s\n", ct_http_url(http));
     fflush(stdout);
     rc = ct_coord_serve(c, &stop, e);
     if (rc == 0) ct_log(lg, CT_LOG_INFO, "stopped by a signal; the ledger is closed cleanly");
 out:
+    ct_http_stop(&http);
     ct_coord_close(&c);
     ct_manifest_destroy(&m);
     ct_allow_destroy(&allow);

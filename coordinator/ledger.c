@@ -1030,3 +1030,39 @@ int ct_ledger_records(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_reco
     done(l, st);
     return rc == 0 && r < 0 ? r : rc;
 }
+
+int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_t *e) {
+    sqlite3_stmt *st;
+    *out = NULL;
+    *n = 0;
+    CT_TRY(prepare(l, &st, e,
+                   "SELECT c.id, c.step, c.grp, c.at, (SELECT COUNT(*) FROM units u WHERE "
+                   "u.state = 3 AND u.ckpt = c.id) FROM checkpoints c ORDER BY c.seq",
+                   ""));
+    int r, cap = 0, rc = 0;
+    while ((r = step_row(l, st, "listing checkpoints", e)) == 1) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            ct_ckpt_entry_t *p = realloc(*out, (size_t)cap * sizeof *p);
+            if (!p) {
+                rc = CT_ERR(e, CT_ENOMEM, "out of memory listing checkpoints");
+                break;
+            }
+            *out = p;
+        }
+        ct_ckpt_entry_t *c = &(*out)[(*n)++];
+        snprintf(c->id, sizeof c->id, "%s", sqlite3_column_text(st, 0));
+        c->step = sqlite3_column_int64(st, 1);
+        snprintf(c->group, sizeof c->group, "%s", sqlite3_column_text(st, 2));
+        c->at = sqlite3_column_double(st, 3);
+        c->units = sqlite3_column_int64(st, 4);
+    }
+    done(l, st);
+    if (r < 0) rc = r;
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}

@@ -12,8 +12,13 @@
 
 #include "cotrain/clock.h"
 #include "cotrain/fsutil.h"
+#include "cotrain/hash.h"
 
-enum { HEAD_EVERY_S = 1 };
+enum { HEAD_EVERY_S = 1, TAIL = 100 };
+
+/* The dashboard's files, copied from the build into public/. */
+static const char *const WEB_FILES[] = {"index.html", "dashboard.js", "dashboard.css",
+                                        "uPlot.iife.min.js", "uPlot.min.css"};
 
 struct ct_public {
     ct_ledger_t *l;
@@ -26,6 +31,14 @@ struct ct_public {
     char prev[CT_SHA256_HEX]; /* that record's hash ("" before the first) */
     ct_publog_head_t head;    /* run.json's, as last written */
     double head_at;
+    char status_path[CT_PATH_MAX], data_path[CT_PATH_MAX], metrics_path[CT_PATH_MAX];
+    cJSON *config;          /* the run's config, for the dashboard */
+    int64_t shards, tokens; /* the data trained on */
+    int held_out;
+    char *tail[TAIL]; /* the last lines written, a ring */
+    int64_t n_tail;
+    char *metrics; /* metrics.jsonl's complete lines read so far */
+    size_t metrics_len, metrics_cap;
     /* while opening: the file's lines, compared with the records as they are derived */
     FILE *old;
     int64_t kept;
@@ -81,15 +94,146 @@ static int append(void *arg, int64_t seq, double at, const char *type, const cha
         line[n] = '\n'; /* the NUL's place */
         rc = ct_write_all(p->fd, line, n + 1, p->size, p->log_path, e);
     }
-    free(line);
-    if (rc != 0) return rc;
+    if (rc != 0) {
+        free(line);
+        return rc;
+    }
+    line[n] = '\0';
+    free(p->tail[p->n_tail % TAIL]);
+    p->tail[p->n_tail++ % TAIL] = line;
     p->size += (int64_t)n + 1;
     p->seq = seq;
     snprintf(p->prev, sizeof p->prev, "%s", hash);
     return 0;
 }
 
-/* run.json for the head written so far, after log.jsonl reached the disk. */
+/* The complete lines metrics.jsonl gained since the last call, appended to p->metrics. */
+static void read_metrics(ct_public_t *p) {
+    int fd = open(p->metrics_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (size_t)st.st_size < p->metrics_len) p->metrics_len = 0; /* anew */
+    char buf[1 << 16];
+    for (;;) {
+        ssize_t n = pread(fd, buf, sizeof buf, (off_t)p->metrics_len);
+        /* only whole lines: the worker may be half-way through one */
+        while (n > 0 && buf[n - 1] != '\n')
+            n--;
+        if (n <= 0) break;
+        if (p->metrics_len + (size_t)n + 1 > p->metrics_cap) {
+            size_t cap = p->metrics_cap ? p->metrics_cap : 1 << 16;
+            while (cap < p->metrics_len + (size_t)n + 1)
+                cap *= 2;
+            char *q = realloc(p->metrics, cap);
+            if (!q) break;
+            p->metrics = q;
+            p->metrics_cap = cap;
+        }
+        memcpy(p->metrics + p->metrics_len, buf, (size_t)n);
+        p->metrics_len += (size_t)n;
+        p->metrics[p->metrics_len] = '\0';
+    }
+    close(fd);
+}
+
+/* status.json: what the dashboard shows besides the metrics. */
+static cJSON *status(ct_public_t *p, ct_err_t *e) {
+    char pk[CT_PUBLOG_PK_HEX], fp[CT_PUBLOG_FP], when[32];
+    sodium_bin2hex(pk, sizeof pk, p->key.pk, sizeof p->key.pk);
+    ct_publog_fingerprint(p->key.pk, fp);
+    ct_publog_time(ct_wall_s(), when);
+    ct_ckpt_entry_t *ck = NULL;
+    ct_group_info_t *g = NULL;
+    ct_ledger_counts_t c;
+    int n_ck = 0, n_g = 0;
+    if (ct_ledger_checkpoints(p->l, &ck, &n_ck, e) || ct_ledger_groups(p->l, &g, &n_g, e) ||
+        ct_ledger_counts(p->l, &c, e)) {
+        free(ck);
+        free(g);
+        return NULL;
+    }
+    cJSON *o = cJSON_CreateObject(), *run = cJSON_AddObjectToObject(o, "run");
+    cJSON *data = cJSON_AddObjectToObject(o, "data"), *counts = cJSON_AddObjectToObject(o, "units");
+    cJSON *cks = cJSON_AddArrayToObject(o, "checkpoints"),
+          *gs = cJSON_AddArrayToObject(o, "groups");
+    cJSON *log = cJSON_AddArrayToObject(o, "log");
+    int ok = o && run && data && counts && cks && gs && log &&
+             cJSON_AddStringToObject(o, "updated", when) &&
+             cJSON_AddItemToObject(o, "config", cJSON_Duplicate(p->config, 1)) &&
+             cJSON_AddStringToObject(run, "fingerprint", fp) &&
+             cJSON_AddStringToObject(run, "public_key", pk) &&
+             cJSON_AddStringToObject(run, "config_sha256", p->head.config_sha256) &&
+             cJSON_AddStringToObject(run, "data_sha256", p->head.data_sha256) &&
+             cJSON_AddNumberToObject(run, "head_seq", (double)p->seq) &&
+             cJSON_AddStringToObject(run, "head_hash", p->prev) &&
+             cJSON_AddNumberToObject(data, "shards", (double)p->shards) &&
+             cJSON_AddNumberToObject(data, "held_out", p->held_out) &&
+             cJSON_AddNumberToObject(data, "tokens", (double)p->tokens) &&
+             cJSON_AddNumberToObject(counts, "available", (double)c.available) &&
+             cJSON_AddNumberToObject(counts, "leased", (double)c.leased) &&
+             cJSON_AddNumberToObject(counts, "done", (double)c.done) &&
+             cJSON_AddNumberToObject(counts, "committed", (double)c.committed) &&
+             cJSON_AddNumberToObject(counts, "epochs", (double)c.epochs);
+    for (int i = 0; ok && i < n_ck; i++) {
+        cJSON *x = cJSON_CreateObject();
+        ct_publog_time(ck[i].at, when);
+        ok = x && cJSON_AddItemToArray(cks, x) &&
+             cJSON_AddNumberToObject(x, "step", (double)ck[i].step) &&
+             cJSON_AddStringToObject(x, "id", ck[i].id) &&
+             cJSON_AddStringToObject(x, "group", ck[i].group) &&
+             cJSON_AddStringToObject(x, "time", when) &&
+             cJSON_AddNumberToObject(x, "units", (double)ck[i].units);
+    }
+    for (int i = 0; ok && i < n_g; i++) {
+        cJSON *x = cJSON_CreateObject();
+        ct_publog_time(g[i].last_seen, when);
+        ok = x && cJSON_AddItemToArray(gs, x) && cJSON_AddStringToObject(x, "group", g[i].name) &&
+             cJSON_AddStringToObject(x, "last_seen", when) &&
+             cJSON_AddNumberToObject(x, "leased", (double)g[i].leased) &&
+             cJSON_AddBoolToObject(x, "standby", g[i].standby);
+    }
+    int64_t first = p->n_tail > TAIL ? p->n_tail - TAIL : 0;
+    for (int64_t i = first; ok && i < p->n_tail; i++)
+        ok = cJSON_AddItemToArray(log, cJSON_CreateString(p->tail[i % TAIL])) != 0;
+    free(ck);
+    free(g);
+    if (!ok) {
+        cJSON_Delete(o);
+        CT_ERR(e, CT_ENOMEM, "out of memory writing the dashboard's data");
+        return NULL;
+    }
+    return o;
+}
+
+/* status.json, and data.js: the same with the metrics, for the page opened from disk. */
+static int write_dashboard(ct_public_t *p, ct_err_t *e) {
+    cJSON *o = status(p, e);
+    if (!o) return e->code ? e->code : CT_ENOMEM;
+    char *text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!text) return CT_ERR(e, CT_ENOMEM, "out of memory writing the dashboard's data");
+    size_t n = strlen(text);
+    int rc = ct_write_file_atomic(p->status_path, text, n, e);
+    read_metrics(p);
+    /* data.js = "window.COTRAIN_DATA = " + status without its last "}" + ,"metrics":[lines] }; */
+    size_t cap = n + p->metrics_len + 64;
+    char *js = rc == 0 ? malloc(cap) : NULL;
+    if (rc == 0 && !js) rc = CT_ERR(e, CT_ENOMEM, "out of memory writing the dashboard's data");
+    if (rc == 0) {
+        size_t k = (size_t)snprintf(js, cap, "window.COTRAIN_DATA = %.*s,\"metrics\":[",
+                                    (int)(n - 1), text);
+        for (size_t i = 0; i < p->metrics_len; i++)
+            js[k++] = p->metrics[i] == '\n' ? (i + 1 < p->metrics_len ? ',' : ' ') : p->metrics[i];
+        k += (size_t)snprintf(js + k, cap - k, "]};\n");
+        rc = ct_write_file_atomic(p->data_path, js, k, e);
+    }
+    free(js);
+    free(text);
+    return rc;
+}
+
+/* run.json for the head written so far, after log.jsonl reached the disk, and the dashboard's
+ * data. */
 static int write_head(ct_public_t *p, ct_err_t *e) {
     if (fsync(p->fd) != 0)
         return CT_ERR(e, CT_EIO, "cannot sync %s: %s", p->log_path, strerror(errno));
@@ -97,11 +241,28 @@ static int write_head(ct_public_t *p, ct_err_t *e) {
     snprintf(p->head.hash, sizeof p->head.hash, "%s", p->prev);
     CT_TRY(ct_publog_head_write(p->head_path, &p->head, &p->key, e));
     p->head_at = ct_now_s();
-    return 0;
+    return write_dashboard(p, e);
 }
 
-int ct_public_open(ct_public_t **out, const char *run_dir, ct_ledger_t *l,
-                   const char *config_sha256, const char *data_sha256, const ct_log_t *lg,
+/* The dashboard's files into public/ (when the build has them). */
+static void copy_web(ct_public_t *p, const char *web_dir, const char *dir) {
+    for (size_t i = 0; web_dir && i < sizeof WEB_FILES / sizeof WEB_FILES[0]; i++) {
+        char from[CT_PATH_MAX], to[CT_PATH_MAX], *buf = NULL;
+        size_t len = 0;
+        ct_err_t e = {0};
+        if (ct_path_join(from, sizeof from, web_dir, WEB_FILES[i], &e) ||
+            ct_path_join(to, sizeof to, dir, WEB_FILES[i], &e) ||
+            ct_read_file(from, &buf, &len, &e) || ct_write_file_atomic(to, buf, len, &e)) {
+            ct_log(p->lg, CT_LOG_WARN, "dashboard: %s (public/ gets the data without the page)",
+                   e.msg);
+            free(buf);
+            return;
+        }
+        free(buf);
+    }
+}
+
+int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l, const ct_log_t *lg,
                    ct_err_t *e) {
     int rc = 0, made = 0;
     ct_public_t *p = NULL;
@@ -111,14 +272,27 @@ int ct_public_open(ct_public_t **out, const char *run_dir, ct_ledger_t *l,
     p->fd = -1;
     p->l = l;
     p->lg = lg;
-    snprintf(p->head.config_sha256, sizeof p->head.config_sha256, "%s", config_sha256);
-    snprintf(p->head.data_sha256, sizeof p->head.data_sha256, "%s", data_sha256);
-    CT_TRY_GOTO(ct_path_join(key, sizeof key, run_dir, "coordinator.key", e), fail);
+    ct_sha256_hex(o->config_json, strlen(o->config_json), p->head.config_sha256);
+    snprintf(p->head.data_sha256, sizeof p->head.data_sha256, "%s", o->m->sha256);
+    p->held_out = o->held_out;
+    p->shards = o->m->n_shards - o->held_out;
+    for (int i = 0; i < p->shards; i++)
+        p->tokens += o->m->shards[i].n_tokens;
+    if (!(p->config = cJSON_Parse(o->config_json))) {
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory reading the run's config");
+        goto fail;
+    }
+    CT_TRY_GOTO(ct_path_join(key, sizeof key, o->run_dir, "coordinator.key", e), fail);
     CT_TRY_GOTO(ct_publog_key_open(key, &p->key, &made, e), fail);
-    CT_TRY_GOTO(ct_path_join(dir, sizeof dir, run_dir, "public", e), fail);
+    CT_TRY_GOTO(ct_path_join(dir, sizeof dir, o->run_dir, "public", e), fail);
     CT_TRY_GOTO(ct_mkdirs(dir, e), fail);
     CT_TRY_GOTO(ct_path_join(p->log_path, sizeof p->log_path, dir, "log.jsonl", e), fail);
     CT_TRY_GOTO(ct_path_join(p->head_path, sizeof p->head_path, dir, "run.json", e), fail);
+    CT_TRY_GOTO(ct_path_join(p->status_path, sizeof p->status_path, dir, "status.json", e), fail);
+    CT_TRY_GOTO(ct_path_join(p->data_path, sizeof p->data_path, dir, "data.js", e), fail);
+    CT_TRY_GOTO(ct_path_join(p->metrics_path, sizeof p->metrics_path, dir, "metrics.jsonl", e),
+                fail);
+    copy_web(p, o->web_dir, dir);
     p->fd = open(p->log_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (p->fd < 0) {
         rc = CT_ERR(e, CT_EIO, "cannot open %s: %s", p->log_path, strerror(errno));
@@ -181,6 +355,10 @@ void ct_public_close(ct_public_t **self_p) {
     if (p->old) fclose(p->old);
     if (p->fd >= 0) close(p->fd);
     sodium_memzero(&p->key, sizeof p->key);
+    for (int i = 0; i < TAIL; i++)
+        free(p->tail[i]);
+    free(p->metrics);
+    cJSON_Delete(p->config);
     free(p);
     *self_p = NULL;
 }

@@ -162,6 +162,19 @@ typedef struct ct_ledger_counts {
 } ct_ledger_counts_t;
 int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e);
 
+/* A checkpoint of the lineage. */
+typedef struct ct_ckpt_entry {
+    char id[CT_SHA256_HEX];
+    int64_t step;
+    char group[CT_GROUP_MAX];
+    double at;     /* committed at (wall-clock seconds) */
+    int64_t units; /* units of data it committed */
+} ct_ckpt_entry_t;
+
+/* The lineage, first to head, into *out (malloc'd, *n entries; the caller frees). Errors: CT_EIO,
+ * CT_ENOMEM. */
+int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_t *e);
+
 /* The public log's records (DESIGN.md, "Public log") are rows of the ledger, each written in the
  * transaction of the change it records: run_started (at creation), group_joined (a hello),
  * shard_leased, shard_done, shards_returned (why: expired, restart, takeover, superseded,

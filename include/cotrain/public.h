@@ -5,8 +5,11 @@
  * The ledger is the truth: every record is committed with the change it records. The file
  * follows it: records are sealed and appended after their transaction, a bounded number at a time
  * so the log never holds up replies (under load it lags, then catches up), and run.json names the
- * head at most once a second and at the end. A line is a pure function of the records before it
- * (Ed25519 signatures are deterministic), so after a crash the file is derived again and comes
+ * head at most once a second and at the end, when the dashboard's data is written too:
+ * status.json (run, data, checkpoints, groups, unit counts, the last records' lines), which the
+ * live dashboard reads through the coordinator's HTTP server, and data.js (the same and the
+ * metrics), which the page opened from disk loads. A line is a pure function of the records before
+ * it (Ed25519 signatures are deterministic), so after a crash the file is derived again and comes
  * out byte for byte the same: what is there is kept while it matches, the rest is written again. */
 #ifndef COTRAIN_PUBLIC_H
 #define COTRAIN_PUBLIC_H
@@ -14,21 +17,31 @@
 #include "cotrain/err.h"
 #include "cotrain/ledger.h"
 #include "cotrain/log.h"
+#include "cotrain/manifest.h"
 #include "cotrain/publog.h"
 
 typedef struct ct_public ct_public_t;
 
-/* Opens RUN_DIR/public for ledger l (borrowed): the key (made once), then log.jsonl brought in
- * line with the ledger (a line that does not match its record, and everything after it, is
- * written again, logged as a warning) and run.json written for the run's config and data hashes.
- * Errors: CT_EIO, CT_ECORRUPT (the key), CT_ENOMEM. */
-int ct_public_open(ct_public_t **out, const char *run_dir, ct_ledger_t *l,
-                   const char *config_sha256, const char *data_sha256, const ct_log_t *lg,
+/* What the public directory shows besides the log. Pointers are borrowed. */
+typedef struct ct_public_opts {
+    const char *run_dir;
+    const char *config_json; /* the run's canonical config */
+    const ct_manifest_t *m;  /* the run's data */
+    int held_out;            /* data.eval_shards */
+    const char *web_dir;     /* the dashboard's files (index.html, ...), or NULL: none */
+} ct_public_opts_t;
+
+/* Opens RUN_DIR/public for ledger l (borrowed): the key (made once), the dashboard's files
+ * copied in, then log.jsonl brought in line with the ledger (a line that does not match its
+ * record, and everything after it, is written again, logged as a warning) and run.json, and the
+ * dashboard's data (status.json; data.js for a page opened from disk, with the metrics of
+ * RUN_DIR/public/metrics.jsonl) written. Errors: CT_EIO, CT_ECORRUPT (the key), CT_ENOMEM. */
+int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l, const ct_log_t *lg,
                    ct_err_t *e);
 
 /* Appends up to `max` records committed since the last call (0: all); with `force`, or when a
- * second has passed, rewrites run.json. *behind (may be NULL) gets 1 when records are left.
- * Errors: CT_EIO, CT_ENOMEM. */
+ * second has passed, rewrites run.json and the dashboard's data. *behind (may be NULL) gets 1 when
+ * records are left. Errors: CT_EIO, CT_ENOMEM. */
 int ct_public_sync(ct_public_t *p, int max, int force, int *behind, ct_err_t *e);
 
 /* The coordinator's public key. */
