@@ -12,6 +12,7 @@ int ct_cmd_eval(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_export(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_inspect(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_keygen(int argc, char **argv, const ct_log_t *lg);
+int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_prep(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_sample(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_status(int argc, char **argv, const ct_log_t *lg);

@@ -20,6 +20,7 @@ static const command_t commands[] = {
     {"export", ct_cmd_export, "write a checkpoint as Hugging Face safetensors + config.json"},
     {"inspect", ct_cmd_inspect, "verify a checkpoint and print its step, tokens, hashes, config"},
     {"keygen", ct_cmd_keygen, "make a CURVE key pair (PREFIX, PREFIX.pub) for the coordinator protocol"},
+    {"lineage", ct_cmd_lineage, "where a document went: its shard, the checkpoints that trained on it"},
     {"prep", ct_cmd_prep, "turn text / JSONL into tokenized HDF5 shards and a manifest"},
     {"sample", ct_cmd_sample, "continue a prompt with a checkpoint's model (KV-cached)"},
     {"status", ct_cmd_status, "ask a coordinator for the run's head checkpoint and data units"},

@@ -1,0 +1,180 @@
+/* history.c — a public log read back and checked, and the lineage it describes (see history.h). */
+#include "history.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cotrain/fsutil.h"
+#include "cotrain/json.h"
+
+static int grow(void **p, int *cap, int need, size_t size) {
+    if (need <= *cap) return 0;
+    int cap2 = *cap ? *cap * 2 : 64;
+    while (cap2 < need)
+        cap2 *= 2;
+    void *q = realloc(*p, (size_t)cap2 * size);
+    if (!q) return -1;
+    *p = q;
+    *cap = cap2;
+    return 0;
+}
+
+int ct_history_find_unit(const ct_history_t *h, const char *name) {
+    /* a linear scan: a lineage of millions of units would want a hash table */
+    for (int i = h->n_units - 1; i >= 0; i--)
+        if (!strcmp(h->units[i].name, name)) return i;
+    return -1;
+}
+
+static int commit(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
+    const char *id = ct_json_get_string(r, "id"), *parent = ct_json_get_string(r, "parent");
+    const cJSON *shards = cJSON_GetObjectItemCaseSensitive(r, "shards"), *s;
+    int64_t step;
+    if (!id || !ct_sha256_hex_valid(id) || !parent || !cJSON_IsArray(shards) ||
+        !ct_json_get_uint53(r, "step", &step))
+        return CT_ERR(e, CT_ECORRUPT,
+                      "line %lld: a checkpoint_committed record without a valid id, parent, step "
+                      "or shards",
+                      (long long)line);
+    const char *head = h->n_ck ? h->ck[h->n_ck - 1].id : "";
+    if (strcmp(parent, head) != 0)
+        return CT_ERR(e, CT_ECORRUPT,
+                      "line %lld: checkpoint %.16s... names parent %.16s..., but the head is "
+                      "%.16s...: not on top of the lineage",
+                      (long long)line, id, parent[0] ? parent : "(none)",
+                      head[0] ? head : "(none)");
+    if (grow((void **)&h->ck, &h->cap_ck, h->n_ck + 1, sizeof *h->ck))
+        return CT_ERR(e, CT_ENOMEM, "out of memory");
+    ct_hist_ckpt_t *c = &h->ck[h->n_ck++];
+    snprintf(c->id, sizeof c->id, "%s", id);
+    c->step = step;
+    c->line = line;
+    cJSON_ArrayForEach(s, shards) {
+        if (!cJSON_IsString(s) || !strchr(s->valuestring, ':'))
+            return CT_ERR(e, CT_ECORRUPT, "line %lld: a shard that is not \"<id>:<epoch>\"",
+                          (long long)line);
+        int k = ct_history_find_unit(h, s->valuestring);
+        if (k >= 0)
+            return CT_ERR(e, CT_ECORRUPT,
+                          "line %lld: shard %s committed twice (first on line %lld): the "
+                          "lineage holds it once",
+                          (long long)line, s->valuestring, (long long)h->units[k].line);
+        if (grow((void **)&h->units, &h->cap_units, h->n_units + 1, sizeof *h->units))
+            return CT_ERR(e, CT_ENOMEM, "out of memory");
+        ct_hist_unit_t *u = &h->units[h->n_units];
+        if (!(u->name = strdup(s->valuestring))) return CT_ERR(e, CT_ENOMEM, "out of memory");
+        u->ckpt = h->n_ck - 1;
+        u->line = line;
+        h->n_units++;
+    }
+    return 0;
+}
+
+static int revert(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
+    const char *to = ct_json_get_string(r, "to");
+    const cJSON *dropped = cJSON_GetObjectItemCaseSensitive(r, "dropped"), *d;
+    int k = -1;
+    for (int i = 0; to && i < h->n_ck; i++)
+        if (!strcmp(h->ck[i].id, to)) k = i;
+    if (k < 0 || !cJSON_IsArray(dropped) || cJSON_GetArraySize(dropped) != h->n_ck - 1 - k)
+        return CT_ERR(e, CT_ECORRUPT,
+                      "line %lld: a revert to %.16s..., which is not in the lineage, or that "
+                      "does not name every checkpoint after it",
+                      (long long)line, to ? to : "(none)");
+    int i = k + 1;
+    cJSON_ArrayForEach(d, dropped) {
+        if (!cJSON_IsString(d) || strcmp(d->valuestring, h->ck[i].id) != 0)
+            return CT_ERR(e, CT_ECORRUPT,
+                          "line %lld: the revert drops %.16s..., the lineage has %.16s... there",
+                          (long long)line, cJSON_IsString(d) ? d->valuestring : "?", h->ck[i].id);
+        i++;
+    }
+    int n = 0; /* the units of the dropped checkpoints leave the lineage */
+    for (int u = 0; u < h->n_units; u++) {
+        if (h->units[u].ckpt > k) {
+            free(h->units[u].name);
+            continue;
+        }
+        h->units[n++] = h->units[u];
+    }
+    h->n_units = n;
+    h->n_ck = k + 1;
+    return 0;
+}
+
+/* The checks of one record's type on the lineage. */
+static int apply(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
+    const char *type = ct_json_get_string(r, "type");
+    if (!strcmp(type, "run_started")) {
+        const char *d = ct_json_get_string(r, "data_sha256");
+        if (line != 1 || !d || strcmp(d, h->head.data_sha256) != 0)
+            return CT_ERR(e, CT_ECORRUPT,
+                          "line %lld: run_started must be the first record and name run.json's "
+                          "data (%.16s...)",
+                          (long long)line, h->head.data_sha256);
+        return 0;
+    }
+    if (line == 1)
+        return CT_ERR(e, CT_ECORRUPT, "line 1 is a %s record: a log begins with run_started", type);
+    if (!strcmp(type, "checkpoint_committed")) return commit(h, r, line, e);
+    if (!strcmp(type, "checkpoints_reverted")) return revert(h, r, line, e);
+    if (!strcmp(type, "run_finished")) h->finished = line;
+    if (!strcmp(type, "data_excluded")) h->excluded++;
+    return 0;
+}
+
+int ct_history_read(ct_history_t *h, const char *public_dir, const char *pin, ct_err_t *e) {
+    char head_path[CT_PATH_MAX], log_path[CT_PATH_MAX];
+    memset(h, 0, sizeof *h);
+    CT_TRY(ct_path_join(head_path, sizeof head_path, public_dir, "run.json", e));
+    CT_TRY(ct_path_join(log_path, sizeof log_path, public_dir, "log.jsonl", e));
+    CT_TRY(ct_publog_head_read(head_path, &h->head, e));
+    ct_publog_fingerprint(h->head.pk, h->fingerprint);
+    if (pin && strcmp(pin, h->fingerprint) != 0)
+        return CT_ERR(e, CT_ECORRUPT,
+                      "%s is signed by key %s, not %s (the key given with --key): another key "
+                      "signed this copy",
+                      head_path, h->fingerprint, pin);
+    FILE *f = fopen(log_path, "r");
+    if (!f) return CT_ERR(e, CT_ENOENT, "cannot open %s", log_path);
+    int64_t at_head = 0;
+    char prev[CT_SHA256_HEX] = "", *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    int rc = 0;
+    while (rc == 0 && (n = getline(&line, &cap, f)) > 0) {
+        if (line[n - 1] != '\n') {
+            rc = CT_ERR(e, CT_ECORRUPT, "%s line %lld is cut off (no newline at its end)", log_path,
+                        (long long)h->records + 1);
+            break;
+        }
+        cJSON *r = NULL;
+        ct_err_t why = {0};
+        if (ct_publog_check(line, (size_t)n - 1, h->head.pk, &h->records, prev, &r, &why) != 0) {
+            rc = CT_ERR(e, CT_ECORRUPT, "%s line %lld: %s", log_path, (long long)h->records + 1,
+                        why.msg);
+            break;
+        }
+        if (apply(h, r, h->records, &why) != 0)
+            rc = CT_ERR(e, why.code, "%s %s", log_path, why.msg);
+        if (h->records == h->head.seq && strcmp(prev, h->head.hash) == 0) at_head = h->records;
+        cJSON_Delete(r);
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && h->head.seq > 0 && at_head != h->head.seq)
+        rc = CT_ERR(e, CT_ECORRUPT,
+                    "%s ends at seq %lld, but run.json's signed head is seq %lld (%.16s...): "
+                    "lines were cut off the end, or replaced",
+                    log_path, (long long)h->records, (long long)h->head.seq, h->head.hash);
+    return rc;
+}
+
+void ct_history_free(ct_history_t *h) {
+    for (int i = 0; i < h->n_units; i++)
+        free(h->units[i].name);
+    free(h->units);
+    free(h->ck);
+    memset(h, 0, sizeof *h);
+}

@@ -1,0 +1,51 @@
+/* history.h — a run's public log read back and checked (tools' own module: `cotrain verify` and
+ * `cotrain lineage` share it): run.json's signature, every line (canonical form, seq, chain,
+ * hash, signature by the run's key), the signed head reached, and the lineage the records
+ * describe — the committed checkpoints in order and the units of data each committed, each unit
+ * once, with reverts taken back. Uses only core/: never the model. */
+#ifndef COTRAIN_TOOLS_HISTORY_H
+#define COTRAIN_TOOLS_HISTORY_H
+
+#include <stdint.h>
+
+#include "cotrain/err.h"
+#include "cotrain/hash.h"
+#include "cotrain/publog.h"
+
+/* A checkpoint of the lineage: its id, step and the line that committed it. */
+typedef struct ct_hist_ckpt {
+    char id[CT_SHA256_HEX];
+    int64_t step, line;
+} ct_hist_ckpt_t;
+
+/* A unit of data the lineage holds: "<shard id>:<epoch>", the checkpoint (index) and line that
+ * committed it. */
+typedef struct ct_hist_unit {
+    char *name;
+    int ckpt;
+    int64_t line;
+} ct_hist_unit_t;
+
+typedef struct ct_history {
+    ct_publog_head_t head; /* run.json */
+    char fingerprint[CT_PUBLOG_FP];
+    int64_t records;    /* lines read (the last seq) */
+    ct_hist_ckpt_t *ck; /* the lineage, first to head */
+    int n_ck, cap_ck;
+    ct_hist_unit_t *units; /* the units it committed, in commit order */
+    int n_units, cap_units;
+    int64_t finished; /* run_finished's line, or 0 */
+    int64_t excluded; /* data_excluded records */
+} ct_history_t;
+
+/* Reads PUBLIC_DIR (run.json, log.jsonl) into *h, checking everything above; with pin, the key's
+ * fingerprint must be it. Errors: CT_ECORRUPT (the first problem, naming the file and line),
+ * CT_ENOENT, CT_ENOMEM. *h is filled as far as it got; ct_history_free it either way. */
+int ct_history_read(ct_history_t *h, const char *public_dir, const char *pin, ct_err_t *e);
+
+/* The unit `name` in the lineage: its index into h->units, or -1. */
+int ct_history_find_unit(const ct_history_t *h, const char *name);
+
+void ct_history_free(ct_history_t *h);
+
+#endif

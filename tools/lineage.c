@@ -1,0 +1,167 @@
+/* lineage.c — `cotrain lineage RUN_DIR DOC_ID [--data MANIFEST] [--json]`: where one document
+ * went — the shard that holds it (every shard read and checked against the manifest), and for
+ * each epoch the checkpoint of the run's verified lineage that committed that shard, with the
+ * steps it covers — and whether it was excluded later. Uses only core/ and data/: never the
+ * model. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "cotrain/fsutil.h"
+#include "cotrain/hash.h"
+#include "cotrain/manifest.h"
+#include "cotrain/shard.h"
+#include "history.h"
+
+static void usage(FILE *f) {
+    fprintf(
+        f, "usage: cotrain lineage RUN_DIR DOC_ID [--data MANIFEST] [--json]\n"
+           "\n"
+           "Says where document DOC_ID (its id in the shards, as `cotrain prep` wrote it) went in\n"
+           "the run in RUN_DIR: the shard holding it (each shard is read and checked against the\n"
+           "manifest's sha256), and for each epoch the checkpoint that committed that shard\n"
+           "(step, id, the steps since its parent) according to RUN_DIR/public/log.jsonl, which\n"
+           "is verified as `cotrain verify` does first; and whether the document was excluded\n"
+           "afterwards.\n"
+           "\n"
+           "  --data MANIFEST   the run's data (default: RUN_DIR/data/manifest.json, where an\n"
+           "                    attached worker keeps what it fetched)\n"
+           "  --json            one JSON object instead of text\n"
+           "\n"
+           "Exit codes: 0 found, 2 not in the data, a log that does not verify, or bad usage,\n"
+           "1 a runtime failure.\n");
+}
+
+/* The shard holding doc: its index in m and the document's index and token range. 0 when none
+ * does, 1 when found; an error for a shard that cannot be read. */
+static int find_doc(const ct_manifest_t *m, const char *doc, int *shard, int64_t *d, int64_t *from,
+                    int64_t *to, ct_err_t *e) {
+    for (int i = 0; i < m->n_shards; i++) {
+        char *buf = NULL, hex[CT_SHA256_HEX];
+        size_t len = 0;
+        CT_TRY(ct_read_file(m->shards[i].path, &buf, &len, e));
+        ct_sha256_hex(buf, len, hex);
+        int rc = 0;
+        ct_shard_t s = {0};
+        if (strcmp(hex, m->shards[i].sha256) != 0)
+            rc = CT_ERR(e, CT_ECORRUPT, "shard %s (%s) does not match the manifest's sha256",
+                        m->shards[i].id, m->shards[i].path);
+        if (rc == 0) rc = ct_shard_read_image(buf, len, m->shards[i].id, 1, &s, e);
+        for (int64_t k = 0; rc == 0 && k < s.n_docs; k++)
+            if (!strcmp(s.doc_ids[k], doc)) {
+                *shard = i, *d = k, *from = s.doc_offsets[k], *to = s.doc_offsets[k + 1];
+                rc = 1;
+            }
+        ct_shard_clear(&s);
+        free(buf);
+        if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
+    static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                         {"json", no_argument, 0, 'j'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+    const char *data = NULL;
+    int json = 0;
+    opterr = 0;
+    optind = 1;
+    for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+        if (c == 'd')
+            data = optarg;
+        else if (c == 'j')
+            json = 1;
+        else if (c == 'h') {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "lineage: unknown or incomplete option '%s' (see --help)\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind != argc - 2) {
+        fprintf(stderr, "lineage: give RUN_DIR and DOC_ID (see --help)\n");
+        return 2;
+    }
+    const char *run = argv[optind], *doc = argv[optind + 1];
+    char path[CT_PATH_MAX], pub[CT_PATH_MAX];
+    ct_err_t e = {0};
+    ct_manifest_t *m = NULL;
+    ct_history_t h = {0};
+    int shard = -1, rc = 0;
+    int64_t d = 0, from = 0, to = 0;
+    if (!data && (rc = ct_path_join(path, sizeof path, run, "data/manifest.json", &e)) == 0) {
+        data = path;
+        if (access(path, F_OK) != 0)
+            rc = CT_ERR(&e, CT_EINVAL,
+                        "%s/data/manifest.json does not exist: give the run's data "
+                        "with --data MANIFEST",
+                        run);
+    }
+    if (rc == 0) rc = ct_manifest_load(&m, data, &e);
+    if (rc == 0) rc = ct_path_join(pub, sizeof pub, run, "public", &e);
+    if (rc == 0) rc = ct_history_read(&h, pub, NULL, &e);
+    if (rc == 0 && strcmp(m->sha256, h.head.data_sha256) != 0)
+        rc = CT_ERR(&e, CT_EINVAL,
+                    "%s is not the run's data: its sha256 is %.16s..., the run's "
+                    "log names %.16s...",
+                    m->path, m->sha256, h.head.data_sha256);
+    if (rc == 0) {
+        int found = find_doc(m, doc, &shard, &d, &from, &to, &e);
+        if (found < 0) rc = found;
+        if (found == 0)
+            rc = CT_ERR(&e, CT_EINVAL, "no shard of %s holds a document with id %s", m->path, doc);
+    }
+    if (rc != 0) {
+        ct_log(lg, CT_LOG_ERROR, "lineage: %s", e.msg);
+        ct_manifest_destroy(&m);
+        ct_history_free(&h);
+        return ct_exit_code(rc);
+    }
+    const char *sid = m->shards[shard].id;
+    size_t idlen = strlen(sid);
+    if (json)
+        printf("{\"doc\":\"%s\",\"shard\":\"%s\",\"doc_index\":%lld,\"tokens\":[%lld,%lld],"
+               "\"excluded\":%s,\"committed\":[",
+               doc, sid, (long long)d, (long long)from, (long long)to,
+               h.excluded ? "true" : "false");
+    else
+        printf("document %s\n  in shard %s (shard %d of %s), document %lld, tokens %lld..%lld\n",
+               doc, sid, shard, m->path, (long long)d, (long long)from, (long long)to - 1);
+    int n = 0;
+    for (int u = 0; u < h.n_units; u++) {
+        const char *name = h.units[u].name;
+        if (strncmp(name, sid, idlen) != 0 || name[idlen] != ':') continue;
+        const ct_hist_ckpt_t *c = &h.ck[h.units[u].ckpt];
+        int64_t first = h.units[u].ckpt > 0 ? h.ck[h.units[u].ckpt - 1].step + 1 : 1;
+        if (json)
+            printf("%s{\"epoch\":%s,\"checkpoint\":\"%s\",\"step\":%lld,\"steps\":[%lld,%lld],"
+                   "\"line\":%lld}",
+                   n ? "," : "", name + idlen + 1, c->id, (long long)c->step, (long long)first,
+                   (long long)c->step, (long long)h.units[u].line);
+        else
+            printf("  epoch %s: trained within steps %lld..%lld, committed by checkpoint %s (step "
+                   "%lld, log line %lld)\n",
+                   name + idlen + 1, (long long)first, (long long)c->step, c->id,
+                   (long long)c->step, (long long)h.units[u].line);
+        n++;
+    }
+    if (json) {
+        printf("]}\n");
+    } else {
+        if (!n) printf("  not in any committed checkpoint yet\n");
+        printf("  excluded later: %s\n",
+               h.excluded ? "the log holds exclusion records (see data_excluded)" : "no");
+        printf("  (the log %s verified: %lld record(s), key %s)\n", pub, (long long)h.records,
+               h.fingerprint);
+    }
+    ct_manifest_destroy(&m);
+    ct_history_free(&h);
+    return 0;
+}
