@@ -98,6 +98,15 @@ int ct_coord_start(ct_coord_t *c, ct_err_t *e) {
     return 0;
 }
 
+double ct_coord_cpu_s(const ct_coord_t *c) {
+    clockid_t id;
+    struct timespec ts;
+    if (!c->running || pthread_getcpuclockid(c->thread, &id) != 0 ||
+        clock_gettime(id, &ts) != 0)
+        return 0.0;
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 int ct_coord_stop(ct_coord_t *c, ct_err_t *e) {
     if (!c->running) return 0;
     atomic_store(&c->stop, 1);

@@ -320,16 +320,19 @@ static int train_loop(session_t *S, ct_err_t *e) {
     int64_t first = ct_trainer_steps(S->tr), end = c->train.steps;
     if (S->a->until > 0 && S->a->until < end) end = S->a->until;
     int64_t tokens_per_step = (int64_t)c->train.global_batch * c->model.seq_len;
-    double train_time = 0.0, comm_time = 0.0;
+    double train_time = 0.0, comm_time = 0.0, keep_time = 0.0; /* keep: protocol and metrics */
+    double coord_cpu0 = S->coord ? ct_coord_cpu_s(S->coord) : 0.0;
     for (int64_t s = first; s < end; s++) {
         ct_step_stats_t st;
         double t0 = ct_now_s();
         CT_TRY(ct_trainer_step(S->tr, &st, e));
         double dt = ct_now_s() - t0;
         /* the coordinator follows the loader: leases, reports */
+        double k0 = ct_now_s();
         ct_data_cursor_t cur;
         ct_data_cursor(S->data, &cur);
         CT_TRY(ct_attach_follow(S->attach, &cur, e));
+        keep_time += ct_now_s() - k0;
         comm_time += st.comm_s;
         if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), dt);
         train_time += dt;
@@ -365,7 +368,9 @@ static int train_loop(session_t *S, ct_err_t *e) {
                 .eval_loss = eval_loss,
                 .group = S->a->group,
             };
+            double k1 = ct_now_s();
             CT_TRY(ct_metrics_write(S->metrics, &r, e));
+            keep_time += ct_now_s() - k1;
             char eta[32];
             format_duration(train_time / (double)(s + 1 - first) * (double)(end - s - 1), eta,
                             sizeof eta);
@@ -406,6 +411,15 @@ static int train_loop(session_t *S, ct_err_t *e) {
                "data loader: steps waited %.4f s for data (%.4f%% of step "
                "time)",
                ct_data_wait_seconds(S->data), 100.0 * ct_data_wait_seconds(S->data) / train_time);
+    if (train_time > 0 && S->rank0) {
+        /* the embedded coordinator's thread shares the CPUs: its CPU time counts too */
+        double cpu = S->coord ? ct_coord_cpu_s(S->coord) - coord_cpu0 : 0.0;
+        ct_log(S->lg, CT_LOG_INFO,
+               "coordinator and logging: %.4f s (%.3f%% of step time): leases, reports and "
+               "metrics %.4f s%s%.4f s of CPU",
+               keep_time + cpu, 100.0 * (keep_time + cpu) / train_time, keep_time,
+               S->coord ? ", the embedded coordinator (registry, signed log) " : ", ", cpu);
+    }
     if (train_time > 0 && ct_comm_size(S->comm) > 1)
         ct_log(S->lg, CT_LOG_INFO,
                "communication: %.3f s summing gradients over %d ranks (%.2f%% "
