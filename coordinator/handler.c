@@ -188,7 +188,7 @@ static int finished(ct_handler_t *h, const char *group, int64_t step, const char
 
 /* The reply's fields for a request of type m->type, or an error: CT_EPROTO (bad fields: reply
  * `malformed`), CT_ESTATE (a stale lease or checkpoint: reply `stale`), CT_EIO/CT_ENOMEM. */
-static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now,
+static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char *peer, double now,
                ct_msg_type_t *type, cJSON *f, ct_frame_t *frame, ct_err_t *e) {
     char id[CT_SHA256_HEX], parent[CT_SHA256_HEX] = "", shard[CT_SHARD_ID_MAX];
     int64_t epoch, fence, step;
@@ -206,7 +206,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, double now
                            cJSON_AddNumberToObject(f, "ttl_s", h->ttl)
                        ? 0
                        : CT_ERR(e, CT_ENOMEM, "out of memory answering hello");
-        CT_TRY(ct_ledger_restart(h->l, group, NULL, e));
+        CT_TRY(ct_ledger_restart(h->l, group, peer, NULL, e));
         CT_TRY(ct_ledger_seen(h->l, group, now, e));
         CT_TRY(ct_ledger_head(h->l, id, &step, e));
         if (!cJSON_AddItemToObject(f, "config", cJSON_Duplicate(h->config, 1)) ||
@@ -301,8 +301,8 @@ int ct_handler_tick(ct_handler_t *h, double now, int *expired, ct_err_t *e) {
     return ct_ledger_expire(h->l, now, expired, e);
 }
 
-int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, double now,
-                       char **reply, ct_frame_t *frame, ct_err_t *e) {
+int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, const char *peer,
+                       double now, char **reply, ct_frame_t *frame, ct_err_t *e) {
     ct_msg_t m;
     int64_t req, stored_req;
     ct_proto_error_t code;
@@ -324,7 +324,7 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
         m.type == CT_MSG_DATA_MANIFEST || m.type == CT_MSG_SHARD_FETCH) {
         ct_msg_type_t type;
         cJSON *f = cJSON_CreateObject();
-        int r = f ? act(h, &m, group, now, &type, f, frame, &why) : CT_ENOMEM;
+        int r = f ? act(h, &m, group, peer, now, &type, f, frame, &why) : CT_ENOMEM;
         if (r == 0) {
             *reply = ct_msg_header(type, req, f);
         } else {
@@ -367,7 +367,7 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
     CT_TRY_GOTO(ct_ledger_begin(h->l, e), internal);
     ct_msg_type_t type;
     cJSON *f = cJSON_CreateObject();
-    int r = f ? act(h, &m, group, now, &type, f, frame, &why) : CT_ENOMEM;
+    int r = f ? act(h, &m, group, peer, now, &type, f, frame, &why) : CT_ENOMEM;
     if (r == 0)
         *reply = ct_msg_header(type, req, f);
     else

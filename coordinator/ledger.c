@@ -578,7 +578,7 @@ int ct_ledger_done(ct_ledger_t *l, const char *group, const char *shard_id, int6
 }
 
 typedef struct update_args {
-    const char *group;
+    const char *group, *key;
     double t;
     int changed;
 } update_args_t;
@@ -612,7 +612,8 @@ int ct_ledger_expire(ct_ledger_t *l, double now, int *n, ct_err_t *e) {
 static int restart_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     update_args_t *a = arg;
     cJSON *f = cJSON_CreateObject();
-    if (!f || !cJSON_AddStringToObject(f, "group", a->group)) {
+    if (!f || !cJSON_AddStringToObject(f, "group", a->group) ||
+        (a->key && !cJSON_AddStringToObject(f, "key", a->key))) {
         cJSON_Delete(f);
         return CT_ERR(e, CT_ENOMEM, "out of memory logging a group");
     }
@@ -623,8 +624,8 @@ static int restart_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
                         "t", a->group);
 }
 
-int ct_ledger_restart(ct_ledger_t *l, const char *group, int *n, ct_err_t *e) {
-    update_args_t a = {.group = group};
+int ct_ledger_restart(ct_ledger_t *l, const char *group, const char *key, int *n, ct_err_t *e) {
+    update_args_t a = {.group = group, .key = key};
     int rc = transaction(l, restart_tx, &a, e);
     if (n) *n = a.changed;
     return rc;

@@ -334,9 +334,14 @@ int ct_public_sync(ct_public_t *p, int max, int force, int *behind, ct_err_t *e)
     int64_t before = p->seq;
     CT_TRY(ct_ledger_records(p->l, p->seq, max > 0 ? max : INT64_MAX, append, p, e));
     if (behind) *behind = max > 0 && p->seq - before == max;
-    if (p->head.seq != p->seq && (force || ct_now_s() - p->head_at >= HEAD_EVERY_S))
-        CT_TRY(write_head(p, e));
-    return 0;
+    if (!force && ct_now_s() - p->head_at < HEAD_EVERY_S) return 0;
+    if (p->head.seq != p->seq) return write_head(p, e);
+    /* no new record, but the metrics may have grown: the dashboard's data follows them */
+    struct stat st;
+    int grew = stat(p->metrics_path, &st) == 0 && (size_t)st.st_size != p->metrics_len;
+    if (!force && !grew) return 0;
+    p->head_at = ct_now_s();
+    return write_dashboard(p, e);
 }
 
 const ct_publog_key_t *ct_public_key(const ct_public_t *p) {

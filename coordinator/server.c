@@ -284,8 +284,10 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
         } else if (!within_rate(s, &p[n].id, &hdr)) {
             p[n].reply = busy_reply(s, &hdr, frames);
         } else {
-            rc = ct_handler_request(s->h, zmq_msg_data(&hdr), zmq_msg_size(&hdr), frames, now,
-                                    &p[n].reply, &p[n].frame, &why);
+            const char *key = zmq_msg_gets(&hdr, "User-Id");
+            rc =
+                ct_handler_request(s->h, zmq_msg_data(&hdr), zmq_msg_size(&hdr), frames,
+                                   key && key[0] ? key : NULL, now, &p[n].reply, &p[n].frame, &why);
         }
         zmq_msg_close(&hdr);
         n++;

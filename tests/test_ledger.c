@@ -177,7 +177,7 @@ static void test_commits(void) {
     CHECK_EQ_INT(k.leased, 0);
     /* g1 restarts from the head: nothing of its is left to give back, committed a stays */
     int n = -1;
-    CHECK_EQ_INT(ct_ledger_restart(l, "g1", &n, &e), 0);
+    CHECK_EQ_INT(ct_ledger_restart(l, "g1", NULL, &n, &e), 0);
     CHECK_EQ_INT(n, 0);
     ct_lease_t again;
     CHECK_EQ_INT(ct_ledger_lease(l, "g1", 0, 60, &again, &e), 0);
@@ -338,7 +338,7 @@ static void test_random(void) {
             commits++;
         } else { /* g restarts from the head */
             int n = -1, want = 0;
-            CHECK_EQ_INT(ct_ledger_restart(l, names[g], &n, &e), 0);
+            CHECK_EQ_INT(ct_ledger_restart(l, names[g], NULL, &n, &e), 0);
             for (int ep = 0; ep < epochs; ep++)
                 for (int p = 0; p < N; p++)
                     if ((m[ep][p].state == 1 || m[ep][p].state == 2) && m[ep][p].group == g) {
@@ -559,7 +559,7 @@ static void test_records(void) {
     CHECK_EQ_INT(ct_ledger_commit(l, "g", 10, 1.0, id1, "", u, 2, &e), 0);
     ct_lease_t x;
     CHECK_EQ_INT(ct_ledger_lease(l, "g", 0, 60, &x, &e), 0);
-    CHECK_EQ_INT(ct_ledger_restart(l, "g", NULL, &e), 0);
+    CHECK_EQ_INT(ct_ledger_restart(l, "g", "k3yId", NULL, &e), 0);
     lease_done(l, "g", 1, u);
     CHECK_EQ_INT(ct_ledger_commit(l, "g", 20, 2.0, id2, id1, u, 1, &e), 0);
     CHECK_EQ_INT(ct_ledger_rollback(l, id1, NULL, NULL, &e), 0);
@@ -578,7 +578,7 @@ static void test_records(void) {
              "checkpoint_committed {\"group\":\"g\",\"id\":\"%s\",\"parent\":\"\","
              "\"shards\":[\"%s:0\",\"%s:0\"],\"step\":10}\n"
              "shard_leased {\"epoch\":0,\"fence\":3,\"group\":\"g\",\"shard\":\"%s\"}\n"
-             "group_joined {\"group\":\"g\"}\n"
+             "group_joined {\"group\":\"g\",\"key\":\"k3yId\"}\n"
              "shards_returned {\"shards\":[\"%s:0\"],\"why\":\"restart\"}\n"
              "shard_leased {\"epoch\":0,\"fence\":4,\"group\":\"g\",\"shard\":\"%s\"}\n"
              "shard_done {\"epoch\":0,\"group\":\"g\",\"shard\":\"%s\"}\n"

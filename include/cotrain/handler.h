@@ -43,14 +43,15 @@ int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const ct_manifest_t *m
 /* Frees the handler and sets *self_p to NULL; NULL-safe. */
 void ct_handler_destroy(ct_handler_t **self_p);
 
-/* Answers the request hdr[0..len) with n_frames binary frames, at time `now` (wall-clock
+/* Answers the request hdr[0..len) with n_frames binary frames from `peer` (its CURVE key id, or
+ * NULL: a loopback peer; the public log names groups by it), at time `now` (wall-clock
  * seconds: lease expiries are kept in the ledger across restarts):
  * *reply gets the reply header (malloc'd), *frame the reply's binary frame (malloc'd; none for
  * most types). Bad input never fails the call (it gets an error
  * reply). Errors: CT_EIO / CT_ENOMEM when the ledger could not record the answer; *reply is then
  * an `internal` error reply (or NULL when out of memory) and nothing changed. */
-int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, double now,
-                       char **reply, ct_frame_t *frame, ct_err_t *e);
+int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, const char *peer,
+                       double now, char **reply, ct_frame_t *frame, ct_err_t *e);
 
 /* A batch of requests answered in one transaction (group commit: one fsync for all of them).
  * The replies of the requests answered between begin and end may be sent only after end kept

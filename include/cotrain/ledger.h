@@ -75,9 +75,10 @@ int ct_ledger_heartbeat(ct_ledger_t *l, const char *group, double now, double tt
 /* Returns the units of expired leases to available; *n (may be NULL) gets how many. */
 int ct_ledger_expire(ct_ledger_t *l, double now, int *n, ct_err_t *e);
 
-/* `group` (re)starts from the head checkpoint: its leased and done units go back to available,
- * in their places. *n (may be NULL) gets how many. Errors: CT_EIO. */
-int ct_ledger_restart(ct_ledger_t *l, const char *group, int *n, ct_err_t *e);
+/* `group` (re)starts from the head checkpoint: logged as group_joined with the peer's CURVE key
+ * id `key` (NULL: none, a loopback peer), and its leased and done units go back to available, in
+ * their places. *n (may be NULL) gets how many. Errors: CT_EIO. */
+int ct_ledger_restart(ct_ledger_t *l, const char *group, const char *key, int *n, ct_err_t *e);
 
 /* Commits checkpoint `id` of `step` by `group` at time `now` on top of `parent` ("" for the first
  * one), which must be the head; units[0..n_units) are the units it consumed since then, each done
