@@ -34,12 +34,14 @@ head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
 "$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 3000 \
     --out "$tmp/data" 2> /dev/null
 steps=${STEPS:-400}
+# each run's limit: 600 s, or more for a long soak (about 8 steps/s on a busy 2-CPU machine)
+limit=$((steps / 4 > 600 ? steps / 4 : 600))
 keep=${KEEP_LAST:-0} # the soak keeps the last few checkpoints only (disk)
 sets=(--set train.steps="$steps" --set train.warmup_steps=2 --set log.every=1
       --set train.global_batch=8 --set train.micro_batch=4 --set ckpt.every=10
       --set ckpt.keep_last="$keep")
 
-timeout 600 mpirun --oversubscribe --bind-to none -np 2 "$worker" --config tiny \
+timeout "$limit" mpirun --oversubscribe --bind-to none -np 2 "$worker" --config tiny \
     --data "$tmp/data" --out "$tmp/straight" "${sets[@]}" > /dev/null 2> "$tmp/straight.err" \
     || { tail -n 20 "$tmp/straight.err"; fail "the run without a coordinator"; }
 
@@ -48,7 +50,7 @@ timeout 600 mpirun --oversubscribe --bind-to none -np 2 "$worker" --config tiny 
 coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
     --out "$tmp/c" "${sets[@]}" --bind tcp://127.0.0.1:0 --lease-ttl 10
 port=${ep##*:}
-timeout 600 mpirun --oversubscribe --bind-to none -np 2 "$worker" --data "$tmp/data" \
+timeout "$limit" mpirun --oversubscribe --bind-to none -np 2 "$worker" --data "$tmp/data" \
     --out "$tmp/run" --coordinator "$ep" --group a > "$tmp/a.out" 2> "$tmp/a.err" &
 wpid=$!
 coord_wait_line "$tmp/a.err" "attached to the coordinator"
