@@ -11,9 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cotrain/clock.h"
 #include "cotrain/fsutil.h"
+#include "cotrain/json.h"
 #include "cotrain/handler.h"
 #include "cotrain/server.h"
 
@@ -31,6 +33,47 @@ struct ct_coord {
     int rc; /* the thread's result */
     ct_err_t err;
 };
+
+static int count_one(void *arg, int64_t seq, const char *line, ct_err_t *e) {
+    (void)seq, (void)line, (void)e;
+    ++*(int *)arg;
+    return 0;
+}
+
+/* A registry without a lineage or metrics (a run directory made before it, or whose ledger was
+ * lost) takes over the metrics RUN_DIR/public/metrics.jsonl holds, so a run it adopts keeps its
+ * history (the group's hello then drops what lies past the checkpoint it resumes from). */
+static int adopt_metrics(ct_coord_t *c, const char *run_dir, ct_err_t *e) {
+    char head[CT_SHA256_HEX], path[CT_PATH_MAX], *text = NULL;
+    int64_t step;
+    int any = 0;
+    size_t len = 0;
+    CT_TRY(ct_ledger_head(c->ledger, head, &step, e));
+    CT_TRY(ct_ledger_metrics(c->ledger, 0, 1, count_one, &any, e));
+    CT_TRY(ct_path_join(path, sizeof path, run_dir, "public/metrics.jsonl", e));
+    if (head[0] || any || access(path, F_OK) != 0) return 0;
+    CT_TRY(ct_read_file(path, &text, &len, e));
+    int rc = ct_ledger_begin(c->ledger, e), n = 0; /* one transaction, one fsync */
+    for (char *line = text, *nl; rc == 0 && (nl = strchr(line, '\n')); line = nl + 1) {
+        *nl = '\0';
+        cJSON *o = cJSON_Parse(line);
+        int64_t s = 0;
+        const char *g = ct_json_get_string(o, "group");
+        if (ct_json_get_uint53(o, "step", &s) && s > 0) {
+            rc = ct_ledger_metrics_add(c->ledger, g ? g : "local", s, line, e);
+            n++;
+        }
+        cJSON_Delete(o);
+    }
+    free(text);
+    if (rc == 0)
+        rc = ct_ledger_end(c->ledger, 1, e);
+    else
+        ct_ledger_end(c->ledger, 0, e);
+    if (rc == 0 && n)
+        ct_log(c->lg, CT_LOG_INFO, "the registry takes over the %d metrics line(s) of %s", n, path);
+    return rc;
+}
 
 int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg, ct_err_t *e) {
     int rc = 0;
@@ -51,6 +94,7 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
                                  .m = o->m,
                                  .held_out = o->held_out,
                                  .web_dir = CT_WEB_DIR};
+    CT_TRY_GOTO(adopt_metrics(c, o->run_dir, e), fail);
     CT_TRY_GOTO(ct_public_open(&c->pub, &po, c->ledger, lg, e), fail);
     ct_server_set_public(c->server, c->pub);
     *out = c;
@@ -101,8 +145,7 @@ int ct_coord_start(ct_coord_t *c, ct_err_t *e) {
 double ct_coord_cpu_s(const ct_coord_t *c) {
     clockid_t id;
     struct timespec ts;
-    if (!c->running || pthread_getcpuclockid(c->thread, &id) != 0 ||
-        clock_gettime(id, &ts) != 0)
+    if (!c->running || pthread_getcpuclockid(c->thread, &id) != 0 || clock_gettime(id, &ts) != 0)
         return 0.0;
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

@@ -15,7 +15,11 @@
 #include "cotrain/json.h"
 #include "cotrain/proto.h"
 
-enum { UNITS_MAX = 1 << 16 }; /* units one checkpoint may list */
+enum {
+    UNITS_MAX = 1 << 16, /* units one checkpoint may list */
+    METRICS_MAX = 64,    /* metrics lines one request may carry */
+    LINE_MAX = 4096      /* the longest metrics line */
+};
 
 struct ct_handler {
     ct_ledger_t *l;
@@ -186,6 +190,31 @@ static int finished(ct_handler_t *h, const char *group, int64_t step, const char
     return ct_ledger_record(h->l, "run_finished", f, e);
 }
 
+/* metrics {lines: ["{\"step\":N,...}", ...]}: the group's metrics lines, kept as sent (each a JSON
+ * object with its step) for public/metrics.jsonl. */
+static int metrics(ct_handler_t *h, const ct_msg_t *m, const char *group, ct_err_t *e) {
+    const cJSON *lines = cJSON_GetObjectItemCaseSensitive(m->root, "lines"), *l;
+    int n = cJSON_GetArraySize(lines);
+    if (!cJSON_IsArray(lines) || n < 1 || n > METRICS_MAX)
+        return CT_ERR(e, CT_EPROTO, "metrics: \"lines\" must be an array of 1 to %d strings",
+                      METRICS_MAX);
+    cJSON_ArrayForEach(l, lines) {
+        int64_t step = -1;
+        cJSON *o = cJSON_IsString(l) && strlen(l->valuestring) <= LINE_MAX
+                       ? cJSON_Parse(l->valuestring)
+                       : NULL;
+        int ok = cJSON_IsObject(o) && ct_json_get_uint53(o, "step", &step) && step > 0;
+        cJSON_Delete(o);
+        if (!ok)
+            return CT_ERR(e, CT_EPROTO,
+                          "metrics: a line that is not a JSON object of at most %d bytes with "
+                          "a \"step\" >= 1",
+                          LINE_MAX);
+        CT_TRY(ct_ledger_metrics_add(h->l, group, step, l->valuestring, e));
+    }
+    return 0;
+}
+
 /* The reply's fields for a request of type m->type, or an error: CT_EPROTO (bad fields: reply
  * `malformed`), CT_ESTATE (a stale lease or checkpoint: reply `stale`), CT_EIO/CT_ENOMEM. */
 static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char *peer, double now,
@@ -209,6 +238,8 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char
         CT_TRY(ct_ledger_restart(h->l, group, peer, NULL, e));
         CT_TRY(ct_ledger_seen(h->l, group, now, e));
         CT_TRY(ct_ledger_head(h->l, id, &step, e));
+        /* the group resumes from the head: what was logged past it is not the lineage's */
+        CT_TRY(ct_ledger_metrics_rewind(h->l, step > 0 ? step : 0, e));
         if (!cJSON_AddItemToObject(f, "config", cJSON_Duplicate(h->config, 1)) ||
             !cJSON_AddStringToObject(f, "group", group) ||
             !cJSON_AddStringToObject(f, "head", id) ||
@@ -273,6 +304,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char
             !cJSON_AddNumberToObject(f, "step", (double)step))
             return CT_ERR(e, CT_ENOMEM, "out of memory answering latest_checkpoint");
         return 0;
+    case CT_MSG_METRICS: return metrics(h, m, group, e);
     case CT_MSG_STATUS: return status(h, now, f, e);
     case CT_MSG_DATA_MANIFEST: return data_manifest(h, f, frame, e);
     case CT_MSG_SHARD_FETCH: return shard_fetch(h, m, f, frame, e);

@@ -13,7 +13,9 @@
  * commit order), replies (each group's last request number and the reply it got, stored in the
  * request's own transaction, so a retried request after a lost reply gets the same answer), log
  * (the public log's records, each written in the transaction of the change it records:
- * public/log.jsonl is derived from it). */
+ * public/log.jsonl is derived from it), metrics (the groups' metrics lines, as they sent them:
+ * public/metrics.jsonl is derived from it; meta's metrics_gen counts the times lines were dropped,
+ * so the file is written anew). */
 #include "cotrain/ledger.h"
 
 #include <sqlite3.h>
@@ -47,7 +49,7 @@ struct ct_ledger {
     char (*ids)[CT_SHARD_ID_MAX]; /* (n_shards) the shards table, kept in memory */
     /* meta's counters, kept in memory and written through: a rolled-back transaction leaves a
        gap, never a value handed out twice */
-    int64_t fence, done_seq;
+    int64_t fence, done_seq, metrics_gen;
     int in_tx; /* levels of ct_ledger_begin .. ct_ledger_end open */
     stmt_t cache[CACHE_MAX];
     int n_cache;
@@ -70,7 +72,10 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS replies(grp TEXT PRIMARY KEY, req INTEGER NOT NULL,"
     " reply TEXT NOT NULL) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS log(seq INTEGER PRIMARY KEY, at REAL NOT NULL, type TEXT NOT NULL,"
-    " body TEXT NOT NULL);";
+    " body TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS metrics(seq INTEGER PRIMARY KEY, step INTEGER NOT NULL,"
+    " grp TEXT NOT NULL, line TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS metrics_step ON metrics(step);";
 
 /* ---- SQLite plumbing ---- */
 
@@ -395,6 +400,7 @@ static int load(ct_ledger_t *l, ct_err_t *e) {
         return CT_ERR(e, CT_ECORRUPT, "ledger %s lists %d of its %d shards: it is damaged", l->path,
                       n, l->n_shards);
     CT_TRY(meta_int(l, "fence", 0, &l->fence, e));
+    CT_TRY(meta_int(l, "metrics_gen", 0, &l->metrics_gen, e));
     return meta_int(l, "done_seq", 0, &l->done_seq, e);
 }
 
@@ -1066,4 +1072,55 @@ int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_
         *n = 0;
     }
     return rc;
+}
+
+/* Drops the metrics lines past step `keep` (a run gone back to an earlier checkpoint logs those
+ * steps again); a drop moves the generation on. */
+static int metrics_drop(ct_ledger_t *l, int64_t keep, ct_err_t *e) {
+    int n = 0;
+    int64_t gen;
+    CT_TRY(run(l, &n, e, "DELETE FROM metrics WHERE step > ?", "i", keep));
+    return n ? next_counter(l, "metrics_gen", &l->metrics_gen, &gen, e) : 0;
+}
+
+typedef struct metrics_args {
+    const char *group, *line;
+    int64_t step;
+} metrics_args_t;
+
+static int metrics_add_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    metrics_args_t *a = arg;
+    CT_TRY(metrics_drop(l, a->step - 1, e));
+    return run(l, NULL, e, "INSERT INTO metrics(step, grp, line) VALUES(?, ?, ?)", "itt", a->step,
+               a->group, a->line);
+}
+
+int ct_ledger_metrics_add(ct_ledger_t *l, const char *group, int64_t step, const char *line,
+                          ct_err_t *e) {
+    metrics_args_t a = {group, line, step};
+    return transaction(l, metrics_add_tx, &a, e);
+}
+
+static int metrics_rewind_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    return metrics_drop(l, *(int64_t *)arg, e);
+}
+
+int ct_ledger_metrics_rewind(ct_ledger_t *l, int64_t step, ct_err_t *e) {
+    return transaction(l, metrics_rewind_tx, &step, e);
+}
+
+int64_t ct_ledger_metrics_gen(const ct_ledger_t *l) {
+    return l->metrics_gen;
+}
+
+int ct_ledger_metrics(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_metrics_fn fn,
+                      void *arg, ct_err_t *e) {
+    sqlite3_stmt *st;
+    CT_TRY(prepare(l, &st, e, "SELECT seq, line FROM metrics WHERE seq > ? ORDER BY seq LIMIT ?",
+                   "ii", after, max));
+    int r, rc = 0;
+    while (rc == 0 && (r = step_row(l, st, "reading the metrics", e)) == 1)
+        rc = fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1), e);
+    done(l, st);
+    return rc == 0 && r < 0 ? r : rc;
 }

@@ -39,6 +39,9 @@ struct ct_public {
     int64_t n_tail;
     char *metrics; /* metrics.jsonl's complete lines read so far */
     size_t metrics_len, metrics_cap;
+    /* metrics.jsonl as written from the ledger's metrics lines */
+    int mfd;
+    int64_t mseq, mgen, msize;
     /* while opening: the file's lines, compared with the records as they are derived */
     FILE *old;
     int64_t kept;
@@ -105,6 +108,34 @@ static int append(void *arg, int64_t seq, double at, const char *type, const cha
     p->seq = seq;
     snprintf(p->prev, sizeof p->prev, "%s", hash);
     return 0;
+}
+
+/* ct_ledger_metrics_fn: one metrics line onto metrics.jsonl. */
+static int append_metric(void *arg, int64_t seq, const char *line, ct_err_t *e) {
+    ct_public_t *p = arg;
+    size_t n = strlen(line);
+    char *buf = malloc(n + 1);
+    if (!buf) return CT_ERR(e, CT_ENOMEM, "out of memory writing the metrics");
+    memcpy(buf, line, n);
+    buf[n] = '\n';
+    int rc = ct_write_all(p->mfd, buf, n + 1, p->msize, p->metrics_path, e);
+    free(buf);
+    CT_TRY(rc);
+    p->msize += (int64_t)n + 1;
+    p->mseq = seq;
+    return 0;
+}
+
+/* metrics.jsonl brought up to the ledger's metrics lines (written anew when some were dropped). */
+static int sync_metrics(ct_public_t *p, int max, ct_err_t *e) {
+    int64_t gen = ct_ledger_metrics_gen(p->l);
+    if (gen != p->mgen || p->mseq < 0) {
+        if (ftruncate(p->mfd, 0) != 0)
+            return CT_ERR(e, CT_EIO, "cannot cut %s: %s", p->metrics_path, strerror(errno));
+        p->msize = p->mseq = 0;
+        p->mgen = gen;
+    }
+    return ct_ledger_metrics(p->l, p->mseq, max > 0 ? max : INT64_MAX, append_metric, p, e);
 }
 
 /* The complete lines metrics.jsonl gained since the last call, appended to p->metrics. */
@@ -269,7 +300,8 @@ int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l,
     char dir[CT_PATH_MAX], key[CT_PATH_MAX];
     *out = NULL;
     CT_ALLOC(e, p, 1, fail);
-    p->fd = -1;
+    p->fd = p->mfd = -1;
+    p->mseq = -1; /* written anew at the first sync */
     p->l = l;
     p->lg = lg;
     ct_sha256_hex(o->config_json, strlen(o->config_json), p->head.config_sha256);
@@ -293,6 +325,12 @@ int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l,
     CT_TRY_GOTO(ct_path_join(p->metrics_path, sizeof p->metrics_path, dir, "metrics.jsonl", e),
                 fail);
     copy_web(p, o->web_dir, dir);
+    p->mfd = open(p->metrics_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (p->mfd < 0) {
+        rc = CT_ERR(e, CT_EIO, "cannot open %s: %s", p->metrics_path, strerror(errno));
+        goto fail;
+    }
+    CT_TRY_GOTO(sync_metrics(p, 0, e), fail);
     p->fd = open(p->log_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (p->fd < 0) {
         rc = CT_ERR(e, CT_EIO, "cannot open %s: %s", p->log_path, strerror(errno));
@@ -332,6 +370,7 @@ fail:
 
 int ct_public_sync(ct_public_t *p, int max, int force, int *behind, ct_err_t *e) {
     int64_t before = p->seq;
+    CT_TRY(sync_metrics(p, max, e));
     CT_TRY(ct_ledger_records(p->l, p->seq, max > 0 ? max : INT64_MAX, append, p, e));
     if (behind) *behind = max > 0 && p->seq - before == max;
     if (!force && ct_now_s() - p->head_at < HEAD_EVERY_S) return 0;
@@ -359,6 +398,7 @@ void ct_public_close(ct_public_t **self_p) {
     }
     if (p->old) fclose(p->old);
     if (p->fd >= 0) close(p->fd);
+    if (p->mfd >= 0) close(p->mfd);
     sodium_memzero(&p->key, sizeof p->key);
     for (int i = 0; i < TAIL; i++)
         free(p->tail[i]);

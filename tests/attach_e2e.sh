@@ -3,7 +3,8 @@
 #   - the run through the coordinator (its last shard held out for evaluation: data.eval_shards)
 #     is bit-identical to the same run without one (metrics and
 #     the final model.h5), every checkpoint is committed with the units consumed since the last,
-#     and the coordinator's head is the final checkpoint
+#     the coordinator's head is the final checkpoint, and the coordinator's public/metrics.jsonl
+#     holds the group's lines as the group wrote them
 #   - kill -9 the worker mid-run, start it again: it resumes from the coordinator's head (no
 #     --resume) and ends bit-identical to the uninterrupted run; the same after a kill -9 of the
 #     coordinator mid-run (the worker waits for it and retries)
@@ -71,6 +72,9 @@ start_coord c1
 "$worker" --data "$tmp/data" --out "$tmp/a1" --coordinator "$ep" > /dev/null 2> "$tmp/a1.err" \
     || { cat "$tmp/a1.err"; fail "the attached run"; }
 same a1 "attached"
+# the coordinator writes the metrics it was sent into its own public/: the same lines
+cmp -s "$tmp/a1/public/metrics.jsonl" "$tmp/c1/public/metrics.jsonl" \
+    || fail "the coordinator's metrics.jsonl is not the group's"
 groups() { /usr/bin/python3 -c 'import json, sys
 print(" ".join(sorted({json.loads(l)["group"] for l in open(sys.argv[1])})))' "$1"; }
 [ "$(groups "$tmp/a1/public/metrics.jsonl")" = main ] || fail "metrics do not carry the group"

@@ -146,6 +146,13 @@ static void test_fetch(ct_handler_t *h, unsigned char *shard0, size_t len0) {
     free(text);
 }
 
+static int collect_metrics(void *arg, int64_t seq, const char *line, ct_err_t *e) {
+    (void)seq, (void)e;
+    size_t n = strlen(arg);
+    snprintf((char *)arg + n, 256 - n, "%s\n", line);
+    return 0;
+}
+
 static void counts(ct_ledger_t *l, ct_ledger_counts_t *c) {
     ct_err_t e = {0};
     CHECK_EQ_INT(ct_ledger_counts(l, c, &e), 0);
@@ -313,6 +320,33 @@ int main(void) {
     CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(gs, 1), "standby")));
     ct_msg_clear(&m);
     test_fetch(h, shard0, len0);
+    /* metrics lines: kept as sent; malformed ones refused; a hello drops those past the head */
+    m = ask(h,
+            "{\"v\":1,\"type\":\"metrics\",\"req\":20,\"group\":\"g1\",\"lines\":["
+            "\"{\\\"step\\\":5,\\\"loss\\\":2}\",\"{\\\"step\\\":6,\\\"loss\\\":1.5}\"]}",
+            NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_OK);
+    ct_msg_clear(&m);
+    const char *bad_metrics[] = {
+        "{\"v\":1,\"type\":\"metrics\",\"req\":21,\"group\":\"g1\",\"lines\":[]}",
+        "{\"v\":1,\"type\":\"metrics\",\"req\":22,\"group\":\"g1\",\"lines\":[\"[1]\"]}",
+        "{\"v\":1,\"type\":\"metrics\",\"req\":23,\"group\":\"g1\",\"lines\":[\"{}\"]}",
+        "{\"v\":1,\"type\":\"metrics\",\"req\":24,\"group\":\"g1\",\"lines\":[3]}",
+    };
+    for (size_t i = 0; i < sizeof bad_metrics / sizeof bad_metrics[0]; i++) {
+        m = ask(h, bad_metrics[i], NULL);
+        CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+        CHECK_EQ_STR(str(&m, "code"), "malformed");
+        ct_msg_clear(&m);
+    }
+    char kept[256] = "";
+    CHECK_EQ_INT(ct_ledger_metrics(l, 0, 10, collect_metrics, kept, &e), 0);
+    CHECK_EQ_STR(kept, "{\"step\":5,\"loss\":2}\n{\"step\":6,\"loss\":1.5}\n");
+    m = ask(h, "{\"v\":1,\"type\":\"hello\",\"req\":25,\"group\":\"g1\"}", NULL);
+    ct_msg_clear(&m); /* the head is step 5 */
+    kept[0] = '\0';
+    CHECK_EQ_INT(ct_ledger_metrics(l, 0, 10, collect_metrics, kept, &e), 0);
+    CHECK_EQ_STR(kept, "{\"step\":5,\"loss\":2}\n");
     free(shard0);
     ct_handler_destroy(&h);
     ct_ledger_close(&l);

@@ -23,7 +23,8 @@ enum {
     HEAD_MSG = 4096,
     GROUP_MAX = 96,
     STANDBY_POLL_MS = 500,
-    BUSY_MS = 100
+    BUSY_MS = 100,
+    METRICS_BATCH = 64 /* metrics lines a request carries at most */
 };
 
 /* A unit reported done: one shard in one epoch. */
@@ -51,6 +52,8 @@ struct ct_attach {
     unit_t *done; /* reported done since the last commit */
     int n_done, cap_done;
     char head[CT_SHA256_HEX];
+    char **lines; /* metrics lines not sent yet */
+    int n_lines, cap_lines;
     /* when the coordinator last counted this group alive (hello, heartbeat, commit: leases and
      * reports do not count): a heartbeat at least every ttl/3 keeps the leases renewed and a
      * standby group from taking over a live one */
@@ -261,6 +264,9 @@ void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64
 void ct_attach_close(ct_attach_t **self_p) {
     ct_attach_t *a = *self_p;
     if (!a) return;
+    for (int i = 0; i < a->n_lines; i++)
+        free(a->lines[i]);
+    free(a->lines);
     ct_client_destroy(&a->client);
     free(a->order);
     free(a->fences);
@@ -344,6 +350,43 @@ static int report_next(ct_attach_t *a, ct_err_t *e) {
     return 0;
 }
 
+int ct_attach_metrics(ct_attach_t *a, const char *line, ct_err_t *e) {
+    if (!a->rank0) return 0;
+    if (a->n_lines == a->cap_lines) {
+        int cap = a->cap_lines ? 2 * a->cap_lines : 16;
+        char **p = realloc(a->lines, (size_t)cap * sizeof *p);
+        if (!p) return CT_ERR(e, CT_ENOMEM, "out of memory");
+        a->lines = p;
+        a->cap_lines = cap;
+    }
+    if (!(a->lines[a->n_lines] = strdup(line))) return CT_ERR(e, CT_ENOMEM, "out of memory");
+    a->n_lines++;
+    return 0;
+}
+
+/* The metrics lines queued, sent METRICS_BATCH at a time (rank 0). */
+static int send_metrics(ct_attach_t *a, ct_err_t *e) {
+    while (a->n_lines > 0) {
+        int n = a->n_lines < METRICS_BATCH ? a->n_lines : METRICS_BATCH;
+        cJSON *f = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(f, "lines");
+        int ok = f && arr;
+        for (int i = 0; ok && i < n; i++)
+            ok = cJSON_AddItemToArray(arr, cJSON_CreateString(a->lines[i]));
+        if (!ok) {
+            cJSON_Delete(f);
+            return CT_ERR(e, CT_ENOMEM, "out of memory sending metrics");
+        }
+        ct_msg_t m;
+        CT_TRY(ask(a, CT_MSG_METRICS, f, &m, e));
+        ct_msg_clear(&m);
+        for (int i = 0; i < n; i++)
+            free(a->lines[i]);
+        memmove(a->lines, a->lines + n, (size_t)(a->n_lines - n) * sizeof *a->lines);
+        a->n_lines -= n;
+    }
+    return 0;
+}
+
 int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
     int rc = 0;
     if (a->rank0) {
@@ -356,6 +399,7 @@ int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
             rc = lease_next(a, e);
         while (rc == 0 && a->next_done < g)
             rc = report_next(a, e);
+        if (rc == 0) rc = send_metrics(a, e);
         if (rc == 0 && ct_now_s() - a->last_heard > a->ttl / 3) {
             ct_msg_t m;
             rc = ask(a, CT_MSG_HEARTBEAT, NULL, &m, e);
@@ -367,6 +411,7 @@ int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
 
 int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e) {
     if (!a->rank0) return 0;
+    CT_TRY(send_metrics(a, e)); /* the checkpoint's steps' lines go first */
     cJSON *f = cJSON_CreateObject(), *units = cJSON_CreateArray();
     int ok = f && units && cJSON_AddNumberToObject(f, "step", (double)step) &&
              cJSON_AddStringToObject(f, "id", id) && cJSON_AddStringToObject(f, "parent", a->head);

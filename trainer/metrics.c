@@ -67,17 +67,21 @@ static const char *json_number(double x, char buf[32]) {
     return buf;
 }
 
-int ct_metrics_write(ct_metrics_t *m, const ct_metrics_record_t *r, ct_err_t *e) {
+void ct_metrics_format(const ct_metrics_record_t *r, char line[CT_METRICS_LINE_MAX]) {
     char loss[32], lr[32], norm[32], tps[32], mfu[32], ev[32], eval[48] = "";
     if (!isnan(r->eval_loss))
         snprintf(eval, sizeof eval, ",\"eval_loss\":%s", json_number(r->eval_loss, ev));
-    fprintf(m->f,
-            "{\"step\":%" PRId64 ",\"tokens\":%" PRId64 ",\"loss\":%s,\"lr\":%s,"
-            "\"grad_norm\":%s,\"tokens_per_s\":%s,\"mfu\":%s,\"param_hash\":\"%016" PRIx64
-            "\",\"skipped\":%d,\"group\":\"%s\"%s}\n",
-            r->step, r->tokens, json_number(r->loss, loss), json_number(r->lr, lr),
-            json_number(r->grad_norm, norm), json_number(r->tokens_per_s, tps),
-            json_number(r->mfu, mfu), r->param_hash, r->skipped, r->group, eval);
+    snprintf(line, CT_METRICS_LINE_MAX,
+             "{\"step\":%" PRId64 ",\"tokens\":%" PRId64 ",\"loss\":%s,\"lr\":%s,"
+             "\"grad_norm\":%s,\"tokens_per_s\":%s,\"mfu\":%s,\"param_hash\":\"%016" PRIx64
+             "\",\"skipped\":%d,\"group\":\"%.96s\"%s}",
+             r->step, r->tokens, json_number(r->loss, loss), json_number(r->lr, lr),
+             json_number(r->grad_norm, norm), json_number(r->tokens_per_s, tps),
+             json_number(r->mfu, mfu), r->param_hash, r->skipped, r->group, eval);
+}
+
+int ct_metrics_write(ct_metrics_t *m, const char *line, ct_err_t *e) {
+    fprintf(m->f, "%s\n", line);
     if (fflush(m->f) != 0 || ferror(m->f))
         return CT_ERR(e, CT_EIO, "writing %s failed: %s (is the disk full?)", m->path,
                       strerror(errno));

@@ -1,5 +1,6 @@
 /* worker_main.c — cotrain-worker: parses the command line, loads the config and the data, and
  * runs the training loop with metrics and a progress line. Only this file prints and exits. */
+#include <ctype.h>
 #include <getopt.h>
 #include <hdf5.h>
 #include <math.h>
@@ -190,6 +191,15 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
                       "--server-key and --key go together: the coordinator's public "
                       "key and this group's key pair (see --help)");
     if (!a->group) a->group = a->coordinator ? "main" : "local";
+    size_t glen = strlen(a->group);
+    int gok = glen >= 1 && glen <= 64;
+    for (size_t i = 0; gok && i < glen; i++)
+        gok = isalnum((unsigned char)a->group[i]) || strchr("._-", a->group[i]);
+    if (!gok)
+        return CT_ERR(e, CT_EINVAL,
+                      "--group %.80s: a group's name is 1 to 64 letters, digits, '.', '_' or '-' "
+                      "(it names the group in logs, metrics and the public record)",
+                      a->group);
     if (a->init && a->resume)
         return CT_ERR(e, CT_EINVAL,
                       "--init and --resume exclude each other: a resumed run has "
@@ -241,8 +251,10 @@ typedef struct session {
     ct_manifest_t *coord_man;    /* its copy of the manifest */
     char *coord_json;            /* its config */
     char data_path[CT_PATH_MAX]; /* --data, or the copy fetched from the coordinator */
-    int forced_resume;           /* resume_dir is the coordinator's head checkpoint */
-    int64_t eval_windows;        /* how many of them an evaluation reads */
+    int local_metrics;    /* rank 0 writes RUN_DIR/public/metrics.jsonl itself (attached, its own
+                             RUN_DIR); the coordinator writes its own from the lines it is sent */
+    int forced_resume;    /* resume_dir is the coordinator's head checkpoint */
+    int64_t eval_windows; /* how many of them an evaluation reads */
 } session_t;
 
 /* Writes RUN_DIR/config.json (canonical) and logs its sha256. */
@@ -369,7 +381,10 @@ static int train_loop(session_t *S, ct_err_t *e) {
                 .group = S->a->group,
             };
             double k1 = ct_now_s();
-            CT_TRY(ct_metrics_write(S->metrics, &r, e));
+            char line[CT_METRICS_LINE_MAX];
+            ct_metrics_format(&r, line);
+            if (S->metrics) CT_TRY(ct_metrics_write(S->metrics, line, e));
+            CT_TRY(ct_attach_metrics(S->attach, line, e));
             keep_time += ct_now_s() - k1;
             char eta[32];
             format_duration(train_time / (double)(s + 1 - first) * (double)(end - s - 1), eta,
@@ -657,6 +672,16 @@ static int attach(session_t *S, ct_err_t *e) {
         CT_TRY(ct_path_fmt(S->data_path, sizeof S->data_path, e, "%s", a->data));
     else
         CT_TRY(fetch(S, e));
+    /* the metrics go to the coordinator, which writes them into its RUN_DIR/public; a RUN_DIR
+       of the group's own gets them too, unless it is a coordinator's (shared storage) */
+    char db[CT_PATH_MAX];
+    CT_TRY(ct_path_join(db, sizeof db, a->out, CT_COORD_DB, e));
+    S->local_metrics = access(db, F_OK) != 0;
+    if (!S->local_metrics)
+        ct_log(S->lg, CT_LOG_INFO,
+               "%s holds a coordinator's ledger: the metrics go to the coordinator, which "
+               "writes them there",
+               a->out);
     ct_log(S->lg, CT_LOG_INFO,
            "attached to the coordinator at %s as group %s; head checkpoint "
            "%s%.16s%s",
@@ -814,7 +839,8 @@ static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e
     }
     if (rc != 0) goto out;
     if (a.init) CT_TRY_GOTO(init_weights(&S, e), out);
-    if (S.rank0) CT_TRY_GOTO(ct_metrics_open(&S.metrics, a.out, S.resumed.step, e), out);
+    if (S.rank0 && S.local_metrics)
+        CT_TRY_GOTO(ct_metrics_open(&S.metrics, a.out, S.resumed.step, e), out);
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);

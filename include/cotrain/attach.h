@@ -54,9 +54,13 @@ void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64
  * took data, or the head and the checkpoint disagree), those of the requests. All ranks agree. */
 int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e);
 
+/* Queues one metrics line (ct_metrics_format) for the coordinator (rank 0; elsewhere a no-op):
+ * the queue goes out with the next ct_attach_follow or ct_attach_commit. Errors: CT_ENOMEM. */
+int ct_attach_metrics(ct_attach_t *a, const char *line, ct_err_t *e);
+
 /* Commits checkpoint `id` of `step` (on rank 0; the caller shares the outcome) with the units
- * reported done since the previous commit. Errors: CT_ESTATE (refused: the coordinator's
- * message), those of the requests. */
+ * reported done since the previous commit, after the metrics lines queued. Errors: CT_ESTATE
+ * (refused: the coordinator's message), those of the requests. */
 int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e);
 
 /* Rank 0 only: one request of `type` with fields f (consumed; may be NULL), sent and retried as

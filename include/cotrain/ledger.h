@@ -196,4 +196,21 @@ typedef int (*ct_ledger_record_fn)(void *arg, int64_t seq, double at, const char
 int ct_ledger_records(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_record_fn fn, void *arg,
                       ct_err_t *e);
 
+/* The groups' metrics (DESIGN.md, "Metrics"): one line a logged step, kept as the group sent it.
+ * ct_ledger_metrics_add adds one, dropping any of the same step or later first (a run gone back
+ * to an earlier checkpoint logs those steps again); ct_ledger_metrics_rewind drops those past
+ * `step` (a group resuming from the head: what was logged past it is not the lineage's). A drop
+ * moves the generation on. Errors: CT_EIO. */
+int ct_ledger_metrics_add(ct_ledger_t *l, const char *group, int64_t step, const char *line,
+                          ct_err_t *e);
+int ct_ledger_metrics_rewind(ct_ledger_t *l, int64_t step, ct_err_t *e);
+
+/* Calls fn for each metrics line after seq `after`, at most max, in order. Errors: CT_EIO, fn's. */
+typedef int (*ct_ledger_metrics_fn)(void *arg, int64_t seq, const char *line, ct_err_t *e);
+int ct_ledger_metrics(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_metrics_fn fn,
+                      void *arg, ct_err_t *e);
+
+/* The metrics' generation: a reader that saw another one starts over from seq 0. */
+int64_t ct_ledger_metrics_gen(const ct_ledger_t *l);
+
 #endif

@@ -40,6 +40,7 @@ enum {
     X(STATUS, "status")                                                                            \
     X(DATA_MANIFEST, "data_manifest")                                                              \
     X(SHARD_FETCH, "shard_fetch")                                                                  \
+    X(METRICS, "metrics")                                                                          \
     X(OK, "ok")                                                                                    \
     X(ERROR, "error")
 
