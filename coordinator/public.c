@@ -14,7 +14,11 @@
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 
-enum { HEAD_EVERY_S = 1, TAIL = 100 };
+enum {
+    HEAD_EVERY_S = 1,
+    TAIL = 100,        /* log lines in status.json */
+    PLOT_POINTS = 5000 /* metrics lines in data.js, at most about: a long run's are thinned */
+};
 
 /* The dashboard's files, copied from the build into public/. */
 static const char *const WEB_FILES[] = {"index.html", "dashboard.js", "dashboard.css",
@@ -253,8 +257,23 @@ static int write_dashboard(ct_public_t *p, ct_err_t *e) {
     if (rc == 0) {
         size_t k = (size_t)snprintf(js, cap, "window.COTRAIN_DATA = %.*s,\"metrics\":[",
                                     (int)(n - 1), text);
+        /* at most about PLOT_POINTS lines: every stride-th, and always the last */
+        size_t lines = 0, stride;
         for (size_t i = 0; i < p->metrics_len; i++)
-            js[k++] = p->metrics[i] == '\n' ? (i + 1 < p->metrics_len ? ',' : ' ') : p->metrics[i];
+            lines += p->metrics[i] == '\n';
+        stride = lines > PLOT_POINTS ? (lines + PLOT_POINTS - 1) / PLOT_POINTS : 1;
+        int first = 1;
+        for (size_t i = 0, line = 0; i < p->metrics_len; line++) {
+            char *nl = memchr(p->metrics + i, '\n', p->metrics_len - i);
+            size_t end = nl ? (size_t)(nl - p->metrics) : p->metrics_len;
+            if (line % stride == 0 || line + 1 == lines) {
+                if (!first) js[k++] = ',';
+                memcpy(js + k, p->metrics + i, end - i);
+                k += end - i;
+                first = 0;
+            }
+            i = end + 1;
+        }
         k += (size_t)snprintf(js + k, cap - k, "]};\n");
         rc = ct_write_file_atomic(p->data_path, js, k, e);
     }
