@@ -21,28 +21,14 @@ worker=$1
 cotrain=$2
 coord=$3
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-tmp=$(mktemp -d)
-cpid=
-wpid=
-bpid=
-cleanup() {
-    [ -n "$wpid" ] && kill -9 "$wpid" 2> /dev/null || true
-    [ -n "$bpid" ] && kill -9 "$bpid" 2> /dev/null || true
-    [ -n "$cpid" ] && kill -9 "$cpid" 2> /dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
-"$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 3000 \
-    --out "$tmp/data" 2> /dev/null
+# shellcheck source=tests/coord_lib.sh
+. "$(dirname "$0")/coord_lib.sh"
+coord_setup
+coord_corpus
 sets=(--set train.steps=24 --set train.warmup_steps=2 --set log.every=1 --set train.global_batch=8
       --set train.micro_batch=4 --set ckpt.every=8 --set ckpt.keep_last=0
       --set data.eval_shards=1 --set log.eval_every=8)
 
-# shellcheck source=tests/coord_lib.sh
-. "$(dirname "$0")/coord_lib.sh"
 start_coord() { # start_coord RUN: a coordinator on a free port; sets cpid and ep
     coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
         --out "$tmp/$1" "${sets[@]}" --bind tcp://127.0.0.1:0

@@ -19,20 +19,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 # Open MPI's plugins keep allocations past MPI_Finalize (see mpi_e2e.sh)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-tmp=$(mktemp -d)
-cpid=
-wpid=
-bpid=
-cleanup() {
-    for p in "$wpid" "$bpid" "$cpid"; do [ -n "$p" ] && kill -9 "$p" 2> /dev/null || true; done
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
-"$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 3000 \
-    --out "$tmp/data" 2> /dev/null
+# shellcheck source=tests/coord_lib.sh
+. "$(dirname "$0")/coord_lib.sh"
+coord_setup
+coord_corpus
 steps=${STEPS:-400}
 # each run's limit: 600 s, or more for a long soak (about 8 steps/s on a busy 2-CPU machine)
 limit=$((steps / 4 > 600 ? steps / 4 : 600))
@@ -45,8 +35,6 @@ timeout "$limit" mpirun --oversubscribe --bind-to none -np 2 "$worker" --config 
     --data "$tmp/data" --out "$tmp/straight" "${sets[@]}" > /dev/null 2> "$tmp/straight.err" \
     || { tail -n 20 "$tmp/straight.err"; fail "the run without a coordinator"; }
 
-# shellcheck source=tests/coord_lib.sh
-. "$(dirname "$0")/coord_lib.sh"
 coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
     --out "$tmp/c" "${sets[@]}" --bind tcp://127.0.0.1:0 --lease-ttl 10
 port=${ep##*:}

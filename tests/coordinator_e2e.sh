@@ -17,23 +17,15 @@ coord=$1
 cotrain=$2
 probe=$3
 kills=${4:-20}
-tmp=$(mktemp -d)
-pid=
-loop_pid=
-cleanup() {
-    [ -n "$loop_pid" ] && kill -9 "$loop_pid" 2> /dev/null || true
-    [ -n "$pid" ] && kill -9 "$pid" 2> /dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
-"$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 8000 \
-    --out "$tmp/data" 2> /dev/null
-
 # shellcheck source=tests/coord_lib.sh
 . "$(dirname "$0")/coord_lib.sh"
+coord_setup
+pid=
+loop_pid=
+trap 'for p in "$loop_pid" "$pid"; do [ -n "$p" ] && kill -9 "$p" 2> /dev/null || true; done
+      coord_cleanup' EXIT
+coord_corpus 8000
+
 start() { # a free port each time (port 0); sets cpid and ep
     coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
         --out "$tmp/run" --bind tcp://127.0.0.1:0 --lease-ttl 600

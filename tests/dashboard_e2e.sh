@@ -21,22 +21,12 @@ if [ -z "$browser" ]; then
     echo "SKIP: no chromium (scripts/setup installs it)"
     exit 77
 fi
-tmp=$(mktemp -d)
-cpid=
-wpid=
-cleanup() {
-    for p in "$wpid" "$cpid"; do [ -n "$p" ] && kill -9 "$p" 2> /dev/null || true; done
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 # shellcheck source=tests/coord_lib.sh
 . "$(dirname "$0")/coord_lib.sh"
+coord_setup
 mkdir -p "$art"
 
-head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
-"$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 3000 \
-    --out "$tmp/data" 2> /dev/null
+coord_corpus
 sets=(--set train.steps=60 --set train.warmup_steps=2 --set log.every=2 --set train.global_batch=8
       --set train.micro_batch=4 --set ckpt.every=10 --set ckpt.keep_last=0
       --set data.eval_shards=1 --set log.eval_every=10)

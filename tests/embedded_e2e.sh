@@ -23,13 +23,10 @@ export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 # Open MPI's plugins keep allocations past MPI_Finalize (see mpi_e2e.sh)
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
-"$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 3000 \
-    --out "$tmp/data" 2> /dev/null
+# shellcheck source=tests/coord_lib.sh
+. "$(dirname "$0")/coord_lib.sh"
+coord_setup
+coord_corpus
 args=(--config tiny --data "$tmp/data" --set train.steps=20 --set log.every=1
       --set train.global_batch=8 --set train.micro_batch=4 --set train.warmup_steps=2
       --set ckpt.every=5 --set ckpt.keep_last=0)

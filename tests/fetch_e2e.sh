@@ -13,16 +13,9 @@ worker=$1
 cotrain=$2
 coord=$3
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-tmp=$(mktemp -d)
-cpid=
-cleanup() {
-    [ -n "$cpid" ] && kill -9 "$cpid" 2> /dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 # shellcheck source=tests/coord_lib.sh
 . "$(dirname "$0")/coord_lib.sh"
+coord_setup
 
 # ~1.4 MB of text in shards of 600k tokens (2 bytes each): some span two 1 MiB chunks
 for _ in $(seq 40); do cat /usr/share/common-licenses/GPL-3; done > "$tmp/corpus.txt"

@@ -17,21 +17,10 @@ cotrain=$2
 coord=$3
 forge=$4
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-tmp=$(mktemp -d)
-cpid=
-wpid=
-cleanup() {
-    for p in "$wpid" "$cpid"; do [ -n "$p" ] && kill -9 "$p" 2> /dev/null || true; done
-    [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
 # shellcheck source=tests/coord_lib.sh
 . "$(dirname "$0")/coord_lib.sh"
-
-head -c 60000 /usr/share/common-licenses/GPL-3 > "$tmp/corpus.txt"
-"$cotrain" prep "$tmp/corpus.txt" --split paragraphs --tokenizer bytes --shard-tokens 3000 \
-    --out "$tmp/data" 2> /dev/null
+coord_setup
+coord_corpus
 sets=(--set train.steps=24 --set train.warmup_steps=2 --set log.every=1 --set train.global_batch=8
       --set train.micro_batch=4 --set ckpt.every=8 --set ckpt.keep_last=0)
 
