@@ -76,7 +76,7 @@ static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
         eta = (total - (double)head_step) * (head_at - first_at) / (double)(head_step - first_step);
     ct_group_info_t *g = NULL;
     int n = 0;
-    CT_TRY(ct_ledger_groups(h->l, &g, &n, e));
+    CT_TRY(ct_ledger_groups(h->l, 0, &g, &n, e));
     cJSON *groups = cJSON_CreateArray();
     int ok = groups != NULL;
     for (int i = 0; ok && i < n; i++) {

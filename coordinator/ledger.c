@@ -247,15 +247,50 @@ static int set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t
                value);
 }
 
-/* Appends the public log's record of `type` with fields f (consumed) to the log table. */
+/* Appends the public log's record of `type` with canonical fields `body` to the log table. */
+static int record_text(ct_ledger_t *l, const char *type, const char *body, ct_err_t *e) {
+    return run(l, NULL, e, "INSERT INTO log(at, type, body) VALUES(?, ?, ?)", "dtt", ct_wall_s(),
+               type, body);
+}
+
+/* The same with fields f (consumed). */
 static int record(ct_ledger_t *l, const char *type, cJSON *f, ct_err_t *e) {
     char *body = f ? ct_json_canonical(f, e) : NULL;
     cJSON_Delete(f);
     if (!body) return e->code ? e->code : CT_ERR(e, CT_ENOMEM, "out of memory logging %s", type);
-    int rc = run(l, NULL, e, "INSERT INTO log(at, type, body) VALUES(?, ?, ?)", "dtt", ct_wall_s(),
-                 type, body);
+    int rc = record_text(l, type, body, e);
     free(body);
     return rc;
+}
+
+/* 1 when canonical JSON writes s as it is (nothing to escape): then a record of the hot paths
+ * (a lease, a report: every request of a busy coordinator) is written without building JSON. */
+static int plain(const char *s) {
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == '"' || *s == '\\' || (unsigned char)*s >= 0x80)
+            return 0;
+    return 1;
+}
+
+/* shard_leased / shard_done: {epoch, fence (leases), group, shard}, members in canonical order. */
+static int record_unit(ct_ledger_t *l, const char *type, const char *group, const char *shard,
+                       int64_t epoch, int64_t fence, ct_err_t *e) {
+    if (plain(group) && plain(shard)) {
+        char body[CT_GROUP_MAX + CT_SHARD_ID_MAX + 96], f[40] = "";
+        if (fence >= 0) snprintf(f, sizeof f, "\"fence\":%lld,", (long long)fence);
+        snprintf(body, sizeof body, "{\"epoch\":%lld,%s\"group\":\"%s\",\"shard\":\"%s\"}",
+                 (long long)epoch, f, group, shard);
+        return record_text(l, type, body, e);
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (!o || !cJSON_AddStringToObject(o, "group", group) ||
+        !cJSON_AddStringToObject(o, "shard", shard) ||
+        !cJSON_AddNumberToObject(o, "epoch", (double)epoch) ||
+        (fence >= 0 && !cJSON_AddNumberToObject(o, "fence", (double)fence))) {
+        cJSON_Delete(o);
+        return CT_ERR(e, CT_ENOMEM, "out of memory logging %s", type);
+    }
+    return record(l, type, o, e);
 }
 
 /* "<shard id>:<epoch>", as records name units. */
@@ -528,15 +563,7 @@ static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     o->fence = fence;
     o->expiry = expiry;
     snprintf(o->shard_id, sizeof o->shard_id, "%s", l->ids[shard]);
-    cJSON *f = cJSON_CreateObject();
-    if (!f || !cJSON_AddStringToObject(f, "group", a->group) ||
-        !cJSON_AddStringToObject(f, "shard", o->shard_id) ||
-        !cJSON_AddNumberToObject(f, "epoch", (double)epoch) ||
-        !cJSON_AddNumberToObject(f, "fence", (double)fence)) {
-        cJSON_Delete(f);
-        return CT_ERR(e, CT_ENOMEM, "out of memory logging a lease");
-    }
-    return record(l, "shard_leased", f, e);
+    return record_unit(l, "shard_leased", a->group, o->shard_id, epoch, fence, e);
 }
 
 int ct_ledger_lease(ct_ledger_t *l, const char *group, double now, double ttl, ct_lease_t *out,
@@ -560,16 +587,7 @@ static int done_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
                "epoch = ? AND grp = ? AND fence = ? AND "
                "shard = (SELECT idx FROM shards WHERE id = ?)",
                "iitit", seq, a->epoch, a->group, a->fence, a->shard_id));
-    if (changed == 1) {
-        cJSON *f = cJSON_CreateObject();
-        if (!f || !cJSON_AddStringToObject(f, "group", a->group) ||
-            !cJSON_AddStringToObject(f, "shard", a->shard_id) ||
-            !cJSON_AddNumberToObject(f, "epoch", (double)a->epoch)) {
-            cJSON_Delete(f);
-            return CT_ERR(e, CT_ENOMEM, "out of memory logging a report");
-        }
-        return record(l, "shard_done", f, e);
-    }
+    if (changed == 1) return record_unit(l, "shard_done", a->group, a->shard_id, a->epoch, -1, e);
     return CT_ERR(e, CT_ESTATE,
                   "shard %s of epoch %lld is not leased to %s with token %lld (the "
                   "lease expired and was handed out again, or it was never this group's): the "
@@ -946,14 +964,15 @@ int ct_ledger_standby(ct_ledger_t *l, const char *group, double now, double ttl,
     return rc;
 }
 
-int ct_ledger_groups(ct_ledger_t *l, ct_group_info_t **out, int *n, ct_err_t *e) {
+int ct_ledger_groups(ct_ledger_t *l, int max, ct_group_info_t **out, int *n, ct_err_t *e) {
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
     CT_TRY(prepare(l, &st, e,
-                   "SELECT g.grp, g.last_seen, (SELECT COUNT(*) FROM units u "
-                   "WHERE u.state = 1 AND u.grp = g.grp), g.standby FROM groups g ORDER BY g.grp",
-                   ""));
+                   "SELECT * FROM (SELECT g.grp, g.last_seen, (SELECT COUNT(*) FROM units u "
+                   "WHERE u.state = 1 AND u.grp = g.grp), g.standby FROM groups g "
+                   "ORDER BY g.last_seen DESC LIMIT ?) ORDER BY 1",
+                   "i", (int64_t)(max > 0 ? max : -1)));
     int r, cap = 0, rc = 0;
     while ((r = step_row(l, st, "listing groups", e)) == 1) {
         if (*n == cap) {

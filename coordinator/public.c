@@ -16,8 +16,9 @@
 
 enum {
     HEAD_EVERY_S = 1,
-    TAIL = 100,        /* log lines in status.json */
-    PLOT_POINTS = 5000 /* metrics lines in data.js, at most about: a long run's are thinned */
+    TAIL = 100,         /* log lines in status.json */
+    PLOT_POINTS = 5000, /* metrics lines in data.js, at most about: a long run's are thinned */
+    GROUPS_SHOWN = 100  /* the groups status.json lists: those heard from last */
 };
 
 /* The dashboard's files, copied from the build into public/. */
@@ -181,8 +182,8 @@ static cJSON *status(ct_public_t *p, ct_err_t *e) {
     ct_group_info_t *g = NULL;
     ct_ledger_counts_t c;
     int n_ck = 0, n_g = 0;
-    if (ct_ledger_checkpoints(p->l, &ck, &n_ck, e) || ct_ledger_groups(p->l, &g, &n_g, e) ||
-        ct_ledger_counts(p->l, &c, e)) {
+    if (ct_ledger_checkpoints(p->l, &ck, &n_ck, e) ||
+        ct_ledger_groups(p->l, GROUPS_SHOWN, &g, &n_g, e) || ct_ledger_counts(p->l, &c, e)) {
         free(ck);
         free(g);
         return NULL;

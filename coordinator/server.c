@@ -14,7 +14,7 @@
 #include "cotrain/public.h"
 #include "cotrain/ratelimit.h"
 
-enum { POLL_MS = 200, BATCH_MAX = 256, PUB_BUSY = 64, PUB_IDLE = 1024 };
+enum { POLL_MS = 200, BATCH_MAX = 256, PUB_BUSY = 4, PUB_IDLE = 32 };
 
 /* A request of the batch being answered: who asked, and the reply to send after the commit. */
 typedef struct pending {

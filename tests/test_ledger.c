@@ -223,7 +223,7 @@ static void test_standby(void) {
     CHECK_EQ_STR(active, "g1");
     ct_group_info_t *g = NULL;
     int ng = 0;
-    CHECK_EQ_INT(ct_ledger_groups(l, &g, &ng, &e), 0);
+    CHECK_EQ_INT(ct_ledger_groups(l, 0, &g, &ng, &e), 0);
     CHECK_EQ_INT(ng, 3);
     if (ng == 3) {
         CHECK_EQ_INT(g[0].standby, 0);

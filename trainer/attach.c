@@ -17,6 +17,8 @@
 #include "cotrain/json.h"
 #include "cotrain/proto.h"
 
+#define METRICS_S 5.0
+
 enum {
     TRY_MS = 2000,
     ASK_S = 120,
@@ -24,7 +26,8 @@ enum {
     GROUP_MAX = 96,
     STANDBY_POLL_MS = 500,
     BUSY_MS = 100,
-    METRICS_BATCH = 64 /* metrics lines a request carries at most */
+    METRICS_BATCH = 64, /* metrics lines a request carries at most */
+    METRICS_EVERY = 16  /* lines queued before ct_attach_follow sends them (or METRICS_S) */
 };
 
 /* A unit reported done: one shard in one epoch. */
@@ -54,6 +57,7 @@ struct ct_attach {
     char head[CT_SHA256_HEX];
     char **lines; /* metrics lines not sent yet */
     int n_lines, cap_lines;
+    double lines_sent; /* when the queue last went out */
     /* when the coordinator last counted this group alive (hello, heartbeat, commit: leases and
      * reports do not count): a heartbeat at least every ttl/3 keeps the leases renewed and a
      * standby group from taking over a live one */
@@ -384,6 +388,7 @@ static int send_metrics(ct_attach_t *a, ct_err_t *e) {
         memmove(a->lines, a->lines + n, (size_t)(a->n_lines - n) * sizeof *a->lines);
         a->n_lines -= n;
     }
+    a->lines_sent = ct_now_s();
     return 0;
 }
 
@@ -399,7 +404,11 @@ int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
             rc = lease_next(a, e);
         while (rc == 0 && a->next_done < g)
             rc = report_next(a, e);
-        if (rc == 0) rc = send_metrics(a, e);
+        /* a request is a synced transaction: lines go out 16 at a time, or every few seconds
+           (each commit takes the rest), so logging every step costs little */
+        if (rc == 0 && (a->n_lines >= METRICS_EVERY ||
+                        (a->n_lines > 0 && ct_now_s() - a->lines_sent >= METRICS_S)))
+            rc = send_metrics(a, e);
         if (rc == 0 && ct_now_s() - a->last_heard > a->ttl / 3) {
             ct_msg_t m;
             rc = ask(a, CT_MSG_HEARTBEAT, NULL, &m, e);

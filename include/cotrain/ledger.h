@@ -147,9 +147,9 @@ typedef struct ct_group_info {
     int standby; /* waiting to take over */
 } ct_group_info_t;
 
-/* Lists the groups into *out (malloc'd, *n entries, by name; the caller frees). Errors: CT_EIO,
- * CT_ENOMEM. */
-int ct_ledger_groups(ct_ledger_t *l, ct_group_info_t **out, int *n, ct_err_t *e);
+/* Lists the groups into *out (malloc'd, *n entries, by name; the caller frees): all of them, or
+ * with max > 0 the max heard from last. Errors: CT_EIO, CT_ENOMEM. */
+int ct_ledger_groups(ct_ledger_t *l, int max, ct_group_info_t **out, int *n, ct_err_t *e);
 
 /* The first and the head checkpoints' steps and commit times (steps -1 when none): the pace of
  * the run, for an ETA. Errors: CT_EIO. */
