@@ -8,6 +8,7 @@
 #   - static: after the run, RUN_DIR/public/index.html opened from disk (file://) shows the same,
 #     with every logged step plotted
 #   - the JSON API: /api/status, /api/metrics?since=, a 404 and a 405
+#   - a plain run (no coordinator flag) serves the same with cotrain-worker --http
 # Screenshots are kept in ARTIFACTS (default ./artifacts): dashboard-live.png, dashboard-static.png.
 # Usage: dashboard_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
 set -euo pipefail
@@ -101,4 +102,14 @@ check_page "$tmp/static" "$tmp/run/coordinator.db" all
 grep -q 'id="plot-loss"[^>]*data-points="30"' "$tmp/static.html" \
     || fail "the static page does not plot the 30 logged steps"
 cp "$tmp/static.png" "$art/dashboard-static.png"
+# a plain run (embedded coordinator) serves the same page with --http
+"$worker" --config tiny --data "$tmp/data" --out "$tmp/plain" "${sets[@]}" --set train.steps=20 \
+    --http 127.0.0.1:0 > /dev/null 2> "$tmp/plain.err" &
+wpid=$!
+coord_wait_line "$tmp/plain.err" "dashboard at "
+purl=$(sed -n 's/.*dashboard at //p' "$tmp/plain.err")
+curl -fs "${purl}api/status" | /usr/bin/python3 -c 'import json, sys
+assert json.load(sys.stdin)["run"]["fingerprint"]' || fail "the plain run's --http dashboard"
+wait $wpid || { tail -n 20 "$tmp/plain.err"; fail "the plain run with --http"; }
+wpid=
 echo "dashboard_e2e: all checks passed (screenshots in $art)"

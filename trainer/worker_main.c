@@ -25,6 +25,7 @@
 #include "cotrain/fetch.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
+#include "cotrain/http.h"
 #include "cotrain/log.h"
 #include "cotrain/metrics.h"
 #include "cotrain/peak.h"
@@ -53,6 +54,7 @@ typedef struct worker_args {
     int standby;             /* wait while another group trains, then take over */
     const char *server_key;  /* CURVE: the coordinator's public key */
     const char *key;         /* CURVE: this group's key pair */
+    const char *http;        /* the embedded coordinator's dashboard address, or NULL */
     int64_t until;           /* stop after this step (0 = train.steps) */
     const char *sets[MAX_SETS];
     int n_sets;
@@ -63,7 +65,7 @@ static void usage(FILE *f) {
         f,
         "usage: cotrain-worker [--config FILE|NAME] [--set key=value]... --data MANIFEST\n"
         "                      [--out RUN_DIR] [--resume latest|CKPT_DIR] [--until STEP]\n"
-        "                      [--init SAFETENSORS_DIR]\n"
+        "                      [--init SAFETENSORS_DIR] [--http ADDR:PORT]\n"
         "       cotrain-worker --coordinator EP [--data MANIFEST] [--out RUN_DIR]\n"
         "                      [--group NAME] [--standby] [--server-key KEY --key FILE]\n"
         "\n"
@@ -102,6 +104,9 @@ static void usage(FILE *f) {
         "  --server-key KEY    the coordinator's public key (Z85, or its .pub file): speak\n"
         "                      CURVE, as the key pair in --key FILE (cotrain keygen); rank 0\n"
         "                      alone reads them\n"
+        "  --http ADDR:PORT    without --coordinator: serve the run's live dashboard there,\n"
+        "                      read-only (e.g. 127.0.0.1:8080; port 0 picks a free one); it\n"
+        "                      is also RUN_DIR/public/index.html, to open from disk\n"
         "  --init DIR          start from DIR/model.safetensors (as `cotrain export` writes\n"
         "                      or Hugging Face's GPT-2 files, F32) instead of random weights;\n"
         "                      its shapes must match the config\n"
@@ -138,6 +143,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
                                          {"standby", no_argument, 0, 'S'},
                                          {"server-key", required_argument, 0, 'K'},
                                          {"key", required_argument, 0, 'k'},
+                                         {"http", required_argument, 0, 'P'},
                                          {0, 0, 0, 0}};
     char *end;
     memset(a, 0, sizeof *a);
@@ -158,6 +164,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         case 'S': a->standby = 1; break;
         case 'K': a->server_key = optarg; break;
         case 'k': a->key = optarg; break;
+        case 'P': a->http = optarg; break;
         case 'u':
             a->until = strtoll(optarg, &end, 10);
             if (*end || a->until < 1)
@@ -179,6 +186,10 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
                       "checkpoint): leave out %s; --set may still change log.*, "
                       "ckpt.keep_* and train.micro_batch",
                       a->resume ? "--resume" : "--config");
+    if (a->http && a->coordinator)
+        return CT_ERR(e, CT_EINVAL,
+                      "--http serves the dashboard of the coordinator this worker embeds; with "
+                      "--coordinator, the coordinator serves its own (cotrain-coordinator --http)");
     if ((a->group || a->standby || a->server_key || a->key) && !a->coordinator)
         return CT_ERR(e, CT_EINVAL,
                       "%s is for a group attached to a coordinator: add "
@@ -248,6 +259,7 @@ typedef struct session {
     int restoring;               /* prepare() is restoring resume_dir (a retry may pass it over) */
     ct_attach_t *attach;         /* the group's line to its coordinator (every run has one) */
     ct_coord_t *coord;           /* rank 0 without --coordinator: the embedded coordinator */
+    ct_http_t *http;             /* its dashboard, with --http */
     ct_manifest_t *coord_man;    /* its copy of the manifest */
     char *coord_json;            /* its config */
     char data_path[CT_PATH_MAX]; /* --data, or the copy fetched from the coordinator */
@@ -713,6 +725,11 @@ static int embed(session_t *S, ct_err_t *e) {
             rc = ct_coord_settle(S->coord, S->a->group, S->resume_dir[0] ? &S->resumed : NULL,
                                  S->lg, e);
         if (rc == 0) rc = ct_coord_start(S->coord, e);
+        char pub[CT_PATH_MAX];
+        if (rc == 0 && S->a->http && !S->http &&
+            (rc = ct_path_join(pub, sizeof pub, S->a->out, "public", e)) == 0 &&
+            (rc = ct_http_start(&S->http, S->a->http, pub, S->lg, e)) == 0)
+            ct_log(S->lg, CT_LOG_INFO, "dashboard at %s", ct_http_url(S->http));
     }
     CT_TRY(agree(S, rc, "could not start the embedded coordinator", e));
     const ct_attach_opts_t o = {.endpoint = EMBEDDED_ENDPOINT,
@@ -800,6 +817,7 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
 static void release(session_t *S) {
     ct_attach_close(&S->attach); /* before the coordinator: its socket is in the coordinator's
                                     ZeroMQ context */
+    ct_http_stop(&S->http);
     ct_coord_close(&S->coord);
     ct_manifest_destroy(&S->coord_man);
     free(S->coord_json);
