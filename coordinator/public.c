@@ -403,10 +403,6 @@ int ct_public_sync(ct_public_t *p, int max, int force, int *behind, ct_err_t *e)
     return write_dashboard(p, e);
 }
 
-const ct_publog_key_t *ct_public_key(const ct_public_t *p) {
-    return &p->key;
-}
-
 void ct_public_close(ct_public_t **self_p) {
     ct_public_t *p = *self_p;
     if (!p) return;

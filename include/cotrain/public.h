@@ -44,9 +44,6 @@ int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l,
  * records are left. Errors: CT_EIO, CT_ENOMEM. */
 int ct_public_sync(ct_public_t *p, int max, int force, int *behind, ct_err_t *e);
 
-/* The coordinator's public key. */
-const ct_publog_key_t *ct_public_key(const ct_public_t *p);
-
 /* Writes what is left and run.json, closes, sets *self_p to NULL; NULL-safe. */
 void ct_public_close(ct_public_t **self_p);
 
