@@ -85,10 +85,18 @@ wait $wpid || { tail -n 20 "$tmp/w.err"; fail "the run"; }
 wpid=
 
 # the API
-curl -fs "${url}api/status" | /usr/bin/python3 -c 'import json, sys
+status_done() {
+    curl -fs "${url}api/status" | /usr/bin/python3 -c 'import json, sys
 s = json.load(sys.stdin)
-assert s["checkpoints"][-1]["step"] == 60 and s["run"]["head_seq"] > 0, s["checkpoints"]' \
-    || fail "/api/status"
+assert s["checkpoints"][-1]["step"] == 60 and s["run"]["head_seq"] > 0, s["checkpoints"]'
+}
+for _ in $(seq 50); do status_done 2> /dev/null && break; sleep 0.2; done # rewritten each second
+status_done || fail "/api/status"
+# (the coordinator writes the last lines a moment after their transaction)
+for _ in $(seq 100); do
+    [ "$(curl -fs "${url}api/metrics?since=56" | wc -l)" -eq 2 ] && break
+    sleep 0.1
+done
 [ "$(curl -fs "${url}api/metrics?since=56" | wc -l)" -eq 2 ] || fail "/api/metrics?since=56"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "${url}nope")" = 404 ] || fail "a 404"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "${url}api/status")" = 405 ] || fail "a 405"
