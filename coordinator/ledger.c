@@ -948,7 +948,24 @@ static int standby_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     if (r < 0) return r;
     CT_TRY(seen(l, a->group, a->now, r == 1, e));
     if (r == 1) return 0;
-    /* taking over: every silent group's leased and finished units go back, in their places */
+    /* taking over: the groups that trained and fell silent have left (logged; a hello brings
+       one back), and their leased and finished units go back, in their places */
+    CT_TRY(prepare(l, &st, e, "DELETE FROM groups WHERE grp != ? AND standby = 0 RETURNING grp",
+                   "t", a->group));
+    int rc = 0;
+    while (rc == 0 && (r = step_row(l, st, "listing the silent groups", e)) == 1) {
+        cJSON *f = cJSON_CreateObject();
+        if (!f || !cJSON_AddStringToObject(f, "group", (const char *)sqlite3_column_text(st, 0)) ||
+            !cJSON_AddStringToObject(f, "why", "silent") ||
+            !cJSON_AddStringToObject(f, "successor", a->group)) {
+            cJSON_Delete(f);
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory logging a group");
+        } else {
+            rc = record(l, "group_left", f, e);
+        }
+    }
+    done(l, st);
+    CT_TRY(rc == 0 && r < 0 ? r : rc);
     return return_units(l, &a->reclaimed, "takeover", e,
                         "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
                         "done_seq = NULL WHERE state IN (1, 2) AND grp != ? RETURNING shard, epoch",

@@ -205,6 +205,9 @@ static void test_commits(void) {
 
 /* A standby group waits while another was heard within the TTL, then takes over: the silent
  * group's leased and finished units go back, and its late reports are refused. */
+static int collect(void *arg, int64_t seq, double at, const char *type, const char *body,
+                   ct_err_t *e);
+
 static void test_standby(void) {
     ct_ledger_t *l = open_ledger("standby.db");
     ct_err_t e = {0};
@@ -235,6 +238,15 @@ static void test_standby(void) {
     CHECK_EQ_INT(ct_ledger_standby(l, "g2", 111, 10, active, &n, &e), 0);
     CHECK_EQ_STR(active, "");
     CHECK_EQ_INT(n, 2);
+    /* g1 left the run (logged), the waiting g3 did not */
+    CHECK_EQ_INT(ct_ledger_groups(l, 0, &g, &ng, &e), 0);
+    CHECK_EQ_INT(ng, 2);
+    if (ng == 2) CHECK_EQ_STR(g[0].name, "g2");
+    free(g);
+    char logged[8192] = "";
+    CHECK_EQ_INT(ct_ledger_records(l, 0, 100, collect, logged, &e), 0);
+    CHECK_CONTAINS(logged, "group_left {\"group\":\"g1\",\"successor\":\"g2\",\"why\":\"silent\"}\n"
+                           "shards_returned {");
     CHECK_EQ_INT(ct_ledger_standby(l, "g3", 112, 10, active, &n, &e), 0);
     CHECK_EQ_STR(active, "g2");
     CHECK_EQ_INT(ct_ledger_done(l, "g1", b.shard_id, b.epoch, b.fence, &e), CT_ESTATE);

@@ -134,9 +134,10 @@ int ct_ledger_seen(ct_ledger_t *l, const char *group, double now, ct_err_t *e);
 /* The groups heard from: name, when last, units leased now. */
 /* Standby: `group` waits to take over the run. If another group that is not waiting was heard
  * from within `ttl` of `now`, names it in active[] and records `group` as waiting; otherwise
- * `group` becomes the active one, and every other group's leased and finished (uncommitted) units
- * go back to available (*reclaimed of them): those groups are silent, and the new active group
- * resumes from the head. Errors: CT_EIO. */
+ * `group` becomes the active one, the silent groups that trained leave the run (group_left; a
+ * hello brings one back), and every other group's leased and finished (uncommitted) units go
+ * back to available (*reclaimed of them): the new active group resumes from the head. Errors:
+ * CT_EIO. */
 int ct_ledger_standby(ct_ledger_t *l, const char *group, double now, double ttl,
                       char active[CT_GROUP_MAX], int *reclaimed, ct_err_t *e);
 
@@ -178,8 +179,8 @@ int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_
 
 /* The public log's records (DESIGN.md, "Public log") are rows of the ledger, each written in the
  * transaction of the change it records: run_started (at creation), group_joined (a hello),
- * shard_leased, shard_done, shards_returned (why: expired, restart, takeover, superseded,
- * reverted, adopted), checkpoint_committed ({group, step, id, parent, shards ["<id>:<epoch>"...]},
+ * group_left ({group, why: silent, successor}: a standby took over from it), shard_leased,
+ * shard_done, shards_returned (why: expired, restart, takeover, superseded, reverted, adopted), checkpoint_committed ({group, step, id, parent, shards ["<id>:<epoch>"...]},
  * `adopted` for ct_ledger_adopt), checkpoints_reverted ({to, step, dropped [ids]}); others come
  * through ct_ledger_record. */
 
