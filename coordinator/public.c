@@ -42,11 +42,12 @@ struct ct_public {
     int held_out;
     char *tail[TAIL]; /* the last lines written, a ring */
     int64_t n_tail;
-    char *metrics; /* metrics.jsonl's complete lines read so far */
-    size_t metrics_len, metrics_cap;
-    /* metrics.jsonl as written from the ledger's metrics lines */
+    /* metrics.jsonl, written from the ledger's metrics lines and kept here as well (data.js
+       holds them): its bytes, and how many of them data.js was last written with */
+    char *metrics;
+    size_t metrics_len, metrics_cap, metrics_shown;
     int mfd;
-    int64_t mseq, mgen, msize;
+    int64_t mseq, mgen;
     /* while opening: the file's lines, compared with the records as they are derived */
     FILE *old;
     int64_t kept;
@@ -115,18 +116,25 @@ static int append(void *arg, int64_t seq, double at, const char *type, const cha
     return 0;
 }
 
-/* ct_ledger_metrics_fn: one metrics line onto metrics.jsonl. */
+/* ct_ledger_metrics_fn: one metrics line onto metrics.jsonl (and its copy in memory). */
 static int append_metric(void *arg, int64_t seq, const char *line, ct_err_t *e) {
     ct_public_t *p = arg;
     size_t n = strlen(line);
-    char *buf = malloc(n + 1);
-    if (!buf) return CT_ERR(e, CT_ENOMEM, "out of memory writing the metrics");
-    memcpy(buf, line, n);
-    buf[n] = '\n';
-    int rc = ct_write_all(p->mfd, buf, n + 1, p->msize, p->metrics_path, e);
-    free(buf);
-    CT_TRY(rc);
-    p->msize += (int64_t)n + 1;
+    if (p->metrics_len + n + 2 > p->metrics_cap) {
+        size_t cap = p->metrics_cap ? p->metrics_cap : 1 << 16;
+        while (cap < p->metrics_len + n + 2)
+            cap *= 2;
+        char *q = realloc(p->metrics, cap);
+        if (!q) return CT_ERR(e, CT_ENOMEM, "out of memory writing the metrics");
+        p->metrics = q;
+        p->metrics_cap = cap;
+    }
+    char *at = p->metrics + p->metrics_len;
+    memcpy(at, line, n);
+    at[n] = '\n';
+    at[n + 1] = '\0';
+    CT_TRY(ct_write_all(p->mfd, at, n + 1, (int64_t)p->metrics_len, p->metrics_path, e));
+    p->metrics_len += n + 1;
     p->mseq = seq;
     return 0;
 }
@@ -137,39 +145,11 @@ static int sync_metrics(ct_public_t *p, int max, ct_err_t *e) {
     if (gen != p->mgen || p->mseq < 0) {
         if (ftruncate(p->mfd, 0) != 0)
             return CT_ERR(e, CT_EIO, "cannot cut %s: %s", p->metrics_path, strerror(errno));
-        p->msize = p->mseq = 0;
+        p->metrics_len = 0;
+        p->mseq = 0;
         p->mgen = gen;
     }
     return ct_ledger_metrics(p->l, p->mseq, max > 0 ? max : INT64_MAX, append_metric, p, e);
-}
-
-/* The complete lines metrics.jsonl gained since the last call, appended to p->metrics. */
-static void read_metrics(ct_public_t *p) {
-    int fd = open(p->metrics_path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    struct stat st;
-    if (fstat(fd, &st) == 0 && (size_t)st.st_size < p->metrics_len) p->metrics_len = 0; /* anew */
-    char buf[1 << 16];
-    for (;;) {
-        ssize_t n = pread(fd, buf, sizeof buf, (off_t)p->metrics_len);
-        /* only whole lines: the worker may be half-way through one */
-        while (n > 0 && buf[n - 1] != '\n')
-            n--;
-        if (n <= 0) break;
-        if (p->metrics_len + (size_t)n + 1 > p->metrics_cap) {
-            size_t cap = p->metrics_cap ? p->metrics_cap : 1 << 16;
-            while (cap < p->metrics_len + (size_t)n + 1)
-                cap *= 2;
-            char *q = realloc(p->metrics, cap);
-            if (!q) break;
-            p->metrics = q;
-            p->metrics_cap = cap;
-        }
-        memcpy(p->metrics + p->metrics_len, buf, (size_t)n);
-        p->metrics_len += (size_t)n;
-        p->metrics[p->metrics_len] = '\0';
-    }
-    close(fd);
 }
 
 /* status.json: what the dashboard shows besides the metrics. */
@@ -250,7 +230,7 @@ static int write_dashboard(ct_public_t *p, ct_err_t *e) {
     if (!text) return CT_ERR(e, CT_ENOMEM, "out of memory writing the dashboard's data");
     size_t n = strlen(text);
     int rc = ct_write_file_atomic(p->status_path, text, n, e);
-    read_metrics(p);
+    p->metrics_shown = p->metrics_len;
     /* data.js = "window.COTRAIN_DATA = " + status without its last "}" + ,"metrics":[lines] }; */
     size_t cap = n + p->metrics_len + 64;
     char *js = rc == 0 ? malloc(cap) : NULL;
@@ -396,9 +376,7 @@ int ct_public_sync(ct_public_t *p, int max, int force, int *behind, ct_err_t *e)
     if (!force && ct_now_s() - p->head_at < HEAD_EVERY_S) return 0;
     if (p->head.seq != p->seq) return write_head(p, e);
     /* no new record, but the metrics may have grown: the dashboard's data follows them */
-    struct stat st;
-    int grew = stat(p->metrics_path, &st) == 0 && (size_t)st.st_size != p->metrics_len;
-    if (!force && !grew) return 0;
+    if (!force && p->metrics_len == p->metrics_shown) return 0;
     p->head_at = ct_now_s();
     return write_dashboard(p, e);
 }
