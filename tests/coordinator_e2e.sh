@@ -10,6 +10,7 @@
 #   - CURVE (cotrain keygen, --key, --allow): an allowed key is answered, a stranger's key and a
 #     plain-text client are not; the refusal is logged by key id
 #   - --open-join: any CURVE key is answered and logged by key id, plain text is not
+#   - a malformed --http address is refused (exit 2) saying the form to give
 #   - --rate: a peer past it gets `busy` replies that change nothing, and is served again later
 # Usage: coordinator_e2e.sh PATH/TO/cotrain-coordinator PATH/TO/cotrain PATH/TO/coord_probe [KILLS]
 set -euo pipefail
@@ -176,4 +177,14 @@ sleep 1
 "$probe" "$ep" '{"v":1,"type":"lease","req":9,"group":"fast"}' | grep -q '"lease_grant"' \
     || fail "within the rate again, the peer is not served"
 coord_stop
+
+# a malformed --http is refused with the form to give, exit 2, and nothing served
+for bad in "nonsense" "127.0.0.1:" "127.0.0.1:70000" "localhost:8080"; do
+    rc=0
+    timeout 20 "$coord" --config tiny --data "$tmp/data" --out "$tmp/http" \
+        --bind tcp://127.0.0.1:0 --http "$bad" > /dev/null 2> "$tmp/http.err" || rc=$?
+    [ $rc -eq 2 ] || { cat "$tmp/http.err"; fail "--http $bad: exit $rc, expected 2"; }
+    grep -q "give ADDR:PORT\|not an IPv4 address" "$tmp/http.err" \
+        || { cat "$tmp/http.err"; fail "--http $bad: no advice"; }
+done
 echo "coordinator_e2e: all checks passed ($kills kills, $acked reports)"

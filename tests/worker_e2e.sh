@@ -115,6 +115,11 @@ grep -q "model.vocab_size" "$tmp/err" || fail "small vocab: key not named"
 # of its --help would then fail with SIGPIPE under pipefail)
 "$worker" --help > "$tmp/help" || fail "--help exits non-zero"
 grep -q -- "--set" "$tmp/help" || fail "--help does not document --set"
+# a group's name appears inside JSON lines: only [A-Za-z0-9._-] is taken
+rc=0
+"$worker" --coordinator tcp://127.0.0.1:1 --group 'a"b' > /dev/null 2> "$tmp/err" || rc=$?
+[ $rc -eq 2 ] && grep -q "a group's name is 1 to 64 letters" "$tmp/err" \
+    || { cat "$tmp/err"; fail "--group with a quote: exit $rc"; }
 # a shard whose bytes changed, or that is gone: refused before training, naming the shard
 shard=$(ls "$tmp/data"/*.h5)
 cp "$shard" "$tmp/shard.bak"
