@@ -7,7 +7,6 @@
 #include "cotrain/coord.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -18,6 +17,7 @@
 #include "cotrain/json.h"
 #include "cotrain/handler.h"
 #include "cotrain/server.h"
+#include "cotrain/thread.h"
 
 struct ct_coord {
     ct_ledger_t *ledger;
@@ -87,7 +87,9 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
     CT_TRY_GOTO(ct_ledger_open(&c->ledger, c->db, o->m, o->seed, o->held_out, sha, e), fail);
     CT_TRY_GOTO(ct_handler_create(&c->handler, c->ledger, o->m, o->config_json, o->lease_ttl, e),
                 fail);
-    CT_TRY_GOTO(ct_server_create(&c->server, c->handler, o->bind, o->key, o->allow, lg, e), fail);
+    CT_TRY_GOTO(
+        ct_server_create(&c->server, c->handler, c->ledger, o->bind, o->key, o->allow, lg, e),
+        fail);
     CT_TRY_GOTO(ct_server_set_rate(c->server, o->rate, o->rate < 1 ? 1 : o->rate, e), fail);
     const ct_public_opts_t po = {.run_dir = o->run_dir,
                                  .config_json = o->config_json,
@@ -95,7 +97,7 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
                                  .held_out = o->held_out,
                                  .web_dir = CT_WEB_DIR};
     CT_TRY_GOTO(adopt_metrics(c, o->run_dir, e), fail);
-    CT_TRY_GOTO(ct_public_open(&c->pub, &po, c->ledger, lg, e), fail);
+    CT_TRY_GOTO(ct_public_open(&c->pub, &po, c->db, lg, e), fail);
     ct_server_set_public(c->server, c->pub);
     *out = c;
     return 0;
@@ -129,25 +131,14 @@ static void *serve_thread(void *arg) {
 
 int ct_coord_start(ct_coord_t *c, ct_err_t *e) {
     if (c->running) return CT_ERR(e, CT_ESTATE, "the coordinator is serving already");
-    /* signals (SIGTERM, SIGUSR1) go to the training threads, whose loop reads them */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
     atomic_store(&c->stop, 0);
-    int r = pthread_create(&c->thread, NULL, serve_thread, c);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (r != 0)
-        return CT_ERR(e, CT_ENOMEM, "cannot start the coordinator's thread: %s", strerror(r));
+    CT_TRY(ct_thread_start(&c->thread, serve_thread, c, "the coordinator's thread", e));
     c->running = 1;
     return 0;
 }
 
 double ct_coord_cpu_s(const ct_coord_t *c) {
-    clockid_t id;
-    struct timespec ts;
-    if (!c->running || pthread_getcpuclockid(c->thread, &id) != 0 || clock_gettime(id, &ts) != 0)
-        return 0.0;
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return (c->running ? ct_thread_cpu_s(c->thread) : 0.0) + ct_public_cpu_s(c->pub);
 }
 
 int ct_coord_stop(ct_coord_t *c, ct_err_t *e) {

@@ -1,21 +1,35 @@
-/* public.c — public/log.jsonl and run.json from the ledger's records (see public.h). */
+/* public.c — public/log.jsonl and run.json from the ledger's records (see public.h).
+ *
+ * Why a thread of its own, with its own connection to the ledger: sealing a record (canonical
+ * JSON, SHA-256, an Ed25519 signature: ~25 us) costs as much as the transaction that made it, and
+ * the thread that answers requests is the coordinator's bottleneck. Off that thread, a busy
+ * coordinator's replies wait for no signature, and the log keeps up on a core the request loop
+ * leaves idle while it waits for the disk. */
 #include "cotrain/public.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "cotrain/clock.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
+#include "cotrain/thread.h"
 
 enum {
     HEAD_EVERY_S = 1,
+    ROUND = 1024,       /* records a round of the writer: run.json follows between rounds */
+    WAKE_MS = 100,      /* the writer wakes this often unpoked (metrics, run.json) */
+    WRITER_NICE = 10,   /* the writer's priority below the request loop's */
     TAIL = 100,         /* log lines in status.json */
     PLOT_POINTS = 5000, /* metrics lines in data.js, at most about: a long run's are thinned */
     GROUPS_SHOWN = 100  /* the groups status.json lists: those heard from last */
@@ -26,8 +40,15 @@ static const char *const WEB_FILES[] = {"index.html", "dashboard.js", "dashboard
                                         "uPlot.iife.min.js", "uPlot.min.css"};
 
 struct ct_public {
-    ct_ledger_t *l;
+    ct_ledger_t *l; /* a reader of the coordinator's ledger, this object's own */
     const ct_log_t *lg;
+    /* the writer's thread */
+    pthread_t thread;
+    int running, poked, failing;
+    int64_t shown; /* the records known to be on disk: the writer goes no further */
+    atomic_int stop;
+    pthread_mutex_t mu;
+    pthread_cond_t wake;
     ct_publog_key_t key;
     char log_path[CT_PATH_MAX], head_path[CT_PATH_MAX];
     int fd;                   /* log.jsonl */
@@ -141,7 +162,8 @@ static int append_metric(void *arg, int64_t seq, const char *line, ct_err_t *e) 
 
 /* metrics.jsonl brought up to the ledger's metrics lines (written anew when some were dropped). */
 static int sync_metrics(ct_public_t *p, int max, ct_err_t *e) {
-    int64_t gen = ct_ledger_metrics_gen(p->l);
+    int64_t gen;
+    CT_TRY(ct_ledger_metrics_gen(p->l, &gen, e));
     if (gen != p->mgen || p->mseq < 0) {
         if (ftruncate(p->mfd, 0) != 0)
             return CT_ERR(e, CT_EIO, "cannot cut %s: %s", p->metrics_path, strerror(errno));
@@ -293,7 +315,93 @@ static void copy_web(ct_public_t *p, const char *web_dir, const char *dir) {
     }
 }
 
-int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l, const ct_log_t *lg,
+/* Appends up to `max` records committed since the last call (0: all); with `force`, or when a
+ * second has passed, rewrites run.json and the dashboard's data. *behind (may be NULL) gets 1 when
+ * records are left. */
+static int sync_public(ct_public_t *p, int max, int force, int *behind, ct_err_t *e) {
+    int64_t before = p->seq, upto = INT64_MAX, n;
+    if (p->running && !force) {
+        pthread_mutex_lock(&p->mu);
+        upto = p->shown;
+        pthread_mutex_unlock(&p->mu);
+    }
+    n = upto - p->seq;
+    if (max > 0 && n > max) n = max;
+    CT_TRY(sync_metrics(p, max, e));
+    if (n > 0) CT_TRY(ct_ledger_records(p->l, p->seq, n, append, p, e));
+    if (behind) *behind = n > 0 && p->seq - before == n && n == max;
+    if (!force && ct_now_s() - p->head_at < HEAD_EVERY_S) return 0;
+    if (p->head.seq != p->seq) return write_head(p, e);
+    /* no new record, but the metrics may have grown: the dashboard's data follows them */
+    if (!force && p->metrics_len == p->metrics_shown) return 0;
+    p->head_at = ct_now_s();
+    return write_dashboard(p, e);
+}
+
+/* One round of the writer: the records committed since the last, ROUND at a time. A failure is
+ * logged (once while it lasts) and tried again later: the ledger holds the records, the file is
+ * derived from it. */
+static void write_round(ct_public_t *p) {
+    int behind = 1;
+    while (behind && !atomic_load(&p->stop)) {
+        ct_err_t why = {0};
+        if (sync_public(p, ROUND, 0, &behind, &why) != 0) {
+            if (!p->failing)
+                ct_log(p->lg, CT_LOG_WARN,
+                       "public log: %s (the coordinator goes on; it is written from the ledger "
+                       "once this is fixed)",
+                       why.msg);
+            p->failing = 1;
+            return;
+        }
+        if (p->failing) ct_log(p->lg, CT_LOG_INFO, "public log: writing again");
+        p->failing = 0;
+    }
+}
+
+static void *writer(void *arg) {
+    ct_public_t *p = arg;
+    /* below the request loop: a busy coordinator's CPU goes to its replies first (Linux gives
+       each thread its own nice value) */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WRITER_NICE);
+    pthread_mutex_lock(&p->mu);
+    while (!atomic_load(&p->stop)) {
+        if (!p->poked) {
+            struct timespec until;
+            clock_gettime(CLOCK_MONOTONIC, &until);
+            until.tv_nsec += WAKE_MS * 1000000L;
+            until.tv_sec += until.tv_nsec / 1000000000L;
+            until.tv_nsec %= 1000000000L;
+            pthread_cond_timedwait(&p->wake, &p->mu, &until);
+        }
+        p->poked = 0;
+        pthread_mutex_unlock(&p->mu);
+        write_round(p);
+        pthread_mutex_lock(&p->mu);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The writer's thread. */
+static int start_writer(ct_public_t *p, ct_err_t *e) {
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&p->wake, &ca) != 0)
+        return CT_ERR(e, CT_ENOMEM, "cannot make the public log writer's condition variable");
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&p->mu, NULL);
+    int rc = ct_thread_start(&p->thread, writer, p, "the public log's thread", e);
+    if (rc != 0) {
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->mu);
+        return rc;
+    }
+    p->running = 1;
+    return 0;
+}
+
+int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, const char *db, const ct_log_t *lg,
                    ct_err_t *e) {
     int rc = 0, made = 0;
     ct_public_t *p = NULL;
@@ -302,8 +410,8 @@ int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l,
     CT_ALLOC(e, p, 1, fail);
     p->fd = p->mfd = -1;
     p->mseq = -1; /* written anew at the first sync */
-    p->l = l;
     p->lg = lg;
+    CT_TRY_GOTO(ct_ledger_open_reader(&p->l, db, e), fail);
     ct_sha256_hex(o->config_json, strlen(o->config_json), p->head.config_sha256);
     snprintf(p->head.data_sha256, sizeof p->head.data_sha256, "%s", o->m->sha256);
     p->held_out = o->held_out;
@@ -339,7 +447,7 @@ int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l,
     struct stat st;
     int64_t had = fstat(p->fd, &st) == 0 ? (int64_t)st.st_size : 0;
     p->old = fopen(p->log_path, "r");
-    CT_TRY_GOTO(ct_ledger_records(l, 0, INT64_MAX, append, p, e), fail);
+    CT_TRY_GOTO(ct_ledger_records(p->l, 0, INT64_MAX, append, p, e), fail);
     int longer = fstat(p->fd, &st) == 0 && st.st_size > p->size;
     if (longer && ftruncate(p->fd, (off_t)p->size) != 0) {
         rc = CT_ERR(e, CT_EIO, "cannot cut %s at byte %lld: %s", p->log_path, (long long)p->size,
@@ -361,6 +469,7 @@ int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l,
     ct_log(lg, CT_LOG_INFO, "public log %s: %lld record(s), signed by key %s%s", p->log_path,
            (long long)p->seq, fp, made ? " (new: RUN_DIR/coordinator.key, keep it secret)" : "");
     CT_TRY_GOTO(write_head(p, e), fail);
+    CT_TRY_GOTO(start_writer(p, e), fail);
     *out = p;
     return 0;
 fail:
@@ -368,25 +477,33 @@ fail:
     return rc;
 }
 
-int ct_public_sync(ct_public_t *p, int max, int force, int *behind, ct_err_t *e) {
-    int64_t before = p->seq;
-    CT_TRY(sync_metrics(p, max, e));
-    CT_TRY(ct_ledger_records(p->l, p->seq, max > 0 ? max : INT64_MAX, append, p, e));
-    if (behind) *behind = max > 0 && p->seq - before == max;
-    if (!force && ct_now_s() - p->head_at < HEAD_EVERY_S) return 0;
-    if (p->head.seq != p->seq) return write_head(p, e);
-    /* no new record, but the metrics may have grown: the dashboard's data follows them */
-    if (!force && p->metrics_len == p->metrics_shown) return 0;
-    p->head_at = ct_now_s();
-    return write_dashboard(p, e);
+void ct_public_poke(ct_public_t *p, int64_t upto) {
+    pthread_mutex_lock(&p->mu);
+    if (upto > p->shown) p->shown = upto;
+    p->poked = 1;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+}
+
+double ct_public_cpu_s(const ct_public_t *p) {
+    return p && p->running ? ct_thread_cpu_s(p->thread) : 0.0;
 }
 
 void ct_public_close(ct_public_t **self_p) {
     ct_public_t *p = *self_p;
     if (!p) return;
+    if (p->running) {
+        pthread_mutex_lock(&p->mu);
+        atomic_store(&p->stop, 1);
+        pthread_cond_signal(&p->wake);
+        pthread_mutex_unlock(&p->mu);
+        pthread_join(p->thread, NULL);
+        pthread_cond_destroy(&p->wake);
+        pthread_mutex_destroy(&p->mu);
+    }
     if (p->fd >= 0 && !p->old) {
         ct_err_t e = {0};
-        if (ct_public_sync(p, 0, 1, NULL, &e) != 0)
+        if (sync_public(p, 0, 1, NULL, &e) != 0)
             ct_log(p->lg, CT_LOG_WARN, "public log: %s (it is derived again at the next start)",
                    e.msg);
     }
@@ -398,6 +515,7 @@ void ct_public_close(ct_public_t **self_p) {
         free(p->tail[i]);
     free(p->metrics);
     cJSON_Delete(p->config);
+    ct_ledger_close(&p->l);
     free(p);
     *self_p = NULL;
 }

@@ -1,5 +1,8 @@
-/* server.c — the ROUTER loop (see server.h). One thread: a request is read, answered through the
- * handler (whose transaction is on disk before this returns) and only then replied to. */
+/* server.c — the ROUTER loop (see server.h). One thread reads requests and answers them through
+ * the handler, a batch in one transaction; the replies wait until the syncer's thread has that
+ * transaction on disk, while the loop already answers the next batch (at most IN_FLIGHT batches
+ * wait): the disk's wait overlaps the work instead of adding to it, and still no reply goes out
+ * before its change is durable. */
 #include "cotrain/server.h"
 
 #include <errno.h>
@@ -13,9 +16,9 @@
 #include "cotrain/proto.h"
 #include "cotrain/public.h"
 #include "cotrain/ratelimit.h"
+#include "cotrain/syncer.h"
 
-enum { POLL_MS = 200, BATCH_MAX = 256, PUB_BUSY = 32, PUB_IDLE = 32 };
-#define PUB_BUSY_S 0.1 /* under load, the public log advances this often */
+enum { POLL_MS = 200, BATCH_MAX = 256, IN_FLIGHT = 4 };
 
 /* A request of the batch being answered: who asked, and the reply to send after the commit. */
 typedef struct pending {
@@ -24,18 +27,28 @@ typedef struct pending {
     ct_frame_t frame; /* the reply's binary frame, if any */
 } pending_t;
 
+/* A batch committed, its replies held until sync generation `gen` is on disk; then the public
+ * log may show its records, up to seq `upto`. */
+typedef struct batch {
+    pending_t req[BATCH_MAX];
+    int n;
+    int64_t gen, upto;
+} batch_t;
+
 struct ct_server {
     void *ctx, *sock;
     void *zap;               /* the ZAP handler's socket (CURVE only), else NULL */
     const ct_allow_t *allow; /* the keys admitted (CURVE only); NULL: any key (open join) */
     ct_handler_t *h;
-    ct_ratelimit_t *rl; /* per-peer request rate, or NULL */
+    ct_ledger_t *l;      /* the handler's: its commits are synced by `syncer` */
+    ct_syncer_t *syncer; /* while serving */
+    ct_ratelimit_t *rl;  /* per-peer request rate, or NULL */
     double rate;
     const ct_log_t *lg;
     ct_public_t *pub; /* the public log the records go to, or NULL */
-    int pub_failing;  /* the last sync of it failed (logged once) */
     char endpoint[256];
-    pending_t pending[BATCH_MAX];
+    batch_t ring[IN_FLIGHT]; /* batches waiting for their sync, from `first`, `waiting` of them */
+    int first, waiting;
 };
 
 /* Loopback only until CURVE lands: anything else could be reached by strangers. */
@@ -111,7 +124,7 @@ static void zap_answer(ct_server_t *s) {
         zmq_msg_close(&part[i]);
 }
 
-int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
+int ct_server_create(ct_server_t **out, ct_handler_t *h, ct_ledger_t *l, const char *endpoint,
                      const ct_keypair_t *key, const ct_allow_t *allow, const ct_log_t *lg,
                      ct_err_t *e) {
     int rc = 0;
@@ -125,6 +138,7 @@ int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
                       endpoint);
     CT_ALLOC(e, s, 1, fail);
     s->h = h;
+    s->l = l;
     s->lg = lg;
     s->allow = allow;
     int64_t max = CT_SERVER_MSG_MAX;
@@ -163,26 +177,6 @@ int ct_server_set_rate(ct_server_t *s, double rate, double burst, ct_err_t *e) {
 
 void ct_server_set_public(ct_server_t *s, ct_public_t *pub) {
     s->pub = pub;
-}
-
-/* Brings the public log up to up to max more records; a failure is logged (once while it lasts)
- * and tried again later: the ledger holds the records, the file is derived from it. */
-static int sync_public(ct_server_t *s, int max) {
-    int behind = 0;
-    ct_err_t why = {0};
-    if (!s->pub) return 0;
-    if (ct_public_sync(s->pub, max, 0, &behind, &why) != 0) {
-        if (!s->pub_failing)
-            ct_log(s->lg, CT_LOG_WARN,
-                   "public log: %s (the coordinator goes on; it is written "
-                   "from the ledger once this is fixed)",
-                   why.msg);
-        s->pub_failing = 1;
-        return 0;
-    }
-    if (s->pub_failing) ct_log(s->lg, CT_LOG_INFO, "public log: writing again");
-    s->pub_failing = 0;
-    return behind;
 }
 
 const char *ct_server_endpoint(const ct_server_t *s) {
@@ -251,15 +245,45 @@ static char *busy_reply(ct_server_t *s, zmq_msg_t *hdr, int frames) {
     return ct_msg_error(req, CT_PROTO_E_BUSY, text);
 }
 
-/* The requests waiting, up to BATCH_MAX, answered in one transaction, their replies sent after
- * it committed: one fsync for the batch (group commit), and still no reply before its change is
- * on disk. A request is [id][header][frames...], its reply [id][header] or, carrying data,
- * [id][header][frame]. */
-static int serve_batch(ct_server_t *s, ct_err_t *e) {
-    pending_t *p = s->pending;
+/* Sends batch b's replies and frees them. A request is [id][header][frames...], its reply
+ * [id][header] or, carrying data, [id][header][frame]. */
+static void send_replies(ct_server_t *s, batch_t *b) {
+    for (int i = 0; i < b->n; i++) {
+        pending_t *p = &b->req[i];
+        int more = p->frame.data ? ZMQ_SNDMORE : 0;
+        if (p->reply &&
+            (zmq_send(s->sock, zmq_msg_data(&p->id), zmq_msg_size(&p->id), ZMQ_SNDMORE) < 0 ||
+             zmq_send(s->sock, p->reply, strlen(p->reply), more) < 0 ||
+             (more && zmq_send(s->sock, p->frame.data, p->frame.len, 0) < 0)))
+            ct_log(s->lg, CT_LOG_WARN, "a reply could not be sent (the peer left?): %s",
+                   zmq_strerror(zmq_errno()));
+        free(p->reply);
+        free(p->frame.data);
+        zmq_msg_close(&p->id);
+    }
+    b->n = 0;
+}
+
+/* Replaces batch b's replies with an `internal` error saying why (its changes may not have
+ * happened, or not reached the disk). */
+static void fail_replies(batch_t *b, const ct_err_t *why) {
+    for (int i = 0; i < b->n; i++) {
+        free(b->req[i].reply);
+        free(b->req[i].frame.data);
+        b->req[i].frame = (ct_frame_t){0};
+        b->req[i].reply = ct_msg_error(-1, CT_PROTO_E_INTERNAL, why->msg);
+    }
+}
+
+/* The requests waiting, up to BATCH_MAX, answered into b in one transaction: one commit and one
+ * sync for the batch (group commit). On a failure of the ledger nothing of the batch happened:
+ * its peers are told, and the coordinator stops (it cannot record). */
+static int serve_batch(ct_server_t *s, batch_t *b, ct_err_t *e) {
+    pending_t *p = b->req;
     int n = 0, rc = 0, more = 0, frames = 0, events = 0;
     size_t sz = sizeof more, esz = sizeof events;
     ct_err_t why = {0};
+    b->n = 0;
     CT_TRY(ct_handler_batch_begin(s->h, e));
     double now = ct_wall_s();
     while (n < BATCH_MAX && rc == 0) {
@@ -293,63 +317,115 @@ static int serve_batch(ct_server_t *s, ct_err_t *e) {
         zmq_msg_close(&hdr);
         n++;
     }
+    b->n = n;
     int end = ct_handler_batch_end(s->h, rc == 0, &why);
     if (rc == 0) rc = end;
+    if (rc == 0) rc = ct_ledger_log_head(s->l, &b->upto, &why);
     if (rc != 0) {
-        /* the ledger failed: nothing of the batch happened; the peers are told, and the
-           coordinator stops (it cannot record) */
         ct_log(s->lg, CT_LOG_ERROR, "%s", why.msg);
         *e = why;
-        for (int i = 0; i < n; i++) {
-            free(p[i].reply);
-            free(p[i].frame.data);
-            p[i].frame = (ct_frame_t){0};
-            p[i].reply = ct_msg_error(-1, CT_PROTO_E_INTERNAL, why.msg);
-        }
-    }
-    for (int i = 0; i < n; i++) {
-        int more = p[i].frame.data ? ZMQ_SNDMORE : 0;
-        if (p[i].reply &&
-            (zmq_send(s->sock, zmq_msg_data(&p[i].id), zmq_msg_size(&p[i].id), ZMQ_SNDMORE) < 0 ||
-             zmq_send(s->sock, p[i].reply, strlen(p[i].reply), more) < 0 ||
-             (more && zmq_send(s->sock, p[i].frame.data, p[i].frame.len, 0) < 0)))
-            ct_log(s->lg, CT_LOG_WARN, "a reply could not be sent (the peer left?): %s",
-                   zmq_strerror(zmq_errno()));
-        free(p[i].reply);
-        free(p[i].frame.data);
-        zmq_msg_close(&p[i].id);
+        fail_replies(b, &why);
     }
     return rc;
 }
 
-int ct_server_run(ct_server_t *s, const atomic_int *stop, ct_err_t *e) {
+/* Queues batch b (the ring's next) behind the sync that will cover it. */
+static void hold(ct_server_t *s) {
+    batch_t *b = &s->ring[(s->first + s->waiting) % IN_FLIGHT];
+    b->gen = ct_syncer_request(s->syncer);
+    s->waiting++;
+}
+
+/* Sends the replies of the batches now on disk, and lets the public log show their records. A
+ * failed sync fails every waiting batch. */
+static int release(ct_server_t *s, ct_err_t *e) {
+    int64_t synced;
+    int rc = ct_syncer_done(s->syncer, &synced, e);
+    while (s->waiting > 0 && (rc != 0 || s->ring[s->first].gen <= synced)) {
+        batch_t *b = &s->ring[s->first];
+        if (rc != 0)
+            fail_replies(b, e);
+        else if (s->pub)
+            ct_public_poke(s->pub, b->upto);
+        send_replies(s, b);
+        s->first = (s->first + 1) % IN_FLIGHT;
+        s->waiting--;
+    }
+    if (rc != 0) ct_log(s->lg, CT_LOG_ERROR, "%s", e->msg);
+    return rc;
+}
+
+/* Waits for every batch in flight to reach the disk and answers them. */
+static int release_all(ct_server_t *s, ct_err_t *e) {
+    int rc = 0;
+    while (rc == 0 && s->waiting > 0) {
+        zmq_pollitem_t it = {.fd = ct_syncer_fd(s->syncer), .events = ZMQ_POLLIN};
+        if (zmq_poll(&it, 1, POLL_MS) < 0 && zmq_errno() != EINTR)
+            return CT_ERR(e, CT_ECOMM, "polling the ledger's syncer failed: %s",
+                          zmq_strerror(zmq_errno()));
+        rc = release(s, e);
+    }
+    return rc;
+}
+
+/* The loop proper: requests in, batches out once on disk; leases expire as time passes. */
+static int serve(ct_server_t *s, const atomic_int *stop, ct_err_t *e) {
     double last_tick = 0;
-    int behind = 0; /* the public log lags: catch up while nothing else waits */
-    double last_pub = 0;
     while (!atomic_load(stop)) {
-        zmq_pollitem_t items[2] = {{.socket = s->sock, .events = ZMQ_POLLIN},
-                                   {.socket = s->zap, .events = ZMQ_POLLIN}};
-        int r = zmq_poll(items, s->zap ? 2 : 1, behind ? 0 : POLL_MS);
+        zmq_pollitem_t items[3] = {
+            {.socket = s->sock, .events = s->waiting < IN_FLIGHT ? ZMQ_POLLIN : 0},
+            {.fd = ct_syncer_fd(s->syncer), .events = ZMQ_POLLIN},
+            {.socket = s->zap, .events = ZMQ_POLLIN}};
+        int r = zmq_poll(items, s->zap ? 3 : 2, POLL_MS);
         if (r < 0 && zmq_errno() == EINTR) continue;
         if (r < 0)
             return CT_ERR(e, CT_ECOMM, "polling the coordinator's socket failed: %s",
                           zmq_strerror(zmq_errno()));
-        if (s->zap && (items[1].revents & ZMQ_POLLIN)) zap_answer(s);
-        if (items[0].revents & ZMQ_POLLIN) CT_TRY(serve_batch(s, e));
-        /* the public log: a few records every PUB_BUSY_S while requests keep coming (it lags a
-           busy coordinator), the rest in small steps once they pause */
-        if (r == 0 || ct_now_s() - last_pub >= PUB_BUSY_S) {
-            behind = sync_public(s, r > 0 ? PUB_BUSY : PUB_IDLE);
-            last_pub = ct_now_s();
+        if (items[1].revents & ZMQ_POLLIN) CT_TRY(release(s, e));
+        if (s->zap && (items[2].revents & ZMQ_POLLIN)) zap_answer(s);
+        if (items[0].revents & ZMQ_POLLIN) {
+            batch_t *b = &s->ring[(s->first + s->waiting) % IN_FLIGHT];
+            int rc = serve_batch(s, b, e);
+            if (rc != 0) {
+                send_replies(s, b);
+                return rc;
+            }
+            hold(s);
         }
         double now = ct_wall_s();
         if (now - last_tick >= 1.0) {
             int expired = 0;
             CT_TRY(ct_handler_tick(s->h, now, &expired, e));
-            if (expired)
+            if (expired) {
                 ct_log(s->lg, CT_LOG_INFO, "%d lease(s) expired: back in the pool", expired);
+                if (s->waiting < IN_FLIGHT) { /* an empty batch: the records, once on disk */
+                    batch_t *b = &s->ring[(s->first + s->waiting) % IN_FLIGHT];
+                    b->n = 0;
+                    CT_TRY(ct_ledger_log_head(s->l, &b->upto, e));
+                    hold(s);
+                }
+            }
             last_tick = now;
         }
     }
     return 0;
+}
+
+int ct_server_run(ct_server_t *s, const atomic_int *stop, ct_err_t *e) {
+    int64_t head = 0;
+    /* what the ledger holds now is on disk (its commits so far were synced): all of it public */
+    CT_TRY(ct_ledger_log_head(s->l, &head, e));
+    if (s->pub) ct_public_poke(s->pub, head);
+    CT_TRY(ct_ledger_defer_sync(s->l, 1, e));
+    int rc = ct_syncer_start(&s->syncer, s->l, e);
+    if (rc == 0) {
+        rc = serve(s, stop, e);
+        ct_err_t why = {0};
+        int last = release_all(s, rc == 0 ? e : &why);
+        if (rc == 0) rc = last;
+        ct_syncer_stop(&s->syncer);
+    }
+    ct_err_t why = {0};
+    int off = ct_ledger_defer_sync(s->l, 0, rc == 0 ? e : &why);
+    return rc == 0 ? off : rc;
 }

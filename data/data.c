@@ -21,6 +21,7 @@
 #include "cotrain/mem.h"
 #include "cotrain/rng.h"
 #include "cotrain/shard.h"
+#include "cotrain/thread.h"
 
 typedef struct loaded {
     int64_t index;    /* manifest index, -1 = empty */
@@ -37,32 +38,32 @@ typedef struct slot {
 /* The reading thread's position and caches. */
 typedef struct stream {
     int64_t epoch, pos, offset, samples;
-    int64_t *order;       /* (n) shard order of `epoch` */
-    int64_t *next_order;  /* (n) scratch: the order of epoch + 1 */
-    int64_t *perm;        /* window order of (perm_shard, perm_epoch) */
+    int64_t *order;      /* (n) shard order of `epoch` */
+    int64_t *next_order; /* (n) scratch: the order of epoch + 1 */
+    int64_t *perm;       /* window order of (perm_shard, perm_epoch) */
     int64_t perm_cap, perm_shard, perm_epoch;
     loaded_t cache[2];
-    int mru;              /* cache entry used last */
+    int mru; /* cache entry used last */
 } stream_t;
 
 struct ct_data {
     ct_manifest_t *m;
-    int64_t n;          /* shards trained on: the manifest's first n (the rest are held out) */
+    int64_t n; /* shards trained on: the manifest's first n (the rest are held out) */
     ct_data_opts_t o;
-    int W, local;       /* window (seq_len + 1) and rows per rank per step */
-    int64_t *n_win;     /* (n) windows per shard */
+    int W, local;   /* window (seq_len + 1) and rows per rank per step */
+    int64_t *n_win; /* (n) windows per shard */
     /* Buffers sized for the largest shard, faulted in once at open and reused for every shard
        (a fresh page costs ~11 us on first touch: per shard that would dominate loading). */
-    char *file_buf;     /* (file_cap) a shard file's bytes, reader thread only */
+    char *file_buf; /* (file_cap) a shard file's bytes, reader thread only */
     size_t file_cap;
-    int64_t tok_cap;    /* tokens of the largest shard */
+    int64_t tok_cap; /* tokens of the largest shard */
     int64_t total_windows;
     stream_t st;
     pthread_t thread;
     int started;
     pthread_mutex_t mu;
     pthread_cond_t can_put, can_take;
-    slot_t *slots;      /* (K) ring */
+    slot_t *slots; /* (K) ring */
     int K, head, count, stop;
     ct_data_cursor_t cur; /* consumer side */
     double waited;
@@ -80,7 +81,8 @@ static uint64_t mix64(uint64_t x) {
 static void shuffle(int64_t *a, int64_t n, uint64_t seed) {
     ct_rng_t rng;
     ct_rng_seed(&rng, seed);
-    for (int64_t i = 0; i < n; i++) a[i] = i;
+    for (int64_t i = 0; i < n; i++)
+        a[i] = i;
     for (int64_t i = n - 1; i > 0; i--) {
         int64_t j = (int64_t)ct_rng_below(&rng, (uint64_t)i + 1);
         int64_t t = a[i];
@@ -124,8 +126,8 @@ static void stream_cursor(const ct_data_t *d, ct_data_cursor_t *c) {
  * against the manifest's sha256 first and its contents after. On failure `l` is left empty. */
 static int load_shard(ct_data_t *d, int64_t index, loaded_t *l, ct_err_t *e) {
     l->index = -1;
-    CT_TRY(ct_manifest_read_shard(d->m, (int)index, d->file_buf, d->file_cap, l->tokens,
-                                  d->tok_cap, e));
+    CT_TRY(ct_manifest_read_shard(d->m, (int)index, d->file_buf, d->file_cap, l->tokens, d->tok_cap,
+                                  e));
     l->index = index;
     return 0;
 }
@@ -169,7 +171,8 @@ static int take(ct_data_t *d, int *row, ct_err_t *e) {
         const uint32_t *tok;
         CT_TRY(shard_tokens(d, idx, &tok, e));
         const uint32_t *w = tok + s->perm[s->offset] * d->W;
-        for (int k = 0; k < d->W; k++) row[k] = (int)w[k];
+        for (int k = 0; k < d->W; k++)
+            row[k] = (int)w[k];
     }
     s->offset++;
     s->samples++;
@@ -231,12 +234,15 @@ static void *reader_main(void *arg) {
 static int check_opts(const ct_data_opts_t *o, ct_err_t *e) {
     if (o->seq_len < 1 || o->global_batch < 1 || o->world < 1 || o->rank < 0 ||
         o->rank >= o->world || o->prefetch < 0)
-        return CT_ERR(e, CT_EINVAL, "data loader: invalid options (seq_len %d, global_batch %d, "
-                      "rank %d of %d, prefetch %d)", o->seq_len, o->global_batch, o->rank,
-                      o->world, o->prefetch);
+        return CT_ERR(e, CT_EINVAL,
+                      "data loader: invalid options (seq_len %d, global_batch %d, "
+                      "rank %d of %d, prefetch %d)",
+                      o->seq_len, o->global_batch, o->rank, o->world, o->prefetch);
     if (o->global_batch % o->world != 0)
-        return CT_ERR(e, CT_EINVAL, "train.global_batch = %d is not divisible by the %d ranks: "
-                      "choose a multiple of %d", o->global_batch, o->world, o->world);
+        return CT_ERR(e, CT_EINVAL,
+                      "train.global_batch = %d is not divisible by the %d ranks: "
+                      "choose a multiple of %d",
+                      o->global_batch, o->world, o->world);
     return 0;
 }
 
@@ -246,16 +252,18 @@ static int seek(ct_data_t *d, const ct_data_cursor_t *c, ct_err_t *e) {
     if (c->seed != d->o.seed)
         return CT_ERR(e, CT_EINVAL, "the data cursor was made with seed %llu, this run has %llu",
                       (unsigned long long)c->seed, (unsigned long long)d->o.seed);
-    if (c->epoch < 0 || c->shard_pos < 0 || c->shard_pos >= d->n || c->offset < 0 ||
-        c->samples < 0)
-        return CT_ERR(e, CT_EINVAL, "the data cursor (epoch %lld, shard %lld, offset %lld) does "
-                      "not fit %s, which has %lld shards to train on", (long long)c->epoch,
-                      (long long)c->shard_pos, (long long)c->offset, d->m->path, (long long)d->n);
+    if (c->epoch < 0 || c->shard_pos < 0 || c->shard_pos >= d->n || c->offset < 0 || c->samples < 0)
+        return CT_ERR(e, CT_EINVAL,
+                      "the data cursor (epoch %lld, shard %lld, offset %lld) does "
+                      "not fit %s, which has %lld shards to train on",
+                      (long long)c->epoch, (long long)c->shard_pos, (long long)c->offset,
+                      d->m->path, (long long)d->n);
     s->epoch = c->epoch;
     epoch_order(d, s->epoch, s->order);
     int64_t idx = s->order[c->shard_pos];
     if (strcmp(d->m->shards[idx].id, c->shard_id) != 0 || c->offset > d->n_win[idx])
-        return CT_ERR(e, CT_EINVAL, "the data changed since the cursor was saved: position %lld "
+        return CT_ERR(e, CT_EINVAL,
+                      "the data changed since the cursor was saved: position %lld "
                       "of epoch %lld was shard %s (offset %lld), in %s it is shard %s with %lld "
                       "windows; resume with the manifest the run started with",
                       (long long)c->shard_pos, (long long)c->epoch, c->shard_id,
@@ -285,9 +293,11 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
     pthread_cond_init(&d->can_take, NULL);
     CT_TRY_GOTO(ct_manifest_load(&d->m, manifest, e), fail);
     if (o->held_out < 0 || o->held_out >= d->m->n_shards) {
-        rc = CT_ERR(e, CT_EINVAL, "data.eval_shards = %d holds out %s of the %d shards of %s: "
-                    "at least one must be left to train on", o->held_out,
-                    o->held_out < 0 ? "a negative number" : "all", d->m->n_shards, d->m->path);
+        rc = CT_ERR(e, CT_EINVAL,
+                    "data.eval_shards = %d holds out %s of the %d shards of %s: "
+                    "at least one must be left to train on",
+                    o->held_out, o->held_out < 0 ? "a negative number" : "all", d->m->n_shards,
+                    d->m->path);
         goto fail;
     }
     d->n = d->m->n_shards - o->held_out;
@@ -301,7 +311,8 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
         d->total_windows += d->n_win[i];
     }
     if (d->total_windows == 0) {
-        rc = CT_ERR(e, CT_EINVAL, "%s has %lld tokens and no shard to train on holds one sample "
+        rc = CT_ERR(e, CT_EINVAL,
+                    "%s has %lld tokens and no shard to train on holds one sample "
                     "of model.seq_len + 1 = %d tokens: use more text or a smaller model.seq_len",
                     d->m->path, (long long)d->m->n_tokens, d->W);
         goto fail;
@@ -320,10 +331,8 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
     CT_ALLOC(e, d->slots, (size_t)d->K, fail);
     for (int k = 0; k < d->K; k++)
         CT_ALLOC(e, d->slots[k].rows, (size_t)d->local * (size_t)d->W, fail);
-    if (pthread_create(&d->thread, NULL, reader_main, d) != 0) {
-        rc = CT_ERR(e, CT_ENOMEM, "cannot start the data reading thread");
+    if ((rc = ct_thread_start(&d->thread, reader_main, d, "the data reading thread", e)) != 0)
         goto fail;
-    }
     d->started = 1;
     *out = d;
     return 0;
@@ -345,7 +354,8 @@ void ct_data_destroy(ct_data_t **self_p) {
         pthread_join(d->thread, NULL);
     }
     if (d->slots)
-        for (int k = 0; k < d->K; k++) free(d->slots[k].rows);
+        for (int k = 0; k < d->K; k++)
+            free(d->slots[k].rows);
     free(d->slots);
     for (int k = 0; k < 2; k++)
         ct_mem_free(d->st.cache[k].tokens, (size_t)d->tok_cap * sizeof(uint32_t));
@@ -366,7 +376,8 @@ int ct_data_next(ct_data_t *d, int *rows, ct_err_t *e) {
     pthread_mutex_lock(&d->mu);
     if (d->count == 0) {
         double t0 = ct_now_s();
-        while (d->count == 0) pthread_cond_wait(&d->can_take, &d->mu);
+        while (d->count == 0)
+            pthread_cond_wait(&d->can_take, &d->mu);
         d->waited += ct_now_s() - t0;
     }
     slot_t *sl = &d->slots[d->head];
@@ -423,8 +434,10 @@ int ct_data_cursor_from_json(const cJSON *js, ct_data_cursor_t *c, ct_err_t *e) 
     int64_t v[5];
     for (int k = 0; k < 5; k++)
         if (!ct_json_get_uint53(js, keys[k], &v[k]))
-            return CT_ERR(e, CT_ECORRUPT, "data cursor: \"%s\" is missing or not a non-negative "
-                          "integer", keys[k]);
+            return CT_ERR(e, CT_ECORRUPT,
+                          "data cursor: \"%s\" is missing or not a non-negative "
+                          "integer",
+                          keys[k]);
     const char *id = ct_json_get_string(js, "shard");
     if (!id || !ct_shard_id_valid(id))
         return CT_ERR(e, CT_ECORRUPT, "data cursor: \"shard\" is missing or not a shard id");

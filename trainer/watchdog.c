@@ -1,6 +1,7 @@
 /* watchdog.c — a thread that compares the time since the last beat with a limit derived from
  * the recent step times (see watchdog.h). */
 #include "cotrain/clock.h"
+#include "cotrain/thread.h"
 #include "cotrain/watchdog.h"
 
 #include <pthread.h>
@@ -76,11 +77,11 @@ int ct_watchdog_create(ct_watchdog_t **out, double factor, double min_s, ct_watc
     w->limit = min_s;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
-    if (pthread_create(&w->thread, NULL, watch, w) != 0) {
+    if (ct_thread_start(&w->thread, watch, w, "the watchdog thread", e) != 0) {
         pthread_mutex_destroy(&w->mu);
         pthread_cond_destroy(&w->wake);
         free(w);
-        return CT_ERR(e, CT_ENOMEM, "cannot start the watchdog thread");
+        return e->code;
     }
     *out = w;
     return 0;

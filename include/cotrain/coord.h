@@ -61,8 +61,8 @@ int ct_coord_serve(ct_coord_t *c, const atomic_int *stop, ct_err_t *e);
  * (already serving), CT_ENOMEM (no thread). */
 int ct_coord_start(ct_coord_t *c, ct_err_t *e);
 
-/* The CPU seconds the thread of ct_coord_start has used (0 when not serving): what serving costs
- * the process it shares. */
+/* The CPU seconds the thread of ct_coord_start (when serving) and the public log's writer have
+ * used: what the coordinator costs the process it shares. */
 double ct_coord_cpu_s(const ct_coord_t *c);
 
 /* Stops the thread of ct_coord_start and waits for it; returns its error, if it failed. A

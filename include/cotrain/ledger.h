@@ -13,8 +13,9 @@
  * parent, and only on top of the current head: every unit ends up in the committed lineage at most
  * once.
  *
- * Every call that changes the ledger is one transaction, committed (and fsync'd) before the call
- * returns: whatever a caller acknowledged survives a kill -9. */
+ * Every call that changes the ledger is one transaction, committed (and fsync'd, unless the
+ * owner took the syncing on itself: ct_ledger_defer_sync) before the call returns: whatever a
+ * caller acknowledged survives a kill -9 and a power cut. */
 #ifndef COTRAIN_LEDGER_H
 #define COTRAIN_LEDGER_H
 
@@ -55,6 +56,25 @@ typedef struct ct_unit {
  * caller. */
 int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, uint64_t seed,
                    int held_out, const char *config_sha256, ct_err_t *e);
+
+/* With on, a commit no longer waits for the disk (synchronous=NORMAL): it survives a kill -9 at
+ * once, a power cut only after the next ct_ledger_sync, so nothing it changed may be acknowledged
+ * before that. Off again syncs first. Errors: CT_EIO. */
+int ct_ledger_defer_sync(ct_ledger_t *l, int on, ct_err_t *e);
+
+/* Makes every transaction committed so far durable (an fdatasync of the WAL file). It touches no
+ * SQLite state, so one thread may call it while another goes on with the ledger (one caller at a
+ * time). Errors: CT_EIO (the commits since the last sync may be lost to a power cut). */
+int ct_ledger_sync(ct_ledger_t *l, ct_err_t *e);
+
+/* The seq of the last record in the log table (0: none). Errors: CT_EIO. */
+int ct_ledger_log_head(ct_ledger_t *l, int64_t *seq, ct_err_t *e);
+
+/* A second connection to the ledger at `path` (made by ct_ledger_open), for reading only: the
+ * calls that read (records, metrics, checkpoints, groups, counts, head) work on it, those that
+ * change the ledger fail. SQLite's WAL lets it read beside the writer, in another thread, seeing
+ * each transaction once it is committed. Errors: CT_EIO. */
+int ct_ledger_open_reader(ct_ledger_t **out, const char *path, ct_err_t *e);
 
 /* Closes the ledger and sets *self_p to NULL; NULL-safe. */
 void ct_ledger_close(ct_ledger_t **self_p);
@@ -180,9 +200,10 @@ int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_
 /* The public log's records (DESIGN.md, "Public log") are rows of the ledger, each written in the
  * transaction of the change it records: run_started (at creation), group_joined (a hello),
  * group_left ({group, why: silent, successor}: a standby took over from it), shard_leased,
- * shard_done, shards_returned (why: expired, restart, takeover, superseded, reverted, adopted), checkpoint_committed ({group, step, id, parent, shards ["<id>:<epoch>"...]},
- * `adopted` for ct_ledger_adopt), checkpoints_reverted ({to, step, dropped [ids]}); others come
- * through ct_ledger_record. */
+ * shard_done, shards_returned (why: expired, restart, takeover, superseded, reverted, adopted),
+ * checkpoint_committed ({group, step, id, parent, shards ["<id>:<epoch>"...]}, `adopted` for
+ * ct_ledger_adopt), checkpoints_reverted ({to, step, dropped [ids]}); others come through
+ * ct_ledger_record. */
 
 /* Logs a record of `type` with fields f (consumed; integers and strings only), in the caller's
  * transaction or one of its own. Errors: CT_EINVAL (f holds what a record may not), CT_EIO,
@@ -211,7 +232,8 @@ typedef int (*ct_ledger_metrics_fn)(void *arg, int64_t seq, const char *line, ct
 int ct_ledger_metrics(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_metrics_fn fn,
                       void *arg, ct_err_t *e);
 
-/* The metrics' generation: a reader that saw another one starts over from seq 0. */
-int64_t ct_ledger_metrics_gen(const ct_ledger_t *l);
+/* The metrics' generation into *gen: a reader that saw another one starts over from seq 0.
+ * Errors: CT_EIO. */
+int ct_ledger_metrics_gen(ct_ledger_t *l, int64_t *gen, ct_err_t *e);
 
 #endif

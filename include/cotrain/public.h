@@ -3,9 +3,10 @@
  * (RUN_DIR/coordinator.key; formats in publog.h).
  *
  * The ledger is the truth: every record is committed with the change it records. The file
- * follows it: records are sealed and appended after their transaction, a bounded number at a time
- * so the log never holds up replies (under load it lags, then catches up), and run.json names the
- * head at most once a second and at the end, when the dashboard's data is written too:
+ * follows it: a thread of this object's own, reading the ledger through a connection of its own,
+ * seals and appends the records after their transaction (so the log never holds up replies;
+ * under load it may lag, then catches up), and run.json names the head at most once a second and
+ * at the end, when the dashboard's data is written too:
  * status.json (run, data, checkpoints, groups, unit counts, the last records' lines), which the
  * live dashboard reads through the coordinator's HTTP server, and data.js (the same and the
  * metrics), which the page opened from disk loads. A line is a pure function of the records before
@@ -31,20 +32,24 @@ typedef struct ct_public_opts {
     const char *web_dir;     /* the dashboard's files (index.html, ...), or NULL: none */
 } ct_public_opts_t;
 
-/* Opens RUN_DIR/public for ledger l (borrowed): the key (made once), the dashboard's files
- * copied in, then log.jsonl brought in line with the ledger (a line that does not match its
- * record, and everything after it, is written again, logged as a warning) and run.json, and the
- * dashboard's data (status.json; data.js for a page opened from disk, with the metrics of
- * RUN_DIR/public/metrics.jsonl) written. Errors: CT_EIO, CT_ECORRUPT (the key), CT_ENOMEM. */
-int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, ct_ledger_t *l, const ct_log_t *lg,
+/* Opens RUN_DIR/public for the ledger at path `db` (ct_ledger_open made it; this opens a reader
+ * of its own): the key (made once), the dashboard's files copied in, then log.jsonl brought in
+ * line with the ledger (a line that does not match its record, and everything after it, is
+ * written again, logged as a warning) and run.json, and the dashboard's data (status.json;
+ * data.js for a page opened from disk, with the metrics of RUN_DIR/public/metrics.jsonl)
+ * written; then starts the writer's thread, which follows the ledger from there, up to the
+ * records ct_public_poke says are on disk. Errors: CT_EIO, CT_ECORRUPT (the key), CT_ENOMEM. */
+int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, const char *db, const ct_log_t *lg,
                    ct_err_t *e);
 
-/* Appends up to `max` records committed since the last call (0: all); with `force`, or when a
- * second has passed, rewrites run.json and the dashboard's data. *behind (may be NULL) gets 1 when
- * records are left. Errors: CT_EIO, CT_ENOMEM. */
-int ct_public_sync(ct_public_t *p, int max, int force, int *behind, ct_err_t *e);
+/* Tells the writer that the records up to seq `upto` are on disk (those after it may still be
+ * lost to a power cut, and are not shown yet): it writes them at once. */
+void ct_public_poke(ct_public_t *p, int64_t upto);
 
-/* Writes what is left and run.json, closes, sets *self_p to NULL; NULL-safe. */
+/* The CPU seconds the writer's thread has used (0 for NULL). */
+double ct_public_cpu_s(const ct_public_t *p);
+
+/* Stops the writer, writes what is left and run.json, closes, sets *self_p to NULL; NULL-safe. */
 void ct_public_close(ct_public_t **self_p);
 
 #endif

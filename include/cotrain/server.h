@@ -28,13 +28,14 @@ enum { CT_SERVER_MSG_MAX = CT_PROTO_MSG_MAX, CT_SERVER_HWM = 1000, CT_SERVER_HAN
 
 typedef struct ct_server ct_server_t;
 
-/* Binds a ROUTER at endpoint ("tcp://127.0.0.1:0" picks a free port) for handler h, with CURVE
- * when key is not NULL: then allow lists the keys admitted, or NULL admits any key (open join:
- * each peer still named by its key id, and held to the rate of ct_server_set_rate); h, key and
- * allow are borrowed. Errors: CT_EINVAL (a non-loopback endpoint without a key: saying what to
- * give), CT_ECOMM (ZeroMQ could not bind: the endpoint and its reason, e.g.
- * the port is taken), CT_ENOMEM. */
-int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
+/* Binds a ROUTER at endpoint ("tcp://127.0.0.1:0" picks a free port) for handler h over ledger l
+ * (whose commits the server makes durable itself while serving: ct_ledger_defer_sync), with
+ * CURVE when key is not NULL: then allow lists the keys admitted, or NULL admits any key (open
+ * join: each peer still named by its key id, and held to the rate of ct_server_set_rate); h, l,
+ * key and allow are borrowed. Errors: CT_EINVAL (a non-loopback endpoint without a key: saying what
+ * to give), CT_ECOMM (ZeroMQ could not bind: the endpoint and its reason, e.g. the port is taken),
+ * CT_ENOMEM. */
+int ct_server_create(ct_server_t **out, ct_handler_t *h, ct_ledger_t *l, const char *endpoint,
                      const ct_keypair_t *key, const ct_allow_t *allow, const ct_log_t *lg,
                      ct_err_t *e);
 
@@ -43,8 +44,7 @@ int ct_server_create(ct_server_t **out, ct_handler_t *h, const char *endpoint,
  * default). Errors: CT_EINVAL, CT_ENOMEM. */
 int ct_server_set_rate(ct_server_t *s, double rate, double burst, ct_err_t *e);
 
-/* The public log (borrowed) the server keeps up with the ledger's records: a bounded number after
- * each batch, more while idle (see public.h). */
+/* The public log (borrowed) the server tells of the records each batch put on disk. */
 void ct_server_set_public(ct_server_t *s, ct_public_t *pub);
 
 /* The endpoint bound, with the port ZeroMQ chose (tcp://127.0.0.1:41234). */
