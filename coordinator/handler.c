@@ -305,6 +305,21 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char
             return CT_ERR(e, CT_ENOMEM, "out of memory answering latest_checkpoint");
         return 0;
     case CT_MSG_METRICS: return metrics(h, m, group, e);
+    case CT_MSG_LEAVE: {
+        static const char *const whys[] = {"finished", "stopped", "paused"};
+        char why[16];
+        int returned = 0;
+        CT_TRY(ct_msg_string(m, "why", why, sizeof why, e));
+        size_t k = 0;
+        while (k < sizeof whys / sizeof whys[0] && strcmp(why, whys[k]))
+            k++;
+        if (k == sizeof whys / sizeof whys[0])
+            return CT_ERR(e, CT_EPROTO, "leave: \"why\" must be finished, stopped or paused");
+        CT_TRY(ct_ledger_leave(h->l, group, why, &returned, e));
+        return cJSON_AddNumberToObject(f, "returned", returned)
+                   ? 0
+                   : CT_ERR(e, CT_ENOMEM, "out of memory answering leave");
+    }
     case CT_MSG_STATUS: return status(h, now, f, e);
     case CT_MSG_DATA_MANIFEST: return data_manifest(h, f, frame, e);
     case CT_MSG_SHARD_FETCH: return shard_fetch(h, m, f, frame, e);

@@ -367,6 +367,26 @@ static int return_units(ct_ledger_t *l, int *n, const char *why, ct_err_t *e, co
     return record(l, "shards_returned", f, e);
 }
 
+/* Logs group_left {group, why[, successor]} for each group the statement st (a DELETE FROM
+ * groups ... RETURNING grp, prepared) takes out of the groups table, and finishes st. */
+static int groups_left(ct_ledger_t *l, sqlite3_stmt *st, const char *why, const char *successor,
+                       ct_err_t *e) {
+    int r, rc = 0;
+    while (rc == 0 && (r = step_row(l, st, "taking groups out", e)) == 1) {
+        cJSON *f = cJSON_CreateObject();
+        if (!f || !cJSON_AddStringToObject(f, "group", (const char *)sqlite3_column_text(st, 0)) ||
+            !cJSON_AddStringToObject(f, "why", why) ||
+            (successor && !cJSON_AddStringToObject(f, "successor", successor))) {
+            cJSON_Delete(f);
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory logging a group");
+        } else {
+            rc = record(l, "group_left", f, e);
+        }
+    }
+    done(l, st);
+    return rc == 0 && r < 0 ? r : rc;
+}
+
 /* The next value (1, 2, ...) of the counter *c, meta's `key`. */
 static int next_counter(ct_ledger_t *l, const char *key, int64_t *c, int64_t *out, ct_err_t *e) {
     char v[24];
@@ -697,10 +717,36 @@ int ct_ledger_heartbeat(ct_ledger_t *l, const char *group, double now, double tt
 
 static int expire_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     update_args_t *a = arg;
+    sqlite3_stmt *st;
+    /* a group whose leases all lapsed went silent: it has left (a hello brings it back) */
+    CT_TRY(prepare(l, &st, e,
+                   "DELETE FROM groups WHERE grp IN (SELECT grp FROM units WHERE state = 1 AND "
+                   "expiry < ?) AND grp NOT IN (SELECT grp FROM units WHERE state = 1 AND "
+                   "expiry >= ?) RETURNING grp",
+                   "dd", a->t, a->t));
+    CT_TRY(groups_left(l, st, "silent", NULL, e));
     return return_units(l, &a->changed, "expired", e,
                         "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL "
                         "WHERE state = 1 AND expiry < ? RETURNING shard, epoch",
                         "d", a->t);
+}
+
+static int leave_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    update_args_t *a = arg;
+    sqlite3_stmt *st;
+    CT_TRY(return_units(l, &a->changed, "left", e,
+                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL "
+                        "WHERE state = 1 AND grp = ? RETURNING shard, epoch",
+                        "t", a->group));
+    CT_TRY(prepare(l, &st, e, "DELETE FROM groups WHERE grp = ? RETURNING grp", "t", a->group));
+    return groups_left(l, st, a->key, NULL, e);
+}
+
+int ct_ledger_leave(ct_ledger_t *l, const char *group, const char *why, int *n, ct_err_t *e) {
+    update_args_t a = {.group = group, .key = why};
+    int rc = transaction(l, leave_tx, &a, e);
+    if (n) *n = a.changed;
+    return rc;
 }
 
 int ct_ledger_expire(ct_ledger_t *l, double now, int *n, ct_err_t *e) {
@@ -1029,20 +1075,7 @@ static int standby_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
        one back), and their leased and finished units go back, in their places */
     CT_TRY(prepare(l, &st, e, "DELETE FROM groups WHERE grp != ? AND standby = 0 RETURNING grp",
                    "t", a->group));
-    int rc = 0;
-    while (rc == 0 && (r = step_row(l, st, "listing the silent groups", e)) == 1) {
-        cJSON *f = cJSON_CreateObject();
-        if (!f || !cJSON_AddStringToObject(f, "group", (const char *)sqlite3_column_text(st, 0)) ||
-            !cJSON_AddStringToObject(f, "why", "silent") ||
-            !cJSON_AddStringToObject(f, "successor", a->group)) {
-            cJSON_Delete(f);
-            rc = CT_ERR(e, CT_ENOMEM, "out of memory logging a group");
-        } else {
-            rc = record(l, "group_left", f, e);
-        }
-    }
-    done(l, st);
-    CT_TRY(rc == 0 && r < 0 ? r : rc);
+    CT_TRY(groups_left(l, st, "silent", a->group, e));
     return return_units(l, &a->reclaimed, "takeover", e,
                         "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
                         "done_seq = NULL WHERE state IN (1, 2) AND grp != ? RETURNING shard, epoch",

@@ -76,18 +76,20 @@ id=$("$cotrain" inspect "$tmp/a1/checkpoints/ckpt-00000024" | sed -n 's/^  id */
 grep -q "head checkpoint  $id (step 24)" "$tmp/status" || { cat "$tmp/status"; fail "head"; }
 grep -q "progress         step 24 of 24 (100.0%), ETA 0 s" "$tmp/status" \
     || { cat "$tmp/status"; fail "progress and ETA"; }
-grep -q "groups           1" "$tmp/status" || { cat "$tmp/status"; fail "group count"; }
+# the group finished and said goodbye: it is no longer in the run, and the log says why
+grep -q "groups           0" "$tmp/status" || { cat "$tmp/status"; fail "group count"; }
+coord_wait_line "$tmp/c1/public/log.jsonl" '"type":"group_left","why":"finished"'
+grep '"type":"group_left","why":"finished"' "$tmp/c1/public/log.jsonl" | grep -q '^{"group":"main"' \
+    || fail "no group_left {main, finished} in the public log"
 "$cotrain" status "$ep" --json | /usr/bin/python3 -c 'import json, sys
 s = json.load(sys.stdin)
 assert s["head"] == sys.argv[1] and s["head_step"] == 24 and s["steps"] == 24, s
 cur = json.load(open(sys.argv[2]))["data_cursor"]
 n = len(json.load(open(sys.argv[3]))["shards"]) - 1  # the last one is held out
-assert [g["group"] for g in s["groups"]] == ["main"], s
+assert s["groups"] == [], s  # the group finished and left
 assert s["committed"] == cur["epoch"] * n + cur["shard_pos"], (s, cur)' "$id" \
     "$tmp/a1/checkpoints/ckpt-00000024/state.json" "$tmp/data/manifest.json" \
     || fail "cotrain status --json"
-grep -Eq "^    [^ ]+ +last heard [0-9]+ s ago, [0-9]+ unit\(s\) leased" "$tmp/status" \
-    || { cat "$tmp/status"; fail "the group line"; }
 stop_coord
 
 # 2. kill -9 the worker after its first checkpoint; started again it resumes from the head
@@ -99,6 +101,10 @@ wait_step "$tmp/a2.out" 12
 kill -9 $wpid
 wait $wpid 2> /dev/null || true
 wpid=
+# a group killed is still in the run (until its leases lapse): status lists it
+"$cotrain" status "$ep" > "$tmp/status"
+grep -Eq "^    [^ ]+ +last heard [0-9]+ s ago, [0-9]+ unit\(s\) leased" "$tmp/status" \
+    || { cat "$tmp/status"; fail "the group line"; }
 "$worker" --data "$tmp/data" --out "$tmp/a2" --coordinator "$ep" > /dev/null 2> "$tmp/a2b.err" \
     || { cat "$tmp/a2b.err"; fail "the restarted worker"; }
 grep -q "resuming from .*ckpt-000000" "$tmp/a2b.err" || { cat "$tmp/a2b.err"; fail "no resume"; }

@@ -249,7 +249,9 @@ int main(void) {
         "{\"v\":1,\"type\":\"checkpoint_commit\",\"req\":8,\"group\":\"g1\",\"step\":3,"
         "\"id\":\"x\",\"parent\":5,\"units\":[]}", /* bad parent */
         "{\"v\":1,\"type\":\"checkpoint_commit\",\"req\":9,\"group\":\"g1\",\"step\":3,"
-        "\"id\":\"x\",\"parent\":\"\",\"units\":[{\"shard\":1}]}", /* bad unit */
+        "\"id\":\"x\",\"parent\":\"\",\"units\":[{\"shard\":1}]}",                   /* bad unit */
+        "{\"v\":1,\"type\":\"leave\",\"req\":1,\"group\":\"g9\"}",                   /* no why */
+        "{\"v\":1,\"type\":\"leave\",\"req\":2,\"group\":\"g9\",\"why\":\"bored\"}", /* bad why */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         m = ask(h, bad[i], NULL);

@@ -265,6 +265,52 @@ typedef struct munit {
 } munit_t;
 
 /* Random operations by three groups against a straight model of the rules. */
+/* A group that leaves gives its leases back at once (its done units stay) and is logged as
+ * gone; one whose leases all lapse has left too ("silent"); one heartbeating stays. */
+static void test_leave(void) {
+    ct_ledger_t *l = open_ledger("leave.db");
+    ct_err_t e = {0};
+    ct_lease_t a, b, c;
+    int n = -1;
+    CHECK_EQ_INT(ct_ledger_seen(l, "g1", 100, &e), 0);
+    CHECK_EQ_INT(ct_ledger_seen(l, "g2", 100, &e), 0);
+    CHECK_EQ_INT(ct_ledger_seen(l, "g3", 100, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g1", 100, 10, &a, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g1", 100, 10, &b, &e), 0);
+    CHECK_EQ_INT(ct_ledger_done(l, "g1", a.shard_id, a.epoch, a.fence, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g2", 100, 10, &c, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g3", 100, 10, &c, &e), 0);
+    CHECK_EQ_INT(ct_ledger_leave(l, "g1", "stopped", &n, &e), 0);
+    CHECK_EQ_INT(n, 1);
+    ct_ledger_counts_t k;
+    CHECK_EQ_INT(ct_ledger_counts(l, &k, &e), 0);
+    CHECK_EQ_INT(k.done, 1);
+    CHECK_EQ_INT(k.leased, 2);
+    /* leaving again changes nothing and logs nothing */
+    CHECK_EQ_INT(ct_ledger_leave(l, "g1", "stopped", &n, &e), 0);
+    CHECK_EQ_INT(n, 0);
+    /* g3 heartbeats, g2 does not: at 115 g2's lease has lapsed and g2 has left */
+    CHECK_EQ_INT(ct_ledger_heartbeat(l, "g3", 108, 10, &e), 0);
+    CHECK_EQ_INT(ct_ledger_expire(l, 115, &n, &e), 0);
+    CHECK_EQ_INT(n, 1);
+    ct_group_info_t *g = NULL;
+    int ng = 0;
+    CHECK_EQ_INT(ct_ledger_groups(l, 0, &g, &ng, &e), 0);
+    CHECK_EQ_INT(ng, 1);
+    if (ng == 1) CHECK_EQ_STR(g[0].name, "g3");
+    free(g);
+    char logged[8192] = "";
+    CHECK_EQ_INT(ct_ledger_records(l, 0, 100, collect, logged, &e), 0);
+    CHECK_CONTAINS(logged, "shards_returned {\"shards\":[\"");
+    CHECK_CONTAINS(logged,
+                   "\"why\":\"left\"}\ngroup_left {\"group\":\"g1\",\"why\":\"stopped\"}\n");
+    CHECK_CONTAINS(logged, "group_left {\"group\":\"g2\",\"why\":\"silent\"}\nshards_returned {");
+    CHECK(strstr(strstr(logged, "group_left {\"group\":\"g1\"") + 1,
+                 "group_left {\"group\":\"g1\"") == NULL);
+    CHECK(strstr(logged, "\"group\":\"g3\",\"why\"") == NULL);
+    ct_ledger_close(&l);
+}
+
 static void test_random(void) {
     enum { OPS = 3000, EPOCHS_MAX = 256, G = 3 };
     static munit_t m[EPOCHS_MAX][N];
@@ -620,6 +666,7 @@ int main(void) {
     test_order_and_fencing();
     test_commits();
     test_standby();
+    test_leave();
     test_held_out();
     test_rollback();
     test_adopt();

@@ -22,6 +22,7 @@
 enum {
     TRY_MS = 2000,
     ASK_S = 120,
+    LEAVE_S = 10, /* a group on its way out waits no longer for its goodbye */
     HEAD_MSG = 4096,
     GROUP_MAX = 96,
     STANDBY_POLL_MS = 500,
@@ -85,8 +86,8 @@ static int busy(const char *reply) {
 /* Sends a request of `type` with fields f (consumed), retrying the same req, and returns the
  * parsed reply in *m and its frame in *frame (may be NULL). An error reply is CT_ESTATE
  * (stale/refused) or CT_EPROTO, with its text. */
-static int ask_frame(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
-                     ct_err_t *e) {
+static int ask_within(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
+                      int limit_s, ct_err_t *e) {
     long long req = ++a->req;
     if (!f) f = cJSON_CreateObject();
     if (!f || !cJSON_AddStringToObject(f, "group", a->group) ||
@@ -99,7 +100,7 @@ static int ask_frame(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, 
     int rc = CT_ETIMEDOUT;
     double t0 = ct_now_s();
     char *reply = NULL;
-    while (rc == CT_ETIMEDOUT && ct_now_s() - t0 < ASK_S) {
+    while (rc == CT_ETIMEDOUT && ct_now_s() - t0 < limit_s) {
         ct_err_t why = {0};
         rc = ct_client_request(a->client, hdr, req, TRY_MS, &reply, frame, &why);
         if (rc == 0 && busy(reply)) { /* past the rate: the same req again, a little later */
@@ -116,7 +117,7 @@ static int ask_frame(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, 
         return CT_ERR(e, CT_ETIMEDOUT,
                       "the coordinator did not answer %s within %d s: is it "
                       "running? (the group stops; start it again once it is)",
-                      ct_msg_type_name(type), ASK_S);
+                      ct_msg_type_name(type), limit_s);
     if (rc != 0) return rc;
     int64_t r;
     ct_proto_error_t code;
@@ -138,6 +139,11 @@ static int ask_frame(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, 
         *frame = (ct_frame_t){0};
     }
     return rc;
+}
+
+static int ask_frame(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
+                     ct_err_t *e) {
+    return ask_within(a, type, f, m, frame, ASK_S, e);
 }
 
 static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err_t *e) {
@@ -446,5 +452,18 @@ int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e) 
            id, (long long)step, a->n_done);
     snprintf(a->head, sizeof a->head, "%s", id);
     a->n_done = 0;
+    return 0;
+}
+
+int ct_attach_leave(ct_attach_t *a, const char *why, ct_err_t *e) {
+    if (!a->rank0) return 0;
+    cJSON *f = cJSON_CreateObject();
+    if (!f || !cJSON_AddStringToObject(f, "why", why)) {
+        cJSON_Delete(f);
+        return CT_ERR(e, CT_ENOMEM, "out of memory building a request");
+    }
+    ct_msg_t m;
+    CT_TRY(ask_within(a, CT_MSG_LEAVE, f, &m, NULL, LEAVE_S, e));
+    ct_msg_clear(&m);
     return 0;
 }

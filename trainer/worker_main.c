@@ -346,6 +346,7 @@ static int train_loop(session_t *S, ct_err_t *e) {
     int64_t tokens_per_step = (int64_t)c->train.global_batch * c->model.seq_len;
     double train_time = 0.0, comm_time = 0.0, keep_time = 0.0; /* keep: protocol and metrics */
     double coord_cpu0 = S->coord ? ct_coord_cpu_s(S->coord) : 0.0;
+    int stopped = 0; /* by SIGTERM */
     for (int64_t s = first; s < end; s++) {
         ct_step_stats_t st;
         double t0 = ct_now_s();
@@ -427,9 +428,17 @@ static int train_loop(session_t *S, ct_err_t *e) {
                    "stopped by SIGTERM after step %lld; go on with "
                    "--resume latest",
                    (long long)(s + 1));
+            stopped = 1;
             break;
         }
     }
+    /* the group says goodbye: its leases go back now rather than when they expire */
+    ct_err_t why = {0};
+    const char *leaving = ct_trainer_steps(S->tr) >= c->train.steps ? "finished"
+                          : stopped                                 ? "stopped"
+                                                                    : "paused";
+    if (ct_attach_leave(S->attach, leaving, &why) != 0)
+        ct_log(S->lg, CT_LOG_WARN, "leaving the run: %s (its leases expire instead)", why.msg);
     ct_log(S->lg, CT_LOG_INFO,
            "done: steps %lld..%lld in %.1f s; metrics in %s/public/metrics.jsonl",
            (long long)first + 1, (long long)ct_trainer_steps(S->tr), train_time, S->a->out);

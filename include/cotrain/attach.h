@@ -74,6 +74,12 @@ int ct_attach_request(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m,
  * one on rank 0 comes with its message, elsewhere with a pointer to rank 0's log. */
 int ct_attach_agree(ct_attach_t *a, int rc, ct_err_t *e);
 
+/* Rank 0 only (elsewhere a no-op): tells the coordinator the group leaves, saying why
+ * ("finished", "stopped", "paused"), after its last commit: its leases go back at once and the
+ * public log says so (group_left). Waits at most 10 s for the answer. Errors: those of the
+ * requests (the caller only logs them: unanswered, the leases expire anyway). */
+int ct_attach_leave(ct_attach_t *a, const char *why, ct_err_t *e);
+
 /* Closes the connection and frees the group's state; sets *self_p to NULL; NULL-safe. */
 void ct_attach_close(ct_attach_t **self_p);
 

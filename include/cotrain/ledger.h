@@ -92,8 +92,16 @@ int ct_ledger_done(ct_ledger_t *l, const char *group, const char *shard_id, int6
 /* Extends every lease of `group` to now + ttl (a heartbeat). Errors: CT_EIO. */
 int ct_ledger_heartbeat(ct_ledger_t *l, const char *group, double now, double ttl, ct_err_t *e);
 
-/* Returns the units of expired leases to available; *n (may be NULL) gets how many. */
+/* Returns the units of expired leases to available; *n (may be NULL) gets how many. A group
+ * whose leases all lapsed has left: logged as group_left {why: "silent"} (a hello brings it
+ * back). */
 int ct_ledger_expire(ct_ledger_t *l, double now, int *n, ct_err_t *e);
+
+/* `group` leaves the run, saying `why` ("finished", "stopped", "paused"): its leased units go back
+ * to available (its done ones stay: a commit or a restart settles them), and group_left {group,
+ * why} is logged when it was in the run. *n (may be NULL) gets how many units went back. Errors:
+ * CT_EIO. */
+int ct_ledger_leave(ct_ledger_t *l, const char *group, const char *why, int *n, ct_err_t *e);
 
 /* `group` (re)starts from the head checkpoint: logged as group_joined with the peer's CURVE key
  * id `key` (NULL: none, a loopback peer), and its leased and done units go back to available, in

@@ -41,6 +41,7 @@ enum {
     X(DATA_MANIFEST, "data_manifest")                                                              \
     X(SHARD_FETCH, "shard_fetch")                                                                  \
     X(METRICS, "metrics")                                                                          \
+    X(LEAVE, "leave")                                                                              \
     X(OK, "ok")                                                                                    \
     X(ERROR, "error")
 
