@@ -95,6 +95,11 @@ void ct_data_shard_order(uint64_t seed, int64_t epoch, int64_t n, int64_t *order
     shuffle(order, n, mix64(seed ^ mix64(0x5eed0001ULL + (uint64_t)epoch)));
 }
 
+void ct_data_window_order(uint64_t seed, int64_t epoch, const char *shard_id, int64_t n,
+                          int64_t *order) {
+    shuffle(order, n, mix64(seed ^ ct_hash64(shard_id, strlen(shard_id)) ^ mix64((uint64_t)epoch)));
+}
+
 static void epoch_order(const ct_data_t *d, int64_t epoch, int64_t *order) {
     ct_data_shard_order(d->o.seed, epoch, d->n, order);
 }
@@ -162,9 +167,8 @@ static int take(ct_data_t *d, int *row, ct_err_t *e) {
                 s->perm = p;
                 s->perm_cap = d->n_win[idx];
             }
-            const char *id = d->m->shards[idx].id;
-            shuffle(s->perm, d->n_win[idx],
-                    mix64(d->o.seed ^ ct_hash64(id, strlen(id)) ^ mix64((uint64_t)s->epoch)));
+            ct_data_window_order(d->o.seed, s->epoch, d->m->shards[idx].id, d->n_win[idx],
+                                 s->perm);
             s->perm_shard = idx;
             s->perm_epoch = s->epoch;
         }

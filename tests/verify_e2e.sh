@@ -2,7 +2,8 @@
 # verify_e2e.sh — the public log (RUN_DIR/public/log.jsonl, run.json) and `cotrain verify`:
 #   1. a real run's log verifies (chain, signatures, head, lineage, --ckpts, --key), and the
 #      units its checkpoint records commit are exactly the ones the ledger committed; `cotrain
-#      lineage` of documents agrees with a recomputation from the shards and the log
+#      lineage` of documents agrees with a recomputation from the shards and the log, and the
+#      steps it says trained on them are those the data loader itself gives their tokens to
 #   2. tampering, each caught and named: one byte edited, a line dropped, two lines swapped, the
 #      last line cut mid-way, whole lines cut off the end, a record of another key appended, the
 #      whole log re-signed with another key (refused under --key), a checkpoint file replaced
@@ -10,12 +11,13 @@
 #      the complete lines written before the kill stay byte for byte, and the final log verifies
 #      and holds every record of the ledger once; an edited line is written again at a restart
 # Usage: verify_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
-#        PATH/TO/publog_forge
+#        PATH/TO/publog_forge PATH/TO/steps_probe
 set -euo pipefail
 worker=$1
 cotrain=$2
 coord=$3
 forge=$4
+probe=$5
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
 # shellcheck source=tests/coord_lib.sh
 . "$(dirname "$0")/coord_lib.sh"
@@ -50,9 +52,11 @@ assert n[0] == n[1] == lines, (n, lines)
 EOF
 
 # cotrain lineage of documents of three shards against a recomputation from the shards and the log
-/usr/bin/python3 - "$cotrain" "$tmp/run" "$tmp/data" <<'EOF' || fail "cotrain lineage"
+/usr/bin/python3 - "$cotrain" "$tmp/run" "$tmp/data" "$probe" <<'EOF' || fail "cotrain lineage"
 import h5py, json, os, subprocess, sys
-cotrain, run, data = sys.argv[1:]
+cotrain, run, data, probe = sys.argv[1:]
+cfg = json.load(open(os.path.join(run, "public", "status.json")))["config"]
+seen = 0
 man = json.load(open(os.path.join(data, "manifest.json")))
 ck, units = [], {}  # the lineage: [(id, step)], "shard:epoch" -> index into ck
 for line in open(os.path.join(run, "public", "log.jsonl")):
@@ -76,7 +80,20 @@ for s in (man["shards"][0], man["shards"][3], man["shards"][-1]):
                   if u.split(":")[0] == s["id"])
     have = sorted((c["epoch"], c["checkpoint"], c["step"]) for c in got["committed"])
     assert have == want, (doc, have, want)
-    print(f"lineage of {doc[:12]}...: shard {s['id']}, {len(have)} commit(s), as recomputed")
+    # the steps: those whose samples the loader filled with the document's tokens
+    loader = subprocess.run(
+        [probe, data, str(cfg["model"]["seq_len"]), str(cfg["train"]["global_batch"]),
+         str(cfg["train"]["seed"]), str(cfg["data"]["eval_shards"]), str(cfg["train"]["steps"]),
+         str(man["shards"].index(s)), str(got["tokens"][0]), str(got["tokens"][1])],
+        capture_output=True, text=True, check=True).stdout.split()
+    said = sorted(t for c in got["committed"] for t in c["trained_at"])
+    assert [int(x) for x in loader] == said, (doc, loader, said)
+    seen += len(said)
+    for c in got["committed"]:
+        assert all(t <= c["step"] for t in c["trained_at"]), c
+    print(f"lineage of {doc[:12]}...: shard {s['id']}, {len(have)} commit(s), as recomputed; "
+          f"steps {said}, as the loader gives them")
+assert seen > 0, "no document of the three was trained on: the check checked nothing"
 EOF
 
 # 2. tampering: each on a fresh copy, each caught, naming the place

@@ -1,8 +1,14 @@
 /* lineage.c — `cotrain lineage RUN_DIR DOC_ID [--data MANIFEST] [--json]`: where one document
  * went — the shard that holds it (every shard read and checked against the manifest), and for
- * each epoch the checkpoint of the run's verified lineage that committed that shard, with the
- * steps it covers — and whether it was excluded later. Uses only core/ and data/: never the
- * model. */
+ * each epoch the checkpoint of the run's verified lineage that committed that shard, the steps
+ * that trained on the document's tokens, and whether it was excluded later. Uses only core/ and
+ * data/: never the model.
+ *
+ * Why the steps can be computed rather than logged: the sample stream is a pure function of the
+ * seed and the shards (DESIGN.md, invariant 1), and step s trains on samples [(s-1)B, sB) of it
+ * (B = train.global_batch) whatever the world size, restarts and resumes. So the samples holding
+ * the document's tokens, hence their steps, follow from the run's config (public/status.json,
+ * checked against the config sha256 the signed log names) and the manifest. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +16,11 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "cotrain/config.h"
+#include "cotrain/data.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
+#include "cotrain/json.h"
 #include "cotrain/manifest.h"
 #include "cotrain/shard.h"
 #include "history.h"
@@ -22,10 +31,12 @@ static void usage(FILE *f) {
            "\n"
            "Says where document DOC_ID (its id in the shards, as `cotrain prep` wrote it) went in\n"
            "the run in RUN_DIR: the shard holding it (each shard is read and checked against the\n"
-           "manifest's sha256), and for each epoch the checkpoint that committed that shard\n"
-           "(step, id, the steps since its parent) according to RUN_DIR/public/log.jsonl, which\n"
-           "is verified as `cotrain verify` does first; and whether the document was excluded\n"
-           "afterwards.\n"
+           "manifest's sha256), and for each epoch the steps that trained on its tokens and the\n"
+           "checkpoint that committed that shard (step, id, the steps since its parent)\n"
+           "according to RUN_DIR/public/log.jsonl, which is verified as `cotrain verify` does\n"
+           "first; and whether the document was excluded afterwards. The steps follow from the\n"
+           "sample order (a function of the seed and the shards) and the run's config\n"
+           "(RUN_DIR/public/status.json, checked against the config sha256 the log names).\n"
            "\n"
            "  --data MANIFEST   the run's data (default: RUN_DIR/data/manifest.json, where an\n"
            "                    attached worker keeps what it fetched)\n"
@@ -60,6 +71,65 @@ static int find_doc(const ct_manifest_t *m, const char *doc, int *shard, int64_t
         if (rc != 0) return rc;
     }
     return 0;
+}
+
+/* The run's config from RUN_DIR/public/status.json into *c, when its sha256 is the one the
+ * verified log names. 0 when it is; otherwise why not in e (the steps are then not given). */
+static int run_config(const char *run, const ct_history_t *h, ct_config_t *c, ct_err_t *e) {
+    char path[CT_PATH_MAX], sha[65], *text = NULL;
+    size_t len = 0;
+    CT_TRY(ct_path_join(path, sizeof path, run, "public/status.json", e));
+    CT_TRY(ct_read_file(path, &text, &len, e));
+    cJSON *o = cJSON_Parse(text);
+    free(text);
+    char *cfg = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(o, "config"));
+    cJSON_Delete(o);
+    int rc = cfg ? ct_config_load_text(c, cfg, path, NULL, 0, e)
+                 : CT_ERR(e, CT_ECORRUPT, "%s holds no config", path);
+    free(cfg);
+    if (rc == 0) rc = ct_config_sha256(c, sha, e);
+    if (rc == 0 && strcmp(sha, h->head.config_sha256) != 0)
+        rc = CT_ERR(e, CT_ECORRUPT, "the config in %s is not the one the log names (%.16s...)",
+                    path, h->head.config_sha256);
+    return rc;
+}
+
+/* The steps that trained on tokens [from, to) of shard `shard` in epoch `epoch`: the samples of
+ * the stream that are windows overlapping them, each at step sample / B + 1; sorted and each
+ * once, into a malloc'd *steps (*n of them). */
+static int doc_steps(const ct_manifest_t *m, const ct_config_t *c, int shard, int64_t epoch,
+                     int64_t from, int64_t to, int64_t **steps, int *n, ct_err_t *e) {
+    int64_t W = c->model.seq_len + 1, B = c->train.global_batch;
+    int64_t k = m->n_shards - c->data.eval_shards, nw = m->shards[shard].n_tokens / W;
+    int64_t *order = NULL, *perm = NULL, before = 0, per_epoch = 0;
+    *steps = NULL;
+    *n = 0;
+    int rc = 0;
+    CT_ALLOC(e, order, (size_t)k, out);
+    CT_ALLOC(e, perm, (size_t)(nw ? nw : 1), out);
+    CT_ALLOC(e, *steps, (size_t)(nw ? nw : 1), out);
+    for (int64_t i = 0; i < k; i++)
+        per_epoch += m->shards[i].n_tokens / W;
+    ct_data_shard_order(c->train.seed, epoch, k, order);
+    before = epoch * per_epoch; /* the samples of the epochs before, then of the shards before */
+    for (int64_t q = 0; q < k && order[q] != shard; q++)
+        before += m->shards[order[q]].n_tokens / W;
+    ct_data_window_order(c->train.seed, epoch, m->shards[shard].id, nw, perm);
+    for (int64_t i = 0; i < nw; i++) /* the i-th window taken is window perm[i] */
+        if (perm[i] * W < to && (perm[i] + 1) * W > from) {
+            int64_t step = (before + i) / B + 1;
+            int j = *n;
+            while (j > 0 && (*steps)[j - 1] > step) /* insertion: a few windows at most */
+                j--;
+            if (j > 0 && (*steps)[j - 1] == step) continue; /* two windows in one step */
+            memmove(*steps + j + 1, *steps + j, (size_t)(*n - j) * sizeof **steps);
+            (*steps)[j] = step;
+            (*n)++;
+        }
+out:
+    free(order);
+    free(perm);
+    return rc;
 }
 
 int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
@@ -126,6 +196,10 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
     }
     const char *sid = m->shards[shard].id;
     size_t idlen = strlen(sid);
+    ct_config_t cfg;
+    ct_err_t no_steps = {0};
+    int exact = run_config(run, &h, &cfg, &no_steps) == 0;
+    if (exact && cfg.data.eval_shards > 0 && shard >= m->n_shards - cfg.data.eval_shards) exact = 0;
     if (json)
         printf("{\"doc\":\"%s\",\"shard\":\"%s\",\"doc_index\":%lld,\"tokens\":[%lld,%lld],"
                "\"excluded\":%s,\"committed\":[",
@@ -140,22 +214,41 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
         if (strncmp(name, sid, idlen) != 0 || name[idlen] != ':') continue;
         const ct_hist_ckpt_t *c = &h.ck[h.units[u].ckpt];
         int64_t first = h.units[u].ckpt > 0 ? h.ck[h.units[u].ckpt - 1].step + 1 : 1;
+        int64_t epoch = strtoll(name + idlen + 1, NULL, 10), *steps = NULL;
+        int n_steps = 0;
+        if (exact && (rc = doc_steps(m, &cfg, shard, epoch, from, to, &steps, &n_steps, &e)) != 0)
+            break;
+        char at[512] = "";
+        for (int i = 0, w = 0; exact && i < n_steps && w < (int)sizeof at - 24; i++)
+            w += snprintf(at + w, sizeof at - (size_t)w, "%s%lld", i ? (json ? "," : ", ") : "",
+                          (long long)steps[i]);
+        free(steps);
         if (json)
-            printf("%s{\"epoch\":%s,\"checkpoint\":\"%s\",\"step\":%lld,\"steps\":[%lld,%lld],"
-                   "\"line\":%lld}",
-                   n ? "," : "", name + idlen + 1, c->id, (long long)c->step, (long long)first,
-                   (long long)c->step, (long long)h.units[u].line);
+            printf("%s{\"epoch\":%lld,\"checkpoint\":\"%s\",\"step\":%lld,\"steps\":[%lld,%lld],"
+                   "\"trained_at\":%s%s%s,\"line\":%lld}",
+                   n ? "," : "", (long long)epoch, c->id, (long long)c->step, (long long)first,
+                   (long long)c->step, exact ? "[" : "null", at, exact ? "]" : "",
+                   (long long)h.units[u].line);
         else
-            printf("  epoch %s: trained within steps %lld..%lld, committed by checkpoint %s (step "
-                   "%lld, log line %lld)\n",
-                   name + idlen + 1, (long long)first, (long long)c->step, c->id,
-                   (long long)c->step, (long long)h.units[u].line);
+            printf("  epoch %lld: trained at step(s) %s; committed by checkpoint %s (step %lld, "
+                   "steps %lld..%lld since its parent, log line %lld)\n",
+                   (long long)epoch, exact ? at : "(unknown: see below)", c->id, (long long)c->step,
+                   (long long)first, (long long)c->step, (long long)h.units[u].line);
         n++;
+    }
+    if (rc != 0) {
+        ct_log(lg, CT_LOG_ERROR, "lineage: %s", e.msg);
+        ct_manifest_destroy(&m);
+        ct_history_free(&h);
+        return ct_exit_code(rc);
     }
     if (json) {
         printf("]}\n");
     } else {
         if (!n) printf("  not in any committed checkpoint yet\n");
+        if (n && !exact)
+            printf("  the exact steps are not known: %s\n",
+                   no_steps.msg[0] ? no_steps.msg : "the shard is held out for evaluation");
         printf("  excluded later: %s\n",
                h.excluded ? "the log holds exclusion records (see data_excluded)" : "no");
         printf("  (the log %s verified: %lld record(s), key %s)\n", pub, (long long)h.records,

@@ -76,6 +76,11 @@ double ct_data_wait_seconds(const ct_data_t *self);
  * order[0..n) (DESIGN.md, "Sample order"). The coordinator leases shards in this order. */
 void ct_data_shard_order(uint64_t seed, int64_t epoch, int64_t n, int64_t *order);
 
+/* The order in which epoch `epoch` takes the n windows of shard `shard_id`: order[k] is the k-th
+ * window taken (window w is the shard's tokens [w*(seq_len+1), (w+1)*(seq_len+1))). */
+void ct_data_window_order(uint64_t seed, int64_t epoch, const char *shard_id, int64_t n,
+                          int64_t *order);
+
 /* The cursor as a JSON object {"seed","epoch","shard_pos","shard","offset","samples"} (caller
  * owns it; NULL when out of memory), and back. Errors: CT_ECORRUPT naming the bad field. */
 cJSON *ct_data_cursor_to_json(const ct_data_cursor_t *c);
