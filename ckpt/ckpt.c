@@ -23,7 +23,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,20 +39,15 @@
 
 #define STATE_FORMAT "cotrain-ckpt/1"
 
-enum { CONFIG = CT_CKPT_CONFIG, MODEL = CT_CKPT_MODEL, OPTIM = CT_CKPT_OPTIM,
-       STATE = CT_CKPT_STATE, N_FILES = CT_CKPT_NFILES };
-
+enum {
+    CONFIG = CT_CKPT_CONFIG,
+    MODEL = CT_CKPT_MODEL,
+    OPTIM = CT_CKPT_OPTIM,
+    STATE = CT_CKPT_STATE,
+    N_FILES = CT_CKPT_NFILES
+};
 
 static const char *const *FILES = ct_ckpt_file_names;
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-    (void)st, (void)flag, (void)ftw;
-    return remove(path);
-}
-
-static int rm_tree(const char *path) {
-    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
 
 /* ---- state.json ---- */
 
@@ -126,11 +120,15 @@ static int parse_guard(const cJSON *js, ct_ckpt_guard_t *g, const char *path, ct
     ct_json_get_uint53(o, "head", &head);
     if (!cJSON_IsArray(loss) || !cJSON_IsArray(norm) || count < 0 || head < 0 ||
         cJSON_GetArraySize(loss) != count || cJSON_GetArraySize(norm) != count)
-        return CT_ERR(e, CT_ECORRUPT, "%s: spike_guard is missing or malformed (was the run "
-                      "started without train.spike_guard?)", path);
+        return CT_ERR(e, CT_ECORRUPT,
+                      "%s: spike_guard is missing or malformed (was the run "
+                      "started without train.spike_guard?)",
+                      path);
     if (count > g->cap || head >= g->cap)
-        return CT_ERR(e, CT_ECORRUPT, "%s: the spike guard's window holds %lld steps, more than "
-                      "train.spike_window %d", path, (long long)count, g->cap);
+        return CT_ERR(e, CT_ECORRUPT,
+                      "%s: the spike guard's window holds %lld steps, more than "
+                      "train.spike_window %d",
+                      path, (long long)count, g->cap);
     for (int i = 0; i < count; i++) {
         const cJSON *a = cJSON_GetArrayItem(loss, i), *b = cJSON_GetArrayItem(norm, i);
         if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b))
@@ -144,8 +142,7 @@ static int parse_guard(const cJSON *js, ct_ckpt_guard_t *g, const char *path, ct
 }
 
 /* Parses dir/state.json into info (and, when guard is not NULL and has room, the guard). */
-static int parse_state(const char *dir, ct_ckpt_info_t *info, ct_ckpt_guard_t *guard,
-                       ct_err_t *e) {
+static int parse_state(const char *dir, ct_ckpt_info_t *info, ct_ckpt_guard_t *guard, ct_err_t *e) {
     char path[CT_PATH_MAX], *text = NULL;
     size_t len = 0;
     CT_TRY(ct_path_join(path, sizeof path, dir, "state.json", e));
@@ -221,14 +218,13 @@ static void clean_leftovers(const char *root) {
         int tmp = !strncmp(de->d_name, ".ckpt-", 6) && n > 4 && !strcmp(de->d_name + n - 4, ".tmp");
         if ((tmp || !strncmp(de->d_name, ".del-", 5)) &&
             ct_path_join(path, sizeof path, root, de->d_name, &ignored) == 0)
-            rm_tree(path);
+            ct_rm_tree(path);
     }
     closedir(d);
 }
 
 /* Writes n bytes to dir/name (not yet synced: write_and_hash syncs every file). */
-static int write_small(const char *dir, const char *name, const char *text, size_t n,
-                       ct_err_t *e) {
+static int write_small(const char *dir, const char *name, const char *text, size_t n, ct_err_t *e) {
     char path[CT_PATH_MAX];
     CT_TRY(ct_path_join(path, sizeof path, dir, name, e));
     int injected = ct_fault_hit(CT_FAULT_WRITE); /* creating the file */
@@ -317,12 +313,11 @@ static int write_files(const char *tmp, const ct_ckpt_body_t *b, const char *con
     ct_ckpt_group_t optim[2] = {{"m", b->adam_m}, {"v", b->adam_v}};
     int rc = 0;
     CT_TRY_GOTO(ct_path_join(path, sizeof path, tmp, "model.h5", e), out);
-    CT_TRY_GOTO(ct_ckpt_h5_create(path, b->tensors, b->n_tensors, model, 1, NULL, &lay[0], e),
-                out);
+    CT_TRY_GOTO(ct_ckpt_h5_create(path, b->tensors, b->n_tensors, model, 1, NULL, &lay[0], e), out);
     CT_TRY_GOTO(ct_path_join(path, sizeof path, tmp, "optim.h5", e), out);
-    CT_TRY_GOTO(ct_ckpt_h5_create(path, b->tensors, b->n_tensors, optim, 2, &b->adam_steps,
-                                  &lay[1], e),
-                out);
+    CT_TRY_GOTO(
+        ct_ckpt_h5_create(path, b->tensors, b->n_tensors, optim, 2, &b->adam_steps, &lay[1], e),
+        out);
     CT_TRY_GOTO(write_and_hash(tmp, lay, &sums, e), out);
     CT_TRY_GOTO(ct_ckpt_sums_write(tmp, &sums, e), out);
     memcpy(info->id, sums.id, sizeof info->id);
@@ -369,15 +364,15 @@ int ct_ckpt_save(const char *run_dir, const ct_ckpt_body_t *body, const char *co
         /* the rename is done, but not durable until the parent is synced: without that, the
            save failed, so the new checkpoint is withdrawn (the step is saved again later) */
         else if ((rc = ct_fsync_path(root, e)) != 0 && rename(final, tmp) != 0)
-            rm_tree(final);
+            ct_rm_tree(final);
     }
     if (rc != 0) {
-        rm_tree(tmp);
+        ct_rm_tree(tmp);
         /* the rollback renames are not fault points: they undo what a failure interrupted */
         if (set_aside) rename(del, final);
         return rc;
     }
-    if (set_aside) rm_tree(del);
+    if (set_aside) ct_rm_tree(del);
     if (out_path) snprintf(out_path, n, "%s", final);
     return 0;
 }
@@ -433,8 +428,8 @@ static int list_steps(const char *root, int64_t **steps, int *n, ct_err_t *e) {
     return rc;
 }
 
-int ct_ckpt_latest(const char *run_dir, int64_t before, int full, char *out, size_t n,
-                   int *skipped, ct_ckpt_info_t *info, const ct_log_t *lg, ct_err_t *e) {
+int ct_ckpt_latest(const char *run_dir, int64_t before, int full, char *out, size_t n, int *skipped,
+                   ct_ckpt_info_t *info, const ct_log_t *lg, ct_err_t *e) {
     char root[CT_PATH_MAX], reasons[CT_ERR_MSG_MAX / 2] = "";
     int64_t *steps = NULL;
     int count = 0, bad = 0;
@@ -461,9 +456,10 @@ int ct_ckpt_latest(const char *run_dir, int64_t before, int full, char *out, siz
     free(steps);
     if (skipped) *skipped = bad;
     if (rc == CT_ENOENT)
-        return CT_ERR(e, CT_ENOENT, "no checkpoint under %s verifies (%d found, %d damaged): "
-                      "start without --resume, or give a checkpoint directory%s", root, count,
-                      bad, reasons);
+        return CT_ERR(e, CT_ENOENT,
+                      "no checkpoint under %s verifies (%d found, %d damaged): "
+                      "start without --resume, or give a checkpoint directory%s",
+                      root, count, bad, reasons);
     return rc;
 }
 
@@ -483,7 +479,7 @@ int ct_ckpt_prune(const char *run_dir, int keep_last, int64_t keep_every, ct_err
         if (rename(path, del) != 0)
             rc = CT_ERR(e, CT_EIO, "cannot remove %s: %s", path, strerror(errno));
         else
-            rm_tree(del);
+            ct_rm_tree(del);
     }
     free(steps);
     return rc;
@@ -496,7 +492,8 @@ int ct_ckpt_check_config(const char *dir, const ct_config_t *now, ct_err_t *e) {
     char diff[CT_ERR_MSG_MAX / 2];
     CT_TRY(ct_ckpt_load_config(dir, &was, e));
     if (ct_config_diff(&was, now, CT_CHANGE_RESUME, diff, sizeof diff) > 0)
-        return CT_ERR(e, CT_ECONFIG, "cannot resume %s with this config: only the keys "
+        return CT_ERR(e, CT_ECONFIG,
+                      "cannot resume %s with this config: only the keys "
                       "--help-config marks [may change on resume] may differ; these differ:%s",
                       dir, diff);
     return 0;

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -53,10 +54,11 @@ static int transfer(int fd, int writing, void *buf, size_t n, int64_t off, const
             unsigned long long at = (unsigned long long)(off >= 0 ? off : 0) + done;
             const char *why = r == 0 ? (writing ? "nothing written" : "unexpected end of file")
                                      : ct_fault_strerror(injected, errno);
-            return writing ? CT_ERR(e, CT_EIO, "writing %s failed at byte %llu: %s (is the disk "
-                                    "full?)", path, at, why)
-                           : CT_ERR(e, CT_EIO, "reading %s failed at byte %llu: %s", path, at,
-                                    why);
+            return writing ? CT_ERR(e, CT_EIO,
+                                    "writing %s failed at byte %llu: %s (is the disk "
+                                    "full?)",
+                                    path, at, why)
+                           : CT_ERR(e, CT_EIO, "reading %s failed at byte %llu: %s", path, at, why);
         }
         done += (size_t)r;
     }
@@ -193,4 +195,13 @@ int ct_read_file_into(const char *path, void *buf, size_t cap, size_t *len, ct_e
         *len = n;
     close(fd);
     return rc;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+int ct_rm_tree(const char *path) {
+    return nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }

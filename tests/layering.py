@@ -33,6 +33,7 @@ HEADER_ONLY = {"tensor.h": "core"}
 FILE_ALLOWED = {
     "tools/verify.c": {"tools", "ckpt", "data", "core"},
     "tools/history.c": {"tools", "core"},
+    "tools/replay.c": {"tools", "ckpt", "core"},
     "tools/lineage.c": {"tools", "data", "core"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)

@@ -53,4 +53,8 @@ int ct_read_file(const char *path, char **buf, size_t *len, ct_err_t *e);
  * (including a file larger than cap). */
 int ct_read_file_into(const char *path, void *buf, size_t cap, size_t *len, ct_err_t *e);
 
+/* Removes path and everything below it (links are removed, not followed): 0, or -1 with errno
+ * set by the first removal that failed. */
+int ct_rm_tree(const char *path);
+
 #endif
