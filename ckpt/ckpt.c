@@ -39,14 +39,6 @@
 
 #define STATE_FORMAT "cotrain-ckpt/1"
 
-enum {
-    CONFIG = CT_CKPT_CONFIG,
-    MODEL = CT_CKPT_MODEL,
-    OPTIM = CT_CKPT_OPTIM,
-    STATE = CT_CKPT_STATE,
-    N_FILES = CT_CKPT_NFILES
-};
-
 static const char *const *FILES = ct_ckpt_file_names;
 
 /* ---- state.json ---- */

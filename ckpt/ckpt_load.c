@@ -32,14 +32,6 @@
 #include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 
-enum {
-    CONFIG = CT_CKPT_CONFIG,
-    MODEL = CT_CKPT_MODEL,
-    OPTIM = CT_CKPT_OPTIM,
-    STATE = CT_CKPT_STATE,
-    N_FILES = CT_CKPT_NFILES
-};
-
 /* Read size for hashing: big enough for few system calls, small enough to stay in cache. */
 enum { HASH_BUF = 1 << 20 };
 
