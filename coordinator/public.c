@@ -28,7 +28,7 @@
 enum {
     HEAD_EVERY_S = 1,
     ROUND = 1024,       /* records a round of the writer: run.json follows between rounds */
-    WAKE_MS = 100,      /* the writer wakes this often unpoked (metrics, run.json) */
+    WAKE_MS = 1000,     /* the writer wakes this often unpoked (run.json after the last poke) */
     WRITER_NICE = 10,   /* the writer's priority below the request loop's */
     TAIL = 100,         /* log lines in status.json */
     PLOT_POINTS = 5000, /* metrics lines in data.js, at most about: a long run's are thinned */
