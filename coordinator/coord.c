@@ -87,6 +87,9 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
     CT_TRY_GOTO(ct_ledger_open(&c->ledger, c->db, o->m, o->seed, o->held_out, sha, e), fail);
     CT_TRY_GOTO(ct_handler_create(&c->handler, c->ledger, o->m, o->config_json, o->lease_ttl, e),
                 fail);
+    char ckpts[CT_PATH_MAX];
+    CT_TRY_GOTO(ct_path_join(ckpts, sizeof ckpts, o->run_dir, "checkpoints", e), fail);
+    CT_TRY_GOTO(ct_handler_set_checkpoints(c->handler, ckpts, e), fail);
     CT_TRY_GOTO(
         ct_server_create(&c->server, c->handler, c->ledger, o->bind, o->key, o->allow, lg, e),
         fail);

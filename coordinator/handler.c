@@ -26,6 +26,7 @@ struct ct_handler {
     const ct_manifest_t *m; /* the run's data, sent to workers that cannot read it */
     cJSON *config;          /* the run's resolved config, sent in every welcome */
     double ttl;
+    char ckpt_dir[CT_PATH_MAX]; /* the lineage's checkpoints model_fetch serves ("": none) */
 };
 
 int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const ct_manifest_t *m,
@@ -47,6 +48,10 @@ int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const ct_manifest_t *m
 fail:
     ct_handler_destroy(&h);
     return rc;
+}
+
+int ct_handler_set_checkpoints(ct_handler_t *h, const char *dir, ct_err_t *e) {
+    return ct_path_fmt(h->ckpt_dir, sizeof h->ckpt_dir, e, "%s", dir);
 }
 
 void ct_handler_destroy(ct_handler_t **self_p) {
@@ -126,6 +131,42 @@ static int data_manifest(ct_handler_t *h, cJSON *f, ct_frame_t *frame, ct_err_t 
     return 0;
 }
 
+/* Up to `want` (1..CT_PROTO_CHUNK_MAX) bytes of file `path` (named `what` in messages) from `off`
+ * as the frame, with {offset, length, size} in the reply's fields. */
+static int read_chunk(const char *path, const char *what, int64_t off, int64_t want, cJSON *f,
+                      ct_frame_t *frame, ct_err_t *e) {
+    if (want < 1 || want > CT_PROTO_CHUNK_MAX)
+        return CT_ERR(e, CT_EPROTO, "\"length\" must be in [1, %d]", CT_PROTO_CHUNK_MAX);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        int err = errno;
+        if (fd >= 0) close(fd);
+        return CT_ERR(e, CT_EIO, "cannot read %s (%s): %s", what, path, strerror(err));
+    }
+    if (off > (int64_t)st.st_size) {
+        close(fd);
+        return CT_ERR(e, CT_EPROTO, "offset %lld is past the end of %s (%lld bytes)",
+                      (long long)off, what, (long long)st.st_size);
+    }
+    size_t n = (size_t)((int64_t)st.st_size - off < want ? (int64_t)st.st_size - off : want);
+    void *buf = malloc(n ? n : 1);
+    int rc = buf ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory reading %s", what);
+    if (rc == 0) rc = ct_read_all(fd, buf, n, off, path, e);
+    close(fd);
+    if (rc == 0 && (!cJSON_AddNumberToObject(f, "offset", (double)off) ||
+                    !cJSON_AddNumberToObject(f, "length", (double)n) ||
+                    !cJSON_AddNumberToObject(f, "size", (double)st.st_size)))
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory reading %s", what);
+    if (rc != 0) {
+        free(buf);
+        return rc;
+    }
+    frame->data = buf;
+    frame->len = n;
+    return 0;
+}
+
 /* shard_fetch {shard, offset, length}: up to CT_PROTO_CHUNK_MAX bytes of a shard of the manifest
  * (held-out ones too) from offset, as the frame, with the file's size. The receiver checks the
  * whole file against the manifest's sha256. */
@@ -140,39 +181,100 @@ static int shard_fetch(ct_handler_t *h, const ct_msg_t *m, cJSON *f, ct_frame_t 
     for (int i = 0; i < h->m->n_shards && !s; i++)
         if (!strcmp(h->m->shards[i].id, id)) s = &h->m->shards[i];
     if (!s) return CT_ERR(e, CT_EPROTO, "shard_fetch: the run's data has no shard %s", id);
-    if (want < 1 || want > CT_PROTO_CHUNK_MAX)
-        return CT_ERR(e, CT_EPROTO, "shard_fetch: \"length\" must be in [1, %d]",
-                      CT_PROTO_CHUNK_MAX);
-    int fd = open(s->path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int err = errno;
-        if (fd >= 0) close(fd);
-        return CT_ERR(e, CT_EIO, "cannot read shard %s (%s): %s", id, s->path, strerror(err));
+    if (!cJSON_AddStringToObject(f, "shard", id))
+        return CT_ERR(e, CT_ENOMEM, "out of memory answering shard_fetch");
+    return read_chunk(s->path, id, off, want, f, frame, e);
+}
+
+/* model_fetch {id?}: the files of checkpoint `id` of the lineage (the head when absent), as
+ * {id, step, files: [{name, bytes, sha256}]} from its MANIFEST, MANIFEST itself among them (its
+ * sha256 is the id); model_fetch {id, file, offset, length}: a chunk of one of those files as the
+ * frame. Only the files MANIFEST lists are served, from the coordinator's copy of a committed
+ * checkpoint that has the committed id. */
+static int model_fetch(ct_handler_t *h, const ct_msg_t *m, cJSON *f, ct_frame_t *frame,
+                       ct_err_t *e) {
+    char id[CT_SHA256_HEX], dir[CT_PATH_MAX], path[CT_PATH_MAX], sha[CT_SHA256_HEX];
+    char file[CT_PATH_MAX] = "", *text = NULL;
+    int64_t step = -1;
+    size_t len = 0;
+    if (!h->ckpt_dir[0])
+        return CT_ERR(e, CT_ESTATE, "model_fetch: this coordinator keeps no checkpoints");
+    if (cJSON_GetObjectItemCaseSensitive(m->root, "id")) {
+        CT_TRY(ct_msg_string(m, "id", id, sizeof id, e));
+        int in = ct_ledger_find(h->l, id, &step, e);
+        CT_TRY(in < 0 ? in : 0);
+        if (!in)
+            return CT_ERR(e, CT_ESTATE, "model_fetch: checkpoint %.16s... is not in the lineage",
+                          id);
+    } else {
+        CT_TRY(ct_ledger_head(h->l, id, &step, e));
+        if (!id[0]) return CT_ERR(e, CT_ESTATE, "model_fetch: no checkpoint is committed yet");
     }
-    if (off > (int64_t)st.st_size) {
-        close(fd);
-        return CT_ERR(e, CT_EPROTO,
-                      "shard_fetch: offset %lld is past the end of shard %s (%lld bytes)",
-                      (long long)off, id, (long long)st.st_size);
+    if (cJSON_GetObjectItemCaseSensitive(m->root, "file"))
+        CT_TRY(ct_msg_string(m, "file", file, sizeof file, e));
+    CT_TRY(ct_path_fmt(dir, sizeof dir, e, "%s/ckpt-%08lld", h->ckpt_dir, (long long)step));
+    CT_TRY(ct_path_join(path, sizeof path, dir, "MANIFEST", e));
+    if (ct_read_file(path, &text, &len, e) != 0) {
+        ct_err_clear(e);
+        return CT_ERR(e, CT_ESTATE,
+                      "model_fetch: the coordinator has no copy of checkpoint %.16s... (step "
+                      "%lld) in %s",
+                      id, (long long)step, h->ckpt_dir);
     }
-    size_t n = (size_t)((int64_t)st.st_size - off < want ? (int64_t)st.st_size - off : want);
-    void *buf = malloc(n ? n : 1);
-    int rc = buf ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory answering shard_fetch");
-    if (rc == 0) rc = ct_read_all(fd, buf, n, off, s->path, e);
-    close(fd);
-    if (rc == 0 && (!cJSON_AddStringToObject(f, "shard", id) ||
-                    !cJSON_AddNumberToObject(f, "offset", (double)off) ||
-                    !cJSON_AddNumberToObject(f, "length", (double)n) ||
-                    !cJSON_AddNumberToObject(f, "size", (double)st.st_size)))
-        rc = CT_ERR(e, CT_ENOMEM, "out of memory answering shard_fetch");
-    if (rc != 0) {
-        free(buf);
-        return rc;
+    ct_sha256_hex(text, len, sha);
+    int rc = strcmp(sha, id) ? CT_ERR(e, CT_ESTATE,
+                                      "model_fetch: the coordinator's %s is not checkpoint "
+                                      "%.16s... (its MANIFEST hashes to %.16s...)",
+                                      dir, id, sha)
+                             : 0;
+    cJSON *files = rc == 0 && !file[0] ? cJSON_AddArrayToObject(f, "files") : NULL;
+    int served = !strcmp(file, "MANIFEST");
+    if (rc == 0 && !file[0]) { /* the listing: MANIFEST first, then the files it names */
+        cJSON *o = cJSON_CreateObject();
+        if (!files || !o || !cJSON_AddItemToArray(files, o) ||
+            !cJSON_AddStringToObject(o, "name", "MANIFEST") ||
+            !cJSON_AddNumberToObject(o, "bytes", (double)len) ||
+            !cJSON_AddStringToObject(o, "sha256", id))
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory answering model_fetch");
     }
-    frame->data = buf;
-    frame->len = n;
-    return 0;
+    for (char *line = text, *nl; rc == 0 && (nl = memchr(line, '\n', len - (size_t)(line - text)));
+         line = nl + 1) {
+        *nl = '\0';
+        char *name = line + 66;
+        if (line[0] == '#' || strlen(line) < 67 || strncmp(line + 64, "  ", 2) || strchr(name, '/'))
+            continue;
+        line[64] = '\0';
+        if (file[0]) {
+            served |= !strcmp(name, file);
+            continue;
+        }
+        struct stat st;
+        cJSON *o = cJSON_CreateObject();
+        if (ct_path_join(path, sizeof path, dir, name, e) != 0 || stat(path, &st) != 0) {
+            cJSON_Delete(o);
+            rc = e->code ? e->code
+                         : CT_ERR(e, CT_ESTATE, "model_fetch: %s is missing from %s", name, dir);
+        } else if (!o || !cJSON_AddItemToArray(files, o) ||
+                   !cJSON_AddStringToObject(o, "name", name) ||
+                   !cJSON_AddNumberToObject(o, "bytes", (double)st.st_size) ||
+                   !cJSON_AddStringToObject(o, "sha256", line)) {
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory answering model_fetch");
+        }
+    }
+    free(text);
+    if (rc == 0 && (!cJSON_AddStringToObject(f, "id", id) ||
+                    !cJSON_AddNumberToObject(f, "step", (double)step)))
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory answering model_fetch");
+    if (rc != 0 || !file[0]) return rc;
+    if (!served)
+        return CT_ERR(e, CT_EPROTO, "model_fetch: checkpoint %.16s... has no file %s", id, file);
+    int64_t off, want;
+    CT_TRY(ct_msg_uint(m, "offset", &off, e));
+    CT_TRY(ct_msg_uint(m, "length", &want, e));
+    CT_TRY(ct_path_join(path, sizeof path, dir, file, e));
+    return cJSON_AddStringToObject(f, "file", file)
+               ? read_chunk(path, file, off, want, f, frame, e)
+               : CT_ERR(e, CT_ENOMEM, "out of memory answering model_fetch");
 }
 
 /* After a commit: the run's last step committed is logged as run_finished. */
@@ -323,6 +425,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char
     case CT_MSG_STATUS: return status(h, now, f, e);
     case CT_MSG_DATA_MANIFEST: return data_manifest(h, f, frame, e);
     case CT_MSG_SHARD_FETCH: return shard_fetch(h, m, f, frame, e);
+    case CT_MSG_MODEL_FETCH: return model_fetch(h, m, f, frame, e);
     default: return CT_ERR(e, CT_EPROTO, "%s is a reply, not a request", ct_msg_type_name(m->type));
     }
 }
@@ -368,7 +471,8 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
     }
     /* reading requests change nothing: answered as they come, never stored or replayed */
     if (m.type == CT_MSG_STATUS || m.type == CT_MSG_LATEST_CHECKPOINT ||
-        m.type == CT_MSG_DATA_MANIFEST || m.type == CT_MSG_SHARD_FETCH) {
+        m.type == CT_MSG_DATA_MANIFEST || m.type == CT_MSG_SHARD_FETCH ||
+        m.type == CT_MSG_MODEL_FETCH) {
         ct_msg_type_t type;
         cJSON *f = cJSON_CreateObject();
         int r = f ? act(h, &m, group, peer, now, &type, f, frame, &why) : CT_ENOMEM;

@@ -7,6 +7,9 @@
 #      cross the wire), a .part longer than its shard starts again; the files end up the same
 #   3. a coordinator whose copy of a shard is damaged: the worker stops naming the shard (exit 2)
 #      and leaves no unverified shard file behind
+#   4. the head checkpoint (model_fetch): a group whose RUN_DIR lacks it fetches it from the
+#      coordinator (a file cut short goes on from its bytes, a .part of other bytes starts
+#      again), gets the coordinator's files byte for byte, resumes, and ends bit-identical
 # Usage: fetch_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
 set -euo pipefail
 worker=$1
@@ -83,5 +86,32 @@ grep -q "shard .* from the coordinator has sha256 .* the manifest says" "$tmp/a3
     || { cat "$tmp/a3.err"; fail "a damaged shard: not named"; }
 [ ! -e "$tmp/a3/data/$(basename "$big")" ] || fail "the damaged shard was kept"
 ! compgen -G "$tmp/a3/data/*.part" > /dev/null || fail "the damaged shard's .part was kept"
+coord_stop
+
+# 4. the head checkpoint: one group saves into the coordinator's RUN_DIR (shared storage) and
+#    stops at step 6; another, in a RUN_DIR of its own, fetches checkpoint 6 and goes on
+coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+    --out "$tmp/c4" "${sets[@]}" --bind tcp://127.0.0.1:0
+"$worker" --coordinator "$ep" --data "$tmp/data" --out "$tmp/c4" --until 6 > /dev/null \
+    2> "$tmp/a4.err" || { cat "$tmp/a4.err"; fail "the group that saves checkpoint 6"; }
+ck=$tmp/c4/checkpoints/ckpt-00000006
+id=$("$cotrain" inspect "$ck" | sed -n 's/^  id *//p')
+[ ${#id} -eq 64 ] || fail "no id for checkpoint 6"
+part=$tmp/a5/checkpoints/.fetch-ckpt-00000006-${id:0:16}
+mkdir -p "$part"
+head -c 100000 "$ck/model.h5" > "$part/model.h5.part"
+head -c 5000 /dev/urandom > "$part/optim.h5.part"
+"$worker" --coordinator "$ep" --data "$tmp/data" --out "$tmp/a5" > /dev/null 2> "$tmp/a5.err" \
+    || { cat "$tmp/a5.err"; fail "the group that fetches the head checkpoint"; }
+grep -q "fetching the run's head checkpoint ${id:0:16}... (step 6" "$tmp/a5.err" \
+    || { cat "$tmp/a5.err"; fail "no checkpoint fetch logged"; }
+grep -q "model.h5 goes on from byte 100000" "$tmp/a5.err" || fail "the cut model.h5 did not resume"
+grep -q "resuming from .*ckpt-00000006" "$tmp/a5.err" || fail "no resume from the fetched checkpoint"
+for f in MANIFEST config.json model.h5 optim.h5 state.json; do
+    cmp -s "$ck/$f" "$tmp/a5/checkpoints/ckpt-00000006/$f" || fail "fetched $f differs"
+done
+! compgen -G "$tmp/a5/checkpoints/.fetch-*" > /dev/null || fail "the fetch folder was left"
+cmp -s "$tmp/straight/checkpoints/ckpt-00000012/model.h5" \
+    "$tmp/a5/checkpoints/ckpt-00000012/model.h5" || fail "the run through a fetched checkpoint differs"
 coord_stop
 echo "fetch_e2e: all checks passed"

@@ -292,6 +292,61 @@ int main(void) {
     CHECK_EQ_STR(str(&m, "head"), id);
     ct_msg_clear(&m);
 
+    /* model_fetch: refused without a checkpoint folder; then the committed checkpoint's files
+       (here a MANIFEST of 4 bytes, "ckpt", whose sha256 is the id committed above): the listing,
+       a chunk; unlisted files, other ids and a copy that is not the committed one are refused */
+    m = ask(h, "{\"v\":1,\"type\":\"model_fetch\",\"req\":1,\"group\":\"v\"}", NULL);
+    CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+    ct_msg_clear(&m);
+    char ckdir[CT_PATH_MAX], mpath[CT_PATH_MAX];
+    ct_err_t fe = {0};
+    CHECK_EQ_INT(ct_path_fmt(ckdir, sizeof ckdir, &fe, "%s/ckpts/ckpt-00000005", g_dir), 0);
+    CHECK_EQ_INT(ct_mkdirs(ckdir, &fe), 0);
+    CHECK_EQ_INT(ct_path_join(mpath, sizeof mpath, ckdir, "MANIFEST", &fe), 0);
+    CHECK_EQ_INT(ct_write_file_atomic(mpath, "ckpt", 4, &fe), 0);
+    CHECK_EQ_INT(ct_path_fmt(ckdir, sizeof ckdir, &fe, "%s/ckpts", g_dir), 0);
+    CHECK_EQ_INT(ct_handler_set_checkpoints(h, ckdir, &fe), 0);
+    m = ask(h, "{\"v\":1,\"type\":\"model_fetch\",\"req\":1,\"group\":\"v\"}", NULL);
+    CHECK_EQ_STR(str(&m, "id"), id);
+    CHECK_EQ_INT((int)num(&m, "step"), 5);
+    const cJSON *lst = cJSON_GetObjectItem(m.root, "files");
+    CHECK_EQ_INT(cJSON_GetArraySize(lst), 1);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(lst, 0), "name")),
+                 "MANIFEST");
+    ct_msg_clear(&m);
+    snprintf(text, sizeof text,
+             "{\"v\":1,\"type\":\"model_fetch\",\"req\":1,\"group\":\"v\",\"id\":\"%s\","
+             "\"file\":\"MANIFEST\",\"offset\":1,\"length\":100}",
+             id);
+    ct_frame_t got = {0};
+    m = ask_frame(h, text, NULL, &got);
+    CHECK_EQ_INT((int)num(&m, "size"), 4);
+    CHECK(got.len == 3 && !memcmp(got.data, "kpt", 3));
+    free(got.data);
+    ct_msg_clear(&m);
+    const char *refused[] = {"\"file\":\"../ledger.db\",\"offset\":0,\"length\":10",
+                             "\"file\":\"model.h5\",\"offset\":0,\"length\":10"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(text, sizeof text,
+                 "{\"v\":1,\"type\":\"model_fetch\",\"req\":1,\"group\":\"v\",\"id\":\"%s\",%s}",
+                 id, refused[i]);
+        m = ask(h, text, NULL);
+        CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+        ct_msg_clear(&m);
+    }
+    char other[CT_SHA256_HEX];
+    ct_sha256_hex("other", 5, other);
+    snprintf(text, sizeof text,
+             "{\"v\":1,\"type\":\"model_fetch\",\"req\":1,\"group\":\"v\",\"id\":\"%s\"}", other);
+    m = ask(h, text, NULL);
+    CHECK_EQ_STR(str(&m, "code"), "stale");
+    ct_msg_clear(&m);
+    CHECK_EQ_INT(ct_write_file_atomic(mpath, "ckpX", 4, &fe), 0); /* not the committed bytes */
+    m = ask(h, "{\"v\":1,\"type\":\"model_fetch\",\"req\":1,\"group\":\"v\"}", NULL);
+    CHECK_EQ_STR(str(&m, "code"), "stale");
+    CHECK(strstr(str(&m, "message"), "is not checkpoint") != NULL);
+    ct_msg_clear(&m);
+
     /* a restarting group: hello returns its leases */
     m = ask(h, "{\"v\":1,\"type\":\"lease\",\"req\":12,\"group\":\"g1\"}", NULL);
     ct_msg_clear(&m);

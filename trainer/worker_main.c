@@ -714,11 +714,24 @@ static int attach(session_t *S, ct_err_t *e) {
     CT_TRY(ct_path_fmt(S->resume_dir, sizeof S->resume_dir, e, "%s/checkpoints/ckpt-%08lld", a->out,
                        (long long)head_step));
     ct_err_t why = {0};
-    if (ct_ckpt_check_small(S->resume_dir, &info, &why) != 0 || strcmp(info.id, head) != 0)
-        return CT_ERR(e, CT_ESTATE,
-                      "the coordinator's head checkpoint %.16s... (step %lld) is "
-                      "not in %s/checkpoints%s%s: run this group where its checkpoints are",
-                      head, (long long)head_step, a->out, why.msg[0] ? ": " : "", why.msg);
+    int missing = ct_ckpt_check_small(S->resume_dir, &info, &why) != 0 || strcmp(info.id, head);
+    CT_TRY(ct_comm_max_int(S->comm, &missing, e)); /* one rank without it: all fetch */
+    if (missing) { /* not here (another machine, a new RUN_DIR): the coordinator has it */
+        char root[CT_PATH_MAX];
+        ct_log(S->lg, CT_LOG_INFO,
+               "the head checkpoint %.16s... (step %lld) is not in %s/checkpoints: fetching it "
+               "from the coordinator",
+               head, (long long)head_step, a->out);
+        CT_TRY(ct_path_join(root, sizeof root, a->out, "checkpoints", e));
+        CT_TRY(ct_fetch_checkpoint(S->attach, S->comm, root, head, head_step, S->lg, e));
+        ct_err_clear(&why);
+        if (ct_ckpt_check_small(S->resume_dir, &info, &why) != 0 || strcmp(info.id, head) != 0)
+            return CT_ERR(e, CT_ESTATE,
+                          "the head checkpoint %.16s... (step %lld) fetched into %s does not "
+                          "check%s%s",
+                          head, (long long)head_step, S->resume_dir, why.msg[0] ? ": " : "",
+                          why.msg);
+    }
     S->forced_resume = 1;
     return 0;
 }

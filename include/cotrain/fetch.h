@@ -1,5 +1,6 @@
-/* fetch.h — the run's data from the coordinator, for a group that cannot read the coordinator's
- * disk (`cotrain-worker --coordinator EP` without --data: a volunteer, another site).
+/* fetch.h — the run's data and checkpoints from the coordinator, for a group that cannot read the
+ * coordinator's disk (`cotrain-worker --coordinator EP` without --data: a volunteer, another
+ * site; or a group whose RUN_DIR lacks the head checkpoint it must resume from).
  *
  * Rank 0 asks for the manifest (data_manifest: checked against the sha256 the coordinator sends),
  * then for every shard it lacks, in chunks of CT_PROTO_CHUNK_MAX bytes (shard_fetch), into DIR. A
@@ -11,6 +12,7 @@
 #define COTRAIN_FETCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cotrain/attach.h"
 #include "cotrain/comm.h"
@@ -23,5 +25,14 @@
  * rank returns the same code. */
 int ct_fetch_data(ct_attach_t *a, ct_comm_t *comm, const char *dir, char *manifest, size_t n,
                   const ct_log_t *lg, ct_err_t *e);
+
+/* Fetches checkpoint `id` of `step` (the run's head) into ROOT/ckpt-<step> (collective: rank 0
+ * fetches). It grows in ROOT/.fetch-ckpt-<step>-<id>/, each file in <file>.part resumed from its
+ * length by a later start, each checked against its sha256 (MANIFEST's is the id, the others'
+ * are MANIFEST's) before the folder is renamed into place; a ROOT/ckpt-<step> already there (not
+ * the run's, or the caller would not fetch) is moved aside, not deleted. Errors: as
+ * ct_fetch_data's; every rank returns the same code. */
+int ct_fetch_checkpoint(ct_attach_t *a, ct_comm_t *comm, const char *root, const char *id,
+                        int64_t step, const ct_log_t *lg, ct_err_t *e);
 
 #endif

@@ -53,6 +53,10 @@ void ct_handler_destroy(ct_handler_t **self_p);
 int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, const char *peer,
                        double now, char **reply, ct_frame_t *frame, ct_err_t *e);
 
+/* The folder of the lineage's checkpoints (RUN_DIR/checkpoints) model_fetch serves from; without
+ * it model_fetch is refused. Errors: CT_EINVAL (a path too long). */
+int ct_handler_set_checkpoints(ct_handler_t *h, const char *dir, ct_err_t *e);
+
 /* A batch of requests answered in one transaction (group commit: one fsync for all of them).
  * The replies of the requests answered between begin and end may be sent only after end kept
  * the batch (keep 1, returned 0); undone (keep 0) or failed, nothing of the batch happened:

@@ -42,6 +42,7 @@ enum {
     X(SHARD_FETCH, "shard_fetch")                                                                  \
     X(METRICS, "metrics")                                                                          \
     X(LEAVE, "leave")                                                                              \
+    X(MODEL_FETCH, "model_fetch")                                                                  \
     X(OK, "ok")                                                                                    \
     X(ERROR, "error")
 
