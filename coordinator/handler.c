@@ -345,7 +345,8 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char
         if (!cJSON_AddItemToObject(f, "config", cJSON_Duplicate(h->config, 1)) ||
             !cJSON_AddStringToObject(f, "group", group) ||
             !cJSON_AddStringToObject(f, "head", id) ||
-            !cJSON_AddNumberToObject(f, "head_step", (double)step))
+            !cJSON_AddNumberToObject(f, "head_step", (double)step) ||
+            !cJSON_AddNumberToObject(f, "ttl_s", h->ttl))
             return CT_ERR(e, CT_ENOMEM, "out of memory answering hello");
         return 0;
     }

@@ -10,7 +10,7 @@
 #     coordinator mid-run (the worker waits for it and retries)
 #   - standby: a second group (--standby, same RUN_DIR) waits while the first trains; kill -9 the
 #     first after a commit and the standby takes over from the head, ending bit-identical
-#   - a live group that leases often but commits only at the end still heartbeats: a standby
+#   - a live group whose steps outlast the lease TTL still heartbeats (a thread of its own): a standby
 #     beside it waits
 #   - over CURVE (--server-key, --key) the attached run is the same
 #   - the worker may --set only the keys an attached worker may set; a second group taking the
@@ -152,15 +152,17 @@ same a7 "the standby took over"
 [ "$(groups "$tmp/a7/public/metrics.jsonl")" = "a b" ] || fail "metrics: not a's, then b's"
 stop_coord
 
-# 4b. a live group that leases and reports often but commits only at the end is still heard
-#     (it heartbeats every TTL/3, between steps): the standby does not take over while it
-#     trains. The TTL is short but six steps long (steps are slow under the sanitizers), so the
-#     24-step run outlasts it several times over.
+# 4b. a live group whose steps last longer than the lease TTL is still heard: its heartbeats
+#     come from a thread of their own every TTL/3, not between steps, so its leases stay alive
+#     and the standby does not take over while it trains. Steps of 16x the batch (measured on
+#     the straight run) against a TTL of half a step (0.3 s at least).
 ttl=$(/usr/bin/python3 -c 'import json, statistics, sys
 tps = [json.loads(l)["tokens_per_s"] for l in open(sys.argv[1])][1:]
-print(round(max(0.6, 6 * 1024 / statistics.median(tps)), 2))' "$tmp/straight/public/metrics.jsonl")
+print(round(max(0.3, 16 * 1024 / statistics.median(tps) / 2), 2))' "$tmp/straight/public/metrics.jsonl")
+slow=(--set train.global_batch=128 --set train.micro_batch=8 --set train.steps=6
+      --set ckpt.every=6)
 coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
-    --out "$tmp/c9" "${sets[@]}" --set ckpt.every=24 --bind tcp://127.0.0.1:0 --lease-ttl "$ttl"
+    --out "$tmp/c9" "${sets[@]}" "${slow[@]}" --bind tcp://127.0.0.1:0 --lease-ttl "$ttl"
 "$worker" --data "$tmp/data" --out "$tmp/a9" --coordinator "$ep" --group a > /dev/null \
     2> "$tmp/a9.err" &
 wpid=$!
@@ -168,13 +170,15 @@ coord_wait_line "$tmp/a9.err" "attached to the coordinator"
 "$worker" --data "$tmp/data" --out "$tmp/a9" --coordinator "$ep" --group b --standby \
     > /dev/null 2> "$tmp/b9.err" &
 bpid=$!
-wait $wpid || { cat "$tmp/a9.err"; fail "the live group was cut off by the standby"; }
+wait $wpid || { cat "$tmp/a9.err"; fail "the live group (TTL $ttl s) was cut off by the standby"; }
 wpid=
 kill -9 $bpid 2> /dev/null || true
 wait $bpid 2> /dev/null || true
 bpid=
 grep -q "standby: group a is training" "$tmp/b9.err" || { cat "$tmp/b9.err"; fail "b9 no wait"; }
-same a9 "a live group with a standby beside it"
+! grep -q '"type":"group_left".*"why":"silent"' "$tmp/c9/public/log.jsonl" \
+    || fail "group a was taken for silent while it trained (TTL $ttl s)"
+grep -q "checkpoint .* of step 6 committed" "$tmp/a9.err" || fail "a did not commit step 6"
 stop_coord
 
 # 5. over CURVE: the coordinator admits the worker's key (--allow); the run is the same

@@ -1,10 +1,18 @@
 /* attach.c — a worker group's side of the coordinator protocol (see attach.h). Only rank 0 holds
  * a connection; every public call is collective, and the ranks agree on its outcome, so no rank
  * trains on while another stopped. A request that gets no answer is sent again with the same
- * `req` (the coordinator answers a retry with its stored reply) until ASK_S have passed. */
+ * `req` (the coordinator answers a retry with its stored reply) until ASK_S have passed.
+ *
+ * Why a pulse thread with a connection of its own: the coordinator counts a group alive by its
+ * heartbeats (they renew its leases, and a standby takes over only from a silent group), and a
+ * step can last longer than the lease TTL (a large model on CPUs: minutes). Heartbeats sent
+ * between steps would then let the leases lapse and a standby take over a live group; the pulse
+ * sends one every TTL/3 whatever the training thread is doing (a ZeroMQ socket belongs to one
+ * thread, hence its own connection and session). */
 #include "cotrain/attach.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +24,7 @@
 #include "cotrain/curve.h"
 #include "cotrain/json.h"
 #include "cotrain/proto.h"
+#include "cotrain/thread.h"
 
 #define METRICS_S 5.0
 
@@ -59,10 +68,14 @@ struct ct_attach {
     char **lines; /* metrics lines not sent yet */
     int n_lines, cap_lines;
     double lines_sent; /* when the queue last went out */
-    /* when the coordinator last counted this group alive (hello, heartbeat, commit: leases and
-     * reports do not count): a heartbeat at least every ttl/3 keeps the leases renewed and a
-     * standby group from taking over a live one */
-    double ttl, last_heard;
+    /* the pulse (rank 0): heartbeats every ttl/3 on a connection and session of its own */
+    ct_client_t *pulse_client;
+    char pulse_session[32];
+    pthread_t pulse;
+    int pulsing, stop, pulse_failing;
+    pthread_mutex_t mu; /* guards ttl and stop */
+    pthread_cond_t wake;
+    double ttl; /* the coordinator's lease TTL, from its welcome and grants */
 };
 
 static void nap_ms(int ms) {
@@ -131,9 +144,6 @@ static int ask_within(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m,
                     ct_msg_type_name(type), cJSON_IsString(t) ? t->valuestring : "(no reason)");
         ct_msg_clear(m);
     }
-    if (rc == 0 &&
-        (type == CT_MSG_HELLO || type == CT_MSG_HEARTBEAT || type == CT_MSG_CHECKPOINT_COMMIT))
-        a->last_heard = ct_now_s();
     if (rc != 0 && frame) {
         free(frame->data);
         *frame = (ct_frame_t){0};
@@ -191,16 +201,99 @@ static int hello(ct_attach_t *a, int standby, ct_msg_t *m, ct_err_t *e) {
     }
 }
 
-/* Rank 0's connection: in the embedded coordinator's context, plain, or CURVE with the
- * coordinator's public key and the group's pair. */
-static int connect_to(ct_attach_t *a, const ct_attach_opts_t *o, ct_err_t *e) {
-    if (o->zmq_ctx) return ct_client_create_shared(&a->client, o->zmq_ctx, o->endpoint, e);
-    if (!o->server_key) return ct_client_create(&a->client, o->endpoint, NULL, NULL, e);
+/* A connection of rank 0 into *c: in the embedded coordinator's context, plain, or CURVE with
+ * the coordinator's public key and the group's pair. */
+static int connect_to(const ct_attach_opts_t *o, ct_client_t **c, ct_err_t *e) {
+    if (o->zmq_ctx) return ct_client_create_shared(c, o->zmq_ctx, o->endpoint, e);
+    if (!o->server_key) return ct_client_create(c, o->endpoint, NULL, NULL, e);
     char pub[CT_Z85_KEY];
     ct_keypair_t key;
     CT_TRY(ct_curve_public(o->server_key, pub, e));
     CT_TRY(ct_curve_load(o->key_file, &key, e));
-    return ct_client_create(&a->client, o->endpoint, pub, &key, e);
+    return ct_client_create(c, o->endpoint, pub, &key, e);
+}
+
+/* One heartbeat of the pulse; a failure is logged once while it lasts (the training thread's own
+ * requests find out whether the coordinator is gone). */
+static void beat(ct_attach_t *a, long long req, double every) {
+    int timeout_ms = every * 1000 < TRY_MS ? (int)(every * 1000) + 1 : TRY_MS;
+    cJSON *f = cJSON_CreateObject();
+    char *hdr = NULL, *reply = NULL;
+    ct_err_t why = {0};
+    if (f && cJSON_AddStringToObject(f, "group", a->group) &&
+        cJSON_AddStringToObject(f, "session", a->pulse_session))
+        hdr = ct_msg_header(CT_MSG_HEARTBEAT, req, f); /* takes f */
+    else
+        cJSON_Delete(f);
+    int rc = hdr ? ct_client_request(a->pulse_client, hdr, req, timeout_ms, &reply, NULL, &why)
+                 : CT_ENOMEM;
+    ct_msg_t m;
+    int64_t r;
+    ct_proto_error_t code;
+    if (rc == 0 && (rc = ct_msg_parse(reply, strlen(reply), 0, &m, &r, &code, &why)) == 0) {
+        if (m.type != CT_MSG_OK) rc = CT_ERR(&why, CT_EPROTO, "the coordinator refused it");
+        ct_msg_clear(&m);
+    }
+    if (rc != 0 && !a->pulse_failing)
+        ct_log(a->lg, CT_LOG_WARN, "heartbeat unanswered%s%s (retrying every %.1f s)",
+               why.msg[0] ? ": " : "", why.msg, every);
+    else if (rc == 0 && a->pulse_failing)
+        ct_log(a->lg, CT_LOG_INFO, "heartbeats answered again");
+    a->pulse_failing = rc != 0;
+    free(hdr);
+    free(reply);
+}
+
+static void *pulse_main(void *arg) {
+    ct_attach_t *a = arg;
+    long long req = 0;
+    pthread_mutex_lock(&a->mu);
+    while (!a->stop) {
+        double every = a->ttl / 3;
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_sec += (time_t)every;
+        until.tv_nsec += (long)((every - (double)(time_t)every) * 1e9);
+        until.tv_sec += until.tv_nsec / 1000000000L;
+        until.tv_nsec %= 1000000000L;
+        int r = 0;
+        while (!a->stop && r == 0) /* 0: woken early (or spuriously): wait on */
+            r = pthread_cond_timedwait(&a->wake, &a->mu, &until);
+        if (a->stop) break;
+        pthread_mutex_unlock(&a->mu);
+        beat(a, ++req, every);
+        pthread_mutex_lock(&a->mu);
+    }
+    pthread_mutex_unlock(&a->mu);
+    return NULL;
+}
+
+/* Starts the pulse on rank 0, after the hello. */
+static int start_pulse(ct_attach_t *a, const ct_attach_opts_t *o, ct_err_t *e) {
+    snprintf(a->pulse_session, sizeof a->pulse_session, "%s-pulse", a->session);
+    CT_TRY(connect_to(o, &a->pulse_client, e));
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0 || pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&a->wake, &ca) != 0)
+        return CT_ERR(e, CT_ENOMEM, "cannot make the heartbeat thread's condition variable");
+    pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&a->mu, NULL);
+    if (ct_thread_start(&a->pulse, pulse_main, a, "the heartbeat thread", e) != 0) {
+        pthread_cond_destroy(&a->wake);
+        pthread_mutex_destroy(&a->mu);
+        return e->code;
+    }
+    a->pulsing = 1;
+    return 0;
+}
+
+/* The TTL a welcome or lease grant names, for the pulse. */
+static void learn_ttl(ct_attach_t *a, const ct_msg_t *m) {
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(m->root, "ttl_s");
+    if (!cJSON_IsNumber(t) || !(t->valuedouble > 0)) return;
+    if (a->pulsing) pthread_mutex_lock(&a->mu);
+    a->ttl = t->valuedouble;
+    if (a->pulsing) pthread_mutex_unlock(&a->mu);
 }
 
 int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const ct_attach_opts_t *o,
@@ -229,8 +322,10 @@ int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const ct_attach_opts_t *o
     /* rank 0 asks; the welcome (config and head) then goes to every rank */
     char buf[HEAD_MSG + CT_SHA256_HEX + 32] = "";
     if (a->rank0) {
-        rc = connect_to(a, o, e);
+        rc = connect_to(o, &a->client, e);
         if (rc == 0) rc = hello(a, o->standby, &m, e);
+        if (rc == 0) learn_ttl(a, &m);
+        if (rc == 0) rc = start_pulse(a, o, e);
         const cJSON *c = rc == 0 ? cJSON_GetObjectItemCaseSensitive(m.root, "config") : NULL;
         const char *h = rc == 0 ? ct_json_get_string(m.root, "head") : NULL;
         int64_t step = -1;
@@ -274,6 +369,16 @@ void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64
 void ct_attach_close(ct_attach_t **self_p) {
     ct_attach_t *a = *self_p;
     if (!a) return;
+    if (a->pulsing) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = 1;
+        pthread_cond_signal(&a->wake);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->pulse, NULL);
+        pthread_cond_destroy(&a->wake);
+        pthread_mutex_destroy(&a->mu);
+    }
+    ct_client_destroy(&a->pulse_client);
     for (int i = 0; i < a->n_lines; i++)
         free(a->lines[i]);
     free(a->lines);
@@ -309,8 +414,7 @@ static int lease_next(ct_attach_t *a, ct_err_t *e) {
     int rc = ct_msg_string(&m, "shard", got, sizeof got, e);
     if (rc == 0) rc = ct_msg_uint(&m, "epoch", &ep, e);
     if (rc == 0) rc = ct_msg_uint(&m, "fence", &fence, e);
-    const cJSON *ttl = cJSON_GetObjectItemCaseSensitive(m.root, "ttl_s");
-    if (cJSON_IsNumber(ttl) && ttl->valuedouble > 0) a->ttl = ttl->valuedouble;
+    learn_ttl(a, &m);
     ct_msg_clear(&m);
     CT_TRY(rc);
     if (strcmp(got, want) != 0 || ep != epoch)
@@ -415,11 +519,6 @@ int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
         if (rc == 0 && (a->n_lines >= METRICS_EVERY ||
                         (a->n_lines > 0 && ct_now_s() - a->lines_sent >= METRICS_S)))
             rc = send_metrics(a, e);
-        if (rc == 0 && ct_now_s() - a->last_heard > a->ttl / 3) {
-            ct_msg_t m;
-            rc = ask(a, CT_MSG_HEARTBEAT, NULL, &m, e);
-            ct_msg_clear(&m);
-        }
     }
     return ct_attach_agree(a, rc, e);
 }
