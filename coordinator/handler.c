@@ -104,7 +104,11 @@ static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
         !cJSON_AddNumberToObject(f, "head_step", (double)step) ||
         !cJSON_AddNumberToObject(f, "steps", total) || !cJSON_AddNumberToObject(f, "eta_s", eta))
         return CT_ERR(e, CT_ENOMEM, "out of memory answering status");
-    return 0;
+    cJSON *credit = ct_ledger_credit(h->l, h->config, e);
+    if (!credit) return e->code;
+    return cJSON_AddItemToObject(f, "credit", credit)
+               ? 0
+               : (cJSON_Delete(credit), CT_ERR(e, CT_ENOMEM, "out of memory answering status"));
 }
 
 /* data_manifest: the manifest file's bytes as the frame, with their sha256 (the run's data hash:

@@ -1184,6 +1184,41 @@ int ct_ledger_records(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_reco
     return rc == 0 && r < 0 ? r : rc;
 }
 
+cJSON *ct_ledger_credit(ct_ledger_t *l, const cJSON *config, ct_err_t *e) {
+    sqlite3_stmt *st;
+    int64_t batch = 0, seq_len = 0;
+    ct_json_get_uint53(cJSON_GetObjectItemCaseSensitive(config, "train"), "global_batch", &batch);
+    ct_json_get_uint53(cJSON_GetObjectItemCaseSensitive(config, "model"), "seq_len", &seq_len);
+    if (prepare(l, &st, e,
+                "SELECT grp, COUNT(*), SUM(step - COALESCE(parent_step, 0)) AS steps FROM "
+                "(SELECT grp, step, LAG(step) OVER (ORDER BY seq) AS parent_step FROM "
+                "checkpoints) GROUP BY grp ORDER BY steps DESC, grp",
+                "") != 0)
+        return NULL;
+    cJSON *arr = cJSON_CreateArray();
+    int r = 0, ok = arr != NULL;
+    while (ok && (r = step_row(l, st, "adding up the groups' credit", e)) == 1) {
+        cJSON *o = cJSON_CreateObject();
+        int64_t steps = sqlite3_column_int64(st, 2);
+        if (!o || !cJSON_AddItemToArray(arr, o)) { /* once in the array, the array owns it */
+            cJSON_Delete(o);
+            ok = 0;
+            break;
+        }
+        ok = cJSON_AddStringToObject(o, "group", (const char *)sqlite3_column_text(st, 0)) &&
+             cJSON_AddNumberToObject(o, "commits", (double)sqlite3_column_int64(st, 1)) &&
+             cJSON_AddNumberToObject(o, "steps", (double)steps) &&
+             cJSON_AddNumberToObject(o, "tokens", (double)(steps * batch * seq_len));
+    }
+    done(l, st);
+    if (!ok && !e->code) CT_ERR(e, CT_ENOMEM, "out of memory adding up credit");
+    if (!ok || r < 0) {
+        cJSON_Delete(arr);
+        return NULL;
+    }
+    return arr;
+}
+
 int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_t *e) {
     sqlite3_stmt *st;
     *out = NULL;

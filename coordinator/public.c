@@ -230,6 +230,17 @@ static cJSON *status(ct_public_t *p, ct_err_t *e) {
              cJSON_AddNumberToObject(x, "leased", (double)g[i].leased) &&
              cJSON_AddBoolToObject(x, "standby", g[i].standby);
     }
+    cJSON *credit = ok ? ct_ledger_credit(p->l, p->config, e) : NULL;
+    if (ok && !credit) {
+        free(ck);
+        free(g);
+        cJSON_Delete(o);
+        return NULL;
+    }
+    if (credit && !cJSON_AddItemToObject(o, "credit", credit)) {
+        cJSON_Delete(credit);
+        ok = 0;
+    }
     int64_t first = p->n_tail > TAIL ? p->n_tail - TAIL : 0;
     for (int64_t i = first; ok && i < p->n_tail; i++)
         ok = cJSON_AddItemToArray(log, cJSON_CreateString(p->tail[i % TAIL])) != 0;

@@ -78,6 +78,8 @@ grep -q "progress         step 24 of 24 (100.0%), ETA 0 s" "$tmp/status" \
     || { cat "$tmp/status"; fail "progress and ETA"; }
 # the group finished and said goodbye: it is no longer in the run, and the log says why
 grep -q "groups           0" "$tmp/status" || { cat "$tmp/status"; fail "group count"; }
+grep -Eq "^    main +3 checkpoint\(s\), 24 step\(s\), [0-9]+ tokens" "$tmp/status" \
+    || { cat "$tmp/status"; fail "the group's credit"; }
 coord_wait_line "$tmp/c1/public/log.jsonl" '"type":"group_left","why":"finished"'
 grep '"type":"group_left","why":"finished"' "$tmp/c1/public/log.jsonl" | grep -q '^{"group":"main"' \
     || fail "no group_left {main, finished} in the public log"
@@ -192,7 +194,12 @@ coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tm
     || { cat "$tmp/a8.err"; fail "the worker over CURVE"; }
 same a8 "over CURVE"
 grep -q "peer with key [0-9a-f]* admitted" "$tmp/coord.err" || fail "the worker's key not logged"
+kid=$(sed -n 's/.*peer with key \([0-9a-f]*\) admitted.*/\1/p' "$tmp/coord.err" | head -n 1)
 stop_coord
+# the verified log credits the worker's key with the lineage
+"$cotrain" verify "$tmp/c8/public" > "$tmp/v8" 2>&1 || { cat "$tmp/v8"; fail "verify over CURVE"; }
+grep -q "credit: key $kid committed 3 checkpoint(s), 24 step(s)" "$tmp/v8" \
+    || { cat "$tmp/v8"; fail "the key's credit"; }
 set +e
 "$worker" --data "$tmp/data" --out "$tmp/a8" --server-key "$tmp/coord.key.pub" \
     --key "$tmp/worker.key" > /dev/null 2> "$tmp/a8b.err"

@@ -63,6 +63,9 @@ else:
 summary = re.search(r'id="log-summary">\(the last (\d+) of (\d+) records; (\d+) checked here\)<', dom)
 assert summary, "no log summary"
 assert summary.group(1) == summary.group(3) and "FAILED" not in dom, summary.group(0)
+groups = dom[dom.index('id="groups"'):dom.index('id="data"')]
+if sys.argv[3] == "all":
+    assert f"in {len(ids)} checkpoint(s)" in groups, "the groups table shows no credit"
 print(f"plots {points}; {len(shown)} checkpoints; {summary.group(3)} log lines checked")
 EOF
     if grep -E "CONSOLE|Uncaught" "$1.log"; then fail "$1: the browser logged the lines above"; fi
@@ -88,7 +91,10 @@ wpid=
 status_done() {
     curl -fs "${url}api/status" | /usr/bin/python3 -c 'import json, sys
 s = json.load(sys.stdin)
-assert s["checkpoints"][-1]["step"] == 60 and s["run"]["head_seq"] > 0, s["checkpoints"]'
+assert s["checkpoints"][-1]["step"] == 60 and s["run"]["head_seq"] > 0, s["checkpoints"]
+per_step = s["config"]["train"]["global_batch"] * s["config"]["model"]["seq_len"]
+assert [(c["group"], c["commits"], c["steps"], c["tokens"]) for c in s["credit"]] == \
+    [("main", len(s["checkpoints"]), 60, 60 * per_step)], s["credit"]'
 }
 for _ in $(seq 50); do status_done 2> /dev/null && break; sleep 0.2; done # rewritten each second
 status_done || fail "/api/status"

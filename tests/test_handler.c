@@ -290,6 +290,14 @@ int main(void) {
     m = ask(h, "{\"v\":1,\"type\":\"status\",\"req\":1,\"group\":\"observer\"}", NULL);
     CHECK_EQ_INT((int)num(&m, "committed"), 1);
     CHECK_EQ_STR(str(&m, "head"), id);
+    const cJSON *credit = cJSON_GetObjectItem(m.root, "credit");
+    CHECK_EQ_INT(cJSON_GetArraySize(credit), 1);
+    if (cJSON_GetArraySize(credit) == 1) {
+        ct_msg_t one = {.root = cJSON_GetArrayItem(credit, 0)};
+        CHECK_EQ_STR(str(&one, "group"), "g1");
+        CHECK_EQ_INT((int)num(&one, "commits"), 1);
+        CHECK_EQ_INT((int)num(&one, "steps"), 5);
+    }
     ct_msg_clear(&m);
 
     /* model_fetch: refused without a checkpoint folder; then the committed checkpoint's files

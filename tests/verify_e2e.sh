@@ -36,6 +36,8 @@ fp=$(sed -n 's/.*"fingerprint":"\([0-9a-f]*\)".*/\1/p' "$tmp/run/public/run.json
 grep -q "lineage: 3 checkpoint(s)" "$tmp/v.out" || { cat "$tmp/v.out"; fail "3 checkpoints"; }
 grep -q "3 verified against their ids" "$tmp/v.out" || { cat "$tmp/v.out"; fail "--ckpts"; }
 grep -q "run finished" "$tmp/v.out" || { cat "$tmp/v.out"; fail "run_finished"; }
+grep -q "credit: group local committed 3 checkpoint(s), 24 step(s)" "$tmp/v.out" \
+    || { cat "$tmp/v.out"; fail "the credit"; }
 /usr/bin/python3 - "$tmp/run/public/log.jsonl" "$tmp/run/coordinator.db" <<'EOF' \
     || fail "the log's committed units are not the ledger's"
 import json, sqlite3, sys

@@ -47,7 +47,13 @@ static int commit(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
     if (grow((void **)&h->ck, &h->cap_ck, h->n_ck + 1, sizeof *h->ck))
         return CT_ERR(e, CT_ENOMEM, "out of memory");
     ct_hist_ckpt_t *c = &h->ck[h->n_ck++];
+    const char *group = ct_json_get_string(r, "group");
     snprintf(c->id, sizeof c->id, "%s", id);
+    snprintf(c->group, sizeof c->group, "%s", group ? group : "?");
+    c->key[0] = '\0';
+    for (int i = 0; group && i < h->n_joined; i++)
+        if (!strcmp(h->joined[i].group, group))
+            snprintf(c->key, sizeof c->key, "%s", h->joined[i].key);
     c->step = step;
     c->line = line;
     cJSON_ArrayForEach(s, shards) {
@@ -103,6 +109,50 @@ static int revert(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
     return 0;
 }
 
+/* group_joined: the key id the group joined with ("" without one), for its later commits. */
+static int joined(ct_history_t *h, const cJSON *r, ct_err_t *e) {
+    const char *group = ct_json_get_string(r, "group"), *key = ct_json_get_string(r, "key");
+    if (!group) return 0;
+    int i = 0;
+    while (i < h->n_joined && strcmp(h->joined[i].group, group))
+        i++;
+    if (i == h->n_joined) {
+        if (grow((void **)&h->joined, &h->cap_joined, h->n_joined + 1, sizeof *h->joined))
+            return CT_ERR(e, CT_ENOMEM, "out of memory");
+        snprintf(h->joined[h->n_joined++].group, sizeof h->joined[i].group, "%s", group);
+    }
+    snprintf(h->joined[i].key, sizeof h->joined[i].key, "%s", key ? key : "");
+    return 0;
+}
+
+static int by_steps(const void *a, const void *b) {
+    const ct_hist_credit_t *x = a, *y = b;
+    return x->steps != y->steps ? (x->steps < y->steps) - (x->steps > y->steps)
+                                : strcmp(x->who, y->who);
+}
+
+int ct_history_credit(const ct_history_t *h, ct_hist_credit_t **out, int *n, ct_err_t *e) {
+    *out = NULL;
+    *n = 0;
+    if (!h->n_ck) return 0;
+    if (!(*out = calloc((size_t)h->n_ck, sizeof **out)))
+        return CT_ERR(e, CT_ENOMEM, "out of memory");
+    for (int i = 0; i < h->n_ck; i++) {
+        const ct_hist_ckpt_t *c = &h->ck[i];
+        char who[sizeof(*out)->who];
+        snprintf(who, sizeof who, "%s %s", c->key[0] ? "key" : "group",
+                 c->key[0] ? c->key : c->group);
+        int k = 0;
+        while (k < *n && strcmp((*out)[k].who, who))
+            k++;
+        if (k == *n) snprintf((*out)[(*n)++].who, sizeof who, "%s", who);
+        (*out)[k].commits++;
+        (*out)[k].steps += c->step - (i ? h->ck[i - 1].step : 0);
+    }
+    qsort(*out, (size_t)*n, sizeof **out, by_steps);
+    return 0;
+}
+
 /* The checks of one record's type on the lineage. */
 static int apply(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
     const char *type = ct_json_get_string(r, "type");
@@ -118,6 +168,7 @@ static int apply(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
     if (line == 1)
         return CT_ERR(e, CT_ECORRUPT, "line 1 is a %s record: a log begins with run_started", type);
     if (!strcmp(type, "checkpoint_committed")) return commit(h, r, line, e);
+    if (!strcmp(type, "group_joined")) return joined(h, r, e);
     if (!strcmp(type, "checkpoints_reverted")) return revert(h, r, line, e);
     if (!strcmp(type, "run_finished")) h->finished = line;
     if (!strcmp(type, "data_excluded")) h->excluded++;
@@ -176,5 +227,6 @@ void ct_history_free(ct_history_t *h) {
         free(h->units[i].name);
     free(h->units);
     free(h->ck);
+    free(h->joined);
     memset(h, 0, sizeof *h);
 }

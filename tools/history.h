@@ -12,11 +12,23 @@
 #include "cotrain/hash.h"
 #include "cotrain/publog.h"
 
-/* A checkpoint of the lineage: its id, step and the line that committed it. */
+enum { CT_HIST_NAME = 96 }; /* a group name or key id, with room */
+
+/* A checkpoint of the lineage: its id, step and the line that committed it, and who did: the
+ * group, and the CURVE key id its last group_joined named ("" on loopback). */
 typedef struct ct_hist_ckpt {
     char id[CT_SHA256_HEX];
     int64_t step, line;
+    char group[CT_HIST_NAME], key[CT_HIST_NAME];
 } ct_hist_ckpt_t;
+
+/* A contributor's credit for the lineage: by key id when its group joined with one, else by
+ * group; the checkpoints it committed and the optimizer steps they added (a checkpoint's step
+ * minus its parent's). */
+typedef struct ct_hist_credit {
+    char who[CT_HIST_NAME + 8]; /* "key <id>" or "group <name>" */
+    int64_t commits, steps;
+} ct_hist_credit_t;
 
 /* A unit of data the lineage holds: "<shard id>:<epoch>", the checkpoint (index) and line that
  * committed it. */
@@ -36,12 +48,21 @@ typedef struct ct_history {
     int n_units, cap_units;
     int64_t finished; /* run_finished's line, or 0 */
     int64_t excluded; /* data_excluded records */
+    /* the key id each group last joined with, while reading */
+    struct {
+        char group[CT_HIST_NAME], key[CT_HIST_NAME];
+    } * joined;
+    int n_joined, cap_joined;
 } ct_history_t;
 
 /* Reads PUBLIC_DIR (run.json, log.jsonl) into *h, checking everything above; with pin, the key's
  * fingerprint must be it. Errors: CT_ECORRUPT (the first problem, naming the file and line),
  * CT_ENOENT, CT_ENOMEM. *h is filled as far as it got; ct_history_free it either way. */
 int ct_history_read(ct_history_t *h, const char *public_dir, const char *pin, ct_err_t *e);
+
+/* The lineage's credit, most steps first, into *out (malloc'd, *n entries; the caller frees).
+ * Errors: CT_ENOMEM. */
+int ct_history_credit(const ct_history_t *h, ct_hist_credit_t **out, int *n, ct_err_t *e);
 
 /* The unit `name` in the lineage: its index into h->units, or -1. */
 int ct_history_find_unit(const ct_history_t *h, const char *name);

@@ -13,8 +13,9 @@ static void usage(FILE *f) {
                "\n"
                "Asks the coordinator at ENDPOINT (as `cotrain-coordinator` printed it, e.g.\n"
                "tcp://127.0.0.1:5555) for the run's state: the head checkpoint, progress and\n"
-               "ETA, the data's units (one shard in one epoch) by state, and the groups (last\n"
-               "contact, leases, standby). Changes nothing.\n"
+               "ETA, the data's units (one shard in one epoch) by state, the groups (last\n"
+               "contact, leases, standby) and each group's credit: the checkpoints of the lineage\n"
+               "it committed, the steps they added and the tokens those trained. Changes nothing.\n"
                "  --json              print the coordinator's answer as one JSON object (for\n"
                "                      scripts and dashboards) instead of the summary\n"
                "  --timeout MS        how long to wait for the answer (default 5000)\n"
@@ -105,6 +106,17 @@ int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
                    cJSON_IsString(name) ? name->valuestring : "?", num(&one, "seen_s_ago"),
                    num(&one, "leased"),
                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "standby")) ? ", standby" : "");
+        }
+        const cJSON *credit = cJSON_GetObjectItemCaseSensitive(m.root, "credit");
+        if (cJSON_GetArraySize(credit) > 0)
+            printf(
+                "  credit           the lineage's checkpoints by the group that committed them\n");
+        cJSON_ArrayForEach(g, credit) {
+            ct_msg_t one = {.root = (cJSON *)g};
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(g, "group");
+            printf("    %-20s %.0f checkpoint(s), %.0f step(s), %.0f tokens\n",
+                   cJSON_IsString(name) ? name->valuestring : "?", num(&one, "commits"),
+                   num(&one, "steps"), num(&one, "tokens"));
         }
     }
     ct_msg_clear(&m);

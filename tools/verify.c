@@ -144,6 +144,13 @@ int ct_cmd_verify(int argc, char **argv, const ct_log_t *lg) {
                    L.n_ck, L.ck[L.n_ck - 1].id, (long long)L.ck[L.n_ck - 1].step, L.n_units);
         else
             printf("  lineage: no checkpoint committed yet\n");
+        ct_hist_credit_t *cr = NULL;
+        int n_cr = 0;
+        rc = ct_history_credit(&L, &cr, &n_cr, &e);
+        for (int i = 0; i < n_cr; i++)
+            printf("  credit: %s committed %lld checkpoint(s), %lld step(s) of the lineage\n",
+                   cr[i].who, (long long)cr[i].commits, (long long)cr[i].steps);
+        free(cr);
         if (L.finished) printf("  run finished (line %lld)\n", (long long)L.finished);
         if (ckpts)
             printf("  checkpoints in %s: %d verified against their ids, %d not present\n", ckpts,
