@@ -287,6 +287,21 @@ static int start_pulse(ct_attach_t *a, const ct_attach_opts_t *o, ct_err_t *e) {
     return 0;
 }
 
+/* Stops the pulse (if it runs) and closes its connection. */
+static void stop_pulse(ct_attach_t *a) {
+    if (a->pulsing) {
+        pthread_mutex_lock(&a->mu);
+        a->stop = 1;
+        pthread_cond_signal(&a->wake);
+        pthread_mutex_unlock(&a->mu);
+        pthread_join(a->pulse, NULL);
+        pthread_cond_destroy(&a->wake);
+        pthread_mutex_destroy(&a->mu);
+        a->pulsing = 0;
+    }
+    ct_client_destroy(&a->pulse_client);
+}
+
 /* The TTL a welcome or lease grant names, for the pulse. */
 static void learn_ttl(ct_attach_t *a, const ct_msg_t *m) {
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(m->root, "ttl_s");
@@ -369,16 +384,7 @@ void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64
 void ct_attach_close(ct_attach_t **self_p) {
     ct_attach_t *a = *self_p;
     if (!a) return;
-    if (a->pulsing) {
-        pthread_mutex_lock(&a->mu);
-        a->stop = 1;
-        pthread_cond_signal(&a->wake);
-        pthread_mutex_unlock(&a->mu);
-        pthread_join(a->pulse, NULL);
-        pthread_cond_destroy(&a->wake);
-        pthread_mutex_destroy(&a->mu);
-    }
-    ct_client_destroy(&a->pulse_client);
+    stop_pulse(a);
     for (int i = 0; i < a->n_lines; i++)
         free(a->lines[i]);
     free(a->lines);
@@ -556,6 +562,7 @@ int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e) 
 
 int ct_attach_leave(ct_attach_t *a, const char *why, ct_err_t *e) {
     if (!a->rank0) return 0;
+    stop_pulse(a); /* a heartbeat after the goodbye would bring the group back */
     cJSON *f = cJSON_CreateObject();
     if (!f || !cJSON_AddStringToObject(f, "why", why)) {
         cJSON_Delete(f);
