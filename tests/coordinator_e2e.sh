@@ -27,9 +27,9 @@ trap 'for p in "$loop_pid" "$pid"; do [ -n "$p" ] && kill -9 "$p" 2> /dev/null |
       coord_cleanup' EXIT
 coord_corpus 8000
 
-start() { # a free port each time (port 0); sets cpid and ep
+start() { # [PORT] (default 0: a free one); sets cpid and ep
     coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
-        --out "$tmp/run" --bind tcp://127.0.0.1:0 --lease-ttl 600
+        --out "$tmp/run" --bind "tcp://127.0.0.1:${1:-0}" --lease-ttl 600
     pid=$cpid
 }
 field() { /usr/bin/python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
@@ -82,16 +82,25 @@ set -e
 [ $rc -eq 2 ] || fail "--bind tcp://0.0.0.0:0: exit $rc, expected 2"
 grep -q "needs CURVE" "$tmp/public.err" || { cat "$tmp/public.err"; fail "public bind: message"; }
 
-# kill -9 again and again under a client that leases and reports in a loop
+# kill -9 again and again under a client that leases and reports in a loop; the coordinator
+# comes back on the same port, and the client, retrying, goes on through every restart
 "$probe" --loop "$ep" g2 > "$tmp/loop.out" 2> "$tmp/loop.err" &
 loop_pid=$!
+port=${ep##*:}
 for k in $(seq "$kills"); do
     sleep "0.$((RANDOM % 4 + 1))"
+    before=$(tail -n 1 "$tmp/loop.out" | sed -n 's/^done //p')
     kill -9 $pid
     wait $pid 2> /dev/null || true
-    acked=$(tail -n 1 "$tmp/loop.out" | sed -n 's/^done //p')
-    start
+    start "$port"
     kill -0 $loop_pid 2> /dev/null || { cat "$tmp/loop.err"; fail "the client gave up"; }
+    # the client is served by this coordinator before the next kill
+    for _ in $(seq 300); do
+        [ "$(tail -n 1 "$tmp/loop.out" | sed -n 's/^done //p')" != "$before" ] && break
+        sleep 0.05
+    done
+    [ "$(tail -n 1 "$tmp/loop.out" | sed -n 's/^done //p')" != "$before" ] \
+        || { cat "$tmp/loop.err"; fail "after kill $k the client got no acknowledged report"; }
 done
 sleep 0.5
 kill -9 $loop_pid
@@ -99,6 +108,7 @@ wait $loop_pid 2> /dev/null || true
 loop_pid=
 acked=$(tail -n 1 "$tmp/loop.out" | sed -n 's/^done //p')
 [ "${acked:-0}" -gt "$kills" ] || fail "only ${acked:-0} reports acknowledged over $kills kills"
+echo "coordinator_e2e: $acked reports acknowledged through $kills kills"
 "$cotrain" status "$ep" > "$tmp/status"
 done_n=$(sed -n 's/.* leased, \([0-9]*\) done.*/\1/p' "$tmp/status")
 # g1's unit is committed; every report g2 saw acknowledged is done (one more may have landed
