@@ -23,7 +23,10 @@
 #include "cotrain/clock.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
+#include "cotrain/json.h"
 #include "cotrain/thread.h"
+
+#define MARK_FORMAT "cotrain-public-mark/1"
 
 enum {
     HEAD_EVERY_S = 1,
@@ -72,6 +75,11 @@ struct ct_public {
     /* while opening: the file's lines, compared with the records as they are derived */
     FILE *old;
     int64_t kept;
+    /* the digest of log.jsonl's bytes so far, and RUN_DIR/public.mark: after each head, the
+       seq, size and digest the synced file had, so a restart keeps that prefix without deriving
+       (and signing) every record again */
+    ct_sha256_t *digest;
+    char mark_path[CT_PATH_MAX];
 };
 
 /* The line of record seq, sealed after p->prev; its hash in hash. */
@@ -93,6 +101,12 @@ static char *derive(ct_public_t *p, int64_t seq, double at, const char *type, co
         return NULL;
     }
     return ct_publog_seal(rec, p->prev, &p->key, hash, e);
+}
+
+/* The line (malloc'd, taken) into the ring of the last TAIL lines. */
+static void remember(ct_public_t *p, char *line) {
+    free(p->tail[p->n_tail % TAIL]);
+    p->tail[p->n_tail++ % TAIL] = line;
 }
 
 /* ct_ledger_record_fn: the record's line into the file, after what is kept. While opening, a
@@ -128,9 +142,10 @@ static int append(void *arg, int64_t seq, double at, const char *type, const cha
         free(line);
         return rc;
     }
+    line[n] = '\n';
+    ct_sha256_update(p->digest, line, n + 1);
     line[n] = '\0';
-    free(p->tail[p->n_tail % TAIL]);
-    p->tail[p->n_tail++ % TAIL] = line;
+    remember(p, line);
     p->size += (int64_t)n + 1;
     p->seq = seq;
     snprintf(p->prev, sizeof p->prev, "%s", hash);
@@ -305,7 +320,102 @@ static int write_head(ct_public_t *p, ct_err_t *e) {
     snprintf(p->head.hash, sizeof p->head.hash, "%s", p->prev);
     CT_TRY(ct_publog_head_write(p->head_path, &p->head, &p->key, e));
     p->head_at = ct_now_s();
+    char digest[CT_SHA256_HEX], mark[256];
+    if (ct_sha256_so_far(p->digest, digest) != 0)
+        return CT_ERR(e, CT_ENOMEM, "out of memory marking the public log");
+    int n = snprintf(mark, sizeof mark, "%s %lld %lld %s %s\n", MARK_FORMAT, (long long)p->seq,
+                     (long long)p->size, digest, p->prev[0] ? p->prev : "-");
+    CT_TRY(ct_write_file_atomic(p->mark_path, mark, (size_t)n, e));
     return write_dashboard(p, e);
+}
+
+/* ct_ledger_record_fn for keep_marked: *arg is the file's last kept line, whose prev the record
+ * is derived after; 0 when the record's line is that line. */
+static int same_last(void *arg, int64_t seq, double at, const char *type, const char *body,
+                     ct_err_t *e) {
+    void **a = arg;
+    ct_public_t *p = a[0];
+    const char *have = a[1];
+    char hash[CT_SHA256_HEX], *line = derive(p, seq, at, type, body, hash, e);
+    if (!line) return e->code ? e->code : CT_ENOMEM;
+    int same = !strcmp(line, have) && !strcmp(hash, (const char *)a[2]);
+    free(line);
+    return same ? 0
+                : CT_ERR(e, CT_ECORRUPT, "the ledger's record %lld is not the file's line",
+                         (long long)seq);
+}
+
+/* Keeps the prefix of log.jsonl that RUN_DIR/public.mark vouches for: its bytes hash to the
+ * digest the mark recorded after they were synced, and its last line is still what the ledger's
+ * record of that seq derives to. Then the records after it are derived as usual (compared with
+ * the file's lines after the prefix). Anything else (no mark, another file, a shorter file, an
+ * edit inside the prefix, another ledger): nothing is kept, and every record is derived again. */
+static void keep_marked(ct_public_t *p) {
+    char text[256], fmt[32], digest[CT_SHA256_HEX], prev[CT_SHA256_HEX], got[CT_SHA256_HEX];
+    long long seq = 0, size = 0;
+    size_t len = 0;
+    ct_err_t e = {0};
+    struct stat st;
+    if (ct_read_file_into(p->mark_path, text, sizeof text - 1, &len, &e) != 0) return;
+    text[len] = '\0';
+    if (sscanf(text, "%31s %lld %lld %64s %64s", fmt, &seq, &size, digest, prev) != 5 ||
+        strcmp(fmt, MARK_FORMAT) || seq < 1 || size < 1 || fstat(p->fd, &st) != 0 ||
+        (long long)st.st_size < size)
+        return;
+    /* the prefix's digest, read once; the last TAIL lines kept for status.json as it goes */
+    char *buf = malloc(1 << 20), *last = NULL;
+    int ok = buf != NULL;
+    size_t carry = 0;
+    for (long long at = 0; ok && at < size;) {
+        size_t want =
+            (size_t)(size - at < (1 << 20) - (long long)carry ? size - at
+                                                              : (1 << 20) - (long long)carry);
+        ok = want > 0 && ct_read_all(p->fd, buf + carry, want, at, p->log_path, &e) == 0;
+        if (!ok) break;
+        ct_sha256_update(p->digest, buf + carry, want);
+        at += (long long)want;
+        size_t n = carry + want, from = 0;
+        for (size_t i = 0; i < n; i++)
+            if (buf[i] == '\n') {
+                char *line = strndup(buf + from, i - from);
+                ok = line != NULL;
+                if (ok) remember(p, line);
+                from = i + 1;
+            }
+        carry = n - from; /* a line cut by the buffer: kept for the next read */
+        memmove(buf, buf + from, carry);
+        ok = ok && carry < (1 << 20);
+    }
+    free(buf);
+    ok = ok && carry == 0 && ct_sha256_so_far(p->digest, got) == 0 && !strcmp(got, digest);
+    last = ok && p->n_tail ? p->tail[(p->n_tail - 1) % TAIL] : NULL;
+    cJSON *rec = last ? cJSON_Parse(last) : NULL;
+    const char *lp = ct_json_get_string(rec, "prev");
+    if (lp && ct_sha256_hex_valid(lp)) {
+        snprintf(p->prev, sizeof p->prev, "%s", lp);
+        void *arg[3] = {p, last, prev};
+        ok = ct_ledger_records(p->l, seq - 1, 1, same_last, arg, &e) == 0;
+    } else {
+        ok = 0;
+    }
+    cJSON_Delete(rec);
+    if (!ok) { /* start again from nothing */
+        char ignored[CT_SHA256_HEX];
+        ct_sha256_end(&p->digest, ignored);
+        p->digest = ct_sha256_begin();
+        for (int i = 0; i < TAIL; i++) {
+            free(p->tail[i]);
+            p->tail[i] = NULL;
+        }
+        p->n_tail = 0;
+        p->prev[0] = '\0';
+        return;
+    }
+    p->seq = seq;
+    p->size = size;
+    p->kept = seq;
+    snprintf(p->prev, sizeof p->prev, "%s", prev);
+    if (p->old) fseeko(p->old, (off_t)size, SEEK_SET);
 }
 
 /* The dashboard's files into public/ (when the build has them). */
@@ -439,6 +549,8 @@ int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, const char *db,
     CT_TRY_GOTO(ct_mkdirs(dir, e), fail);
     CT_TRY_GOTO(ct_path_join(p->log_path, sizeof p->log_path, dir, "log.jsonl", e), fail);
     CT_TRY_GOTO(ct_path_join(p->head_path, sizeof p->head_path, dir, "run.json", e), fail);
+    CT_TRY_GOTO(ct_path_join(p->mark_path, sizeof p->mark_path, o->run_dir, "public.mark", e),
+                fail);
     CT_TRY_GOTO(ct_path_join(p->status_path, sizeof p->status_path, dir, "status.json", e), fail);
     CT_TRY_GOTO(ct_path_join(p->data_path, sizeof p->data_path, dir, "data.js", e), fail);
     CT_TRY_GOTO(ct_path_join(p->metrics_path, sizeof p->metrics_path, dir, "metrics.jsonl", e),
@@ -458,7 +570,20 @@ int ct_public_open(ct_public_t **out, const ct_public_opts_t *o, const char *db,
     struct stat st;
     int64_t had = fstat(p->fd, &st) == 0 ? (int64_t)st.st_size : 0;
     p->old = fopen(p->log_path, "r");
-    CT_TRY_GOTO(ct_ledger_records(p->l, 0, INT64_MAX, append, p, e), fail);
+    if (!(p->digest = ct_sha256_begin())) {
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory opening the public log");
+        goto fail;
+    }
+    keep_marked(p);
+    if (!p->digest) {
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory opening the public log");
+        goto fail;
+    }
+    if (p->kept)
+        ct_log(lg, CT_LOG_INFO,
+               "public log %s: its first %lld record(s) kept as %s vouches (not derived again)",
+               p->log_path, (long long)p->kept, p->mark_path);
+    CT_TRY_GOTO(ct_ledger_records(p->l, p->seq, INT64_MAX, append, p, e), fail);
     int longer = fstat(p->fd, &st) == 0 && st.st_size > p->size;
     if (longer && ftruncate(p->fd, (off_t)p->size) != 0) {
         rc = CT_ERR(e, CT_EIO, "cannot cut %s at byte %lld: %s", p->log_path, (long long)p->size,
@@ -527,6 +652,10 @@ void ct_public_close(ct_public_t **self_p) {
     free(p->metrics);
     cJSON_Delete(p->config);
     ct_ledger_close(&p->l);
+    if (p->digest) {
+        char ignored[CT_SHA256_HEX];
+        ct_sha256_end(&p->digest, ignored);
+    }
     free(p);
     *self_p = NULL;
 }

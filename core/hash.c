@@ -61,6 +61,15 @@ void ct_sha256_update(ct_sha256_t *h, const void *data, size_t n) {
     EVP_DigestUpdate(h->ctx, data, n);
 }
 
+int ct_sha256_so_far(const ct_sha256_t *h, char hex[CT_SHA256_HEX]) {
+    unsigned char d[CT_SHA256_BYTES];
+    EVP_MD_CTX *copy = EVP_MD_CTX_new();
+    int ok = copy && EVP_MD_CTX_copy_ex(copy, h->ctx) == 1 && EVP_DigestFinal_ex(copy, d, NULL) == 1;
+    EVP_MD_CTX_free(copy);
+    if (ok) to_hex(d, hex);
+    return ok ? 0 : -1;
+}
+
 void ct_sha256_end(ct_sha256_t **h_p, char hex[CT_SHA256_HEX]) {
     ct_sha256_t *h = *h_p;
     unsigned char d[CT_SHA256_BYTES];

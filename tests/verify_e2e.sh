@@ -9,7 +9,8 @@
 #      whole log re-signed with another key (refused under --key), a checkpoint file replaced
 #   3. crash: the coordinator is killed -9 mid-run and started again, several times; each time
 #      the complete lines written before the kill stay byte for byte, and the final log verifies
-#      and holds every record of the ledger once; an edited line is written again at a restart
+#      and holds every record of the ledger once; an edited line is written again at a restart;
+#      a restart keeps the prefix RUN_DIR/public.mark vouches for instead of deriving it again
 # Usage: verify_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
 #        PATH/TO/publog_forge PATH/TO/steps_probe
 set -euo pipefail
@@ -179,6 +180,8 @@ for k in 1 2 3 4 5; do
         || fail "restart $k: the $n lines written before the kill changed"
 done
 grep -q "the .* after them were written again" "$tmp/coord.err" || fail "the edit was not mended"
+grep -q "record(s) kept as .*public.mark vouches" "$tmp/coord.err" \
+    || fail "no restart kept the prefix RUN_DIR/public.mark vouches for"
 wait $wpid || { tail -n 20 "$tmp/a.err"; fail "the attached run through the kills"; }
 wpid=
 coord_stop

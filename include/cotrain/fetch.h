@@ -30,8 +30,9 @@ int ct_fetch_data(ct_attach_t *a, ct_comm_t *comm, const char *dir, char *manife
  * fetches). It grows in ROOT/.fetch-ckpt-<step>-<id>/, each file in <file>.part resumed from its
  * length by a later start, each checked against its sha256 (MANIFEST's is the id, the others'
  * are MANIFEST's) before the folder is renamed into place; a ROOT/ckpt-<step> already there (not
- * the run's, or the caller would not fetch) is moved aside, not deleted. Errors: as
- * ct_fetch_data's; every rank returns the same code. */
+ * the run's, or the caller would not fetch) is moved aside, not deleted. ROOT must be on storage
+ * every rank of the group reads, as DIR above. Errors: as ct_fetch_data's; every rank returns
+ * the same code. */
 int ct_fetch_checkpoint(ct_attach_t *a, ct_comm_t *comm, const char *root, const char *id,
                         int64_t step, const ct_log_t *lg, ct_err_t *e);
 

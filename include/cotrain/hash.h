@@ -24,6 +24,8 @@ typedef struct ct_sha256 ct_sha256_t;
 ct_sha256_t *ct_sha256_begin(void);
 void ct_sha256_update(ct_sha256_t *h, const void *data, size_t n);
 void ct_sha256_end(ct_sha256_t **h_p, char hex[CT_SHA256_HEX]);
+/* The digest of what was updated so far, the stream going on: 0, or -1 out of memory. */
+int ct_sha256_so_far(const ct_sha256_t *h, char hex[CT_SHA256_HEX]);
 
 /* sha256 (hex) of the file at `path`, read in 1 MiB pieces. Errors: CT_ENOENT (cannot open),
  * CT_EIO (read error), naming the file. */
