@@ -329,8 +329,8 @@ static int write_head(ct_public_t *p, ct_err_t *e) {
     return write_dashboard(p, e);
 }
 
-/* ct_ledger_record_fn for keep_marked: *arg is the file's last kept line, whose prev the record
- * is derived after; 0 when the record's line is that line. */
+/* ct_ledger_record_fn for keep_marked: arg is {p, the file's last kept line, the mark's hash of
+ * it, a flag set when the record exists}; 0 when the record derives to that line. */
 static int same_last(void *arg, int64_t seq, double at, const char *type, const char *body,
                      ct_err_t *e) {
     void **a = arg;
@@ -340,6 +340,7 @@ static int same_last(void *arg, int64_t seq, double at, const char *type, const 
     if (!line) return e->code ? e->code : CT_ENOMEM;
     int same = !strcmp(line, have) && !strcmp(hash, (const char *)a[2]);
     free(line);
+    a[3] = a; /* it was there */
     return same ? 0
                 : CT_ERR(e, CT_ECORRUPT, "the ledger's record %lld is not the file's line",
                          (long long)seq);
@@ -393,8 +394,8 @@ static void keep_marked(ct_public_t *p) {
     const char *lp = ct_json_get_string(rec, "prev");
     if (lp && ct_sha256_hex_valid(lp)) {
         snprintf(p->prev, sizeof p->prev, "%s", lp);
-        void *arg[3] = {p, last, prev};
-        ok = ct_ledger_records(p->l, seq - 1, 1, same_last, arg, &e) == 0;
+        void *arg[4] = {p, last, prev, NULL};
+        ok = ct_ledger_records(p->l, seq - 1, 1, same_last, arg, &e) == 0 && arg[3];
     } else {
         ok = 0;
     }
