@@ -7,7 +7,9 @@
 set -euo pipefail
 target=$1 seeds=$2 seconds=$3 art=$4
 tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"; rm -f /dev/shm/cotrain-fuzz-*' EXIT
+COTRAIN_FUZZ_DIR=$(mktemp -d -p /dev/shm cotrain-fuzz.XXXXXX) # the targets' files, in memory
+export COTRAIN_FUZZ_DIR
+trap 'rm -rf "$tmp" "$tmp.log" "$COTRAIN_FUZZ_DIR"' EXIT
 cp -r "$seeds"/. "$tmp/"
 mkdir -p "$art"
 rc=0
