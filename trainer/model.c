@@ -1,5 +1,7 @@
-/* model.c — GPT-2 on the CPU: the tensor table, the memory plan, init, forward and backward.
- * Reads top to bottom: layout helpers, create/destroy, init, forward, backward, accessors.
+/* model.c — GPT-2 on the CPU: the memory plan, forward and backward over the buffer laid out
+ * by the tensor table of layout.h (which also initialises it).
+ * Reads top to bottom: block pointers, the memory plan, create/destroy, forward, backward,
+ * accessors.
  * The kernels themselves live in kernels.c. */
 #include "cotrain/model.h"
 
@@ -11,8 +13,8 @@
 #include <string.h>
 
 #include "cotrain/kernels.h"
+#include "cotrain/layout.h"
 #include "cotrain/mem.h"
-#include "cotrain/rng.h"
 
 enum { TENSORS_PER_LAYER = 12, LAYER_BASE = 2 };
 /* A block's tensors, in the order of the tensor table (Hugging Face's order) */
@@ -43,10 +45,8 @@ typedef struct layer_acts {
 struct ct_model {
     ct_model_dims_t d;
     int max_batch;
-    int n_tensors;
-    ct_tensor_info_t *tensors; /* (n_tensors) */
-    size_t n_params, n_real_params;
-    float *params, *grads; /* (n_params) each */
+    ct_layout_t lay;       /* the tensor table (layout.h) */
+    float *params, *grads; /* (lay.n_params) each */
     /* activations */
     layer_acts_t *acts;            /* (L) */
     float *encoded;                /* (N, C) */
@@ -66,57 +66,16 @@ struct ct_model {
     void *grads_ready_ctx;
 };
 
-static void add_tensor(ct_model_t *m, const char *name, int rows, int cols, int is_matrix) {
-    ct_tensor_info_t *t = &m->tensors[m->n_tensors++];
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->offset = m->n_params;
-    t->ndim = cols ? 2 : 1;
-    t->shape[0] = rows;
-    t->shape[1] = cols;
-    t->numel = (size_t)rows * (size_t)(cols ? cols : 1);
-    t->stored_rows = rows;
-    t->is_matrix = is_matrix;
-    m->n_params += t->numel;
-}
-
-static void build_tensor_table(ct_model_t *m) {
-    int C = m->d.d_model;
-    char name[CT_TENSOR_NAME_MAX];
-    add_tensor(m, "transformer.wte.weight", m->d.vocab_padded, C, 1);
-    m->tensors[0].stored_rows = m->d.vocab_size; /* the padding rows are never stored */
-    add_tensor(m, "transformer.wpe.weight", m->d.seq_len, C, 1);
-    static const struct {
-        const char *suffix;
-        int rows_mult, cols_mult; /* in units of C; cols 0 = vector */
-        int is_matrix;
-    } block[TENSORS_PER_LAYER] = {
-        {"ln_1.weight", 1, 0, 0},      {"ln_1.bias", 1, 0, 0},
-        {"attn.c_attn.weight", 1, 3, 1}, {"attn.c_attn.bias", 3, 0, 0},
-        {"attn.c_proj.weight", 1, 1, 1}, {"attn.c_proj.bias", 1, 0, 0},
-        {"ln_2.weight", 1, 0, 0},      {"ln_2.bias", 1, 0, 0},
-        {"mlp.c_fc.weight", 1, 4, 1},  {"mlp.c_fc.bias", 4, 0, 0},
-        {"mlp.c_proj.weight", 4, 1, 1}, {"mlp.c_proj.bias", 1, 0, 0},
-    };
-    for (int l = 0; l < m->d.n_layer; l++)
-        for (int j = 0; j < TENSORS_PER_LAYER; j++) {
-            snprintf(name, sizeof name, "transformer.h.%d.%s", l, block[j].suffix);
-            add_tensor(m, name, block[j].rows_mult * C, block[j].cols_mult * C, block[j].is_matrix);
-        }
-    add_tensor(m, "transformer.ln_f.weight", C, 0, 0);
-    add_tensor(m, "transformer.ln_f.bias", C, 0, 0);
-    m->n_real_params = m->n_params - (size_t)(m->d.vocab_padded - m->d.vocab_size) * C;
-}
-
 static void layer_ptrs(const ct_model_t *m, float *base, int l, layer_params_t *p) {
     float **fields[TENSORS_PER_LAYER] = {&p->ln1w, &p->ln1b, &p->qkvw,  &p->qkvb,
                                          &p->attprojw, &p->attprojb, &p->ln2w, &p->ln2b,
                                          &p->fcw,  &p->fcb,  &p->fcprojw, &p->fcprojb};
     for (int j = 0; j < TENSORS_PER_LAYER; j++)
-        *fields[j] = base + m->tensors[LAYER_BASE + l * TENSORS_PER_LAYER + j].offset;
+        *fields[j] = base + m->lay.tensors[LAYER_BASE + l * TENSORS_PER_LAYER + j].offset;
 }
 
 static float *tensor_ptr(const ct_model_t *m, float *base, int i) {
-    return base + m->tensors[i].offset;
+    return base + m->lay.tensors[i].offset;
 }
 
 /* Carves the activation buffers out of one allocation; with mem == NULL only counts floats. */
@@ -190,10 +149,10 @@ int ct_model_create(ct_model_t **out, const ct_model_dims_t *dims, int max_batch
     m->d = *dims;
     m->d.vocab_padded = (dims->vocab_size + 63) / 64 * 64;
     m->max_batch = max_batch;
-    CT_ALLOC(e, m->tensors, LAYER_BASE + TENSORS_PER_LAYER * dims->n_layer + 2, fail);
     CT_ALLOC(e, m->acts, dims->n_layer, fail);
-    build_tensor_table(m);
-    m->param_bytes = m->n_params * sizeof(float);
+    rc = ct_layout_build(&m->lay, dims->n_layer, dims->d_model, dims->seq_len, dims->vocab_size, e);
+    if (rc) goto fail;
+    m->param_bytes = m->lay.n_params * sizeof(float);
     m->params = ct_mem_alloc(m->param_bytes, e);
     m->grads = ct_mem_alloc(m->param_bytes, e);
     m->act_bytes = plan_activations(m, NULL) * sizeof(float);
@@ -217,32 +176,13 @@ void ct_model_destroy(ct_model_t **self_p) {
     ct_mem_free(m->grads, m->param_bytes);
     ct_mem_free(m->act_mem, m->act_bytes);
     free(m->acts);
-    free(m->tensors);
+    ct_layout_free(&m->lay);
     free(m);
     *self_p = NULL;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && !strcmp(s + n - k, suffix);
-}
-
 void ct_model_init_weights(ct_model_t *m, uint64_t seed) {
-    float resid_std = 0.02f / sqrtf(2.0f * m->d.n_layer);
-    for (int i = 0; i < m->n_tensors; i++) {
-        const ct_tensor_info_t *t = &m->tensors[i];
-        float *p = m->params + t->offset;
-        if (t->is_matrix) {
-            float std = ends_with(t->name, "c_proj.weight") ? resid_std : 0.02f;
-            ct_rng_normal_fill(p, t->numel, std, seed, (uint64_t)i);
-        } else {
-            float v = ends_with(t->name, ".bias") ? 0.0f : 1.0f;
-            for (size_t k = 0; k < t->numel; k++) p[k] = v;
-        }
-    }
-    size_t real_rows = (size_t)m->d.vocab_size * m->d.d_model;
-    memset(m->params + m->tensors[0].offset + real_rows, 0,
-           (m->tensors[0].numel - real_rows) * sizeof(float));
+    ct_layout_init_weights(&m->lay, m->params, seed);
 }
 
 float ct_model_forward(ct_model_t *m, const int *inputs, const int *targets, int B) {
@@ -265,7 +205,7 @@ float ct_model_forward(ct_model_t *m, const int *inputs, const int *targets, int
         matmul_forward(a->res3, a->fch_gelu, p.fcprojw, p.fcprojb, a->res2, N, 4 * C, C);
         x = a->res3;
     }
-    int lnf = m->n_tensors - 2;
+    int lnf = m->lay.n_tensors - 2;
     layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, x, tensor_ptr(m, m->params, lnf),
                       tensor_ptr(m, m->params, lnf + 1), N, C);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, Vp, C, 1.0f, m->lnf, C, wte, C, 0.0f,
@@ -279,7 +219,7 @@ float ct_model_forward(ct_model_t *m, const int *inputs, const int *targets, int
 
 /* Tells the hook that the gradients from tensor i to the end of the buffer are final. */
 static void grads_final_from(const ct_model_t *m, int i) {
-    if (m->grads_ready) m->grads_ready(m->grads_ready_ctx, m->tensors[i].offset);
+    if (m->grads_ready) m->grads_ready(m->grads_ready_ctx, m->lay.tensors[i].offset);
 }
 
 void ct_model_backward(ct_model_t *m, const int *inputs, const int *targets, int B, float dloss) {
@@ -293,7 +233,7 @@ void ct_model_backward(ct_model_t *m, const int *inputs, const int *targets, int
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Vp, C, N, 1.0f, m->logits, Vp, m->lnf, C,
                 1.0f, dwte, C);
     memset(m->dres, 0, sizeof(float) * (size_t)N * C);
-    int lnf = m->n_tensors - 2;
+    int lnf = m->lay.n_tensors - 2;
     const float *xL = L ? m->acts[L - 1].res3 : m->encoded;
     layernorm_backward(m->dres, tensor_ptr(m, m->grads, lnf), tensor_ptr(m, m->grads, lnf + 1),
                        scratch, m->dbuf, xL, tensor_ptr(m, m->params, lnf), m->lnf_mean,
@@ -350,24 +290,24 @@ float *ct_model_grads(ct_model_t *m) {
     return m->grads;
 }
 size_t ct_model_num_params(const ct_model_t *m) {
-    return m->n_params;
+    return m->lay.n_params;
 }
 size_t ct_model_num_real_params(const ct_model_t *m) {
-    return m->n_real_params;
+    return m->lay.n_real_params;
 }
 const float *ct_model_logits(const ct_model_t *m) {
     return m->logits;
 }
 int ct_model_num_tensors(const ct_model_t *m) {
-    return m->n_tensors;
+    return m->lay.n_tensors;
 }
 const ct_tensor_info_t *ct_model_tensor(const ct_model_t *m, int i) {
-    return &m->tensors[i];
+    return &m->lay.tensors[i];
 }
 size_t ct_model_planned_bytes(const ct_model_t *m) {
     return 2 * m->param_bytes + m->act_bytes;
 }
 double ct_model_flops_per_token(const ct_model_t *m) {
-    return 6.0 * (double)m->n_real_params +
+    return 6.0 * (double)m->lay.n_real_params +
            12.0 * m->d.n_layer * (double)m->d.seq_len * m->d.d_model;
 }
