@@ -40,6 +40,10 @@ typedef struct key_spec {
 _Static_assert(sizeof(ct_schedule_t) == sizeof(int), "ct_schedule_t must be int-sized");
 
 static const char *const SCHEDULES[] = {"cosine", "linear", "constant", NULL};
+/* In the order of ct_agg_rule_t (outer.h) and ct_delta_codec_t (delta.h); test_outer_config
+ * holds them to it. */
+static const char *const AGGREGATES[] = {"mean", "trimmed_mean", "median", NULL};
+static const char *const CODECS[] = {"f32", "bf16", "int8", NULL};
 static const char BUNDLED[] = "tiny, small, gpt2, gpt2-medium, gpt2-large, gpt2-xl";
 enum { MAX_FILE_BYTES = 1 << 20 };
 #define I53 9007199254740992.0 /* 2^53, the largest integer every JSON reader holds exactly */
@@ -122,6 +126,38 @@ static const key_spec_t SCHEMA[] = {
     {KEY(data, eval_shards), K_INT, 0, 0, 1 << 20, 0, NULL,
      "hold out the manifest's last N shards: never trained on, evaluated every log.eval_every "
      "steps", FIXED},
+    {KEY(volunteer, enabled), K_BOOL, 0, 0, 1, 0, NULL,
+     "volunteer mode: groups train volunteer.inner_steps steps on their own from the global model "
+     "and send their deltas; the coordinator's outer steps (train.steps of them) merge them",
+     FIXED},
+    {KEY(volunteer, inner_steps), K_INT64, 100, 1, 1e12, 0, NULL,
+     "a group's optimizer steps between two outer steps (DiLoCo's H)", FIXED},
+    {KEY(volunteer, quorum), K_INT, 2, 1, 1 << 20, 0, NULL,
+     "deltas that make an outer step at once (also made when every group in the run has sent "
+     "one)", CT_CHANGE_RESUME},
+    {KEY(volunteer, deadline_s), K_FLOAT, 600, 0, 1e9, OPEN_LO, NULL,
+     "... or this many seconds after the version was published, with at least one delta",
+     CT_CHANGE_RESUME},
+    {KEY(volunteer, max_staleness), K_INT, 1, 0, 1 << 20, 0, NULL,
+     "a delta may start from a version up to this many outer steps old (older ones are refused)",
+     CT_CHANGE_RESUME},
+    {KEY(volunteer, aggregate), K_ENUM, 1, 0, 2, 0, AGGREGATES,
+     "how deltas are merged: mean (weighted by tokens), trimmed_mean or median (coordinate-wise, "
+     "robust to bad groups)", CT_CHANGE_RESUME},
+    {KEY(volunteer, trim), K_FLOAT, 0.2, 0, 0.5, OPEN_HI, NULL,
+     "trimmed_mean: the share of values dropped at each end of every coordinate", CT_CHANGE_RESUME},
+    {KEY(volunteer, outlier_ratio), K_FLOAT, 10, 0, 1e9, 0, NULL,
+     "a delta whose L2 norm passes this times the median norm is refused; 0: no check",
+     CT_CHANGE_RESUME},
+    {KEY(volunteer, outer_lr), K_FLOAT, 0.7, 0, 100, OPEN_LO, NULL,
+     "outer SGD learning rate (DiLoCo: 0.7)", FIXED},
+    {KEY(volunteer, outer_momentum), K_FLOAT, 0.9, 0, 1, OPEN_HI, NULL,
+     "outer Nesterov momentum (DiLoCo: 0.9)", FIXED},
+    {KEY(volunteer, compress), K_ENUM, 2, 0, 2, 0, CODECS,
+     "the encoding of deltas up and model updates down: f32, bf16 or int8 (a scale per 256 "
+     "values)", FIXED},
+    {KEY(volunteer, error_feedback), K_BOOL, 1, 0, 1, 0, NULL,
+     "each encoder adds what its previous encoding lost before encoding again", FIXED},
 };
 enum { N_KEYS = sizeof SCHEMA / sizeof SCHEMA[0] };
 

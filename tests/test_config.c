@@ -28,7 +28,11 @@ static const char DEFAULT_CANONICAL[] =
     "\"lr\":0.0006,\"micro_batch\":8,\"min_lr\":6e-05,\"peak_gflops\":0.0,"
     "\"schedule\":\"cosine\",\"seed\":1337,"
     "\"spike_guard\":false,\"spike_window\":50,\"spike_zscore\":6.0,\"steps\":1000,"
-    "\"warmup_steps\":100,\"weight_decay\":0.1}}\n";
+    "\"warmup_steps\":100,\"weight_decay\":0.1},"
+    "\"volunteer\":{\"aggregate\":\"trimmed_mean\",\"compress\":\"int8\",\"deadline_s\":600.0,"
+    "\"enabled\":false,\"error_feedback\":true,\"inner_steps\":100,\"max_staleness\":1,"
+    "\"outer_lr\":0.7,\"outer_momentum\":0.9,\"outlier_ratio\":10.0,\"quorum\":2,"
+    "\"trim\":0.2}}\n";
 
 /* Replaces the file by a new one: truncating it would make ext4 flush it to disk on close. */
 static void write_file(const char *path, const char *text) {

@@ -4,10 +4,12 @@
  * short, with non-finite or negative scales, or non-finite values), the outlier check by norm,
  * the robustness of the trimmed mean and the median against bad deltas, and bad arguments. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "cotrain/config.h"
 #include "cotrain/delta.h"
 #include "cotrain/outer.h"
 #include "cotrain/rng.h"
@@ -125,7 +127,27 @@ static void test_robust(void) {
     CHECK_EQ_INT(ct_agg_rule_parse("mode"), -1);
 }
 
+/* The config names volunteer.aggregate and volunteer.compress by the enums' values: each name
+ * set must load as the enum value of that name. */
+static void test_config_names(void) {
+    ct_config_t c;
+    ct_err_t e = {0};
+    char set[2][64];
+    const char *sets[2] = {set[0], set[1]};
+    for (int i = 0; i < CT_AGG_NRULES && i < CT_DELTA_NCODECS + 1; i++) {
+        int codec = i < CT_DELTA_NCODECS ? i : 0;
+        snprintf(set[0], sizeof set[0], "volunteer.aggregate=%s", ct_agg_rule_name(i));
+        snprintf(set[1], sizeof set[1], "volunteer.compress=%s", ct_delta_codec_name(codec));
+        CHECK_EQ_INT(ct_config_load(&c, NULL, NULL, sets, 2, &e), 0);
+        CHECK_EQ_INT(c.volunteer.aggregate, i);
+        CHECK_EQ_INT(c.volunteer.compress, codec);
+    }
+    CHECK_EQ_INT(CT_AGG_NRULES, 3);
+    CHECK_EQ_INT(CT_DELTA_NCODECS, 3);
+}
+
 int main(void) {
+    test_config_names();
     test_error_feedback(CT_DELTA_INT8);
     test_error_feedback(CT_DELTA_BF16);
     test_refusals();
