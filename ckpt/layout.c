@@ -27,8 +27,10 @@ int ct_layout_build(ct_layout_t *out, int n_layer, int d_model, int seq_len, int
                     ct_err_t *e) {
     memset(out, 0, sizeof *out);
     if (n_layer < 1 || d_model < 1 || seq_len < 1 || vocab_size < 1)
-        return CT_ERR(e, CT_EINVAL, "model sizes must be at least 1 (n_layer %d, d_model %d, "
-                      "seq_len %d, vocab_size %d)", n_layer, d_model, seq_len, vocab_size);
+        return CT_ERR(e, CT_EINVAL,
+                      "model sizes must be at least 1 (n_layer %d, d_model %d, "
+                      "seq_len %d, vocab_size %d)",
+                      n_layer, d_model, seq_len, vocab_size);
     int rc = 0;
     CT_ALLOC(e, out->tensors, 2 + TENSORS_PER_LAYER * n_layer + 2, fail);
     out->n_layer = n_layer;
@@ -89,10 +91,10 @@ void ct_layout_init_weights(const ct_layout_t *l, float *params, uint64_t seed) 
             ct_rng_normal_fill(p, t->numel, std, seed, (uint64_t)i);
         } else {
             float v = ends_with(t->name, ".bias") ? 0.0f : 1.0f;
-            for (size_t k = 0; k < t->numel; k++) p[k] = v;
+            for (size_t k = 0; k < t->numel; k++)
+                p[k] = v;
         }
     }
     size_t real = (size_t)l->vocab_size * l->d_model;
-    memset(params + l->tensors[0].offset + real, 0,
-           (l->tensors[0].numel - real) * sizeof(float));
+    memset(params + l->tensors[0].offset + real, 0, (l->tensors[0].numel - real) * sizeof(float));
 }

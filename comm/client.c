@@ -111,9 +111,17 @@ static int recv_frames(ct_client_t *c, ct_frame_t *frame, ct_err_t *e) {
 
 int ct_client_request(ct_client_t *c, const char *header, long long req, int timeout_ms,
                       char **reply, ct_frame_t *frame, ct_err_t *e) {
+    return ct_client_request_body(c, header, NULL, req, timeout_ms, reply, frame, e);
+}
+
+int ct_client_request_body(ct_client_t *c, const char *header, const ct_frame_t *body,
+                           long long req, int timeout_ms, char **reply, ct_frame_t *frame,
+                           ct_err_t *e) {
     *reply = NULL;
     if (frame) *frame = (ct_frame_t){0};
-    if (zmq_send(c->sock, header, strlen(header), 0) < 0)
+    int more = body && body->len ? ZMQ_SNDMORE : 0;
+    if (zmq_send(c->sock, header, strlen(header), more) < 0 ||
+        (more && zmq_send(c->sock, body->data, body->len, 0) < 0))
         return CT_ERR(e, CT_ECOMM, "sending to %s failed: %s", c->endpoint,
                       zmq_strerror(zmq_errno()));
     double deadline = ct_now_s() + timeout_ms / 1000.0;

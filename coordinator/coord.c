@@ -16,6 +16,7 @@
 #include "cotrain/fsutil.h"
 #include "cotrain/json.h"
 #include "cotrain/handler.h"
+#include "cotrain/rounds.h"
 #include "cotrain/server.h"
 #include "cotrain/thread.h"
 
@@ -24,6 +25,8 @@ struct ct_coord {
     ct_handler_t *handler;
     ct_server_t *server;
     ct_public_t *pub;
+    ct_config_t cfg;     /* the run's config, parsed */
+    ct_rounds_t *rounds; /* volunteer mode, or NULL */
     const ct_log_t *lg;
     char db[CT_PATH_MAX];
     /* the serving thread (ct_coord_start) */
@@ -87,6 +90,17 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
     CT_TRY_GOTO(ct_ledger_open(&c->ledger, c->db, o->m, o->seed, o->held_out, sha, e), fail);
     CT_TRY_GOTO(ct_handler_create(&c->handler, c->ledger, o->m, o->config_json, o->lease_ttl, e),
                 fail);
+    CT_TRY_GOTO(ct_config_load_text(&c->cfg, o->config_json, "the run's config", NULL, 0, e), fail);
+    if (c->cfg.volunteer.enabled) {
+        const ct_rounds_opts_t ro = {.run_dir = o->run_dir,
+                                     .cfg = &c->cfg,
+                                     .config_json = o->config_json,
+                                     .m = o->m,
+                                     .l = c->ledger,
+                                     .lg = lg};
+        CT_TRY_GOTO(ct_rounds_open(&c->rounds, &ro, e), fail);
+        ct_handler_set_rounds(c->handler, c->rounds);
+    }
     char ckpts[CT_PATH_MAX];
     CT_TRY_GOTO(ct_path_join(ckpts, sizeof ckpts, o->run_dir, "checkpoints", e), fail);
     CT_TRY_GOTO(ct_handler_set_checkpoints(c->handler, ckpts, e), fail);
@@ -161,6 +175,7 @@ void ct_coord_close(ct_coord_t **self_p) {
     ct_server_destroy(&c->server);
     ct_public_close(&c->pub);
     ct_handler_destroy(&c->handler);
+    ct_rounds_close(&c->rounds);
     ct_ledger_close(&c->ledger);
     free(c);
     *self_p = NULL;

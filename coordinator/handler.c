@@ -14,8 +14,10 @@
 #include "cotrain/hash.h"
 #include "cotrain/json.h"
 #include "cotrain/proto.h"
+#include "cotrain/rounds.h"
 
 enum {
+    FINISH_GRACE_S = 60, /* a finished volunteer run waits this long at most for its groups */
     UNITS_MAX = 1 << 16, /* units one checkpoint may list */
     METRICS_MAX = 64,    /* metrics lines one request may carry */
     LINE_MAX = 4096      /* the longest metrics line */
@@ -27,6 +29,9 @@ struct ct_handler {
     cJSON *config;          /* the run's resolved config, sent in every welcome */
     double ttl;
     char ckpt_dir[CT_PATH_MAX]; /* the lineage's checkpoints model_fetch serves ("": none) */
+    ct_rounds_t *rounds;        /* volunteer mode's outer steps, or NULL (cluster mode) */
+    double finished_at;         /* volunteer mode: when the last version was seen out (0: not) */
+    int done;                   /* ... and its groups have left, or FINISH_GRACE_S passed */
 };
 
 int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const ct_manifest_t *m,
@@ -52,6 +57,10 @@ fail:
 
 int ct_handler_set_checkpoints(ct_handler_t *h, const char *dir, ct_err_t *e) {
     return ct_path_fmt(h->ckpt_dir, sizeof h->ckpt_dir, e, "%s", dir);
+}
+
+void ct_handler_set_rounds(ct_handler_t *h, ct_rounds_t *r) {
+    h->rounds = r;
 }
 
 void ct_handler_destroy(ct_handler_t **self_p) {
@@ -323,8 +332,9 @@ static int metrics(ct_handler_t *h, const ct_msg_t *m, const char *group, ct_err
 
 /* The reply's fields for a request of type m->type, or an error: CT_EPROTO (bad fields: reply
  * `malformed`), CT_ESTATE (a stale lease or checkpoint: reply `stale`), CT_EIO/CT_ENOMEM. */
-static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char *peer, double now,
-               ct_msg_type_t *type, cJSON *f, ct_frame_t *frame, ct_err_t *e) {
+static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const char *group,
+               const char *peer, double now, ct_msg_type_t *type, cJSON *f, ct_frame_t *frame,
+               ct_err_t *e) {
     char id[CT_SHA256_HEX], parent[CT_SHA256_HEX] = "", shard[CT_SHARD_ID_MAX];
     int64_t epoch, fence, step;
     *type = CT_MSG_OK;
@@ -374,6 +384,9 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char
         CT_TRY(ct_msg_uint(m, "fence", &fence, e));
         return ct_ledger_done(h->l, group, shard, epoch, fence, e);
     case CT_MSG_CHECKPOINT_COMMIT: {
+        if (h->rounds)
+            return CT_ERR(e, CT_EINVAL, "checkpoint_commit: in volunteer mode the coordinator "
+                          "makes the checkpoints; a group sends its delta");
         CT_TRY(ct_msg_uint(m, "step", &step, e));
         CT_TRY(ct_msg_string(m, "id", id, sizeof id, e));
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(m->root, "parent");
@@ -431,6 +444,15 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const char *group, const char
     case CT_MSG_DATA_MANIFEST: return data_manifest(h, f, frame, e);
     case CT_MSG_SHARD_FETCH: return shard_fetch(h, m, f, frame, e);
     case CT_MSG_MODEL_FETCH: return model_fetch(h, m, f, frame, e);
+    case CT_MSG_DELTA:
+        if (!h->rounds)
+            return CT_ERR(e, CT_EINVAL, "delta: this run is not in volunteer mode");
+        CT_TRY(ct_ledger_seen(h->l, group, now, e));
+        return ct_rounds_delta(h->rounds, m, in, group, peer, now, f, e);
+    case CT_MSG_MODEL_UPDATE:
+        if (!h->rounds)
+            return CT_ERR(e, CT_EINVAL, "model_update: this run is not in volunteer mode");
+        return ct_rounds_update(h->rounds, m, f, frame, e);
     default: return CT_ERR(e, CT_EPROTO, "%s is a reply, not a request", ct_msg_type_name(m->type));
     }
 }
@@ -452,12 +474,29 @@ int ct_handler_batch_end(ct_handler_t *h, int keep, ct_err_t *e) {
     return ct_ledger_end(h->l, keep, e);
 }
 
-int ct_handler_tick(ct_handler_t *h, double now, int *expired, ct_err_t *e) {
-    return ct_ledger_expire(h->l, now, expired, e);
+int ct_handler_tick(ct_handler_t *h, double now, int *expired, int *stepped, ct_err_t *e) {
+    *stepped = 0;
+    CT_TRY(ct_ledger_expire(h->l, now, expired, e));
+    if (!h->rounds) return 0;
+    CT_TRY(ct_rounds_tick(h->rounds, now, stepped, e));
+    if (!ct_rounds_finished(h->rounds)) return 0;
+    /* the last version is out: the groups fetch it and leave, then the coordinator stops */
+    if (h->finished_at == 0) h->finished_at = now;
+    ct_group_info_t *g = NULL;
+    int n = 0;
+    CT_TRY(ct_ledger_groups(h->l, 0, &g, &n, e));
+    free(g);
+    h->done = n == 0 || now - h->finished_at >= FINISH_GRACE_S;
+    return 0;
 }
 
-int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, const char *peer,
-                       double now, char **reply, ct_frame_t *frame, ct_err_t *e) {
+int ct_handler_done(const ct_handler_t *h) {
+    return h->done;
+}
+
+int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames,
+                       const ct_frame_t *in, const char *peer, double now, char **reply,
+                       ct_frame_t *frame, ct_err_t *e) {
     ct_msg_t m;
     int64_t req, stored_req;
     ct_proto_error_t code;
@@ -477,10 +516,10 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
     /* reading requests change nothing: answered as they come, never stored or replayed */
     if (m.type == CT_MSG_STATUS || m.type == CT_MSG_LATEST_CHECKPOINT ||
         m.type == CT_MSG_DATA_MANIFEST || m.type == CT_MSG_SHARD_FETCH ||
-        m.type == CT_MSG_MODEL_FETCH) {
+        m.type == CT_MSG_MODEL_FETCH || m.type == CT_MSG_MODEL_UPDATE) {
         ct_msg_type_t type;
         cJSON *f = cJSON_CreateObject();
-        int r = f ? act(h, &m, group, peer, now, &type, f, frame, &why) : CT_ENOMEM;
+        int r = f ? act(h, &m, in, group, peer, now, &type, f, frame, &why) : CT_ENOMEM;
         if (r == 0) {
             *reply = ct_msg_header(type, req, f);
         } else {
@@ -523,7 +562,7 @@ int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frame
     CT_TRY_GOTO(ct_ledger_begin(h->l, e), internal);
     ct_msg_type_t type;
     cJSON *f = cJSON_CreateObject();
-    int r = f ? act(h, &m, group, peer, now, &type, f, frame, &why) : CT_ENOMEM;
+    int r = f ? act(h, &m, in, group, peer, now, &type, f, frame, &why) : CT_ENOMEM;
     if (r == 0)
         *reply = ct_msg_header(type, req, f);
     else

@@ -198,9 +198,9 @@ void ct_server_destroy(ct_server_t **self_p) {
     *self_p = NULL;
 }
 
-/* Receives the rest of a multipart message, counting the frames after the header (their bytes
- * are not kept: no request type carries binary frames yet). */
-static int drain(void *sock, int *frames) {
+/* Receives the rest of a multipart message, counting the frames after the header and keeping the
+ * first of them in *first (a delta's chunk; the caller closes it); the others are dropped. */
+static int drain(void *sock, int *frames, zmq_msg_t *first) {
     int more = 1;
     size_t sz = sizeof more;
     *frames = 0;
@@ -211,6 +211,8 @@ static int drain(void *sock, int *frames) {
             zmq_msg_close(&part);
             return -1;
         }
+        if (*frames == 0)
+            zmq_msg_move(first, &part);
         zmq_msg_close(&part);
         (*frames)++;
     }
@@ -290,9 +292,10 @@ static int serve_batch(ct_server_t *s, batch_t *b, ct_err_t *e) {
         if (n > 0 &&
             (zmq_getsockopt(s->sock, ZMQ_EVENTS, &events, &esz) != 0 || !(events & ZMQ_POLLIN)))
             break;
-        zmq_msg_t hdr;
+        zmq_msg_t hdr, first;
         zmq_msg_init(&p[n].id);
         zmq_msg_init(&hdr);
+        zmq_msg_init(&first);
         p[n].reply = NULL;
         p[n].frame = (ct_frame_t){0};
         if (zmq_msg_recv(&p[n].id, s->sock, 0) < 0 ||
@@ -302,19 +305,22 @@ static int serve_batch(ct_server_t *s, batch_t *b, ct_err_t *e) {
         } else if (!more) { /* a peer that sent only its identity: nothing to answer */
             zmq_msg_close(&p[n].id);
             zmq_msg_close(&hdr);
+            zmq_msg_close(&first);
             continue;
-        } else if (zmq_msg_recv(&hdr, s->sock, 0) < 0 || drain(s->sock, &frames) != 0) {
+        } else if (zmq_msg_recv(&hdr, s->sock, 0) < 0 || drain(s->sock, &frames, &first) != 0) {
             rc =
                 CT_ERR(&why, CT_ECOMM, "receiving a request failed: %s", zmq_strerror(zmq_errno()));
         } else if (!within_rate(s, &p[n].id, &hdr)) {
             p[n].reply = busy_reply(s, &hdr, frames);
         } else {
             const char *key = zmq_msg_gets(&hdr, "User-Id");
-            rc =
-                ct_handler_request(s->h, zmq_msg_data(&hdr), zmq_msg_size(&hdr), frames,
-                                   key && key[0] ? key : NULL, now, &p[n].reply, &p[n].frame, &why);
+            const ct_frame_t in = {zmq_msg_data(&first), zmq_msg_size(&first)};
+            rc = ct_handler_request(s->h, zmq_msg_data(&hdr), zmq_msg_size(&hdr), frames,
+                                    frames ? &in : NULL, key && key[0] ? key : NULL, now,
+                                    &p[n].reply, &p[n].frame, &why);
         }
         zmq_msg_close(&hdr);
+        zmq_msg_close(&first);
         n++;
     }
     b->n = n;
@@ -394,10 +400,10 @@ static int serve(ct_server_t *s, const atomic_int *stop, ct_err_t *e) {
         }
         double now = ct_wall_s();
         if (now - last_tick >= 1.0) {
-            int expired = 0;
-            CT_TRY(ct_handler_tick(s->h, now, &expired, e));
-            if (expired) {
-                ct_log(s->lg, CT_LOG_INFO, "%d lease(s) expired: back in the pool", expired);
+            int expired = 0, stepped = 0;
+            CT_TRY(ct_handler_tick(s->h, now, &expired, &stepped, e));
+            if (expired) ct_log(s->lg, CT_LOG_INFO, "%d lease(s) expired: back in the pool", expired);
+            if (expired || stepped) {
                 if (s->waiting < IN_FLIGHT) { /* an empty batch: the records, once on disk */
                     batch_t *b = &s->ring[(s->first + s->waiting) % IN_FLIGHT];
                     b->n = 0;
@@ -406,6 +412,10 @@ static int serve(ct_server_t *s, const atomic_int *stop, ct_err_t *e) {
                 }
             }
             last_tick = now;
+            if (ct_handler_done(s->h)) {
+                ct_log(s->lg, CT_LOG_INFO, "the run is over: its last version is out");
+                break;
+            }
         }
     }
     return 0;

@@ -33,7 +33,7 @@ static ct_msg_t ask_frame(ct_handler_t *h, const char *text, char **raw, ct_fram
     char *reply = NULL;
     ct_err_t e = {0};
     ct_frame_t f;
-    CHECK_EQ_INT(ct_handler_request(h, text, strlen(text), 0, NULL, 100.0, &reply, &f, &e), 0);
+    CHECK_EQ_INT(ct_handler_request(h, text, strlen(text), 0, NULL, NULL, 100.0, &reply, &f, &e), 0);
     if (frame)
         *frame = f;
     else

@@ -99,8 +99,8 @@ static int busy(const char *reply) {
 /* Sends a request of `type` with fields f (consumed), retrying the same req, and returns the
  * parsed reply in *m and its frame in *frame (may be NULL). An error reply is CT_ESTATE
  * (stale/refused) or CT_EPROTO, with its text. */
-static int ask_within(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
-                      int limit_s, ct_err_t *e) {
+static int ask_within(ct_attach_t *a, ct_msg_type_t type, cJSON *f, const ct_frame_t *body,
+                      ct_msg_t *m, ct_frame_t *frame, int limit_s, ct_err_t *e) {
     long long req = ++a->req;
     if (!f) f = cJSON_CreateObject();
     if (!f || !cJSON_AddStringToObject(f, "group", a->group) ||
@@ -115,7 +115,7 @@ static int ask_within(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m,
     char *reply = NULL;
     while (rc == CT_ETIMEDOUT && ct_now_s() - t0 < limit_s) {
         ct_err_t why = {0};
-        rc = ct_client_request(a->client, hdr, req, TRY_MS, &reply, frame, &why);
+        rc = ct_client_request_body(a->client, hdr, body, req, TRY_MS, &reply, frame, &why);
         if (rc == 0 && busy(reply)) { /* past the rate: the same req again, a little later */
             free(reply);
             reply = NULL;
@@ -153,7 +153,7 @@ static int ask_within(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m,
 
 static int ask_frame(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
                      ct_err_t *e) {
-    return ask_within(a, type, f, m, frame, ASK_S, e);
+    return ask_within(a, type, f, NULL, m, frame, ASK_S, e);
 }
 
 static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err_t *e) {
@@ -162,11 +162,16 @@ static int ask(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_err
 
 int ct_attach_request(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
                       ct_err_t *e) {
+    return ct_attach_send(a, type, f, NULL, m, frame, e);
+}
+
+int ct_attach_send(ct_attach_t *a, ct_msg_type_t type, cJSON *f, const ct_frame_t *body,
+                   ct_msg_t *m, ct_frame_t *frame, ct_err_t *e) {
     if (!a->rank0) {
         cJSON_Delete(f);
         return CT_ERR(e, CT_ESTATE, "only rank 0 speaks to the coordinator");
     }
-    return ask_frame(a, type, f, m, frame, e);
+    return ask_within(a, type, f, body, m, frame, ASK_S, e);
 }
 
 int ct_attach_agree(ct_attach_t *a, int rc, ct_err_t *e) {
@@ -560,6 +565,14 @@ int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e) 
     return 0;
 }
 
+int ct_attach_rejoin(ct_attach_t *a, ct_err_t *e) {
+    if (!a->rank0) return 0;
+    ct_msg_t m;
+    CT_TRY(hello(a, 0, &m, e));
+    ct_msg_clear(&m);
+    return 0;
+}
+
 int ct_attach_leave(ct_attach_t *a, const char *why, ct_err_t *e) {
     if (!a->rank0) return 0;
     stop_pulse(a); /* a heartbeat after the goodbye would bring the group back */
@@ -569,7 +582,7 @@ int ct_attach_leave(ct_attach_t *a, const char *why, ct_err_t *e) {
         return CT_ERR(e, CT_ENOMEM, "out of memory building a request");
     }
     ct_msg_t m;
-    CT_TRY(ask_within(a, CT_MSG_LEAVE, f, &m, NULL, LEAVE_S, e));
+    CT_TRY(ask_within(a, CT_MSG_LEAVE, f, NULL, &m, NULL, LEAVE_S, e));
     ct_msg_clear(&m);
     return 0;
 }

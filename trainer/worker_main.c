@@ -26,6 +26,7 @@
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
 #include "cotrain/http.h"
+#include "cotrain/join.h"
 #include "cotrain/log.h"
 #include "cotrain/metrics.h"
 #include "cotrain/peak.h"
@@ -50,6 +51,7 @@ typedef struct worker_args {
     const char *init;        /* a folder with model.safetensors to start from; NULL = random init */
     const char *eval_data;   /* a manifest to evaluate on every log.eval_every steps, or NULL */
     const char *coordinator; /* attached to the coordinator at this endpoint, or NULL */
+    int join;                /* --join: a volunteer group (the run must be in volunteer mode) */
     const char *group;       /* the group's name at the coordinator */
     int standby;             /* wait while another group trains, then take over */
     const char *server_key;  /* CURVE: the coordinator's public key */
@@ -68,6 +70,8 @@ static void usage(FILE *f) {
         "                      [--init SAFETENSORS_DIR] [--http ADDR:PORT]\n"
         "       cotrain-worker --coordinator EP [--data MANIFEST] [--out RUN_DIR]\n"
         "                      [--group NAME] [--standby] [--server-key KEY --key FILE]\n"
+        "       cotrain-worker --join EP [--server-key KEY --key FILE] [--data MANIFEST]\n"
+        "                      [--out RUN_DIR] [--group NAME]\n"
         "\n"
         "Trains a GPT-2 style model on one process (all of its CPUs) and writes\n"
         "RUN_DIR/config.json (the resolved config, canonical),\n"
@@ -97,6 +101,11 @@ static void usage(FILE *f) {
         "                      config and the checkpoint to resume from come from it, and\n"
         "                      the data is leased from it in this loader's order; --set may\n"
         "                      change only log.*, ckpt.keep_* and train.micro_batch\n"
+        "  --join EP           join the volunteer run (volunteer.enabled) of the coordinator\n"
+        "                      at EP: fetch the global model, train volunteer.inner_steps\n"
+        "                      steps on leased data, send the delta, take the next version,\n"
+        "                      until the run ends; SIGTERM leaves (the round under way is\n"
+        "                      given back), and joining again later is normal\n"
         "  --group NAME        this group's name at the coordinator (default main)\n"
         "  --standby           with --coordinator: wait while another group trains; once it\n"
         "                      has been silent for the lease TTL, take over from the head\n"
@@ -139,6 +148,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
                                          {"init", required_argument, 0, 'i'},
                                          {"eval-data", required_argument, 0, 'E'},
                                          {"coordinator", required_argument, 0, 'C'},
+                                         {"join", required_argument, 0, 'J'},
                                          {"group", required_argument, 0, 'G'},
                                          {"standby", no_argument, 0, 'S'},
                                          {"server-key", required_argument, 0, 'K'},
@@ -160,6 +170,10 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         case 'i': a->init = optarg; break;
         case 'E': a->eval_data = optarg; break;
         case 'C': a->coordinator = optarg; break;
+        case 'J':
+            a->coordinator = optarg;
+            a->join = 1;
+            break;
         case 'G': a->group = optarg; break;
         case 'S': a->standby = 1; break;
         case 'K': a->server_key = optarg; break;
@@ -266,6 +280,9 @@ typedef struct session {
     int local_metrics;    /* rank 0 writes RUN_DIR/public/metrics.jsonl itself (attached, its own
                              RUN_DIR); the coordinator writes its own from the lines it is sent */
     int forced_resume;    /* resume_dir is the coordinator's head checkpoint */
+    int volunteer;        /* the coordinator runs volunteer mode: join.h's rounds, not train_loop */
+    char head[CT_SHA256_HEX]; /* attached: the coordinator's head checkpoint ... */
+    int64_t head_step;        /* ... and its step */
     int64_t eval_windows; /* how many of them an evaluation reads */
 } session_t;
 
@@ -708,6 +725,14 @@ static int attach(session_t *S, ct_err_t *e) {
            "%s%.16s%s",
            a->coordinator, a->group, head[0] ? "" : "(none: a new run)", head,
            head[0] ? "..." : "");
+    snprintf(S->head, sizeof S->head, "%s", head);
+    S->head_step = head_step;
+    S->volunteer = S->cfg.volunteer.enabled;
+    if (a->join && !S->volunteer)
+        return CT_ERR(e, CT_EINVAL,
+                      "%s runs in cluster mode (volunteer.enabled is false): attach with "
+                      "--coordinator %s instead of --join",
+                      a->coordinator, a->coordinator);
     if (!head[0]) return 0;
     /* the head is where this group resumes: it must be here, with that id */
     ct_ckpt_info_t info;
@@ -773,6 +798,19 @@ static int embed(session_t *S, ct_err_t *e) {
     return 0;
 }
 
+/* A volunteer group (join.h) needs the run's config, data and head version, checked. */
+static int prepare_volunteer(session_t *S, ct_err_t *e) {
+    ct_manifest_t *m = NULL;
+    CT_TRY(ct_manifest_load(&m, S->data_path, e));
+    int vocab = m->vocab_size;
+    ct_manifest_destroy(&m);
+    if (S->cfg.model.vocab_size == 0) S->cfg.model.vocab_size = vocab;
+    CT_TRY(ct_trainer_check(&S->cfg, vocab, ct_comm_size(S->comm), e));
+    if (!S->head[0])
+        return CT_ERR(e, CT_ESTATE, "the coordinator has no version of the model yet: a bug");
+    return ct_mkdirs(S->a->out, e);
+}
+
 /* Everything up to a trainer ready for its first step: the config, the resume checkpoint (of a
  * step below `before`), the data, the run directory, the trainer and its restored state. */
 static int prepare(session_t *S, int64_t before, ct_err_t *e) {
@@ -783,6 +821,11 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
     else
         CT_TRY(ct_config_load(&S->cfg, a->config, CT_CONFIG_DIR, a->sets, a->n_sets, e));
     if (!a->coordinator) CT_TRY(ct_path_fmt(S->data_path, sizeof S->data_path, e, "%s", a->data));
+    if (S->volunteer) return prepare_volunteer(S, e);
+    if (S->cfg.volunteer.enabled)
+        return CT_ERR(e, CT_ECONFIG,
+                      "volunteer.enabled needs a coordinator of its own: start "
+                      "cotrain-coordinator with this config and join it (cotrain-worker --join)");
     CT_TRY(find_resume(S, before, e));
     if (S->resume_dir[0]) CT_TRY(check_resume_data(S, e));
     ct_data_opts_t dopts = {.seq_len = S->cfg.model.seq_len,
@@ -854,6 +897,24 @@ static void release(session_t *S) {
     S->config_json = NULL;
 }
 
+/* --join: the volunteer rounds until the run ends or SIGTERM. */
+static int volunteer(session_t *S, ct_err_t *e) {
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    const ct_join_opts_t o = {.a = S->attach,
+                              .comm = S->comm,
+                              .cfg = &S->cfg,
+                              .data = S->data_path,
+                              .out = S->a->out,
+                              .head = S->head,
+                              .head_step = S->head_step,
+                              .lg = S->lg,
+                              .stop = &pending_signal};
+    return ct_join_run(&o, e);
+}
+
 static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e) {
     worker_args_t a;
     session_t S = {.a = &a, .lg = lg, .comm = comm, .rank0 = ct_comm_rank(comm) == 0};
@@ -878,6 +939,10 @@ static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e
         release(&S);
     }
     if (rc != 0) goto out;
+    if (S.volunteer) {
+        rc = volunteer(&S, e);
+        goto out;
+    }
     if (a.init) CT_TRY_GOTO(init_weights(&S, e), out);
     if (S.rank0 && S.local_metrics)
         CT_TRY_GOTO(ct_metrics_open(&S.metrics, a.out, S.resumed.step, e), out);

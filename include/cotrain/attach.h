@@ -70,6 +70,10 @@ int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e);
 int ct_attach_request(ct_attach_t *a, ct_msg_type_t type, cJSON *f, ct_msg_t *m, ct_frame_t *frame,
                       ct_err_t *e);
 
+/* Same, with the binary frame `body` (may be NULL) after the header (a delta's chunk). */
+int ct_attach_send(ct_attach_t *a, ct_msg_type_t type, cJSON *f, const ct_frame_t *body,
+                   ct_msg_t *m, ct_frame_t *frame, ct_err_t *e);
+
 /* Shares rank 0's outcome rc with every rank (collective): all return the same code; a non-zero
  * one on rank 0 comes with its message, elsewhere with a pointer to rank 0's log. */
 int ct_attach_agree(ct_attach_t *a, int rc, ct_err_t *e);
@@ -79,6 +83,11 @@ int ct_attach_agree(ct_attach_t *a, int rc, ct_err_t *e);
  * public log says so (group_left). Waits at most 10 s for the answer. Errors: those of the
  * requests (the caller only logs them: unanswered, the leases expire anyway). */
 int ct_attach_leave(ct_attach_t *a, const char *why, ct_err_t *e);
+
+/* Rank 0 only (elsewhere a no-op): says hello again, so the group starts over from the head: its
+ * leased units go back (a volunteer group whose delta was refused). Errors: those of the
+ * requests. */
+int ct_attach_rejoin(ct_attach_t *a, ct_err_t *e);
 
 /* Closes the connection and frees the group's state; sets *self_p to NULL; NULL-safe. */
 void ct_attach_close(ct_attach_t **self_p);

@@ -32,6 +32,11 @@ int ct_client_create_shared(ct_client_t **out, void *zmq_ctx, const char *endpoi
 int ct_client_request(ct_client_t *c, const char *header, long long req, int timeout_ms,
                       char **reply, ct_frame_t *frame, ct_err_t *e);
 
+/* Same, with the binary frame `body` (NULL or empty: none) sent after the header. */
+int ct_client_request_body(ct_client_t *c, const char *header, const ct_frame_t *body,
+                           long long req, int timeout_ms, char **reply, ct_frame_t *frame,
+                           ct_err_t *e);
+
 /* Closes the connection and frees the client; sets *self_p to NULL; NULL-safe. */
 void ct_client_destroy(ct_client_t **self_p);
 

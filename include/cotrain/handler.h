@@ -17,6 +17,9 @@
  *   data_manifest       the run's manifest.json -> ok {sha256, bytes} + its bytes as a frame
  *   shard_fetch         {shard, offset, length <= CT_PROTO_CHUNK_MAX}
  *                       -> ok {shard, offset, length, size} + those bytes as a frame
+ *   delta               volunteer mode: a chunk of the group's delta (rounds.h) -> ok {have,
+ *                       complete, version}
+ *   model_update        volunteer mode: a chunk of an update (rounds.h) -> ok {...} + frame
  *
  * A request that changes the ledger is answered once: the change and its reply are one
  * transaction, so the same req again (a retry after a lost reply) gets the stored reply, an older
@@ -31,6 +34,7 @@
 #include "cotrain/ledger.h"
 #include "cotrain/manifest.h"
 #include "cotrain/proto.h"
+#include "cotrain/rounds.h"
 
 typedef struct ct_handler ct_handler_t;
 
@@ -43,15 +47,21 @@ int ct_handler_create(ct_handler_t **out, ct_ledger_t *l, const ct_manifest_t *m
 /* Frees the handler and sets *self_p to NULL; NULL-safe. */
 void ct_handler_destroy(ct_handler_t **self_p);
 
-/* Answers the request hdr[0..len) with n_frames binary frames from `peer` (its CURVE key id, or
+/* Volunteer mode: the outer steps r (borrowed) take `delta` and `model_update` requests and the
+ * ticks; a handler without them refuses those and serves cluster mode. */
+void ct_handler_set_rounds(ct_handler_t *h, ct_rounds_t *r);
+
+/* Answers the request hdr[0..len) with n_frames binary frames, the first of them `in` (NULL: none
+ * kept), from `peer` (its CURVE key id, or
  * NULL: a loopback peer; the public log names groups by it), at time `now` (wall-clock
  * seconds: lease expiries are kept in the ledger across restarts):
  * *reply gets the reply header (malloc'd), *frame the reply's binary frame (malloc'd; none for
  * most types). Bad input never fails the call (it gets an error
  * reply). Errors: CT_EIO / CT_ENOMEM when the ledger could not record the answer; *reply is then
  * an `internal` error reply (or NULL when out of memory) and nothing changed. */
-int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames, const char *peer,
-                       double now, char **reply, ct_frame_t *frame, ct_err_t *e);
+int ct_handler_request(ct_handler_t *h, const void *hdr, size_t len, int n_frames,
+                       const ct_frame_t *in, const char *peer, double now, char **reply,
+                       ct_frame_t *frame, ct_err_t *e);
 
 /* The folder of the lineage's checkpoints (RUN_DIR/checkpoints) model_fetch serves from; without
  * it model_fetch is refused. Errors: CT_EINVAL (a path too long). */
@@ -64,8 +74,13 @@ int ct_handler_set_checkpoints(ct_handler_t *h, const char *dir, ct_err_t *e);
 int ct_handler_batch_begin(ct_handler_t *h, ct_err_t *e);
 int ct_handler_batch_end(ct_handler_t *h, int keep, ct_err_t *e);
 
-/* Time passes: expired leases go back to available; *expired (may be NULL) gets how many.
- * Errors: CT_EIO. */
-int ct_handler_tick(ct_handler_t *h, double now, int *expired, ct_err_t *e);
+/* Time passes: expired leases go back to available (*expired, may be NULL, gets how many), and in
+ * volunteer mode an outer step is made when due (*stepped gets 1). Errors: CT_EIO, CT_ENOMEM. */
+int ct_handler_tick(ct_handler_t *h, double now, int *expired, int *stepped, ct_err_t *e);
+
+/* 1 once a volunteer run is over: its last version made and its groups gone (or a minute
+ * passed since); the server then stops. Cluster mode: always 0 (its coordinator serves until
+ * told to stop). */
+int ct_handler_done(const ct_handler_t *h);
 
 #endif

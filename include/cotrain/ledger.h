@@ -252,4 +252,52 @@ int ct_ledger_metrics(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_metr
  * Errors: CT_EIO. */
 int ct_ledger_metrics_gen(ct_ledger_t *l, int64_t *gen, ct_err_t *e);
 
+/* ---- volunteer mode (DESIGN.md, "Volunteer mode") ----
+ * A group's delta, once its bytes are whole and checked, waits in the ledger for the next outer
+ * step, one per group; the units it trained on are done (reported in the same transaction). An
+ * outer step commits the global checkpoint by CT_LEDGER_OUTER_GROUP with the units of the deltas
+ * it applied, and returns those of the deltas it refused. A group that restarts keeps a waiting
+ * delta and its units. */
+
+#define CT_LEDGER_OUTER_GROUP "coordinator"
+
+typedef struct ct_delta_entry {
+    char group[CT_GROUP_MAX];
+    char key[24];   /* the peer's CURVE key id ("" for a loopback peer) */
+    int64_t base;   /* the version (outer step) it started from */
+    int64_t tokens; /* tokens it trained on */
+    int64_t steps;  /* inner steps it took */
+    int64_t bytes;  /* encoded size */
+    char sha256[CT_SHA256_HEX];
+    char loss[32];  /* its last inner step's loss, as text ("" when not sent) */
+    double at;      /* when it was received (wall-clock seconds) */
+} ct_delta_entry_t;
+
+/* Records delta d as waiting, logged as delta_received. Errors: CT_ESTATE (the group has one
+ * waiting already), CT_EIO, CT_ENOMEM. */
+int ct_ledger_delta_add(ct_ledger_t *l, const ct_delta_entry_t *d, ct_err_t *e);
+
+/* The waiting deltas, by group, into *out (malloc'd, *n entries; the caller frees). Errors:
+ * CT_EIO, CT_ENOMEM. */
+int ct_ledger_deltas(ct_ledger_t *l, ct_delta_entry_t **out, int *n, ct_err_t *e);
+
+/* What an outer step did with one waiting delta. */
+typedef struct ct_outer_verdict {
+    ct_delta_entry_t d;
+    int accepted;
+    char weight[32]; /* accepted: its weight in the aggregate, as text */
+    char why[160];   /* refused: the reason */
+} ct_outer_verdict_t;
+
+/* Commits outer step `step` as checkpoint `id` on top of `parent` (the head): the units of each
+ * accepted delta committed by it, those of each refused one returned (shards_returned why
+ * rejected), the deltas taken out of the waiting list, logged as outer_step {step, id, parent,
+ * contributors [{group, key, base, tokens, steps, weight}], rejected [{..., why}], the members of
+ * extra} and checkpoint_committed {group: CT_LEDGER_OUTER_GROUP, ...}. extra (a JSON object of
+ * integers and strings) is consumed. Errors: CT_ESTATE (parent is not the head), CT_EIO,
+ * CT_ENOMEM. */
+int ct_ledger_outer_commit(ct_ledger_t *l, int64_t step, double now, const char *id,
+                           const char *parent, const ct_outer_verdict_t *v, int n, cJSON *extra,
+                           ct_err_t *e);
+
 #endif

@@ -43,6 +43,8 @@ enum {
     X(METRICS, "metrics")                                                                          \
     X(LEAVE, "leave")                                                                              \
     X(MODEL_FETCH, "model_fetch")                                                                  \
+    X(DELTA, "delta")                                                                              \
+    X(MODEL_UPDATE, "model_update")                                                                \
     X(OK, "ok")                                                                                    \
     X(ERROR, "error")
 
