@@ -111,7 +111,8 @@ static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
         !cJSON_AddNumberToObject(f, "epochs", (double)c.epochs) ||
         !cJSON_AddStringToObject(f, "head", id) ||
         !cJSON_AddNumberToObject(f, "head_step", (double)step) ||
-        !cJSON_AddNumberToObject(f, "steps", total) || !cJSON_AddNumberToObject(f, "eta_s", eta))
+        !cJSON_AddNumberToObject(f, "steps", total) || !cJSON_AddNumberToObject(f, "eta_s", eta) ||
+        !cJSON_AddBoolToObject(f, "volunteer", h->rounds != NULL))
         return CT_ERR(e, CT_ENOMEM, "out of memory answering status");
     cJSON *credit = ct_ledger_credit(h->l, h->config, e);
     if (!credit) return e->code;

@@ -1194,11 +1194,24 @@ cJSON *ct_ledger_credit(ct_ledger_t *l, const cJSON *config, ct_err_t *e) {
     int64_t batch = 0, seq_len = 0;
     ct_json_get_uint53(cJSON_GetObjectItemCaseSensitive(config, "train"), "global_batch", &batch);
     ct_json_get_uint53(cJSON_GetObjectItemCaseSensitive(config, "model"), "seq_len", &seq_len);
-    if (prepare(l, &st, e,
-                "SELECT grp, COUNT(*), SUM(step - COALESCE(parent_step, 0)) AS steps FROM "
-                "(SELECT grp, step, LAG(step) OVER (ORDER BY seq) AS parent_step FROM "
-                "checkpoints) GROUP BY grp ORDER BY steps DESC, grp",
-                "") != 0)
+    int volunteer = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(config, "volunteer"), "enabled"));
+    /* volunteer mode: the groups' accepted deltas (outer_step's contributors), their inner
+     * steps and the tokens they trained; cluster mode: the checkpoints each group committed */
+    if (volunteer
+            ? prepare(l, &st, e,
+                      "SELECT json_extract(c.value, '$.group') AS g, COUNT(*), "
+                      "SUM(json_extract(c.value, '$.steps')) AS steps, "
+                      "SUM(json_extract(c.value, '$.tokens')), "
+                      "MAX(COALESCE(json_extract(c.value, '$.key'), '')) FROM log, "
+                      "json_each(log.body, '$.contributors') AS c WHERE log.type = 'outer_step' "
+                      "GROUP BY g ORDER BY steps DESC, g",
+                      "")
+            : prepare(l, &st, e,
+                      "SELECT grp, COUNT(*), SUM(step - COALESCE(parent_step, 0)) AS steps, "
+                      "NULL, '' FROM (SELECT grp, step, LAG(step) OVER (ORDER BY seq) AS "
+                      "parent_step FROM checkpoints) GROUP BY grp ORDER BY steps DESC, grp",
+                      ""))
         return NULL;
     cJSON *arr = cJSON_CreateArray();
     int r = 0, ok = arr != NULL;
@@ -1210,10 +1223,13 @@ cJSON *ct_ledger_credit(ct_ledger_t *l, const cJSON *config, ct_err_t *e) {
             ok = 0;
             break;
         }
+        int64_t tokens = volunteer ? sqlite3_column_int64(st, 3) : steps * batch * seq_len;
+        const char *key = (const char *)sqlite3_column_text(st, 4);
         ok = cJSON_AddStringToObject(o, "group", (const char *)sqlite3_column_text(st, 0)) &&
              cJSON_AddNumberToObject(o, "commits", (double)sqlite3_column_int64(st, 1)) &&
              cJSON_AddNumberToObject(o, "steps", (double)steps) &&
-             cJSON_AddNumberToObject(o, "tokens", (double)(steps * batch * seq_len));
+             cJSON_AddNumberToObject(o, "tokens", (double)tokens) &&
+             (!key || !key[0] || cJSON_AddStringToObject(o, "key", key));
     }
     done(l, st);
     if (!ok && !e->code) CT_ERR(e, CT_ENOMEM, "out of memory adding up credit");

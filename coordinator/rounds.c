@@ -435,6 +435,32 @@ static void tidy(ct_rounds_t *r, int64_t step) {
     ct_ckpt_prune(r->run_dir, keep > 0 && keep < 2 ? 2 : keep, r->o.cfg->ckpt.keep_every, &ignored);
 }
 
+/* The run's metrics line of outer step `step`: its tokens so far and the mean last inner loss of
+ * the deltas it accepted (weighted by their tokens), for the dashboard. */
+static int outer_metrics(ct_rounds_t *r, const ct_outer_verdict_t *v, int k, int64_t step,
+                         int64_t tokens, ct_err_t *e) {
+    double sum = 0, w = 0;
+    int accepted = 0;
+    for (int i = 0; i < k; i++) {
+        if (!v[i].accepted) continue;
+        accepted++;
+        char *end;
+        double loss = strtod(v[i].d.loss, &end);
+        if (v[i].d.loss[0] && !*end && isfinite(loss)) {
+            sum += loss * (double)v[i].d.tokens;
+            w += (double)v[i].d.tokens;
+        }
+    }
+    char line[256], loss[40] = "null";
+    if (w > 0) snprintf(loss, sizeof loss, "%.9g", sum / w);
+    snprintf(line, sizeof line,
+             "{\"step\":%lld,\"tokens\":%lld,\"loss\":%s,\"group\":\"%s\",\"deltas\":%d,"
+             "\"rejected\":%d}",
+             (long long)step, (long long)tokens, loss, CT_LEDGER_OUTER_GROUP, accepted,
+             k - accepted);
+    return ct_ledger_metrics_add(r->o.l, CT_LEDGER_OUTER_GROUP, step, line, e);
+}
+
 /* The outer step over the waiting deltas dl[0..k). */
 static int outer_step(ct_rounds_t *r, const ct_delta_entry_t *dl, int k, double now, ct_err_t *e) {
     const ct_config_t *c = r->o.cfg;
@@ -568,7 +594,8 @@ static int outer_step(ct_rounds_t *r, const ct_delta_entry_t *dl, int k, double 
     r->version = step;
     r->tokens = tokens;
     snprintf(r->head, sizeof r->head, "%s", id);
-    if (ct_rounds_finished(r)) {
+    if (rc == 0) rc = outer_metrics(r, v, k, step, tokens, e);
+    if (rc == 0 && ct_rounds_finished(r)) {
         cJSON *f = cJSON_CreateObject();
         if (!f || !cJSON_AddStringToObject(f, "group", CT_LEDGER_OUTER_GROUP) ||
             !cJSON_AddNumberToObject(f, "step", (double)step) ||

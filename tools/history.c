@@ -131,9 +131,46 @@ static int by_steps(const void *a, const void *b) {
                                 : strcmp(x->who, y->who);
 }
 
+/* outer_step: each contributor's accepted delta, by key id when it has one. */
+static int outer_credit(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(r, "contributors")) {
+        const char *group = ct_json_get_string(c, "group"), *key = ct_json_get_string(c, "key");
+        int64_t steps = 0, tokens = 0;
+        if (!group || !ct_json_get_uint53(c, "steps", &steps) ||
+            !ct_json_get_uint53(c, "tokens", &tokens))
+            return CT_ERR(e, CT_ECORRUPT,
+                          "line %lld: an outer_step contributor lacks group, steps or tokens",
+                          (long long)line);
+        char who[sizeof h->outer->who];
+        snprintf(who, sizeof who, "%s %s", key ? "key" : "group", key ? key : group);
+        int k = 0;
+        while (k < h->n_outer && strcmp(h->outer[k].who, who))
+            k++;
+        if (k == h->n_outer) {
+            if (grow((void **)&h->outer, &h->cap_outer, h->n_outer + 1, sizeof *h->outer))
+                return CT_ERR(e, CT_ENOMEM, "out of memory");
+            memset(&h->outer[k], 0, sizeof h->outer[k]);
+            snprintf(h->outer[h->n_outer++].who, sizeof who, "%s", who);
+        }
+        h->outer[k].commits++;
+        h->outer[k].steps += steps;
+        h->outer[k].tokens += tokens;
+    }
+    return 0;
+}
+
 int ct_history_credit(const ct_history_t *h, ct_hist_credit_t **out, int *n, ct_err_t *e) {
     *out = NULL;
     *n = 0;
+    if (h->n_outer) { /* volunteer mode: the checkpoints are the coordinator's */
+        if (!(*out = calloc((size_t)h->n_outer, sizeof **out)))
+            return CT_ERR(e, CT_ENOMEM, "out of memory");
+        memcpy(*out, h->outer, (size_t)h->n_outer * sizeof **out);
+        *n = h->n_outer;
+        qsort(*out, (size_t)*n, sizeof **out, by_steps);
+        return 0;
+    }
     if (!h->n_ck) return 0;
     if (!(*out = calloc((size_t)h->n_ck, sizeof **out)))
         return CT_ERR(e, CT_ENOMEM, "out of memory");
@@ -170,6 +207,7 @@ static int apply(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
     if (!strcmp(type, "checkpoint_committed")) return commit(h, r, line, e);
     if (!strcmp(type, "group_joined")) return joined(h, r, e);
     if (!strcmp(type, "checkpoints_reverted")) return revert(h, r, line, e);
+    if (!strcmp(type, "outer_step")) return outer_credit(h, r, line, e);
     if (!strcmp(type, "run_finished")) h->finished = line;
     if (!strcmp(type, "data_excluded")) h->excluded++;
     return 0;
@@ -228,5 +266,6 @@ void ct_history_free(ct_history_t *h) {
     free(h->units);
     free(h->ck);
     free(h->joined);
+    free(h->outer);
     memset(h, 0, sizeof *h);
 }

@@ -24,10 +24,11 @@ typedef struct ct_hist_ckpt {
 
 /* A contributor's credit for the lineage: by key id when its group joined with one, else by
  * group; the checkpoints it committed and the optimizer steps they added (a checkpoint's step
- * minus its parent's). */
+ * minus its parent's); in volunteer mode, its deltas the outer steps accepted. */
 typedef struct ct_hist_credit {
     char who[CT_HIST_NAME + 8]; /* "key <id>" or "group <name>" */
     int64_t commits, steps;
+    int64_t tokens; /* volunteer mode: the tokens of its accepted deltas */
 } ct_hist_credit_t;
 
 /* A unit of data the lineage holds: "<shard id>:<epoch>", the checkpoint (index) and line that
@@ -47,6 +48,10 @@ typedef struct ct_history {
     ct_hist_unit_t *units; /* the units it committed, in commit order */
     int n_units, cap_units;
     int64_t finished; /* run_finished's line, or 0 */
+    /* volunteer mode: each contributor's accepted deltas (commits), inner steps and tokens, from
+       the outer_step records */
+    ct_hist_credit_t *outer;
+    int n_outer, cap_outer;
     int64_t excluded; /* data_excluded records */
     /* the key id each group last joined with, while reading */
     struct {

@@ -108,15 +108,19 @@ int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g, "standby")) ? ", standby" : "");
         }
         const cJSON *credit = cJSON_GetObjectItemCaseSensitive(m.root, "credit");
+        int vol = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m.root, "volunteer"));
         if (cJSON_GetArraySize(credit) > 0)
-            printf(
-                "  credit           the lineage's checkpoints by the group that committed them\n");
+            printf("  credit           %s\n",
+                   vol ? "the deltas the outer steps accepted, by group (and key)"
+                       : "the lineage's checkpoints by the group that committed them");
         cJSON_ArrayForEach(g, credit) {
             ct_msg_t one = {.root = (cJSON *)g};
             const cJSON *name = cJSON_GetObjectItemCaseSensitive(g, "group");
-            printf("    %-20s %.0f checkpoint(s), %.0f step(s), %.0f tokens\n",
+            const cJSON *key = cJSON_GetObjectItemCaseSensitive(g, "key");
+            printf("    %-20s %.0f %s, %.0f step(s), %.0f tokens%s%s\n",
                    cJSON_IsString(name) ? name->valuestring : "?", num(&one, "commits"),
-                   num(&one, "steps"), num(&one, "tokens"));
+                   vol ? "delta(s)" : "checkpoint(s)", num(&one, "steps"), num(&one, "tokens"),
+                   cJSON_IsString(key) ? ", key " : "", cJSON_IsString(key) ? key->valuestring : "");
         }
     }
     ct_msg_clear(&m);

@@ -148,8 +148,13 @@ int ct_cmd_verify(int argc, char **argv, const ct_log_t *lg) {
         int n_cr = 0;
         rc = ct_history_credit(&L, &cr, &n_cr, &e);
         for (int i = 0; i < n_cr; i++)
-            printf("  credit: %s committed %lld checkpoint(s), %lld step(s) of the lineage\n",
-                   cr[i].who, (long long)cr[i].commits, (long long)cr[i].steps);
+            if (L.n_outer)
+                printf("  credit: %s: %lld delta(s) accepted, %lld inner step(s), %lld tokens\n",
+                       cr[i].who, (long long)cr[i].commits, (long long)cr[i].steps,
+                       (long long)cr[i].tokens);
+            else
+                printf("  credit: %s committed %lld checkpoint(s), %lld step(s) of the lineage\n",
+                       cr[i].who, (long long)cr[i].commits, (long long)cr[i].steps);
         free(cr);
         if (L.finished) printf("  run finished (line %lld)\n", (long long)L.finished);
         if (ckpts)

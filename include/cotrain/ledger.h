@@ -205,11 +205,12 @@ typedef struct ct_ckpt_entry {
  * CT_ENOMEM. */
 int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_t *e);
 
-/* Every group's credit for the lineage, as a JSON array [{group, commits, steps, tokens}], most
- * steps first: the checkpoints of the lineage it committed, the optimizer steps they added (a
- * checkpoint's step minus its parent's; an adopted root counts from 0) and the tokens those
+/* Every group's credit for the lineage, as a JSON array [{group, commits, steps, tokens, key?}],
+ * most steps first: the checkpoints of the lineage it committed, the optimizer steps they added
+ * (a checkpoint's step minus its parent's; an adopted root counts from 0) and the tokens those
  * steps trained (steps x train.global_batch x model.seq_len of the run's config; 0 when it lacks
- * them). The caller owns the array. NULL on an error (CT_EIO, CT_ENOMEM in e). */
+ * them); in volunteer mode (the config's volunteer.enabled) the deltas of the group that outer
+ * steps accepted (commits), their inner steps and tokens, and its CURVE key id. The caller owns the array. NULL on an error (CT_EIO, CT_ENOMEM in e). */
 cJSON *ct_ledger_credit(ct_ledger_t *l, const cJSON *config, ct_err_t *e);
 
 /* The public log's records (DESIGN.md, "Public log") are rows of the ledger, each written in the
