@@ -207,7 +207,9 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
     if (http) printf("dashboard at %s\n", ct_http_url(http));
     fflush(stdout);
     rc = ct_coord_serve(c, &stop, e);
-    if (rc == 0) ct_log(lg, CT_LOG_INFO, "stopped by a signal; the ledger is closed cleanly");
+    if (rc == 0)
+        ct_log(lg, CT_LOG_INFO, "%s; the ledger is closed cleanly",
+               atomic_load(&stop) ? "stopped by a signal" : "the volunteer run is over");
 out:
     ct_http_stop(&http);
     ct_coord_close(&c);
