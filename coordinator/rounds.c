@@ -256,7 +256,16 @@ int ct_rounds_delta(ct_rounds_t *r, const ct_msg_t *m, const ct_frame_t *in, con
                       (long long)r->n, ct_delta_codec_name(r->codec),
                       ct_delta_encoded_size(r->codec, r->n), (long long)n, codec,
                       (long long)d.bytes);
-    int64_t max = r->o.cfg->volunteer.max_staleness;
+    /* the mean weighs deltas by their tokens: no claim past what a round can train counts */
+    const ct_config_t *c = r->o.cfg;
+    int64_t round = c->volunteer.inner_steps * c->train.global_batch * c->model.seq_len;
+    if (d.tokens > round || d.steps > c->volunteer.inner_steps)
+        return CT_ERR(e, CT_EINVAL,
+                      "delta: it claims %lld tokens in %lld steps; a round trains %lld tokens in "
+                      "%lld steps (volunteer.inner_steps x train.global_batch x model.seq_len)",
+                      (long long)d.tokens, (long long)d.steps, (long long)round,
+                      (long long)c->volunteer.inner_steps);
+    int64_t max = c->volunteer.max_staleness;
     if (d.base > r->version || r->version - d.base > max)
         return CT_ERR(e, CT_ESTATE,
                       "delta: it starts from version %lld, but the run is at version %lld and "
