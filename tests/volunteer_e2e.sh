@@ -7,6 +7,8 @@
 #   - the signed log verifies, every unit of data in its lineage is committed once, it names the
 #     group that stopped and the one killed (silent), credit goes to the groups that sent deltas,
 #     and the loss falls from the first outer step to the last
+#   - a group whose download of the model was cut (and partly damaged) resumes it, every file
+#     checked by its hash
 #   - a model update that does not arrive as expected is replaced by the whole checkpoint (a group
 #     that falls two versions behind fetches it; checked by the log lines)
 # Usage: volunteer_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
@@ -46,6 +48,15 @@ wait_version() { # wait_version V: until the run reaches version V (60 s at most
     fail "version $1 not reached in 60 s: $(tail -3 "$tmp/coord.err")"
 }
 
+# g2's download of version 0 was cut before (a .part of model.h5) and damaged (optim.h5): it
+# goes on from the good bytes and starts the bad file again, each file checked by its hash
+ck=$tmp/coord/checkpoints/ckpt-00000000
+id=$("$cotrain" inspect "$ck" | sed -n 's/^  id *//p')
+[ ${#id} -eq 64 ] || fail "no id for version 0"
+part=$tmp/g2/checkpoints/.fetch-ckpt-00000000-${id:0:16}
+mkdir -p "$part"
+head -c 100000 "$ck/model.h5" > "$part/model.h5.part"
+head -c 5000 /dev/urandom > "$part/optim.h5.part"
 join g1 mpirun -np 2 --oversubscribe --bind-to none
 p1=$!
 join g2
@@ -62,6 +73,8 @@ p4=$!
 rc2=0
 wait $p2 || rc2=$?
 [ $rc2 = 0 ] || fail "the group told to stop exited $rc2: $(tail -3 "$tmp/g2.log")"
+grep -q "model.h5 goes on from byte 100000" "$tmp/g2.log" || fail "g2's cut download did not resume"
+cmp -s "$ck/optim.h5" "$tmp/g2/checkpoints/ckpt-00000000/optim.h5" || fail "g2's optim.h5 differs"
 grep -q "volunteer: stopped at version" "$tmp/g2.log" || fail "g2 did not say it stopped"
 
 # the run ends by itself: the coordinator exits 0 once its groups left
