@@ -73,7 +73,9 @@ static const key_spec_t SCHEMA[] = {
     {KEY(train, min_lr), K_FLOAT, 6e-5, 0, 10, 0, NULL,
      "learning rate at the end of the decay; <= lr", FIXED},
     {KEY(train, warmup_steps), K_INT64, 100, 0, 1e15, 0, NULL,
-     "steps of linear warmup up to lr; <= steps", FIXED},
+     "steps of linear warmup up to lr; <= steps (volunteer mode: inner steps, <= steps x "
+     "volunteer.inner_steps)",
+     FIXED},
     {KEY(train, schedule), K_ENUM, CT_SCHED_COSINE, 0, 2, 0, SCHEDULES,
      "decay from lr to min_lr after warmup", FIXED},
     {KEY(train, weight_decay), K_FLOAT, 0.1, 0, 10, 0, NULL,
@@ -530,13 +532,20 @@ static void check_cross(const ct_config_t *cfg, problems_t *pr) {
         int ia = key_index(CROSS[r].a), ib = key_index(CROSS[r].b);
         if (pr->bad[ia] || pr->bad[ib]) continue; /* already reported; the value is not in cfg */
         double a = get_value(cfg, &SCHEMA[ia]), b = get_value(cfg, &SCHEMA[ib]);
+        /* in volunteer mode train.steps counts outer steps: the warmup is of the inner ones */
+        const char *bname = CROSS[r].b;
+        if (cfg->volunteer.enabled && !strcmp(CROSS[r].b, "train.steps") &&
+            !pr->bad[key_index("volunteer.inner_steps")]) {
+            b *= (double)cfg->volunteer.inner_steps;
+            bname = "train.steps x volunteer.inner_steps";
+        }
         int ok = CROSS[r].rel == REL_LE ? a <= b : fmod(a, b) == 0;
         if (ok) continue;
         char sa[32], sb[32];
         format_g(a, sa, sizeof sa);
         format_g(b, sb, sizeof sb);
         problem(pr, "%s = %s must be %s %s = %s (%s)", CROSS[r].a, sa,
-                CROSS[r].rel == REL_LE ? "<=" : "a multiple of", CROSS[r].b, sb, CROSS[r].why);
+                CROSS[r].rel == REL_LE ? "<=" : "a multiple of", bname, sb, CROSS[r].why);
     }
 }
 

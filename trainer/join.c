@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "cotrain/ckpt.h"
@@ -52,6 +53,8 @@ typedef struct join {
     unit_rec_t *done;
     int n_done, cap_done;
     double loss; /* the round's last loss */
+    /* traffic (payload bytes), for `scripts/bench volunteer` and the log */
+    int64_t up, down_updates, down_ckpts, tokens;
 } join_t;
 
 static void nap_ms(int ms) {
@@ -144,6 +147,7 @@ static int train_round(join_t *J, int *stopped, ct_err_t *e) {
         ct_step_stats_t st;
         CT_TRY(ct_attach_agree(J->o->a, ct_trainer_step_tokens(J->tr, J->rows, &st, e), e));
         J->loss = st.loss;
+        J->tokens += (int64_t)J->c->train.global_batch * J->c->model.seq_len;
         double now = ct_now_s();
         if (now - last >= STEP_LOG_S || s + 1 == J->H) {
             double tok = (double)(s + 1) * J->c->train.global_batch * J->c->model.seq_len;
@@ -229,6 +233,7 @@ static int upload(join_t *J, int *accepted, ct_err_t *e) {
         }
         complete = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(m.root, "complete"));
         ct_msg_clear(&m);
+        J->up += (int64_t)len;
         off = have;
     }
     ct_log(J->o->lg, CT_LOG_INFO, "delta of version %lld sent (%zu bytes %s, %d unit(s) finished)",
@@ -256,11 +261,28 @@ static int send_delta(join_t *J, ct_err_t *e) {
 
 /* ---- the next version coming down ---- */
 
-/* Restores θ of checkpoint `id` of `step` from RUN_DIR/checkpoints (every rank). */
-static int load_version(join_t *J, int64_t step, const char *id, ct_err_t *e) {
+/* The bytes of checkpoint dir's files: what fetching it moved (at most). */
+static int64_t dir_bytes(const char *dir) {
+    static const char *const files[] = {"MANIFEST", "config.json", "model.h5", "optim.h5",
+                                        "state.json"};
+    int64_t n = 0;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char path[CT_PATH_MAX];
+        struct stat st;
+        ct_err_t ignored = {0};
+        if (ct_path_join(path, sizeof path, dir, files[i], &ignored) == 0 && stat(path, &st) == 0)
+            n += st.st_size;
+    }
+    return n;
+}
+
+/* Restores θ of checkpoint `id` of `step` from RUN_DIR/checkpoints (every rank); counted as
+ * fetched when `fetched`. */
+static int load_version(join_t *J, int64_t step, const char *id, int fetched, ct_err_t *e) {
     char dir[CT_PATH_MAX];
-    CT_TRY(
-        ct_path_fmt(dir, sizeof dir, e, "%s/checkpoints/ckpt-%08lld", J->o->out, (long long)step));
+    CT_TRY(ct_path_fmt(dir, sizeof dir, e, "%s/checkpoints/ckpt-%08lld", J->o->out,
+                       (long long)step));
+    if (fetched) J->down_ckpts += dir_bytes(dir);
     ct_ckpt_body_t b = {.tensors = ct_model_tensor(J->model, 0),
                         .n_tensors = ct_model_num_tensors(J->model),
                         .params = ct_model_params(J->model)};
@@ -277,7 +299,7 @@ static int fetch_version(join_t *J, int64_t step, const char *id, ct_err_t *e) {
     char root[CT_PATH_MAX];
     CT_TRY(ct_path_join(root, sizeof root, J->o->out, "checkpoints", e));
     CT_TRY(ct_fetch_checkpoint(J->o->a, J->o->comm, root, id, step, J->o->lg, e));
-    CT_TRY(load_version(J, step, id, e));
+    CT_TRY(load_version(J, step, id, 1, e));
     ct_ckpt_prune(J->o->out, 2, 0, &(ct_err_t){0});
     return 0;
 }
@@ -323,6 +345,7 @@ static int download_update(join_t *J, char params_sha[CT_SHA256_HEX], int *have,
         if (rc == 0) {
             memcpy((char *)J->enc + off, fr.data, fr.len);
             off += (int64_t)fr.len;
+            J->down_updates += (int64_t)fr.len;
             snprintf(params_sha, CT_SHA256_HEX, "%s", ps);
         }
         free(fr.data);
@@ -457,7 +480,7 @@ int ct_join_run(const ct_join_opts_t *o, ct_err_t *e) {
     join_t J = {0};
     int rc = setup(&J, o, e), stopped = 0;
     if (rc == 0) rc = ct_attach_agree(o->a, rc, e);
-    if (rc == 0) rc = load_version(&J, J.version, J.head, e);
+    if (rc == 0) rc = load_version(&J, J.version, J.head, 1, e);
     int64_t steps = o->cfg->train.steps;
     if (rc == 0)
         ct_log(o->lg, CT_LOG_INFO,
@@ -480,6 +503,13 @@ int ct_join_run(const ct_join_opts_t *o, ct_err_t *e) {
             ct_log(o->lg, CT_LOG_WARN, "could not say goodbye: %s", why.msg);
         ct_log(o->lg, CT_LOG_INFO, "volunteer: %s at version %lld of %lld", how,
                (long long)J.version, (long long)steps);
+        int64_t down = J.down_updates + J.down_ckpts;
+        ct_log(o->lg, CT_LOG_INFO,
+               "volunteer: traffic %lld bytes up (deltas), %lld down (%lld in model updates, "
+               "%lld in whole checkpoints) for %lld tokens trained: %.4g bytes a token",
+               (long long)J.up, (long long)down, (long long)J.down_updates,
+               (long long)J.down_ckpts, (long long)J.tokens,
+               J.tokens ? (double)(J.up + down) / (double)J.tokens : 0.0);
     }
     teardown(&J);
     return rc;
