@@ -25,7 +25,7 @@ struct ct_coord {
     ct_handler_t *handler;
     ct_server_t *server;
     ct_public_t *pub;
-    ct_config_t cfg;     /* the run's config, parsed */
+    ct_config_t cfg;     /* volunteer mode: the run's config, parsed */
     ct_rounds_t *rounds; /* volunteer mode, or NULL */
     const ct_log_t *lg;
     char db[CT_PATH_MAX];
@@ -90,8 +90,13 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
     CT_TRY_GOTO(ct_ledger_open(&c->ledger, c->db, o->m, o->seed, o->held_out, sha, e), fail);
     CT_TRY_GOTO(ct_handler_create(&c->handler, c->ledger, o->m, o->config_json, o->lease_ttl, e),
                 fail);
-    CT_TRY_GOTO(ct_config_load_text(&c->cfg, o->config_json, "the run's config", NULL, 0, e), fail);
-    if (c->cfg.volunteer.enabled) {
+    cJSON *js = cJSON_Parse(o->config_json);
+    int volunteer = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(js, "volunteer"), "enabled"));
+    cJSON_Delete(js);
+    if (volunteer) {
+        CT_TRY_GOTO(ct_config_load_text(&c->cfg, o->config_json, "the run's config", NULL, 0, e),
+                    fail);
         const ct_rounds_opts_t ro = {.run_dir = o->run_dir,
                                      .cfg = &c->cfg,
                                      .config_json = o->config_json,

@@ -44,7 +44,8 @@ static uint32_t hash(const unsigned char *p, size_t n) {
     return h;
 }
 
-int ct_ratelimit_take(ct_ratelimit_t *rl, const void *name, size_t n, double now, int *warn) {
+/* Peer name's slot, its bucket filled up to now. */
+static slot_t *refill(ct_ratelimit_t *rl, const void *name, size_t n, double now) {
     if (n > PEER_NAME_MAX) n = PEER_NAME_MAX;
     slot_t *s = &rl->slot[hash(name, n) % SLOTS];
     if (s->n != n || memcmp(s->name, name, n) != 0) { /* a new peer here: a full bucket */
@@ -57,6 +58,15 @@ int ct_ratelimit_take(ct_ratelimit_t *rl, const void *name, size_t n, double now
     if (now > s->at) s->tokens += (now - s->at) * rl->rate;
     if (s->tokens > rl->burst) s->tokens = rl->burst;
     s->at = now;
+    return s;
+}
+
+int ct_ratelimit_has(ct_ratelimit_t *rl, const void *name, size_t n, double now) {
+    return refill(rl, name, n, now)->tokens >= 1;
+}
+
+int ct_ratelimit_take(ct_ratelimit_t *rl, const void *name, size_t n, double now, int *warn) {
+    slot_t *s = refill(rl, name, n, now);
     *warn = 0;
     if (s->tokens >= 1) {
         s->tokens -= 1;

@@ -19,6 +19,11 @@
 #include "cotrain/syncer.h"
 
 enum { POLL_MS = 200, BATCH_MAX = 256, IN_FLIGHT = 4 };
+/* A peer may send BAD_BURST bad requests (refused as garbage: malformed, wrong version, unknown
+ * type, too large, refused), then one every 1/BAD_RATE s; past that its requests get `busy`
+ * unread: a key that sends garbage again and again costs the coordinator little. */
+enum { BAD_BURST = 20 };
+#define BAD_RATE 0.2
 
 /* A request of the batch being answered: who asked, and the reply to send after the commit. */
 typedef struct pending {
@@ -44,6 +49,7 @@ struct ct_server {
     ct_syncer_t *syncer; /* while serving */
     ct_ratelimit_t *rl;  /* per-peer request rate, or NULL */
     double rate;
+    ct_ratelimit_t *bad; /* per-peer budget of bad requests (garbage): spent, the peer waits */
     const ct_log_t *lg;
     ct_public_t *pub; /* the public log the records go to, or NULL */
     char endpoint[256];
@@ -137,6 +143,7 @@ int ct_server_create(ct_server_t **out, ct_handler_t *h, ct_ledger_t *l, const c
                       "(the public keys of the workers it admits)",
                       endpoint);
     CT_ALLOC(e, s, 1, fail);
+    CT_TRY_GOTO(ct_ratelimit_create(&s->bad, BAD_RATE, BAD_BURST, e), fail);
     s->h = h;
     s->l = l;
     s->lg = lg;
@@ -194,6 +201,7 @@ void ct_server_destroy(ct_server_t **self_p) {
     if (s->zap) zmq_close(s->zap);
     if (s->ctx) zmq_ctx_term(s->ctx);
     ct_ratelimit_destroy(&s->rl);
+    ct_ratelimit_destroy(&s->bad);
     free(s);
     *self_p = NULL;
 }
@@ -211,12 +219,43 @@ static int drain(void *sock, int *frames, zmq_msg_t *first) {
             zmq_msg_close(&part);
             return -1;
         }
-        if (*frames == 0)
-            zmq_msg_move(first, &part);
+        if (*frames == 0) zmq_msg_move(first, &part);
         zmq_msg_close(&part);
         (*frames)++;
     }
     return 0;
+}
+
+/* The peer that sent hdr as the rate limits name it: its CURVE key id, else its connection. */
+static void peer_name(zmq_msg_t *id, zmq_msg_t *hdr, const void **name, size_t *n) {
+    const char *key = zmq_msg_gets(hdr, "User-Id");
+    *name = key && key[0] ? (const void *)key : zmq_msg_data(id);
+    *n = key && key[0] ? strlen(key) : zmq_msg_size(id);
+}
+
+/* A reply refusing garbage (not a stale lease, a busy peer or our own failure). */
+static int bad_reply(const char *reply) {
+    static const char *const codes[] = {"\"code\":\"malformed\"", "\"code\":\"version\"",
+                                        "\"code\":\"unknown_type\"", "\"code\":\"too_large\"",
+                                        "\"code\":\"refused\""};
+    if (!reply || !strstr(reply, "\"type\":\"error\"")) return 0;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (strstr(reply, codes[i])) return 1;
+    return 0;
+}
+
+/* After a reply: a bad request spends the peer's budget; spent, it is logged by key id. */
+static void count_bad(ct_server_t *s, zmq_msg_t *id, zmq_msg_t *hdr, const char *reply) {
+    if (!bad_reply(reply)) return;
+    const void *name;
+    size_t n;
+    int warn = 0;
+    peer_name(id, hdr, &name, &n);
+    const char *key = zmq_msg_gets(hdr, "User-Id");
+    if (!ct_ratelimit_take(s->bad, name, n, ct_now_s(), &warn) && warn)
+        ct_log(s->lg, CT_LOG_WARN,
+               "peer %s sent more than %d bad requests: throttled to one every %.0f s",
+               key && key[0] ? key : "(a loopback peer)", BAD_BURST, 1 / BAD_RATE);
 }
 
 /* 1 when the peer that sent hdr (its CURVE key id, else its connection) is within its rate; a
@@ -224,17 +263,26 @@ static int drain(void *sock, int *frames, zmq_msg_t *first) {
 static int within_rate(ct_server_t *s, zmq_msg_t *id, zmq_msg_t *hdr) {
     if (!s->rl) return 1;
     const char *key = zmq_msg_gets(hdr, "User-Id");
-    int warn = 0, ok = key && key[0] ? ct_ratelimit_take(s->rl, key, strlen(key), ct_now_s(), &warn)
-                                     : ct_ratelimit_take(s->rl, zmq_msg_data(id), zmq_msg_size(id),
-                                                         ct_now_s(), &warn);
+    const void *name;
+    size_t n;
+    peer_name(id, hdr, &name, &n);
+    int warn = 0, ok = ct_ratelimit_take(s->rl, name, n, ct_now_s(), &warn);
     if (warn)
         ct_log(s->lg, CT_LOG_WARN, "peer %s is past its request rate: told to slow down",
                key && key[0] ? key : "(a loopback peer)");
     return ok;
 }
 
-/* The busy error reply, carrying the request's req when its header has one. */
-static char *busy_reply(ct_server_t *s, zmq_msg_t *hdr, int frames) {
+/* 1 while the peer that sent hdr has bad requests left in its budget. */
+static int garbage_ok(ct_server_t *s, zmq_msg_t *id, zmq_msg_t *hdr) {
+    const void *name;
+    size_t n;
+    peer_name(id, hdr, &name, &n);
+    return ct_ratelimit_has(s->bad, name, n, ct_now_s());
+}
+
+/* The busy error reply saying `why`, carrying the request's req when its header has one. */
+static char *busy_reply(zmq_msg_t *hdr, int frames, const char *why) {
     ct_msg_t m;
     int64_t req = -1;
     ct_proto_error_t code;
@@ -242,8 +290,7 @@ static char *busy_reply(ct_server_t *s, zmq_msg_t *hdr, int frames) {
     if (ct_msg_parse(zmq_msg_data(hdr), zmq_msg_size(hdr), frames, &m, &req, &code, &e) == 0)
         ct_msg_clear(&m);
     char text[160];
-    snprintf(text, sizeof text, "more than %g requests/s from this peer: ask again a little later",
-             s->rate);
+    snprintf(text, sizeof text, "%s: ask again a little later", why);
     return ct_msg_error(req, CT_PROTO_E_BUSY, text);
 }
 
@@ -311,13 +358,18 @@ static int serve_batch(ct_server_t *s, batch_t *b, ct_err_t *e) {
             rc =
                 CT_ERR(&why, CT_ECOMM, "receiving a request failed: %s", zmq_strerror(zmq_errno()));
         } else if (!within_rate(s, &p[n].id, &hdr)) {
-            p[n].reply = busy_reply(s, &hdr, frames);
+            char why_busy[96];
+            snprintf(why_busy, sizeof why_busy, "more than %g requests/s from this peer", s->rate);
+            p[n].reply = busy_reply(&hdr, frames, why_busy);
+        } else if (!garbage_ok(s, &p[n].id, &hdr)) {
+            p[n].reply = busy_reply(&hdr, frames, "too many bad requests from this peer");
         } else {
             const char *key = zmq_msg_gets(&hdr, "User-Id");
             const ct_frame_t in = {zmq_msg_data(&first), zmq_msg_size(&first)};
             rc = ct_handler_request(s->h, zmq_msg_data(&hdr), zmq_msg_size(&hdr), frames,
                                     frames ? &in : NULL, key && key[0] ? key : NULL, now,
                                     &p[n].reply, &p[n].frame, &why);
+            count_bad(s, &p[n].id, &hdr, p[n].reply);
         }
         zmq_msg_close(&hdr);
         zmq_msg_close(&first);
@@ -402,7 +454,8 @@ static int serve(ct_server_t *s, const atomic_int *stop, ct_err_t *e) {
         if (now - last_tick >= 1.0) {
             int expired = 0, stepped = 0;
             CT_TRY(ct_handler_tick(s->h, now, &expired, &stepped, e));
-            if (expired) ct_log(s->lg, CT_LOG_INFO, "%d lease(s) expired: back in the pool", expired);
+            if (expired)
+                ct_log(s->lg, CT_LOG_INFO, "%d lease(s) expired: back in the pool", expired);
             if (expired || stepped) {
                 if (s->waiting < IN_FLIGHT) { /* an empty batch: the records, once on disk */
                     batch_t *b = &s->ring[(s->first + s->waiting) % IN_FLIGHT];

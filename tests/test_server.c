@@ -127,6 +127,29 @@ int main(void) {
     CHECK(ct_ledger_record(r, "run_finished", NULL, &e) != 0);
     ct_err_clear(&e);
 
+    /* a peer that sends garbage again and again is throttled: 20 bad requests are answered,
+       then even a good one gets `busy` unread; another peer is served as before */
+    ct_client_t *junk = NULL;
+    CHECK_EQ_INT(
+        ct_client_create_shared(&junk, ct_coord_zmq_context(c), ct_coord_endpoint(c), &e), 0);
+    for (int i = 1; i <= 20; i++) {
+        char text[128];
+        snprintf(text, sizeof text, "{\"v\":1,\"type\":\"nonsense\",\"req\":%d,\"group\":\"x\"}", i);
+        m = ask(junk, text, i);
+        CHECK_EQ_INT(m.type, CT_MSG_ERROR);
+        CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(m.root, "code")), "unknown_type");
+        ct_msg_clear(&m);
+    }
+    m = ask(junk, "{\"v\":1,\"type\":\"status\",\"req\":21,\"group\":\"x\"}", 21);
+    CHECK_EQ_STR(cJSON_GetStringValue(cJSON_GetObjectItem(m.root, "code")), "busy");
+    CHECK(strstr(cJSON_GetStringValue(cJSON_GetObjectItem(m.root, "message")), "bad requests"));
+    ct_msg_clear(&m);
+    ct_client_destroy(&junk);
+    snprintf(want, sizeof want, "{\"v\":1,\"type\":\"status\",\"req\":%lld,\"group\":\"g1\"}", req);
+    m = ask(cl, want, req++);
+    CHECK_EQ_INT(m.type, CT_MSG_OK);
+    ct_msg_clear(&m);
+
     /* every sync of the ledger fails from now on: the lease is committed, but its grant must not
        go out (a power cut could still take it); the peer is told, the server stops */
     ct_fault_arm(CT_FAULT_FSYNC, 1, 1);

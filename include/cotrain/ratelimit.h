@@ -25,4 +25,7 @@ void ct_ratelimit_destroy(ct_ratelimit_t **rl);
  * the first refusal of that peer in 10 s (to log it without flooding the log). */
 int ct_ratelimit_take(ct_ratelimit_t *rl, const void *name, size_t n, double now, int *warn);
 
+/* 1 when peer `name` has a request left in its bucket at `now` (nothing is taken). */
+int ct_ratelimit_has(ct_ratelimit_t *rl, const void *name, size_t n, double now);
+
 #endif
