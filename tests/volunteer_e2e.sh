@@ -4,6 +4,7 @@
 #     a third joins and is killed -9 after its first delta, the single group is told to stop
 #     (SIGTERM) halfway, a fourth joins halfway; the run finishes all its outer steps and the
 #     coordinator exits 0 by itself, the groups that stayed exit 0 once the last version is out
+#   - over CURVE with open join: each group is named and credited by its key id
 #   - the signed log verifies, every unit of data in its lineage is committed once, it names the
 #     group that stopped and the one killed (silent), credit goes to the groups that sent deltas,
 #     and the loss falls from the first outer step to the last
@@ -26,13 +27,18 @@ sets=(--set volunteer.enabled=true --set train.steps=10 --set volunteer.inner_st
       --set volunteer.quorum=2 --set volunteer.deadline_s=4 --set volunteer.max_staleness=2
       --set train.warmup_steps=2 --set train.global_batch=8 --set train.micro_batch=4
       --set ckpt.keep_last=0)
+# over CURVE, open join: every group brings a key of its own, and is credited by its key id
+"$cotrain" keygen "$tmp/coord.key" > /dev/null
+for g in g1 g2 g3 g4; do "$cotrain" keygen "$tmp/$g.key" > /dev/null; done
 coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
-    --out "$tmp/coord" "${sets[@]}" --bind tcp://127.0.0.1:0 --lease-ttl 3 --http off
+    --out "$tmp/coord" "${sets[@]}" --bind tcp://127.0.0.1:0 --lease-ttl 3 --http off \
+    --key "$tmp/coord.key" --open-join
 
 join() { # join NAME [mpirun -np N]: a group in the background, its log in $tmp/NAME.log
     local name=$1
     shift
     "$@" "$worker" --join "$ep" --group "$name" --out "$tmp/$name" \
+        --server-key "$tmp/coord.key.pub" --key "$tmp/$name.key" \
         > "$tmp/$name.out" 2> "$tmp/$name.log" &
 }
 version() { # the coordinator's head step
@@ -98,7 +104,11 @@ out=$("$cotrain" verify "$tmp/coord/public" --ckpts "$tmp/coord/checkpoints")
 echo "$out" | grep -q "committed, each once" || fail "lineage: $out"
 echo "$out" | grep -q "run finished" || fail "no run_finished: $out"
 for g in g1 g4; do
-    echo "$out" | grep -q "credit: group $g: [1-9][0-9]* delta(s) accepted" || fail "no credit for $g: $out"
+    kid=$(grep -o '"group":"'$g'","key":"[0-9a-f]*"' "$tmp/coord/public/log.jsonl" | head -1 |
+          sed 's/.*"key":"\([0-9a-f]*\)"/\1/')
+    [ -n "$kid" ] || fail "$g joined without its key id in the log"
+    echo "$out" | grep -q "credit: key $kid: [1-9][0-9]* delta(s) accepted" ||
+        fail "no credit for $g's key $kid: $out"
 done
 log=$tmp/coord/public/log.jsonl
 grep '"type":"group_left"' "$log" | grep '"group":"g2"' | grep -q '"why":"stopped"' ||
