@@ -256,6 +256,9 @@ static cJSON *status(ct_public_t *p, ct_err_t *e) {
         cJSON_Delete(credit);
         ok = 0;
     }
+    const cJSON *vol = cJSON_GetObjectItemCaseSensitive(p->config, "volunteer");
+    ok = ok && cJSON_AddBoolToObject(o, "volunteer",
+                                     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(vol, "enabled")));
     int64_t first = p->n_tail > TAIL ? p->n_tail - TAIL : 0;
     for (int64_t i = first; ok && i < p->n_tail; i++)
         ok = cJSON_AddItemToArray(log, cJSON_CreateString(p->tail[i % TAIL])) != 0;

@@ -154,14 +154,17 @@
       last = m.tokens;
       per.set(m.group, g);
     }
-    // credit: the lineage's checkpoints each group committed (the coordinator adds them up)
+    // credit: the lineage's checkpoints each group committed, or in volunteer mode its deltas
+    // the outer steps accepted (the coordinator adds them up)
     const names = new Set([...per.keys(), ...(s.groups || []).map((g) => g.group),
       ...(s.credit || []).map((c) => c.group)]);
     fill("groups", [...names].sort().map((n) => {
       const g = (s.groups || []).find((x) => x.group === n) || {};
       const t = per.get(n) || { tokens: 0, steps: 0 };
       const c = (s.credit || []).find((x) => x.group === n);
-      const credit = c ? num(c.tokens) + " tokens in " + c.commits + " checkpoint(s)" : "\u2013";
+      // volunteer mode: the deltas outer steps accepted, by group and CURVE key id
+      const credit = !c ? "\u2013" : num(c.tokens) + " tokens in " + c.commits +
+        (s.volunteer ? " accepted delta(s)" + (c.key ? ", key " + c.key : "") : " checkpoint(s)");
       return [n, num(t.tokens), num(t.steps), credit, g.last_seen || "\u2013", g.leased === undefined ? "\u2013" : g.leased + (g.standby ? " (standby)" : "")];
     }));
     const excluded = (s.log || []).filter((l) => l.includes('"type":"data_excluded"')).length;
