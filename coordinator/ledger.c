@@ -1,4 +1,6 @@
-/* ledger.c — leases and the checkpoint registry in SQLite (see ledger.h for the rules).
+/* ledger.c — the ledger in SQLite (see ledger.h for the rules): its plumbing, opening it,
+ * leases, groups, records and metrics; the checkpoint registry is in ledger_ckpt.c, volunteer
+ * mode in ledger_outer.c, their shared parts in ledger_db.h.
  *
  * Why SQLite: the ledger must never lose what it acknowledged and must never be seen half
  * changed, through kill -9 and power loss; SQLite in WAL mode with synchronous=FULL gives exactly
@@ -22,7 +24,7 @@
  * public/log.jsonl is derived from it), metrics (the groups' metrics lines, as they sent them:
  * public/metrics.jsonl is derived from it; meta's metrics_gen counts the times lines were dropped,
  * so the file is written anew). */
-#include "cotrain/ledger.h"
+#include "ledger_db.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,34 +41,6 @@
 #include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/json.h"
-
-#define FORMAT "cotrain-ledger/3"
-
-enum { AVAILABLE = 0, LEASED = 1, DONE = 2, COMMITTED = 3 };
-
-enum { CACHE_MAX = 64 };
-
-typedef struct stmt {
-    const char *sql; /* a literal: compared by address */
-    sqlite3_stmt *st;
-} stmt_t;
-
-struct ct_ledger {
-    sqlite3 *db;
-    char path[CT_PATH_MAX];
-    int n_shards;
-    uint64_t seed;
-    int64_t *order;               /* (n_shards) scratch for an epoch's order */
-    char (*ids)[CT_SHARD_ID_MAX]; /* (n_shards) the shards table, kept in memory */
-    /* meta's counters, kept in memory and written through: a rolled-back transaction leaves a
-       gap, never a value handed out twice */
-    int64_t fence, done_seq, metrics_gen;
-    int in_tx;    /* levels of ct_ledger_begin .. ct_ledger_end open */
-    int deferred; /* ct_ledger_defer_sync: commits wait for ct_ledger_sync, not the disk */
-    int wal_fd;   /* the WAL file, for ct_ledger_sync (-1 until its first call) */
-    stmt_t cache[CACHE_MAX];
-    int n_cache;
-};
 
 static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;"
@@ -90,7 +64,8 @@ static const char SCHEMA[] =
     " grp TEXT NOT NULL, line TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS metrics_step ON metrics(step);"
     "CREATE TABLE IF NOT EXISTS deltas(grp TEXT PRIMARY KEY, key TEXT NOT NULL, base INTEGER NOT "
-    "NULL, tokens INTEGER NOT NULL, steps INTEGER NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT NOT "
+    "NULL, tokens INTEGER NOT NULL, steps INTEGER NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT "
+    "NOT "
     "NULL, loss TEXT NOT NULL, at REAL NOT NULL) WITHOUT ROWID;";
 
 /* ---- SQLite plumbing ---- */
@@ -119,7 +94,7 @@ static int cached(ct_ledger_t *l, const char *sql, sqlite3_stmt **st, ct_err_t *
 }
 
 /* Done with a statement: reset for its next use (kept), or finalized when not cached. */
-static void done(ct_ledger_t *l, sqlite3_stmt *st) {
+void ldb_done(ct_ledger_t *l, sqlite3_stmt *st) {
     for (int i = 0; i < l->n_cache; i++)
         if (l->cache[i].st == st) {
             sqlite3_reset(st);
@@ -143,13 +118,13 @@ static int prepare_va(ct_ledger_t *l, sqlite3_stmt **st, ct_err_t *e, const char
             rc = sqlite3_bind_text(*st, i + 1, va_arg(ap, const char *), -1, SQLITE_TRANSIENT);
     }
     if (rc == SQLITE_OK) return 0;
-    done(l, *st);
+    ldb_done(l, *st);
     *st = NULL;
     return db_err(l, sql, e);
 }
 
-static int prepare(ct_ledger_t *l, sqlite3_stmt **st, ct_err_t *e, const char *sql,
-                   const char *types, ...) {
+int ldb_prepare(ct_ledger_t *l, sqlite3_stmt **st, ct_err_t *e, const char *sql, const char *types,
+                ...) {
     va_list ap;
     va_start(ap, types);
     int rc = prepare_va(l, st, e, sql, types, ap);
@@ -158,7 +133,7 @@ static int prepare(ct_ledger_t *l, sqlite3_stmt **st, ct_err_t *e, const char *s
 }
 
 /* Runs a statement that returns no rows; *changes (may be NULL) gets the rows it changed. */
-static int run(ct_ledger_t *l, int *changes, ct_err_t *e, const char *sql, const char *types, ...) {
+int ldb_run(ct_ledger_t *l, int *changes, ct_err_t *e, const char *sql, const char *types, ...) {
     sqlite3_stmt *st = NULL;
     va_list ap;
     va_start(ap, types);
@@ -167,12 +142,12 @@ static int run(ct_ledger_t *l, int *changes, ct_err_t *e, const char *sql, const
     CT_TRY(rc);
     rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_err(l, sql, e);
     if (changes) *changes = sqlite3_changes(l->db);
-    done(l, st);
+    ldb_done(l, st);
     return rc;
 }
 
 /* Steps a query: 1 with a row, 0 at the end, or an error. */
-static int step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t *e) {
+int ldb_step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t *e) {
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) return 1;
     if (r == SQLITE_DONE) return 0;
@@ -181,14 +156,14 @@ static int step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t
 
 /* A transaction or savepoint statement, prepared once (they run several times a request). */
 static int control(ct_ledger_t *l, const char *sql, ct_err_t *e) {
-    return run(l, NULL, e, sql, "");
+    return ldb_run(l, NULL, e, sql, "");
 }
 
 /* One transaction around body(l, arg, e): committed when it returns 0, else rolled back. Inside
  * the caller's ct_ledger_begin, part of the caller's level, which the caller undoes when a call
  * failed (a savepoint per call would cost two statements a call, several times a request). */
-static int transaction(ct_ledger_t *l, int (*body)(ct_ledger_t *, void *, ct_err_t *), void *arg,
-                       ct_err_t *e) {
+int ldb_transaction(ct_ledger_t *l, int (*body)(ct_ledger_t *, void *, ct_err_t *), void *arg,
+                    ct_err_t *e) {
     if (l->in_tx) return body(l, arg, e);
     CT_TRY(control(l, "BEGIN IMMEDIATE", e));
     int rc = body(l, arg, e);
@@ -221,32 +196,32 @@ int ct_ledger_reply_get(ct_ledger_t *l, const char *group, int64_t *req, char **
     sqlite3_stmt *st;
     *req = -1;
     *text = NULL;
-    CT_TRY(prepare(l, &st, e, "SELECT req, reply FROM replies WHERE grp = ?", "t", group));
-    int r = step_row(l, st, "reading a stored reply", e);
+    CT_TRY(ldb_prepare(l, &st, e, "SELECT req, reply FROM replies WHERE grp = ?", "t", group));
+    int r = ldb_step_row(l, st, "reading a stored reply", e);
     if (r == 1) {
         *req = sqlite3_column_int64(st, 0);
         const char *t = (const char *)sqlite3_column_text(st, 1);
         *text = strdup(t ? t : "");
         if (!*text) r = CT_ERR(e, CT_ENOMEM, "out of memory reading a stored reply");
     }
-    done(l, st);
+    ldb_done(l, st);
     return r < 0 ? r : 0;
 }
 
 int ct_ledger_reply_put(ct_ledger_t *l, const char *group, int64_t req, const char *text,
                         ct_err_t *e) {
-    return run(l, NULL, e, "INSERT OR REPLACE INTO replies(grp, req, reply) VALUES(?, ?, ?)", "tit",
-               group, req, text);
+    return ldb_run(l, NULL, e, "INSERT OR REPLACE INTO replies(grp, req, reply) VALUES(?, ?, ?)",
+                   "tit", group, req, text);
 }
 
 /* meta's `key` into buf ("" when absent). */
 static int meta_text(ct_ledger_t *l, const char *key, char *buf, size_t cap, ct_err_t *e) {
     sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e, "SELECT value FROM meta WHERE key = ?", "t", key));
-    int r = step_row(l, st, "reading meta", e);
+    CT_TRY(ldb_prepare(l, &st, e, "SELECT value FROM meta WHERE key = ?", "t", key));
+    int r = ldb_step_row(l, st, "reading meta", e);
     const unsigned char *v = r == 1 ? sqlite3_column_text(st, 0) : NULL;
     snprintf(buf, cap, "%s", v ? (const char *)v : "");
-    done(l, st);
+    ldb_done(l, st);
     return r < 0 ? r : 0;
 }
 
@@ -259,18 +234,18 @@ static int meta_int(ct_ledger_t *l, const char *key, int64_t def, int64_t *out, 
 }
 
 static int set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t *e) {
-    return run(l, NULL, e, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", "tt", key,
-               value);
+    return ldb_run(l, NULL, e, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", "tt", key,
+                   value);
 }
 
 /* Appends the public log's record of `type` with canonical fields `body` to the log table. */
 static int record_text(ct_ledger_t *l, const char *type, const char *body, ct_err_t *e) {
-    return run(l, NULL, e, "INSERT INTO log(at, type, body) VALUES(?, ?, ?)", "dtt", ct_wall_s(),
-               type, body);
+    return ldb_run(l, NULL, e, "INSERT INTO log(at, type, body) VALUES(?, ?, ?)", "dtt",
+                   ct_wall_s(), type, body);
 }
 
 /* The same with fields f (consumed). */
-static int record(ct_ledger_t *l, const char *type, cJSON *f, ct_err_t *e) {
+int ldb_record(ct_ledger_t *l, const char *type, cJSON *f, ct_err_t *e) {
     char *body = f ? ct_json_canonical(f, e) : NULL;
     cJSON_Delete(f);
     if (!body) return e->code ? e->code : CT_ERR(e, CT_ENOMEM, "out of memory logging %s", type);
@@ -306,11 +281,11 @@ static int record_unit(ct_ledger_t *l, const char *type, const char *group, cons
         cJSON_Delete(o);
         return CT_ERR(e, CT_ENOMEM, "out of memory logging %s", type);
     }
-    return record(l, type, o, e);
+    return ldb_record(l, type, o, e);
 }
 
 /* "<shard id>:<epoch>", as records name units. */
-static cJSON *unit_name(const char *shard_id, int64_t epoch) {
+cJSON *ldb_unit_name(const char *shard_id, int64_t epoch) {
     char s[CT_SHARD_ID_MAX + 24];
     snprintf(s, sizeof s, "%s:%lld", shard_id, (long long)epoch);
     return cJSON_CreateString(s);
@@ -324,10 +299,10 @@ static int units_of_va(ct_ledger_t *l, cJSON *arr, int *n, ct_err_t *e, const ch
     CT_TRY(prepare_va(l, &st, e, sql, types, ap));
     int r = 0, rc = 0;
     *n = 0;
-    while (rc == 0 && (r = step_row(l, st, "changing units", e)) == 1) {
+    while (rc == 0 && (r = ldb_step_row(l, st, "changing units", e)) == 1) {
         int64_t shard = sqlite3_column_int64(st, 0);
         cJSON *u = shard >= 0 && shard < l->n_shards
-                       ? unit_name(l->ids[shard], sqlite3_column_int64(st, 1))
+                       ? ldb_unit_name(l->ids[shard], sqlite3_column_int64(st, 1))
                        : NULL;
         if (!u || !cJSON_AddItemToArray(arr, u)) {
             cJSON_Delete(u);
@@ -335,12 +310,12 @@ static int units_of_va(ct_ledger_t *l, cJSON *arr, int *n, ct_err_t *e, const ch
         }
         ++*n;
     }
-    done(l, st);
+    ldb_done(l, st);
     return rc == 0 && r < 0 ? r : rc;
 }
 
-static int units_of(ct_ledger_t *l, cJSON *arr, int *n, ct_err_t *e, const char *sql,
-                    const char *types, ...) {
+int ldb_units_of(ct_ledger_t *l, cJSON *arr, int *n, ct_err_t *e, const char *sql,
+                 const char *types, ...) {
     va_list ap;
     va_start(ap, types);
     int rc = units_of_va(l, arr, n, e, sql, types, ap);
@@ -350,8 +325,8 @@ static int units_of(ct_ledger_t *l, cJSON *arr, int *n, ct_err_t *e, const char 
 
 /* Returns to available the units that `sql` (an UPDATE ... RETURNING shard, epoch) sets back,
  * logging them as one shards_returned record saying why; *n (may be NULL) gets how many. */
-static int return_units(ct_ledger_t *l, int *n, const char *why, ct_err_t *e, const char *sql,
-                        const char *types, ...) {
+int ldb_return_units(ct_ledger_t *l, int *n, const char *why, ct_err_t *e, const char *sql,
+                     const char *types, ...) {
     cJSON *f = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(f, "shards");
     int count = 0, rc = f && arr && cJSON_AddStringToObject(f, "why", why)
                             ? 0
@@ -367,7 +342,7 @@ static int return_units(ct_ledger_t *l, int *n, const char *why, ct_err_t *e, co
         cJSON_Delete(f);
         return rc;
     }
-    return record(l, "shards_returned", f, e);
+    return ldb_record(l, "shards_returned", f, e);
 }
 
 /* Logs group_left {group, why[, successor]} for each group the statement st (a DELETE FROM
@@ -375,7 +350,7 @@ static int return_units(ct_ledger_t *l, int *n, const char *why, ct_err_t *e, co
 static int groups_left(ct_ledger_t *l, sqlite3_stmt *st, const char *why, const char *successor,
                        ct_err_t *e) {
     int r, rc = 0;
-    while (rc == 0 && (r = step_row(l, st, "taking groups out", e)) == 1) {
+    while (rc == 0 && (r = ldb_step_row(l, st, "taking groups out", e)) == 1) {
         cJSON *f = cJSON_CreateObject();
         if (!f || !cJSON_AddStringToObject(f, "group", (const char *)sqlite3_column_text(st, 0)) ||
             !cJSON_AddStringToObject(f, "why", why) ||
@@ -383,10 +358,10 @@ static int groups_left(ct_ledger_t *l, sqlite3_stmt *st, const char *why, const 
             cJSON_Delete(f);
             rc = CT_ERR(e, CT_ENOMEM, "out of memory logging a group");
         } else {
-            rc = record(l, "group_left", f, e);
+            rc = ldb_record(l, "group_left", f, e);
         }
     }
-    done(l, st);
+    ldb_done(l, st);
     return rc == 0 && r < 0 ? r : rc;
 }
 
@@ -443,8 +418,8 @@ static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
     CT_TRY(set_meta(l, "seed", seed, e));
     CT_TRY(set_meta(l, "held_out", held, e));
     for (int i = 0; i < l->n_shards; i++)
-        CT_TRY(run(l, NULL, e, "INSERT INTO shards(idx, id) VALUES(?, ?)", "it", (int64_t)i,
-                   m->shards[i].id));
+        CT_TRY(ldb_run(l, NULL, e, "INSERT INTO shards(idx, id) VALUES(?, ?)", "it", (int64_t)i,
+                       m->shards[i].id));
     cJSON *f = cJSON_CreateObject();
     if (!f || !cJSON_AddStringToObject(f, "config_sha256", a->config_sha256) ||
         !cJSON_AddStringToObject(f, "data_sha256", m->sha256) ||
@@ -454,18 +429,18 @@ static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
         cJSON_Delete(f);
         return CT_ERR(e, CT_ENOMEM, "out of memory logging the run's start");
     }
-    return record(l, "run_started", f, e);
+    return ldb_record(l, "run_started", f, e);
 }
 
 /* What the ledger keeps in memory: the shard ids and the counters. */
 static int load(ct_ledger_t *l, ct_err_t *e) {
     sqlite3_stmt *st;
     int r, n = 0;
-    CT_TRY(prepare(l, &st, e, "SELECT idx, id FROM shards ORDER BY idx", ""));
-    while ((r = step_row(l, st, "reading the shards", e)) == 1 && n < l->n_shards)
+    CT_TRY(ldb_prepare(l, &st, e, "SELECT idx, id FROM shards ORDER BY idx", ""));
+    while ((r = ldb_step_row(l, st, "reading the shards", e)) == 1 && n < l->n_shards)
         if (sqlite3_column_int(st, 0) == n)
             snprintf(l->ids[n++], CT_SHARD_ID_MAX, "%s", sqlite3_column_text(st, 1));
-    done(l, st);
+    ldb_done(l, st);
     CT_TRY(r < 0 ? r : 0);
     if (n != l->n_shards)
         return CT_ERR(e, CT_ECORRUPT, "ledger %s lists %d of its %d shards: it is damaged", l->path,
@@ -509,7 +484,7 @@ int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, 
         goto fail;
     }
     open_args_t args = {.m = m, .held_out = held_out, .config_sha256 = config_sha256};
-    CT_TRY_GOTO(transaction(l, init, &args, e), fail);
+    CT_TRY_GOTO(ldb_transaction(l, init, &args, e), fail);
     CT_TRY_GOTO(load(l, e), fail);
     *out = l;
     return 0;
@@ -586,10 +561,10 @@ int ct_ledger_sync(ct_ledger_t *l, ct_err_t *e) {
 
 int ct_ledger_log_head(ct_ledger_t *l, int64_t *seq, ct_err_t *e) {
     sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e, "SELECT COALESCE(MAX(seq), 0) FROM log", ""));
-    int r = step_row(l, st, "reading the log's head", e);
+    CT_TRY(ldb_prepare(l, &st, e, "SELECT COALESCE(MAX(seq), 0) FROM log", ""));
+    int r = ldb_step_row(l, st, "reading the log's head", e);
     *seq = r == 1 ? sqlite3_column_int64(st, 0) : 0;
-    done(l, st);
+    ldb_done(l, st);
     return r < 0 ? r : 0;
 }
 
@@ -602,23 +577,23 @@ typedef struct lease_args {
 } lease_args_t;
 
 /* The epoch the next begin_epoch makes (how many there are). */
-static int next_epoch(ct_ledger_t *l, int64_t *next, ct_err_t *e) {
+int ldb_next_epoch(ct_ledger_t *l, int64_t *next, ct_err_t *e) {
     sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e, "SELECT COALESCE(MAX(epoch) + 1, 0) FROM units", ""));
-    int r = step_row(l, st, "finding the next epoch", e);
+    CT_TRY(ldb_prepare(l, &st, e, "SELECT COALESCE(MAX(epoch) + 1, 0) FROM units", ""));
+    int r = ldb_step_row(l, st, "finding the next epoch", e);
     *next = r == 1 ? sqlite3_column_int64(st, 0) : 0;
-    done(l, st);
+    ldb_done(l, st);
     return r < 0 ? r : 0;
 }
 
 /* Begins the next epoch: its units, available, in ct_data_shard_order. */
-static int begin_epoch(ct_ledger_t *l, ct_err_t *e) {
+int ldb_begin_epoch(ct_ledger_t *l, ct_err_t *e) {
     int64_t next;
-    CT_TRY(next_epoch(l, &next, e));
+    CT_TRY(ldb_next_epoch(l, &next, e));
     ct_data_shard_order(l->seed, next, l->n_shards, l->order);
     for (int p = 0; p < l->n_shards; p++)
-        CT_TRY(run(l, NULL, e, "INSERT INTO units(epoch, pos, shard) VALUES(?, ?, ?)", "iii", next,
-                   (int64_t)p, l->order[p]));
+        CT_TRY(ldb_run(l, NULL, e, "INSERT INTO units(epoch, pos, shard) VALUES(?, ?, ?)", "iii",
+                       next, (int64_t)p, l->order[p]));
     return 0;
 }
 
@@ -626,17 +601,17 @@ static int begin_epoch(ct_ledger_t *l, ct_err_t *e) {
 static int first_available(ct_ledger_t *l, int64_t *epoch, int64_t *pos, int64_t *shard,
                            ct_err_t *e) {
     sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e,
-                   "SELECT epoch, pos, shard FROM units WHERE state = 0 "
-                   "ORDER BY epoch, pos LIMIT 1",
-                   ""));
-    int r = step_row(l, st, "finding an available unit", e);
+    CT_TRY(ldb_prepare(l, &st, e,
+                       "SELECT epoch, pos, shard FROM units WHERE state = 0 "
+                       "ORDER BY epoch, pos LIMIT 1",
+                       ""));
+    int r = ldb_step_row(l, st, "finding an available unit", e);
     if (r == 1) {
         *epoch = sqlite3_column_int64(st, 0);
         *pos = sqlite3_column_int64(st, 1);
         *shard = sqlite3_column_int64(st, 2);
     }
-    done(l, st);
+    ldb_done(l, st);
     return r;
 }
 
@@ -645,17 +620,17 @@ static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     int64_t epoch = 0, pos = 0, shard = 0, fence;
     int r = first_available(l, &epoch, &pos, &shard, e);
     if (r == 0) {
-        CT_TRY(begin_epoch(l, e));
+        CT_TRY(ldb_begin_epoch(l, e));
         r = first_available(l, &epoch, &pos, &shard, e);
     }
     if (r < 0) return r;
     if (r == 0) return CT_ERR(e, CT_ESTATE, "ledger %s has no shards to lease", l->path);
     CT_TRY(next_counter(l, "fence", &l->fence, &fence, e));
     double expiry = a->now + a->ttl;
-    CT_TRY(run(l, NULL, e,
-               "UPDATE units SET state = 1, grp = ?, fence = ?, expiry = ? "
-               "WHERE epoch = ? AND pos = ?",
-               "tidii", a->group, fence, expiry, epoch, pos));
+    CT_TRY(ldb_run(l, NULL, e,
+                   "UPDATE units SET state = 1, grp = ?, fence = ?, expiry = ? "
+                   "WHERE epoch = ? AND pos = ?",
+                   "tidii", a->group, fence, expiry, epoch, pos));
     ct_lease_t *o = a->out;
     memset(o, 0, sizeof *o);
     o->shard = (int)shard;
@@ -669,7 +644,7 @@ static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
 int ct_ledger_lease(ct_ledger_t *l, const char *group, double now, double ttl, ct_lease_t *out,
                     ct_err_t *e) {
     lease_args_t a = {.group = group, .now = now, .ttl = ttl, .out = out};
-    return transaction(l, lease_tx, &a, e);
+    return ldb_transaction(l, lease_tx, &a, e);
 }
 
 typedef struct done_args {
@@ -682,11 +657,11 @@ static int done_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     int64_t seq;
     int changed = 0;
     CT_TRY(next_counter(l, "done_seq", &l->done_seq, &seq, e));
-    CT_TRY(run(l, &changed, e,
-               "UPDATE units SET state = 2, done_seq = ? WHERE state = 1 AND "
-               "epoch = ? AND grp = ? AND fence = ? AND "
-               "shard = (SELECT idx FROM shards WHERE id = ?)",
-               "iitit", seq, a->epoch, a->group, a->fence, a->shard_id));
+    CT_TRY(ldb_run(l, &changed, e,
+                   "UPDATE units SET state = 2, done_seq = ? WHERE state = 1 AND "
+                   "epoch = ? AND grp = ? AND fence = ? AND "
+                   "shard = (SELECT idx FROM shards WHERE id = ?)",
+                   "iitit", seq, a->epoch, a->group, a->fence, a->shard_id));
     if (changed == 1) return record_unit(l, "shard_done", a->group, a->shard_id, a->epoch, -1, e);
     return CT_ERR(e, CT_ESTATE,
                   "shard %s of epoch %lld is not leased to %s with token %lld (the "
@@ -698,7 +673,7 @@ static int done_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
 int ct_ledger_done(ct_ledger_t *l, const char *group, const char *shard_id, int64_t epoch,
                    int64_t fence, ct_err_t *e) {
     done_args_t a = {.group = group, .shard_id = shard_id, .epoch = epoch, .fence = fence};
-    return transaction(l, done_tx, &a, e);
+    return ldb_transaction(l, done_tx, &a, e);
 }
 
 typedef struct update_args {
@@ -709,52 +684,52 @@ typedef struct update_args {
 
 static int heartbeat_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     update_args_t *a = arg;
-    return run(l, NULL, e, "UPDATE units SET expiry = ? WHERE state = 1 AND grp = ?", "dt", a->t,
-               a->group);
+    return ldb_run(l, NULL, e, "UPDATE units SET expiry = ? WHERE state = 1 AND grp = ?", "dt",
+                   a->t, a->group);
 }
 
 int ct_ledger_heartbeat(ct_ledger_t *l, const char *group, double now, double ttl, ct_err_t *e) {
     update_args_t a = {.group = group, .t = now + ttl};
-    return transaction(l, heartbeat_tx, &a, e);
+    return ldb_transaction(l, heartbeat_tx, &a, e);
 }
 
 static int expire_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     update_args_t *a = arg;
     sqlite3_stmt *st;
     /* a group whose leases all lapsed went silent: it has left (a hello brings it back) */
-    CT_TRY(prepare(l, &st, e,
-                   "DELETE FROM groups WHERE grp IN (SELECT grp FROM units WHERE state = 1 AND "
-                   "expiry < ?) AND grp NOT IN (SELECT grp FROM units WHERE state = 1 AND "
-                   "expiry >= ?) RETURNING grp",
-                   "dd", a->t, a->t));
+    CT_TRY(ldb_prepare(l, &st, e,
+                       "DELETE FROM groups WHERE grp IN (SELECT grp FROM units WHERE state = 1 AND "
+                       "expiry < ?) AND grp NOT IN (SELECT grp FROM units WHERE state = 1 AND "
+                       "expiry >= ?) RETURNING grp",
+                       "dd", a->t, a->t));
     CT_TRY(groups_left(l, st, "silent", NULL, e));
-    return return_units(l, &a->changed, "expired", e,
-                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL "
-                        "WHERE state = 1 AND expiry < ? RETURNING shard, epoch",
-                        "d", a->t);
+    return ldb_return_units(l, &a->changed, "expired", e,
+                            "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL "
+                            "WHERE state = 1 AND expiry < ? RETURNING shard, epoch",
+                            "d", a->t);
 }
 
 static int leave_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     update_args_t *a = arg;
     sqlite3_stmt *st;
-    CT_TRY(return_units(l, &a->changed, "left", e,
-                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL "
-                        "WHERE state = 1 AND grp = ? RETURNING shard, epoch",
-                        "t", a->group));
-    CT_TRY(prepare(l, &st, e, "DELETE FROM groups WHERE grp = ? RETURNING grp", "t", a->group));
+    CT_TRY(ldb_return_units(l, &a->changed, "left", e,
+                            "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL "
+                            "WHERE state = 1 AND grp = ? RETURNING shard, epoch",
+                            "t", a->group));
+    CT_TRY(ldb_prepare(l, &st, e, "DELETE FROM groups WHERE grp = ? RETURNING grp", "t", a->group));
     return groups_left(l, st, a->key, NULL, e);
 }
 
 int ct_ledger_leave(ct_ledger_t *l, const char *group, const char *why, int *n, ct_err_t *e) {
     update_args_t a = {.group = group, .key = why};
-    int rc = transaction(l, leave_tx, &a, e);
+    int rc = ldb_transaction(l, leave_tx, &a, e);
     if (n) *n = a.changed;
     return rc;
 }
 
 int ct_ledger_expire(ct_ledger_t *l, double now, int *n, ct_err_t *e) {
     update_args_t a = {.t = now};
-    int rc = transaction(l, expire_tx, &a, e);
+    int rc = ldb_transaction(l, expire_tx, &a, e);
     if (n) *n = a.changed;
     return rc;
 }
@@ -767,270 +742,28 @@ static int restart_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
         cJSON_Delete(f);
         return CT_ERR(e, CT_ENOMEM, "out of memory logging a group");
     }
-    CT_TRY(record(l, "group_joined", f, e));
-    return return_units(l, &a->changed, "restart", e,
-                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-                        "done_seq = NULL WHERE grp = ? AND (state = 1 OR (state = 2 AND NOT "
-                        "EXISTS (SELECT 1 FROM deltas d WHERE d.grp = units.grp))) "
-                        "RETURNING shard, epoch",
-                        "t", a->group);
+    CT_TRY(ldb_record(l, "group_joined", f, e));
+    return ldb_return_units(l, &a->changed, "restart", e,
+                            "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+                            "done_seq = NULL WHERE grp = ? AND (state = 1 OR (state = 2 AND NOT "
+                            "EXISTS (SELECT 1 FROM deltas d WHERE d.grp = units.grp))) "
+                            "RETURNING shard, epoch",
+                            "t", a->group);
 }
 
 int ct_ledger_restart(ct_ledger_t *l, const char *group, const char *key, int *n, ct_err_t *e) {
     update_args_t a = {.group = group, .key = key};
-    int rc = transaction(l, restart_tx, &a, e);
+    int rc = ldb_transaction(l, restart_tx, &a, e);
     if (n) *n = a.changed;
-    return rc;
-}
-
-/* ---- checkpoints ---- */
-
-static int head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err_t *e) {
-    sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e, "SELECT id, step FROM checkpoints ORDER BY seq DESC LIMIT 1", ""));
-    int r = step_row(l, st, "reading the head checkpoint", e);
-    id[0] = '\0';
-    *step = -1;
-    if (r == 1) {
-        snprintf(id, CT_SHA256_HEX, "%s", sqlite3_column_text(st, 0));
-        *step = sqlite3_column_int64(st, 1);
-    }
-    done(l, st);
-    return r < 0 ? r : 0;
-}
-
-int ct_ledger_head(ct_ledger_t *l, char id[CT_SHA256_HEX], int64_t *step, ct_err_t *e) {
-    return head(l, id, step, e);
-}
-
-typedef struct commit_args {
-    const char *group, *id, *parent;
-    int64_t step;
-    double now;
-    const ct_unit_t *units;
-    int n;
-} commit_args_t;
-
-static int commit_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
-    commit_args_t *a = arg;
-    char h[CT_SHA256_HEX];
-    int64_t hstep;
-    CT_TRY(head(l, h, &hstep, e));
-    if (strcmp(h, a->parent) != 0)
-        return CT_ERR(e, CT_ESTATE,
-                      "checkpoint %.16s... of step %lld names parent %.16s..., but "
-                      "the head is %.16s...%s: a group commits only on top of the head; resume "
-                      "from it (latest_checkpoint)",
-                      a->id, (long long)a->step, a->parent[0] ? a->parent : "(none)",
-                      h[0] ? h : "(none)", h[0] ? "" : " (no checkpoint yet)");
-    cJSON *f = cJSON_CreateObject(), *shards = cJSON_AddArrayToObject(f, "shards");
-    if (!f || !shards || !cJSON_AddStringToObject(f, "group", a->group) ||
-        !cJSON_AddNumberToObject(f, "step", (double)a->step) ||
-        !cJSON_AddStringToObject(f, "id", a->id) ||
-        !cJSON_AddStringToObject(f, "parent", a->parent)) {
-        cJSON_Delete(f);
-        return CT_ERR(e, CT_ENOMEM, "out of memory logging a commit");
-    }
-    for (int i = 0; i < a->n; i++) {
-        const ct_unit_t *u = &a->units[i];
-        cJSON *name = unit_name(u->shard_id, u->epoch);
-        if (!name || !cJSON_AddItemToArray(shards, name)) {
-            cJSON_Delete(name);
-            cJSON_Delete(f);
-            return CT_ERR(e, CT_ENOMEM, "out of memory logging a commit");
-        }
-    }
-    int rc = 0;
-    for (int i = 0; i < a->n && rc == 0; i++) {
-        const ct_unit_t *u = &a->units[i];
-        int changed = 0;
-        rc = run(l, &changed, e,
-                 "UPDATE units SET state = 3, ckpt = ? WHERE state = 2 AND "
-                 "grp = ? AND epoch = ? AND "
-                 "shard = (SELECT idx FROM shards WHERE id = ?)",
-                 "ttit", a->id, a->group, u->epoch, u->shard_id);
-        if (rc == 0 && changed != 1)
-            rc = CT_ERR(e, CT_ESTATE,
-                        "checkpoint %.16s... lists shard %s of epoch %lld, which "
-                        "%s has not reported done since the head (not leased to it, not "
-                        "finished, already committed, or listed twice): the commit is refused",
-                        a->id, u->shard_id, (long long)u->epoch, a->group);
-    }
-    if (rc == 0)
-        rc = run(l, NULL, e,
-                 "INSERT INTO checkpoints(id, step, parent, grp, at) "
-                 "VALUES(?, ?, ?, ?, ?)",
-                 "tittd", a->id, a->step, a->parent, a->group, a->now);
-    if (rc != 0) {
-        cJSON_Delete(f);
-        return rc;
-    }
-    CT_TRY(record(l, "checkpoint_committed", f, e));
-    /* what other groups finished on top of the old head can never be committed now (their
-     * parent is gone): those units go back to the pool, so a dead group's work is redone */
-    return return_units(l, NULL, "superseded", e,
-                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-                        "done_seq = NULL WHERE state = 2 AND grp != ? RETURNING shard, epoch",
-                        "t", a->group);
-}
-
-int ct_ledger_commit(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
-                     const char *parent, const ct_unit_t *units, int n_units, ct_err_t *e) {
-    if (!ct_sha256_hex_valid(id) || (parent[0] && !ct_sha256_hex_valid(parent)))
-        return CT_ERR(e, CT_EINVAL,
-                      "a checkpoint id is 64 lowercase hex digits (the sha256 of "
-                      "its MANIFEST); got \"%.80s\" with parent \"%.80s\"",
-                      id, parent);
-    commit_args_t a = {.group = group,
-                       .id = id,
-                       .parent = parent,
-                       .step = step,
-                       .now = now,
-                       .units = units,
-                       .n = n_units};
-    return transaction(l, commit_tx, &a, e);
-}
-
-/* Checkpoint id's place in the lineage: 1 with its seq and step, 0 when it is not there. */
-static int find_ckpt(ct_ledger_t *l, const char *id, int64_t *seq, int64_t *step, ct_err_t *e) {
-    sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e, "SELECT seq, step FROM checkpoints WHERE id = ?", "t", id));
-    int r = step_row(l, st, "looking up a checkpoint", e);
-    if (r == 1) {
-        if (seq) *seq = sqlite3_column_int64(st, 0);
-        if (step) *step = sqlite3_column_int64(st, 1);
-    }
-    done(l, st);
-    return r;
-}
-
-int ct_ledger_find(ct_ledger_t *l, const char *id, int64_t *step, ct_err_t *e) {
-    return find_ckpt(l, id, NULL, step, e);
-}
-
-typedef struct rollback_args {
-    const char *id;
-    int returned, dropped;
-} rollback_args_t;
-
-static int rollback_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
-    rollback_args_t *a = arg;
-    int64_t seq = 0, step = 0;
-    int r = find_ckpt(l, a->id, &seq, &step, e);
-    if (r < 0) return r;
-    if (r == 0)
-        return CT_ERR(e, CT_ESTATE,
-                      "checkpoint %.16s... is not in the committed lineage of %s: only a "
-                      "committed checkpoint can become the head again",
-                      a->id, l->path);
-    /* the record names the checkpoints that leave the lineage, in order */
-    cJSON *f = cJSON_CreateObject(), *dropped = cJSON_AddArrayToObject(f, "dropped");
-    int ok = f && dropped && cJSON_AddStringToObject(f, "to", a->id) &&
-             cJSON_AddNumberToObject(f, "step", (double)step);
-    sqlite3_stmt *st = NULL;
-    int rc =
-        ok ? prepare(l, &st, e, "SELECT id FROM checkpoints WHERE seq > ? ORDER BY seq", "i", seq)
-           : CT_ERR(e, CT_ENOMEM, "out of memory logging a revert");
-    while (rc == 0 && (r = step_row(l, st, "listing checkpoints", e)) == 1) {
-        cJSON *id = cJSON_CreateString((const char *)sqlite3_column_text(st, 0));
-        if (!id || !cJSON_AddItemToArray(dropped, id)) {
-            cJSON_Delete(id);
-            rc = CT_ERR(e, CT_ENOMEM, "out of memory logging a revert");
-        }
-    }
-    if (st) done(l, st);
-    if (rc == 0 && r < 0) rc = r;
-    if (rc != 0) {
-        cJSON_Delete(f);
-        return rc;
-    }
-    CT_TRY(record(l, "checkpoints_reverted", f, e));
-    /* everything after it: the units its successors committed, and every unit in flight (it
-     * was taken on top of a head that is gone) */
-    CT_TRY(
-        return_units(l, &a->returned, "reverted", e,
-                     "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-                     "done_seq = NULL, ckpt = NULL WHERE state IN (1, 2) OR (state = 3 AND "
-                     "ckpt IN (SELECT id FROM checkpoints WHERE seq > ?)) RETURNING shard, epoch",
-                     "i", seq));
-    return run(l, &a->dropped, e, "DELETE FROM checkpoints WHERE seq > ?", "i", seq);
-}
-
-int ct_ledger_rollback(ct_ledger_t *l, const char *id, int *returned, int *dropped, ct_err_t *e) {
-    rollback_args_t a = {.id = id};
-    int rc = transaction(l, rollback_tx, &a, e);
-    if (returned) *returned = a.returned;
-    if (dropped) *dropped = a.dropped;
-    return rc;
-}
-
-typedef struct adopt_args {
-    const char *group, *id;
-    int64_t step, epoch, pos;
-    double now;
-    int committed;
-} adopt_args_t;
-
-static int adopt_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
-    adopt_args_t *a = arg;
-    char h[CT_SHA256_HEX];
-    int64_t hstep, epochs;
-    CT_TRY(head(l, h, &hstep, e));
-    if (h[0])
-        return CT_ERR(e, CT_ESTATE,
-                      "ledger %s already has a lineage (head %.16s..., step %lld): only a "
-                      "ledger without checkpoints adopts one",
-                      l->path, h, (long long)hstep);
-    /* the units of every epoch the cursor has begun exist, as the loader ordered them */
-    CT_TRY(next_epoch(l, &epochs, e));
-    for (; epochs <= a->epoch; epochs++)
-        CT_TRY(begin_epoch(l, e));
-    CT_TRY(return_units(l, NULL, "adopted", e,
-                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-                        "done_seq = NULL WHERE state IN (1, 2) RETURNING shard, epoch",
-                        ""));
-    cJSON *f = cJSON_CreateObject(), *shards = cJSON_AddArrayToObject(f, "shards");
-    int rc = f && shards && cJSON_AddStringToObject(f, "group", a->group) &&
-                     cJSON_AddNumberToObject(f, "step", (double)a->step) &&
-                     cJSON_AddStringToObject(f, "id", a->id) &&
-                     cJSON_AddStringToObject(f, "parent", "") && cJSON_AddTrueToObject(f, "adopted")
-                 ? 0
-                 : CT_ERR(e, CT_ENOMEM, "out of memory logging an adoption");
-    if (rc == 0)
-        rc = units_of(l, shards, &a->committed, e,
-                      "UPDATE units SET state = 3, grp = ?, ckpt = ? WHERE epoch < ? OR "
-                      "(epoch = ? AND pos < ?) RETURNING shard, epoch",
-                      "ttiii", a->group, a->id, a->epoch, a->epoch, a->pos);
-    if (rc == 0)
-        rc = run(l, NULL, e,
-                 "INSERT INTO checkpoints(id, step, parent, grp, at) VALUES(?, ?, '', ?, ?)",
-                 "titd", a->id, a->step, a->group, a->now);
-    if (rc != 0) {
-        cJSON_Delete(f);
-        return rc;
-    }
-    return record(l, "checkpoint_committed", f, e);
-}
-
-int ct_ledger_adopt(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
-                    int64_t epoch, int64_t pos, int *committed, ct_err_t *e) {
-    if (!ct_sha256_hex_valid(id) || epoch < 0 || pos < 0 || pos >= l->n_shards)
-        return CT_ERR(e, CT_EINVAL,
-                      "cannot adopt checkpoint \"%.80s\" at unit %lld of epoch %lld: the id "
-                      "is 64 lowercase hex digits and the unit one of the %d shards trained on",
-                      id, (long long)pos, (long long)epoch, l->n_shards);
-    adopt_args_t a = {group, id, step, epoch, pos, now, 0};
-    int rc = transaction(l, adopt_tx, &a, e);
-    if (committed) *committed = a.committed;
     return rc;
 }
 
 int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e) {
     memset(c, 0, sizeof *c);
     sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e, "SELECT state, COUNT(*) FROM units GROUP BY state", ""));
+    CT_TRY(ldb_prepare(l, &st, e, "SELECT state, COUNT(*) FROM units GROUP BY state", ""));
     int r;
-    while ((r = step_row(l, st, "counting units", e)) == 1) {
+    while ((r = ldb_step_row(l, st, "counting units", e)) == 1) {
         int64_t n = sqlite3_column_int64(st, 1);
         switch (sqlite3_column_int(st, 0)) {
         case AVAILABLE: c->available = n; break;
@@ -1039,17 +772,19 @@ int ct_ledger_counts(ct_ledger_t *l, ct_ledger_counts_t *c, ct_err_t *e) {
         default: c->committed = n; break;
         }
     }
-    done(l, st);
+    ldb_done(l, st);
     CT_TRY(r);
-    CT_TRY(prepare(l, &st, e, "SELECT COUNT(DISTINCT epoch) FROM units", ""));
-    if ((r = step_row(l, st, "counting epochs", e)) == 1) c->epochs = sqlite3_column_int64(st, 0);
-    done(l, st);
+    CT_TRY(ldb_prepare(l, &st, e, "SELECT COUNT(DISTINCT epoch) FROM units", ""));
+    if ((r = ldb_step_row(l, st, "counting epochs", e)) == 1)
+        c->epochs = sqlite3_column_int64(st, 0);
+    ldb_done(l, st);
     return r < 0 ? r : 0;
 }
 
 static int seen(ct_ledger_t *l, const char *group, double now, int standby, ct_err_t *e) {
-    return run(l, NULL, e, "INSERT OR REPLACE INTO groups(grp, last_seen, standby) VALUES(?, ?, ?)",
-               "tdi", group, now, (int64_t)standby);
+    return ldb_run(l, NULL, e,
+                   "INSERT OR REPLACE INTO groups(grp, last_seen, standby) VALUES(?, ?, ?)", "tdi",
+                   group, now, (int64_t)standby);
 }
 
 int ct_ledger_seen(ct_ledger_t *l, const char *group, double now, ct_err_t *e) {
@@ -1066,32 +801,33 @@ typedef struct standby_args {
 static int standby_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     standby_args_t *a = arg;
     sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e,
-                   "SELECT grp FROM groups WHERE grp != ? AND standby = 0 AND last_seen >= ? "
-                   "ORDER BY last_seen DESC LIMIT 1",
-                   "td", a->group, a->now - a->ttl));
-    int r = step_row(l, st, "looking for the active group", e);
+    CT_TRY(ldb_prepare(l, &st, e,
+                       "SELECT grp FROM groups WHERE grp != ? AND standby = 0 AND last_seen >= ? "
+                       "ORDER BY last_seen DESC LIMIT 1",
+                       "td", a->group, a->now - a->ttl));
+    int r = ldb_step_row(l, st, "looking for the active group", e);
     if (r == 1) snprintf(a->active, CT_GROUP_MAX, "%s", sqlite3_column_text(st, 0));
-    done(l, st);
+    ldb_done(l, st);
     if (r < 0) return r;
     CT_TRY(seen(l, a->group, a->now, r == 1, e));
     if (r == 1) return 0;
     /* taking over: the groups that trained and fell silent have left (logged; a hello brings
        one back), and their leased and finished units go back, in their places */
-    CT_TRY(prepare(l, &st, e, "DELETE FROM groups WHERE grp != ? AND standby = 0 RETURNING grp",
-                   "t", a->group));
+    CT_TRY(ldb_prepare(l, &st, e, "DELETE FROM groups WHERE grp != ? AND standby = 0 RETURNING grp",
+                       "t", a->group));
     CT_TRY(groups_left(l, st, "silent", a->group, e));
-    return return_units(l, &a->reclaimed, "takeover", e,
-                        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
-                        "done_seq = NULL WHERE state IN (1, 2) AND grp != ? RETURNING shard, epoch",
-                        "t", a->group);
+    return ldb_return_units(
+        l, &a->reclaimed, "takeover", e,
+        "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = NULL, "
+        "done_seq = NULL WHERE state IN (1, 2) AND grp != ? RETURNING shard, epoch",
+        "t", a->group);
 }
 
 int ct_ledger_standby(ct_ledger_t *l, const char *group, double now, double ttl,
                       char active[CT_GROUP_MAX], int *reclaimed, ct_err_t *e) {
     standby_args_t a = {group, now, ttl, active, 0};
     active[0] = '\0';
-    int rc = transaction(l, standby_tx, &a, e);
+    int rc = ldb_transaction(l, standby_tx, &a, e);
     if (reclaimed) *reclaimed = a.reclaimed;
     return rc;
 }
@@ -1100,13 +836,13 @@ int ct_ledger_groups(ct_ledger_t *l, int max, ct_group_info_t **out, int *n, ct_
     sqlite3_stmt *st;
     *out = NULL;
     *n = 0;
-    CT_TRY(prepare(l, &st, e,
-                   "SELECT * FROM (SELECT g.grp, g.last_seen, (SELECT COUNT(*) FROM units u "
-                   "WHERE u.state = 1 AND u.grp = g.grp), g.standby FROM groups g "
-                   "ORDER BY g.last_seen DESC LIMIT ?) ORDER BY 1",
-                   "i", (int64_t)(max > 0 ? max : -1)));
+    CT_TRY(ldb_prepare(l, &st, e,
+                       "SELECT * FROM (SELECT g.grp, g.last_seen, (SELECT COUNT(*) FROM units u "
+                       "WHERE u.state = 1 AND u.grp = g.grp), g.standby FROM groups g "
+                       "ORDER BY g.last_seen DESC LIMIT ?) ORDER BY 1",
+                       "i", (int64_t)(max > 0 ? max : -1)));
     int r, cap = 0, rc = 0;
-    while ((r = step_row(l, st, "listing groups", e)) == 1) {
+    while ((r = ldb_step_row(l, st, "listing groups", e)) == 1) {
         if (*n == cap) {
             cap = cap ? 2 * cap : 8;
             ct_group_info_t *p = realloc(*out, (size_t)cap * sizeof *p);
@@ -1122,7 +858,7 @@ int ct_ledger_groups(ct_ledger_t *l, int max, ct_group_info_t **out, int *n, ct_
         g->leased = sqlite3_column_int64(st, 2);
         g->standby = sqlite3_column_int(st, 3);
     }
-    done(l, st);
+    ldb_done(l, st);
     if (r < 0) rc = r;
     if (rc != 0) {
         free(*out);
@@ -1130,28 +866,6 @@ int ct_ledger_groups(ct_ledger_t *l, int max, ct_group_info_t **out, int *n, ct_
         *n = 0;
     }
     return rc;
-}
-
-int ct_ledger_progress(ct_ledger_t *l, int64_t *first_step, double *first_at, int64_t *head_step,
-                       double *head_at, ct_err_t *e) {
-    sqlite3_stmt *st;
-    *first_step = *head_step = -1;
-    *first_at = *head_at = 0;
-    CT_TRY(prepare(l, &st, e,
-                   "SELECT (SELECT step FROM checkpoints ORDER BY seq LIMIT 1), "
-                   "(SELECT at FROM checkpoints ORDER BY seq LIMIT 1), "
-                   "(SELECT step FROM checkpoints ORDER BY seq DESC LIMIT 1), "
-                   "(SELECT at FROM checkpoints ORDER BY seq DESC LIMIT 1)",
-                   ""));
-    int r = step_row(l, st, "reading the progress", e);
-    if (r == 1 && sqlite3_column_type(st, 0) != SQLITE_NULL) {
-        *first_step = sqlite3_column_int64(st, 0);
-        *first_at = sqlite3_column_double(st, 1);
-        *head_step = sqlite3_column_int64(st, 2);
-        *head_at = sqlite3_column_double(st, 3);
-    }
-    done(l, st);
-    return r < 0 ? r : 0;
 }
 
 typedef struct record_args {
@@ -1163,12 +877,12 @@ static int record_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     record_args_t *a = arg;
     cJSON *f = a->f;
     a->f = NULL;
-    return record(l, a->type, f, e);
+    return ldb_record(l, a->type, f, e);
 }
 
 int ct_ledger_record(ct_ledger_t *l, const char *type, cJSON *f, ct_err_t *e) {
     record_args_t a = {type, f};
-    int rc = transaction(l, record_tx, &a, e);
+    int rc = ldb_transaction(l, record_tx, &a, e);
     cJSON_Delete(a.f);
     return rc;
 }
@@ -1176,104 +890,17 @@ int ct_ledger_record(ct_ledger_t *l, const char *type, cJSON *f, ct_err_t *e) {
 int ct_ledger_records(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_record_fn fn, void *arg,
                       ct_err_t *e) {
     sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e,
-                   "SELECT seq, at, type, body FROM log WHERE seq > ? ORDER BY seq "
-                   "LIMIT ?",
-                   "ii", after, max));
+    CT_TRY(ldb_prepare(l, &st, e,
+                       "SELECT seq, at, type, body FROM log WHERE seq > ? ORDER BY seq "
+                       "LIMIT ?",
+                       "ii", after, max));
     int r, rc = 0;
-    while (rc == 0 && (r = step_row(l, st, "reading the log", e)) == 1)
+    while (rc == 0 && (r = ldb_step_row(l, st, "reading the log", e)) == 1)
         rc = fn(arg, sqlite3_column_int64(st, 0), sqlite3_column_double(st, 1),
                 (const char *)sqlite3_column_text(st, 2), (const char *)sqlite3_column_text(st, 3),
                 e);
-    done(l, st);
+    ldb_done(l, st);
     return rc == 0 && r < 0 ? r : rc;
-}
-
-cJSON *ct_ledger_credit(ct_ledger_t *l, const cJSON *config, ct_err_t *e) {
-    sqlite3_stmt *st;
-    int64_t batch = 0, seq_len = 0;
-    ct_json_get_uint53(cJSON_GetObjectItemCaseSensitive(config, "train"), "global_batch", &batch);
-    ct_json_get_uint53(cJSON_GetObjectItemCaseSensitive(config, "model"), "seq_len", &seq_len);
-    int volunteer = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(config, "volunteer"), "enabled"));
-    /* volunteer mode: the groups' accepted deltas (outer_step's contributors), their inner
-     * steps and the tokens they trained; cluster mode: the checkpoints each group committed */
-    if (volunteer
-            ? prepare(l, &st, e,
-                      "SELECT json_extract(c.value, '$.group') AS g, COUNT(*), "
-                      "SUM(json_extract(c.value, '$.steps')) AS steps, "
-                      "SUM(json_extract(c.value, '$.tokens')), "
-                      "MAX(COALESCE(json_extract(c.value, '$.key'), '')) FROM log, "
-                      "json_each(log.body, '$.contributors') AS c WHERE log.type = 'outer_step' "
-                      "GROUP BY g ORDER BY steps DESC, g",
-                      "")
-            : prepare(l, &st, e,
-                      "SELECT grp, COUNT(*), SUM(step - COALESCE(parent_step, 0)) AS steps, "
-                      "NULL, '' FROM (SELECT grp, step, LAG(step) OVER (ORDER BY seq) AS "
-                      "parent_step FROM checkpoints) GROUP BY grp ORDER BY steps DESC, grp",
-                      ""))
-        return NULL;
-    cJSON *arr = cJSON_CreateArray();
-    int r = 0, ok = arr != NULL;
-    while (ok && (r = step_row(l, st, "adding up the groups' credit", e)) == 1) {
-        cJSON *o = cJSON_CreateObject();
-        int64_t steps = sqlite3_column_int64(st, 2);
-        if (!o || !cJSON_AddItemToArray(arr, o)) { /* once in the array, the array owns it */
-            cJSON_Delete(o);
-            ok = 0;
-            break;
-        }
-        int64_t tokens = volunteer ? sqlite3_column_int64(st, 3) : steps * batch * seq_len;
-        const char *key = (const char *)sqlite3_column_text(st, 4);
-        ok = cJSON_AddStringToObject(o, "group", (const char *)sqlite3_column_text(st, 0)) &&
-             cJSON_AddNumberToObject(o, "commits", (double)sqlite3_column_int64(st, 1)) &&
-             cJSON_AddNumberToObject(o, "steps", (double)steps) &&
-             cJSON_AddNumberToObject(o, "tokens", (double)tokens) &&
-             (!key || !key[0] || cJSON_AddStringToObject(o, "key", key));
-    }
-    done(l, st);
-    if (!ok && !e->code) CT_ERR(e, CT_ENOMEM, "out of memory adding up credit");
-    if (!ok || r < 0) {
-        cJSON_Delete(arr);
-        return NULL;
-    }
-    return arr;
-}
-
-int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_t *e) {
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    CT_TRY(prepare(l, &st, e,
-                   "SELECT c.id, c.step, c.grp, c.at, (SELECT COUNT(*) FROM units u WHERE "
-                   "u.state = 3 AND u.ckpt = c.id) FROM checkpoints c ORDER BY c.seq",
-                   ""));
-    int r, cap = 0, rc = 0;
-    while ((r = step_row(l, st, "listing checkpoints", e)) == 1) {
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 16;
-            ct_ckpt_entry_t *p = realloc(*out, (size_t)cap * sizeof *p);
-            if (!p) {
-                rc = CT_ERR(e, CT_ENOMEM, "out of memory listing checkpoints");
-                break;
-            }
-            *out = p;
-        }
-        ct_ckpt_entry_t *c = &(*out)[(*n)++];
-        snprintf(c->id, sizeof c->id, "%s", sqlite3_column_text(st, 0));
-        c->step = sqlite3_column_int64(st, 1);
-        snprintf(c->group, sizeof c->group, "%s", sqlite3_column_text(st, 2));
-        c->at = sqlite3_column_double(st, 3);
-        c->units = sqlite3_column_int64(st, 4);
-    }
-    done(l, st);
-    if (r < 0) rc = r;
-    if (rc != 0) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-    }
-    return rc;
 }
 
 /* Drops the metrics lines past step `keep` (a run gone back to an earlier checkpoint logs those
@@ -1281,7 +908,7 @@ int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_
 static int metrics_drop(ct_ledger_t *l, int64_t keep, ct_err_t *e) {
     int n = 0;
     int64_t gen;
-    CT_TRY(run(l, &n, e, "DELETE FROM metrics WHERE step > ?", "i", keep));
+    CT_TRY(ldb_run(l, &n, e, "DELETE FROM metrics WHERE step > ?", "i", keep));
     return n ? next_counter(l, "metrics_gen", &l->metrics_gen, &gen, e) : 0;
 }
 
@@ -1293,14 +920,14 @@ typedef struct metrics_args {
 static int metrics_add_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     metrics_args_t *a = arg;
     CT_TRY(metrics_drop(l, a->step - 1, e));
-    return run(l, NULL, e, "INSERT INTO metrics(step, grp, line) VALUES(?, ?, ?)", "itt", a->step,
-               a->group, a->line);
+    return ldb_run(l, NULL, e, "INSERT INTO metrics(step, grp, line) VALUES(?, ?, ?)", "itt",
+                   a->step, a->group, a->line);
 }
 
 int ct_ledger_metrics_add(ct_ledger_t *l, const char *group, int64_t step, const char *line,
                           ct_err_t *e) {
     metrics_args_t a = {group, line, step};
-    return transaction(l, metrics_add_tx, &a, e);
+    return ldb_transaction(l, metrics_add_tx, &a, e);
 }
 
 static int metrics_rewind_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
@@ -1308,7 +935,7 @@ static int metrics_rewind_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
 }
 
 int ct_ledger_metrics_rewind(ct_ledger_t *l, int64_t step, ct_err_t *e) {
-    return transaction(l, metrics_rewind_tx, &step, e);
+    return ldb_transaction(l, metrics_rewind_tx, &step, e);
 }
 
 int ct_ledger_metrics_gen(ct_ledger_t *l, int64_t *gen, ct_err_t *e) {
@@ -1318,181 +945,12 @@ int ct_ledger_metrics_gen(ct_ledger_t *l, int64_t *gen, ct_err_t *e) {
 int ct_ledger_metrics(ct_ledger_t *l, int64_t after, int64_t max, ct_ledger_metrics_fn fn,
                       void *arg, ct_err_t *e) {
     sqlite3_stmt *st;
-    CT_TRY(prepare(l, &st, e, "SELECT seq, line FROM metrics WHERE seq > ? ORDER BY seq LIMIT ?",
-                   "ii", after, max));
+    CT_TRY(ldb_prepare(l, &st, e,
+                       "SELECT seq, line FROM metrics WHERE seq > ? ORDER BY seq LIMIT ?", "ii",
+                       after, max));
     int r, rc = 0;
-    while (rc == 0 && (r = step_row(l, st, "reading the metrics", e)) == 1)
+    while (rc == 0 && (r = ldb_step_row(l, st, "reading the metrics", e)) == 1)
         rc = fn(arg, sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1), e);
-    done(l, st);
+    ldb_done(l, st);
     return rc == 0 && r < 0 ? r : rc;
-}
-
-/* ---- volunteer mode: deltas and outer steps ---- */
-
-static int delta_add_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
-    const ct_delta_entry_t *d = arg;
-    int changed = 0;
-    CT_TRY(run(l, &changed, e,
-               "INSERT OR IGNORE INTO deltas(grp, key, base, tokens, steps, bytes, sha256, loss, "
-               "at) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
-               "ttiiiittd", d->group, d->key, d->base, d->tokens, d->steps, d->bytes, d->sha256,
-               d->loss, d->at));
-    if (changed != 1)
-        return CT_ERR(e, CT_ESTATE,
-                      "%s already has a delta waiting for the next outer step: send the next one "
-                      "once that step is made (latest_checkpoint)",
-                      d->group);
-    cJSON *f = cJSON_CreateObject();
-    if (!f || !cJSON_AddStringToObject(f, "group", d->group) ||
-        (d->key[0] && !cJSON_AddStringToObject(f, "key", d->key)) ||
-        !cJSON_AddNumberToObject(f, "base", (double)d->base) ||
-        !cJSON_AddNumberToObject(f, "tokens", (double)d->tokens) ||
-        !cJSON_AddNumberToObject(f, "steps", (double)d->steps) ||
-        !cJSON_AddNumberToObject(f, "bytes", (double)d->bytes) ||
-        !cJSON_AddStringToObject(f, "sha256", d->sha256)) {
-        cJSON_Delete(f);
-        return CT_ERR(e, CT_ENOMEM, "out of memory logging a delta");
-    }
-    return record(l, "delta_received", f, e);
-}
-
-int ct_ledger_delta_add(ct_ledger_t *l, const ct_delta_entry_t *d, ct_err_t *e) {
-    return transaction(l, delta_add_tx, (void *)d, e);
-}
-
-int ct_ledger_deltas(ct_ledger_t *l, ct_delta_entry_t **out, int *n, ct_err_t *e) {
-    sqlite3_stmt *st;
-    *out = NULL;
-    *n = 0;
-    CT_TRY(prepare(l, &st, e,
-                   "SELECT grp, key, base, tokens, steps, bytes, sha256, loss, at FROM deltas "
-                   "ORDER BY grp",
-                   ""));
-    int r, cap = 0, rc = 0;
-    while ((r = step_row(l, st, "listing deltas", e)) == 1) {
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 16;
-            ct_delta_entry_t *p = realloc(*out, (size_t)cap * sizeof *p);
-            if (!p) {
-                rc = CT_ERR(e, CT_ENOMEM, "out of memory listing deltas");
-                break;
-            }
-            *out = p;
-        }
-        ct_delta_entry_t *d = &(*out)[(*n)++];
-        snprintf(d->group, sizeof d->group, "%s", sqlite3_column_text(st, 0));
-        snprintf(d->key, sizeof d->key, "%s", sqlite3_column_text(st, 1));
-        d->base = sqlite3_column_int64(st, 2);
-        d->tokens = sqlite3_column_int64(st, 3);
-        d->steps = sqlite3_column_int64(st, 4);
-        d->bytes = sqlite3_column_int64(st, 5);
-        snprintf(d->sha256, sizeof d->sha256, "%s", sqlite3_column_text(st, 6));
-        snprintf(d->loss, sizeof d->loss, "%s", sqlite3_column_text(st, 7));
-        d->at = sqlite3_column_double(st, 8);
-    }
-    done(l, st);
-    if (r < 0) rc = r;
-    if (rc != 0) {
-        free(*out);
-        *out = NULL;
-        *n = 0;
-    }
-    return rc;
-}
-
-typedef struct outer_args {
-    int64_t step;
-    double now;
-    const char *id, *parent;
-    const ct_outer_verdict_t *v;
-    int n;
-    cJSON *extra;
-} outer_args_t;
-
-/* One contributor or rejected delta as outer_step names it. */
-static cJSON *verdict_json(const ct_outer_verdict_t *v) {
-    const ct_delta_entry_t *d = &v->d;
-    cJSON *o = cJSON_CreateObject();
-    if (!o || !cJSON_AddStringToObject(o, "group", d->group) ||
-        (d->key[0] && !cJSON_AddStringToObject(o, "key", d->key)) ||
-        !cJSON_AddNumberToObject(o, "base", (double)d->base) ||
-        !cJSON_AddNumberToObject(o, "tokens", (double)d->tokens) ||
-        !cJSON_AddNumberToObject(o, "steps", (double)d->steps) ||
-        !cJSON_AddStringToObject(o, v->accepted ? "weight" : "why", v->accepted ? v->weight
-                                                                                : v->why)) {
-        cJSON_Delete(o);
-        return NULL;
-    }
-    return o;
-}
-
-static int outer_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
-    outer_args_t *a = arg;
-    char h[CT_SHA256_HEX];
-    int64_t hstep;
-    CT_TRY(head(l, h, &hstep, e));
-    if (strcmp(h, a->parent) != 0)
-        return CT_ERR(e, CT_ESTATE, "outer step %lld names parent %.16s..., but the head is "
-                      "%.16s...", (long long)a->step, a->parent, h[0] ? h : "(none)");
-    cJSON *f = a->extra, *c = cJSON_CreateObject(), *shards = cJSON_AddArrayToObject(c, "shards");
-    cJSON *contrib = cJSON_AddArrayToObject(f, "contributors");
-    cJSON *rejected = cJSON_AddArrayToObject(f, "rejected");
-    a->extra = NULL;
-    int rc = c && shards && contrib && rejected && cJSON_AddNumberToObject(f, "step", (double)a->step) &&
-                     cJSON_AddStringToObject(f, "id", a->id) &&
-                     cJSON_AddStringToObject(f, "parent", a->parent) &&
-                     cJSON_AddStringToObject(c, "group", CT_LEDGER_OUTER_GROUP) &&
-                     cJSON_AddNumberToObject(c, "step", (double)a->step) &&
-                     cJSON_AddStringToObject(c, "id", a->id) &&
-                     cJSON_AddStringToObject(c, "parent", a->parent)
-                 ? 0
-                 : CT_ERR(e, CT_ENOMEM, "out of memory logging an outer step");
-    for (int i = 0; i < a->n && rc == 0; i++) {
-        const ct_outer_verdict_t *v = &a->v[i];
-        cJSON *o = verdict_json(v);
-        if (!o || !cJSON_AddItemToArray(v->accepted ? contrib : rejected, o)) {
-            cJSON_Delete(o);
-            rc = CT_ERR(e, CT_ENOMEM, "out of memory logging an outer step");
-            break;
-        }
-        int count = 0;
-        if (v->accepted)
-            rc = units_of(l, shards, &count, e,
-                          "UPDATE units SET state = 3, ckpt = ? WHERE state = 2 AND grp = ? "
-                          "RETURNING shard, epoch",
-                          "tt", a->id, v->d.group);
-        else
-            rc = return_units(l, NULL, "rejected", e,
-                              "UPDATE units SET state = 0, grp = NULL, fence = NULL, expiry = "
-                              "NULL, done_seq = NULL WHERE state = 2 AND grp = ? "
-                              "RETURNING shard, epoch",
-                              "t", v->d.group);
-        if (rc == 0)
-            rc = run(l, NULL, e, "DELETE FROM deltas WHERE grp = ?", "t", v->d.group);
-    }
-    if (rc == 0)
-        rc = run(l, NULL, e,
-                 "INSERT INTO checkpoints(id, step, parent, grp, at) VALUES(?, ?, ?, ?, ?)",
-                 "tittd", a->id, a->step, a->parent, CT_LEDGER_OUTER_GROUP, a->now);
-    if (rc == 0) {
-        rc = record(l, "outer_step", f, e);
-        f = NULL;
-    }
-    if (rc == 0) {
-        rc = record(l, "checkpoint_committed", c, e);
-        c = NULL;
-    }
-    cJSON_Delete(f);
-    cJSON_Delete(c);
-    return rc;
-}
-
-int ct_ledger_outer_commit(ct_ledger_t *l, int64_t step, double now, const char *id,
-                           const char *parent, const ct_outer_verdict_t *v, int n, cJSON *extra,
-                           ct_err_t *e) {
-    outer_args_t a = {.step = step, .now = now, .id = id, .parent = parent, .v = v, .n = n,
-                      .extra = extra};
-    int rc = transaction(l, outer_tx, &a, e);
-    cJSON_Delete(a.extra);
-    return rc;
 }

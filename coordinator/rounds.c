@@ -35,10 +35,6 @@ struct ct_rounds {
     char head[CT_SHA256_HEX]; /* checkpoint v's id */
 };
 
-int64_t ct_rounds_version(const ct_rounds_t *r) {
-    return r->version;
-}
-
 int ct_rounds_finished(const ct_rounds_t *r) {
     return r->version >= r->o.cfg->train.steps;
 }

@@ -58,9 +58,7 @@ int ct_rounds_open(ct_rounds_t **out, const ct_rounds_opts_t *o, ct_err_t *e);
 /* Frees everything and sets *self_p to NULL; NULL-safe. */
 void ct_rounds_close(ct_rounds_t **self_p);
 
-/* The version the groups train from (the head's step), and 1 when it is the last
- * (train.steps). */
-int64_t ct_rounds_version(const ct_rounds_t *r);
+/* 1 once the run's last version (train.steps) is made. */
 int ct_rounds_finished(const ct_rounds_t *r);
 
 /* `delta` {base, codec, n, bytes, sha256, offset, tokens, steps, loss?, units [{shard, epoch,
