@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
             if (ct_delta_decode(CT_DELTA_INT8, enc[i], len, d[i], n, &e) != 0) return 1;
         t[1] = ct_now_s();
         ct_outer_norms((const float *const *)d, k, n, norms);
-        ct_outer_outliers(norms, k, 3.0, bad);
+        ct_outer_outliers(norms, k, 3.0, bad, NULL);
         t[2] = ct_now_s();
         if (ct_outer_aggregate(CT_AGG_MEAN, 0, (const float *const *)d, NULL, k, n, g, &e))
             return 1;

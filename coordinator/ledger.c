@@ -23,7 +23,8 @@
  * (the public log's records, each written in the transaction of the change it records:
  * public/log.jsonl is derived from it), metrics (the groups' metrics lines, as they sent them:
  * public/metrics.jsonl is derived from it; meta's metrics_gen counts the times lines were dropped,
- * so the file is written anew). */
+ * so the file is written anew), deltas (volunteer mode: each group's delta waiting for the next
+ * outer step). */
 #include "ledger_db.h"
 
 #include <errno.h>

@@ -34,15 +34,18 @@ static int by_value(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int ct_outer_outliers(const double *norms, int k, double ratio, int *out) {
+int ct_outer_outliers(const double *norms, int k, double ratio, int *out, double *median_out) {
     int n = 0;
     memset(out, 0, (size_t)k * sizeof *out);
-    if (ratio <= 0.0 || k < 1) return 0;
+    if (median_out) *median_out = 0;
+    if (k < 1) return 0;
     double sorted[K_MAX];
     int m = k < K_MAX ? k : K_MAX;
     memcpy(sorted, norms, (size_t)m * sizeof *sorted);
     qsort(sorted, (size_t)m, sizeof *sorted, by_value);
     double median = m % 2 ? sorted[m / 2] : 0.5 * (sorted[m / 2 - 1] + sorted[m / 2]);
+    if (median_out) *median_out = median;
+    if (ratio <= 0.0) return 0;
     for (int i = 0; i < k; i++)
         if (norms[i] > ratio * median) n += out[i] = 1;
     return n;

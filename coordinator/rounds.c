@@ -466,185 +466,195 @@ static int outer_metrics(ct_rounds_t *r, const ct_outer_verdict_t *v, int k, int
     return ct_ledger_metrics_add(r->o.l, CT_LEDGER_OUTER_GROUP, step, line, e);
 }
 
-/* The outer step over the waiting deltas dl[0..k). */
-static int outer_step(ct_rounds_t *r, const ct_delta_entry_t *dl, int k, double now, ct_err_t *e) {
+/* What an outer step works on: the waiting deltas, decoded, and the verdict on each. */
+typedef struct step_in {
+    int k;                 /* deltas waiting */
+    float **x;             /* (k) each decoded: (n) floats, or NULL when refused on loading */
+    ct_outer_verdict_t *v; /* (k) */
+    const float **use;     /* (kept) those merged */
+    double *w;             /* (kept) their tokens (the mean's weights) */
+    int kept;
+} step_in_t;
+
+static void step_in_free(step_in_t *s) {
+    if (s->x)
+        for (int i = 0; i < s->k; i++)
+            free(s->x[i]);
+    free(s->x);
+    free(s->v);
+    free(s->use);
+    free(s->w);
+}
+
+/* Loads each waiting delta and judges it: refused when its file does not check, or its norm
+ * passes outlier_ratio times the median norm; the rest get their weights. */
+static int judge(ct_rounds_t *r, const ct_delta_entry_t *dl, int k, int64_t step, step_in_t *s,
+                 ct_err_t *e) {
     const ct_config_t *c = r->o.cfg;
-    int64_t n = r->n, step = r->version + 1;
-    int rc = 0, kept = 0;
-    float **x = calloc((size_t)k, sizeof *x);
-    const float **use = calloc((size_t)k, sizeof *use);
-    double *w = calloc((size_t)k, sizeof *w);
-    int *ok = calloc((size_t)k, sizeof *ok);
-    ct_outer_verdict_t *v = calloc((size_t)k, sizeof *v);
-    float *theta0 = malloc((size_t)n * sizeof *theta0);
-    void *enc = malloc(ct_delta_encoded_size(r->codec, n));
-    if (!x || !use || !w || !ok || !v || !theta0 || !enc) {
-        rc = CT_ERR(e, CT_ENOMEM, "out of memory for an outer step over %d deltas", k);
-        goto done;
-    }
-    /* load and check each delta */
-    int loaded = 0;
+    s->k = k;
+    s->x = calloc((size_t)k, sizeof *s->x);
+    s->v = calloc((size_t)k, sizeof *s->v);
+    s->use = calloc((size_t)k, sizeof *s->use);
+    s->w = calloc((size_t)k, sizeof *s->w);
+    double *norms = calloc((size_t)k, sizeof *norms);
+    int *out = calloc((size_t)k, sizeof *out), *at = calloc((size_t)k, sizeof *at), loaded = 0;
+    int rc = s->x && s->v && s->use && s->w && norms && out && at
+                 ? 0
+                 : CT_ERR(e, CT_ENOMEM, "out of memory for an outer step over %d deltas", k);
     for (int i = 0; i < k && rc == 0; i++) {
-        v[i].d = dl[i];
-        x[i] = malloc((size_t)n * sizeof(float));
-        if (!x[i]) {
+        s->v[i].d = dl[i];
+        if (!(s->x[i] = malloc((size_t)r->n * sizeof(float)))) {
             rc = CT_ERR(e, CT_ENOMEM, "out of memory loading delta %d of %d", i + 1, k);
             break;
         }
-        rc = load_delta(r, &dl[i], x[i], v[i].why, sizeof v[i].why, e);
-        if (rc == 0 && !v[i].why[0]) use[loaded++] = x[i], ok[i] = 1;
+        rc = load_delta(r, &dl[i], s->x[i], s->v[i].why, sizeof s->v[i].why, e);
+        if (rc == 0 && !s->v[i].why[0]) s->use[loaded] = s->x[i], at[loaded++] = i;
     }
-    if (rc != 0) goto done;
-    /* norms, against the median of the loaded ones */
-    double *ln = calloc((size_t)(loaded ? loaded : 1), sizeof *ln);
-    int *lo = calloc((size_t)(loaded ? loaded : 1), sizeof *lo);
-    if (!ln || !lo) {
-        free(ln);
-        free(lo);
-        rc = CT_ERR(e, CT_ENOMEM, "out of memory for an outer step");
-        goto done;
+    double median = 0, wsum = 0;
+    if (rc == 0) {
+        ct_outer_norms(s->use, loaded, r->n, norms);
+        ct_outer_outliers(norms, loaded, c->volunteer.outlier_ratio, out, &median);
     }
-    ct_outer_norms(use, loaded, n, ln);
-    ct_outer_outliers(ln, loaded, c->volunteer.outlier_ratio, lo);
-    double med = 0;
-    {
-        double *s = malloc((size_t)(loaded ? loaded : 1) * sizeof *s);
-        if (s && loaded) {
-            memcpy(s, ln, (size_t)loaded * sizeof *s);
-            for (int i = 1; i < loaded; i++)
-                for (int j = i; j > 0 && s[j - 1] > s[j]; j--) {
-                    double t = s[j];
-                    s[j] = s[j - 1];
-                    s[j - 1] = t;
-                }
-            med = loaded % 2 ? s[loaded / 2] : 0.5 * (s[loaded / 2 - 1] + s[loaded / 2]);
-        }
-        free(s);
-    }
-    for (int i = 0, j = 0; i < k; i++) {
-        if (!ok[i]) continue;
-        if (lo[j])
-            snprintf(
-                v[i].why, sizeof v[i].why,
-                "its norm %.6g is over %g times the median norm %.6g (volunteer.outlier_ratio)",
-                ln[j], c->volunteer.outlier_ratio, med);
+    for (int j = 0; rc == 0 && j < loaded; j++) {
+        int i = at[j];
+        if (out[j])
+            snprintf(s->v[i].why, sizeof s->v[i].why,
+                     "its norm %.6g is over %g times the median norm %.6g "
+                     "(volunteer.outlier_ratio)",
+                     norms[j], c->volunteer.outlier_ratio, median);
         else
-            use[kept] = x[i], w[kept] = dl[i].tokens > 0 ? (double)dl[i].tokens : 1.0, kept++;
-        j++;
+            s->use[s->kept] = s->x[i],
+            wsum += s->w[s->kept++] = dl[i].tokens > 0 ? dl[i].tokens : 1;
     }
-    free(ln);
-    free(lo);
-    double wsum = 0;
-    for (int i = 0; i < kept; i++)
-        wsum += w[i];
-    for (int i = 0, j = 0; i < k; i++) {
-        v[i].accepted = !v[i].why[0];
-        if (!v[i].accepted) {
+    for (int i = 0, j = 0; rc == 0 && i < k; i++) {
+        ct_outer_verdict_t *v = &s->v[i];
+        if (!(v->accepted = !v->why[0])) {
             ct_log(r->o.lg, CT_LOG_WARN, "outer step %lld: the delta of %s is refused: %s",
-                   (long long)step, dl[i].group, v[i].why);
+                   (long long)step, dl[i].group, v->why);
             continue;
         }
-        double wi = c->volunteer.aggregate == CT_AGG_MEAN ? w[j] / wsum : 1.0 / kept;
-        snprintf(v[i].weight, sizeof v[i].weight, "%.6f", wi);
+        double wi = c->volunteer.aggregate == CT_AGG_MEAN ? s->w[j] / wsum : 1.0 / s->kept;
+        snprintf(v->weight, sizeof v->weight, "%.6f", wi);
         j++;
     }
-    char params_sha[CT_SHA256_HEX] = "", update_sha[CT_SHA256_HEX] = "", id[CT_SHA256_HEX];
-    int64_t tokens = r->tokens;
-    if (kept > 0) {
-        float *g = r->scratch;
-        rc = ct_outer_aggregate((ct_agg_rule_t)c->volunteer.aggregate, c->volunteer.trim, use,
-                                c->volunteer.aggregate == CT_AGG_MEAN ? w : NULL, kept, n, g, e);
-        if (rc != 0) goto done;
-        memcpy(theta0, r->theta, (size_t)n * sizeof *theta0);
-        ct_outer_step(r->theta, r->mom, g, n, (float)c->volunteer.outer_lr,
-                      (float)c->volunteer.outer_momentum);
-        /* what goes down is the update encoded: θ_{v+1} = θ_v + decode(encode(θ' - θ_v)) */
-        for (int64_t i = 0; i < n; i++)
-            g[i] = r->theta[i] - theta0[i];
-        rc = ct_delta_encode(r->codec, g, c->volunteer.error_feedback ? r->resid : NULL, n, enc, e);
-        if (rc == 0)
-            rc = ct_delta_decode(r->codec, enc, ct_delta_encoded_size(r->codec, n), g, n, e);
-        if (rc != 0) goto restore;
+    free(norms);
+    free(out);
+    free(at);
+    return rc;
+}
+
+/* θ_{v+1} from the kept deltas (none kept: θ_v again): the aggregate, the Nesterov step, and the
+ * update that takes θ_v there encoded as the groups will get it (written into RUN_DIR/updates);
+ * θ_{v+1} = θ_v + decode(update). On failure θ and the outer state may be half changed: the
+ * caller restores them. */
+static int merge(ct_rounds_t *r, const step_in_t *s, int64_t step, char params_sha[CT_SHA256_HEX],
+                 char update_sha[CT_SHA256_HEX], ct_err_t *e) {
+    const ct_config_t *c = r->o.cfg;
+    int64_t n = r->n;
+    size_t len = ct_delta_encoded_size(r->codec, n);
+    float *g = r->scratch, *theta0 = malloc((size_t)n * sizeof *theta0);
+    void *enc = malloc(len);
+    int rc = theta0 && enc ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory for an outer step");
+    if (rc == 0) memcpy(theta0, r->theta, (size_t)n * sizeof *theta0);
+    if (rc == 0 && s->kept > 0) {
+        rc = ct_outer_aggregate((ct_agg_rule_t)c->volunteer.aggregate, c->volunteer.trim, s->use,
+                                c->volunteer.aggregate == CT_AGG_MEAN ? s->w : NULL, s->kept, n, g,
+                                e);
+        if (rc == 0) {
+            ct_outer_step(r->theta, r->mom, g, n, (float)c->volunteer.outer_lr,
+                          (float)c->volunteer.outer_momentum);
+            for (int64_t i = 0; i < n; i++)
+                g[i] = r->theta[i] - theta0[i];
+        }
+    } else if (rc == 0) { /* every delta refused: the version moves on unchanged */
+        memset(g, 0, (size_t)n * sizeof *g);
+    }
+    if (rc == 0)
+        rc = ct_delta_encode(r->codec, g, c->volunteer.error_feedback && s->kept ? r->resid : NULL,
+                             n, enc, e);
+    if (rc == 0) rc = ct_delta_decode(r->codec, enc, len, g, n, e);
+    if (rc == 0) {
         for (int64_t i = 0; i < n; i++)
             r->theta[i] = theta0[i] + g[i];
         ct_sha256_hex(r->theta, (size_t)n * sizeof(float), params_sha);
-        rc = write_update(r, step, enc, ct_delta_encoded_size(r->codec, n), params_sha, update_sha,
-                          e);
-        for (int i = 0; i < k; i++)
-            if (v[i].accepted) tokens += dl[i].tokens;
-    } else {
-        /* every delta refused: the version moves on unchanged, so the groups start again */
-        memcpy(theta0, r->theta, (size_t)n * sizeof *theta0);
-        ct_sha256_hex(r->theta, (size_t)n * sizeof(float), params_sha);
-        memset(r->scratch, 0, (size_t)n * sizeof(float));
-        rc = ct_delta_encode(r->codec, r->scratch, NULL, n, enc, e);
-        if (rc == 0)
-            rc = write_update(r, step, enc, ct_delta_encoded_size(r->codec, n), params_sha,
-                              update_sha, e);
+        rc = write_update(r, step, enc, len, params_sha, update_sha, e);
     }
-    if (rc == 0) rc = save_version(r, step, tokens, r->head, id, e);
-    cJSON *extra = rc == 0 ? cJSON_CreateObject() : NULL;
-    if (rc == 0 &&
-        (!extra ||
-         !cJSON_AddStringToObject(extra, "aggregate",
-                                  ct_agg_rule_name((ct_agg_rule_t)c->volunteer.aggregate)) ||
-         !cJSON_AddStringToObject(extra, "update_sha256", update_sha) ||
-         !cJSON_AddStringToObject(extra, "params_sha256", params_sha) ||
-         !cJSON_AddNumberToObject(extra, "tokens", (double)tokens))) {
-        cJSON_Delete(extra);
-        rc = CT_ERR(e, CT_ENOMEM, "out of memory logging an outer step");
-    }
-    if (rc == 0) rc = ct_ledger_outer_commit(r->o.l, step, now, id, r->head, v, k, extra, e);
-    if (rc != 0) goto restore;
-    r->version = step;
-    r->tokens = tokens;
-    snprintf(r->head, sizeof r->head, "%s", id);
-    if (rc == 0) rc = outer_metrics(r, v, k, step, tokens, e);
-    if (rc == 0 && ct_rounds_finished(r)) {
+    free(theta0);
+    free(enc);
+    return rc;
+}
+
+/* θ_v and the outer state back from checkpoint v, after a step that did not commit. */
+static void restore_version(ct_rounds_t *r) {
+    ct_err_t ignored = {0};
+    char dir[CT_PATH_MAX];
+    ct_ckpt_body_t b = body_of(r);
+    ct_ckpt_info_t info;
+    if (ct_path_fmt(dir, sizeof dir, &ignored, "%s/checkpoints/ckpt-%08lld", r->run_dir,
+                    (long long)r->version) == 0)
+        ct_ckpt_restore(dir, &b, &info, &ignored);
+}
+
+/* After the commit: the run's metrics line and end, the merged deltas' files, old updates. */
+static int settle(ct_rounds_t *r, const step_in_t *s, int64_t step, const char *id, ct_err_t *e) {
+    CT_TRY(outer_metrics(r, s->v, s->k, step, r->tokens, e));
+    if (ct_rounds_finished(r)) {
         cJSON *f = cJSON_CreateObject();
         if (!f || !cJSON_AddStringToObject(f, "group", CT_LEDGER_OUTER_GROUP) ||
             !cJSON_AddNumberToObject(f, "step", (double)step) ||
             !cJSON_AddStringToObject(f, "id", id)) {
             cJSON_Delete(f);
-            rc = CT_ERR(e, CT_ENOMEM, "out of memory logging the run's end");
-        } else {
-            rc = ct_ledger_record(r->o.l, "run_finished", f, e);
+            return CT_ERR(e, CT_ENOMEM, "out of memory logging the run's end");
         }
+        CT_TRY(ct_ledger_record(r->o.l, "run_finished", f, e));
     }
-    for (int i = 0; i < k; i++) {
+    for (int i = 0; i < s->k; i++) {
         char path[CT_PATH_MAX];
         ct_err_t ignored = {0};
-        if (ct_path_fmt(path, sizeof path, &ignored, "%s/%s.delta", r->deltas, dl[i].group) == 0)
+        if (ct_path_fmt(path, sizeof path, &ignored, "%s/%s.delta", r->deltas, s->v[i].d.group) ==
+            0)
             unlink(path);
     }
     tidy(r, step);
+    return 0;
+}
+
+/* The outer step over the waiting deltas dl[0..k): judged, merged, saved as checkpoint v+1, and
+ * committed with its outer_step record; nothing is committed on a failure (θ_v is restored). */
+static int outer_step(ct_rounds_t *r, const ct_delta_entry_t *dl, int k, double now, ct_err_t *e) {
+    const ct_config_t *c = r->o.cfg;
+    int64_t step = r->version + 1, tokens = r->tokens;
+    char params_sha[CT_SHA256_HEX], update_sha[CT_SHA256_HEX], id[CT_SHA256_HEX];
+    const char *rule = ct_agg_rule_name((ct_agg_rule_t)c->volunteer.aggregate);
+    step_in_t s = {0};
+    int rc = judge(r, dl, k, step, &s, e);
+    if (rc != 0) goto out;
+    for (int i = 0; i < k; i++)
+        if (s.v[i].accepted) tokens += dl[i].tokens;
+    rc = merge(r, &s, step, params_sha, update_sha, e);
+    if (rc == 0) rc = save_version(r, step, tokens, r->head, id, e);
+    cJSON *extra = rc == 0 ? cJSON_CreateObject() : NULL;
+    if (rc == 0 && (!extra || !cJSON_AddStringToObject(extra, "aggregate", rule) ||
+                    !cJSON_AddStringToObject(extra, "update_sha256", update_sha) ||
+                    !cJSON_AddStringToObject(extra, "params_sha256", params_sha) ||
+                    !cJSON_AddNumberToObject(extra, "tokens", (double)tokens))) {
+        cJSON_Delete(extra);
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory logging an outer step");
+    }
+    if (rc == 0) rc = ct_ledger_outer_commit(r->o.l, step, now, id, r->head, s.v, k, extra, e);
+    if (rc != 0) {
+        restore_version(r);
+        goto out;
+    }
+    r->version = step;
+    r->tokens = tokens;
+    snprintf(r->head, sizeof r->head, "%s", id);
     ct_log(r->o.lg, CT_LOG_INFO,
            "outer step %lld: %d of %d deltas merged (%s), version %lld is %.16s...",
-           (long long)step, kept, k, ct_agg_rule_name((ct_agg_rule_t)c->volunteer.aggregate),
-           (long long)step, id);
-    goto done;
-restore:
-    /* nothing committed: θ_v and the outer state as they were (the next try starts over) */
-    {
-        ct_err_t ignored = {0};
-        char dir[CT_PATH_MAX];
-        ct_ckpt_body_t b = body_of(r);
-        ct_ckpt_info_t info;
-        if (ct_path_fmt(dir, sizeof dir, &ignored, "%s/checkpoints/ckpt-%08lld", r->run_dir,
-                        (long long)r->version) == 0)
-            ct_ckpt_restore(dir, &b, &info, &ignored);
-    }
-done:
-    if (x)
-        for (int i = 0; i < k; i++)
-            free(x[i]);
-    free(x);
-    free(use);
-    free(w);
-    free(ok);
-    free(v);
-    free(theta0);
-    free(enc);
+           (long long)step, s.kept, k, rule, (long long)step, id);
+    rc = settle(r, &s, step, id, e);
+out:
+    step_in_free(&s);
     return rc;
 }
 

@@ -112,9 +112,9 @@ static void test_robust(void) {
     int bad[K];
     ct_outer_norms(d, K, M, norms);
     CHECK(fabs(norms[0] - 8.0) < 0.1); /* sqrt(64 * ~1) */
-    CHECK_EQ_INT(ct_outer_outliers(norms, K, 3.0, bad), 2);
+    CHECK_EQ_INT(ct_outer_outliers(norms, K, 3.0, bad, NULL), 2);
     CHECK(bad[7] && bad[8] && !bad[0]);
-    CHECK_EQ_INT(ct_outer_outliers(norms, K, 0.0, bad), 0);
+    CHECK_EQ_INT(ct_outer_outliers(norms, K, 0.0, bad, NULL), 0);
     /* bad arguments */
     CHECK_EQ_INT(ct_outer_aggregate(CT_AGG_TRIMMED_MEAN, 0.5, d, NULL, K, M, out, &e), CT_EINVAL);
     ct_err_clear(&e);

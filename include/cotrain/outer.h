@@ -30,8 +30,8 @@ int ct_agg_rule_parse(const char *name);
 void ct_outer_norms(const float *const *d, int k, int64_t n, double *norms);
 
 /* Marks out[i] = 1 for each delta whose norm is above ratio times the median of the k norms
- * (ratio <= 0: none); returns how many. */
-int ct_outer_outliers(const double *norms, int k, double ratio, int *out);
+ * (ratio <= 0: none); returns how many. *median (may be NULL) gets that median. */
+int ct_outer_outliers(const double *norms, int k, double ratio, int *out, double *median);
 
 /* Aggregates the k deltas d[0..k) of n values each into out[0..n) by `rule`: the mean weighted by
  * w[0..k) (NULL: equal weights; for instance the tokens each group trained), or unweighted the
