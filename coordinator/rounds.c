@@ -543,6 +543,16 @@ static int judge(ct_rounds_t *r, const ct_delta_entry_t *dl, int k, int64_t step
     return rc;
 }
 
+/* Zeroes x's padding rows (the vocabulary's rows past vocab_size): never stored, always zero in
+ * the model, so nothing a delta puts there may reach θ. */
+static void zero_padding(const ct_rounds_t *r, float *x) {
+    for (int i = 0; i < r->lay.n_tensors; i++) {
+        const ct_tensor_info_t *t = &r->lay.tensors[i];
+        size_t kept = ct_tensor_stored_numel(t);
+        if (kept < t->numel) memset(x + t->offset + kept, 0, (t->numel - kept) * sizeof *x);
+    }
+}
+
 /* θ_{v+1} from the kept deltas (none kept: θ_v again): the aggregate, the Nesterov step, and the
  * update that takes θ_v there encoded as the groups will get it (written into RUN_DIR/updates);
  * θ_{v+1} = θ_v + decode(update). On failure θ and the outer state may be half changed: the
@@ -561,6 +571,7 @@ static int merge(ct_rounds_t *r, const step_in_t *s, int64_t step, char params_s
                                 c->volunteer.aggregate == CT_AGG_MEAN ? s->w : NULL, s->kept, n, g,
                                 e);
         if (rc == 0) {
+            zero_padding(r, g);
             ct_outer_step(r->theta, r->mom, g, n, (float)c->volunteer.outer_lr,
                           (float)c->volunteer.outer_momentum);
             for (int64_t i = 0; i < n; i++)
