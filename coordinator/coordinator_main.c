@@ -71,9 +71,15 @@ static void usage(FILE *f) {
         "  -h, --help          this help\n"
         "\n"
         "Prints `listening on ENDPOINT` and `dashboard at URL` on stdout once it serves.\n"
+        "Volunteer mode (--set volunteer.enabled=true): groups join with cotrain-worker\n"
+        "--join ENDPOINT; the coordinator makes version 0 of the model, merges the groups'\n"
+        "deltas in outer steps (train.steps of them; `cotrain-worker --help-config` lists\n"
+        "the volunteer.* keys) and\n"
+        "exits 0 once the last version is out and its groups left.\n"
         "RUN_DIR/public/ holds the signed public log (log.jsonl, run.json: `cotrain verify`)\n"
         "and the dashboard (index.html: open it from disk too). Stops on SIGTERM/SIGINT.\n"
-        "Exit codes: 0 stopped, 1 runtime failure, 2 bad usage or input.\n",
+        "Exit codes: 0 stopped (or a volunteer run over), 1 runtime failure, 2 bad usage or\n"
+        "input.\n",
         CT_CONFIG_DIR);
 }
 
