@@ -151,26 +151,17 @@ static int read_chunk(const char *path, const char *what, int64_t off, int64_t w
                       ct_frame_t *frame, ct_err_t *e) {
     if (want < 1 || want > CT_PROTO_CHUNK_MAX)
         return CT_ERR(e, CT_EPROTO, "\"length\" must be in [1, %d]", CT_PROTO_CHUNK_MAX);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int err = errno;
-        if (fd >= 0) close(fd);
-        return CT_ERR(e, CT_EIO, "cannot read %s (%s): %s", what, path, strerror(err));
-    }
-    if (off > (int64_t)st.st_size) {
-        close(fd);
+    void *buf = NULL;
+    size_t n = 0;
+    int64_t size = 0;
+    int rc = ct_read_range(path, off, (size_t)want, &buf, &n, &size, e);
+    if (rc == CT_EINVAL) /* the request's offset: a bad request, not our failure */
         return CT_ERR(e, CT_EPROTO, "offset %lld is past the end of %s (%lld bytes)",
-                      (long long)off, what, (long long)st.st_size);
-    }
-    size_t n = (size_t)((int64_t)st.st_size - off < want ? (int64_t)st.st_size - off : want);
-    void *buf = malloc(n ? n : 1);
-    int rc = buf ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory reading %s", what);
-    if (rc == 0) rc = ct_read_all(fd, buf, n, off, path, e);
-    close(fd);
+                      (long long)off, what, (long long)size);
+    if (rc == CT_ENOENT) rc = CT_EIO;
     if (rc == 0 && (!cJSON_AddNumberToObject(f, "offset", (double)off) ||
                     !cJSON_AddNumberToObject(f, "length", (double)n) ||
-                    !cJSON_AddNumberToObject(f, "size", (double)st.st_size)))
+                    !cJSON_AddNumberToObject(f, "size", (double)size)))
         rc = CT_ERR(e, CT_ENOMEM, "out of memory reading %s", what);
     if (rc != 0) {
         free(buf);
@@ -386,7 +377,8 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
         return ct_ledger_done(h->l, group, shard, epoch, fence, e);
     case CT_MSG_CHECKPOINT_COMMIT: {
         if (h->rounds)
-            return CT_ERR(e, CT_EINVAL, "checkpoint_commit: in volunteer mode the coordinator "
+            return CT_ERR(e, CT_EINVAL,
+                          "checkpoint_commit: in volunteer mode the coordinator "
                           "makes the checkpoints; a group sends its delta");
         CT_TRY(ct_msg_uint(m, "step", &step, e));
         CT_TRY(ct_msg_string(m, "id", id, sizeof id, e));
@@ -446,8 +438,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
     case CT_MSG_SHARD_FETCH: return shard_fetch(h, m, f, frame, e);
     case CT_MSG_MODEL_FETCH: return model_fetch(h, m, f, frame, e);
     case CT_MSG_DELTA:
-        if (!h->rounds)
-            return CT_ERR(e, CT_EINVAL, "delta: this run is not in volunteer mode");
+        if (!h->rounds) return CT_ERR(e, CT_EINVAL, "delta: this run is not in volunteer mode");
         CT_TRY(ct_ledger_seen(h->l, group, now, e));
         return ct_rounds_delta(h->rounds, m, in, group, peer, now, f, e);
     case CT_MSG_MODEL_UPDATE:

@@ -332,22 +332,14 @@ int ct_rounds_update(ct_rounds_t *r, const ct_msg_t *m, cJSON *f, ct_frame_t *fr
     }
     cJSON_Delete(js);
     CT_TRY(rc);
-    int fd = open(bin, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int err = errno;
-        if (fd >= 0) close(fd);
-        return CT_ERR(e, CT_EIO, "cannot read %s: %s", bin, strerror(err));
-    }
-    if (offset > (int64_t)st.st_size) {
-        close(fd);
+    void *buf = NULL;
+    size_t k = 0;
+    int64_t size = 0;
+    rc = ct_read_range(bin, offset, (size_t)want, &buf, &k, &size, e);
+    if (rc == CT_EINVAL) /* the request's offset */
         return CT_ERR(e, CT_EPROTO, "model_update: offset %lld is past its end (%lld bytes)",
-                      (long long)offset, (long long)st.st_size);
-    }
-    size_t k = (size_t)((int64_t)st.st_size - offset < want ? (int64_t)st.st_size - offset : want);
-    void *buf = malloc(k ? k : 1);
-    rc = buf ? ct_read_all(fd, buf, k, offset, bin, e) : CT_ERR(e, CT_ENOMEM, "out of memory");
-    close(fd);
+                      (long long)offset, (long long)size);
+    if (rc == CT_ENOENT) rc = CT_EIO;
     if (rc == 0 && (!cJSON_AddNumberToObject(f, "offset", (double)offset) ||
                     !cJSON_AddNumberToObject(f, "length", (double)k)))
         rc = CT_ERR(e, CT_ENOMEM, "out of memory answering model_update");

@@ -197,6 +197,33 @@ int ct_read_file_into(const char *path, void *buf, size_t cap, size_t *len, ct_e
     return rc;
 }
 
+int ct_read_range(const char *path, int64_t off, size_t want, void **buf, size_t *n, int64_t *size,
+                  ct_err_t *e) {
+    int fd, rc = 0;
+    size_t total;
+    *buf = NULL;
+    *n = 0;
+    CT_TRY(open_regular(path, &fd, &total, e));
+    *size = (int64_t)total;
+    if (off < 0 || off > (int64_t)total) {
+        close(fd);
+        return CT_ERR(e, CT_EINVAL, "offset %lld is past the end of %s (%zu bytes)", (long long)off,
+                      path, total);
+    }
+    size_t k = total - (size_t)off < want ? total - (size_t)off : want;
+    void *b = malloc(k ? k : 1);
+    if (!b)
+        rc = CT_ERR(e, CT_ENOMEM, "out of memory reading %zu bytes of %s", k, path);
+    else if ((rc = ct_read_all(fd, b, k, off, path, e)) == 0) {
+        *buf = b;
+        *n = k;
+    } else {
+        free(b);
+    }
+    close(fd);
+    return rc;
+}
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st, (void)flag, (void)ftw;
     return remove(path);

@@ -53,6 +53,12 @@ int ct_read_file(const char *path, char **buf, size_t *len, ct_err_t *e);
  * (including a file larger than cap). */
 int ct_read_file_into(const char *path, void *buf, size_t cap, size_t *len, ct_err_t *e);
 
+/* Reads up to `want` bytes of `path` from byte `off` into *buf (malloc'd, the caller frees; *n
+ * bytes: fewer at the file's end, none at it); *size gets the file's size. Errors: CT_ENOENT /
+ * CT_EIO (unreadable: naming it), CT_EINVAL (off past the end: saying so), CT_ENOMEM. */
+int ct_read_range(const char *path, int64_t off, size_t want, void **buf, size_t *n,
+                  int64_t *size, ct_err_t *e);
+
 /* Removes path and everything below it (links are removed, not followed): 0, or -1 with errno
  * set by the first removal that failed. */
 int ct_rm_tree(const char *path);
