@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # volunteer_e2e.sh — volunteer mode end to end (DESIGN.md, "Volunteer mode"), on loopback:
+#   - the exact case: one group, inner_steps 1, outer lr 1, no momentum, f32 deltas and updates
+#     is plain training: model.h5 byte-identical to the run without a coordinator
 #   - groups come and go: an `mpirun -np 2` group and a single-process group join at the start,
 #     a third joins and is killed -9 after its first delta, the single group is told to stop
 #     (SIGTERM) halfway, a fourth joins halfway; the run finishes all its outer steps and the
@@ -53,6 +55,31 @@ wait_version() { # wait_version V: until the run reaches version V (60 s at most
     done
     fail "version $1 not reached in 60 s: $(tail -3 "$tmp/coord.err")"
 }
+
+# the exact case first: one group, one inner step a round, outer lr 1 without momentum, f32 (no
+# loss in either direction) is data parallel itself: the same weights, bit for bit, as the run
+# without a coordinator on the same data
+exact=(--config tiny --data "$tmp/data" --set train.steps=12 --set train.warmup_steps=2
+       --set train.global_batch=8 --set train.micro_batch=8)
+"$worker" "${exact[@]}" --out "$tmp/plain" --set ckpt.every=0 > /dev/null 2> "$tmp/plain.log" ||
+    fail "the plain run: $(tail -2 "$tmp/plain.log")"
+"$coord" "${exact[@]}" --out "$tmp/exact" --bind tcp://127.0.0.1:0 --http off \
+    --set volunteer.enabled=true --set volunteer.inner_steps=1 --set volunteer.quorum=1 \
+    --set volunteer.outer_lr=1 --set volunteer.outer_momentum=0 --set volunteer.compress=f32 \
+    --set volunteer.error_feedback=false > "$tmp/exact.out" 2> "$tmp/exact.err" &
+xpid=$!
+for _ in $(seq 200); do
+    xep=$(sed -n 's/^listening on //p' "$tmp/exact.out")
+    [ -n "$xep" ] && break
+    sleep 0.05
+done
+[ -n "$xep" ] || fail "the exact case's coordinator did not start"
+"$worker" --join "$xep" --out "$tmp/exact-g" --data "$tmp/data" > /dev/null 2> "$tmp/exact-g.log" ||
+    fail "the exact case's group: $(tail -2 "$tmp/exact-g.log")"
+wait $xpid || fail "the exact case's coordinator failed"
+cmp -s "$tmp/plain/checkpoints/ckpt-00000012/model.h5" "$tmp/exact/checkpoints/ckpt-00000012/model.h5" ||
+    fail "volunteer mode's exact case differs from data parallel"
+echo "ok: one group, one inner step, outer lr 1, f32: the same weights as the run without it"
 
 # g2's download of version 0 was cut before (a .part of model.h5) and damaged (optim.h5): it
 # goes on from the good bytes and starts the bad file again, each file checked by its hash
