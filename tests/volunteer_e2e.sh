@@ -146,14 +146,15 @@ n_outer=$(grep -c '"type":"outer_step"' "$log")
 [ "$n_outer" = 10 ] || fail "$n_outer outer_step records, not 10"
 echo "ok: the log verifies, one lineage, group_left for the stopped and the killed group, credit"
 
-/usr/bin/python3 - "$tmp/coord/public/metrics.jsonl" << 'EOF' || fail "the loss does not fall"
-import json, sys
-lines = [json.loads(l) for l in open(sys.argv[1])]
-loss = [l["loss"] for l in lines if l.get("loss") is not None]
-assert len(loss) == 10, loss
-print("loss by outer step:", " ".join("%.3f" % x for x in loss))
-assert loss[-1] < loss[0] - 0.5, loss
-EOF
+# the loss falls: the last version against version 0, on the same held-in text (the merged
+# groups' own last losses in metrics.jsonl are single batches: too noisy to compare)
+lines=$(grep -c '"loss":[0-9]' "$tmp/coord/public/metrics.jsonl")
+[ "$lines" = 10 ] || fail "$lines metrics lines with a loss, not 10"
+l0=$("$cotrain" eval "$tmp/coord/checkpoints/ckpt-00000000" --data "$tmp/data" --tokens 20000 2> /dev/null | sed -n 's/^loss //p')
+l10=$("$cotrain" eval "$tmp/coord/checkpoints/ckpt-00000010" --data "$tmp/data" --tokens 20000 2> /dev/null | sed -n 's/^loss //p')
+echo "eval loss: version 0 $l0, version 10 $l10"
+/usr/bin/python3 -c "import sys; sys.exit(0 if float(sys.argv[2]) < float(sys.argv[1]) - 1.0 else 1)" "$l0" "$l10" ||
+    fail "the loss does not fall: $l0 -> $l10"
 # the updates came down as updates (hash-checked), except for a group that was behind
 grep -q "fetching the checkpoint instead" "$tmp/g1.log" "$tmp/g4.log" &&
     fail "an update did not decode to the coordinator's hash"
