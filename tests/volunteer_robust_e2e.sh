@@ -7,6 +7,8 @@
 #   - with the plain mean it visibly does not (over 1.5 times the clean loss)
 #   - with the defaults (trimmed_mean, the norm check on) the bad deltas are refused, each with its
 #     reason in the signed outer_step record, and the loss again stays within 5%
+# Runs differ by which units each group happens to lease: batch 16 at lr 1e-3 keeps three runs of
+# the same config within ~1% of each other (batch 8 at 2e-3 spread ~6%, too close to the 5% checked).
 # Usage: volunteer_robust_e2e.sh WORKER COTRAIN COORDINATOR BAD_GROUP
 set -euo pipefail
 worker=$1
@@ -29,7 +31,7 @@ run() {
         --data "$tmp/data" --out "$tmp/$name" --bind tcp://127.0.0.1:0 --http off \
         --set volunteer.enabled=true --set train.steps=8 --set volunteer.inner_steps=8 \
         --set volunteer.quorum=$n --set volunteer.deadline_s=30 --set train.warmup_steps=2 \
-        --set train.global_batch=8 --set train.micro_batch=8 --set train.lr=2e-3 \
+        --set train.global_batch=16 --set train.micro_batch=16 --set train.lr=1e-3 \
         --set ckpt.keep_last=0 "$@"
     for g in h1 h2 h3; do
         "$worker" --join "$ep" --group "$g" --out "$tmp/$name.$g" \
@@ -69,7 +71,7 @@ defaults=$(run defaults random 1)
 echo "random deltas, defaults: eval loss $defaults"
 within "$defaults" "$clean" 0.05 || fail "with the defaults the loss $defaults is not within 5% of $clean"
 log=$tmp/defaults/public/log.jsonl
-grep '"type":"outer_step"' "$log" | grep -q '"group":"evil","steps":8,"tokens":8192,"why":"its norm' ||
+grep '"type":"outer_step"' "$log" | grep -q '"group":"evil","steps":8,"tokens":16384,"why":"its norm' ||
     fail "the bad deltas were not refused by their norm in the signed log"
 "$cotrain" verify "$tmp/defaults/public" > /dev/null || fail "the log does not verify"
 echo "ok: robust rules hold against a malicious group, the mean does not; refusals are logged"
