@@ -30,6 +30,10 @@
 
 enum {
     TRY_MS = 2000,
+    /* a request that moves a chunk (up to CT_PROTO_CHUNK_MAX bytes, either way) waits longer
+       before it is sent again: 1 MiB over a 1 Mbit/s link takes 8 s, and a resend every 2 s
+       would never let one through */
+    CHUNK_TRY_MS = 10000,
     ASK_S = 120,
     LEAVE_S = 10, /* a group on its way out waits no longer for its goodbye */
     HEAD_MSG = 4096,
@@ -111,11 +115,14 @@ static int ask_within(ct_attach_t *a, ct_msg_type_t type, cJSON *f, const ct_fra
     char *hdr = ct_msg_header(type, req, f); /* takes f */
     if (!hdr) return CT_ERR(e, CT_ENOMEM, "out of memory building a request");
     int rc = CT_ETIMEDOUT;
+    int chunky = (body && body->len) || type == CT_MSG_SHARD_FETCH || type == CT_MSG_MODEL_FETCH ||
+                 type == CT_MSG_MODEL_UPDATE;
     double t0 = ct_now_s();
     char *reply = NULL;
     while (rc == CT_ETIMEDOUT && ct_now_s() - t0 < limit_s) {
         ct_err_t why = {0};
-        rc = ct_client_request_body(a->client, hdr, body, req, TRY_MS, &reply, frame, &why);
+        rc = ct_client_request_body(a->client, hdr, body, req, chunky ? CHUNK_TRY_MS : TRY_MS,
+                                    &reply, frame, &why);
         if (rc == 0 && busy(reply)) { /* past the rate: the same req again, a little later */
             free(reply);
             reply = NULL;

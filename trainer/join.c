@@ -280,8 +280,8 @@ static int64_t dir_bytes(const char *dir) {
  * fetched when `fetched`. */
 static int load_version(join_t *J, int64_t step, const char *id, int fetched, ct_err_t *e) {
     char dir[CT_PATH_MAX];
-    CT_TRY(ct_path_fmt(dir, sizeof dir, e, "%s/checkpoints/ckpt-%08lld", J->o->out,
-                       (long long)step));
+    CT_TRY(
+        ct_path_fmt(dir, sizeof dir, e, "%s/checkpoints/ckpt-%08lld", J->o->out, (long long)step));
     if (fetched) J->down_ckpts += dir_bytes(dir);
     ct_ckpt_body_t b = {.tensors = ct_model_tensor(J->model, 0),
                         .n_tensors = ct_model_num_tensors(J->model),
@@ -422,10 +422,18 @@ static int wait_version(join_t *J, int64_t *step, char id[CT_SHA256_HEX], int *s
     return 0;
 }
 
+/* Version `step` (checkpoint id): update after update from J->version while the coordinator
+ * keeps them and each lands on its hash (a group a few versions behind moves a few updates, not
+ * the model), else the whole checkpoint. */
 static int advance(join_t *J, int64_t step, const char *id, ct_err_t *e) {
-    int ok = 0;
-    if (step == J->version + 1) CT_TRY(apply_update(J, &ok, e));
-    if (!ok) CT_TRY(fetch_version(J, step, id, e));
+    int ok = 1;
+    while (ok && J->version < step) {
+        CT_TRY(apply_update(J, &ok, e));
+        if (!ok) break;
+        J->version++; /* the next update starts from this version */
+        memcpy(J->theta0, ct_model_params(J->model), (size_t)J->n * sizeof *J->theta0);
+    }
+    if (J->version < step) CT_TRY(fetch_version(J, step, id, e));
     J->version = step;
     snprintf(J->head, sizeof J->head, "%s", id);
     return 0;
@@ -494,6 +502,10 @@ int ct_join_run(const ct_join_opts_t *o, ct_err_t *e) {
         int64_t step = -1;
         char id[CT_SHA256_HEX];
         if (rc == 0) rc = wait_version(&J, &step, id, &stopped, e);
+        if (rc == 0 && !stopped && step >= steps) { /* the last version: nothing left to train */
+            J.version = step;
+            break;
+        }
         if (rc == 0 && !stopped) rc = advance(&J, step, id, e);
     }
     if (rc == 0) {
@@ -507,9 +519,8 @@ int ct_join_run(const ct_join_opts_t *o, ct_err_t *e) {
         ct_log(o->lg, CT_LOG_INFO,
                "volunteer: traffic %lld bytes up (deltas), %lld down (%lld in model updates, "
                "%lld in whole checkpoints) for %lld tokens trained: %.4g bytes a token",
-               (long long)J.up, (long long)down, (long long)J.down_updates,
-               (long long)J.down_ckpts, (long long)J.tokens,
-               J.tokens ? (double)(J.up + down) / (double)J.tokens : 0.0);
+               (long long)J.up, (long long)down, (long long)J.down_updates, (long long)J.down_ckpts,
+               (long long)J.tokens, J.tokens ? (double)(J.up + down) / (double)J.tokens : 0.0);
     }
     teardown(&J);
     return rc;

@@ -4,7 +4,9 @@
  * round), sends its delta θ_v − θ (encoded by volunteer.compress, with error feedback when
  * volunteer.error_feedback) tagged with v, and waits for version v + 1, which it gets as the
  * encoded update (θ_{v+1} = θ_v + decode(update), checked against the coordinator's hash of
- * θ_{v+1}) or, when it fell further behind or the hash differs, as the whole checkpoint.
+ * θ_{v+1}; a group a few versions behind takes each update in turn) or, when the coordinator
+ * no longer keeps them or a hash differs, as the whole checkpoint. The run's last version is not
+ * fetched: the group leaves once it is out.
  *
  * Inside a group every step is synchronous data parallel as in cluster mode: rank 0 leases and
  * talks, every rank reads its slice of each batch from the same unit. The learning rate follows
