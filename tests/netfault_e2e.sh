@@ -105,7 +105,7 @@ for g in a b; do
     grep -q "volunteer: finished at version 10 of 10" "$tmp/$g.log" || fail "$g did not finish"
 done
 out=$("$cotrain" verify "$tmp/coord/public")
-echo "$out" | grep -q "committed, each once" || fail "lineage: $out"
+grep -q "committed, each once" <<< "$out" || fail "lineage: $out"
 /usr/bin/python3 - "$tmp/coord/public/log.jsonl" << 'PY' || fail "a delta was counted twice"
 import json, sys
 seen = set()

@@ -48,7 +48,7 @@ cpid=
 [ $rc = 0 ] || fail "the coordinator exited $rc: $(tail -3 "$tmp/coord.err")"
 grep -q "volunteer: finished at version 12 of 12" "$tmp/g1.log" || fail "g1 did not finish"
 out=$("$cotrain" verify "$tmp/coord/public")
-echo "$out" | grep -q "committed, each once" || fail "lineage: $out"
+grep -q "committed, each once" <<< "$out" || fail "lineage: $out"
 /usr/bin/python3 - "$tmp/coord/public/log.jsonl" "$tmp/g1.log" "$tmp/g2.log" << 'PY' ||
 import json, re, sys
 seen = {}

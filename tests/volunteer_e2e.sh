@@ -128,19 +128,19 @@ done
 echo "ok: 4 groups came and went, the run finished 10 outer steps"
 
 out=$("$cotrain" verify "$tmp/coord/public" --ckpts "$tmp/coord/checkpoints")
-echo "$out" | grep -q "committed, each once" || fail "lineage: $out"
-echo "$out" | grep -q "run finished" || fail "no run_finished: $out"
+grep -q "committed, each once" <<< "$out" || fail "lineage: $out"
+grep -q "run finished" <<< "$out" || fail "no run_finished: $out"
 for g in g1 g4; do
     kid=$(grep -o '"group":"'$g'","key":"[0-9a-f]*"' "$tmp/coord/public/log.jsonl" | head -1 |
           sed 's/.*"key":"\([0-9a-f]*\)"/\1/')
     [ -n "$kid" ] || fail "$g joined without its key id in the log"
-    echo "$out" | grep -q "credit: key $kid: [1-9][0-9]* delta(s) accepted" ||
+    grep -q "credit: key $kid: [1-9][0-9]* delta(s) accepted" <<< "$out" ||
         fail "no credit for $g's key $kid: $out"
 done
 log=$tmp/coord/public/log.jsonl
-grep '"type":"group_left"' "$log" | grep '"group":"g2"' | grep -q '"why":"stopped"' ||
+grep -q '"group":"g2".*"type":"group_left".*"why":"stopped"' "$log" ||
     fail "no group_left {g2, stopped}"
-grep '"type":"group_left"' "$log" | grep '"group":"g3"' | grep -q '"why":"silent"' ||
+grep -q '"group":"g3".*"type":"group_left".*"why":"silent"' "$log" ||
     fail "no group_left {g3, silent} for the group killed"
 n_outer=$(grep -c '"type":"outer_step"' "$log")
 [ "$n_outer" = 10 ] || fail "$n_outer outer_step records, not 10"

@@ -71,7 +71,7 @@ defaults=$(run defaults random 1)
 echo "random deltas, defaults: eval loss $defaults"
 within "$defaults" "$clean" 0.05 || fail "with the defaults the loss $defaults is not within 5% of $clean"
 log=$tmp/defaults/public/log.jsonl
-grep '"type":"outer_step"' "$log" | grep -q '"group":"evil","steps":8,"tokens":16384,"why":"its norm' ||
+grep -q '"group":"evil","steps":8,"tokens":16384,"why":"its norm' "$log" ||
     fail "the bad deltas were not refused by their norm in the signed log"
 "$cotrain" verify "$tmp/defaults/public" > /dev/null || fail "the log does not verify"
 echo "ok: robust rules hold against a malicious group, the mean does not; refusals are logged"
