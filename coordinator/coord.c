@@ -88,6 +88,8 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
     char sha[CT_SHA256_HEX];
     ct_sha256_hex(o->config_json, strlen(o->config_json), sha);
     CT_TRY_GOTO(ct_ledger_open(&c->ledger, c->db, o->m, o->seed, o->held_out, sha, e), fail);
+    /* the groups could not heartbeat while no coordinator ran: a TTL to come back */
+    CT_TRY_GOTO(ct_ledger_grace(c->ledger, ct_wall_s() + o->lease_ttl, e), fail);
     CT_TRY_GOTO(ct_handler_create(&c->handler, c->ledger, o->m, o->config_json, o->lease_ttl, e),
                 fail);
     cJSON *js = cJSON_Parse(o->config_json);

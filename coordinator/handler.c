@@ -322,6 +322,19 @@ static int metrics(ct_handler_t *h, const ct_msg_t *m, const char *group, ct_err
     return 0;
 }
 
+/* A request that only a group in the run may make: one that left, or went silent and lost its
+ * leases (a standby may have taken over), is refused until it says hello again, so a group cut
+ * off by the network cannot take data or commit on top of the group that replaced it. */
+static int in_run(ct_handler_t *h, const char *group, double now, ct_err_t *e) {
+    int member = 0;
+    CT_TRY(ct_ledger_touch(h->l, group, now, &member, e));
+    if (member) return 0;
+    return CT_ERR(e, CT_ESTATE,
+                  "group %s is not in the run: it left, or went silent and its leases lapsed "
+                  "(another group may have taken over); start it again (a new hello)",
+                  group);
+}
+
 /* The reply's fields for a request of type m->type, or an error: CT_EPROTO (bad fields: reply
  * `malformed`), CT_ESTATE (a stale lease or checkpoint: reply `stale`), CT_EIO/CT_ENOMEM. */
 static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const char *group,
@@ -358,6 +371,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
     }
     case CT_MSG_LEASE: {
         ct_lease_t x;
+        CT_TRY(in_run(h, group, now, e));
         CT_TRY(ct_ledger_lease(h->l, group, now, h->ttl, &x, e));
         *type = CT_MSG_LEASE_GRANT;
         if (!cJSON_AddStringToObject(f, "shard", x.shard_id) ||
@@ -368,9 +382,10 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
         return 0;
     }
     case CT_MSG_HEARTBEAT:
-        CT_TRY(ct_ledger_seen(h->l, group, now, e));
+        CT_TRY(in_run(h, group, now, e));
         return ct_ledger_heartbeat(h->l, group, now, h->ttl, e);
     case CT_MSG_SHARD_DONE:
+        CT_TRY(in_run(h, group, now, e));
         CT_TRY(ct_msg_string(m, "shard", shard, sizeof shard, e));
         CT_TRY(ct_msg_uint(m, "epoch", &epoch, e));
         CT_TRY(ct_msg_uint(m, "fence", &fence, e));
@@ -405,8 +420,8 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
                 break;
             i++;
         }
+        if (rc == 0) rc = in_run(h, group, now, e);
         if (rc == 0) rc = ct_ledger_commit(h->l, group, step, now, id, parent, units, n, e);
-        if (rc == 0) rc = ct_ledger_seen(h->l, group, now, e);
         if (rc == 0) rc = finished(h, group, step, id, e);
         free(units);
         return rc;
@@ -439,7 +454,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
     case CT_MSG_MODEL_FETCH: return model_fetch(h, m, f, frame, e);
     case CT_MSG_DELTA:
         if (!h->rounds) return CT_ERR(e, CT_EINVAL, "delta: this run is not in volunteer mode");
-        CT_TRY(ct_ledger_seen(h->l, group, now, e));
+        CT_TRY(in_run(h, group, now, e));
         return ct_rounds_delta(h->rounds, m, in, group, peer, now, f, e);
     case CT_MSG_MODEL_UPDATE:
         if (!h->rounds)

@@ -788,6 +788,19 @@ static int seen(ct_ledger_t *l, const char *group, double now, int standby, ct_e
                    group, now, (int64_t)standby);
 }
 
+int ct_ledger_touch(ct_ledger_t *l, const char *group, double now, int *member, ct_err_t *e) {
+    int changed = 0;
+    CT_TRY(
+        ldb_run(l, &changed, e, "UPDATE groups SET last_seen = ? WHERE grp = ?", "dt", now, group));
+    *member = changed == 1;
+    return 0;
+}
+
+int ct_ledger_grace(ct_ledger_t *l, double until, ct_err_t *e) {
+    return ldb_run(l, NULL, e, "UPDATE units SET expiry = ? WHERE state = 1 AND expiry < ?", "dd",
+                   until, until);
+}
+
 int ct_ledger_seen(ct_ledger_t *l, const char *group, double now, ct_err_t *e) {
     return seen(l, group, now, 0, e);
 }

@@ -9,6 +9,10 @@
 #   - over CURVE (a non-loopback bind needs it), open join
 #   - the run finishes; the log verifies; every unit of data in its lineage once; no delta (group,
 #     version it started from) in two outer steps: healing does not count anything twice
+#   - cluster mode: group A trains (its RUN_DIR the coordinator's: shared storage), group B waits
+#     as a standby in a RUN_DIR of its own; A is cut off past the lease TTL after a commit: B takes over from the head (which
+#     it fetches); when A's link comes back, A is refused and stops with a clear message, never
+#     committing on top of B; B finishes; one lineage, every unit once
 # Usage: netfault_e2e.sh WORKER COTRAIN COORDINATOR
 set -euo pipefail
 worker=$1
@@ -26,6 +30,7 @@ if [ "$(id -u)" != 0 ] || ! ip netns add "$nsc" 2> /dev/null; then
 fi
 ppid_=
 netns_cleanup() {
+    [ -n "$cpid" ] && { kill -9 "$cpid" 2> /dev/null || true; wait "$cpid" 2> /dev/null || true; }
     if [ -n "$ppid_" ]; then
         kill -9 "$ppid_" 2> /dev/null || true
         wait "$ppid_" 2> /dev/null || true
@@ -60,7 +65,7 @@ coord_start "$tmp/coord.out" "$tmp/coord.err" ip netns exec "$nsc" "$coord" --co
     --data "$tmp/data" --out "$tmp/coord" --bind tcp://0.0.0.0:0 --key "$tmp/coord.key" \
     --open-join --lease-ttl 3 --http off --set volunteer.enabled=true --set train.steps=10 \
     --set volunteer.inner_steps=6 --set volunteer.quorum=2 --set volunteer.deadline_s=3 \
-    --set volunteer.max_staleness=2 --set train.warmup_steps=2 --set train.global_batch=8 \
+    --set volunteer.max_staleness=10 --set train.warmup_steps=2 --set train.global_batch=8 \
     --set train.micro_batch=8 --set ckpt.keep_last=0
 port=${ep##*:}
 ip netns exec "$nsc" /usr/bin/python3 "$(dirname "$0")/netproxy.py" 10.99.2.1 $((port + 1)) \
@@ -119,3 +124,42 @@ for line in open(sys.argv[1]):
 PY
 grep -q "delta from b" "$tmp/coord.err" || fail "no delta came through the proxy"
 echo "ok: the run finished through a partition and a cutting, delaying proxy; one lineage"
+
+# cluster mode: a partitioned active group and its standby
+coord_start "$tmp/c2.out" "$tmp/c2.err" ip netns exec "$nsc" "$coord" --config tiny \
+    --data "$tmp/data" --out "$tmp/c2" --bind tcp://0.0.0.0:0 --key "$tmp/coord.key" \
+    --open-join --lease-ttl 3 --http off --set train.steps=40 --set train.warmup_steps=2 \
+    --set train.global_batch=8 --set train.micro_batch=8 --set ckpt.every=5 --set ckpt.keep_last=0
+port=${ep##*:}
+# A writes its checkpoints where the coordinator reads them (storage they share); B, elsewhere,
+# fetches the head from the coordinator when it takes over
+ip netns exec "$nsa" "$worker" --coordinator "tcp://10.99.1.1:$port" --group a --out "$tmp/c2" \
+    --data "$tmp/data" --server-key "$tmp/coord.key.pub" --key "$tmp/a.key" \
+    > /dev/null 2> "$tmp/ca.log" &
+pa=$!
+coord_wait_line "$tmp/ca.log" "attached to the coordinator"
+ip netns exec "$nsb" "$worker" --coordinator "tcp://10.99.2.1:$port" --group b --standby \
+    --out "$tmp/cb" --data "$tmp/data" --server-key "$tmp/coord.key.pub" --key "$tmp/b.key" \
+    > /dev/null 2> "$tmp/cb.log" &
+pb=$!
+wpid="$pa $pb"
+coord_wait_line "$tmp/ca.log" "committed by the coordinator"
+ip -n "$nsa" link set "vag$$" down
+coord_wait_line "$tmp/cb.log" "resuming from"
+grep -q "resuming from" "$tmp/cb.log" || fail "the standby did not take over: $(tail -3 "$tmp/cb.log")"
+ip -n "$nsa" link set "vag$$" up
+rc=0
+wait "$pa" || rc=$?
+[ $rc != 0 ] || fail "group A went on after B took over"
+grep -Eq "refused|another group" "$tmp/ca.log" || fail "A stopped without saying why: $(tail -2 "$tmp/ca.log")"
+wait "$pb" || fail "the standby that took over failed: $(tail -3 "$tmp/cb.log")"
+wpid=
+echo "ok: cluster mode: A cut off, B took over from the head; A, back, was refused: $(grep -Eo "refused [a-z_]*" "$tmp/ca.log" | head -1)"
+out=$("$cotrain" verify "$tmp/c2/public")
+grep -q "committed, each once" <<< "$out" || fail "lineage: $out"
+grep -q "run finished" <<< "$out" || fail "the cluster run did not finish: $out"
+grep -q '"group":"a".*"type":"group_left".*"why":"silent"' "$tmp/c2/public/log.jsonl" ||
+    fail "no group_left {a, silent}"
+coord_stop
+echo "ok: the cluster run finished by the standby; one lineage, every unit once"
+

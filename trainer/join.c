@@ -53,6 +53,7 @@ typedef struct join {
     unit_rec_t *done;
     int n_done, cap_done;
     double loss; /* the round's last loss */
+    int lost;    /* the coordinator no longer counted the group in the run: the round is void */
     /* traffic (payload bytes), for `scripts/bench volunteer` and the log */
     int64_t up, down_updates, down_ckpts, tokens;
 } join_t;
@@ -83,12 +84,23 @@ static int next_unit(join_t *J, ct_err_t *e) {
         int32_t shard;
         int32_t rc;
         int64_t epoch;
-    } u = {-1, 0, 0};
+        int32_t lost;
+    } u = {-1, 0, 0, 0};
     int rc = 0;
     if (J->rank0) {
         if (J->have_unit) rc = push_done(J, e);
         ct_msg_t m;
-        if (rc == 0 && (rc = ct_attach_request(J->o->a, CT_MSG_LEASE, NULL, &m, NULL, e)) == 0) {
+        ct_err_t why = {0};
+        if (rc == 0 &&
+            (rc = ct_attach_request(J->o->a, CT_MSG_LEASE, NULL, &m, NULL, &why)) == CT_ESTATE) {
+            /* cut off long enough for its leases to lapse: what it trained is someone else's now */
+            ct_log(J->o->lg, CT_LOG_WARN, "%s; this round is given up, the group joins again",
+                   why.msg);
+            rc = ct_attach_rejoin(J->o->a, e);
+            u.lost = 1;
+        } else if (rc != 0) {
+            *e = why;
+        } else {
             const char *id = ct_json_get_string(m.root, "shard");
             int64_t epoch = 0, fence = 0;
             if (!id || !ct_json_get_uint53(m.root, "epoch", &epoch) ||
@@ -110,6 +122,12 @@ static int next_unit(join_t *J, ct_err_t *e) {
         u.rc = rc;
     }
     CT_TRY(ct_comm_bcast(J->o->comm, &u, sizeof u, e));
+    if (u.lost && !u.rc) {
+        J->lost = 1;
+        J->have_unit = 0;
+        J->n_done = 0;
+        return 0;
+    }
     rc = u.rc ? (J->rank0 ? rc : CT_ESTATE) : ct_units_start(J->units, u.shard, u.epoch, e);
     return ct_attach_agree(J->o->a, rc, e);
 }
@@ -118,8 +136,10 @@ static int next_unit(join_t *J, ct_err_t *e) {
 static int fill_batch(join_t *J, ct_err_t *e) {
     int lo = ct_comm_rank(J->o->comm) * J->local, gb = J->c->train.global_batch;
     for (int i = 0; i < gb; i++) {
-        while (ct_units_left(J->units) == 0)
+        while (ct_units_left(J->units) == 0) {
             CT_TRY(next_unit(J, e));
+            if (J->lost) return 0;
+        }
         ct_units_take(J->units,
                       i >= lo && i < lo + J->local ? J->rows + (size_t)(i - lo) * J->W : NULL);
     }
@@ -144,6 +164,7 @@ static int train_round(join_t *J, int *stopped, ct_err_t *e) {
         CT_TRY(stopping(J, e, stopped));
         if (*stopped) return 0;
         CT_TRY(fill_batch(J, e));
+        if (J->lost) return 0;
         ct_step_stats_t st;
         CT_TRY(ct_attach_agree(J->o->a, ct_trainer_step_tokens(J->tr, J->rows, &st, e), e));
         J->loss = st.loss;
@@ -498,6 +519,11 @@ int ct_join_run(const ct_join_opts_t *o, ct_err_t *e) {
     while (rc == 0 && J.version < steps && !stopped) {
         rc = train_round(&J, &stopped, e);
         if (rc != 0 || stopped) break;
+        if (J.lost) { /* back to θ_v, and the round again */
+            memcpy(ct_model_params(J.model), J.theta0, (size_t)J.n * sizeof *J.theta0);
+            J.lost = 0;
+            continue;
+        }
         rc = send_delta(&J, e);
         int64_t step = -1;
         char id[CT_SHA256_HEX];

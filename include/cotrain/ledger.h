@@ -156,7 +156,15 @@ int ct_ledger_reply_get(ct_ledger_t *l, const char *group, int64_t *req, char **
 int ct_ledger_reply_put(ct_ledger_t *l, const char *group, int64_t req, const char *text,
                         ct_err_t *e);
 
-/* Records that `group` was heard from at `now` (hello, heartbeat, commit). Errors: CT_EIO. */
+/* `group`, in the run, was heard from at `now`: *member gets 1, or 0 when it is not in the run
+ * (it left, or went silent and its leases lapsed: only a hello brings it back). Errors: CT_EIO. */
+int ct_ledger_touch(ct_ledger_t *l, const char *group, double now, int *member, ct_err_t *e);
+
+/* Every lease lives at least until `until`: a coordinator starting again gives its groups a
+ * lease TTL to reach it (they could not heartbeat while it was down). Errors: CT_EIO. */
+int ct_ledger_grace(ct_ledger_t *l, double until, ct_err_t *e);
+
+/* Records that `group` was heard from at `now`, taking it into the run (hello). Errors: CT_EIO. */
 int ct_ledger_seen(ct_ledger_t *l, const char *group, double now, ct_err_t *e);
 
 /* The groups heard from: name, when last, units leased now. */
