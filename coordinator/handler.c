@@ -432,7 +432,9 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
             !cJSON_AddNumberToObject(f, "step", (double)step))
             return CT_ERR(e, CT_ENOMEM, "out of memory answering latest_checkpoint");
         return 0;
-    case CT_MSG_METRICS: return metrics(h, m, group, e);
+    case CT_MSG_METRICS:
+        CT_TRY(in_run(h, group, now, e)); /* a group cut off must not overwrite its successor's */
+        return metrics(h, m, group, e);
     case CT_MSG_LEAVE: {
         static const char *const whys[] = {"finished", "stopped", "paused"};
         char why[16];
