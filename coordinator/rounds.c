@@ -362,11 +362,10 @@ static int due(ct_rounds_t *r, int waiting, double now, ct_err_t *e, int *yes) {
         *yes = 1;
         return 0;
     }
-    ct_ckpt_entry_t *c = NULL;
-    int nc = 0;
-    CT_TRY(ct_ledger_checkpoints(r->o.l, &c, &nc, e));
-    double since = nc > 0 ? c[nc - 1].at : now;
-    free(c);
+    int64_t first_step, head_step;
+    double first_at, since;
+    CT_TRY(ct_ledger_progress(r->o.l, &first_step, &first_at, &head_step, &since, e));
+    if (head_step < 0) since = now;
     if (now - since >= r->o.cfg->volunteer.deadline_s) {
         *yes = 1;
         return 0;
