@@ -62,13 +62,6 @@ static cJSON *exact_array(const double *x, int n) {
     return a;
 }
 
-/* Adds item (NULL: out of memory) to obj under key; frees it when it cannot. 1 or 0. */
-static int add_owned(cJSON *obj, const char *key, cJSON *item) {
-    if (item && obj && cJSON_AddItemToObject(obj, key, item)) return 1;
-    cJSON_Delete(item);
-    return 0;
-}
-
 /* state.json as JSON, or NULL when out of memory. Every addition is checked: a key dropped for
  * want of memory would give a checkpoint that verifies but cannot be resumed. */
 static cJSON *state_json(const ct_ckpt_info_t *info, const ct_ckpt_guard_t *g) {
@@ -81,15 +74,15 @@ static cJSON *state_json(const ct_ckpt_info_t *info, const ct_ckpt_guard_t *g) {
              cJSON_AddStringToObject(js, "tokenizer", info->tokenizer) &&
              cJSON_AddStringToObject(js, "data_sha256", info->data_sha256) &&
              cJSON_AddStringToObject(js, "parent", info->parent) &&
-             add_owned(js, "data_cursor", ct_data_cursor_to_json(&info->cursor));
+             ct_json_add_owned(js, "data_cursor", ct_data_cursor_to_json(&info->cursor));
     if (ok && g->cap == 0) {
         ok = cJSON_AddNullToObject(js, "spike_guard") != NULL;
     } else if (ok) {
         cJSON *o = cJSON_AddObjectToObject(js, "spike_guard");
         ok = o && cJSON_AddNumberToObject(o, "count", g->count) &&
              cJSON_AddNumberToObject(o, "head", g->head) &&
-             add_owned(o, "loss", exact_array(g->loss, g->count)) &&
-             add_owned(o, "grad_norm", exact_array(g->grad_norm, g->count));
+             ct_json_add_owned(o, "loss", exact_array(g->loss, g->count)) &&
+             ct_json_add_owned(o, "grad_norm", exact_array(g->grad_norm, g->count));
     }
     if (!ok) cJSON_Delete(js);
     return ok ? js : NULL;

@@ -7,6 +7,7 @@
 #include <zmq.h>
 
 #include "cotrain/clock.h"
+#include "cotrain/fault.h"
 #include "cotrain/proto.h"
 
 struct ct_client {
@@ -120,10 +121,12 @@ int ct_client_request_body(ct_client_t *c, const char *header, const ct_frame_t 
     *reply = NULL;
     if (frame) *frame = (ct_frame_t){0};
     int more = body && body->len ? ZMQ_SNDMORE : 0;
-    if (zmq_send(c->sock, header, strlen(header), more) < 0 ||
+    /* an injected failure (fault.h) comes before any part goes: never half a message */
+    int injected = ct_fault_hit(CT_FAULT_SEND) || (more && ct_fault_hit(CT_FAULT_SEND));
+    if (injected || zmq_send(c->sock, header, strlen(header), more) < 0 ||
         (more && zmq_send(c->sock, body->data, body->len, 0) < 0))
         return CT_ERR(e, CT_ECOMM, "sending to %s failed: %s", c->endpoint,
-                      zmq_strerror(zmq_errno()));
+                      injected ? ct_fault_strerror(1, 0) : zmq_strerror(zmq_errno()));
     double deadline = ct_now_s() + timeout_ms / 1000.0;
     for (;;) {
         int left = (int)((deadline - ct_now_s()) * 1000.0);

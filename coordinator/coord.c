@@ -104,9 +104,15 @@ int ct_coord_open(ct_coord_t **out, const ct_coord_opts_t *o, const ct_log_t *lg
                                      .config_json = o->config_json,
                                      .m = o->m,
                                      .l = c->ledger,
-                                     .lg = lg};
+                                     .lg = lg,
+                                     .init = o->init};
         CT_TRY_GOTO(ct_rounds_open(&c->rounds, &ro, e), fail);
         ct_handler_set_rounds(c->handler, c->rounds);
+    } else if (o->init) {
+        rc = CT_ERR(e, CT_EINVAL,
+                    "--init sets version 0 of a volunteer run (volunteer.enabled); a cluster "
+                    "run's workers start from their own --init");
+        goto fail;
     }
     char ckpts[CT_PATH_MAX];
     CT_TRY_GOTO(ct_path_join(ckpts, sizeof ckpts, o->run_dir, "checkpoints", e), fail);

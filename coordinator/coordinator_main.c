@@ -20,7 +20,7 @@
 enum { MAX_SETS = 64 };
 
 typedef struct coord_args {
-    const char *config, *data, *out, *bind, *key, *allow, *http;
+    const char *config, *data, *out, *bind, *key, *allow, *http, *init;
     const char *sets[MAX_SETS];
     int n_sets;
     double lease_ttl, rate;
@@ -42,7 +42,7 @@ static void usage(FILE *f) {
         "usage: cotrain-coordinator --config FILE|NAME --data MANIFEST --out RUN_DIR\n"
         "                           [--set key=value]... [--bind ENDPOINT] [--lease-ttl S]\n"
         "                           [--key SECRET_KEY_FILE (--allow ALLOW_FILE | --open-join)]\n"
-        "                           [--rate N] [--http ADDR:PORT|off]\n"
+        "                           [--rate N] [--http ADDR:PORT|off] [--init DIR]\n"
         "\n"
         "Hands out the run's data as leases of (shard, epoch), keeps the checkpoint\n"
         "registry, and answers workers (cotrain-worker --coordinator ENDPOINT) and\n"
@@ -68,6 +68,9 @@ static void usage(FILE *f) {
         "                      (default 1000; 0: no limit); past it a peer is told to wait\n"
         "  --http ADDR:PORT    serve the live dashboard and its JSON API there, read-only\n"
         "                      (default 127.0.0.1:0: loopback, a free port; off: none)\n"
+        "  --init DIR          volunteer mode: version 0 is DIR/model.safetensors (as\n"
+        "                      `cotrain export` writes, F32, the config's shapes) instead of\n"
+        "                      train.seed's random weights; read when the run starts only\n"
         "  -h, --help          this help\n"
         "\n"
         "Prints `listening on ENDPOINT` and `dashboard at URL` on stdout once it serves.\n"
@@ -96,6 +99,7 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
                                          {"rate", required_argument, 0, 'r'},
                                          {"open-join", no_argument, 0, 'J'},
                                          {"http", required_argument, 0, 'H'},
+                                         {"init", required_argument, 0, 'i'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     memset(a, 0, sizeof *a);
@@ -115,6 +119,7 @@ static int parse_args(int argc, char **argv, coord_args_t *a, ct_err_t *e) {
         case 'a': a->allow = optarg; break;
         case 'J': a->open_join = 1; break;
         case 'H': a->http = optarg; break;
+        case 'i': a->init = optarg; break;
         case 't':
             a->lease_ttl = strtod(optarg, &end);
             if (*end || !(a->lease_ttl > 0 && a->lease_ttl < 1e7))
@@ -181,7 +186,8 @@ static int run(const coord_args_t *a, const ct_log_t *lg, ct_err_t *e) {
                                .lease_ttl = a->lease_ttl,
                                .key = a->key ? &key : NULL,
                                .allow = allow,
-                               .rate = a->rate};
+                               .rate = a->rate,
+                               .init = a->init};
     CT_TRY_GOTO(ct_coord_open(&c, &o, lg, e), out);
     if (a->key) {
         char id[CT_KEY_ID];

@@ -116,9 +116,9 @@ static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
         return CT_ERR(e, CT_ENOMEM, "out of memory answering status");
     cJSON *credit = ct_ledger_credit(h->l, h->config, e);
     if (!credit) return e->code;
-    return cJSON_AddItemToObject(f, "credit", credit)
+    return ct_json_add_owned(f, "credit", credit)
                ? 0
-               : (cJSON_Delete(credit), CT_ERR(e, CT_ENOMEM, "out of memory answering status"));
+               : CT_ERR(e, CT_ENOMEM, "out of memory answering status");
 }
 
 /* data_manifest: the manifest file's bytes as the frame, with their sha256 (the run's data hash:
@@ -361,7 +361,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
         CT_TRY(ct_ledger_head(h->l, id, &step, e));
         /* the group resumes from the head: what was logged past it is not the lineage's */
         CT_TRY(ct_ledger_metrics_rewind(h->l, step > 0 ? step : 0, e));
-        if (!cJSON_AddItemToObject(f, "config", cJSON_Duplicate(h->config, 1)) ||
+        if (!ct_json_add_owned(f, "config", cJSON_Duplicate(h->config, 1)) ||
             !cJSON_AddStringToObject(f, "group", group) ||
             !cJSON_AddStringToObject(f, "head", id) ||
             !cJSON_AddNumberToObject(f, "head_step", (double)step) ||

@@ -468,7 +468,7 @@ int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, 
     l->seed = seed;
     CT_ALLOC(e, l->order, m->n_shards, fail);
     CT_ALLOC(e, l->ids, m->n_shards, fail);
-    if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+    if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, ldb_vfs()) !=
         SQLITE_OK) {
         rc = CT_ERR(e, CT_EIO, "cannot open the ledger %s: %s", path,
                     l->db ? sqlite3_errmsg(l->db) : "out of memory");
@@ -501,7 +501,7 @@ int ct_ledger_open_reader(ct_ledger_t **out, const char *path, ct_err_t *e) {
     CT_ALLOC(e, l, 1, fail);
     l->wal_fd = -1;
     CT_TRY_GOTO(ct_path_fmt(l->path, sizeof l->path, e, "%s", path), fail);
-    if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READONLY, ldb_vfs()) != SQLITE_OK) {
         rc = CT_ERR(e, CT_EIO, "cannot open the ledger %s to read: %s", path,
                     l->db ? sqlite3_errmsg(l->db) : "out of memory");
         goto fail;

@@ -1,6 +1,7 @@
-/* ledger_db.h — the ledger's private parts, shared by its three files: ledger.c (SQLite
- * plumbing, opening, leases, groups, records, metrics), ledger_ckpt.c (the checkpoint registry
- * and credit) and ledger_outer.c (volunteer mode's deltas and outer steps). Not a public header:
+/* ledger_db.h — the ledger's private parts, shared by its files: ledger.c (SQLite plumbing,
+ * opening, leases, groups, records, metrics), ledger_ckpt.c (the checkpoint registry and
+ * credit), ledger_outer.c (volunteer mode's deltas and outer steps) and ledger_vfs.c (SQLite's
+ * file and memory calls under fault.h's plan). Not a public header:
  * nothing outside coordinator/ledger*.c includes it. */
 #ifndef COTRAIN_LEDGER_DB_H
 #define COTRAIN_LEDGER_DB_H
@@ -55,6 +56,10 @@ int ldb_transaction(ct_ledger_t *l, int (*body)(ct_ledger_t *, void *, ct_err_t 
 
 /* Logs a public-log record of `type` with fields f (consumed). */
 int ldb_record(ct_ledger_t *l, const char *type, cJSON *f, ct_err_t *e);
+
+/* The name of the VFS every ledger connection opens with (registered on the first call: see
+ * ledger_vfs.c), or NULL when it could not be (then SQLite's default). */
+const char *ldb_vfs(void);
 
 /* "<shard id>:<epoch>" as records name units (NULL when out of memory). */
 cJSON *ldb_unit_name(const char *shard_id, int64_t epoch);

@@ -212,7 +212,7 @@ static cJSON *status(ct_public_t *p, ct_err_t *e) {
     cJSON *log = cJSON_AddArrayToObject(o, "log");
     int ok = o && run && data && counts && cks && gs && log &&
              cJSON_AddStringToObject(o, "updated", when) &&
-             cJSON_AddItemToObject(o, "config", cJSON_Duplicate(p->config, 1)) &&
+             ct_json_add_owned(o, "config", cJSON_Duplicate(p->config, 1)) &&
              cJSON_AddStringToObject(run, "fingerprint", fp) &&
              cJSON_AddStringToObject(run, "public_key", pk) &&
              cJSON_AddStringToObject(run, "config_sha256", p->head.config_sha256) &&
@@ -252,13 +252,10 @@ static cJSON *status(ct_public_t *p, ct_err_t *e) {
         cJSON_Delete(o);
         return NULL;
     }
-    if (credit && !cJSON_AddItemToObject(o, "credit", credit)) {
-        cJSON_Delete(credit);
-        ok = 0;
-    }
+    if (credit && !ct_json_add_owned(o, "credit", credit)) ok = 0;
     const cJSON *vol = cJSON_GetObjectItemCaseSensitive(p->config, "volunteer");
-    ok = ok && cJSON_AddBoolToObject(o, "volunteer",
-                                     cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(vol, "enabled")));
+    ok = ok && cJSON_AddBoolToObject(
+                   o, "volunteer", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(vol, "enabled")));
     int64_t first = p->n_tail > TAIL ? p->n_tail - TAIL : 0;
     for (int64_t i = first; ok && i < p->n_tail; i++)
         ok = cJSON_AddItemToArray(log, cJSON_CreateString(p->tail[i % TAIL])) != 0;

@@ -19,6 +19,7 @@
 #include "cotrain/json.h"
 #include "cotrain/layout.h"
 #include "cotrain/outer.h"
+#include "cotrain/safetensors.h"
 
 enum { UNITS_MAX = 1 << 16 }; /* units one delta may list */
 
@@ -70,9 +71,19 @@ static int save_version(ct_rounds_t *r, int64_t step, int64_t tokens, const char
     return 0;
 }
 
-/* Version 0: the initial weights, committed as the lineage's root. */
+/* Version 0: the initial weights (of the seed, or of o.init), committed as the lineage's root. */
 static int start(ct_rounds_t *r, ct_err_t *e) {
-    ct_layout_init_weights(&r->lay, r->theta, r->o.cfg->train.seed);
+    char from[CT_PATH_MAX + 64], path[CT_PATH_MAX], hex[CT_SHA256_HEX];
+    if (r->o.init) {
+        CT_TRY(ct_path_join(path, sizeof path, r->o.init, "model.safetensors", e));
+        CT_TRY(ct_safetensors_read(path, r->lay.tensors, r->lay.n_tensors, r->theta, e));
+        CT_TRY(ct_sha256_file(path, hex, e));
+        snprintf(from, sizeof from, "%s, sha256 %.16s...", path, hex);
+    } else {
+        ct_layout_init_weights(&r->lay, r->theta, r->o.cfg->train.seed);
+        snprintf(from, sizeof from, "initial weights, seed %llu",
+                 (unsigned long long)r->o.cfg->train.seed);
+    }
     memset(r->mom, 0, (size_t)r->n * sizeof(float));
     memset(r->resid, 0, (size_t)r->n * sizeof(float));
     r->version = 0;
@@ -80,9 +91,7 @@ static int start(ct_rounds_t *r, ct_err_t *e) {
     CT_TRY(save_version(r, 0, 0, "", r->head, e));
     CT_TRY(
         ct_ledger_commit(r->o.l, CT_LEDGER_OUTER_GROUP, 0, ct_wall_s(), r->head, "", NULL, 0, e));
-    ct_log(r->o.lg, CT_LOG_INFO,
-           "volunteer mode: version 0 (initial weights, seed %llu) is %.16s...",
-           (unsigned long long)r->o.cfg->train.seed, r->head);
+    ct_log(r->o.lg, CT_LOG_INFO, "volunteer mode: version 0 (%s) is %.16s...", from, r->head);
     return 0;
 }
 
@@ -101,8 +110,9 @@ static int resume(ct_rounds_t *r, int64_t step, ct_err_t *e) {
                       dir, (long long)step, info.id, r->head);
     r->version = step;
     r->tokens = info.tokens;
-    ct_log(r->o.lg, CT_LOG_INFO, "volunteer mode: resuming at version %lld (%.16s...)",
-           (long long)step, r->head);
+    ct_log(r->o.lg, CT_LOG_INFO, "volunteer mode: resuming at version %lld (%.16s...)%s",
+           (long long)step, r->head,
+           r->o.init ? "; --init is not used: version 0 was made when the run started" : "");
     return 0;
 }
 

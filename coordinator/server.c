@@ -13,6 +13,7 @@
 
 #include "cotrain/clock.h"
 #include "cotrain/curve.h"
+#include "cotrain/fault.h"
 #include "cotrain/proto.h"
 #include "cotrain/public.h"
 #include "cotrain/ratelimit.h"
@@ -299,13 +300,17 @@ static char *busy_reply(zmq_msg_t *hdr, int frames, const char *why) {
 static void send_replies(ct_server_t *s, batch_t *b) {
     for (int i = 0; i < b->n; i++) {
         pending_t *p = &b->req[i];
-        int more = p->frame.data ? ZMQ_SNDMORE : 0;
+        int more = p->frame.data ? ZMQ_SNDMORE : 0, injected = 0;
+        /* an injected failure (fault.h) comes before any part goes: never half a message */
         if (p->reply &&
-            (zmq_send(s->sock, zmq_msg_data(&p->id), zmq_msg_size(&p->id), ZMQ_SNDMORE) < 0 ||
+            ((injected = ct_fault_hit(CT_FAULT_SEND) || ct_fault_hit(CT_FAULT_SEND) ||
+                         (more && ct_fault_hit(CT_FAULT_SEND))) ||
+             zmq_send(s->sock, zmq_msg_data(&p->id), zmq_msg_size(&p->id), ZMQ_SNDMORE) < 0 ||
              zmq_send(s->sock, p->reply, strlen(p->reply), more) < 0 ||
              (more && zmq_send(s->sock, p->frame.data, p->frame.len, 0) < 0)))
-            ct_log(s->lg, CT_LOG_WARN, "a reply could not be sent (the peer left?): %s",
-                   zmq_strerror(zmq_errno()));
+            ct_log(s->lg, CT_LOG_WARN,
+                   "a reply could not be sent (the peer left? its retry gets the stored reply): %s",
+                   injected ? ct_fault_strerror(1, 0) : zmq_strerror(zmq_errno()));
         free(p->reply);
         free(p->frame.data);
         zmq_msg_close(&p->id);

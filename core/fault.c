@@ -22,7 +22,8 @@
 
 #include "cotrain/err.h"
 
-static const char *const KIND_NAMES[CT_FAULT_NKINDS] = {"alloc", "write", "fsync", "rename"};
+static const char *const KIND_NAMES[CT_FAULT_NKINDS] = {"alloc", "write", "fsync", "rename",
+                                                        "send"};
 
 static struct {
     atomic_int armed;                       /* 0: ct_fault_hit returns 0 at once */
@@ -107,7 +108,7 @@ int ct_fault_arm_spec(const char *spec, ct_err_t *e) {
         if (parse_part(p, len, &k, &n, &plus) != 0)
             return CT_ERR(e, CT_EINVAL,
                           "fault spec '%s': bad part '%.*s' (give KIND:N or "
-                          "KIND:N+ with KIND alloc, write, fsync or rename and N >= 1, "
+                          "KIND:N+ with KIND alloc, write, fsync, rename or send and N >= 1, "
                           "comma-separated, or count)",
                           spec, (int)len, p);
         target[k] = n;
@@ -153,9 +154,9 @@ const char *ct_fault_summary(char *buf, size_t n) {
     long fired = ct_fault_fired();
     snprintf(buf, n,
              "fault injection (%s): %ld failure%s injected; calls: alloc %ld, write %ld, "
-             "fsync %ld, rename %ld",
+             "fsync %ld, rename %ld, send %ld",
              plan.spec, fired, fired == 1 ? "" : "s", ct_fault_count(CT_FAULT_ALLOC),
              ct_fault_count(CT_FAULT_WRITE), ct_fault_count(CT_FAULT_FSYNC),
-             ct_fault_count(CT_FAULT_RENAME));
+             ct_fault_count(CT_FAULT_RENAME), ct_fault_count(CT_FAULT_SEND));
     return buf;
 }

@@ -24,6 +24,14 @@ const char *ct_json_get_string(const cJSON *obj, const char *key) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+int ct_json_add_owned(cJSON *obj, const char *key, cJSON *item) {
+    int added = item && obj &&
+                (key ? cJSON_AddItemToObject(obj, key, item) : cJSON_AddItemToArray(obj, item));
+    if (added) return 1;
+    cJSON_Delete(item);
+    return 0;
+}
+
 /* ---- canonical JSON (RFC 8785) ---- */
 
 /* A growing output buffer; `failed` once an allocation failed (later appends do nothing). */

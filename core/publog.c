@@ -194,7 +194,7 @@ static cJSON *head_json(const ct_publog_head_t *h) {
         !cJSON_AddStringToObject(o, "config_sha256", h->config_sha256) ||
         !cJSON_AddStringToObject(o, "data_sha256", h->data_sha256) ||
         !cJSON_AddItemToObject(o, "head", hd)) {
-        if (o && hd && !cJSON_GetObjectItemCaseSensitive(o, "head")) cJSON_Delete(hd);
+        if (!cJSON_GetObjectItemCaseSensitive(o, "head")) cJSON_Delete(hd); /* not o's yet */
         cJSON_Delete(o);
         return NULL;
     }

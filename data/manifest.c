@@ -184,15 +184,6 @@ struct ct_manifest_builder {
     cJSON *shards; /* the shard entries */
 };
 
-/* Adds item (NULL: its creation ran out of memory) to the object obj under key, or to the array
- * obj when key is NULL; frees it when it cannot. 1 or 0. */
-static int add_owned(cJSON *obj, const char *key, cJSON *item) {
-    int added = item && obj &&
-                (key ? cJSON_AddItemToObject(obj, key, item) : cJSON_AddItemToArray(obj, item));
-    if (added) return 1;
-    cJSON_Delete(item);
-    return 0;
-}
 
 int ct_manifest_builder_create(ct_manifest_builder_t **out, const char *tokenizer,
                                int vocab_size, int eot, ct_err_t *e) {
@@ -206,7 +197,7 @@ int ct_manifest_builder_create(ct_manifest_builder_t **out, const char *tokenize
         !cJSON_AddStringToObject(b->root, "format", CT_MANIFEST_FORMAT) ||
         !cJSON_AddStringToObject(b->root, "tokenizer", tokenizer) ||
         !cJSON_AddNumberToObject(b->root, "vocab_size", vocab_size) ||
-        !add_owned(b->root, "eot", eot >= 0 ? cJSON_CreateNumber(eot) : cJSON_CreateNull()) ||
+        !ct_json_add_owned(b->root, "eot", eot >= 0 ? cJSON_CreateNumber(eot) : cJSON_CreateNull()) ||
         !cJSON_AddStringToObject(b->root, "dtype", vocab_size <= 65535 ? "uint16" : "uint32")) {
         rc = CT_ERR(e, CT_ENOMEM, "out of memory starting a manifest");
         goto fail;
@@ -224,7 +215,7 @@ int ct_manifest_builder_add_shard(ct_manifest_builder_t *b, const char *id, cons
                                   int n_sources, ct_err_t *e) {
     cJSON *js = cJSON_CreateObject(), *src = cJSON_CreateArray();
     int ok = js && src;
-    for (int k = 0; ok && k < n_sources; k++) ok = add_owned(src, NULL, cJSON_CreateString(sources[k]));
+    for (int k = 0; ok && k < n_sources; k++) ok = ct_json_add_owned(src, NULL, cJSON_CreateString(sources[k]));
     ok = ok && cJSON_AddStringToObject(js, "id", id) &&
          cJSON_AddStringToObject(js, "file", file) &&
          cJSON_AddNumberToObject(js, "n_tokens", (double)n_tokens) &&
@@ -232,11 +223,11 @@ int ct_manifest_builder_add_shard(ct_manifest_builder_t *b, const char *id, cons
          cJSON_AddStringToObject(js, "sha256", sha256) &&
          cJSON_AddStringToObject(js, "tokens_sha256", tokens_sha256);
     if (ok) {
-        ok = add_owned(js, "sources", src);
+        ok = ct_json_add_owned(js, "sources", src);
         src = NULL; /* owned by js now, or freed */
     }
     cJSON_Delete(src);
-    if (ok && add_owned(b->shards, NULL, js)) return 0;
+    if (ok && ct_json_add_owned(b->shards, NULL, js)) return 0;
     if (!ok) cJSON_Delete(js);
     return CT_ERR(e, CT_ENOMEM, "out of memory listing shard %s in the manifest", file);
 }
@@ -258,7 +249,7 @@ static cJSON *sources_json(const ct_manifest_source_t *src, int n) {
              cJSON_AddNumberToObject(o, "invalid_utf8_bytes", (double)s->invalid_utf8_bytes) &&
              cJSON_AddNumberToObject(o, "bad_lines", (double)s->bad_lines);
         if (!ok) cJSON_Delete(o);
-        ok = ok && add_owned(arr, NULL, o);
+        ok = ok && ct_json_add_owned(arr, NULL, o);
     }
     if (!ok) cJSON_Delete(arr);
     return ok ? arr : NULL;
@@ -274,8 +265,8 @@ int ct_manifest_builder_text(const ct_manifest_builder_t *b, const ct_manifest_s
     cJSON *m = cJSON_Duplicate(b->root, 1);
     int ok = m && cJSON_AddNumberToObject(m, "n_tokens", (double)tokens) &&
              cJSON_AddNumberToObject(m, "n_docs", (double)docs) &&
-             add_owned(m, "shards", cJSON_Duplicate(b->shards, 1)) &&
-             add_owned(m, "sources", sources_json(sources, n_sources));
+             ct_json_add_owned(m, "shards", cJSON_Duplicate(b->shards, 1)) &&
+             ct_json_add_owned(m, "sources", sources_json(sources, n_sources));
     if (ok && optout) {
         cJSON *o = cJSON_AddObjectToObject(m, "optout");
         ok = o && cJSON_AddStringToObject(o, "list_sha256", optout->list_sha256) &&

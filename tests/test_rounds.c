@@ -1,5 +1,6 @@
 /* test_rounds.c — volunteer mode's outer steps (coordinator/rounds.c) through the handler, without
- * a network: version 0 is the initial weights; bad deltas (another codec or size, a version from
+ * a network: version 0 is the initial weights (or, with --init, a safetensors file's, of the
+ * model's shapes only); bad deltas (another codec or size, a version from
  * the future or too old, more tokens than a round trains, bytes that do not match their hash, a
  * unit not leased to the group, a second delta while one waits) get an error reply and change
  * nothing; an upload in chunks goes on from what the coordinator holds (a chunk sent again is not
@@ -21,6 +22,7 @@
 #include "cotrain/hash.h"
 #include "cotrain/layout.h"
 #include "cotrain/rounds.h"
+#include "cotrain/safetensors.h"
 
 enum { N = 3 };
 static ct_manifest_t g_man;
@@ -115,10 +117,11 @@ static int send_all(int g, int64_t base, const float *x, const char *units) {
     return ok;
 }
 
-static void restore(int64_t step, float *params) {
+/* Version `step` of the run in run_dir. */
+static void restore(const char *run_dir, int64_t step, float *params) {
     char dir[CT_PATH_MAX];
     ct_err_t e = {0};
-    snprintf(dir, sizeof dir, "%s/checkpoints/ckpt-%08lld", g_dir, (long long)step);
+    snprintf(dir, sizeof dir, "%s/checkpoints/ckpt-%08lld", run_dir, (long long)step);
     float *m = calloc(g_lay.n_params, sizeof *m), *v = calloc(g_lay.n_params, sizeof *v);
     ct_ckpt_body_t b = {.tensors = g_lay.tensors,
                         .n_tensors = g_lay.n_tensors,
@@ -193,7 +196,7 @@ int main(void) {
     /* version 0: the initial weights of the seed */
     float *theta0 = malloc(len), *want = malloc(len), *got = malloc(len);
     ct_layout_init_weights(&g_lay, want, cfg.train.seed);
-    restore(0, theta0);
+    restore(g_dir, 0, theta0);
     CHECK(memcmp(theta0, want, len) == 0);
 
     ct_msg_t m;
@@ -284,7 +287,7 @@ int main(void) {
         float t = theta0[i] - 0.5f * (g + 0.9f * mom);
         want[i] = theta0[i] + (t - theta0[i]);
     }
-    restore(1, got);
+    restore(g_dir, 1, got);
     /* (-ffp-contract may fuse differently here and there: the outer optimizer itself is held to
        PyTorch by oracle_outer) */
     CHECK_CLOSE(got, want, n, 1e-6);
@@ -328,6 +331,43 @@ int main(void) {
 
     ct_handler_destroy(&g_h);
     ct_rounds_close(&g_r);
+    ct_ledger_close(&g_l);
+
+    /* --init: version 0 of another run is the weights of a safetensors file (half the seed's) */
+    char run2[CT_PATH_MAX], init[CT_PATH_MAX], file[CT_PATH_MAX];
+    CHECK_EQ_INT(ct_path_join(run2, sizeof run2, g_dir, "run2", &e), 0);
+    CHECK_EQ_INT(ct_path_join(init, sizeof init, g_dir, "init", &e), 0);
+    CHECK_EQ_INT(ct_path_join(file, sizeof file, init, "model.safetensors", &e), 0);
+    CHECK_EQ_INT(ct_path_join(db, sizeof db, run2, "coordinator.db", &e), 0);
+    CHECK_EQ_INT(ct_mkdirs(init, &e), 0);
+    CHECK_EQ_INT(ct_mkdirs(run2, &e), 0);
+    for (size_t i = 0; i < n; i++)
+        want[i] *= 0.5f;
+    CHECK_EQ_INT(ct_safetensors_write(file, g_lay.tensors, g_lay.n_tensors, want, &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(&g_l, db, &g_man, cfg.train.seed, 0, sha, &e), 0);
+    ct_rounds_opts_t ro2 = ro;
+    ro2.run_dir = run2;
+    ro2.l = g_l;
+    ro2.init = init;
+    CHECK_EQ_INT(ct_rounds_open(&g_r, &ro2, &e), 0);
+    restore(run2, 0, theta0);
+    CHECK(memcmp(theta0, want, len) == 0);
+    ct_rounds_close(&g_r);
+    /* a file of other shapes is refused, naming what differs */
+    ct_ledger_close(&g_l);
+    check_rm_tree(run2);
+    CHECK_EQ_INT(ct_mkdirs(run2, &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(&g_l, db, &g_man, cfg.train.seed, 0, sha, &e), 0);
+    ct_layout_t wider;
+    CHECK_EQ_INT(ct_layout_build(&wider, 1, 16, 4, 16, &e), 0);
+    float *big = calloc(wider.n_params, sizeof *big);
+    CHECK_EQ_INT(ct_safetensors_write(file, wider.tensors, wider.n_tensors, big, &e), 0);
+    ro2.l = g_l;
+    CHECK_EQ_INT(ct_rounds_open(&g_r, &ro2, &e), CT_ECORRUPT);
+    CHECK_CONTAINS(e.msg, "model.safetensors");
+    ct_err_clear(&e);
+    free(big);
+    ct_layout_free(&wider);
     ct_ledger_close(&g_l);
     ct_layout_free(&g_lay);
     free(json);

@@ -34,6 +34,7 @@ typedef struct ct_coord_opts {
     const ct_keypair_t *key; /* CURVE: the coordinator's pair, or NULL */
     const ct_allow_t *allow; /* with key: the keys admitted; NULL: any key (open join) */
     double rate;             /* requests a second per peer, bursts of as many; 0: no limit */
+    const char *init;        /* volunteer mode: version 0 from DIR/model.safetensors, or NULL */
 } ct_coord_opts_t;
 
 /* The file name of the ledger in a run directory. */

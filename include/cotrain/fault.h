@@ -1,11 +1,14 @@
-/* fault.h — test-only fault injection, the SQLite way: fail the Nth allocation, write, fsync or
- * rename of the process, so a test can sweep N over a checkpoint save or a `cotrain prep` run and
- * check that every failure gives a clear error and leaves nothing half-written behind.
+/* fault.h — test-only fault injection, the SQLite way: fail the Nth allocation, write, fsync,
+ * rename or message send of the process, so a test can sweep N over a checkpoint save, a
+ * `cotrain prep` run, a coordinator transaction or a log append and check that every failure
+ * gives a clear error and leaves nothing half-written behind.
  *
- * The I/O paths ask ct_fault_hit(kind) just before each real call (malloc, write, fsync, rename)
- * and, when it says 1, fail as the real call would: CT_ENOMEM, or CT_EIO whose message carries
- * ct_fault_strerror()'s "(injected)". The points are on the paths that write checkpoints,
- * shards and manifests (core/fsutil.c, ckpt/, data/shard.c, tools/prep.c); what each kind counts:
+ * The I/O paths ask ct_fault_hit(kind) just before each real call (malloc, write, fsync, rename,
+ * zmq_send) and, when it says 1, fail as the real call would: CT_ENOMEM, or CT_EIO (CT_ECOMM)
+ * whose message carries ct_fault_strerror()'s "(injected)". The points are on the paths that
+ * write checkpoints, shards and manifests (core/fsutil.c, ckpt/, data/shard.c, tools/prep.c),
+ * the coordinator's ledger (SQLite's writes, syncs and allocations: coordinator/ledger_vfs.c)
+ * and public log (coordinator/public.c), and the protocol's sends; what each kind counts:
  *   alloc   CT_ALLOC (everywhere) and the ct_fault_malloc/calloc/realloc/aligned_alloc/strdup
  *           wrappers below (and cJSON's allocations while a plan is armed)
  *   write   each write()/pwrite() of file data, ftruncate() that extends a file, each call that
@@ -13,6 +16,8 @@
  *           calls, and the metadata flush of closing an HDF5 file
  *   fsync   each fsync() of a file or directory
  *   rename  each rename() (not the ones that undo a failed save: those are recovery)
+ *   send    each message part a client or the coordinator's server sends over ZeroMQ (fails
+ *           as zmq_send failing: CT_ECOMM from a client, a reply lost from the server)
  * Unarmed, ct_fault_hit costs one relaxed atomic load. Armed (ct_fault_arm, or COTRAIN_FAULT in
  * the environment of a binary whose main() calls ct_fault_arm_env), calls of every kind are
  * counted from the moment of arming, and the armed kinds fail at their Nth call (or, persistent,
@@ -37,6 +42,7 @@ typedef enum ct_fault_kind {
     CT_FAULT_WRITE,
     CT_FAULT_FSYNC,
     CT_FAULT_RENAME,
+    CT_FAULT_SEND,
     CT_FAULT_NKINDS
 } ct_fault_kind_t;
 
@@ -57,8 +63,8 @@ void ct_fault_arm(ct_fault_kind_t kind, long n, int persistent);
 void ct_fault_disarm(void);
 
 /* Arms the plan a spec describes: comma-separated KIND:N or KIND:N+ (persistent), KIND one of
- * alloc, write, fsync, rename; "count" (or "") fails nothing but counts every kind (to learn how
- * many calls a run makes). Kinds the spec leaves out are disarmed. Errors: CT_EINVAL naming the
+ * alloc, write, fsync, rename, send; "count" (or "") fails nothing but counts every kind (to learn
+ * how many calls a run makes). Kinds the spec leaves out are disarmed. Errors: CT_EINVAL naming the
  * bad part (the plan is then left as it was). */
 int ct_fault_arm_spec(const char *spec, struct ct_err *e);
 
@@ -76,11 +82,12 @@ long ct_fault_fired(void);
 /* 1 while a plan is armed (or counting). */
 int ct_fault_armed(void);
 
-/* "alloc", "write", "fsync", "rename" ("?" for anything else). */
+/* "alloc", "write", "fsync", "rename", "send" ("?" for anything else). */
 const char *ct_fault_kind_name(ct_fault_kind_t kind);
 
 /* One line for a binary to print at exit when a plan was armed:
- * "fault injection (write:17): 1 failure injected; calls: alloc 120, write 17, fsync 0, rename 0".
+ * "fault injection (write:17): 1 failure injected; calls: alloc 120, write 17, fsync 0, rename 0,
+ * send 0".
  * Writes at most n bytes (NUL-terminated) into buf; returns buf. */
 const char *ct_fault_summary(char *buf, size_t n);
 

@@ -24,6 +24,11 @@ int ct_json_get_uint53(const cJSON *obj, const char *key, int64_t *out);
 /* The string member `key` of obj, or NULL when it is missing or not a string. */
 const char *ct_json_get_string(const cJSON *obj, const char *key);
 
+/* Adds item (taken; NULL: its making ran out of memory) to the object obj under key, or to the
+ * array obj when key is NULL; frees it when it cannot (cJSON's own calls leave it to the caller
+ * then, an easy leak). 1 or 0. */
+int ct_json_add_owned(cJSON *obj, const char *key, cJSON *item);
+
 /* v as canonical JSON (RFC 8785: no whitespace, members sorted by their names' UTF-16 code
  * units, strings escaped the one way), malloc'd: the bytes a signature covers, so the same
  * value always gives the same text. Holds only what a signed record may: integers up to 2^53

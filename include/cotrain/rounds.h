@@ -5,7 +5,8 @@
  * ckpt-<v>, written by the coordinator, its model.h5 the weights θ_v, its optim.h5 the outer
  * state (m/: the Nesterov momentum; v/: what the last model update's encoding lost, carried into
  * the next one with volunteer.error_feedback; `steps`: v). Version 0 is the initial weights of
- * train.seed, made when the run starts. A run resumes from its head after a restart.
+ * train.seed (or the weights of `init`), made when the run starts. A run resumes from its head
+ * after a restart.
  *
  * A group uploads its delta (θ_base − its weights after volunteer.inner_steps steps, encoded by
  * volunteer.compress) in chunks (`delta`): RUN_DIR/deltas/<group>-<base>-<sha16>.part grows by
@@ -48,6 +49,7 @@ typedef struct ct_rounds_opts {
     const ct_manifest_t *m;  /* the run's data: vocabulary, tokenizer, manifest sha256 */
     ct_ledger_t *l;          /* borrowed */
     const ct_log_t *lg;
+    const char *init; /* version 0 from init/model.safetensors (NULL: train.seed's) */
 } ct_rounds_opts_t;
 
 /* Loads the head version (or makes version 0 and commits it). Errors: those of ct_ckpt_restore
