@@ -163,6 +163,9 @@ static long sweep(fixture_t *f, int64_t step, ct_fault_kind_t kind, int persiste
     return n - 1;
 }
 
+/* The kinds of call a save makes: allocations, writes, fsyncs and renames (it sends nothing). */
+enum { SAVE_KINDS = CT_FAULT_RENAME + 1 };
+
 /* Every sweep in a fresh run directory under base: all kinds, or (writes_only) the writes of a
  * new step's save alone, in single mode. */
 static void sweeps_in(const char *base, int writes_only) {
@@ -179,15 +182,15 @@ static void sweeps_in(const char *base, int writes_only) {
         /* replacing: the weights differ, so the new checkpoint differs from the earlier */
         change_weights(&f, replace);
         for (int persistent = 0; persistent < (writes_only ? 1 : 2); persistent++) {
-            long calls[CT_FAULT_NKINDS] = {0};
-            for (int k = 0; k < CT_FAULT_NKINDS; k++)
+            long calls[SAVE_KINDS] = {0};
+            for (int k = 0; k < SAVE_KINDS; k++)
                 if (!writes_only || k == CT_FAULT_WRITE)
                     calls[k] = sweep(&f, replace ? 1 : 2, (ct_fault_kind_t)k, persistent);
             printf("%s, save of %s, %s faults: %ld allocations, %ld writes, %ld fsyncs, %ld "
                    "renames failed in turn\n",
                    base, what[replace], persistent ? "persistent" : "single", calls[0], calls[1],
                    calls[2], calls[3]);
-            for (int k = 0; k < CT_FAULT_NKINDS; k++)
+            for (int k = 0; k < SAVE_KINDS; k++)
                 CHECK(calls[k] > 0 || (writes_only && k != CT_FAULT_WRITE));
         }
     }
