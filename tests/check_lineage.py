@@ -4,7 +4,8 @@ checkpoints, recomputing what the registry must hold from the checkpoints themse
   - the lineage is one chain: each checkpoint's parent is the one committed before it
   - every committed checkpoint whose directory is present is the one the group wrote: its id is
     the sha256 of its MANIFEST (the head's must be present; others ckpt.keep_last may remove)
-  - the head is of step STEPS
+  - the head is of step STEPS (with STEPS `any`, mid-run, it may be of any step, and no
+    checkpoint committed yet passes)
   - every unit (shard, epoch) is held once, and the committed ones are exactly the units before
     the head checkpoint's data cursor (epoch * shards + shard_pos of them), each committed by a
     checkpoint of the lineage: every unit of data in the committed lineage exactly once
@@ -22,9 +23,14 @@ def main(argv):
     if len(argv) != 3 or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv and argv[0] in ("-h", "--help") else 2
-    db_path, ckpts, steps = argv[0], argv[1], int(argv[2])
-    db = sqlite3.connect(db_path)
+    db_path, ckpts, steps = argv[0], argv[1], None if argv[2] == "any" else int(argv[2])
+    # one read transaction: a live coordinator's later commits stay out of what is checked
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("BEGIN")
     rows = db.execute("SELECT id, step, parent FROM checkpoints ORDER BY seq").fetchall()
+    if not rows and steps is None:
+        print("lineage: no checkpoint committed yet")
+        return 0
     if not rows:
         return fail("no checkpoint committed")
     parent = rows[0][2]  # the root: "" or, adopted, the checkpoint's own parent is not recorded
@@ -43,7 +49,7 @@ def main(argv):
                 return fail(f"step {step}: {d} is not the checkpoint committed ({cid[:16]})")
         parent = cid
     head_id, head_step = rows[-1][0], rows[-1][1]
-    if head_step != steps:
+    if steps is not None and head_step != steps:
         return fail(f"the head is of step {head_step}, not {steps}")
     dup = db.execute("SELECT shard, epoch, COUNT(*) FROM units GROUP BY shard, epoch "
                      "HAVING COUNT(*) > 1").fetchall()

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# crash_harness.sh — kill -9 one named process of a run at random moments, ITERATIONS times, and
+# check DESIGN.md's invariants after each kill and at the end:
+#   coordinator  the coordinator under an `mpirun -np 2` group and a standby (coord_crash_e2e.sh):
+#                no acknowledged record lost, the run bit-identical to one without a coordinator
+#   save         a worker writing a checkpoint every step (ckpt_e2e.sh's crash loop, with the
+#                rest of that test): every checkpoint on disk verifies, resume always finds one
+#   coord-volunteer  the coordinator of a volunteer run (volunteer_crash_e2e.sh): no acknowledged
+#                delta lost or applied twice
+#   rank         one rank, chosen at random, of an `mpirun -np 2` group attached to a coordinator
+#                (a checkpoint every step, so many kills land mid-save); mpirun brings the other
+#                down and the group is started again. After each kill the ledger is checked from
+#                a read snapshot (check_lineage.py: one chain, every committed checkpoint on disk
+#                the one committed, every unit committed once) and the head checkpoint verifies;
+#                at the end the run is bit-identical (metrics, final model) to the same run
+#                without kills, and `cotrain verify --ckpts` passes
+#   volunteer    a volunteer group mid-round (training, uploading its f32 delta in chunks, or
+#                downloading the next version), joined again each time under the same name
+#                beside a second group that stays; at the end the run finished all its outer
+#                steps, `cotrain verify` passes (every unit once), every acknowledged delta is
+#                in the log, and none is there more often than a group trained from its version
+#   all          each of the above in turn with ITERATIONS kills
+# Usage: crash_harness.sh BUILD_DIR TARGET [ITERATIONS (default 20)]
+# `scripts/bench crash` runs it; scripts/test runs rank and volunteer with a few kills.
+set -euo pipefail
+if [ $# -lt 2 ] || [ "$1" = --help ]; then
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+    [ "${1:-}" = --help ] && exit 0 || exit 2
+fi
+build=$(cd "$1" && pwd)
+target=$2
+iterations=${3:-20}
+here=$(cd "$(dirname "$0")" && pwd)
+worker=$build/cotrain-worker
+cotrain=$build/cotrain
+coord=$build/cotrain-coordinator
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
+# Open MPI's plugins keep allocations past MPI_Finalize (see mpi_e2e.sh)
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+
+case $target in
+    coordinator) exec "$here/coord_crash_e2e.sh" "$worker" "$cotrain" "$coord" "$iterations" ;;
+    save) exec "$here/ckpt_e2e.sh" "$worker" "$cotrain" "$iterations" ;;
+    coord-volunteer) exec "$here/volunteer_crash_e2e.sh" "$worker" "$cotrain" "$coord" \
+        "$iterations" ;;
+    all)
+        for t in coordinator save coord-volunteer rank volunteer; do
+            echo "=== crash_harness: $t, $iterations kill(s)"
+            "$0" "$build" "$t" "$iterations"
+        done
+        exit 0
+        ;;
+    rank | volunteer) ;;
+    *) echo "crash_harness: unknown target '$target' (try --help)" >&2; exit 2 ;;
+esac
+
+# shellcheck source=tests/coord_lib.sh
+. "$here/coord_lib.sh"
+coord_setup
+coord_corpus
+RANDOM=${SEED:-11}
+
+# pause_random LO HI: sleeps a random time between LO and HI tenths of a second.
+pause_random() { sleep "$(awk -v t=$(($1 + RANDOM % ($2 - $1 + 1))) 'BEGIN { print t / 10 }')"; }
+
+# rank_kills: the group is started until it finishes; each start but the last loses a rank.
+rank_kills() {
+    local steps=$((iterations * 6 + 40))
+    local sets=(--set train.steps=$steps --set train.warmup_steps=2 --set log.every=1
+                --set train.global_batch=8 --set train.micro_batch=4 --set ckpt.every=1
+                --set ckpt.keep_last=0)
+    mpirun --oversubscribe --bind-to none -np 2 "$worker" --config tiny --data "$tmp/data" \
+        --out "$tmp/straight" "${sets[@]}" > /dev/null 2> "$tmp/straight.err" \
+        || { tail -n 20 "$tmp/straight.err"; fail "the run without kills"; }
+    coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+        --out "$tmp/c" "${sets[@]}" --bind tcp://127.0.0.1:0 --lease-ttl 10 --http off
+    local kills=0 starts=0 rc
+    while :; do
+        starts=$((starts + 1))
+        mpirun --oversubscribe --bind-to none -np 2 "$worker" --data "$tmp/data" \
+            --out "$tmp/run" --coordinator "$ep" --group a > /dev/null 2> "$tmp/a.err" &
+        wpid=$!
+        if [ $kills -lt "$iterations" ]; then
+            coord_wait_line "$tmp/a.err" "attached to the coordinator"
+            pause_random 2 15
+            local ranks
+            mapfile -t ranks < <(pgrep -P "$wpid" -f cotrain-worker || true)
+            if [ ${#ranks[@]} -gt 0 ]; then
+                kill -9 "${ranks[RANDOM % ${#ranks[@]}]}" 2> /dev/null && kills=$((kills + 1))
+            fi
+        fi
+        rc=0
+        wait "$wpid" || rc=$?
+        wpid=
+        [ $rc = 0 ] && break
+        [ $starts -le $((iterations * 2 + 5)) ] \
+            || { tail -n 20 "$tmp/a.err"; fail "the group keeps failing ($starts starts)"; }
+        "$PYTHON" "$here/check_lineage.py" "$tmp/c/coordinator.db" "$tmp/run/checkpoints" any \
+            > "$tmp/lineage.out" || fail "after kill $kills: the ledger"
+        local head
+        head=$(ls -d "$tmp"/run/checkpoints/ckpt-* 2> /dev/null | tail -n 1 || true)
+        if [ -n "$head" ] && grep -q "step $((10#${head##*ckpt-}))" "$tmp/lineage.out"; then
+            "$cotrain" inspect "$head" > /dev/null || fail "after kill $kills: $head"
+        fi
+    done
+    [ $kills -ge "$iterations" ] || fail "only $kills of $iterations kills landed"
+    local strip=("$PYTHON" "$here/strip_metrics.py")
+    "${strip[@]}" "$tmp/straight/public/metrics.jsonl" --drop-group > "$tmp/a.m"
+    "${strip[@]}" "$tmp/run/public/metrics.jsonl" --drop-group > "$tmp/b.m"
+    cmp -s "$tmp/a.m" "$tmp/b.m" || { diff "$tmp/a.m" "$tmp/b.m" | head; fail "metrics differ"; }
+    local final
+    final=$(printf 'ckpt-%08d' "$steps")
+    cmp -s "$tmp/straight/checkpoints/$final/model.h5" "$tmp/run/checkpoints/$final/model.h5" \
+        || fail "the final model differs"
+    coord_wait_line "$tmp/c/public/log.jsonl" '"type":"group_left","why":"finished"'
+    coord_stop
+    "$PYTHON" "$here/check_lineage.py" "$tmp/c/coordinator.db" "$tmp/run/checkpoints" "$steps" \
+        || fail "the final ledger"
+    "$cotrain" verify "$tmp/c/public" --ckpts "$tmp/run/checkpoints" > "$tmp/verify.out" \
+        || { cat "$tmp/verify.out"; fail "cotrain verify"; }
+    echo "crash_harness rank: $kills kill(s) over $starts start(s); the run is the run without" \
+        "kills, bit for bit; the ledger and the log verify"
+}
+
+# volunteer_kills: g1 stays; g2 is killed -9 at random moments and joins again each time.
+volunteer_kills() {
+    local outer=$((iterations * 3 + 6)) # outer steps: train.steps counts them in volunteer mode
+    coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
+        --out "$tmp/coord" --bind tcp://127.0.0.1:0 --lease-ttl 3 --http off \
+        --set volunteer.enabled=true --set train.steps=$outer \
+        --set volunteer.inner_steps=4 --set volunteer.quorum=1 --set volunteer.deadline_s=2 \
+        --set volunteer.max_staleness=2 --set volunteer.compress=f32 \
+        --set train.warmup_steps=2 --set train.global_batch=8 --set train.micro_batch=8 \
+        --set ckpt.keep_last=0
+    "$worker" --join "$ep" --group g1 --out "$tmp/g1" > /dev/null 2> "$tmp/g1.log" &
+    wpid=$!
+    local kills=0 gpid
+    while [ $kills -lt "$iterations" ] && kill -0 "$cpid" 2> /dev/null; do
+        "$worker" --join "$ep" --group g2 --out "$tmp/g2" > /dev/null 2>> "$tmp/g2.log" &
+        gpid=$!
+        bpid=$gpid
+        pause_random 5 30
+        kill -9 "$gpid" 2> /dev/null && kills=$((kills + 1))
+        wait "$gpid" 2> /dev/null || true
+        bpid=
+    done
+    [ $kills -ge "$iterations" ] || fail "the run ended after $kills of $iterations kills"
+    wait "$wpid" || { tail -n 5 "$tmp/g1.log"; fail "g1 failed"; }
+    wpid=
+    for _ in $(seq 1200); do kill -0 "$cpid" 2> /dev/null || break; sleep 0.05; done
+    local rc=0
+    wait "$cpid" || rc=$?
+    cpid=
+    [ $rc = 0 ] || fail "the coordinator exited $rc: $(tail -n 3 "$tmp/coord.err")"
+    grep -q "volunteer: finished at version $outer of $outer" "$tmp/g1.log" \
+        || { tail -n 5 "$tmp/g1.log"; fail "g1 did not see the run finish"; }
+    "$cotrain" verify "$tmp/coord/public" > "$tmp/verify.out" \
+        || { cat "$tmp/verify.out"; fail "cotrain verify"; }
+    grep -q "committed, each once" "$tmp/verify.out" || fail "lineage: $(cat "$tmp/verify.out")"
+    "$PYTHON" - "$tmp/coord/public/log.jsonl" "$tmp/g1.log" "$tmp/g2.log" << 'PY' \
+        || fail "a delta was lost or applied twice"
+import collections, json, re, sys
+# A group's delta is named by (group, the version it started from). A group killed and joined
+# again may train from the same version twice (the second delta is another, on other data), so
+# for each name: deltas acknowledged <= deltas in the log <= rounds trained to their end.
+logged = collections.Counter()
+steps = 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r["type"] == "outer_step":
+        steps += 1
+        for c in r["contributors"] + r["rejected"]:
+            logged[c["group"], c["base"]] += 1
+acked, trained = collections.Counter(), collections.Counter()
+for path, group in ((sys.argv[2], "g1"), (sys.argv[3], "g2")):
+    text = open(path).read()
+    for v in re.findall(r"delta of version (\d+) sent", text):
+        acked[group, int(v)] += 1
+    for v, s, h in re.findall(r"version (\d+): inner step (\d+)/(\d+),", text):
+        trained[group, int(v)] += s == h
+for key in set(acked) | set(logged):
+    assert acked[key] <= logged[key], "%s: %d delta(s) acknowledged, %d in the log" % (
+        key, acked[key], logged[key])
+    assert logged[key] <= trained[key], "%s: %d delta(s) in the log, %d rounds trained" % (
+        key, logged[key], trained[key])
+print("crash_harness volunteer: %d outer steps; %d deltas acknowledged, each in the log, none "
+      "more often than trained" % (steps, sum(acked.values())))
+PY
+    echo "crash_harness volunteer: $kills kill(s) of a group; the run finished and verifies"
+}
+
+PYTHON=/usr/bin/python3
+"${target}_kills"
