@@ -66,7 +66,7 @@ pause_random() { sleep "$(awk -v t=$(($1 + RANDOM % ($2 - $1 + 1))) 'BEGIN { pri
 
 # rank_kills: the group is started until it finishes; each start but the last loses a rank.
 rank_kills() {
-    local steps=$((iterations * 6 + 40))
+    local steps=$((iterations * 16 + 40)) # about 10 steps a start pass before its kill
     local sets=(--set train.steps=$steps --set train.warmup_steps=2 --set log.every=1
                 --set train.global_batch=8 --set train.micro_batch=4 --set ckpt.every=1
                 --set ckpt.keep_last=0)
