@@ -67,7 +67,7 @@ pause_random() { sleep "$(awk -v t=$(($1 + RANDOM % ($2 - $1 + 1))) 'BEGIN { pri
 # rank_kills: the group is started until it finishes; each start but the last loses a rank.
 rank_kills() {
     local steps=$((iterations * 16 + 40)) # about 10 steps a start pass before its kill
-    local sets=(--set train.steps=$steps --set train.warmup_steps=2 --set log.every=1
+    local sets=(--set "train.steps=$steps" --set train.warmup_steps=2 --set log.every=1
                 --set train.global_batch=8 --set train.micro_batch=4 --set ckpt.every=1
                 --set ckpt.keep_last=0)
     mpirun --oversubscribe --bind-to none -np 2 "$worker" --config tiny --data "$tmp/data" \
@@ -75,7 +75,7 @@ rank_kills() {
         || { tail -n 20 "$tmp/straight.err"; fail "the run without kills"; }
     coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" --config tiny --data "$tmp/data" \
         --out "$tmp/c" "${sets[@]}" --bind tcp://127.0.0.1:0 --lease-ttl 10 --http off
-    local kills=0 starts=0 rc
+    local kills=0 starts=0 rc t_kill=
     while :; do
         starts=$((starts + 1))
         mpirun --oversubscribe --bind-to none -np 2 "$worker" --data "$tmp/data" \
@@ -86,21 +86,25 @@ rank_kills() {
             pause_random 2 15
             local ranks
             mapfile -t ranks < <(pgrep -P "$wpid" -f cotrain-worker || true)
+            t_kill=
             if [ ${#ranks[@]} -gt 0 ]; then
+                t_kill=$EPOCHREALTIME
                 kill -9 "${ranks[RANDOM % ${#ranks[@]}]}" 2> /dev/null && kills=$((kills + 1))
             fi
         fi
         rc=0
         wait "$wpid" || rc=$?
         wpid=
+        [ -n "$t_kill" ] && echo "$t_kill $EPOCHREALTIME" >> "$tmp/downs"
+        t_kill=
         [ $rc = 0 ] && break
         [ $starts -le $((iterations * 2 + 5)) ] \
             || { tail -n 20 "$tmp/a.err"; fail "the group keeps failing ($starts starts)"; }
         "$PYTHON" "$here/check_lineage.py" "$tmp/c/coordinator.db" "$tmp/run/checkpoints" any \
             > "$tmp/lineage.out" || fail "after kill $kills: the ledger"
-        local head
-        head=$(ls -d "$tmp"/run/checkpoints/ckpt-* 2> /dev/null | tail -n 1 || true)
-        if [ -n "$head" ] && grep -q "step $((10#${head##*ckpt-}))" "$tmp/lineage.out"; then
+        local dirs=("$tmp"/run/checkpoints/ckpt-*) head
+        head=${dirs[-1]}
+        if [ -d "$head" ] && grep -q "step $((10#${head##*ckpt-}))" "$tmp/lineage.out"; then
             "$cotrain" inspect "$head" > /dev/null || fail "after kill $kills: $head"
         fi
     done
@@ -119,6 +123,16 @@ rank_kills() {
         || fail "the final ledger"
     "$cotrain" verify "$tmp/c/public" --ckpts "$tmp/run/checkpoints" > "$tmp/verify.out" \
         || { cat "$tmp/verify.out"; fail "cotrain verify"; }
+    # how long a group with a dead rank takes to be gone (no rank left waiting on the dead one)
+    "$PYTHON" - "$tmp/downs" "$tmp/straight/public/metrics.jsonl" << 'PY'
+import json, sys
+downs = sorted(float(b) - float(a) for a, b in (l.split() for l in open(sys.argv[1])))
+recs = [json.loads(l) for l in open(sys.argv[2])]
+steps = sorted((b["tokens"] - a["tokens"]) / b["tokens_per_s"] for a, b in zip(recs, recs[1:]))
+p99 = steps[min(len(steps) - 1, int(0.99 * len(steps)))]
+print("crash_harness rank: the group was gone %.2f s at most after a kill (median %.2f s); the "
+      "p99 step time %.3f s" % (downs[-1], downs[len(downs) // 2], p99))
+PY
     echo "crash_harness rank: $kills kill(s) over $starts start(s); the run is the run without" \
         "kills, bit for bit; the ledger and the log verify"
 }
