@@ -86,7 +86,6 @@ rank_kills() {
             pause_random 2 15
             local ranks
             mapfile -t ranks < <(pgrep -P "$wpid" -f cotrain-worker || true)
-            t_kill=
             if [ ${#ranks[@]} -gt 0 ]; then
                 t_kill=$EPOCHREALTIME
                 kill -9 "${ranks[RANDOM % ${#ranks[@]}]}" 2> /dev/null && kills=$((kills + 1))
@@ -104,7 +103,7 @@ rank_kills() {
             > "$tmp/lineage.out" || fail "after kill $kills: the ledger"
         local dirs=("$tmp"/run/checkpoints/ckpt-*) head
         head=${dirs[-1]}
-        if [ -d "$head" ] && grep -q "step $((10#${head##*ckpt-}))" "$tmp/lineage.out"; then
+        if [ -d "$head" ] && grep -qF "(step $((10#${head##*ckpt-})))" "$tmp/lineage.out"; then
             "$cotrain" inspect "$head" > /dev/null || fail "after kill $kills: $head"
         fi
     done
