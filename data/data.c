@@ -19,12 +19,13 @@
 #include "cotrain/hash.h"
 #include "cotrain/json.h"
 #include "cotrain/mem.h"
+#include "cotrain/plan.h"
 #include "cotrain/rng.h"
 #include "cotrain/shard.h"
 #include "cotrain/thread.h"
 
 typedef struct loaded {
-    int64_t index;    /* manifest index, -1 = empty */
+    int64_t index;    /* plan index, -1 = empty */
     uint32_t *tokens; /* (tok_cap) */
 } loaded_t;
 
@@ -38,8 +39,9 @@ typedef struct slot {
 /* The reading thread's position and caches. */
 typedef struct stream {
     int64_t epoch, pos, offset, samples;
-    int64_t *order;      /* (n) shard order of `epoch` */
-    int64_t *next_order; /* (n) scratch: the order of epoch + 1 */
+    int64_t len;         /* units in `epoch` */
+    int64_t *order;      /* (cap) shard order of `epoch` */
+    int64_t *next_order; /* (cap) scratch: the order of epoch + 1 */
     int64_t *perm;       /* window order of (perm_shard, perm_epoch) */
     int64_t perm_cap, perm_shard, perm_epoch;
     loaded_t cache[2];
@@ -48,10 +50,11 @@ typedef struct stream {
 
 struct ct_data {
     ct_manifest_t *m;
-    int64_t n; /* shards trained on: the manifest's first n (the rest are held out) */
+    ct_plan_t *plan; /* the shards trained on (the manifest's first ones, and any added) */
+    int64_t cap;     /* shards n_win and the orders have room for */
     ct_data_opts_t o;
     int W, local;   /* window (seq_len + 1) and rows per rank per step */
-    int64_t *n_win; /* (n) windows per shard */
+    int64_t *n_win; /* (cap) windows per shard */
     /* Buffers sized for the largest shard, faulted in once at open and reused for every shard
        (a fresh page costs ~11 us on first touch: per shard that would dominate loading). */
     char *file_buf; /* (file_cap) a shard file's bytes, reader thread only */
@@ -100,18 +103,26 @@ void ct_data_window_order(uint64_t seed, int64_t epoch, const char *shard_id, in
     shuffle(order, n, mix64(seed ^ ct_hash64(shard_id, strlen(shard_id)) ^ mix64((uint64_t)epoch)));
 }
 
-static void epoch_order(const ct_data_t *d, int64_t epoch, int64_t *order) {
-    ct_data_shard_order(d->o.seed, epoch, d->n, order);
+static void enter_epoch(ct_data_t *d, int64_t epoch) {
+    stream_t *s = &d->st;
+    s->epoch = epoch;
+    s->len = ct_plan_epoch_len(d->plan, epoch);
+    ct_plan_order(d->plan, epoch, s->order);
 }
 
-/* Moves past exhausted and empty shards (there is at least one window somewhere). */
+/* The windows of the unit at position pos of epoch (shard idx): none once it is excluded. */
+static int64_t unit_windows(const ct_data_t *d, int64_t epoch, int64_t pos, int64_t idx) {
+    return ct_plan_excluded(d->plan, epoch, pos, idx) ? 0 : d->n_win[idx];
+}
+
+/* Moves past exhausted, empty and excluded units (there is at least one window somewhere). */
 static void normalize(ct_data_t *d) {
     stream_t *s = &d->st;
-    while (s->offset >= d->n_win[s->order[s->pos]]) {
+    while (s->offset >= unit_windows(d, s->epoch, s->pos, s->order[s->pos])) {
         s->offset = 0;
-        if (++s->pos == d->n) {
+        if (++s->pos == s->len) {
             s->pos = 0;
-            epoch_order(d, ++s->epoch, s->order);
+            enter_epoch(d, s->epoch + 1);
         }
     }
 }
@@ -122,7 +133,7 @@ static void stream_cursor(const ct_data_t *d, ct_data_cursor_t *c) {
     c->seed = d->o.seed;
     c->epoch = s->epoch;
     c->shard_pos = s->pos;
-    snprintf(c->shard_id, sizeof c->shard_id, "%s", d->m->shards[s->order[s->pos]].id);
+    snprintf(c->shard_id, sizeof c->shard_id, "%s", ct_plan_shard(d->plan, s->order[s->pos])->id);
     c->offset = s->offset;
     c->samples = s->samples;
 }
@@ -131,8 +142,7 @@ static void stream_cursor(const ct_data_t *d, ct_data_cursor_t *c) {
  * against the manifest's sha256 first and its contents after. On failure `l` is left empty. */
 static int load_shard(ct_data_t *d, int64_t index, loaded_t *l, ct_err_t *e) {
     l->index = -1;
-    CT_TRY(ct_manifest_read_shard(d->m, (int)index, d->file_buf, d->file_cap, l->tokens, d->tok_cap,
-                                  e));
+    CT_TRY(ct_plan_read_shard(d->plan, index, d->file_buf, d->file_cap, l->tokens, d->tok_cap, e));
     l->index = index;
     return 0;
 }
@@ -167,8 +177,8 @@ static int take(ct_data_t *d, int *row, ct_err_t *e) {
                 s->perm = p;
                 s->perm_cap = d->n_win[idx];
             }
-            ct_data_window_order(d->o.seed, s->epoch, d->m->shards[idx].id, d->n_win[idx],
-                                 s->perm);
+            ct_data_window_order(d->o.seed, s->epoch, ct_plan_shard(d->plan, idx)->id,
+                                 d->n_win[idx], s->perm);
             s->perm_shard = idx;
             s->perm_epoch = s->epoch;
         }
@@ -183,14 +193,15 @@ static int take(ct_data_t *d, int *row, ct_err_t *e) {
     return 0;
 }
 
-/* The manifest index of the next shard with windows after the current one (possibly itself). */
+/* The plan index of the next shard with windows after the current one (possibly itself). */
 static int64_t next_shard(ct_data_t *d) {
     stream_t *s = &d->st;
-    for (int64_t p = s->pos + 1; p < d->n; p++)
-        if (d->n_win[s->order[p]] > 0) return s->order[p];
-    epoch_order(d, s->epoch + 1, s->next_order);
-    for (int64_t p = 0; p < d->n; p++)
-        if (d->n_win[s->next_order[p]] > 0) return s->next_order[p];
+    for (int64_t p = s->pos + 1; p < s->len; p++)
+        if (unit_windows(d, s->epoch, p, s->order[p]) > 0) return s->order[p];
+    int64_t len = ct_plan_epoch_len(d->plan, s->epoch + 1);
+    ct_plan_order(d->plan, s->epoch + 1, s->next_order);
+    for (int64_t p = 0; p < len; p++)
+        if (unit_windows(d, s->epoch + 1, p, s->next_order[p]) > 0) return s->next_order[p];
     return -1;
 }
 
@@ -250,32 +261,106 @@ static int check_opts(const ct_data_opts_t *o, ct_err_t *e) {
     return 0;
 }
 
-/* Positions the stream at the start cursor, checking that it belongs to this data. */
+/* Positions the stream at cursor c, checking that it belongs to this data. */
 static int seek(ct_data_t *d, const ct_data_cursor_t *c, ct_err_t *e) {
     stream_t *s = &d->st;
     if (c->seed != d->o.seed)
         return CT_ERR(e, CT_EINVAL, "the data cursor was made with seed %llu, this run has %llu",
                       (unsigned long long)c->seed, (unsigned long long)d->o.seed);
-    if (c->epoch < 0 || c->shard_pos < 0 || c->shard_pos >= d->n || c->offset < 0 || c->samples < 0)
+    int64_t len = c->epoch >= 0 ? ct_plan_epoch_len(d->plan, c->epoch) : 0;
+    if (c->epoch < 0 || c->shard_pos < 0 || c->shard_pos >= len || c->offset < 0 || c->samples < 0)
         return CT_ERR(e, CT_EINVAL,
                       "the data cursor (epoch %lld, shard %lld, offset %lld) does "
-                      "not fit %s, which has %lld shards to train on",
+                      "not fit %s, which has %lld shards to train on in that epoch",
                       (long long)c->epoch, (long long)c->shard_pos, (long long)c->offset,
-                      d->m->path, (long long)d->n);
-    s->epoch = c->epoch;
-    epoch_order(d, s->epoch, s->order);
+                      d->m->path, (long long)len);
+    enter_epoch(d, c->epoch);
     int64_t idx = s->order[c->shard_pos];
-    if (strcmp(d->m->shards[idx].id, c->shard_id) != 0 || c->offset > d->n_win[idx])
+    const char *id = ct_plan_shard(d->plan, idx)->id;
+    if (strcmp(id, c->shard_id) != 0 || c->offset > d->n_win[idx])
         return CT_ERR(e, CT_EINVAL,
                       "the data changed since the cursor was saved: position %lld "
                       "of epoch %lld was shard %s (offset %lld), in %s it is shard %s with %lld "
                       "windows; resume with the manifest the run started with",
                       (long long)c->shard_pos, (long long)c->epoch, c->shard_id,
-                      (long long)c->offset, d->m->path, d->m->shards[idx].id,
-                      (long long)d->n_win[idx]);
+                      (long long)c->offset, d->m->path, id, (long long)d->n_win[idx]);
     s->pos = c->shard_pos;
     s->offset = c->offset;
     s->samples = c->samples;
+    return 0;
+}
+
+/* Makes room for the plan's shards past the first `known` (checking their files, counting their
+ * windows) and grows the shard buffers when one of them is larger than any before. */
+static int fit(ct_data_t *d, int64_t known, ct_err_t *e) {
+    int64_t n = ct_plan_shards(d->plan);
+    size_t file_cap = d->file_cap;
+    int64_t tok_cap = d->tok_cap;
+    CT_TRY(ct_plan_check_files(d->plan, known, n - known, &file_cap, &tok_cap, e));
+    if (n > d->cap) {
+        int64_t *a = realloc(d->n_win, (size_t)n * sizeof *a);
+        if (a) d->n_win = a;
+        int64_t *b = a ? realloc(d->st.order, (size_t)n * sizeof *b) : NULL;
+        if (b) d->st.order = b;
+        int64_t *c = b ? realloc(d->st.next_order, (size_t)n * sizeof *c) : NULL;
+        if (!c)
+            return CT_ERR(e, CT_ENOMEM, "out of memory for the data's %lld shards", (long long)n);
+        d->st.next_order = c;
+        d->cap = n;
+    }
+    for (int64_t i = known; i < n; i++) {
+        d->n_win[i] = ct_plan_shard(d->plan, i)->n_tokens / d->W;
+        d->total_windows += d->n_win[i];
+    }
+    if (file_cap > d->file_cap) {
+        ct_mem_free(d->file_buf, d->file_cap);
+        d->file_cap = 0;
+        if (!(d->file_buf = ct_mem_alloc(file_cap, e))) return e->code;
+        d->file_cap = file_cap;
+    }
+    if (tok_cap > d->tok_cap) {
+        for (int k = 0; k < 2; k++) {
+            ct_mem_free(d->st.cache[k].tokens, (size_t)d->tok_cap * sizeof(uint32_t));
+            d->st.cache[k].tokens = NULL;
+            d->st.cache[k].index = -1;
+        }
+        d->tok_cap = 0;
+        for (int k = 0; k < 2; k++)
+            if (!(d->st.cache[k].tokens = ct_mem_alloc((size_t)tok_cap * sizeof(uint32_t), e)))
+                return e->code;
+        d->tok_cap = tok_cap;
+    }
+    return 0;
+}
+
+/* Positions the stream at cursor c (NULL: the beginning) and reads the shard it starts in, so a
+ * missing or corrupted one is reported before training. */
+static int start_at(ct_data_t *d, const ct_data_cursor_t *c, ct_err_t *e) {
+    if (c)
+        CT_TRY(seek(d, c, e));
+    else
+        enter_epoch(d, 0);
+    stream_cursor(d, &d->cur);
+    normalize(d);
+    const uint32_t *first;
+    return shard_tokens(d, d->st.order[d->st.pos], &first, e);
+}
+
+static void stop_reader(ct_data_t *d) {
+    if (!d->started) return;
+    pthread_mutex_lock(&d->mu);
+    d->stop = 1;
+    pthread_cond_signal(&d->can_put);
+    pthread_mutex_unlock(&d->mu);
+    pthread_join(d->thread, NULL);
+    d->started = 0;
+    d->stop = 0;
+}
+
+static int start_reader(ct_data_t *d, ct_err_t *e) {
+    d->head = d->count = 0;
+    CT_TRY(ct_thread_start(&d->thread, reader_main, d, "the data reading thread", e));
+    d->started = 1;
     return 0;
 }
 
@@ -287,6 +372,7 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
     CT_ALLOC(e, d, 1, fail);
     d->o = *o;
     d->o.start = NULL;
+    d->o.changes = NULL;
     d->W = o->seq_len + 1;
     d->local = o->global_batch / o->world;
     d->K = o->prefetch ? o->prefetch : 2;
@@ -296,24 +382,9 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
     pthread_cond_init(&d->can_put, NULL);
     pthread_cond_init(&d->can_take, NULL);
     CT_TRY_GOTO(ct_manifest_load(&d->m, manifest, e), fail);
-    if (o->held_out < 0 || o->held_out >= d->m->n_shards) {
-        rc = CT_ERR(e, CT_EINVAL,
-                    "data.eval_shards = %d holds out %s of the %d shards of %s: "
-                    "at least one must be left to train on",
-                    o->held_out, o->held_out < 0 ? "a negative number" : "all", d->m->n_shards,
-                    d->m->path);
-        goto fail;
-    }
-    d->n = d->m->n_shards - o->held_out;
-    CT_TRY_GOTO(ct_manifest_check_files(d->m, 0, (int)d->n, &d->file_cap, &d->tok_cap, e), fail);
-    int64_t n = d->n;
-    CT_ALLOC(e, d->n_win, (size_t)n, fail);
-    CT_ALLOC(e, d->st.order, (size_t)n, fail);
-    CT_ALLOC(e, d->st.next_order, (size_t)n, fail);
-    for (int64_t i = 0; i < n; i++) {
-        d->n_win[i] = d->m->shards[i].n_tokens / d->W;
-        d->total_windows += d->n_win[i];
-    }
+    CT_TRY_GOTO(ct_plan_create(&d->plan, d->m, o->held_out, o->seed, e), fail);
+    if (o->changes) CT_TRY_GOTO(ct_plan_apply(d->plan, o->changes, NULL, e), fail);
+    CT_TRY_GOTO(fit(d, 0, e), fail);
     if (d->total_windows == 0) {
         rc = CT_ERR(e, CT_EINVAL,
                     "%s has %lld tokens and no shard to train on holds one sample "
@@ -321,42 +392,39 @@ int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o,
                     d->m->path, (long long)d->m->n_tokens, d->W);
         goto fail;
     }
-    if (!(d->file_buf = ct_mem_alloc(d->file_cap, e))) goto fail_rc;
-    for (int k = 0; k < 2; k++)
-        if (!(d->st.cache[k].tokens = ct_mem_alloc((size_t)d->tok_cap * sizeof(uint32_t), e)))
-            goto fail_rc;
-    epoch_order(d, 0, d->st.order);
-    if (o->start) CT_TRY_GOTO(seek(d, o->start, e), fail);
-    stream_cursor(d, &d->cur);
-    /* Read the first shard now, so a missing or corrupted one is reported before training. */
-    normalize(d);
-    const uint32_t *first;
-    CT_TRY_GOTO(shard_tokens(d, d->st.order[d->st.pos], &first, e), fail);
+    CT_TRY_GOTO(start_at(d, o->start, e), fail);
     CT_ALLOC(e, d->slots, (size_t)d->K, fail);
     for (int k = 0; k < d->K; k++)
         CT_ALLOC(e, d->slots[k].rows, (size_t)d->local * (size_t)d->W, fail);
-    if ((rc = ct_thread_start(&d->thread, reader_main, d, "the data reading thread", e)) != 0)
-        goto fail;
-    d->started = 1;
+    CT_TRY_GOTO(start_reader(d, e), fail);
     *out = d;
     return 0;
-fail_rc:
-    rc = e->code;
 fail:
     ct_data_destroy(&d);
+    return rc;
+}
+
+int ct_data_replan(ct_data_t *d, const cJSON *changes, ct_err_t *e) {
+    stop_reader(d);
+    int64_t known = ct_plan_shards(d->plan);
+    ct_data_cursor_t at = d->cur;
+    int rc = ct_plan_apply(d->plan, changes, NULL, e);
+    if (rc == 0) rc = fit(d, known, e);
+    if (rc == 0) rc = start_at(d, &at, e);
+    if (rc == 0) rc = start_reader(d, e);
+    if (rc != 0) { /* every later ct_data_next fails with this */
+        d->slots[0].rc = rc;
+        d->slots[0].err = *e;
+        d->head = 0;
+        d->count = 1;
+    }
     return rc;
 }
 
 void ct_data_destroy(ct_data_t **self_p) {
     ct_data_t *d = *self_p;
     if (!d) return;
-    if (d->started) {
-        pthread_mutex_lock(&d->mu);
-        d->stop = 1;
-        pthread_cond_signal(&d->can_put);
-        pthread_mutex_unlock(&d->mu);
-        pthread_join(d->thread, NULL);
-    }
+    stop_reader(d);
     if (d->slots)
         for (int k = 0; k < d->K; k++)
             free(d->slots[k].rows);
@@ -368,6 +436,7 @@ void ct_data_destroy(ct_data_t **self_p) {
     free(d->st.next_order);
     free(d->st.perm);
     free(d->n_win);
+    ct_plan_destroy(&d->plan);
     ct_manifest_destroy(&d->m);
     pthread_mutex_destroy(&d->mu);
     pthread_cond_destroy(&d->can_put);

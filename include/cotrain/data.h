@@ -10,7 +10,9 @@
  * from a cursor sees exactly what it would have seen without stopping.
  *
  * With held_out = K the manifest's last K shards are left out of this stream (they are the
- * evaluation data, read by windows.h); the order is then that of the first n - K shards.
+ * evaluation data, read by windows.h); the order is then that of the first n - K shards. Data
+ * added or excluded while a run goes on changes the order from a point on as plan.h says: the
+ * loader follows the run's plan, given at open and brought up to date by ct_data_replan.
  *
  * Every shard is checked against the manifest's sha256 before its tokens are used. */
 #ifndef COTRAIN_DATA_H
@@ -26,10 +28,10 @@
 typedef struct ct_data_cursor {
     uint64_t seed;
     int64_t epoch;
-    int64_t shard_pos;               /* index into epoch's shard order */
-    char shard_id[CT_SHARD_ID_MAX];  /* the shard at shard_pos: checked on resume */
-    int64_t offset;                  /* windows of that shard already taken */
-    int64_t samples;                 /* global samples taken since the run began */
+    int64_t shard_pos;              /* index into epoch's shard order */
+    char shard_id[CT_SHARD_ID_MAX]; /* the shard at shard_pos: checked on resume */
+    int64_t offset;                 /* windows of that shard already taken */
+    int64_t samples;                /* global samples taken since the run began */
 } ct_data_cursor_t;
 
 typedef struct ct_data_opts {
@@ -40,6 +42,7 @@ typedef struct ct_data_opts {
     int prefetch;                  /* steps read ahead (0 = 2) */
     int held_out;                  /* the manifest's last N shards are not trained on (eval) */
     const ct_data_cursor_t *start; /* resume here; NULL = the beginning */
+    const cJSON *changes;          /* the run's data changes (plan.h); NULL = none */
 } ct_data_opts_t;
 
 typedef struct ct_data ct_data_t;
@@ -51,6 +54,13 @@ typedef struct ct_data ct_data_t;
  * invalid; no window of seq_len+1 tokens anywhere; a start cursor that does not fit this data:
  * saying what differs), CT_ENOMEM. *out is owned by the caller. */
 int ct_data_open(ct_data_t **out, const char *manifest, const ct_data_opts_t *o, ct_err_t *e);
+
+/* Brings the loader's plan to `changes` (plan.h: the ones it has, then new ones) and reads on
+ * from the step the consumer is at, by the new plan: what was read ahead is read again. The
+ * changes must leave the units before the cursor as they were (the coordinator makes them take
+ * effect after it). Errors: as ct_plan_apply and ct_data_open's for the new shards; the loader
+ * is then failed (ct_data_next returns the same error). */
+int ct_data_replan(ct_data_t *self, const cJSON *changes, ct_err_t *e);
 
 /* Stops the reading thread, frees everything and sets *self_p to NULL; NULL-safe. */
 void ct_data_destroy(ct_data_t **self_p);
