@@ -129,6 +129,19 @@ int ct_comm_bcast(ct_comm_t *c, void *buf, size_t n, ct_err_t *e) {
     return st == MPI_SUCCESS ? 0 : ct_comm_mpi_err(st, "MPI_Bcast", e);
 }
 
+int ct_comm_bcast_text(ct_comm_t *c, char **text, ct_err_t *e) {
+    int64_t len = c->rank == 0 && *text ? (int64_t)strlen(*text) + 1 : 0;
+    CT_TRY(ct_comm_bcast(c, &len, sizeof len, e));
+    if (c->rank == 0 || len == 0) return 0;
+    if (!(*text = malloc((size_t)len))) return CT_ERR(e, CT_ENOMEM, "out of memory");
+    int rc = ct_comm_bcast(c, *text, (size_t)len, e);
+    if (rc != 0) {
+        free(*text);
+        *text = NULL;
+    }
+    return rc;
+}
+
 int ct_comm_same_u64(ct_comm_t *c, uint64_t v, int *same, int *first_bad, ct_err_t *e) {
     *same = 1;
     *first_bad = -1;

@@ -322,6 +322,30 @@ static int metrics(ct_handler_t *h, const ct_msg_t *m, const char *group, ct_err
     return 0;
 }
 
+/* The run's data changes in effect (plan.h), as "data" in f, when there are any: a welcome and a
+ * commit reply carry them, so a group's loader follows the plan the ledger leases by. */
+static int add_plan(ct_handler_t *h, cJSON *f, ct_err_t *e) {
+    const ct_plan_t *p = ct_ledger_plan(h->l);
+    if (ct_plan_count(p) == 0) return 0;
+    return ct_json_add_owned(f, "data", ct_plan_changes_json(p))
+               ? 0
+               : CT_ERR(e, CT_ENOMEM, "out of memory answering with the data changes");
+}
+
+/* checkpoint_commit's optional "cursor" {epoch, pos}: the unit the group's data cursor is in at
+ * the checkpoint. With it, pending data changes take effect there. */
+static int take_effect(ct_handler_t *h, const ct_msg_t *m, ct_err_t *e) {
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(m->root, "cursor");
+    if (!c) return 0;
+    int64_t epoch, pos;
+    if (!ct_json_get_uint53(c, "epoch", &epoch) || !ct_json_get_uint53(c, "pos", &pos))
+        return CT_ERR(e, CT_EPROTO,
+                      "checkpoint_commit: \"cursor\" must be {\"epoch\": E, \"pos\": P}");
+    int64_t pending = 0;
+    CT_TRY(ct_ledger_changes_pending(h->l, &pending, e));
+    return pending ? ct_ledger_take_effect(h->l, epoch, pos, NULL, e) : 0;
+}
+
 /* A request that only a group in the run may make: one that left, or went silent and lost its
  * leases (a standby may have taken over), is refused until it says hello again, so a group cut
  * off by the network cannot take data or commit on top of the group that replaced it. */
@@ -367,7 +391,7 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
             !cJSON_AddNumberToObject(f, "head_step", (double)step) ||
             !cJSON_AddNumberToObject(f, "ttl_s", h->ttl))
             return CT_ERR(e, CT_ENOMEM, "out of memory answering hello");
-        return 0;
+        return add_plan(h, f, e);
     }
     case CT_MSG_LEASE: {
         ct_lease_t x;
@@ -423,6 +447,8 @@ static int act(ct_handler_t *h, const ct_msg_t *m, const ct_frame_t *in, const c
         if (rc == 0) rc = in_run(h, group, now, e);
         if (rc == 0) rc = ct_ledger_commit(h->l, group, step, now, id, parent, units, n, e);
         if (rc == 0) rc = finished(h, group, step, id, e);
+        if (rc == 0) rc = take_effect(h, m, e);
+        if (rc == 0) rc = add_plan(h, f, e);
         free(units);
         return rc;
     }

@@ -67,7 +67,9 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS deltas(grp TEXT PRIMARY KEY, key TEXT NOT NULL, base INTEGER NOT "
     "NULL, tokens INTEGER NOT NULL, steps INTEGER NOT NULL, bytes INTEGER NOT NULL, sha256 TEXT "
     "NOT "
-    "NULL, loss TEXT NOT NULL, at REAL NOT NULL) WITHOUT ROWID;";
+    "NULL, loss TEXT NOT NULL, at REAL NOT NULL) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS changes(seq INTEGER PRIMARY KEY AUTOINCREMENT, request TEXT NOT "
+    "NULL, state INTEGER NOT NULL DEFAULT 0, plan TEXT, note TEXT, at REAL NOT NULL);";
 
 /* ---- SQLite plumbing ---- */
 
@@ -155,6 +157,15 @@ int ldb_step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t *e
     return db_err(l, what, e);
 }
 
+/* After a ROLLBACK of the outermost level: the plan in memory goes back with the tables. */
+static void rolled_back(ct_ledger_t *l) {
+    sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    if (!l->plan_changed) return;
+    l->plan_changed = 0;
+    ct_err_t ignored = {0};
+    ldb_plan_load(l, &ignored);
+}
+
 /* A transaction or savepoint statement, prepared once (they run several times a request). */
 static int control(ct_ledger_t *l, const char *sql, ct_err_t *e) {
     return ldb_run(l, NULL, e, sql, "");
@@ -169,7 +180,8 @@ int ldb_transaction(ct_ledger_t *l, int (*body)(ct_ledger_t *, void *, ct_err_t 
     CT_TRY(control(l, "BEGIN IMMEDIATE", e));
     int rc = body(l, arg, e);
     if (rc == 0) rc = control(l, "COMMIT", e);
-    if (rc != 0) sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+    if (rc != 0) rolled_back(l);
+    l->plan_changed = 0;
     return rc;
 }
 
@@ -183,12 +195,19 @@ int ct_ledger_begin(ct_ledger_t *l, ct_err_t *e) {
 int ct_ledger_end(ct_ledger_t *l, int keep, ct_err_t *e) {
     if (!l->in_tx) return CT_ERR(e, CT_ESTATE, "ledger %s: no transaction is open", l->path);
     int outer = --l->in_tx == 0, rc = 0;
-    if (keep && (rc = control(l, outer ? "COMMIT" : "RELEASE nest", e)) == 0) return 0;
+    if (keep && (rc = control(l, outer ? "COMMIT" : "RELEASE nest", e)) == 0) {
+        if (outer) l->plan_changed = 0;
+        return 0;
+    }
     if (outer) {
-        sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
+        rolled_back(l);
     } else {
         sqlite3_exec(l->db, "ROLLBACK TO nest", NULL, NULL, NULL);
         sqlite3_exec(l->db, "RELEASE nest", NULL, NULL, NULL);
+        if (l->plan_changed) { /* the plan as the tables now have it (plan_changed stays) */
+            ct_err_t ignored = {0};
+            ldb_plan_load(l, &ignored);
+        }
     }
     return rc;
 }
@@ -216,7 +235,7 @@ int ct_ledger_reply_put(ct_ledger_t *l, const char *group, int64_t req, const ch
 }
 
 /* meta's `key` into buf ("" when absent). */
-static int meta_text(ct_ledger_t *l, const char *key, char *buf, size_t cap, ct_err_t *e) {
+int ldb_meta_text(ct_ledger_t *l, const char *key, char *buf, size_t cap, ct_err_t *e) {
     sqlite3_stmt *st;
     CT_TRY(ldb_prepare(l, &st, e, "SELECT value FROM meta WHERE key = ?", "t", key));
     int r = ldb_step_row(l, st, "reading meta", e);
@@ -229,12 +248,12 @@ static int meta_text(ct_ledger_t *l, const char *key, char *buf, size_t cap, ct_
 /* meta's integer `key`, or def when absent. */
 static int meta_int(ct_ledger_t *l, const char *key, int64_t def, int64_t *out, ct_err_t *e) {
     char v[24];
-    CT_TRY(meta_text(l, key, v, sizeof v, e));
+    CT_TRY(ldb_meta_text(l, key, v, sizeof v, e));
     *out = v[0] ? strtoll(v, NULL, 10) : def;
     return 0;
 }
 
-static int set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t *e) {
+int ldb_set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t *e) {
     return ldb_run(l, NULL, e, "INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", "tt", key,
                    value);
 }
@@ -302,8 +321,8 @@ static int units_of_va(ct_ledger_t *l, cJSON *arr, int *n, ct_err_t *e, const ch
     *n = 0;
     while (rc == 0 && (r = ldb_step_row(l, st, "changing units", e)) == 1) {
         int64_t shard = sqlite3_column_int64(st, 0);
-        cJSON *u = shard >= 0 && shard < l->n_shards
-                       ? ldb_unit_name(l->ids[shard], sqlite3_column_int64(st, 1))
+        cJSON *u = shard >= 0 && shard < ct_plan_shards(l->plan)
+                       ? ldb_unit_name(ldb_shard_id(l, shard), sqlite3_column_int64(st, 1))
                        : NULL;
         if (!u || !cJSON_AddItemToArray(arr, u)) {
             cJSON_Delete(u);
@@ -370,7 +389,7 @@ static int groups_left(ct_ledger_t *l, sqlite3_stmt *st, const char *why, const 
 static int next_counter(ct_ledger_t *l, const char *key, int64_t *c, int64_t *out, ct_err_t *e) {
     char v[24];
     snprintf(v, sizeof v, "%lld", (long long)(*c + 1));
-    CT_TRY(set_meta(l, key, v, e));
+    CT_TRY(ldb_set_meta(l, key, v, e));
     *out = ++*c;
     return 0;
 }
@@ -383,6 +402,14 @@ typedef struct open_args {
     const char *config_sha256;
 } open_args_t;
 
+/* meta's manifest_path: where `cotrain add-data` and `cotrain exclude` find the run's data. */
+static int manifest_path(ct_ledger_t *l, const ct_manifest_t *m, ct_err_t *e) {
+    char *abs = realpath(m->path, NULL);
+    int rc = ldb_set_meta(l, "manifest_path", abs ? abs : m->path, e);
+    free(abs);
+    return rc;
+}
+
 /* A new ledger: its identity and the shards trained on; an existing one: checked against them. */
 static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
     const open_args_t *a = arg;
@@ -390,16 +417,16 @@ static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
     char seed[24], held[24], fmt[64], sha[CT_SHA256_HEX], old_seed[24], old_held[24];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)l->seed);
     snprintf(held, sizeof held, "%d", a->held_out);
-    CT_TRY(meta_text(l, "format", fmt, sizeof fmt, e));
+    CT_TRY(ldb_meta_text(l, "format", fmt, sizeof fmt, e));
     if (fmt[0]) {
         if (strcmp(fmt, FORMAT) != 0)
             return CT_ERR(e, CT_ECORRUPT,
                           "ledger %s has format \"%s\", this coordinator reads \"%s\" (a run "
                           "begun by another version of cotrain: finish it with that version)",
                           l->path, fmt, FORMAT);
-        CT_TRY(meta_text(l, "manifest_sha256", sha, sizeof sha, e));
-        CT_TRY(meta_text(l, "seed", old_seed, sizeof old_seed, e));
-        CT_TRY(meta_text(l, "held_out", old_held, sizeof old_held, e));
+        CT_TRY(ldb_meta_text(l, "manifest_sha256", sha, sizeof sha, e));
+        CT_TRY(ldb_meta_text(l, "seed", old_seed, sizeof old_seed, e));
+        CT_TRY(ldb_meta_text(l, "held_out", old_held, sizeof old_held, e));
         if (strcmp(sha, m->sha256) != 0 || strcmp(old_seed, seed) != 0)
             return CT_ERR(e, CT_EINVAL,
                           "ledger %s belongs to another run: made for manifest "
@@ -412,12 +439,13 @@ static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
                           "evaluation, the config says data.eval_shards = %s: keep the run's "
                           "value",
                           l->path, old_held, held);
-        return 0;
+        return manifest_path(l, m, e);
     }
-    CT_TRY(set_meta(l, "format", FORMAT, e));
-    CT_TRY(set_meta(l, "manifest_sha256", m->sha256, e));
-    CT_TRY(set_meta(l, "seed", seed, e));
-    CT_TRY(set_meta(l, "held_out", held, e));
+    CT_TRY(manifest_path(l, m, e));
+    CT_TRY(ldb_set_meta(l, "format", FORMAT, e));
+    CT_TRY(ldb_set_meta(l, "manifest_sha256", m->sha256, e));
+    CT_TRY(ldb_set_meta(l, "seed", seed, e));
+    CT_TRY(ldb_set_meta(l, "held_out", held, e));
     for (int i = 0; i < l->n_shards; i++)
         CT_TRY(ldb_run(l, NULL, e, "INSERT INTO shards(idx, id) VALUES(?, ?)", "it", (int64_t)i,
                        m->shards[i].id));
@@ -433,19 +461,28 @@ static int init(ct_ledger_t *l, void *arg, ct_err_t *e) {
     return ldb_record(l, "run_started", f, e);
 }
 
-/* What the ledger keeps in memory: the shard ids and the counters. */
+const char *ldb_shard_id(const ct_ledger_t *l, int64_t idx) {
+    return ct_plan_shard(l->plan, idx)->id;
+}
+
+/* What the ledger keeps in memory: the data plan (the shards table must match it) and the
+ * counters. */
 static int load(ct_ledger_t *l, ct_err_t *e) {
+    CT_TRY(ldb_plan_load(l, e));
     sqlite3_stmt *st;
-    int r, n = 0;
+    int r;
+    int64_t n = 0, want = ct_plan_shards(l->plan);
     CT_TRY(ldb_prepare(l, &st, e, "SELECT idx, id FROM shards ORDER BY idx", ""));
-    while ((r = ldb_step_row(l, st, "reading the shards", e)) == 1 && n < l->n_shards)
-        if (sqlite3_column_int(st, 0) == n)
-            snprintf(l->ids[n++], CT_SHARD_ID_MAX, "%s", sqlite3_column_text(st, 1));
+    while ((r = ldb_step_row(l, st, "reading the shards", e)) == 1 && n < want &&
+           sqlite3_column_int64(st, 0) == n &&
+           !strcmp((const char *)sqlite3_column_text(st, 1), ldb_shard_id(l, n)))
+        n++;
     ldb_done(l, st);
     CT_TRY(r < 0 ? r : 0);
-    if (n != l->n_shards)
-        return CT_ERR(e, CT_ECORRUPT, "ledger %s lists %d of its %d shards: it is damaged", l->path,
-                      n, l->n_shards);
+    if (n != want)
+        return CT_ERR(e, CT_ECORRUPT,
+                      "ledger %s lists %lld of its %lld shards as its data says: it is damaged",
+                      l->path, (long long)n, (long long)want);
     CT_TRY(meta_int(l, "fence", 0, &l->fence, e));
     CT_TRY(meta_int(l, "metrics_gen", 0, &l->metrics_gen, e));
     return meta_int(l, "done_seq", 0, &l->done_seq, e);
@@ -466,8 +503,8 @@ int ct_ledger_open(ct_ledger_t **out, const char *path, const ct_manifest_t *m, 
     CT_TRY_GOTO(ct_path_fmt(l->path, sizeof l->path, e, "%s", path), fail);
     l->n_shards = m->n_shards - held_out;
     l->seed = seed;
-    CT_ALLOC(e, l->order, m->n_shards, fail);
-    CT_ALLOC(e, l->ids, m->n_shards, fail);
+    l->m = m;
+    l->held_out = held_out;
     if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, ldb_vfs()) !=
         SQLITE_OK) {
         rc = CT_ERR(e, CT_EIO, "cannot open the ledger %s: %s", path,
@@ -494,16 +531,17 @@ fail:
     return rc;
 }
 
-int ct_ledger_open_reader(ct_ledger_t **out, const char *path, ct_err_t *e) {
+int ldb_open_conn(ct_ledger_t **out, const char *path, int writable, ct_err_t *e) {
     int rc = 0;
     ct_ledger_t *l = NULL;
     *out = NULL;
     CT_ALLOC(e, l, 1, fail);
     l->wal_fd = -1;
     CT_TRY_GOTO(ct_path_fmt(l->path, sizeof l->path, e, "%s", path), fail);
-    if (sqlite3_open_v2(path, &l->db, SQLITE_OPEN_READONLY, ldb_vfs()) != SQLITE_OK) {
-        rc = CT_ERR(e, CT_EIO, "cannot open the ledger %s to read: %s", path,
-                    l->db ? sqlite3_errmsg(l->db) : "out of memory");
+    if (sqlite3_open_v2(path, &l->db, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY,
+                        ldb_vfs()) != SQLITE_OK) {
+        rc = CT_ERR(e, CT_EIO, "cannot open the ledger %s%s: %s", path,
+                    writable ? "" : " to read", l->db ? sqlite3_errmsg(l->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(l->db, 10000);
@@ -514,6 +552,10 @@ fail:
     return rc;
 }
 
+int ct_ledger_open_reader(ct_ledger_t **out, const char *path, ct_err_t *e) {
+    return ldb_open_conn(out, path, 0, e);
+}
+
 void ct_ledger_close(ct_ledger_t **self_p) {
     ct_ledger_t *l = *self_p;
     if (!l) return;
@@ -522,7 +564,7 @@ void ct_ledger_close(ct_ledger_t **self_p) {
     if (l->db) sqlite3_close(l->db);
     if (l->wal_fd >= 0) close(l->wal_fd);
     free(l->order);
-    free(l->ids);
+    ct_plan_destroy(&l->plan);
     free(l);
     *self_p = NULL;
 }
@@ -587,14 +629,23 @@ int ldb_next_epoch(ct_ledger_t *l, int64_t *next, ct_err_t *e) {
     return r < 0 ? r : 0;
 }
 
-/* Begins the next epoch: its units, available, in ct_data_shard_order. */
+/* Begins the next epoch: its units, available, in the plan's order (ct_data_shard_order until
+ * data is added); excluded units are not made. */
 int ldb_begin_epoch(ct_ledger_t *l, ct_err_t *e) {
-    int64_t next;
+    int64_t next, n = ct_plan_shards(l->plan);
     CT_TRY(ldb_next_epoch(l, &next, e));
-    ct_data_shard_order(l->seed, next, l->n_shards, l->order);
-    for (int p = 0; p < l->n_shards; p++)
-        CT_TRY(ldb_run(l, NULL, e, "INSERT INTO units(epoch, pos, shard) VALUES(?, ?, ?)", "iii",
-                       next, (int64_t)p, l->order[p]));
+    if (n > l->order_cap) {
+        int64_t *o = realloc(l->order, (size_t)n * sizeof *o);
+        if (!o) return CT_ERR(e, CT_ENOMEM, "out of memory ordering %lld shards", (long long)n);
+        l->order = o;
+        l->order_cap = n;
+    }
+    int64_t len = ct_plan_epoch_len(l->plan, next);
+    ct_plan_order(l->plan, next, l->order);
+    for (int64_t p = 0; p < len; p++)
+        if (!ct_plan_excluded(l->plan, next, p, l->order[p]))
+            CT_TRY(ldb_run(l, NULL, e, "INSERT INTO units(epoch, pos, shard) VALUES(?, ?, ?)",
+                           "iii", next, p, l->order[p]));
     return 0;
 }
 
@@ -638,7 +689,7 @@ static int lease_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     o->epoch = epoch;
     o->fence = fence;
     o->expiry = expiry;
-    snprintf(o->shard_id, sizeof o->shard_id, "%s", l->ids[shard]);
+    snprintf(o->shard_id, sizeof o->shard_id, "%s", ldb_shard_id(l, shard));
     return record_unit(l, "shard_leased", a->group, o->shard_id, epoch, fence, e);
 }
 

@@ -240,7 +240,8 @@ static int adopt_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
 
 int ct_ledger_adopt(ct_ledger_t *l, const char *group, int64_t step, double now, const char *id,
                     int64_t epoch, int64_t pos, int *committed, ct_err_t *e) {
-    if (!ct_sha256_hex_valid(id) || epoch < 0 || pos < 0 || pos >= l->n_shards)
+    if (!ct_sha256_hex_valid(id) || epoch < 0 || pos < 0 ||
+        pos >= ct_plan_epoch_len(l->plan, epoch))
         return CT_ERR(e, CT_EINVAL,
                       "cannot adopt checkpoint \"%.80s\" at unit %lld of epoch %lld: the id "
                       "is 64 lowercase hex digits and the unit one of the %d shards trained on",

@@ -11,6 +11,7 @@
 
 #include "cotrain/fsutil.h"
 #include "cotrain/ledger.h"
+#include "cotrain/plan.h"
 
 #define FORMAT "cotrain-ledger/3"
 
@@ -26,10 +27,14 @@ typedef struct stmt {
 struct ct_ledger {
     sqlite3 *db;
     char path[CT_PATH_MAX];
-    int n_shards;
+    int n_shards; /* the base: the manifest's shards trained on (plan.h) */
     uint64_t seed;
-    int64_t *order;               /* (n_shards) scratch for an epoch's order */
-    char (*ids)[CT_SHARD_ID_MAX]; /* (n_shards) the shards table, kept in memory */
+    const ct_manifest_t *m; /* the run's manifest (the caller's) */
+    int held_out;
+    ct_plan_t *plan;    /* the base and the data changes in effect (the changes table) */
+    int plan_changed;   /* the open transaction changed the plan: rebuilt if it rolls back */
+    int64_t *order;     /* (order_cap) scratch for an epoch's order */
+    int64_t order_cap;
     /* meta's counters, kept in memory and written through: a rolled-back transaction leaves a
        gap, never a value handed out twice */
     int64_t fence, done_seq, metrics_gen;
@@ -71,6 +76,21 @@ int ldb_units_of(ct_ledger_t *l, cJSON *arr, int *n, ct_err_t *e, const char *sq
                  const char *types, ...);
 int ldb_return_units(ct_ledger_t *l, int *n, const char *why, ct_err_t *e, const char *sql,
                      const char *types, ...);
+
+/* A connection to the ledger at `path` (read-only unless writable), nothing read or made yet.
+ * Errors: CT_EIO, CT_ENOMEM. */
+int ldb_open_conn(ct_ledger_t **out, const char *path, int writable, ct_err_t *e);
+
+/* meta's text `key` into buf ("" when absent), and setting it. Errors: CT_EIO. */
+int ldb_meta_text(ct_ledger_t *l, const char *key, char *buf, size_t cap, ct_err_t *e);
+int ldb_set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t *e);
+
+/* Shard `idx`'s id (an index of the plan). */
+const char *ldb_shard_id(const ct_ledger_t *l, int64_t idx);
+
+/* The plan built anew from the changes table (after a transaction that changed it rolled
+ * back), and the data changes' part of opening: the changes table. Errors: as ct_plan_apply. */
+int ldb_plan_load(ct_ledger_t *l, ct_err_t *e);
 
 /* The next epoch to begin (one past the last made), and beginning it: its units, in the order
  * of ct_data_shard_order. */

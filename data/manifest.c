@@ -168,6 +168,20 @@ int ct_manifest_read_shard(const ct_manifest_t *m, int i, void *buf, size_t buf_
     return 0;
 }
 
+int ct_manifest_read_docs(const ct_manifest_shard_t *ms, ct_shard_t *s, ct_err_t *e) {
+    char *buf = NULL, hex[CT_SHA256_HEX];
+    size_t len = 0;
+    memset(s, 0, sizeof *s);
+    CT_TRY(ct_read_file(ms->path, &buf, &len, e));
+    ct_sha256_hex(buf, len, hex);
+    int rc = strcmp(hex, ms->sha256) != 0
+                 ? CT_ERR(e, CT_ECORRUPT, "shard %s (%s) does not match the manifest's sha256",
+                          ms->id, ms->path)
+                 : ct_shard_read_image(buf, len, ms->id, 1, s, e);
+    free(buf);
+    return rc;
+}
+
 void ct_manifest_destroy(ct_manifest_t **self_p) {
     ct_manifest_t *m = *self_p;
     if (!m) return;

@@ -62,14 +62,35 @@ def main(argv):
     with open(os.path.join(ckpts, "ckpt-%08d" % head_step, "state.json")) as f:
         cur = json.load(f)["data_cursor"]
     n = db.execute("SELECT COUNT(*) FROM shards").fetchone()[0]
-    want = cur["epoch"] * n + cur["shard_pos"]
-    committed = db.execute("SELECT epoch * ? + pos FROM units WHERE state = 3", (n,)).fetchall()
-    got = sorted(g for (g,) in committed)
-    if got != list(range(want)):
-        extra = sorted(set(got) - set(range(want)))[:3]
-        missing = sorted(set(range(want)) - set(got))[:3]
-        return fail(f"committed units are not the {want} before the head's cursor (epoch "
-                    f"{cur['epoch']}, shard {cur['shard_pos']}): extra {extra}, missing {missing}")
+    changed = db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'changes'").fetchone()[0]
+    if changed:
+        changed = db.execute("SELECT COUNT(*) FROM changes WHERE state = 1").fetchone()[0]
+    if not changed:
+        want = cur["epoch"] * n + cur["shard_pos"]
+        committed = db.execute("SELECT epoch * ? + pos FROM units WHERE state = 3", (n,)).fetchall()
+        got = sorted(g for (g,) in committed)
+        if got != list(range(want)):
+            extra = sorted(set(got) - set(range(want)))[:3]
+            missing = sorted(set(range(want)) - set(got))[:3]
+            return fail(f"committed units are not the {want} before the head's cursor (epoch "
+                        f"{cur['epoch']}, shard {cur['shard_pos']}): extra {extra}, missing "
+                        f"{missing}")
+    else:
+        # data added or excluded mid-run: positions follow the plan (an epoch may be longer, an
+        # excluded unit has no row), so: every unit before the cursor committed, none after, and
+        # every epoch before the cursor's made
+        e, p = cur["epoch"], cur["shard_pos"]
+        before = "(epoch < ? OR (epoch = ? AND pos < ?))"
+        bad = db.execute(f"SELECT epoch, pos, state FROM units WHERE ({before} AND state != 3) "
+                         f"OR (NOT {before} AND state = 3) LIMIT 3", (e, e, p) * 2).fetchall()
+        if bad:
+            return fail(f"units committed out of place around the head's cursor (epoch {e}, "
+                        f"shard {p}): (epoch, pos, state) {bad}")
+        made = {r[0] for r in db.execute("SELECT DISTINCT epoch FROM units WHERE epoch < ?", (e,))}
+        if made != set(range(e)):
+            return fail(f"epochs before the head's cursor without units: "
+                        f"{sorted(set(range(e)) - made)[:3]}")
+        want = db.execute(f"SELECT COUNT(*) FROM units WHERE {before}", (e, e, p)).fetchone()[0]
     per = dict(db.execute("SELECT state, COUNT(*) FROM units GROUP BY state").fetchall())
     print(f"lineage: {len(rows)} checkpoint(s) in one chain to {head_id[:16]} (step {head_step}); "
           f"{want} unit(s) committed once each; units by state {per}")

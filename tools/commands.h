@@ -8,7 +8,9 @@
 
 #include "cotrain/log.h"
 
+int ct_cmd_add_data(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_eval(int argc, char **argv, const ct_log_t *lg);
+int ct_cmd_exclude(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_export(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_inspect(int argc, char **argv, const ct_log_t *lg);
 int ct_cmd_keygen(int argc, char **argv, const ct_log_t *lg);

@@ -16,7 +16,9 @@ typedef struct command {
 } command_t;
 
 static const command_t commands[] = {
+    {"add-data", ct_cmd_add_data, "add prepared data to a running (or stopped) cluster run"},
     {"eval", ct_cmd_eval, "mean next-token loss of a checkpoint on a dataset"},
+    {"exclude", ct_cmd_exclude, "take shards or documents out of the rest of a run (opt-out)"},
     {"export", ct_cmd_export, "write a checkpoint as Hugging Face safetensors + config.json"},
     {"inspect", ct_cmd_inspect, "verify a checkpoint and print its step, tokens, hashes, config"},
     {"keygen", ct_cmd_keygen, "make a CURVE key pair (PREFIX, PREFIX.pub) for the coordinator protocol"},

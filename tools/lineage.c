@@ -51,23 +51,14 @@ static void usage(FILE *f) {
 static int find_doc(const ct_manifest_t *m, const char *doc, int *shard, int64_t *d, int64_t *from,
                     int64_t *to, ct_err_t *e) {
     for (int i = 0; i < m->n_shards; i++) {
-        char *buf = NULL, hex[CT_SHA256_HEX];
-        size_t len = 0;
-        CT_TRY(ct_read_file(m->shards[i].path, &buf, &len, e));
-        ct_sha256_hex(buf, len, hex);
-        int rc = 0;
-        ct_shard_t s = {0};
-        if (strcmp(hex, m->shards[i].sha256) != 0)
-            rc = CT_ERR(e, CT_ECORRUPT, "shard %s (%s) does not match the manifest's sha256",
-                        m->shards[i].id, m->shards[i].path);
-        if (rc == 0) rc = ct_shard_read_image(buf, len, m->shards[i].id, 1, &s, e);
+        ct_shard_t s;
+        int rc = ct_manifest_read_docs(&m->shards[i], &s, e);
         for (int64_t k = 0; rc == 0 && k < s.n_docs; k++)
             if (!strcmp(s.doc_ids[k], doc)) {
                 *shard = i, *d = k, *from = s.doc_offsets[k], *to = s.doc_offsets[k + 1];
                 rc = 1;
             }
         ct_shard_clear(&s);
-        free(buf);
         if (rc != 0) return rc;
     }
     return 0;

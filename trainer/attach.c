@@ -23,6 +23,7 @@
 #include "cotrain/clock.h"
 #include "cotrain/curve.h"
 #include "cotrain/json.h"
+#include "cotrain/plan.h"
 #include "cotrain/proto.h"
 #include "cotrain/thread.h"
 
@@ -50,6 +51,12 @@ typedef struct unit {
     int64_t epoch;
 } unit_t;
 
+/* A place in the plan's order: unit `pos` of epoch `epoch` (pos may be past the epoch's end or on
+ * an excluded unit until settle() moves it to the unit it stands for). */
+typedef struct upos {
+    int64_t epoch, pos;
+} upos_t;
+
 struct ct_attach {
     ct_comm_t *comm;
     int rank0;
@@ -58,13 +65,14 @@ struct ct_attach {
     char session[24]; /* this start of the group: its requests are numbered anew */
     long long req;
     const ct_log_t *lg;
-    const ct_manifest_t *m;
-    uint64_t seed;
-    int64_t n_units;               /* units an epoch: the shards trained on (not held out) */
-    int64_t *order, order_epoch;   /* (n) the shard order of order_epoch */
+    ct_plan_t *plan;               /* the run's data plan, as the coordinator's (plan.h) */
+    cJSON *changes;                /* its changes, as the last welcome or commit reply gave them */
+    int new_changes;               /* rank 0: the last commit reply brought changes */
+    int64_t *order, order_epoch;   /* (order_cap) the shard order of order_epoch */
+    int64_t order_cap;
     int started;                   /* next_lease / next_done set from the first cursor */
-    int64_t next_lease, next_done; /* global unit indices: epoch * n + position */
-    int64_t *fences;               /* fences[g - next_done] for leased units not yet done */
+    upos_t next_lease, next_done;  /* the next unit to lease, and to report done */
+    int64_t *fences;               /* fences[k]: the k-th leased unit not yet reported done */
     int n_fences, cap_fences;
     unit_t *done; /* reported done since the last commit */
     int n_done, cap_done;
@@ -323,6 +331,26 @@ static void learn_ttl(ct_attach_t *a, const ct_msg_t *m) {
     if (a->pulsing) pthread_mutex_unlock(&a->mu);
 }
 
+/* Rank 0's data changes (the "data" of a welcome or commit reply, may be absent: NULL) to every
+ * rank, as a->changes. */
+static int share_changes(ct_attach_t *a, const cJSON *data, ct_err_t *e) {
+    char *text = a->rank0 && data ? cJSON_PrintUnformatted(data) : NULL;
+    if (a->rank0 && data && !text) return CT_ERR(e, CT_ENOMEM, "out of memory");
+    int rc = ct_comm_bcast_text(a->comm, &text, e);
+    cJSON *c = rc == 0 && text ? cJSON_Parse(text) : NULL;
+    if (rc == 0 && text && !cJSON_IsArray(c))
+        rc = CT_ERR(e, CT_EPROTO, "the coordinator's data changes are not a JSON array");
+    int got = text != NULL;
+    free(text);
+    if (rc != 0 || !got) {
+        cJSON_Delete(c);
+        return rc;
+    }
+    cJSON_Delete(a->changes);
+    a->changes = c;
+    return 0;
+}
+
 int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const ct_attach_opts_t *o,
                    char **config_json, char head[CT_SHA256_HEX], int64_t *head_step,
                    const ct_log_t *lg, ct_err_t *e) {
@@ -365,6 +393,7 @@ int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const ct_attach_opts_t *o
     }
     CT_TRY_GOTO(ct_attach_agree(a, rc, e), fail);
     CT_TRY_GOTO(ct_comm_bcast(comm, buf, sizeof buf, e), fail);
+    CT_TRY_GOTO(share_changes(a, cJSON_GetObjectItemCaseSensitive(m.root, "data"), e), fail);
     char *nl = strchr(buf, '\n'), *nl2 = nl ? strchr(nl + 1, '\n') : NULL;
     if (!nl || !nl2 || nl - buf >= CT_SHA256_HEX) {
         rc = CT_ERR(e, CT_EPROTO, "the coordinator's welcome is malformed");
@@ -387,10 +416,15 @@ fail:
     return rc;
 }
 
-void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64_t seed) {
-    a->m = m;
-    a->n_units = m->n_shards - held_out;
-    a->seed = seed;
+int ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64_t seed,
+                   ct_err_t *e) {
+    ct_plan_destroy(&a->plan);
+    CT_TRY(ct_plan_create(&a->plan, m, held_out, seed, e));
+    return a->changes ? ct_plan_apply(a->plan, a->changes, NULL, e) : 0;
+}
+
+const cJSON *ct_attach_changes(const ct_attach_t *a) {
+    return a->changes;
 }
 
 void ct_attach_close(ct_attach_t **self_p) {
@@ -401,6 +435,8 @@ void ct_attach_close(ct_attach_t **self_p) {
         free(a->lines[i]);
     free(a->lines);
     ct_client_destroy(&a->client);
+    ct_plan_destroy(&a->plan);
+    cJSON_Delete(a->changes);
     free(a->order);
     free(a->fences);
     free(a->done);
@@ -408,26 +444,48 @@ void ct_attach_close(ct_attach_t **self_p) {
     *self_p = NULL;
 }
 
-/* The id of the shard of unit g. */
-static int unit_shard(ct_attach_t *a, int64_t g, int64_t *epoch, const char **id, ct_err_t *e) {
-    int64_t n = a->n_units;
-    *epoch = g / n;
-    if (a->order_epoch != *epoch) {
-        if (!a->order && !(a->order = malloc((size_t)n * sizeof *a->order)))
-            return CT_ERR(e, CT_ENOMEM, "out of memory");
-        ct_data_shard_order(a->seed, *epoch, n, a->order);
-        a->order_epoch = *epoch;
+/* Moves u to the unit it stands for: past an epoch's end into the next, past excluded units. */
+static int settle(ct_attach_t *a, upos_t *u, ct_err_t *e) {
+    for (;;) {
+        if (u->pos >= ct_plan_epoch_len(a->plan, u->epoch)) {
+            u->epoch++;
+            u->pos = 0;
+            continue;
+        }
+        if (a->order_epoch != u->epoch) {
+            int64_t n = ct_plan_shards(a->plan);
+            if (n > a->order_cap) {
+                int64_t *o = realloc(a->order, (size_t)n * sizeof *o);
+                if (!o) return CT_ERR(e, CT_ENOMEM, "out of memory");
+                a->order = o;
+                a->order_cap = n;
+            }
+            ct_plan_order(a->plan, u->epoch, a->order);
+            a->order_epoch = u->epoch;
+        }
+        if (!ct_plan_excluded(a->plan, u->epoch, u->pos, a->order[u->pos])) return 0;
+        u->pos++;
     }
-    *id = a->m->shards[a->order[g % n]].id;
+}
+
+/* The id of the shard of unit u (settled first). */
+static int unit_shard(ct_attach_t *a, upos_t *u, const char **id, ct_err_t *e) {
+    CT_TRY(settle(a, u, e));
+    *id = ct_plan_shard(a->plan, a->order[u->pos])->id;
     return 0;
+}
+
+static int before(upos_t x, upos_t y) {
+    return x.epoch < y.epoch || (x.epoch == y.epoch && x.pos < y.pos);
 }
 
 static int lease_next(ct_attach_t *a, ct_err_t *e) {
     ct_msg_t m;
-    int64_t epoch = 0, ep = -1, fence = -1;
+    int64_t ep = -1, fence = -1;
     const char *want = NULL;
     char got[CT_SHARD_ID_MAX] = "";
-    CT_TRY(unit_shard(a, a->next_lease, &epoch, &want, e));
+    CT_TRY(unit_shard(a, &a->next_lease, &want, e));
+    int64_t epoch = a->next_lease.epoch;
     CT_TRY(ask(a, CT_MSG_LEASE, NULL, &m, e));
     int rc = ct_msg_string(&m, "shard", got, sizeof got, e);
     if (rc == 0) rc = ct_msg_uint(&m, "epoch", &ep, e);
@@ -449,14 +507,14 @@ static int lease_next(ct_attach_t *a, ct_err_t *e) {
         a->cap_fences = cap;
     }
     a->fences[a->n_fences++] = fence;
-    a->next_lease++;
+    a->next_lease.pos++;
     return 0;
 }
 
 static int report_next(ct_attach_t *a, ct_err_t *e) {
-    int64_t epoch = 0;
     const char *id = NULL;
-    CT_TRY(unit_shard(a, a->next_done, &epoch, &id, e));
+    CT_TRY(unit_shard(a, &a->next_done, &id, e));
+    int64_t epoch = a->next_done.epoch;
     cJSON *f = cJSON_CreateObject();
     if (!f || !cJSON_AddStringToObject(f, "shard", id) ||
         !cJSON_AddNumberToObject(f, "epoch", (double)epoch) ||
@@ -478,7 +536,7 @@ static int report_next(ct_attach_t *a, ct_err_t *e) {
     snprintf(u->shard_id, sizeof u->shard_id, "%s", id);
     u->epoch = epoch;
     memmove(a->fences, a->fences + 1, (size_t)--a->n_fences * sizeof *a->fences);
-    a->next_done++;
+    a->next_done.pos++;
     return 0;
 }
 
@@ -523,14 +581,14 @@ static int send_metrics(ct_attach_t *a, ct_err_t *e) {
 int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
     int rc = 0;
     if (a->rank0) {
-        int64_t g = cur->epoch * a->n_units + cur->shard_pos;
+        upos_t g = {cur->epoch, cur->shard_pos};
         if (!a->started) {
             a->next_lease = a->next_done = g;
             a->started = 1;
         }
-        while (rc == 0 && a->next_lease <= g)
+        while (rc == 0 && (rc = settle(a, &a->next_lease, e)) == 0 && !before(g, a->next_lease))
             rc = lease_next(a, e);
-        while (rc == 0 && a->next_done < g)
+        while (rc == 0 && (rc = settle(a, &a->next_done, e)) == 0 && before(a->next_done, g))
             rc = report_next(a, e);
         /* a request is a synced transaction: lines go out 16 at a time, or every few seconds
            (each commit takes the rest), so logging every step costs little */
@@ -541,12 +599,16 @@ int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e) {
     return ct_attach_agree(a, rc, e);
 }
 
-int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e) {
+int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, const ct_data_cursor_t *cur,
+                     ct_err_t *e) {
     if (!a->rank0) return 0;
     CT_TRY(send_metrics(a, e)); /* the checkpoint's steps' lines go first */
     cJSON *f = cJSON_CreateObject(), *units = cJSON_CreateArray();
-    int ok = f && units && cJSON_AddNumberToObject(f, "step", (double)step) &&
-             cJSON_AddStringToObject(f, "id", id) && cJSON_AddStringToObject(f, "parent", a->head);
+    cJSON *at = f ? cJSON_AddObjectToObject(f, "cursor") : NULL; /* where changes take effect */
+    int ok = f && units && at && cJSON_AddNumberToObject(f, "step", (double)step) &&
+             cJSON_AddStringToObject(f, "id", id) && cJSON_AddStringToObject(f, "parent", a->head) &&
+             cJSON_AddNumberToObject(at, "epoch", (double)cur->epoch) &&
+             cJSON_AddNumberToObject(at, "pos", (double)cur->shard_pos);
     for (int i = 0; ok && i < a->n_done; i++) {
         cJSON *u = cJSON_CreateObject();
         ok = u && cJSON_AddStringToObject(u, "shard", a->done[i].shard_id) &&
@@ -562,6 +624,16 @@ int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e) 
     }
     ct_msg_t m;
     CT_TRY(ask(a, CT_MSG_CHECKPOINT_COMMIT, f, &m, e));
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(m.root, "data");
+    a->new_changes = cJSON_GetArraySize(data) > ct_plan_count(a->plan);
+    if (a->new_changes) {
+        cJSON_Delete(a->changes);
+        a->changes = cJSON_Duplicate(data, 1);
+        if (!a->changes) {
+            ct_msg_clear(&m);
+            return CT_ERR(e, CT_ENOMEM, "out of memory");
+        }
+    }
     ct_msg_clear(&m);
     ct_log(a->lg, CT_LOG_INFO,
            "checkpoint %.16s... of step %lld committed by the coordinator "
@@ -570,6 +642,39 @@ int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e) 
     snprintf(a->head, sizeof a->head, "%s", id);
     a->n_done = 0;
     return 0;
+}
+
+int ct_attach_replan(ct_attach_t *a, ct_data_t *d, ct_err_t *e) {
+    int n = a->rank0 && a->new_changes;
+    CT_TRY(ct_comm_max_int(a->comm, &n, e));
+    if (!n) return 0;
+    CT_TRY(share_changes(a, a->rank0 ? a->changes : NULL, e));
+    a->new_changes = 0;
+    int before_n = ct_plan_count(a->plan), rc = ct_plan_apply(a->plan, a->changes, NULL, e);
+    a->order_epoch = -1; /* the orders may have grown */
+    if (rc == 0) rc = ct_data_replan(d, a->changes, e);
+    if (rc == 0 && a->rank0)
+        for (int i = before_n; i < ct_plan_count(a->plan); i++) {
+            const cJSON *c = cJSON_GetArrayItem(a->changes, i);
+            const char *kind = ct_json_get_string(c, "kind");
+            int64_t epoch = -1, pos = -1;
+            ct_json_get_uint53(c, "epoch", &epoch);
+            ct_json_get_uint53(c, "pos", &pos);
+            if (kind && !strcmp(kind, "add"))
+                ct_log(a->lg, CT_LOG_INFO,
+                       "data added to the run: %s (%d shard(s)), read after the other shards of "
+                       "epoch %lld",
+                       ct_json_get_string(c, "manifest"),
+                       (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "shards")),
+                       (long long)epoch);
+            else
+                ct_log(a->lg, CT_LOG_INFO,
+                       "data excluded from the run: %d shard(s), skipped from unit %lld of epoch "
+                       "%lld on",
+                       cJSON_GetArraySize(cJSON_GetObjectItem(c, "shards")), (long long)pos,
+                       (long long)epoch);
+        }
+    return ct_attach_agree(a, rc, e);
 }
 
 int ct_attach_rejoin(ct_attach_t *a, ct_err_t *e) {

@@ -277,6 +277,7 @@ typedef struct session {
     ct_manifest_t *coord_man;    /* its copy of the manifest */
     char *coord_json;            /* its config */
     char data_path[CT_PATH_MAX]; /* --data, or the copy fetched from the coordinator */
+    cJSON *changes; /* without --coordinator: the data changes in this run's ledger (plan.h) */
     int local_metrics;    /* rank 0 writes RUN_DIR/public/metrics.jsonl itself (attached, its own
                              RUN_DIR); the coordinator writes its own from the lines it is sent */
     int forced_resume;    /* resume_dir is the coordinator's head checkpoint */
@@ -317,12 +318,13 @@ static int save_checkpoint(session_t *S, const char *why, ct_err_t *e) {
                                          &save_err)
                       : 0;
     /* the checkpoint counts once the coordinator committed it (rank 0 asks) */
-    if (rc == 0) rc = ct_attach_commit(S->attach, info.step, info.id, &save_err);
+    if (rc == 0) rc = ct_attach_commit(S->attach, info.step, info.id, &info.cursor, &save_err);
     int failed = rc != 0;
     CT_TRY(ct_comm_max_int(S->comm, &failed, e));
     if (rc != 0) return CT_ERR(e, rc, "%s", save_err.msg);
     if (failed)
         return CT_ERR(e, CT_EIO, "rank 0 could not write the checkpoint (its log says why)");
+    CT_TRY(ct_attach_replan(S->attach, S->data, e));
     if (!S->rank0) return 0;
     snprintf(S->last_id, sizeof S->last_id, "%s", info.id);
     ct_log(S->lg, CT_LOG_INFO, "checkpoint %s (%s) written in %.1f s, id %.16s...", dir, why,
@@ -811,6 +813,25 @@ static int prepare_volunteer(session_t *S, ct_err_t *e) {
     return ct_mkdirs(S->a->out, e);
 }
 
+/* Without --coordinator: the data changes in effect in RUN_DIR's ledger (`cotrain add-data`,
+ * `cotrain exclude`), read by rank 0 and shared, so the loader opens on the run's plan before
+ * the embedded coordinator (which holds the same) answers the group's hello. */
+static int embedded_changes(session_t *S, ct_err_t *e) {
+    char path[CT_PATH_MAX], *text = NULL;
+    int rc = 0;
+    if (S->rank0) {
+        rc = ct_path_join(path, sizeof path, S->a->out, CT_COORD_DB, e);
+        if (rc == 0) rc = ct_ledger_read_changes(path, &text, e);
+    }
+    CT_TRY(agree(S, rc, "could not read the run's data changes", e));
+    CT_TRY(ct_comm_bcast_text(S->comm, &text, e));
+    if (text && !(S->changes = cJSON_Parse(text)))
+        rc = CT_ERR(e, CT_ECORRUPT, "the data changes in %s/%s are not JSON", S->a->out,
+                    CT_COORD_DB);
+    free(text);
+    return rc;
+}
+
 /* Everything up to a trainer ready for its first step: the config, the resume checkpoint (of a
  * step below `before`), the data, the run directory, the trainer and its restored state. */
 static int prepare(session_t *S, int64_t before, ct_err_t *e) {
@@ -828,13 +849,15 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
                       "cotrain-coordinator with this config and join it (cotrain-worker --join)");
     CT_TRY(find_resume(S, before, e));
     if (S->resume_dir[0]) CT_TRY(check_resume_data(S, e));
+    if (!a->coordinator) CT_TRY(embedded_changes(S, e));
     ct_data_opts_t dopts = {.seq_len = S->cfg.model.seq_len,
                             .seed = S->cfg.train.seed,
                             .global_batch = S->cfg.train.global_batch,
                             .rank = ct_comm_rank(comm),
                             .world = ct_comm_size(comm),
                             .held_out = S->cfg.data.eval_shards,
-                            .start = S->resume_dir[0] ? &S->resumed.cursor : NULL};
+                            .start = S->resume_dir[0] ? &S->resumed.cursor : NULL,
+                            .changes = S->attach ? ct_attach_changes(S->attach) : S->changes};
     CT_TRY(ct_data_open(&S->data, S->data_path, &dopts, e));
     const ct_manifest_t *m = ct_data_manifest(S->data);
     if (S->cfg.model.vocab_size == 0) S->cfg.model.vocab_size = m->vocab_size;
@@ -871,7 +894,7 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
     if (!a->coordinator) CT_TRY(embed(S, e));
     {
         ct_data_cursor_t cur;
-        ct_attach_data(S->attach, m, S->cfg.data.eval_shards, S->cfg.train.seed);
+        CT_TRY(ct_attach_data(S->attach, m, S->cfg.data.eval_shards, S->cfg.train.seed, e));
         ct_data_cursor(S->data, &cur);
         CT_TRY(ct_attach_follow(S->attach, &cur, e)); /* the unit the first step reads */
     }
@@ -893,6 +916,8 @@ static void release(session_t *S) {
     ct_windows_destroy(&S->eval);
     ct_manifest_destroy(&S->eval_man);
     ct_data_destroy(&S->data);
+    cJSON_Delete(S->changes);
+    S->changes = NULL;
     free(S->config_json);
     S->config_json = NULL;
 }

@@ -45,8 +45,14 @@ int ct_attach_open(ct_attach_t **out, ct_comm_t *comm, const ct_attach_opts_t *o
                    const ct_log_t *lg, ct_err_t *e);
 
 /* The loader's data: the manifest (borrowed: it must outlive the group), how many of its last
- * shards are held out (data.eval_shards) and the seed. */
-void ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64_t seed);
+ * shards are held out (data.eval_shards) and the seed; with the welcome's data changes, the
+ * run's plan (plan.h), by which units are leased and reported. Errors: as ct_plan_apply. */
+int ct_attach_data(ct_attach_t *a, const ct_manifest_t *m, int held_out, uint64_t seed,
+                   ct_err_t *e);
+
+/* The run's data changes (plan.h) as the welcome, or since then a commit reply, gave them (NULL:
+ * none): what the loader opens with. Owned by the attach. */
+const cJSON *ct_attach_changes(const ct_attach_t *a);
 
 /* Brings the coordinator up to the loader's position `cur` (after a step, or at the start):
  * leases every unit up to the current one, reports those passed, and heartbeats when due.
@@ -59,9 +65,17 @@ int ct_attach_follow(ct_attach_t *a, const ct_data_cursor_t *cur, ct_err_t *e);
 int ct_attach_metrics(ct_attach_t *a, const char *line, ct_err_t *e);
 
 /* Commits checkpoint `id` of `step` (on rank 0; the caller shares the outcome) with the units
- * reported done since the previous commit, after the metrics lines queued. Errors: CT_ESTATE
+ * reported done since the previous commit, after the metrics lines queued; `cur` is the data
+ * cursor at the checkpoint (pending data changes take effect there). Errors: CT_ESTATE
  * (refused: the coordinator's message), those of the requests. */
-int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, ct_err_t *e);
+int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, const ct_data_cursor_t *cur,
+                     ct_err_t *e);
+
+/* After a commit (collective): when its reply brought data changes the group did not have
+ * (`cotrain add-data`, `cotrain exclude`: they take effect at the data cursor the commit named,
+ * `cur` there), every rank's loader `d` and the group's plan follow them, and rank 0 logs what
+ * changed. Errors: as ct_data_replan; all ranks agree. */
+int ct_attach_replan(ct_attach_t *a, ct_data_t *d, ct_err_t *e);
 
 /* Rank 0 only: one request of `type` with fields f (consumed; may be NULL), sent and retried as
  * every request of the group is; the reply in *m (the caller clears it) and its binary frame in

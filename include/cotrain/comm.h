@@ -49,6 +49,11 @@ int ct_comm_max_int(ct_comm_t *self, int *v, ct_err_t *e);
 /* Every rank's buf[0..n) becomes rank 0's (n the same on every rank). Errors: CT_ECOMM. */
 int ct_comm_bcast(ct_comm_t *self, void *buf, size_t n, ct_err_t *e);
 
+/* Every rank's *text becomes a malloc'd copy of rank 0's string (NULL when rank 0's is NULL);
+ * other ranks' *text must be NULL on entry, rank 0's stays its own. Errors: CT_ECOMM, CT_ENOMEM
+ * (*text then NULL on the ranks that were to receive it). */
+int ct_comm_bcast_text(ct_comm_t *self, char **text, ct_err_t *e);
+
 /* *same = 1 when every rank passed the same v; also returns in *first_bad the lowest rank whose
  * v differs from rank 0's (or -1). For replica drift checks. */
 int ct_comm_same_u64(ct_comm_t *self, uint64_t v, int *same, int *first_bad, ct_err_t *e);

@@ -26,6 +26,7 @@
 #include "cotrain/err.h"
 #include "cotrain/hash.h"
 #include "cotrain/manifest.h"
+#include "cotrain/plan.h"
 
 typedef struct ct_ledger ct_ledger_t;
 
@@ -308,5 +309,44 @@ typedef struct ct_outer_verdict {
 int ct_ledger_outer_commit(ct_ledger_t *l, int64_t step, double now, const char *id,
                            const char *parent, const ct_outer_verdict_t *v, int n, cJSON *extra,
                            ct_err_t *e);
+
+/* ---- data added or excluded mid-run (plan.h; ledger_data.c) ---- */
+
+/* Asks the run whose ledger is at `path` (the coordinator may be running on it, or not) for a
+ * data change, taking effect at the next checkpoint a group commits: `request` is
+ * {"kind":"add","manifest":ABSOLUTE PATH,"sha256":HEX,"shards":N,"tokens":T,"docs":D,
+ * "reason":TEXT} or {"kind":"exclude","shards":[ID,...],"docs":D,"reason":TEXT} (D: documents
+ * asked for, 0 when shards were named). It is checked first against the run's data, the changes
+ * in effect and those pending (plan.h: the manifest must fit, shards must be the run's), then
+ * stored pending in one transaction; *seq (may be NULL) gets its number. Errors: as
+ * ct_plan_apply (saying what does not fit), CT_EINVAL (a ledger of another version, or too many
+ * changes for a welcome), CT_EIO. */
+int ct_ledger_request_change(const char *path, const cJSON *request, int64_t *seq, ct_err_t *e);
+
+/* The data of the run whose ledger is at `path`, as it will be once the pending changes take
+ * effect: *base (the run's manifest, checked against the run's sha256) and *plan (borrowing
+ * *base), both the caller's; for finding what `cotrain exclude` names. Errors: as
+ * ct_ledger_request_change's. */
+int ct_ledger_open_plan(const char *path, ct_plan_t **plan, ct_manifest_t **base, ct_err_t *e);
+
+/* The pending changes take effect for a group whose data cursor is in unit `pos` of epoch
+ * `epoch` (it just committed a checkpoint there): an add appends its shards to that epoch, an
+ * exclusion skips its shards from unit pos + 1 on; each is logged (data_added, data_excluded)
+ * and joins the plan. One that must wait (units of a later epoch are out) waits with the ones
+ * after it; one whose data no longer fits is refused (noted in the changes table). *n (may be
+ * NULL) gets how many took effect. Errors: CT_EINVAL (a cursor outside the plan), CT_EIO. */
+int ct_ledger_take_effect(ct_ledger_t *l, int64_t epoch, int64_t pos, int *n, ct_err_t *e);
+
+/* The data changes in effect in the ledger at `path` (a JSON array as plan.h's, malloc'd in
+ * *text; NULL when there are none or no ledger yet), read on a connection of its own: what a
+ * worker's loader opens with before its embedded coordinator runs. Errors: CT_EIO. */
+int ct_ledger_read_changes(const char *path, char **text, ct_err_t *e);
+
+/* The run's data plan: the base and the changes in effect (owned by the ledger, valid until its
+ * next call that changes it). */
+const ct_plan_t *ct_ledger_plan(const ct_ledger_t *l);
+
+/* How many changes are pending. Errors: CT_EIO. */
+int ct_ledger_changes_pending(ct_ledger_t *l, int64_t *n, ct_err_t *e);
 
 #endif

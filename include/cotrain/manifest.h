@@ -16,6 +16,7 @@
 #include "cotrain/err.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
+#include "cotrain/shard.h"
 
 #define CT_MANIFEST_FORMAT "cotrain-manifest/1"
 
@@ -57,6 +58,11 @@ int ct_manifest_check_files(const ct_manifest_t *m, int first, int n, size_t *fi
  * contents or counts differ from the manifest: naming the shard and what to do). */
 int ct_manifest_read_shard(const ct_manifest_t *m, int i, void *buf, size_t buf_cap,
                            uint32_t *tokens, int64_t tok_cap, ct_err_t *e);
+
+/* Reads the shard of entry ms with its documents' ids and offsets into *s (ct_shard_clear frees
+ * it), after checking the file against the entry's sha256: for finding documents. Errors:
+ * CT_ENOENT/CT_EIO (unreadable), CT_ECORRUPT (hash or contents: naming the shard), CT_ENOMEM. */
+int ct_manifest_read_docs(const ct_manifest_shard_t *ms, ct_shard_t *s, ct_err_t *e);
 
 /* ---- building a manifest ---- */
 
