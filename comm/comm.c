@@ -109,7 +109,8 @@ int ct_comm_sum_doubles(ct_comm_t *c, double *buf, int n, ct_err_t *e) {
     if (st == MPI_SUCCESS)
         for (int i = 0; i < n; i++) {
             double s = 0.0;
-            for (int r = 0; r < c->size; r++) s += all[(size_t)r * n + i];
+            for (int r = 0; r < c->size; r++)
+                s += all[(size_t)r * n + i];
             buf[i] = s;
         }
     free(all);
@@ -132,10 +133,11 @@ int ct_comm_bcast(ct_comm_t *c, void *buf, size_t n, ct_err_t *e) {
 int ct_comm_bcast_text(ct_comm_t *c, char **text, ct_err_t *e) {
     int64_t len = c->rank == 0 && *text ? (int64_t)strlen(*text) + 1 : 0;
     CT_TRY(ct_comm_bcast(c, &len, sizeof len, e));
-    if (c->rank == 0 || len == 0) return 0;
-    if (!(*text = malloc((size_t)len))) return CT_ERR(e, CT_ENOMEM, "out of memory");
+    if (len == 0) return 0;
+    if (c->rank != 0 && !(*text = malloc((size_t)len)))
+        return CT_ERR(e, CT_ENOMEM, "out of memory receiving %lld bytes", (long long)len);
     int rc = ct_comm_bcast(c, *text, (size_t)len, e);
-    if (rc != 0) {
+    if (rc != 0 && c->rank != 0) {
         free(*text);
         *text = NULL;
     }

@@ -540,8 +540,8 @@ int ldb_open_conn(ct_ledger_t **out, const char *path, int writable, ct_err_t *e
     CT_TRY_GOTO(ct_path_fmt(l->path, sizeof l->path, e, "%s", path), fail);
     if (sqlite3_open_v2(path, &l->db, writable ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY,
                         ldb_vfs()) != SQLITE_OK) {
-        rc = CT_ERR(e, CT_EIO, "cannot open the ledger %s%s: %s", path,
-                    writable ? "" : " to read", l->db ? sqlite3_errmsg(l->db) : "out of memory");
+        rc = CT_ERR(e, CT_EIO, "cannot open the ledger %s%s: %s", path, writable ? "" : " to read",
+                    l->db ? sqlite3_errmsg(l->db) : "out of memory");
         goto fail;
     }
     sqlite3_busy_timeout(l->db, 10000);

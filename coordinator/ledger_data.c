@@ -103,7 +103,8 @@ static cJSON *plan_change(const cJSON *req, int64_t epoch, int64_t pos) {
     if (ok && add)
         ok = ct_json_add_owned(c, "manifest",
                                cJSON_Duplicate(cJSON_GetObjectItem(req, "manifest"), 0)) &&
-             ct_json_add_owned(c, "sha256", cJSON_Duplicate(cJSON_GetObjectItem(req, "sha256"), 0)) &&
+             ct_json_add_owned(c, "sha256",
+                               cJSON_Duplicate(cJSON_GetObjectItem(req, "sha256"), 0)) &&
              ct_json_add_owned(c, "shards", cJSON_Duplicate(cJSON_GetObjectItem(req, "shards"), 0));
     else if (ok)
         ok = cJSON_AddNumberToObject(c, "pos", (double)pos + 1) &&
@@ -224,8 +225,7 @@ static int open_for_data(const char *path, ct_ledger_t **out, ct_manifest_t **m,
     return 0;
 }
 
-int ct_ledger_request_change(const char *path, const cJSON *request, int64_t *seq,
-                             ct_err_t *e) {
+int ct_ledger_request_change(const char *path, const cJSON *request, int64_t *seq, ct_err_t *e) {
     ct_ledger_t *l = NULL;
     ct_manifest_t *m = NULL;
     CT_TRY(open_for_data(path, &l, &m, e));
@@ -315,7 +315,8 @@ static int record_change(ct_ledger_t *l, int64_t seq, const cJSON *req, const cJ
     if (ok && add) {
         ok = ct_json_add_owned(f, "data_sha256",
                                cJSON_Duplicate(cJSON_GetObjectItem(req, "sha256"), 0)) &&
-             ct_json_add_owned(f, "tokens", cJSON_Duplicate(cJSON_GetObjectItem(req, "tokens"), 0)) &&
+             ct_json_add_owned(f, "tokens",
+                               cJSON_Duplicate(cJSON_GetObjectItem(req, "tokens"), 0)) &&
              ct_json_add_owned(f, "docs", cJSON_Duplicate(cJSON_GetObjectItem(req, "docs"), 0));
         for (int64_t s = first; ok && s < ct_plan_shards(l->plan); s++)
             ok = cJSON_AddItemToArray(ids, cJSON_CreateString(ldb_shard_id(l, s)));
@@ -323,8 +324,8 @@ static int record_change(ct_ledger_t *l, int64_t seq, const cJSON *req, const cJ
         ok = ct_json_add_owned(f, "from_pos", cJSON_Duplicate(cJSON_GetObjectItem(pc, "pos"), 0)) &&
              ct_json_add_owned(f, "docs", cJSON_Duplicate(cJSON_GetObjectItem(req, "docs"), 0));
         cJSON_Delete(cJSON_DetachItemViaPointer(f, ids));
-        ok = ok && ct_json_add_owned(f, "shards",
-                                     cJSON_Duplicate(cJSON_GetObjectItem(pc, "shards"), 1));
+        ok = ok &&
+             ct_json_add_owned(f, "shards", cJSON_Duplicate(cJSON_GetObjectItem(pc, "shards"), 1));
     }
     if (!ok) {
         cJSON_Delete(f);

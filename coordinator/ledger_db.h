@@ -31,9 +31,9 @@ struct ct_ledger {
     uint64_t seed;
     const ct_manifest_t *m; /* the run's manifest (the caller's) */
     int held_out;
-    ct_plan_t *plan;    /* the base and the data changes in effect (the changes table) */
-    int plan_changed;   /* the open transaction changed the plan: rebuilt if it rolls back */
-    int64_t *order;     /* (order_cap) scratch for an epoch's order */
+    ct_plan_t *plan;  /* the base and the data changes in effect (the changes table) */
+    int plan_changed; /* the open transaction changed the plan: rebuilt if it rolls back */
+    int64_t *order;   /* (order_cap) scratch for an epoch's order */
     int64_t order_cap;
     /* meta's counters, kept in memory and written through: a rolled-back transaction leaves a
        gap, never a value handed out twice */

@@ -32,20 +32,24 @@ static int load_shard(ct_manifest_t *m, const char *dir, int i, const cJSON *js,
     ct_manifest_shard_t *s = &m->shards[i];
     const char *id = ct_json_get_string(js, "id"), *file = ct_json_get_string(js, "file");
     const char *sha = ct_json_get_string(js, "sha256");
-    const char *bad = !cJSON_IsObject(js)                    ? "entry (not an object)"
-                      : !id || !ct_shard_id_valid(id)        ? "id"
+    const char *bad = !cJSON_IsObject(js)             ? "entry (not an object)"
+                      : !id || !ct_shard_id_valid(id) ? "id"
                       : !file || !file[0] || file[0] == '/' || strstr(file, "..") ? "file"
-                      : !ct_sha256_hex_valid(sha)               ? "sha256"
-                      : (s->n_tokens = count_field(js, "n_tokens")) < 0 ? "n_tokens"
-                      : (s->n_docs = count_field(js, "n_docs")) < 0     ? "n_docs"
-                                                              : NULL;
+                      : !ct_sha256_hex_valid(sha)                                 ? "sha256"
+                      : (s->n_tokens = count_field(js, "n_tokens")) < 0           ? "n_tokens"
+                      : (s->n_docs = count_field(js, "n_docs")) < 0               ? "n_docs"
+                                                                                  : NULL;
     if (bad)
-        return CT_ERR(e, CT_ECORRUPT, "manifest %s: shards[%d].%s is missing or invalid "
-                      "(re-create the manifest with `cotrain prep`)", m->path, i, bad);
+        return CT_ERR(e, CT_ECORRUPT,
+                      "manifest %s: shards[%d].%s is missing or invalid "
+                      "(re-create the manifest with `cotrain prep`)",
+                      m->path, i, bad);
     for (int k = 0; k < i; k++)
         if (!strcmp(m->shards[k].id, id))
-            return CT_ERR(e, CT_ECORRUPT, "manifest %s: shard id %s appears twice (shards[%d] and "
-                          "shards[%d])", m->path, id, k, i);
+            return CT_ERR(e, CT_ECORRUPT,
+                          "manifest %s: shard id %s appears twice (shards[%d] and "
+                          "shards[%d])",
+                          m->path, id, k, i);
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->sha256, sizeof s->sha256, "%s", sha);
     size_t n = strlen(dir) + strlen(file) + 2;
@@ -58,14 +62,17 @@ static int load_shard(ct_manifest_t *m, const char *dir, int i, const cJSON *js,
 static int parse(ct_manifest_t *m, const char *dir, const char *text, size_t len, ct_err_t *e) {
     int rc = 0;
     cJSON *root = cJSON_ParseWithLength(text, len);
-    const char *fmt = ct_json_get_string(root, "format"), *tok = ct_json_get_string(root, "tokenizer");
+    const char *fmt = ct_json_get_string(root, "format"),
+               *tok = ct_json_get_string(root, "tokenizer");
     const cJSON *shards = cJSON_GetObjectItemCaseSensitive(root, "shards");
     int64_t vocab = count_field(root, "vocab_size");
     if (!root || !cJSON_IsObject(root)) {
         rc = CT_ERR(e, CT_ECORRUPT, "manifest %s is not valid JSON", m->path);
     } else if (!fmt || strcmp(fmt, CT_MANIFEST_FORMAT) != 0) {
-        rc = CT_ERR(e, CT_ECORRUPT, "manifest %s: format is not \"%s\" (made by another tool or "
-                    "version?)", m->path, CT_MANIFEST_FORMAT);
+        rc = CT_ERR(e, CT_ECORRUPT,
+                    "manifest %s: format is not \"%s\" (made by another tool or "
+                    "version?)",
+                    m->path, CT_MANIFEST_FORMAT);
     } else if (!tok || strlen(tok) >= sizeof m->tokenizer || vocab <= 0 || vocab > 1 << 30) {
         rc = CT_ERR(e, CT_ECORRUPT, "manifest %s: tokenizer or vocab_size missing or invalid",
                     m->path);
@@ -85,9 +92,10 @@ static int parse(ct_manifest_t *m, const char *dir, const char *text, size_t len
             rc = load_shard(m, dir, i, s, e);
         int64_t total = count_field(root, "n_tokens");
         if (rc == 0 && total != m->n_tokens)
-            rc = CT_ERR(e, CT_ECORRUPT, "manifest %s: n_tokens is %lld but its shards hold %lld "
-                        "(an edited or mixed-up manifest?)", m->path, (long long)total,
-                        (long long)m->n_tokens);
+            rc = CT_ERR(e, CT_ECORRUPT,
+                        "manifest %s: n_tokens is %lld but its shards hold %lld "
+                        "(an edited or mixed-up manifest?)",
+                        m->path, (long long)total, (long long)m->n_tokens);
     }
     cJSON_Delete(root);
     return rc;
@@ -114,8 +122,10 @@ int ct_manifest_load(ct_manifest_t **out, const char *path, ct_err_t *e) {
         snprintf(dir, sizeof dir, ".");
     ct_err_t why = {0};
     if (ct_read_file(m->path, &text, &len, &why) != 0) {
-        rc = CT_ERR(e, CT_ENOENT, "no data manifest: %s; make one with `cotrain prep TEXT... "
-                    "--out DIR` and pass DIR or DIR/manifest.json", why.msg);
+        rc = CT_ERR(e, CT_ENOENT,
+                    "no data manifest: %s; make one with `cotrain prep TEXT... "
+                    "--out DIR` and pass DIR or DIR/manifest.json",
+                    why.msg);
         goto fail;
     }
     ct_sha256_hex(text, len, m->sha256);
@@ -135,8 +145,10 @@ int ct_manifest_check_files(const ct_manifest_t *m, int first, int n, size_t *fi
         const ct_manifest_shard_t *ms = &m->shards[i];
         struct stat st;
         if (stat(ms->path, &st) != 0 || !S_ISREG(st.st_mode))
-            return CT_ERR(e, CT_ENOENT, "shard %s is missing: %s does not exist (listed in %s); "
-                          "restore it or re-run `cotrain prep`", ms->id, ms->path, m->path);
+            return CT_ERR(e, CT_ENOENT,
+                          "shard %s is missing: %s does not exist (listed in %s); "
+                          "restore it or re-run `cotrain prep`",
+                          ms->id, ms->path, m->path);
         if ((size_t)st.st_size > *file_cap) *file_cap = (size_t)st.st_size;
         if (ms->n_tokens > *tok_cap) *tok_cap = ms->n_tokens;
     }
@@ -153,18 +165,22 @@ int ct_manifest_read_shard(const ct_manifest_t *m, int i, void *buf, size_t buf_
     if (rc != 0) return CT_ERR(e, rc, "shard %s cannot be read: %s", ms->id, why.msg);
     ct_sha256_hex(buf, len, sha);
     if (strcmp(sha, ms->sha256) != 0)
-        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) is corrupted or was replaced: its sha256 is "
+        return CT_ERR(e, CT_ECORRUPT,
+                      "shard %s (%s) is corrupted or was replaced: its sha256 is "
                       "%.16s..., the manifest says %.16s...; restore the file or re-run `cotrain "
-                      "prep`", ms->id, ms->path, sha, ms->sha256);
+                      "prep`",
+                      ms->id, ms->path, sha, ms->sha256);
     ct_shard_t sh;
     CT_TRY(ct_shard_read_image_into(buf, len, ms->path, tokens, tok_cap, &sh, e));
     int64_t n = sh.n_tokens;
     int vocab = sh.vocab_size;
     ct_shard_clear(&sh);
     if (n != ms->n_tokens || vocab != m->vocab_size)
-        return CT_ERR(e, CT_ECORRUPT, "shard %s (%s) holds %lld tokens of vocabulary %d, the "
-                      "manifest says %lld of %d", ms->id, ms->path, (long long)n, vocab,
-                      (long long)ms->n_tokens, m->vocab_size);
+        return CT_ERR(e, CT_ECORRUPT,
+                      "shard %s (%s) holds %lld tokens of vocabulary %d, the "
+                      "manifest says %lld of %d",
+                      ms->id, ms->path, (long long)n, vocab, (long long)ms->n_tokens,
+                      m->vocab_size);
     return 0;
 }
 
@@ -185,7 +201,8 @@ int ct_manifest_read_docs(const ct_manifest_shard_t *ms, ct_shard_t *s, ct_err_t
 void ct_manifest_destroy(ct_manifest_t **self_p) {
     ct_manifest_t *m = *self_p;
     if (!m) return;
-    for (int i = 0; i < m->n_shards; i++) free(m->shards[i].path);
+    for (int i = 0; i < m->n_shards; i++)
+        free(m->shards[i].path);
     free(m->shards);
     free(m);
     *self_p = NULL;
@@ -198,20 +215,19 @@ struct ct_manifest_builder {
     cJSON *shards; /* the shard entries */
 };
 
-
-int ct_manifest_builder_create(ct_manifest_builder_t **out, const char *tokenizer,
-                               int vocab_size, int eot, ct_err_t *e) {
+int ct_manifest_builder_create(ct_manifest_builder_t **out, const char *tokenizer, int vocab_size,
+                               int eot, ct_err_t *e) {
     int rc = 0;
     ct_manifest_builder_t *b = NULL;
     *out = NULL;
     CT_ALLOC(e, b, 1, fail);
     b->root = cJSON_CreateObject();
     b->shards = cJSON_CreateArray();
-    if (!b->root || !b->shards ||
-        !cJSON_AddStringToObject(b->root, "format", CT_MANIFEST_FORMAT) ||
+    if (!b->root || !b->shards || !cJSON_AddStringToObject(b->root, "format", CT_MANIFEST_FORMAT) ||
         !cJSON_AddStringToObject(b->root, "tokenizer", tokenizer) ||
         !cJSON_AddNumberToObject(b->root, "vocab_size", vocab_size) ||
-        !ct_json_add_owned(b->root, "eot", eot >= 0 ? cJSON_CreateNumber(eot) : cJSON_CreateNull()) ||
+        !ct_json_add_owned(b->root, "eot",
+                           eot >= 0 ? cJSON_CreateNumber(eot) : cJSON_CreateNull()) ||
         !cJSON_AddStringToObject(b->root, "dtype", vocab_size <= 65535 ? "uint16" : "uint32")) {
         rc = CT_ERR(e, CT_ENOMEM, "out of memory starting a manifest");
         goto fail;
@@ -229,9 +245,9 @@ int ct_manifest_builder_add_shard(ct_manifest_builder_t *b, const char *id, cons
                                   int n_sources, ct_err_t *e) {
     cJSON *js = cJSON_CreateObject(), *src = cJSON_CreateArray();
     int ok = js && src;
-    for (int k = 0; ok && k < n_sources; k++) ok = ct_json_add_owned(src, NULL, cJSON_CreateString(sources[k]));
-    ok = ok && cJSON_AddStringToObject(js, "id", id) &&
-         cJSON_AddStringToObject(js, "file", file) &&
+    for (int k = 0; ok && k < n_sources; k++)
+        ok = ct_json_add_owned(src, NULL, cJSON_CreateString(sources[k]));
+    ok = ok && cJSON_AddStringToObject(js, "id", id) && cJSON_AddStringToObject(js, "file", file) &&
          cJSON_AddNumberToObject(js, "n_tokens", (double)n_tokens) &&
          cJSON_AddNumberToObject(js, "n_docs", (double)n_docs) &&
          cJSON_AddStringToObject(js, "sha256", sha256) &&
@@ -274,7 +290,8 @@ int ct_manifest_builder_text(const ct_manifest_builder_t *b, const ct_manifest_s
                              const ct_manifest_settings_t *settings, char **text, size_t *len,
                              ct_err_t *e) {
     int64_t docs = 0, tokens = 0;
-    for (int k = 0; k < n_sources; k++) docs += sources[k].docs, tokens += sources[k].tokens;
+    for (int k = 0; k < n_sources; k++)
+        docs += sources[k].docs, tokens += sources[k].tokens;
     /* a copy, so the builder can be asked again (and freed whatever happens here) */
     cJSON *m = cJSON_Duplicate(b->root, 1);
     int ok = m && cJSON_AddNumberToObject(m, "n_tokens", (double)tokens) &&

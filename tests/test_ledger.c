@@ -12,7 +12,11 @@
  *   - held-out shards (data.eval_shards) are never leased; the order is over the others
  *   - going back to a committed checkpoint returns the units after it, in their places; a
  *     ledger without a lineage adopts a checkpoint with the units before its cursor
- *   - every change logs its public-log record, in order, with the fields DESIGN names */
+ *   - every change logs its public-log record, in order, with the fields DESIGN names
+ *   - data changes (plan.h): asked for, checked, pending until a commit's cursor; then the units
+ *     follow the plan (added ones at the epoch's end, excluded ones gone after the point, later
+ *     epochs by the new order), logged; one that must wait waits, one whose data went is
+ *     refused; a reopened ledger has the same plan */
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -660,6 +664,194 @@ static void test_records(void) {
     ct_ledger_close(&l);
 }
 
+/* A manifest file of n shards <prefix>-<i> (no shard files: the ledger reads none) in
+ * g_dir/<name>; its path in path. */
+static void write_manifest(const char *name, const char *prefix, int n, char *path, size_t cap) {
+    ct_err_t e = {0};
+    char dir[CT_PATH_MAX - 64];
+    snprintf(dir, sizeof dir, "%s/%s", g_dir, name);
+    CHECK_EQ_INT(ct_mkdirs(dir, &e), 0);
+    cJSON *m = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(m, "shards");
+    cJSON_AddStringToObject(m, "format", CT_MANIFEST_FORMAT);
+    cJSON_AddStringToObject(m, "tokenizer", "bytes");
+    cJSON_AddNumberToObject(m, "vocab_size", 256);
+    cJSON_AddNumberToObject(m, "n_tokens", 1000.0 * n);
+    for (int i = 0; i < n; i++) {
+        char id[32], file[48];
+        snprintf(id, sizeof id, "%s-%d", prefix, i);
+        snprintf(file, sizeof file, "%s.h5", id);
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddStringToObject(s, "id", id);
+        cJSON_AddStringToObject(s, "file", file);
+        cJSON_AddNumberToObject(s, "n_tokens", 1000);
+        cJSON_AddNumberToObject(s, "n_docs", 1);
+        cJSON_AddStringToObject(s, "sha256",
+                                "0000000000000000000000000000000000000000000000000000000000000000");
+        cJSON_AddItemToArray(arr, s);
+    }
+    char *text = cJSON_Print(m);
+    snprintf(path, cap, "%s/manifest.json", dir);
+    CHECK_EQ_INT(ct_write_file_atomic(path, text, strlen(text), &e), 0);
+    free(text);
+    cJSON_Delete(m);
+}
+
+static cJSON *add_request(const char *path) {
+    ct_manifest_t *m = NULL;
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_manifest_load(&m, path, &e), 0);
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "kind", "add");
+    cJSON_AddStringToObject(r, "manifest", path);
+    cJSON_AddStringToObject(r, "sha256", m ? m->sha256 : "");
+    cJSON_AddNumberToObject(r, "shards", m ? m->n_shards : 0);
+    cJSON_AddNumberToObject(r, "tokens", 3000);
+    cJSON_AddNumberToObject(r, "docs", 3);
+    cJSON_AddStringToObject(r, "reason", "more");
+    ct_manifest_destroy(&m);
+    return r;
+}
+
+static cJSON *exclude_request(const char *a, const char *b) {
+    cJSON *r = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(r, "shards");
+    cJSON_AddStringToObject(r, "kind", "exclude");
+    cJSON_AddItemToArray(ids, cJSON_CreateString(a));
+    if (b) cJSON_AddItemToArray(ids, cJSON_CreateString(b));
+    cJSON_AddNumberToObject(r, "docs", 0);
+    cJSON_AddStringToObject(r, "reason", "opt-out");
+    return r;
+}
+
+/* Units in the ledger, whatever their state. */
+static int count_units(ct_ledger_t *l) {
+    ct_ledger_counts_t c;
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_ledger_counts(l, &c, &e), 0);
+    return (int)(c.available + c.leased + c.done + c.committed);
+}
+
+/* Appends each record's type to arg (a buffer of 8192). */
+static int types(void *arg, int64_t seq, double at, const char *type, const char *body,
+                 ct_err_t *e) {
+    (void)seq, (void)at, (void)body, (void)e;
+    char *b = arg;
+    size_t n = strlen(b);
+    snprintf(b + n, 8192 - n, "%s ", type);
+    return 0;
+}
+
+static void test_data_changes(void) {
+    ct_err_t e = {0};
+    char base_path[CT_PATH_MAX], more_path[CT_PATH_MAX], gone_path[CT_PATH_MAX], db[CT_PATH_MAX];
+    write_manifest("dc-base", "b", N, base_path, sizeof base_path);
+    write_manifest("dc-more", "m", 3, more_path, sizeof more_path);
+    write_manifest("dc-gone", "x", 1, gone_path, sizeof gone_path);
+    ct_manifest_t *base = NULL;
+    CHECK_EQ_INT(ct_manifest_load(&base, base_path, &e), 0);
+    CHECK_EQ_INT(ct_path_join(db, sizeof db, g_dir, "changes.db", &e), 0);
+    ct_ledger_t *l = NULL;
+    CHECK_EQ_INT(ct_ledger_open(&l, db, base, SEED, 0, CFG_SHA, &e), 0);
+    int64_t order[N + 3];
+    ct_data_shard_order(SEED, 0, N, order);
+    /* a group trains units 0..2 of epoch 0 and commits 0 and 1 at a cursor in unit 2 */
+    ct_lease_t x[3];
+    for (int i = 0; i < 3; i++)
+        CHECK_EQ_INT(ct_ledger_lease(l, "g", 0, 60, &x[i], &e), 0);
+    ct_unit_t u[2];
+    for (int i = 0; i < 2; i++) {
+        CHECK_EQ_INT(ct_ledger_done(l, "g", x[i].shard_id, 0, x[i].fence, &e), 0);
+        snprintf(u[i].shard_id, sizeof u[i].shard_id, "%s", x[i].shard_id);
+        u[i].epoch = 0;
+    }
+    char id1[CT_SHA256_HEX];
+    hex(id1, 71);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g", 5, 1.0, id1, "", u, 2, &e), 0);
+    /* refused requests change nothing */
+    char nope[] = "b-99";
+    cJSON *bad = exclude_request(nope, NULL);
+    CHECK_EQ_INT(ct_ledger_request_change(db, bad, NULL, &e), CT_EINVAL);
+    CHECK_CONTAINS(e.msg, "b-99");
+    cJSON_Delete(bad);
+    bad = add_request(base_path);
+    ct_err_clear(&e);
+    CHECK_EQ_INT(ct_ledger_request_change(db, bad, NULL, &e), CT_EINVAL);
+    CHECK_CONTAINS(e.msg, "already in this run");
+    cJSON_Delete(bad);
+    /* exclude the unit at position 5 and the one at position 1 (committed before), add 3 */
+    const char *at5 = base->shards[order[5]].id, *at1 = base->shards[order[1]].id;
+    cJSON *ex = exclude_request(at5, at1), *add = add_request(more_path);
+    int64_t seq = 0, pending = 0;
+    CHECK_EQ_INT(ct_ledger_request_change(db, ex, &seq, &e), 0);
+    CHECK_EQ_INT(seq, 1);
+    CHECK_EQ_INT(ct_ledger_request_change(db, add, &seq, &e), 0);
+    CHECK_EQ_INT(seq, 2);
+    CHECK_EQ_INT(ct_ledger_changes_pending(l, &pending, &e), 0);
+    CHECK_EQ_INT(pending, 2);
+    CHECK_EQ_INT(ct_plan_count(ct_ledger_plan(l)), 0); /* nothing in effect before a commit */
+    int n = -1, before = count_units(l);
+    CHECK_EQ_INT(ct_ledger_take_effect(l, 0, 99, &n, &e), CT_EINVAL);
+    CHECK_EQ_INT(ct_ledger_take_effect(l, 0, 2, &n, &e), 0);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(count_units(l), before - 1 + 3); /* one gone, three at the end */
+    const ct_plan_t *p = ct_ledger_plan(l);
+    CHECK_EQ_INT(ct_plan_count(p), 2);
+    CHECK_EQ_INT(ct_plan_epoch_len(p, 0), N + 3);
+    CHECK(ct_plan_excluded(p, 0, 3, ct_plan_find(p, at5)));
+    CHECK(!ct_plan_excluded(p, 0, 2, ct_plan_find(p, at1)));
+    /* the rest of epoch 0 is leased in the plan's order, the excluded unit skipped; then epoch
+       1 by the order over all 10, both excluded shards left out */
+    int64_t want[2 * (N + 3)], k = 0;
+    for (int64_t pos = 3; pos < N + 3; pos++)
+        if (pos != 5) want[k++] = pos < N ? order[pos] : pos;
+    int64_t o1[N + 3];
+    ct_plan_order(p, 1, o1);
+    for (int i = 0; i < N + 3; i++)
+        if (o1[i] != ct_plan_find(p, at5) && o1[i] != ct_plan_find(p, at1)) want[k++] = o1[i];
+    for (int64_t i = 0; i < k; i++) {
+        ct_lease_t y;
+        CHECK_EQ_INT(ct_ledger_lease(l, "g", 0, 60, &y, &e), 0);
+        CHECK_EQ_INT(y.shard, want[i]);
+        CHECK_EQ_INT(y.epoch, i < N + 3 - 4 ? 0 : 1);
+    }
+    char got[8192] = "";
+    CHECK_EQ_INT(ct_ledger_records(l, 0, 1000, types, got, &e), 0);
+    CHECK_CONTAINS(got, "checkpoint_committed data_excluded data_added shard_leased");
+    /* epoch 2's units are out (leased): a change must wait, and waits in the ledger */
+    ct_lease_t y;
+    CHECK_EQ_INT(ct_ledger_lease(l, "g", 0, 60, &y, &e), 0);
+    CHECK_EQ_INT(y.epoch, 2);
+    cJSON *gone = add_request(gone_path);
+    CHECK_EQ_INT(ct_ledger_request_change(db, gone, NULL, &e), 0);
+    CHECK_EQ_INT(ct_ledger_take_effect(l, 1, 0, &n, &e), 0);
+    CHECK_EQ_INT(n, 0);
+    CHECK_EQ_INT(ct_ledger_changes_pending(l, &pending, &e), 0);
+    CHECK_EQ_INT(pending, 1);
+    /* its data gone when it can take effect: refused, the plan as it was */
+    CHECK(unlink(gone_path) == 0);
+    CHECK_EQ_INT(ct_ledger_take_effect(l, 2, 0, &n, &e), 0);
+    CHECK_EQ_INT(n, 0);
+    CHECK_EQ_INT(ct_ledger_changes_pending(l, &pending, &e), 0);
+    CHECK_EQ_INT(pending, 0);
+    CHECK_EQ_INT(ct_plan_count(ct_ledger_plan(l)), 2);
+    /* reopened: the same plan */
+    ct_ledger_close(&l);
+    CHECK_EQ_INT(ct_ledger_open(&l, db, base, SEED, 0, CFG_SHA, &e), 0);
+    p = ct_ledger_plan(l);
+    CHECK_EQ_INT(ct_plan_count(p), 2);
+    int64_t again[N + 3];
+    ct_plan_order(p, 1, again);
+    CHECK(memcmp(again, o1, sizeof again) == 0);
+    char *text = NULL;
+    CHECK_EQ_INT(ct_ledger_read_changes(db, &text, &e), 0);
+    CHECK(text && strstr(text, "\"kind\":\"add\"") && strstr(text, "\"pos\":3"));
+    free(text);
+    ct_ledger_close(&l);
+    cJSON_Delete(ex);
+    cJSON_Delete(add);
+    cJSON_Delete(gone);
+    ct_manifest_destroy(&base);
+}
+
 int main(void) {
     CHECK(mkdtemp(g_dir) != NULL);
     make_manifest();
@@ -671,6 +863,7 @@ int main(void) {
     test_rollback();
     test_adopt();
     test_records();
+    test_data_changes();
     test_random();
     test_kills();
     check_rm_tree(g_dir);

@@ -23,45 +23,44 @@
 #include "cotrain/optout.h"
 
 static void add_usage(FILE *f) {
-    fprintf(f,
-            "usage: cotrain add-data RUN_DIR MANIFEST --reason TEXT\n"
-            "\n"
-            "Adds the data of MANIFEST (a manifest.json, or its folder, made by `cotrain prep`\n"
-            "with the run's tokenizer) to the run in RUN_DIR, whose coordinator (or embedded\n"
-            "coordinator) keeps RUN_DIR/coordinator.db; it may be running or stopped. The\n"
-            "request is checked (tokenizer, vocabulary, every shard file against its sha256,\n"
-            "no shard the run has already) and waits for the next checkpoint a group commits:\n"
-            "from there the new shards are read after the other shards of that epoch, and\n"
-            "shuffled with all the others in the epochs after. The public log records it\n"
-            "(data_added, with REASON). Leave the files where they are: the workers read them\n"
-            "from that path (a cluster's shared storage).\n"
-            "\n"
-            "  --reason TEXT   why, for the public record (required)\n"
-            "\n"
-            "Exit codes: 0 asked, 2 refused (saying why) or bad usage, 1 a runtime failure.\n");
+    fprintf(f, "usage: cotrain add-data RUN_DIR MANIFEST --reason TEXT\n"
+               "\n"
+               "Adds the data of MANIFEST (a manifest.json, or its folder, made by `cotrain prep`\n"
+               "with the run's tokenizer) to the run in RUN_DIR, whose coordinator (or embedded\n"
+               "coordinator) keeps RUN_DIR/coordinator.db; it may be running or stopped. The\n"
+               "request is checked (tokenizer, vocabulary, every shard file against its sha256,\n"
+               "no shard the run has already) and waits for the next checkpoint a group commits:\n"
+               "from there the new shards are read after the other shards of that epoch, and\n"
+               "shuffled with all the others in the epochs after. The public log records it\n"
+               "(data_added, with REASON). Leave the files where they are: the workers read them\n"
+               "from that path (a cluster's shared storage).\n"
+               "\n"
+               "  --reason TEXT   why, for the public record (required)\n"
+               "\n"
+               "Exit codes: 0 asked, 2 refused (saying why) or bad usage, 1 a runtime failure.\n");
 }
 
 static void exclude_usage(FILE *f) {
-    fprintf(f,
-            "usage: cotrain exclude RUN_DIR (--shard ID | --doc ID | --list FILE)... --reason TEXT\n"
-            "\n"
-            "Takes data out of the rest of the run in RUN_DIR (see `cotrain add-data` for how a\n"
-            "change is asked for and takes effect). From the next checkpoint a group commits,\n"
-            "the shards named, and the shards that hold the documents named, are skipped: in\n"
-            "that epoch after the shard being read, and in every epoch after. What was trained\n"
-            "before stays in the checkpoints made before (`cotrain lineage` says which). A\n"
-            "document is excluded with the shard holding it; prepare that data again without it\n"
-            "(`cotrain prep --exclude`) and add it back with `cotrain add-data`. The public log\n"
-            "records the shards and how many documents were asked for (data_excluded), never\n"
-            "the documents' ids.\n"
-            "\n"
-            "  --shard ID      a shard of the run (repeatable)\n"
-            "  --doc ID        a document id, as `cotrain prep` wrote it (repeatable)\n"
-            "  --list FILE     an opt-out list (`cotrain prep --exclude` format): its document\n"
-            "                  ids (content hashes match nothing here: the run keeps no texts)\n"
-            "  --reason TEXT   why, for the public record (required)\n"
-            "\n"
-            "Exit codes: 0 asked, 2 refused (saying why) or bad usage, 1 a runtime failure.\n");
+    fprintf(
+        f, "usage: cotrain exclude RUN_DIR (--shard ID | --doc ID | --list FILE)... --reason TEXT\n"
+           "\n"
+           "Takes data out of the rest of the run in RUN_DIR (see `cotrain add-data` for how a\n"
+           "change is asked for and takes effect). From the next checkpoint a group commits,\n"
+           "the shards named, and the shards that hold the documents named, are skipped: in\n"
+           "that epoch after the shard being read, and in every epoch after. What was trained\n"
+           "before stays in the checkpoints made before (`cotrain lineage` says which). A\n"
+           "document is excluded with the shard holding it; prepare that data again without it\n"
+           "(`cotrain prep --exclude`) and add it back with `cotrain add-data`. The public log\n"
+           "records the shards and how many documents were asked for (data_excluded), never\n"
+           "the documents' ids.\n"
+           "\n"
+           "  --shard ID      a shard of the run (repeatable)\n"
+           "  --doc ID        a document id, as `cotrain prep` wrote it (repeatable)\n"
+           "  --list FILE     an opt-out list (`cotrain prep --exclude` format): its document\n"
+           "                  ids (content hashes match nothing here: the run keeps no texts)\n"
+           "  --reason TEXT   why, for the public record (required)\n"
+           "\n"
+           "Exit codes: 0 asked, 2 refused (saying why) or bad usage, 1 a runtime failure.\n");
 }
 
 /* RUN_DIR's ledger path, refusing a volunteer run (its groups fetch their data at join: a change
@@ -122,9 +121,8 @@ static int64_t docs_of(const ct_manifest_t *m) {
 }
 
 int ct_cmd_add_data(int argc, char **argv, const ct_log_t *lg) {
-    static const struct option opts[] = {{"reason", required_argument, 0, 'r'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"reason", required_argument, 0, 'r'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     const char *reason = NULL;
     int c;
     optind = 1;
@@ -152,16 +150,14 @@ int ct_cmd_add_data(int argc, char **argv, const ct_log_t *lg) {
     if (rc == 0) rc = check_shards(m, &e);
     char *abs = rc == 0 ? realpath(m->path, NULL) : NULL;
     cJSON *req = cJSON_CreateObject();
-    if (rc == 0 &&
-        (!abs || !req || !cJSON_AddStringToObject(req, "kind", "add") ||
-         !cJSON_AddStringToObject(req, "manifest", abs) ||
-         !cJSON_AddStringToObject(req, "sha256", m->sha256) ||
-         !cJSON_AddNumberToObject(req, "shards", m->n_shards) ||
-         !cJSON_AddNumberToObject(req, "tokens", (double)m->n_tokens) ||
-         !cJSON_AddNumberToObject(req, "docs", (double)docs_of(m)) ||
-         !cJSON_AddStringToObject(req, "reason", reason)))
-        rc = CT_ERR(&e, abs ? CT_ENOMEM : CT_EIO, "cannot build the request for %s",
-                    m->path);
+    if (rc == 0 && (!abs || !req || !cJSON_AddStringToObject(req, "kind", "add") ||
+                    !cJSON_AddStringToObject(req, "manifest", abs) ||
+                    !cJSON_AddStringToObject(req, "sha256", m->sha256) ||
+                    !cJSON_AddNumberToObject(req, "shards", m->n_shards) ||
+                    !cJSON_AddNumberToObject(req, "tokens", (double)m->n_tokens) ||
+                    !cJSON_AddNumberToObject(req, "docs", (double)docs_of(m)) ||
+                    !cJSON_AddStringToObject(req, "reason", reason)))
+        rc = CT_ERR(&e, abs ? CT_ENOMEM : CT_EIO, "cannot build the request for %s", m->path);
     free(abs);
     if (rc != 0) {
         ct_log(lg, CT_LOG_ERROR, "add-data: %s", e.msg);
@@ -228,8 +224,8 @@ static int shards_of_docs(const char *db, wanted_t *w, int64_t *docs, ct_err_t *
     fprintf(stderr, "\n");
     for (int d = 0; rc == 0 && d < w->n_docs; d++)
         if (!found[d])
-            rc = CT_ERR(e, CT_EINVAL, "no shard of the run holds a document with id %s",
-                        w->docs[d]);
+            rc =
+                CT_ERR(e, CT_EINVAL, "no shard of the run holds a document with id %s", w->docs[d]);
     if (rc == 0 && w->list) {
         int64_t entries = ct_optout_entries(w->list), matched = ct_optout_matched(w->list);
         if (matched == 0)
@@ -259,12 +255,10 @@ static void wanted_free(wanted_t *w) {
 }
 
 int ct_cmd_exclude(int argc, char **argv, const ct_log_t *lg) {
-    static const struct option opts[] = {{"shard", required_argument, 0, 's'},
-                                         {"doc", required_argument, 0, 'd'},
-                                         {"list", required_argument, 0, 'l'},
-                                         {"reason", required_argument, 0, 'r'},
-                                         {"help", no_argument, 0, 'h'},
-                                         {0, 0, 0, 0}};
+    static const struct option opts[] = {
+        {"shard", required_argument, 0, 's'}, {"doc", required_argument, 0, 'd'},
+        {"list", required_argument, 0, 'l'},  {"reason", required_argument, 0, 'r'},
+        {"help", no_argument, 0, 'h'},        {0, 0, 0, 0}};
     const char *reason = NULL;
     wanted_t w = {0};
     ct_err_t e = {0};

@@ -190,6 +190,43 @@ int ct_history_credit(const ct_history_t *h, ct_hist_credit_t **out, int *n, ct_
     return 0;
 }
 
+/* data_added / data_excluded: counted, the first epoch a change took effect in kept, and each
+ * excluded shard with where it was excluded from. */
+static int data_change(ct_history_t *h, const cJSON *r, const char *type, int64_t line,
+                       ct_err_t *e) {
+    int64_t epoch = -1, pos = 0;
+    const cJSON *shards = cJSON_GetObjectItemCaseSensitive(r, "shards"), *s;
+    int excl = !strcmp(type, "data_excluded");
+    if (!ct_json_get_uint53(r, "epoch", &epoch) || !cJSON_IsArray(shards) ||
+        (excl && !ct_json_get_uint53(r, "from_pos", &pos)))
+        return CT_ERR(e, CT_ECORRUPT, "line %lld: %s without its epoch%s and shards",
+                      (long long)line, type, excl ? ", from_pos" : "");
+    if (epoch < h->changed_epoch) h->changed_epoch = epoch;
+    if (!excl) {
+        h->added++;
+        return 0;
+    }
+    h->excluded++;
+    cJSON_ArrayForEach(s, shards) {
+        if (!cJSON_IsString(s))
+            return CT_ERR(e, CT_ECORRUPT, "line %lld: a shard that is not a string",
+                          (long long)line);
+        if (h->n_exclusions == h->cap_exclusions) {
+            int cap = h->cap_exclusions ? 2 * h->cap_exclusions : 8;
+            ct_hist_exclusion_t *p = realloc(h->exclusions, (size_t)cap * sizeof *p);
+            if (!p) return CT_ERR(e, CT_ENOMEM, "out of memory");
+            h->exclusions = p;
+            h->cap_exclusions = cap;
+        }
+        ct_hist_exclusion_t *x = &h->exclusions[h->n_exclusions++];
+        snprintf(x->shard, sizeof x->shard, "%s", s->valuestring);
+        x->epoch = epoch;
+        x->pos = pos;
+        x->line = line;
+    }
+    return 0;
+}
+
 /* The checks of one record's type on the lineage. */
 static int apply(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
     const char *type = ct_json_get_string(r, "type");
@@ -209,13 +246,15 @@ static int apply(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {
     if (!strcmp(type, "checkpoints_reverted")) return revert(h, r, line, e);
     if (!strcmp(type, "outer_step")) return outer_credit(h, r, line, e);
     if (!strcmp(type, "run_finished")) h->finished = line;
-    if (!strcmp(type, "data_excluded")) h->excluded++;
+    if (!strcmp(type, "data_excluded") || !strcmp(type, "data_added"))
+        return data_change(h, r, type, line, e);
     return 0;
 }
 
 int ct_history_read(ct_history_t *h, const char *public_dir, const char *pin, ct_err_t *e) {
     char head_path[CT_PATH_MAX], log_path[CT_PATH_MAX];
     memset(h, 0, sizeof *h);
+    h->changed_epoch = INT64_MAX;
     CT_TRY(ct_path_join(head_path, sizeof head_path, public_dir, "run.json", e));
     CT_TRY(ct_path_join(log_path, sizeof log_path, public_dir, "log.jsonl", e));
     CT_TRY(ct_publog_head_read(head_path, &h->head, e));
@@ -267,5 +306,6 @@ void ct_history_free(ct_history_t *h) {
     free(h->ck);
     free(h->joined);
     free(h->outer);
+    free(h->exclusions);
     memset(h, 0, sizeof *h);
 }

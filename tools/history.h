@@ -39,6 +39,12 @@ typedef struct ct_hist_unit {
     int64_t line;
 } ct_hist_unit_t;
 
+/* A shard excluded from the run (a data_excluded record): from unit `pos` of epoch `epoch`. */
+typedef struct ct_hist_exclusion {
+    char shard[CT_HIST_NAME];
+    int64_t epoch, pos, line;
+} ct_hist_exclusion_t;
+
 typedef struct ct_history {
     ct_publog_head_t head; /* run.json */
     char fingerprint[CT_PUBLOG_FP];
@@ -52,7 +58,10 @@ typedef struct ct_history {
        the outer_step records */
     ct_hist_credit_t *outer;
     int n_outer, cap_outer;
-    int64_t excluded; /* data_excluded records */
+    int64_t excluded, added; /* data_excluded and data_added records */
+    int64_t changed_epoch;   /* the first epoch a data change took effect in (INT64_MAX: none) */
+    ct_hist_exclusion_t *exclusions; /* each excluded shard, in log order */
+    int n_exclusions, cap_exclusions;
     /* the key id each group last joined with, while reading */
     struct {
         char group[CT_HIST_NAME], key[CT_HIST_NAME];

@@ -187,6 +187,9 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
     }
     const char *sid = m->shards[shard].id;
     size_t idlen = strlen(sid);
+    const ct_hist_exclusion_t *x = NULL; /* the shard's exclusion, if any */
+    for (int i = 0; i < h.n_exclusions && !x; i++)
+        if (!strcmp(h.exclusions[i].shard, sid)) x = &h.exclusions[i];
     ct_config_t cfg;
     ct_err_t no_steps = {0};
     int exact = run_config(run, &h, &cfg, &no_steps) == 0;
@@ -194,8 +197,7 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
     if (json)
         printf("{\"doc\":\"%s\",\"shard\":\"%s\",\"doc_index\":%lld,\"tokens\":[%lld,%lld],"
                "\"excluded\":%s,\"committed\":[",
-               doc, sid, (long long)d, (long long)from, (long long)to,
-               h.excluded ? "true" : "false");
+               doc, sid, (long long)d, (long long)from, (long long)to, x ? "true" : "false");
     else
         printf("document %s\n  in shard %s (shard %d of %s), document %lld, tokens %lld..%lld\n",
                doc, sid, shard, m->path, (long long)d, (long long)from, (long long)to - 1);
@@ -207,10 +209,13 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
         int64_t first = h.units[u].ckpt > 0 ? h.ck[h.units[u].ckpt - 1].step + 1 : 1;
         int64_t epoch = strtoll(name + idlen + 1, NULL, 10), *steps = NULL;
         int n_steps = 0;
-        if (exact && (rc = doc_steps(m, &cfg, shard, epoch, from, to, &steps, &n_steps, &e)) != 0)
+        /* the order of an epoch a data change took effect in, or after, is the plan's (data
+           added or excluded mid-run): not recomputed here */
+        int known = exact && epoch < h.changed_epoch;
+        if (known && (rc = doc_steps(m, &cfg, shard, epoch, from, to, &steps, &n_steps, &e)) != 0)
             break;
         char at[512] = "";
-        for (int i = 0, w = 0; exact && i < n_steps && w < (int)sizeof at - 24; i++)
+        for (int i = 0, w = 0; known && i < n_steps && w < (int)sizeof at - 24; i++)
             w += snprintf(at + w, sizeof at - (size_t)w, "%s%lld", i ? (json ? "," : ", ") : "",
                           (long long)steps[i]);
         free(steps);
@@ -218,12 +223,12 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
             printf("%s{\"epoch\":%lld,\"checkpoint\":\"%s\",\"step\":%lld,\"steps\":[%lld,%lld],"
                    "\"trained_at\":%s%s%s,\"line\":%lld}",
                    n ? "," : "", (long long)epoch, c->id, (long long)c->step, (long long)first,
-                   (long long)c->step, exact ? "[" : "null", at, exact ? "]" : "",
+                   (long long)c->step, known ? "[" : "null", at, known ? "]" : "",
                    (long long)h.units[u].line);
         else
             printf("  epoch %lld: trained at step(s) %s; committed by checkpoint %s (step %lld, "
                    "steps %lld..%lld since its parent, log line %lld)\n",
-                   (long long)epoch, exact ? at : "(unknown: see below)", c->id, (long long)c->step,
+                   (long long)epoch, known ? at : "(unknown: see below)", c->id, (long long)c->step,
                    (long long)first, (long long)c->step, (long long)h.units[u].line);
         n++;
     }
@@ -240,8 +245,16 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
         if (n && !exact)
             printf("  the exact steps are not known: %s\n",
                    no_steps.msg[0] ? no_steps.msg : "the shard is held out for evaluation");
-        printf("  excluded later: %s\n",
-               h.excluded ? "the log holds exclusion records (see data_excluded)" : "no");
+        else if (n && h.changed_epoch != INT64_MAX)
+            printf("  the exact steps are known before epoch %lld only: data was added or "
+                   "excluded from then on (data_added, data_excluded)\n",
+                   (long long)h.changed_epoch);
+        if (x)
+            printf("  excluded later: yes, its shard from unit %lld of epoch %lld on (log line "
+                   "%lld)\n",
+                   (long long)x->pos, (long long)x->epoch, (long long)x->line);
+        else
+            printf("  excluded later: no\n");
         printf("  (the log %s verified: %lld record(s), key %s)\n", pub, (long long)h.records,
                h.fingerprint);
     }

@@ -65,14 +65,14 @@ struct ct_attach {
     char session[24]; /* this start of the group: its requests are numbered anew */
     long long req;
     const ct_log_t *lg;
-    ct_plan_t *plan;               /* the run's data plan, as the coordinator's (plan.h) */
-    cJSON *changes;                /* its changes, as the last welcome or commit reply gave them */
-    int new_changes;               /* rank 0: the last commit reply brought changes */
-    int64_t *order, order_epoch;   /* (order_cap) the shard order of order_epoch */
+    ct_plan_t *plan;             /* the run's data plan, as the coordinator's (plan.h) */
+    cJSON *changes;              /* its changes, as the last welcome or commit reply gave them */
+    int new_changes;             /* rank 0: the last commit reply brought changes */
+    int64_t *order, order_epoch; /* (order_cap) the shard order of order_epoch */
     int64_t order_cap;
-    int started;                   /* next_lease / next_done set from the first cursor */
-    upos_t next_lease, next_done;  /* the next unit to lease, and to report done */
-    int64_t *fences;               /* fences[k]: the k-th leased unit not yet reported done */
+    int started;                  /* next_lease / next_done set from the first cursor */
+    upos_t next_lease, next_done; /* the next unit to lease, and to report done */
+    int64_t *fences;              /* fences[k]: the k-th leased unit not yet reported done */
     int n_fences, cap_fences;
     unit_t *done; /* reported done since the last commit */
     int n_done, cap_done;
@@ -606,7 +606,8 @@ int ct_attach_commit(ct_attach_t *a, int64_t step, const char *id, const ct_data
     cJSON *f = cJSON_CreateObject(), *units = cJSON_CreateArray();
     cJSON *at = f ? cJSON_AddObjectToObject(f, "cursor") : NULL; /* where changes take effect */
     int ok = f && units && at && cJSON_AddNumberToObject(f, "step", (double)step) &&
-             cJSON_AddStringToObject(f, "id", id) && cJSON_AddStringToObject(f, "parent", a->head) &&
+             cJSON_AddStringToObject(f, "id", id) &&
+             cJSON_AddStringToObject(f, "parent", a->head) &&
              cJSON_AddNumberToObject(at, "epoch", (double)cur->epoch) &&
              cJSON_AddNumberToObject(at, "pos", (double)cur->shard_pos);
     for (int i = 0; ok && i < a->n_done; i++) {

@@ -277,14 +277,14 @@ typedef struct session {
     ct_manifest_t *coord_man;    /* its copy of the manifest */
     char *coord_json;            /* its config */
     char data_path[CT_PATH_MAX]; /* --data, or the copy fetched from the coordinator */
-    cJSON *changes; /* without --coordinator: the data changes in this run's ledger (plan.h) */
-    int local_metrics;    /* rank 0 writes RUN_DIR/public/metrics.jsonl itself (attached, its own
-                             RUN_DIR); the coordinator writes its own from the lines it is sent */
-    int forced_resume;    /* resume_dir is the coordinator's head checkpoint */
-    int volunteer;        /* the coordinator runs volunteer mode: join.h's rounds, not train_loop */
+    cJSON *changes;    /* without --coordinator: the data changes in this run's ledger (plan.h) */
+    int local_metrics; /* rank 0 writes RUN_DIR/public/metrics.jsonl itself (attached, its own
+                          RUN_DIR); the coordinator writes its own from the lines it is sent */
+    int forced_resume; /* resume_dir is the coordinator's head checkpoint */
+    int volunteer;     /* the coordinator runs volunteer mode: join.h's rounds, not train_loop */
     char head[CT_SHA256_HEX]; /* attached: the coordinator's head checkpoint ... */
     int64_t head_step;        /* ... and its step */
-    int64_t eval_windows; /* how many of them an evaluation reads */
+    int64_t eval_windows;     /* how many of them an evaluation reads */
 } session_t;
 
 /* Writes RUN_DIR/config.json (canonical) and logs its sha256. */

@@ -168,12 +168,14 @@
       return [n, num(t.tokens), num(t.steps), credit, g.last_seen || "\u2013", g.leased === undefined ? "\u2013" : g.leased + (g.standby ? " (standby)" : "")];
     }));
     const excluded = (s.log || []).filter((l) => l.includes('"type":"data_excluded"')).length;
+    const added = (s.log || []).filter((l) => l.includes('"type":"data_added"')).length;
     fill("data", [
       ["shards trained on", num(s.data.shards)],
       ["held out for evaluation", num(s.data.held_out)],
       ["tokens", num(s.data.tokens)],
       ["manifest sha256", { attrs: { class: "id" }, text: s.run.data_sha256 }],
       ["units committed / leased / epochs", num(s.units.committed) + " / " + num(s.units.leased) + " / " + num(s.units.epochs)],
+      ["added mid-run", added ? added + " data_added record(s) in the latest log lines" : "none recorded"],
       ["opted out / excluded", excluded ? excluded + " exclusion record(s) in the latest log lines" : "none recorded"],
     ]);
     fill("checkpoints", (s.checkpoints || []).slice().reverse().map((c) => [c.step, { attrs: { class: "id", title: c.id }, text: c.id }, c.group, c.time, num(c.units)]));

@@ -219,7 +219,8 @@ int ct_ledger_checkpoints(ct_ledger_t *l, ct_ckpt_entry_t **out, int *n, ct_err_
  * (a checkpoint's step minus its parent's; an adopted root counts from 0) and the tokens those
  * steps trained (steps x train.global_batch x model.seq_len of the run's config; 0 when it lacks
  * them); in volunteer mode (the config's volunteer.enabled) the deltas of the group that outer
- * steps accepted (commits), their inner steps and tokens, and its CURVE key id. The caller owns the array. NULL on an error (CT_EIO, CT_ENOMEM in e). */
+ * steps accepted (commits), their inner steps and tokens, and its CURVE key id. The caller owns the
+ * array. NULL on an error (CT_EIO, CT_ENOMEM in e). */
 cJSON *ct_ledger_credit(ct_ledger_t *l, const cJSON *config, ct_err_t *e);
 
 /* The public log's records (DESIGN.md, "Public log") are rows of the ledger, each written in the
@@ -279,8 +280,8 @@ typedef struct ct_delta_entry {
     int64_t steps;  /* inner steps it took */
     int64_t bytes;  /* encoded size */
     char sha256[CT_SHA256_HEX];
-    char loss[32];  /* its last inner step's loss, as text ("" when not sent) */
-    double at;      /* when it was received (wall-clock seconds) */
+    char loss[32]; /* its last inner step's loss, as text ("" when not sent) */
+    double at;     /* when it was received (wall-clock seconds) */
 } ct_delta_entry_t;
 
 /* Records delta d as waiting, logged as delta_received. Errors: CT_ESTATE (the group has one

@@ -23,8 +23,8 @@
 enum { CT_SHARD_ID_MAX = 64 };
 
 typedef struct ct_manifest_shard {
-    char id[CT_SHARD_ID_MAX];  /* [A-Za-z0-9._-], unique in the manifest */
-    char *path;                /* the file, joined to the manifest's folder */
+    char id[CT_SHARD_ID_MAX]; /* [A-Za-z0-9._-], unique in the manifest */
+    char *path;               /* the file, joined to the manifest's folder */
     int64_t n_tokens, n_docs;
     char sha256[CT_SHA256_HEX]; /* of the file's bytes */
 } ct_manifest_shard_t;
@@ -68,10 +68,10 @@ int ct_manifest_read_docs(const ct_manifest_shard_t *ms, ct_shard_t *s, ct_err_t
 
 /* What one input contributed (the manifest's "sources" entry). */
 typedef struct ct_manifest_source {
-    const char *name;                   /* the input as given (not owned) */
-    char sha256[CT_SHA256_HEX];         /* of its bytes */
-    int64_t bytes, docs, tokens, empty_docs, excluded_docs, invalid_utf8_docs,
-        invalid_utf8_bytes, bad_lines;
+    const char *name;           /* the input as given (not owned) */
+    char sha256[CT_SHA256_HEX]; /* of its bytes */
+    int64_t bytes, docs, tokens, empty_docs, excluded_docs, invalid_utf8_docs, invalid_utf8_bytes,
+        bad_lines;
 } ct_manifest_source_t;
 
 /* The opt-out summary ("optout"); a build without a list passes NULL. */
@@ -91,8 +91,8 @@ typedef struct ct_manifest_builder ct_manifest_builder_t;
 
 /* Starts a manifest of `tokenizer`'s tokens (vocab_size ids; eot < 0: none). Errors:
  * CT_ENOMEM. *out is owned by the caller. */
-int ct_manifest_builder_create(ct_manifest_builder_t **out, const char *tokenizer,
-                               int vocab_size, int eot, ct_err_t *e);
+int ct_manifest_builder_create(ct_manifest_builder_t **out, const char *tokenizer, int vocab_size,
+                               int eot, ct_err_t *e);
 
 /* Appends a shard entry; sources[0..n_sources) name the inputs its documents came from. Errors:
  * CT_ENOMEM (the entry is then not added). */
