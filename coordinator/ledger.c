@@ -157,13 +157,41 @@ int ldb_step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t *e
     return db_err(l, what, e);
 }
 
+/* The plan as it was before this transaction changed it: back after a rollback of the level it
+ * was kept at (or an outer one), or dropped once the transaction commits. Nothing here can fail:
+ * the copy was made before the change (ldb_plan_keep). */
+static void plan_back(ct_ledger_t *l, int level) {
+    if (!l->plan_before || l->plan_level < level) return;
+    ct_plan_destroy(&l->plan);
+    l->plan = l->plan_before;
+    l->plan_before = NULL;
+}
+
+static void plan_kept(ct_ledger_t *l) {
+    ct_plan_destroy(&l->plan_before);
+}
+
+int ldb_plan_keep(ct_ledger_t *l, ct_err_t *e) {
+    if (l->plan_before) return 0;
+    ct_plan_t *p = NULL;
+    cJSON *changes = ct_plan_changes_json(l->plan);
+    int rc = changes ? ct_plan_create(&p, l->m, l->held_out, l->seed, e)
+                     : CT_ERR(e, CT_ENOMEM, "out of memory");
+    if (rc == 0) rc = ct_plan_apply(p, changes, NULL, e);
+    cJSON_Delete(changes);
+    if (rc != 0) {
+        ct_plan_destroy(&p);
+        return rc;
+    }
+    l->plan_before = p;
+    l->plan_level = l->in_tx;
+    return 0;
+}
+
 /* After a ROLLBACK of the outermost level: the plan in memory goes back with the tables. */
 static void rolled_back(ct_ledger_t *l) {
     sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
-    if (!l->plan_changed) return;
-    l->plan_changed = 0;
-    ct_err_t ignored = {0};
-    ldb_plan_load(l, &ignored);
+    plan_back(l, 0);
 }
 
 /* A transaction or savepoint statement, prepared once (they run several times a request). */
@@ -180,8 +208,10 @@ int ldb_transaction(ct_ledger_t *l, int (*body)(ct_ledger_t *, void *, ct_err_t 
     CT_TRY(control(l, "BEGIN IMMEDIATE", e));
     int rc = body(l, arg, e);
     if (rc == 0) rc = control(l, "COMMIT", e);
-    if (rc != 0) rolled_back(l);
-    l->plan_changed = 0;
+    if (rc != 0)
+        rolled_back(l);
+    else
+        plan_kept(l);
     return rc;
 }
 
@@ -194,9 +224,12 @@ int ct_ledger_begin(ct_ledger_t *l, ct_err_t *e) {
 
 int ct_ledger_end(ct_ledger_t *l, int keep, ct_err_t *e) {
     if (!l->in_tx) return CT_ERR(e, CT_ESTATE, "ledger %s: no transaction is open", l->path);
-    int outer = --l->in_tx == 0, rc = 0;
+    int level = l->in_tx--, outer = l->in_tx == 0, rc = 0;
     if (keep && (rc = control(l, outer ? "COMMIT" : "RELEASE nest", e)) == 0) {
-        if (outer) l->plan_changed = 0;
+        if (outer)
+            plan_kept(l);
+        else if (l->plan_before && l->plan_level > l->in_tx)
+            l->plan_level = l->in_tx; /* now the enclosing level's change */
         return 0;
     }
     if (outer) {
@@ -204,10 +237,7 @@ int ct_ledger_end(ct_ledger_t *l, int keep, ct_err_t *e) {
     } else {
         sqlite3_exec(l->db, "ROLLBACK TO nest", NULL, NULL, NULL);
         sqlite3_exec(l->db, "RELEASE nest", NULL, NULL, NULL);
-        if (l->plan_changed) { /* the plan as the tables now have it (plan_changed stays) */
-            ct_err_t ignored = {0};
-            ldb_plan_load(l, &ignored);
-        }
+        plan_back(l, level);
     }
     return rc;
 }
@@ -565,6 +595,7 @@ void ct_ledger_close(ct_ledger_t **self_p) {
     if (l->wal_fd >= 0) close(l->wal_fd);
     free(l->order);
     ct_plan_destroy(&l->plan);
+    ct_plan_destroy(&l->plan_before);
     free(l);
     *self_p = NULL;
 }

@@ -334,6 +334,29 @@ static int record_change(ct_ledger_t *l, int64_t seq, const cJSON *req, const cJ
     return ldb_record(l, add ? "data_added" : "data_excluded", f, e);
 }
 
+/* 1 (why saying so) when an add's manifest is no longer what was asked for: missing, or its
+ * bytes another sha256 (the request was checked when it was made, so nothing else can make it
+ * fail but a passing fault, which fails the call instead), else 0 or an error. */
+static int data_gone(const cJSON *req, ct_err_t *why, ct_err_t *e) {
+    const char *path = ct_json_get_string(req, "manifest"),
+               *sha = ct_json_get_string(req, "sha256");
+    if (!path || !sha) return 0; /* an exclusion */
+    char *buf = NULL, hex[CT_SHA256_HEX];
+    size_t len = 0;
+    int rc = ct_read_file(path, &buf, &len, why);
+    if (rc == CT_ENOENT) return 1;
+    if (rc != 0) {
+        *e = *why;
+        return rc;
+    }
+    ct_sha256_hex(buf, len, hex);
+    free(buf);
+    if (strcmp(hex, sha) == 0) return 0;
+    CT_ERR(why, CT_ECORRUPT, "%s has changed since it was added (sha256 %.16s..., not %.16s...)",
+           path, hex, sha);
+    return 1;
+}
+
 typedef struct pending {
     int64_t seq;
     cJSON *req;
@@ -355,14 +378,19 @@ static int take_effect(ct_ledger_t *l, const pending_t *pd, int64_t epoch, int64
     int64_t first = ct_plan_shards(l->plan), before = ct_plan_epoch_len(l->plan, epoch);
     cJSON *added = cJSON_Duplicate(pc, 1);
     ct_err_t why = {0};
-    l->plan_changed = 1;
+    int applied;
     if (!added || !cJSON_AddItemToArray(all, added)) {
         cJSON_Delete(added);
         rc = CT_ERR(e, CT_ENOMEM, "out of memory");
-    } else if (ct_plan_apply(l->plan, all, NULL, &why) != 0) {
+    }
+    int gone = rc == 0 ? data_gone(pd->req, &why, e) : 0;
+    if (gone < 0) rc = gone;
+    if (rc == 0 && !gone) rc = ldb_plan_keep(l, e);
+    if (rc == 0 && !gone && (applied = ct_plan_apply(l->plan, all, NULL, e)) != 0) rc = applied;
+    if (rc == 0 && gone) { /* its data is gone or changed: refused for good */
         rc = ldb_run(l, NULL, e, "UPDATE changes SET state = ?, note = ? WHERE seq = ?", "iti",
                      (int64_t)REFUSED, why.msg, pd->seq);
-    } else {
+    } else if (rc == 0) {
         char *text = cJSON_PrintUnformatted(pc);
         rc = text ? follow(l, pc, epoch, pos, first, before, e)
                   : CT_ERR(e, CT_ENOMEM, "out of memory");
@@ -393,10 +421,15 @@ static int effect_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
                        "i", (int64_t)PENDING));
     while (k < 16 && (r = ldb_step_row(l, st, "reading the data changes", e)) == 1) {
         pd[k].seq = sqlite3_column_int64(st, 0);
-        if ((pd[k].req = cJSON_Parse((const char *)sqlite3_column_text(st, 1)))) k++;
+        if (!(pd[k].req = cJSON_Parse((const char *)sqlite3_column_text(st, 1)))) {
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory reading data change %lld",
+                        (long long)pd[k].seq);
+            break;
+        }
+        k++;
     }
     ldb_done(l, st);
-    if (r < 0) rc = r;
+    if (r < 0 && rc == 0) rc = r;
     for (int i = 0; rc == 0 && !stop && i < k; i++)
         rc = take_effect(l, &pd[i], a->epoch, a->pos, &stop, &a->n, e);
     for (int i = 0; i < k; i++)

@@ -31,9 +31,10 @@ struct ct_ledger {
     uint64_t seed;
     const ct_manifest_t *m; /* the run's manifest (the caller's) */
     int held_out;
-    ct_plan_t *plan;  /* the base and the data changes in effect (the changes table) */
-    int plan_changed; /* the open transaction changed the plan: rebuilt if it rolls back */
-    int64_t *order;   /* (order_cap) scratch for an epoch's order */
+    ct_plan_t *plan;        /* the base and the data changes in effect (the changes table) */
+    ct_plan_t *plan_before; /* the plan before the open transaction changed it (ldb_plan_keep) */
+    int plan_level;         /* ... kept at this level of ct_ledger_begin (0: ldb_transaction) */
+    int64_t *order;         /* (order_cap) scratch for an epoch's order */
     int64_t order_cap;
     /* meta's counters, kept in memory and written through: a rolled-back transaction leaves a
        gap, never a value handed out twice */
@@ -88,9 +89,13 @@ int ldb_set_meta(ct_ledger_t *l, const char *key, const char *value, ct_err_t *e
 /* Shard `idx`'s id (an index of the plan). */
 const char *ldb_shard_id(const ct_ledger_t *l, int64_t idx);
 
-/* The plan built anew from the changes table (after a transaction that changed it rolled
- * back), and the data changes' part of opening: the changes table. Errors: as ct_plan_apply. */
+/* The plan built from the changes table (opening the ledger). Errors: as ct_plan_apply. */
 int ldb_plan_load(ct_ledger_t *l, ct_err_t *e);
+
+/* Before the open transaction changes the plan: a copy of it is kept, to be put back if the
+ * transaction (or the savepoint it was kept in) rolls back. Errors: as ct_plan_apply (nothing
+ * was changed). */
+int ldb_plan_keep(ct_ledger_t *l, ct_err_t *e);
 
 /* The next epoch to begin (one past the last made), and beginning it: its units, in the order
  * of ct_data_shard_order. */

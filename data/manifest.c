@@ -121,7 +121,11 @@ int ct_manifest_load(ct_manifest_t **out, const char *path, ct_err_t *e) {
     else
         snprintf(dir, sizeof dir, ".");
     ct_err_t why = {0};
-    if (ct_read_file(m->path, &text, &len, &why) != 0) {
+    if ((rc = ct_read_file(m->path, &text, &len, &why)) != 0) {
+        if (rc != CT_ENOENT) { /* out of memory, or a read error: not a missing manifest */
+            *e = why;
+            goto fail;
+        }
         rc = CT_ERR(e, CT_ENOENT,
                     "no data manifest: %s; make one with `cotrain prep TEXT... "
                     "--out DIR` and pass DIR or DIR/manifest.json",

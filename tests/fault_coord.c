@@ -8,6 +8,9 @@
  *   - a public-log append (ct_public_open deriving log.jsonl from the ledger, from nothing and
  *     from half a file): the failure is reported or logged, and the next open writes the log
  *     byte for byte as a run without faults did, every line checking (chain, signature);
+ *   - data changes taking effect at a commit (plan.h), each write, sync or allocation failing
+ *     once or from the Nth on: both changes in effect or both pending after reopening, and the
+ *     plan the failed call left in memory the tables' (a rolled-back change leaves none);
  *   - message sends (the client's and the server's), during hello, leases, a report, a heartbeat
  *     and a leave over inproc:// with the real server: a lost request or reply is retried with the
  *     same number and answered (the stored reply), never applied twice, and the coordinator stays
@@ -19,8 +22,10 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "cotrain/client.h"
 #include "cotrain/coord.h"
+#include "cotrain/data.h"
 #include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/hash.h"
@@ -45,7 +50,7 @@ static void path_in(char *out, const char *name) {
 }
 
 static void remove_db(const char *db) {
-    char p[CT_PATH_MAX];
+    char p[CT_PATH_MAX + 8];
     unlink(db);
     snprintf(p, sizeof p, "%s-wal", db);
     unlink(p);
@@ -174,6 +179,125 @@ static void sweep_transaction(ct_fault_kind_t kind, int persistent) {
         check_after(db, 0, what);
     }
     printf("transaction, %s%s: %d calls swept, %d failed cleanly\n", ct_fault_kind_name(kind),
+           persistent ? " (persistent)" : "", n - 1, failures);
+    CHECK(n < SWEEP_MAX);
+    CHECK(failures > 0);
+}
+
+/* ---- data changes taking effect ---- */
+
+static ct_manifest_t *g_base;    /* a manifest file of N shards (fixture.h), for the requests */
+static char g_more[CT_PATH_MAX]; /* a second one, added */
+
+/* The ledger before: checkpoint 1 committed with unit 0 at a cursor in unit 1 (leased), and two
+ * changes pending: the shard at unit 3 excluded, g_more's 3 shards added. */
+static void make_changes_before(const char *db) {
+    ct_ledger_t *l = NULL;
+    ct_err_t e = {0};
+    ct_lease_t a, b;
+    remove_db(db);
+    CHECK_EQ_INT(ct_ledger_open(&l, db, g_base, SEED, 0, CFG_SHA, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g1", 0, 1e9, &a, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l, "g1", 0, 1e9, &b, &e), 0);
+    CHECK_EQ_INT(ct_ledger_done(l, "g1", a.shard_id, a.epoch, a.fence, &e), 0);
+    ct_unit_t ua = unit_of(&a);
+    CHECK_EQ_INT(ct_ledger_commit(l, "g1", 1, 1.0, g_id1, "", &ua, 1, &e), 0);
+    ct_ledger_close(&l);
+    int64_t order[N];
+    ct_data_shard_order(SEED, 0, N, order);
+    cJSON *ex = cJSON_CreateObject(), *ids = cJSON_AddArrayToObject(ex, "shards");
+    cJSON_AddStringToObject(ex, "kind", "exclude");
+    cJSON_AddItemToArray(ids, cJSON_CreateString(g_base->shards[order[3]].id));
+    cJSON_AddNumberToObject(ex, "docs", 0);
+    cJSON_AddStringToObject(ex, "reason", "test");
+    ct_manifest_t *m = NULL;
+    CHECK_EQ_INT(ct_manifest_load(&m, g_more, &e), 0);
+    cJSON *add = cJSON_CreateObject();
+    cJSON_AddStringToObject(add, "kind", "add");
+    cJSON_AddStringToObject(add, "manifest", g_more);
+    cJSON_AddStringToObject(add, "sha256", m->sha256);
+    cJSON_AddNumberToObject(add, "shards", m->n_shards);
+    cJSON_AddNumberToObject(add, "tokens", 3000);
+    cJSON_AddNumberToObject(add, "docs", 3);
+    cJSON_AddStringToObject(add, "reason", "test");
+    CHECK_EQ_INT(ct_ledger_request_change(db, ex, NULL, &e), 0);
+    CHECK_EQ_INT(ct_ledger_request_change(db, add, NULL, &e), 0);
+    cJSON_Delete(ex);
+    cJSON_Delete(add);
+    ct_manifest_destroy(&m);
+}
+
+/* The transaction under test: the changes take effect (a commit's cursor in unit 1), synced. */
+static int changes_tx(ct_ledger_t *l, ct_err_t *e) {
+    int n = 0;
+    CT_TRY(ct_ledger_take_effect(l, 0, 1, &n, e));
+    return ct_ledger_sync(l, e);
+}
+
+/* The reopened ledger holds both changes in effect (always when `acked`) or both pending, its
+ * units as the plan says; the plan the failed call left in memory was the tables' (`in_memory`
+ * changes); then the changes take effect. */
+static void check_changes_after(const char *db, int acked, int in_memory, const char *what) {
+    ct_ledger_t *l = NULL;
+    ct_err_t e = {0};
+    check_integrity(db);
+    CHECK_EQ_INT(ct_ledger_open(&l, db, g_base, SEED, 0, CFG_SHA, &e), 0);
+    if (!l) {
+        fprintf(stderr, "  %s: the ledger does not reopen: %s\n", what, e.msg);
+        return;
+    }
+    int64_t pending = -1;
+    ct_ledger_counts_t c;
+    CHECK_EQ_INT(ct_ledger_changes_pending(l, &pending, &e), 0);
+    CHECK_EQ_INT(ct_ledger_counts(l, &c, &e), 0);
+    int in_effect = ct_plan_count(ct_ledger_plan(l));
+    int64_t units = c.available + c.leased + c.done + c.committed;
+    int all = in_effect == 2 && pending == 0 && units == N - 1 + 3;
+    int none = in_effect == 0 && pending == 2 && units == N;
+    if (!(all || (none && !acked)) || in_memory != in_effect) {
+        fprintf(stderr, "  %s (%s): %d in effect (%d in memory), %lld pending, %lld units\n", what,
+                acked ? "acknowledged" : "failed", in_effect, in_memory, (long long)pending,
+                (long long)units);
+        CHECK(0);
+    }
+    int n = 0;
+    CHECK_EQ_INT(ct_ledger_take_effect(l, 0, 1, &n, &e), 0);
+    CHECK_EQ_INT(ct_plan_count(ct_ledger_plan(l)), 2);
+    ct_ledger_close(&l);
+}
+
+static void sweep_changes(ct_fault_kind_t kind, int persistent) {
+    char db[CT_PATH_MAX], what[64];
+    path_in(db, "changes.db");
+    int failures = 0, n;
+    for (n = 1; n < SWEEP_MAX; n++) {
+        make_changes_before(db);
+        ct_ledger_t *l = NULL;
+        ct_err_t e = {0};
+        CHECK_EQ_INT(ct_ledger_open(&l, db, g_base, SEED, 0, CFG_SHA, &e), 0);
+        ct_fault_arm(kind, n, persistent);
+        int rc = changes_tx(l, &e);
+        long fired = ct_fault_fired();
+        ct_fault_disarm();
+        int in_memory = ct_plan_count(ct_ledger_plan(l));
+        ct_ledger_close(&l);
+        snprintf(what, sizeof what, "%s:%d%s", ct_fault_kind_name(kind), n, persistent ? "+" : "");
+        if (!fired || rc == 0) {
+            CHECK_EQ_INT(rc, 0);
+            check_changes_after(db, 1, in_memory, what);
+            if (!fired) break;
+            continue;
+        }
+        failures++;
+        /* any clear error: an allocation failing inside cJSON_Parse reads as a manifest that is
+           not JSON (cJSON cannot tell the two apart); the state is what is checked */
+        if (!e.msg[0]) {
+            fprintf(stderr, "  %s: error %d without a message\n", what, rc);
+            CHECK(0);
+        }
+        check_changes_after(db, 0, in_memory, what);
+    }
+    printf("data changes, %s%s: %d calls swept, %d failed cleanly\n", ct_fault_kind_name(kind),
            persistent ? " (persistent)" : "", n - 1, failures);
     CHECK(n < SWEEP_MAX);
     CHECK(failures > 0);
@@ -404,6 +528,17 @@ int main(void) {
         sweep_transaction(kinds[k], 0);
         sweep_transaction(kinds[k], 1);
     }
+    char base_dir[CT_PATH_MAX - 64], more_dir[CT_PATH_MAX - 64], base_path[CT_PATH_MAX];
+    snprintf(base_dir, sizeof base_dir, "%s/base", g_dir);
+    snprintf(more_dir, sizeof more_dir, "%s/more", g_dir);
+    fixture_manifest(base_dir, "b", N, "bytes", 256, base_path, sizeof base_path, NULL);
+    fixture_manifest(more_dir, "m", 3, "bytes", 256, g_more, sizeof g_more, NULL);
+    CHECK_EQ_INT(ct_manifest_load(&g_base, base_path, &e), 0);
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        sweep_changes(kinds[k], 0);
+        sweep_changes(kinds[k], 1);
+    }
+    ct_manifest_destroy(&g_base);
     test_log();
     test_sends();
     check_rm_tree(g_dir);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "cotrain/clock.h"
 #include "cotrain/data.h"
 #include "cotrain/fsutil.h"
@@ -667,33 +668,9 @@ static void test_records(void) {
 /* A manifest file of n shards <prefix>-<i> (no shard files: the ledger reads none) in
  * g_dir/<name>; its path in path. */
 static void write_manifest(const char *name, const char *prefix, int n, char *path, size_t cap) {
-    ct_err_t e = {0};
     char dir[CT_PATH_MAX - 64];
     snprintf(dir, sizeof dir, "%s/%s", g_dir, name);
-    CHECK_EQ_INT(ct_mkdirs(dir, &e), 0);
-    cJSON *m = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(m, "shards");
-    cJSON_AddStringToObject(m, "format", CT_MANIFEST_FORMAT);
-    cJSON_AddStringToObject(m, "tokenizer", "bytes");
-    cJSON_AddNumberToObject(m, "vocab_size", 256);
-    cJSON_AddNumberToObject(m, "n_tokens", 1000.0 * n);
-    for (int i = 0; i < n; i++) {
-        char id[32], file[48];
-        snprintf(id, sizeof id, "%s-%d", prefix, i);
-        snprintf(file, sizeof file, "%s.h5", id);
-        cJSON *s = cJSON_CreateObject();
-        cJSON_AddStringToObject(s, "id", id);
-        cJSON_AddStringToObject(s, "file", file);
-        cJSON_AddNumberToObject(s, "n_tokens", 1000);
-        cJSON_AddNumberToObject(s, "n_docs", 1);
-        cJSON_AddStringToObject(s, "sha256",
-                                "0000000000000000000000000000000000000000000000000000000000000000");
-        cJSON_AddItemToArray(arr, s);
-    }
-    char *text = cJSON_Print(m);
-    snprintf(path, cap, "%s/manifest.json", dir);
-    CHECK_EQ_INT(ct_write_file_atomic(path, text, strlen(text), &e), 0);
-    free(text);
-    cJSON_Delete(m);
+    fixture_manifest(dir, prefix, n, "bytes", 256, path, cap, NULL);
 }
 
 static cJSON *add_request(const char *path) {

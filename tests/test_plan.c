@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "fixture.h"
 #include "cotrain/data.h"
 #include "cotrain/fsutil.h"
 #include "cotrain/plan.h"
@@ -18,34 +19,9 @@ static char dir[] = "/tmp/ct_test_plan_XXXXXX";
 /* A manifest of n shards `<prefix>-<i>` at dir/<name>/manifest.json; its sha256 in sha. */
 static void write_manifest(const char *name, const char *prefix, int n, const char *tokenizer,
                            char *path, size_t cap, char sha[CT_SHA256_HEX]) {
-    ct_err_t e = {0};
     char sub[4200];
     snprintf(sub, sizeof sub, "%s/%s", dir, name);
-    CHECK_EQ_INT(ct_mkdirs(sub, &e), 0);
-    cJSON *m = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(m, "shards");
-    cJSON_AddStringToObject(m, "format", CT_MANIFEST_FORMAT);
-    cJSON_AddStringToObject(m, "tokenizer", tokenizer);
-    cJSON_AddNumberToObject(m, "vocab_size", 50257);
-    cJSON_AddNumberToObject(m, "n_tokens", 100.0 * n);
-    for (int i = 0; i < n; i++) {
-        char id[32], file[48];
-        snprintf(id, sizeof id, "%s-%d", prefix, i);
-        snprintf(file, sizeof file, "%s.h5", id);
-        cJSON *s = cJSON_CreateObject();
-        cJSON_AddStringToObject(s, "id", id);
-        cJSON_AddStringToObject(s, "file", file);
-        cJSON_AddNumberToObject(s, "n_tokens", 100);
-        cJSON_AddNumberToObject(s, "n_docs", 1);
-        cJSON_AddStringToObject(s, "sha256",
-                                "0000000000000000000000000000000000000000000000000000000000000000");
-        cJSON_AddItemToArray(arr, s);
-    }
-    char *text = cJSON_Print(m);
-    snprintf(path, cap, "%s/manifest.json", sub);
-    CHECK_EQ_INT(ct_write_file_atomic(path, text, strlen(text), &e), 0);
-    ct_sha256_hex(text, strlen(text), sha);
-    free(text);
-    cJSON_Delete(m);
+    fixture_manifest(sub, prefix, n, tokenizer, 50257, path, cap, sha);
 }
 
 static cJSON *add_change(int64_t epoch, const char *path, const char *sha, int n) {

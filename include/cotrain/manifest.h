@@ -1,5 +1,5 @@
 /* manifest.h — a data manifest (`manifest.json`): reading it (the loader, the evaluator, the
- * coordinator) and building it (`cotrain prep`; `cotrain add-data` to come).
+ * coordinator) and building it (`cotrain prep`; `cotrain add-data` adds a built one to a run).
  *
  * The manifest names the shards of a dataset in a fixed order, with each shard's id, file
  * (relative to the manifest's folder), n_tokens, n_docs and sha256 (of the whole file: checked
