@@ -11,7 +11,9 @@
 #      point, one lineage (check_lineage.py), `cotrain verify` passes, `cotrain lineage` says
 #      where the document's shard was excluded
 #   3. the same run stopped and resumed once more after the change ends bit-identical
-#   4. a cotrain-coordinator with an `mpirun -np 2` group attached: the change asked for while it
+#   4. `cotrain verify --replay` past the change is refused (it would need the data as it was)
+#   5. a volunteer run refuses both commands
+#   6. a cotrain-coordinator with an `mpirun -np 2` group attached: the change asked for while it
 #      trains takes effect at its next commit on both ranks (each replans its loader), the run
 #      finishes with one lineage, its log verifies
 # Usage: datachange_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
@@ -143,13 +145,18 @@ assert o["excluded"] is True, o
 assert all(c["trained_at"] is None for c in o["committed"] if c["epoch"] >= 0), o' "$tmp/lin.json" \
     || fail "lineage --json after a data change"
 
+# `cotrain verify --replay` past a data change: refused (exit 2), never a false mismatch
+refused "replay past a data change" "does not retrace a run past a data change" \
+    "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000070" \
+    "$tmp/a/checkpoints/ckpt-00000075" --data "$tmp/data"
+
 # 3. stopped after the change and resumed: bit-identical
 w b --resume latest --until 20
 w b --resume latest
 cmp -s "$tmp/a/checkpoints/ckpt-00000080/model.h5" "$tmp/b/checkpoints/ckpt-00000080/model.h5" \
     || fail "stopped and resumed after the change: the final model differs"
 
-# 4. asked for while an attached mpirun -np 2 group trains
+# 6. asked for while an attached mpirun -np 2 group trains
 coord_start "$tmp/coord.out" "$tmp/coord.err" "$coord" "${args[@]}" --set train.steps=60 \
     --out "$tmp/c" --bind tcp://127.0.0.1:0
 timeout 300 mpirun --oversubscribe --bind-to none -np 2 "$worker" --data "$tmp/data" \
@@ -170,4 +177,11 @@ coord_stop
 [ "$(grep -c '"type":"data_added"' "$tmp/c/public/log.jsonl")" -eq 1 ] || fail "live data_added"
 [ "$(grep -c '"type":"data_excluded"' "$tmp/c/public/log.jsonl")" -eq 1 ] \
     || fail "live data_excluded"
+# a volunteer run refuses both: its groups fetch the run's data when they join
+coord_start "$tmp/coord.out" "$tmp/vol.err" "$coord" --config tiny --data "$tmp/data" \
+    --out "$tmp/v" --set volunteer.enabled=true --bind tcp://127.0.0.1:0 --http off
+refused "a volunteer run" "is a volunteer run" "$cotrain" add-data "$tmp/v" "$tmp/more" --reason x
+refused "a volunteer run" "is a volunteer run" \
+    "$cotrain" exclude "$tmp/v" --shard "$victim_shard" --reason x
+coord_stop
 echo "datachange_e2e: refusals, add and exclude at a commit, bit-identical resume, live on 2 ranks"

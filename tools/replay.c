@@ -86,6 +86,14 @@ int ct_replay(const ct_history_t *L, const ct_replay_opts_t *o, const ct_log_t *
                       "%s (step %lld) does not come before %s (step %lld) in the lineage: give "
                       "the earlier checkpoint first",
                       o->a, (long long)ia.step, o->b, (long long)ib.step);
+    /* the order of an epoch a data change took effect in is the run's plan (added shards, skipped
+       ones): a worker given only the run's manifest would train other data */
+    if (ib.cursor.epoch >= L->changed_epoch)
+        return CT_ERR(e, CT_EINVAL,
+                      "%s reaches epoch %lld, and the run's data changed from epoch %lld on "
+                      "(data_added / data_excluded in the log): --replay does not retrace a run "
+                      "past a data change yet (it would need the data as the run had it then)",
+                      o->b, (long long)ib.cursor.epoch, (long long)L->changed_epoch);
     int np = o->np > 0 ? o->np : ib.world_size > 0 ? ib.world_size : 1;
     char worker[CT_PATH_MAX], tmp[CT_PATH_MAX], out[CT_PATH_MAX], config[CT_PATH_MAX];
     char until[32], ranks[16], got[CT_PATH_MAX];
