@@ -72,7 +72,7 @@ void ct_handler_destroy(ct_handler_t **self_p) {
 }
 
 /* The status reply: units by state, the head, progress and an ETA from the pace of the commits,
- * and the groups heard from. */
+ * the groups heard from, and the data changes in effect and pending. */
 static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
     ct_ledger_counts_t c;
     char id[CT_SHA256_HEX];
@@ -81,6 +81,8 @@ static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
     CT_TRY(ct_ledger_counts(h->l, &c, e));
     CT_TRY(ct_ledger_head(h->l, id, &step, e));
     CT_TRY(ct_ledger_progress(h->l, &first_step, &first_at, &head_step, &head_at, e));
+    int64_t pending = 0;
+    CT_TRY(ct_ledger_changes_pending(h->l, &pending, e));
     const cJSON *tr = cJSON_GetObjectItemCaseSensitive(h->config, "train");
     const cJSON *steps = cJSON_GetObjectItemCaseSensitive(tr, "steps");
     double total = cJSON_IsNumber(steps) ? steps->valuedouble : -1;
@@ -112,7 +114,9 @@ static int status(ct_handler_t *h, double now, cJSON *f, ct_err_t *e) {
         !cJSON_AddStringToObject(f, "head", id) ||
         !cJSON_AddNumberToObject(f, "head_step", (double)step) ||
         !cJSON_AddNumberToObject(f, "steps", total) || !cJSON_AddNumberToObject(f, "eta_s", eta) ||
-        !cJSON_AddBoolToObject(f, "volunteer", h->rounds != NULL))
+        !cJSON_AddBoolToObject(f, "volunteer", h->rounds != NULL) ||
+        !cJSON_AddNumberToObject(f, "changes_in_effect", ct_plan_count(ct_ledger_plan(h->l))) ||
+        !cJSON_AddNumberToObject(f, "changes_pending", (double)pending))
         return CT_ERR(e, CT_ENOMEM, "out of memory answering status");
     cJSON *credit = ct_ledger_credit(h->l, h->config, e);
     if (!credit) return e->code;

@@ -167,6 +167,9 @@ coord_wait_line "$tmp/g.err" "of step 5 committed by the coordinator"
     || fail "exclude while the group trains"
 "$cotrain" add-data "$tmp/c" "$tmp/more" --reason "live" > /dev/null 2>&1 \
     || fail "add-data while the group trains"
+"$cotrain" status "$ep" > "$tmp/status.out"
+grep -q "data changes     [0-2] in effect, [0-2] pending" "$tmp/status.out" \
+    || { cat "$tmp/status.out"; fail "cotrain status does not show the data changes"; }
 wait "$wpid" || { tail -n 20 "$tmp/g.err"; fail "the attached group"; }
 wpid=
 grep -q "data added to the run" "$tmp/g.err" || fail "the group did not replan"

@@ -97,6 +97,10 @@ int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
                argv[1], h ? h : "(none yet)", hs, hs > 0 ? hs : 0, total,
                total > 0 && hs > 0 ? 100.0 * hs / total : 0.0, when, num(&m, "available"),
                num(&m, "leased"), num(&m, "done"), num(&m, "committed"), num(&m, "epochs"));
+        if (num(&m, "changes_in_effect") > 0 || num(&m, "changes_pending") > 0)
+            printf("  data changes     %.0f in effect, %.0f pending (cotrain add-data, cotrain "
+                   "exclude: pending ones take effect at the next commit)\n",
+                   num(&m, "changes_in_effect"), num(&m, "changes_pending"));
         const cJSON *groups = cJSON_GetObjectItemCaseSensitive(m.root, "groups"), *g;
         printf("  groups           %d\n", cJSON_GetArraySize(groups));
         cJSON_ArrayForEach(g, groups) {
