@@ -318,7 +318,9 @@ static int record_change(ct_ledger_t *l, int64_t seq, const cJSON *req, const cJ
              ct_json_add_owned(f, "tokens",
                                cJSON_Duplicate(cJSON_GetObjectItem(req, "tokens"), 0)) &&
              ct_json_add_owned(f, "docs", cJSON_Duplicate(cJSON_GetObjectItem(req, "docs"), 0));
-        for (int64_t s = first; ok && s < ct_plan_shards(l->plan); s++)
+        int64_t k = 0;
+        ct_json_get_uint53(pc, "shards", &k);
+        for (int64_t s = first; ok && s < first + k; s++)
             ok = cJSON_AddItemToArray(ids, cJSON_CreateString(ldb_shard_id(l, s)));
     } else if (ok) {
         ok = ct_json_add_owned(f, "from_pos", cJSON_Duplicate(cJSON_GetObjectItem(pc, "pos"), 0)) &&
@@ -445,6 +447,91 @@ int ct_ledger_take_effect(ct_ledger_t *l, int64_t epoch, int64_t pos, int *n, ct
     effect_args_t a = {epoch, pos, 0};
     int rc = ldb_transaction(l, effect_tx, &a, e);
     if (n) *n = a.n;
+    return rc;
+}
+
+typedef struct import_args {
+    const cJSON *changes;
+    int n;
+} import_args_t;
+
+/* The request a change in effect stands for, as `cotrain add-data` / `exclude` would have made
+ * it (for its record): its counts from the plan. */
+static cJSON *imported_request(const ct_plan_t *p, const cJSON *pc, int64_t first) {
+    cJSON *r = cJSON_Duplicate(pc, 1);
+    int64_t tokens = 0, docs = 0, k = 0;
+    ct_json_get_uint53(pc, "shards", &k); /* an add's count (an exclusion's is a list) */
+    for (int64_t s = first; s < first + k; s++) {
+        tokens += ct_plan_shard(p, s)->n_tokens;
+        docs += ct_plan_shard(p, s)->n_docs;
+    }
+    int add = !strcmp(ct_json_get_string(pc, "kind"), "add");
+    if (!r ||
+        !cJSON_AddStringToObject(r, "reason", "imported with the checkpoint's data changes") ||
+        (add && !cJSON_AddNumberToObject(r, "tokens", (double)tokens)) ||
+        !cJSON_AddNumberToObject(r, "docs", add ? (double)docs : 0)) {
+        cJSON_Delete(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int import_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
+    import_args_t *a = arg;
+    int have = ct_plan_count(l->plan), n = cJSON_GetArraySize(a->changes);
+    sqlite3_stmt *st;
+    CT_TRY(ldb_prepare(l, &st, e, "SELECT COUNT(*) FROM units", ""));
+    int r = ldb_step_row(l, st, "counting units", e);
+    int64_t units = r == 1 ? sqlite3_column_int64(st, 0) : 0;
+    ldb_done(l, st);
+    CT_TRY(r < 0 ? r : 0);
+    if (n > have && units > 0)
+        return CT_ERR(e, CT_ESTATE,
+                      "ledger %s already hands out data: data changes can be given only to a new "
+                      "run directory (cotrain add-data, cotrain exclude change a running one)",
+                      l->path);
+    CT_TRY(ldb_plan_keep(l, e));
+    CT_TRY(ct_plan_apply(l->plan, a->changes, NULL, e)); /* checks the first `have` are these */
+    for (int i = have; i < n; i++) {
+        const cJSON *pc = cJSON_GetArrayItem(a->changes, i);
+        int64_t first = ct_plan_shards(l->plan), at = 0;
+        if (!strcmp(ct_json_get_string(pc, "kind"), "add")) { /* its shards, in the plan */
+            int64_t k = 0;
+            ct_json_get_uint53(pc, "shards", &k);
+            for (int j = i + 1; j < n; j++) {
+                const cJSON *later = cJSON_GetArrayItem(a->changes, j);
+                int64_t m = 0;
+                if (!strcmp(ct_json_get_string(later, "kind"), "add") &&
+                    ct_json_get_uint53(later, "shards", &m))
+                    first -= m;
+            }
+            first -= k;
+            for (int64_t s = first; s < first + k; s++)
+                CT_TRY(ldb_run(l, NULL, e, "INSERT INTO shards(idx, id) VALUES(?, ?)", "it", s,
+                               ldb_shard_id(l, s)));
+        }
+        cJSON *req = imported_request(l->plan, pc, first);
+        char *rt = req ? cJSON_PrintUnformatted(req) : NULL, *pt = cJSON_PrintUnformatted(pc);
+        int rc = rt && pt ? ldb_run(l, NULL, e,
+                                    "INSERT INTO changes(request, state, plan, at) "
+                                    "VALUES(?, ?, ?, ?)",
+                                    "titd", rt, (int64_t)IN_EFFECT, pt, ct_wall_s())
+                          : CT_ERR(e, CT_ENOMEM, "out of memory");
+        at = sqlite3_last_insert_rowid(l->db);
+        if (rc == 0) rc = record_change(l, at, req, pc, first, e);
+        free(rt);
+        free(pt);
+        cJSON_Delete(req);
+        CT_TRY(rc);
+        a->n++;
+    }
+    return 0;
+}
+
+int ct_ledger_import_changes(ct_ledger_t *l, const cJSON *changes, int *n, ct_err_t *e) {
+    import_args_t a = {changes, 0};
+    int rc = ldb_transaction(l, import_tx, &a, e);
+    if (n) *n = rc == 0 ? a.n : 0;
     return rc;
 }
 

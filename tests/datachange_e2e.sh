@@ -11,7 +11,8 @@
 #      point, one lineage (check_lineage.py), `cotrain verify` passes, `cotrain lineage` says
 #      where the document's shard was excluded
 #   3. the same run stopped and resumed once more after the change ends bit-identical
-#   4. `cotrain verify --replay` past the change is refused (it would need the data as it was)
+#   4. `cotrain verify --replay` past the change: refused without the added data, and with it
+#      (--added) the last checkpoint follows bit for bit
 #   5. a volunteer run refuses both commands
 #   6. a cotrain-coordinator with an `mpirun -np 2` group attached: the change asked for while it
 #      trains takes effect at its next commit on both ranks (each replans its loader), the run
@@ -145,10 +146,19 @@ assert o["excluded"] is True, o
 assert all(c["trained_at"] is None for c in o["committed"] if c["epoch"] >= 0), o' "$tmp/lin.json" \
     || fail "lineage --json after a data change"
 
-# `cotrain verify --replay` past a data change: refused (exit 2), never a false mismatch
-refused "replay past a data change" "does not retrace a run past a data change" \
-    "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000070" \
-    "$tmp/a/checkpoints/ckpt-00000075" --data "$tmp/data"
+# `cotrain verify --replay` past the data changes: without the added data, refused (exit 2,
+# naming it); with it (--added), the last checkpoint follows from the one before bit for bit —
+# the replay's worker takes the log's changes (--data-changes) into a new run directory
+refused "replay without the added data" "give that manifest with --added MANIFEST" \
+    "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000075" \
+    "$tmp/a/checkpoints/ckpt-00000080" --data "$tmp/data"
+"$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000075" \
+    "$tmp/a/checkpoints/ckpt-00000080" --data "$tmp/data" --added "$tmp/more" \
+    > "$tmp/replay.out" 2> "$tmp/replay.err" || { tail "$tmp/replay.err"; fail "replay"; }
+grep -q "replay: .*ckpt-00000080 (step 80) follows from" "$tmp/replay.out" \
+    || { cat "$tmp/replay.out"; fail "replay verdict"; }
+grep -q "the run's plan takes the 2 data change(s)" "$tmp/replay.err" \
+    || fail "the replay's worker did not take the data changes"
 
 # 3. stopped after the change and resumed: bit-identical
 w b --resume latest --until 20

@@ -68,7 +68,8 @@ static ct_unit_t unit_of(const ct_lease_t *x) {
 
 /* The ledger before the transaction: g1 leased units a and b, a done and committed by
  * checkpoint 1; b is leased (its lease in *b). */
-static void make_before(const char *db, ct_lease_t *b) {
+static void make_before(const char *db, void *ctx) {
+    ct_lease_t *b = ctx;
     ct_ledger_t *l = NULL;
     ct_err_t e = {0};
     ct_lease_t a;
@@ -84,7 +85,8 @@ static void make_before(const char *db, ct_lease_t *b) {
 
 /* The transaction under test, as the server makes one: b reported, checkpoint 2 committed with
  * it, the reply stored, then the WAL synced before the reply would go out. */
-static int transaction(ct_ledger_t *l, const ct_lease_t *b, ct_err_t *e) {
+static int transaction(ct_ledger_t *l, void *ctx, ct_err_t *e) {
+    const ct_lease_t *b = ctx;
     ct_unit_t ub = unit_of(b);
     int rc = ct_ledger_begin(l, e);
     if (rc == 0 && (rc = ct_ledger_done(l, "g1", b->shard_id, b->epoch, b->fence, e)) == 0 &&
@@ -113,7 +115,8 @@ static void check_integrity(const char *db) {
 
 /* The reopened ledger holds all of the transaction or none of it (all when `acked`), then
  * takes another transaction. */
-static void check_after(const char *db, int acked, const char *what) {
+static void check_after(const char *db, int acked, int in_memory, const char *what) {
+    (void)in_memory; /* no plan change here */
     ct_ledger_t *l = NULL;
     ct_err_t e = {0};
     check_integrity(db);
@@ -145,45 +148,6 @@ static void check_after(const char *db, int acked, const char *what) {
     ct_ledger_close(&l);
 }
 
-/* Sweeps the Nth call of `kind` (every call from the Nth on when persistent). */
-static void sweep_transaction(ct_fault_kind_t kind, int persistent) {
-    char db[CT_PATH_MAX], what[64];
-    path_in(db, "tx.db");
-    int failures = 0, n;
-    for (n = 1; n < SWEEP_MAX; n++) {
-        ct_lease_t b;
-        make_before(db, &b);
-        ct_ledger_t *l = NULL;
-        ct_err_t e = {0};
-        CHECK_EQ_INT(ct_ledger_open(&l, db, &g_man, SEED, 0, CFG_SHA, &e), 0);
-        ct_fault_arm(kind, n, persistent);
-        int rc = transaction(l, &b, &e);
-        long fired = ct_fault_fired();
-        ct_fault_disarm();
-        ct_ledger_close(&l);
-        snprintf(what, sizeof what, "%s:%d%s", ct_fault_kind_name(kind), n, persistent ? "+" : "");
-        if (!fired) {
-            CHECK_EQ_INT(rc, 0);
-            check_after(db, 1, what);
-            break;
-        }
-        if (rc == 0) {
-            check_after(db, 1, what); /* SQLite got past the failure (it retries some) */
-            continue;
-        }
-        failures++;
-        if (!(rc == CT_EIO || rc == CT_ENOMEM) || !e.msg[0]) {
-            fprintf(stderr, "  %s: error %d \"%s\"\n", what, rc, e.msg);
-            CHECK(0);
-        }
-        check_after(db, 0, what);
-    }
-    printf("transaction, %s%s: %d calls swept, %d failed cleanly\n", ct_fault_kind_name(kind),
-           persistent ? " (persistent)" : "", n - 1, failures);
-    CHECK(n < SWEEP_MAX);
-    CHECK(failures > 0);
-}
-
 /* ---- data changes taking effect ---- */
 
 static ct_manifest_t *g_base;    /* a manifest file of N shards (fixture.h), for the requests */
@@ -191,7 +155,8 @@ static char g_more[CT_PATH_MAX]; /* a second one, added */
 
 /* The ledger before: checkpoint 1 committed with unit 0 at a cursor in unit 1 (leased), and two
  * changes pending: the shard at unit 3 excluded, g_more's 3 shards added. */
-static void make_changes_before(const char *db) {
+static void make_changes_before(const char *db, void *ctx) {
+    (void)ctx;
     ct_ledger_t *l = NULL;
     ct_err_t e = {0};
     ct_lease_t a, b;
@@ -228,7 +193,8 @@ static void make_changes_before(const char *db) {
 }
 
 /* The transaction under test: the changes take effect (a commit's cursor in unit 1), synced. */
-static int changes_tx(ct_ledger_t *l, ct_err_t *e) {
+static int changes_tx(ct_ledger_t *l, void *ctx, ct_err_t *e) {
+    (void)ctx;
     int n = 0;
     CT_TRY(ct_ledger_take_effect(l, 0, 1, &n, e));
     return ct_ledger_sync(l, e);
@@ -266,38 +232,50 @@ static void check_changes_after(const char *db, int acked, int in_memory, const 
     ct_ledger_close(&l);
 }
 
-static void sweep_changes(ct_fault_kind_t kind, int persistent) {
+/* A transaction to sweep: its ledger made as before it (before), the transaction with its sync
+ * (tx), the checks after reopening (after: `acked` when the call returned 0, `in_memory` the
+ * plan's changes the failed call left in memory). */
+typedef struct sweep_case {
+    const char *name, *file;
+    void (*before)(const char *db, void *ctx);
+    int (*tx)(ct_ledger_t *l, void *ctx, ct_err_t *e);
+    void (*after)(const char *db, int acked, int in_memory, const char *what);
+    int any_code; /* any error with a message passes (else CT_EIO or CT_ENOMEM) */
+} sweep_case_t;
+
+/* Sweeps the Nth call of `kind` (every call from the Nth on when persistent) in case c, on a
+ * ledger of manifest m. */
+static void sweep(const sweep_case_t *c, const ct_manifest_t *m, void *ctx, ct_fault_kind_t kind,
+                  int persistent) {
     char db[CT_PATH_MAX], what[64];
-    path_in(db, "changes.db");
+    path_in(db, c->file);
     int failures = 0, n;
     for (n = 1; n < SWEEP_MAX; n++) {
-        make_changes_before(db);
+        c->before(db, ctx);
         ct_ledger_t *l = NULL;
         ct_err_t e = {0};
-        CHECK_EQ_INT(ct_ledger_open(&l, db, g_base, SEED, 0, CFG_SHA, &e), 0);
+        CHECK_EQ_INT(ct_ledger_open(&l, db, m, SEED, 0, CFG_SHA, &e), 0);
         ct_fault_arm(kind, n, persistent);
-        int rc = changes_tx(l, &e);
+        int rc = c->tx(l, ctx, &e);
         long fired = ct_fault_fired();
         ct_fault_disarm();
         int in_memory = ct_plan_count(ct_ledger_plan(l));
         ct_ledger_close(&l);
         snprintf(what, sizeof what, "%s:%d%s", ct_fault_kind_name(kind), n, persistent ? "+" : "");
-        if (!fired || rc == 0) {
+        if (!fired || rc == 0) { /* nothing injected, or SQLite got past it (it retries some) */
             CHECK_EQ_INT(rc, 0);
-            check_changes_after(db, 1, in_memory, what);
+            c->after(db, 1, in_memory, what);
             if (!fired) break;
             continue;
         }
         failures++;
-        /* any clear error: an allocation failing inside cJSON_Parse reads as a manifest that is
-           not JSON (cJSON cannot tell the two apart); the state is what is checked */
-        if (!e.msg[0]) {
-            fprintf(stderr, "  %s: error %d without a message\n", what, rc);
+        if (!(c->any_code || rc == CT_EIO || rc == CT_ENOMEM) || !e.msg[0]) {
+            fprintf(stderr, "  %s: error %d \"%s\"\n", what, rc, e.msg);
             CHECK(0);
         }
-        check_changes_after(db, 0, in_memory, what);
+        c->after(db, 0, in_memory, what);
     }
-    printf("data changes, %s%s: %d calls swept, %d failed cleanly\n", ct_fault_kind_name(kind),
+    printf("%s, %s%s: %d calls swept, %d failed cleanly\n", c->name, ct_fault_kind_name(kind),
            persistent ? " (persistent)" : "", n - 1, failures);
     CHECK(n < SWEEP_MAX);
     CHECK(failures > 0);
@@ -524,9 +502,16 @@ int main(void) {
     ct_sha256_hex("checkpoint 2", 12, g_id2);
 
     static const ct_fault_kind_t kinds[] = {CT_FAULT_WRITE, CT_FAULT_FSYNC, CT_FAULT_ALLOC};
+    /* an allocation failing inside cJSON's parser reads as a manifest that is not JSON (cJSON
+       cannot tell the two apart): for the data changes the state is what is checked */
+    static const sweep_case_t tx = {"transaction", "tx.db",     make_before,
+                                    transaction,   check_after, 0},
+                              changes = {"data changes", "changes.db",        make_changes_before,
+                                         changes_tx,     check_changes_after, 1};
+    ct_lease_t b;
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        sweep_transaction(kinds[k], 0);
-        sweep_transaction(kinds[k], 1);
+        sweep(&tx, &g_man, &b, kinds[k], 0);
+        sweep(&tx, &g_man, &b, kinds[k], 1);
     }
     char base_dir[CT_PATH_MAX - 64], more_dir[CT_PATH_MAX - 64], base_path[CT_PATH_MAX];
     snprintf(base_dir, sizeof base_dir, "%s/base", g_dir);
@@ -535,8 +520,8 @@ int main(void) {
     fixture_manifest(more_dir, "m", 3, "bytes", 256, g_more, sizeof g_more, NULL);
     CHECK_EQ_INT(ct_manifest_load(&g_base, base_path, &e), 0);
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
-        sweep_changes(kinds[k], 0);
-        sweep_changes(kinds[k], 1);
+        sweep(&changes, g_base, NULL, kinds[k], 0);
+        sweep(&changes, g_base, NULL, kinds[k], 1);
     }
     ct_manifest_destroy(&g_base);
     test_log();

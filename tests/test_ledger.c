@@ -818,6 +818,31 @@ static void test_data_changes(void) {
     int64_t again[N + 3];
     ct_plan_order(p, 1, again);
     CHECK(memcmp(again, o1, sizeof again) == 0);
+    /* a new run directory's ledger takes the changes in (a checkpoint of this run resumed
+       there): the same plan, logged; not into a ledger that hands out data already */
+    char db2[CT_PATH_MAX];
+    CHECK_EQ_INT(ct_path_join(db2, sizeof db2, g_dir, "imported.db", &e), 0);
+    ct_ledger_t *l2 = NULL;
+    CHECK_EQ_INT(ct_ledger_open(&l2, db2, base, SEED, 0, CFG_SHA, &e), 0);
+    cJSON *changes = ct_plan_changes_json(p);
+    CHECK_EQ_INT(ct_ledger_import_changes(l2, changes, &n, &e), 0);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_INT(ct_ledger_import_changes(l2, changes, &n, &e), 0); /* again: nothing new */
+    CHECK_EQ_INT(n, 0);
+    int64_t o2[N + 3];
+    ct_plan_order(ct_ledger_plan(l2), 1, o2);
+    CHECK(memcmp(o2, o1, sizeof o2) == 0);
+    got[0] = '\0';
+    CHECK_EQ_INT(ct_ledger_records(l2, 0, 100, types, got, &e), 0);
+    CHECK_EQ_STR(got, "run_started data_excluded data_added ");
+    ct_ledger_close(&l2);
+    CHECK_EQ_INT(ct_path_join(db2, sizeof db2, g_dir, "busy.db", &e), 0);
+    CHECK_EQ_INT(ct_ledger_open(&l2, db2, base, SEED, 0, CFG_SHA, &e), 0);
+    CHECK_EQ_INT(ct_ledger_lease(l2, "g", 0, 60, &y, &e), 0);
+    CHECK_EQ_INT(ct_ledger_import_changes(l2, changes, &n, &e), CT_ESTATE);
+    CHECK_EQ_INT(ct_plan_count(ct_ledger_plan(l2)), 0);
+    ct_ledger_close(&l2);
+    cJSON_Delete(changes);
     char *text = NULL;
     CHECK_EQ_INT(ct_ledger_read_changes(db, &text, &e), 0);
     CHECK(text && strstr(text, "\"kind\":\"add\"") && strstr(text, "\"pos\":3"));

@@ -202,6 +202,23 @@ static int data_change(ct_history_t *h, const cJSON *r, const char *type, int64_
         return CT_ERR(e, CT_ECORRUPT, "line %lld: %s without its epoch%s and shards",
                       (long long)line, type, excl ? ", from_pos" : "");
     if (epoch < h->changed_epoch) h->changed_epoch = epoch;
+    const char *sha = ct_json_get_string(r, "data_sha256");
+    if (!h->changes && !(h->changes = cJSON_CreateArray()))
+        return CT_ERR(e, CT_ENOMEM, "line %lld: out of memory", (long long)line);
+    cJSON *c = cJSON_CreateObject();
+    if (!c || !cJSON_AddItemToArray(h->changes, c)) {
+        cJSON_Delete(c);
+        return CT_ERR(e, CT_ENOMEM, "line %lld: out of memory", (long long)line);
+    }
+    int ok = cJSON_AddStringToObject(c, "kind", excl ? "exclude" : "add") &&
+             cJSON_AddNumberToObject(c, "epoch", (double)epoch);
+    if (ok && excl)
+        ok = cJSON_AddNumberToObject(c, "pos", (double)pos) &&
+             ct_json_add_owned(c, "shards", cJSON_Duplicate(shards, 1));
+    else if (ok)
+        ok = sha && cJSON_AddStringToObject(c, "sha256", sha) &&
+             cJSON_AddNumberToObject(c, "shards", cJSON_GetArraySize(shards));
+    if (!ok) return CT_ERR(e, CT_ENOMEM, "line %lld: out of memory", (long long)line);
     if (!excl) {
         h->added++;
         return 0;
@@ -307,5 +324,6 @@ void ct_history_free(ct_history_t *h) {
     free(h->joined);
     free(h->outer);
     free(h->exclusions);
+    cJSON_Delete(h->changes);
     memset(h, 0, sizeof *h);
 }

@@ -6,6 +6,7 @@
 #ifndef COTRAIN_TOOLS_HISTORY_H
 #define COTRAIN_TOOLS_HISTORY_H
 
+#include <cjson/cJSON.h>
 #include <stdint.h>
 
 #include "cotrain/err.h"
@@ -60,6 +61,10 @@ typedef struct ct_history {
     int n_outer, cap_outer;
     int64_t excluded, added; /* data_excluded and data_added records */
     int64_t changed_epoch;   /* the first epoch a data change took effect in (INT64_MAX: none) */
+    /* the data changes in log order, as plan.h writes them, adds without their manifest's path
+       (the log names it by sha256): {"kind":"add","epoch","sha256","shards":N} or
+       {"kind":"exclude","epoch","pos","shards":[...]} */
+    cJSON *changes;
     ct_hist_exclusion_t *exclusions; /* each excluded shard, in log order */
     int n_exclusions, cap_exclusions;
     /* the key id each group last joined with, while reading */

@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "cotrain/ckpt.h"
 #include "cotrain/clock.h"
 #include "cotrain/fsutil.h"
+#include "cotrain/json.h"
 
 /* The index of checkpoint `id` in L's lineage, or -1. */
 static int in_lineage(const ct_history_t *L, const char *id) {
@@ -73,6 +75,48 @@ static void run_child(char *const argv[], int *status) {
     *status = pid < 0 || waitpid(pid, &st, 0) < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+/* The run's data changes as its coordinator had them (plan.h), into DIR/changes.json (path):
+ * the log's, each add's manifest found among o->added by its sha256. */
+static int write_changes(const ct_history_t *L, const ct_replay_opts_t *o, const char *dir,
+                         char path[CT_PATH_MAX], ct_err_t *e) {
+    cJSON *all = cJSON_Duplicate(L->changes, 1), *c;
+    int rc = all ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory");
+    cJSON_ArrayForEach(c, all) {
+        const char *sha = ct_json_get_string(c, "sha256");
+        if (rc != 0 || !sha) continue; /* an exclusion: as the log has it */
+        const char *found = NULL;
+        for (int i = 0; !found && i < o->n_added; i++) {
+            char *buf = NULL, hex[CT_SHA256_HEX], mpath[CT_PATH_MAX];
+            size_t len = 0;
+            struct stat st;
+            int dir_given = stat(o->added[i], &st) == 0 && S_ISDIR(st.st_mode);
+            if (ct_path_fmt(mpath, sizeof mpath, e, dir_given ? "%s/manifest.json" : "%s",
+                            o->added[i]) != 0 ||
+                ct_read_file(mpath, &buf, &len, e) != 0) {
+                rc = e->code;
+                break;
+            }
+            ct_sha256_hex(buf, len, hex);
+            free(buf);
+            if (!strcmp(hex, sha)) found = o->added[i];
+        }
+        if (rc == 0 && !found)
+            rc = CT_ERR(e, CT_EINVAL,
+                        "the run added data with manifest sha256 %.16s... (data_added, epoch "
+                        "%lld): give that manifest with --added MANIFEST",
+                        sha, (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "epoch")));
+        if (rc == 0 && !ct_json_add_owned(c, "manifest", cJSON_CreateString(found)))
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory");
+    }
+    char *text = rc == 0 ? cJSON_PrintUnformatted(all) : NULL;
+    cJSON_Delete(all);
+    if (rc == 0 && !text) rc = CT_ERR(e, CT_ENOMEM, "out of memory");
+    if (rc == 0) rc = ct_path_join(path, CT_PATH_MAX, dir, "changes.json", e);
+    if (rc == 0) rc = ct_write_file_atomic(path, text, strlen(text), e);
+    free(text);
+    return rc;
+}
+
 int ct_replay(const ct_history_t *L, const ct_replay_opts_t *o, const ct_log_t *lg, ct_err_t *e) {
     ct_ckpt_info_t ia, ib, ir;
     CT_TRY(ct_ckpt_verify(o->a, &ia, e));
@@ -86,14 +130,6 @@ int ct_replay(const ct_history_t *L, const ct_replay_opts_t *o, const ct_log_t *
                       "%s (step %lld) does not come before %s (step %lld) in the lineage: give "
                       "the earlier checkpoint first",
                       o->a, (long long)ia.step, o->b, (long long)ib.step);
-    /* the order of an epoch a data change took effect in is the run's plan (added shards, skipped
-       ones): a worker given only the run's manifest would train other data */
-    if (ib.cursor.epoch >= L->changed_epoch)
-        return CT_ERR(e, CT_EINVAL,
-                      "%s reaches epoch %lld, and the run's data changed from epoch %lld on "
-                      "(data_added / data_excluded in the log): --replay does not retrace a run "
-                      "past a data change yet (it would need the data as the run had it then)",
-                      o->b, (long long)ib.cursor.epoch, (long long)L->changed_epoch);
     int np = o->np > 0 ? o->np : ib.world_size > 0 ? ib.world_size : 1;
     char worker[CT_PATH_MAX], tmp[CT_PATH_MAX], out[CT_PATH_MAX], config[CT_PATH_MAX];
     char until[32], ranks[16], got[CT_PATH_MAX];
@@ -105,18 +141,24 @@ int ct_replay(const ct_history_t *L, const ct_replay_opts_t *o, const ct_log_t *
     CT_TRY(ct_path_fmt(tmp, sizeof tmp, e, "%s/cotrain-replay-XXXXXX", base));
     if (!mkdtemp(tmp)) return CT_ERR(e, CT_EIO, "cannot make %s: %s", tmp, strerror(errno));
     int rc = ct_path_join(out, sizeof out, tmp, "run", e);
+    char changes[CT_PATH_MAX] = "";
+    if (rc == 0 && L->changes) rc = write_changes(L, o, tmp, changes, e);
     if (rc == 0) rc = ct_path_join(config, sizeof config, o->b, "config.json", e);
     if (rc == 0)
         rc = ct_path_fmt(got, sizeof got, e, "%s/checkpoints/ckpt-%08lld", out, (long long)ib.step);
     snprintf(until, sizeof until, "%lld", (long long)ib.step);
     snprintf(ranks, sizeof ranks, "%d", np);
     if (rc == 0) {
-        char *one[] = {worker, "--config", config,       "--data",  (char *)o->data, "--out",
-                       out,    "--resume", (char *)o->a, "--until", until,           NULL};
+        /* the run's data changes, when it had any, go last */
+        char *one[] = {worker,          "--config", config, "--data",
+                       (char *)o->data, "--out",    out,    "--resume",
+                       (char *)o->a,    "--until",  until,  changes[0] ? "--data-changes" : NULL,
+                       changes,         NULL};
         char *many[] = {"mpirun",        "-np",      ranks,  "--oversubscribe",
                         worker,          "--config", config, "--data",
                         (char *)o->data, "--out",    out,    "--resume",
-                        (char *)o->a,    "--until",  until,  NULL};
+                        (char *)o->a,    "--until",  until,  changes[0] ? "--data-changes" : NULL,
+                        changes,         NULL};
         ct_log(lg, CT_LOG_INFO,
                "replay: training steps %lld..%lld again from %s on %d rank(s) "
                "in %s (the worker's log follows)",

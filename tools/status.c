@@ -124,7 +124,8 @@ int ct_cmd_status(int argc, char **argv, const ct_log_t *lg) {
             printf("    %-20s %.0f %s, %.0f step(s), %.0f tokens%s%s\n",
                    cJSON_IsString(name) ? name->valuestring : "?", num(&one, "commits"),
                    vol ? "delta(s)" : "checkpoint(s)", num(&one, "steps"), num(&one, "tokens"),
-                   cJSON_IsString(key) ? ", key " : "", cJSON_IsString(key) ? key->valuestring : "");
+                   cJSON_IsString(key) ? ", key " : "",
+                   cJSON_IsString(key) ? key->valuestring : "");
         }
     }
     ct_msg_clear(&m);

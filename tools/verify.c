@@ -47,46 +47,54 @@ static int check_ckpts(const ct_history_t *L, const char *dir, int *verified, in
 
 static void usage(FILE *f) {
     fprintf(
-        f,
-        "usage: cotrain verify PUBLIC_DIR [--key FINGERPRINT] [--ckpts DIR]\n"
-        "                      [--replay CKPT_A CKPT_B --data MANIFEST [--np N] [--worker PATH]]\n"
-        "\n"
-        "Checks a run's public log (PUBLIC_DIR/log.jsonl and run.json, as the coordinator\n"
-        "writes them) from the files alone: run.json's signature; every line's canonical\n"
-        "form, sequence number, link to the line before, hash and Ed25519 signature by the\n"
-        "run's key; that the log reaches the head run.json signed (nothing cut off the end);\n"
-        "and the lineage the records describe: each checkpoint committed on top of the one\n"
-        "before, no unit of data (shard, epoch) committed twice, reverts that drop exactly\n"
-        "the checkpoints after their target.\n"
-        "\n"
-        "  --key FP      the run's key fingerprint (16 hex digits, from its run.json or the\n"
-        "                coordinator's log): a log signed by any other key is refused, also\n"
-        "                one re-signed whole\n"
-        "  --ckpts DIR   also verify every committed checkpoint of the lineage found in DIR\n"
-        "                (RUN_DIR/checkpoints): its files against its MANIFEST, its id\n"
-        "                against the log\n"
-        "  --replay CKPT_A CKPT_B\n"
-        "                also train again from checkpoint A to B's step (both of the verified\n"
-        "                lineage) with cotrain-worker, in a temporary run directory under\n"
-        "                $TMPDIR, and check that the model and optimizer state come out\n"
-        "                identical to B's: B follows from A and the data, bit for bit\n"
-        "  --data MANIFEST  the run's data, for --replay\n"
-        "  --np N        ranks to replay on (default: as many as wrote B; another number sums\n"
-        "                in another order and differs in the last bits)\n"
-        "  --worker PATH the cotrain-worker to replay with (default: the one beside cotrain)\n"
-        "\n"
-        "Prints a summary. Exit codes: 0 verified, 2 a problem (the first one, naming its\n"
-        "line or file) or bad usage, 1 a runtime failure.\n");
+        f, "usage: cotrain verify PUBLIC_DIR [--key FINGERPRINT] [--ckpts DIR]\n"
+           "                      [--replay CKPT_A CKPT_B --data MANIFEST [--added MANIFEST]...\n"
+           "                       [--np N] [--worker PATH]]\n"
+           "\n"
+           "Checks a run's public log (PUBLIC_DIR/log.jsonl and run.json, as the coordinator\n"
+           "writes them) from the files alone: run.json's signature; every line's canonical\n"
+           "form, sequence number, link to the line before, hash and Ed25519 signature by the\n"
+           "run's key; that the log reaches the head run.json signed (nothing cut off the end);\n"
+           "and the lineage the records describe: each checkpoint committed on top of the one\n"
+           "before, no unit of data (shard, epoch) committed twice, reverts that drop exactly\n"
+           "the checkpoints after their target.\n"
+           "\n"
+           "  --key FP      the run's key fingerprint (16 hex digits, from its run.json or the\n"
+           "                coordinator's log): a log signed by any other key is refused, also\n"
+           "                one re-signed whole\n"
+           "  --ckpts DIR   also verify every committed checkpoint of the lineage found in DIR\n"
+           "                (RUN_DIR/checkpoints): its files against its MANIFEST, its id\n"
+           "                against the log\n"
+           "  --replay CKPT_A CKPT_B\n"
+           "                also train again from checkpoint A to B's step (both of the verified\n"
+           "                lineage) with cotrain-worker, in a temporary run directory under\n"
+           "                $TMPDIR, and check that the model and optimizer state come out\n"
+           "                identical to B's: B follows from A and the data, bit for bit\n"
+           "  --data MANIFEST  the run's data, for --replay\n"
+           "  --added MANIFEST data the run added while it went on (`cotrain add-data`), for\n"
+           "                --replay past a data change: each data_added record's manifest, found\n"
+           "                by its sha256 (repeatable); exclusions come from the log itself\n"
+           "  --np N        ranks to replay on (default: as many as wrote B; another number sums\n"
+           "                in another order and differs in the last bits)\n"
+           "  --worker PATH the cotrain-worker to replay with (default: the one beside cotrain)\n"
+           "\n"
+           "Prints a summary. Exit codes: 0 verified, 2 a problem (the first one, naming its\n"
+           "line or file) or bad usage, 1 a runtime failure.\n");
 }
 
 int ct_cmd_verify(int argc, char **argv, const ct_log_t *lg) {
-    static const struct option opts[] = {
-        {"key", required_argument, 0, 'k'},    {"ckpts", required_argument, 0, 'c'},
-        {"replay", required_argument, 0, 'r'}, {"data", required_argument, 0, 'd'},
-        {"np", required_argument, 0, 'n'},     {"worker", required_argument, 0, 'w'},
-        {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    static const struct option opts[] = {{"key", required_argument, 0, 'k'},
+                                         {"ckpts", required_argument, 0, 'c'},
+                                         {"replay", required_argument, 0, 'r'},
+                                         {"data", required_argument, 0, 'd'},
+                                         {"np", required_argument, 0, 'n'},
+                                         {"worker", required_argument, 0, 'w'},
+                                         {"added", required_argument, 0, 'a'},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *pin = NULL, *ckpts = NULL;
     ct_replay_opts_t rp = {0};
+    const char *added[64];
     opterr = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
@@ -106,7 +114,14 @@ int ct_cmd_verify(int argc, char **argv, const ct_log_t *lg) {
             }
         } else if (c == 'w')
             rp.worker = optarg;
-        else if (c == 'h') {
+        else if (c == 'a') {
+            if (rp.n_added == (int)(sizeof added / sizeof added[0])) {
+                fprintf(stderr, "verify: at most %d --added\n", rp.n_added);
+                return 2;
+            }
+            added[rp.n_added++] = optarg;
+            rp.added = added;
+        } else if (c == 'h') {
             usage(stdout);
             return 0;
         } else {
@@ -119,9 +134,9 @@ int ct_cmd_verify(int argc, char **argv, const ct_log_t *lg) {
         fprintf(stderr, "verify: give one PUBLIC_DIR (see --help)\n");
         return 2;
     }
-    if (!rp.a != !rp.data || ((rp.np || rp.worker) && !rp.a)) {
-        fprintf(stderr, "verify: --replay CKPT_A CKPT_B and --data MANIFEST go together, and --np "
-                        "and --worker with them (see --help)\n");
+    if (!rp.a != !rp.data || ((rp.np || rp.worker || rp.n_added) && !rp.a)) {
+        fprintf(stderr, "verify: --replay CKPT_A CKPT_B and --data MANIFEST go together, and --np, "
+                        "--worker and --added with them (see --help)\n");
         return 2;
     }
     const char *dir = argv[optind];

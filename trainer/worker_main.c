@@ -57,6 +57,7 @@ typedef struct worker_args {
     const char *server_key;  /* CURVE: the coordinator's public key */
     const char *key;         /* CURVE: this group's key pair */
     const char *http;        /* the embedded coordinator's dashboard address, or NULL */
+    const char *changes;     /* --data-changes: the data changes of the run resumed from */
     int64_t until;           /* stop after this step (0 = train.steps) */
     const char *sets[MAX_SETS];
     int n_sets;
@@ -116,6 +117,11 @@ static void usage(FILE *f) {
         "  --http ADDR:PORT    without --coordinator: serve the run's live dashboard there,\n"
         "                      read-only (e.g. 127.0.0.1:8080; port 0 picks a free one); it\n"
         "                      is also RUN_DIR/public/index.html, to open from disk\n"
+        "  --data-changes FILE without --coordinator, in a new RUN_DIR: the data changes\n"
+        "                      (`cotrain add-data`, `cotrain exclude`) of the run the\n"
+        "                      --resume checkpoint came from, a JSON array as the run's\n"
+        "                      coordinator had them (`cotrain verify --replay` writes it):\n"
+        "                      the run goes on by that plan\n"
         "  --init DIR          start from DIR/model.safetensors (as `cotrain export` writes\n"
         "                      or Hugging Face's GPT-2 files, F32) instead of random weights;\n"
         "                      its shapes must match the config\n"
@@ -154,6 +160,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
                                          {"server-key", required_argument, 0, 'K'},
                                          {"key", required_argument, 0, 'k'},
                                          {"http", required_argument, 0, 'P'},
+                                         {"data-changes", required_argument, 0, 'D'},
                                          {0, 0, 0, 0}};
     char *end;
     memset(a, 0, sizeof *a);
@@ -179,6 +186,7 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         case 'K': a->server_key = optarg; break;
         case 'k': a->key = optarg; break;
         case 'P': a->http = optarg; break;
+        case 'D': a->changes = optarg; break;
         case 'u':
             a->until = strtoll(optarg, &end, 10);
             if (*end || a->until < 1)
@@ -204,6 +212,10 @@ static int parse_args(int argc, char **argv, worker_args_t *a, ct_err_t *e) {
         return CT_ERR(e, CT_EINVAL,
                       "--http serves the dashboard of the coordinator this worker embeds; with "
                       "--coordinator, the coordinator serves its own (cotrain-coordinator --http)");
+    if (a->changes && (a->coordinator || a->join))
+        return CT_ERR(e, CT_EINVAL,
+                      "--data-changes is for a run without a coordinator: an attached group gets "
+                      "the run's data changes from its coordinator");
     if ((a->group || a->standby || a->server_key || a->key) && !a->coordinator)
         return CT_ERR(e, CT_EINVAL,
                       "%s is for a group attached to a coordinator: add "
@@ -770,6 +782,12 @@ static int embed(session_t *S, ct_err_t *e) {
     int rc = 0;
     if (S->rank0) {
         rc = coord_open(S, 1, e);
+        int n = 0;
+        if (rc == 0 && S->a->changes && S->changes &&
+            (rc = ct_ledger_import_changes(ct_coord_ledger(S->coord), S->changes, &n, e)) == 0 &&
+            n > 0)
+            ct_log(S->lg, CT_LOG_INFO, "the run's plan takes the %d data change(s) of %s", n,
+                   S->a->changes);
         if (rc == 0)
             rc = ct_coord_settle(S->coord, S->a->group, S->resume_dir[0] ? &S->resumed : NULL,
                                  S->lg, e);
@@ -814,20 +832,24 @@ static int prepare_volunteer(session_t *S, ct_err_t *e) {
 }
 
 /* Without --coordinator: the data changes in effect in RUN_DIR's ledger (`cotrain add-data`,
- * `cotrain exclude`), read by rank 0 and shared, so the loader opens on the run's plan before
- * the embedded coordinator (which holds the same) answers the group's hello. */
+ * `cotrain exclude`), or those --data-changes gives (the embedded coordinator takes them in),
+ * read by rank 0 and shared, so the loader opens on the run's plan before the embedded
+ * coordinator (which holds the same) answers the group's hello. */
 static int embedded_changes(session_t *S, ct_err_t *e) {
     char path[CT_PATH_MAX], *text = NULL;
     int rc = 0;
-    if (S->rank0) {
+    size_t len = 0;
+    if (S->rank0 && S->a->changes) {
+        rc = ct_read_file(S->a->changes, &text, &len, e);
+    } else if (S->rank0) {
         rc = ct_path_join(path, sizeof path, S->a->out, CT_COORD_DB, e);
         if (rc == 0) rc = ct_ledger_read_changes(path, &text, e);
     }
     CT_TRY(agree(S, rc, "could not read the run's data changes", e));
     CT_TRY(ct_comm_bcast_text(S->comm, &text, e));
-    if (text && !(S->changes = cJSON_Parse(text)))
-        rc = CT_ERR(e, CT_ECORRUPT, "the data changes in %s/%s are not JSON", S->a->out,
-                    CT_COORD_DB);
+    if (text && !cJSON_IsArray(S->changes = cJSON_Parse(text)))
+        rc = CT_ERR(e, CT_ECORRUPT, "the data changes in %s are not a JSON array",
+                    S->a->changes ? S->a->changes : CT_COORD_DB);
     free(text);
     return rc;
 }

@@ -347,6 +347,13 @@ int ct_ledger_read_changes(const char *path, char **text, ct_err_t *e);
  * next call that changes it). */
 const ct_plan_t *ct_ledger_plan(const ct_ledger_t *l);
 
+/* A new run directory's ledger takes `changes` (plan.h's JSON: those of the run a checkpoint
+ * came from, `cotrain-worker --data-changes`) as in effect, each logged: a worker resuming that
+ * checkpoint here leases by the same plan. Changes the ledger has must be the first ones.
+ * *n (may be NULL) gets how many were new. Errors: CT_ESTATE (the ledger hands out data
+ * already), as ct_plan_apply, CT_EIO. */
+int ct_ledger_import_changes(ct_ledger_t *l, const cJSON *changes, int *n, ct_err_t *e);
+
 /* How many changes are pending. Errors: CT_EIO. */
 int ct_ledger_changes_pending(ct_ledger_t *l, int64_t *n, ct_err_t *e);
 
