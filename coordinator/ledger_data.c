@@ -27,7 +27,8 @@ enum { PENDING = 0, IN_EFFECT = 1, REFUSED = 2 };
 /* The plan's JSON may travel in a welcome with the config, under the header limit (64 KiB). */
 enum { PLAN_JSON_MAX = 48 << 10 };
 
-/* Appends to arr the `col` text of the changes in `state` (as JSON), in order. */
+/* Appends to arr, in order, the changes in `state`: as asked for (as_requests) or as the plan
+ * changes they became. */
 static int changes_of(ct_ledger_t *l, int state, int as_requests, cJSON *arr, ct_err_t *e) {
     sqlite3_stmt *st;
     CT_TRY(ldb_prepare(l, &st, e,

@@ -122,7 +122,7 @@ int ct_manifest_load(ct_manifest_t **out, const char *path, ct_err_t *e) {
         snprintf(dir, sizeof dir, ".");
     ct_err_t why = {0};
     if ((rc = ct_read_file(m->path, &text, &len, &why)) != 0) {
-        if (rc != CT_ENOENT) { /* out of memory, or a read error: not a missing manifest */
+        if (rc == CT_ENOMEM) { /* not a missing manifest */
             *e = why;
             goto fail;
         }

@@ -146,6 +146,19 @@ assert o["excluded"] is True, o
 assert all(c["trained_at"] is None for c in o["committed"] if c["epoch"] >= 0), o' "$tmp/lin.json" \
     || fail "lineage --json after a data change"
 
+# a document of the added data: found with --added, committed in the epoch it was added in
+added_shard=$(/usr/bin/python3 -c 'import json, sys
+print(json.load(open(sys.argv[1]))["shards"][0]["id"])' "$tmp/more/manifest.json")
+added_doc=$(/usr/bin/python3 -c 'import h5py, sys
+print(h5py.File(sys.argv[1])["doc_ids"][0].decode())' "$tmp/more/$added_shard.h5")
+refused "lineage of added data without --added" "nor of the data added\|holds a document" \
+    "$cotrain" lineage "$tmp/a" "$added_doc" --data "$tmp/data"
+"$cotrain" lineage "$tmp/a" "$added_doc" --data "$tmp/data" --added "$tmp/more" \
+    > "$tmp/lin2.out" || { cat "$tmp/lin2.out"; fail "lineage of a document of the added data"; }
+grep -q "in shard $added_shard" "$tmp/lin2.out" && grep -q "epoch 0: trained at" "$tmp/lin2.out" \
+    && grep -q "added while the run went on" "$tmp/lin2.out" \
+    || { cat "$tmp/lin2.out"; fail "lineage: the added document's shard and commit"; }
+
 # `cotrain verify --replay` past the data changes: without the added data, refused (exit 2,
 # naming it); with it (--added), the last checkpoint follows from the one before bit for bit —
 # the replay's worker takes the log's changes (--data-changes) into a new run directory

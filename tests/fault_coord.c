@@ -243,15 +243,34 @@ typedef struct sweep_case {
     int any_code; /* any error with a message passes (else CT_EIO or CT_ENOMEM) */
 } sweep_case_t;
 
+/* The ledger file `from` (its WAL too, if any) copied to `to`, replacing it. */
+static void copy_db(const char *from, const char *to) {
+    ct_err_t e = {0};
+    char src[CT_PATH_MAX + 16], dst[CT_PATH_MAX + 16];
+    remove_db(to);
+    for (int k = 0; k < 2; k++) {
+        snprintf(src, sizeof src, "%s%s", from, k ? "-wal" : "");
+        snprintf(dst, sizeof dst, "%s%s", to, k ? "-wal" : "");
+        char *buf = NULL;
+        size_t len = 0;
+        if (k && access(src, F_OK) != 0) break;
+        CHECK_EQ_INT(ct_read_file(src, &buf, &len, &e), 0);
+        CHECK_EQ_INT(ct_write_file_atomic(dst, buf, len, &e), 0);
+        free(buf);
+    }
+}
+
 /* Sweeps the Nth call of `kind` (every call from the Nth on when persistent) in case c, on a
- * ledger of manifest m. */
+ * ledger of manifest m; each try starts from a copy of the ledger c->before made once. */
 static void sweep(const sweep_case_t *c, const ct_manifest_t *m, void *ctx, ct_fault_kind_t kind,
                   int persistent) {
-    char db[CT_PATH_MAX], what[64];
+    char db[CT_PATH_MAX], made[CT_PATH_MAX + 8], what[64];
     path_in(db, c->file);
+    snprintf(made, sizeof made, "%s.made", db);
+    c->before(made, ctx);
     int failures = 0, n;
     for (n = 1; n < SWEEP_MAX; n++) {
-        c->before(db, ctx);
+        copy_db(made, db);
         ct_ledger_t *l = NULL;
         ct_err_t e = {0};
         CHECK_EQ_INT(ct_ledger_open(&l, db, m, SEED, 0, CFG_SHA, &e), 0);

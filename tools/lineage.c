@@ -27,7 +27,8 @@
 
 static void usage(FILE *f) {
     fprintf(
-        f, "usage: cotrain lineage RUN_DIR DOC_ID [--data MANIFEST] [--json]\n"
+        f, "usage: cotrain lineage RUN_DIR DOC_ID [--data MANIFEST] [--added MANIFEST]... "
+           "[--json]\n"
            "\n"
            "Says where document DOC_ID (its id in the shards, as `cotrain prep` wrote it) went in\n"
            "the run in RUN_DIR: the shard holding it (each shard is read and checked against the\n"
@@ -40,6 +41,9 @@ static void usage(FILE *f) {
            "\n"
            "  --data MANIFEST   the run's data (default: RUN_DIR/data/manifest.json, where an\n"
            "                    attached worker keeps what it fetched)\n"
+           "  --added MANIFEST  data the run added while it went on (`cotrain add-data`),\n"
+           "                    searched when the run's own data does not hold DOC_ID\n"
+           "                    (repeatable; each must be named by a data_added record)\n"
            "  --json            one JSON object instead of text\n"
            "\n"
            "Exit codes: 0 found, 2 not in the data, a log that does not verify, or bad usage,\n"
@@ -60,6 +64,16 @@ static int find_doc(const ct_manifest_t *m, const char *doc, int *shard, int64_t
             }
         ct_shard_clear(&s);
         if (rc != 0) return rc;
+    }
+    return 0;
+}
+
+/* 1 when a data_added record of the verified log names a manifest of this sha256. */
+static int added_by_run(const ct_history_t *h, const char *sha) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, h->changes) {
+        const char *s = ct_json_get_string(c, "sha256");
+        if (s && !strcmp(s, sha)) return 1;
     }
     return 0;
 }
@@ -125,16 +139,19 @@ out:
 
 int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
     static const struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                         {"added", required_argument, 0, 'a'},
                                          {"json", no_argument, 0, 'j'},
                                          {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
-    const char *data = NULL;
-    int json = 0;
+    const char *data = NULL, *added[64];
+    int json = 0, n_added = 0;
     opterr = 0;
     optind = 1;
     for (int c; (c = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
         if (c == 'd')
             data = optarg;
+        else if (c == 'a' && n_added < (int)(sizeof added / sizeof added[0]))
+            added[n_added++] = optarg;
         else if (c == 'j')
             json = 1;
         else if (c == 'h') {
@@ -173,11 +190,26 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
                     "%s is not the run's data: its sha256 is %.16s..., the run's "
                     "log names %.16s...",
                     m->path, m->sha256, h.head.data_sha256);
+    int in_added = 0; /* found in data added mid-run (m is then that manifest) */
     if (rc == 0) {
         int found = find_doc(m, doc, &shard, &d, &from, &to, &e);
-        if (found < 0) rc = found;
-        if (found == 0)
-            rc = CT_ERR(&e, CT_EINVAL, "no shard of %s holds a document with id %s", m->path, doc);
+        for (int i = 0; found == 0 && i < n_added; i++) {
+            ct_manifest_destroy(&m);
+            if ((rc = ct_manifest_load(&m, added[i], &e)) != 0) break;
+            if (!added_by_run(&h, m->sha256)) {
+                rc = CT_ERR(&e, CT_EINVAL,
+                            "%s (sha256 %.16s...) is not data the run added (no data_added "
+                            "record names it)",
+                            m->path, m->sha256);
+                break;
+            }
+            found = find_doc(m, doc, &shard, &d, &from, &to, &e);
+            in_added = found == 1;
+        }
+        if (rc == 0 && found < 0) rc = found;
+        if (rc == 0 && found == 0)
+            rc = CT_ERR(&e, CT_EINVAL, "no shard of the run's data%s holds a document with id %s",
+                        n_added ? " (nor of the data added)" : "", doc);
     }
     if (rc != 0) {
         ct_log(lg, CT_LOG_ERROR, "lineage: %s", e.msg);
@@ -193,6 +225,12 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
     ct_config_t cfg;
     ct_err_t no_steps = {0};
     int exact = run_config(run, &h, &cfg, &no_steps) == 0;
+    if (exact && in_added) {
+        exact = 0;
+        CT_ERR(&no_steps, CT_EINVAL,
+               "the shard was added while the run went on (data_added): its steps follow the "
+               "run's plan, not recomputed here");
+    }
     if (exact && cfg.data.eval_shards > 0 && shard >= m->n_shards - cfg.data.eval_shards) exact = 0;
     if (json)
         printf("{\"doc\":\"%s\",\"shard\":\"%s\",\"doc_index\":%lld,\"tokens\":[%lld,%lld],"
