@@ -162,10 +162,11 @@ grep -q "in shard $added_shard" "$tmp/lin2.out" && grep -q "epoch 0: trained at"
 # `cotrain verify --replay` past the data changes: without the added data, refused (exit 2,
 # naming it); with it (--added), the last checkpoint follows from the one before bit for bit —
 # the replay's worker takes the log's changes (--data-changes) into a new run directory
+# (the replays' run directories under $tmp: verify_e2e checks that /tmp holds none of its own)
 refused "replay without the added data" "give that manifest with --added MANIFEST" \
-    "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000075" \
+    env TMPDIR="$tmp" "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000075" \
     "$tmp/a/checkpoints/ckpt-00000080" --data "$tmp/data"
-"$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000075" \
+TMPDIR="$tmp" "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000075" \
     "$tmp/a/checkpoints/ckpt-00000080" --data "$tmp/data" --added "$tmp/more" \
     > "$tmp/replay.out" 2> "$tmp/replay.err" || { tail "$tmp/replay.err"; fail "replay"; }
 grep -q "replay: .*ckpt-00000080 (step 80) follows from" "$tmp/replay.out" \
