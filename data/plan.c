@@ -127,10 +127,26 @@ int64_t ct_plan_epoch_len(const ct_plan_t *p, int64_t epoch) {
     return before + during;
 }
 
+/* The k-th of the shards epoch `epoch` shuffles: the base's, then those of the adds before the
+ * epoch in the order of their changes (when changes took effect in epoch order, as they do
+ * unless a run went back to an earlier checkpoint, that is shard k itself). */
+static int64_t shuffled(const ct_plan_t *p, int64_t epoch, int64_t k) {
+    if (k < p->n0) return k;
+    k -= p->n0;
+    for (int i = 0; i < p->n_changes; i++)
+        if (p->ch[i].kind == ADD && p->ch[i].epoch < epoch) {
+            if (k < p->ch[i].n) return p->ch[i].first + k;
+            k -= p->ch[i].n;
+        }
+    return -1; /* not reached: k < the count epoch_parts gives */
+}
+
 void ct_plan_order(const ct_plan_t *p, int64_t epoch, int64_t *order) {
     int64_t before, during;
     epoch_parts(p, epoch, &before, &during);
     ct_data_shard_order(p->seed, epoch, before, order);
+    for (int64_t k = 0; k < before; k++)
+        order[k] = shuffled(p, epoch, order[k]);
     int64_t k = before;
     for (int i = 0; i < p->n_changes; i++)
         if (p->ch[i].kind == ADD && p->ch[i].epoch == epoch)

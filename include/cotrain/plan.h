@@ -9,8 +9,10 @@
  *    its other shards, in the manifest's order; from epoch E+1 on they are shuffled with the rest.
  *  - exclude (shards, from position P of epoch E): those units are skipped from there on, and in
  *    every later epoch.
- * Epoch e's order: ct_data_shard_order(seed, e, N_e) over the N_e shards added before epoch e,
- * then the shards added in epoch e, in the order of their changes. A change only appends to the
+ * Epoch e's order: ct_data_shard_order(seed, e, N_e) over the N_e shards of the base and of the
+ * adds before epoch e (in the order of their changes), then the shards added in epoch e, in the
+ * order of their changes. (Changes may take effect out of epoch order after a run went back to
+ * an earlier checkpoint; the order stays a function of the changes.) A change only appends to the
  * epoch it takes effect in, or skips from a position on: positions already visited never move, so
  * a run resumed from any cursor sees what it saw before, and from each change's point on what the
  * change says. The loader (data.h), the coordinator's ledger and a group's side of the protocol
