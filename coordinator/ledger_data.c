@@ -492,21 +492,15 @@ static int import_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
                       "run directory (cotrain add-data, cotrain exclude change a running one)",
                       l->path);
     CT_TRY(ldb_plan_keep(l, e));
+    int64_t next = ct_plan_shards(l->plan); /* the first index the new adds take, in order */
     CT_TRY(ct_plan_apply(l->plan, a->changes, NULL, e)); /* checks the first `have` are these */
     for (int i = have; i < n; i++) {
         const cJSON *pc = cJSON_GetArrayItem(a->changes, i);
-        int64_t first = ct_plan_shards(l->plan), at = 0;
+        int64_t first = next, at = 0;
         if (!strcmp(ct_json_get_string(pc, "kind"), "add")) { /* its shards, in the plan */
             int64_t k = 0;
             ct_json_get_uint53(pc, "shards", &k);
-            for (int j = i + 1; j < n; j++) {
-                const cJSON *later = cJSON_GetArrayItem(a->changes, j);
-                int64_t m = 0;
-                if (!strcmp(ct_json_get_string(later, "kind"), "add") &&
-                    ct_json_get_uint53(later, "shards", &m))
-                    first -= m;
-            }
-            first -= k;
+            next += k;
             for (int64_t s = first; s < first + k; s++)
                 CT_TRY(ldb_run(l, NULL, e, "INSERT INTO shards(idx, id) VALUES(?, ?)", "it", s,
                                ldb_shard_id(l, s)));

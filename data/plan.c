@@ -273,6 +273,17 @@ static int grow(ct_plan_t *p, int64_t n, ct_err_t *e) {
     return 0;
 }
 
+/* Exclusion c's shards are skipped from its point on, unless an earlier point skips them. */
+static void mark_excluded(ct_plan_t *p, const change_t *c) {
+    for (int64_t k = 0; k < c->n; k++) {
+        int64_t s = c->excluded[k];
+        if (c->epoch < p->x_epoch[s] || (c->epoch == p->x_epoch[s] && c->pos < p->x_pos[s])) {
+            p->x_epoch[s] = c->epoch;
+            p->x_pos[s] = c->pos;
+        }
+    }
+}
+
 /* Applies change c (taking its contents) to the plan. */
 static int apply_one(ct_plan_t *p, change_t *c, ct_err_t *e) {
     ct_manifest_t *m = NULL;
@@ -290,13 +301,7 @@ static int apply_one(ct_plan_t *p, change_t *c, ct_err_t *e) {
         p->n += c->n;
         p->added[p->n_added++] = m;
     } else {
-        for (int64_t k = 0; k < c->n; k++) {
-            int64_t s = c->excluded[k];
-            if (c->epoch < p->x_epoch[s] || (c->epoch == p->x_epoch[s] && c->pos < p->x_pos[s])) {
-                p->x_epoch[s] = c->epoch;
-                p->x_pos[s] = c->pos;
-            }
-        }
+        mark_excluded(p, c);
     }
     p->ch[p->n_changes++] = *c;
     memset(c, 0, sizeof *c);
@@ -316,14 +321,7 @@ static void truncate_to(ct_plan_t *p, int keep) {
     for (int64_t s = 0; s < p->n; s++)
         p->x_epoch[s] = p->x_pos[s] = INT64_MAX;
     for (int i = 0; i < p->n_changes; i++)
-        for (int64_t k = 0; p->ch[i].kind == EXCLUDE && k < p->ch[i].n; k++) {
-            const change_t *c = &p->ch[i];
-            int64_t s = c->excluded[k];
-            if (c->epoch < p->x_epoch[s] || (c->epoch == p->x_epoch[s] && c->pos < p->x_pos[s])) {
-                p->x_epoch[s] = c->epoch;
-                p->x_pos[s] = c->pos;
-            }
-        }
+        if (p->ch[i].kind == EXCLUDE) mark_excluded(p, &p->ch[i]);
 }
 
 int ct_plan_apply(ct_plan_t *p, const cJSON *changes, int *applied, ct_err_t *e) {
