@@ -79,6 +79,12 @@ refused "an unknown shard" "which this run does not have" \
 refused "an unknown document" "no shard of the run holds a document with id no-such-doc" \
     "$cotrain" exclude "$tmp/a" --doc no-such-doc --reason x
 refused "no ledger" "has no coordinator.db" "$cotrain" add-data "$tmp/data" "$tmp/more" --reason x
+echo '{"not": "a list"}' > "$tmp/bad-changes.json"
+refused "--data-changes not a JSON array" "are not a JSON array" \
+    "$worker" "${args[@]}" --out "$tmp/badchanges" --data-changes "$tmp/bad-changes.json"
+refused "--data-changes with --coordinator" "for a run without a coordinator" \
+    "$worker" --data "$tmp/data" --out "$tmp/badchanges" --coordinator tcp://127.0.0.1:1 \
+    --data-changes "$tmp/bad-changes.json"
 dump "$tmp/a/coordinator.db" > "$tmp/db.after"
 cmp -s "$tmp/db.before" "$tmp/db.after" || fail "a refused change changed the ledger"
 
