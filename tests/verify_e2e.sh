@@ -106,8 +106,9 @@ ck=$tmp/run/checkpoints
     --data "$tmp/data" > "$tmp/r.out" 2> "$tmp/r.err" || { cat "$tmp/r.err"; fail "--replay"; }
 grep -q "replay: .*ckpt-00000024 (step 24) follows from .*ckpt-00000008 (step 8)" "$tmp/r.out" \
     || { cat "$tmp/r.out"; fail "--replay verdict"; }
-rc=0
-"$cotrain" verify "$tmp/run/public" --replay "$ck/ckpt-00000008" "$ck/ckpt-00000016" \
+rc=0 # (under ASan: Open MPI's own leaks at exit are not ours to report)
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    "$cotrain" verify "$tmp/run/public" --replay "$ck/ckpt-00000008" "$ck/ckpt-00000016" \
     --data "$tmp/data" --np 2 > "$tmp/r.out" 2> "$tmp/r.err" || rc=$?
 [ $rc -eq 2 ] && grep -q "ckpt-00000016 does not follow from .*its model.h5.*another number of ranks" \
     "$tmp/r.err" || { cat "$tmp/r.err"; fail "--replay on 2 ranks: exit $rc"; }
