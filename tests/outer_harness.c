@@ -46,13 +46,18 @@ int main(int argc, char **argv) {
         float *x = load(argv[4], (size_t)n * 4), *back = malloc((size_t)n * 4 + 1);
         size_t len = ct_delta_encoded_size(c, n);
         void *enc = malloc(len + 1);
-        if (c < 0 || !back || !enc) return 1;
-        if (ct_delta_encode(c, x, NULL, n, enc, &e) != 0 ||
-            ct_delta_decode(c, enc, len, back, n, &e) != 0)
-            return fail(&e);
-        save(argv[5], enc, len);
-        save(argv[6], back, (size_t)n * 4);
-        return 0;
+        int rc = c < 0 || !back || !enc;
+        if (rc == 0 && (ct_delta_encode(c, x, NULL, n, enc, &e) != 0 ||
+                        ct_delta_decode(c, enc, len, back, n, &e) != 0))
+            rc = fail(&e);
+        if (rc == 0) {
+            save(argv[5], enc, len);
+            save(argv[6], back, (size_t)n * 4);
+        }
+        free(x);
+        free(back);
+        free(enc);
+        return rc;
     }
     if (argc == 9 && !strcmp(argv[1], "aggregate")) {
         int rule = ct_agg_rule_parse(argv[2]), k = atoi(argv[4]);
@@ -60,22 +65,29 @@ int main(int argc, char **argv) {
         float *all = load(argv[6], (size_t)k * (size_t)n * 4), *out = malloc((size_t)n * 4 + 1);
         double *w = strcmp(argv[7], "-") ? load(argv[7], (size_t)k * 8) : NULL;
         const float **d = malloc((size_t)k * sizeof *d);
-        if (rule < 0 || !out || !d) return 1;
-        for (int i = 0; i < k; i++)
+        int rc = rule < 0 || !out || !d;
+        for (int i = 0; rc == 0 && i < k; i++)
             d[i] = all + (size_t)i * (size_t)n;
-        if (ct_outer_aggregate(rule, atof(argv[3]), d, w, k, n, out, &e) != 0) return fail(&e);
-        save(argv[8], out, (size_t)n * 4);
-        return 0;
+        if (rc == 0 && ct_outer_aggregate(rule, atof(argv[3]), d, w, k, n, out, &e) != 0)
+            rc = fail(&e);
+        if (rc == 0) save(argv[8], out, (size_t)n * 4);
+        free(all);
+        free(out);
+        free(w);
+        free(d);
+        return rc;
     }
     if (argc == 9 && !strcmp(argv[1], "step")) {
         int64_t n = atoll(argv[4]), steps = atoll(argv[5]);
         float *theta = load(argv[6], (size_t)n * 4);
         float *g = load(argv[7], (size_t)(steps * n) * 4), *mom = calloc((size_t)n + 1, 4);
-        if (!mom) return 1;
-        for (int64_t s = 0; s < steps; s++)
+        for (int64_t s = 0; mom && s < steps; s++)
             ct_outer_step(theta, mom, g + s * n, n, (float)atof(argv[2]), (float)atof(argv[3]));
-        save(argv[8], theta, (size_t)n * 4);
-        return 0;
+        if (mom) save(argv[8], theta, (size_t)n * 4);
+        free(theta);
+        free(g);
+        free(mom);
+        return !mom;
     }
     fprintf(stderr, "usage: see the head of outer_harness.c\n");
     return 1;
