@@ -271,6 +271,10 @@ int ct_rounds_delta(ct_rounds_t *r, const ct_msg_t *m, const ct_frame_t *in, con
                       "%lld steps (volunteer.inner_steps x train.global_batch x model.seq_len)",
                       (long long)d.tokens, (long long)d.steps, (long long)round,
                       (long long)c->volunteer.inner_steps);
+    if (ct_rounds_finished(r)) /* no outer step would merge it: not acknowledged, so not lost */
+        return CT_ERR(e, CT_ESTATE,
+                      "delta: the run finished at version %lld: no delta is merged any more",
+                      (long long)r->version);
     int64_t max = c->volunteer.max_staleness;
     if (d.base > r->version || r->version - d.base > max)
         return CT_ERR(e, CT_ESTATE,
