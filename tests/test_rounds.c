@@ -194,7 +194,7 @@ int main(void) {
     size_t n = g_lay.n_params, len = n * sizeof(float);
 
     /* version 0: the initial weights of the seed */
-    float *theta0 = malloc(len), *want = malloc(len), *got = malloc(len);
+    float *theta0 = malloc(len), *want = malloc(len), *got = malloc(len), *mom = malloc(len);
     ct_layout_init_weights(&g_lay, want, cfg.train.seed);
     restore(g_dir, 0, theta0);
     CHECK(memcmp(theta0, want, len) == 0);
@@ -283,8 +283,8 @@ int main(void) {
     for (size_t i = 0; i < n; i++) {
         float g =
             i >= pad0 && i < pad1 ? 0.0f : (float)(((double)d1[i] * 16 + (double)d2[i] * 16) / 32);
-        float mom = 0.9f * 0.0f + g;
-        float t = theta0[i] - 0.5f * (g + 0.9f * mom);
+        mom[i] = 0.9f * 0.0f + g;
+        float t = theta0[i] - 0.5f * (g + 0.9f * mom[i]);
         want[i] = theta0[i] + (t - theta0[i]);
     }
     restore(g_dir, 1, got);
@@ -314,17 +314,38 @@ int main(void) {
     rec = last_record("outer_step");
     CHECK(rec && strstr(rec, "\"rejected\":[{") && strstr(rec, "its norm"));
     free(rec);
+    for (size_t i = 0; i < n; i++) /* the outer momentum after version 2: d1 and d3 merged */
+        mom[i] = 0.9f * mom[i] +
+                 (i >= pad0 && i < pad1 ? 0.0f : (float)(((double)d1[i] + (double)d3[i]) / 2));
 
     /* too old: version 0 is two behind version 2 (max_staleness 1) */
     m = send(0, 0, d1, len, s1, 0, len, 16, "");
     CHECK_EQ_STR(str(&m, "code"), "stale");
     ct_msg_clear(&m);
 
-    /* the last version ends the run */
+    /* the last version ends the run; g0's delta, from version 1, is merged at half its size */
     CHECK(send_all(1, 2, d1, ""));
-    CHECK(send_all(3, 2, d3, ""));
+    CHECK(send_all(0, 1, d3, ""));
     CHECK_EQ_INT(tick(), 1);
     CHECK(ct_rounds_finished(g_r));
+    restore(g_dir, 2, theta0);
+    for (size_t i = 0; i < n; i++) {
+        float g = i >= pad0 && i < pad1
+                      ? 0.0f
+                      : (float)(((double)d1[i] * 16 + (double)(d3[i] * 0.5f) * 16) / 32);
+        mom[i] = 0.9f * mom[i] + g;
+        float t = theta0[i] - 0.5f * (g + 0.9f * mom[i]);
+        want[i] = theta0[i] + (t - theta0[i]);
+    }
+    restore(g_dir, 3, got);
+    CHECK_CLOSE(got, want, n, 1e-6);
+    rec = last_record("outer_step");
+    CHECK(rec &&
+          strstr(rec, "\"base\":1,\"group\":\"g0\",\"steps\":2,\"tokens\":16,"
+                      "\"weight\":\"0.250000\"") &&
+          strstr(rec, "\"base\":2,\"group\":\"g1\",\"steps\":2,\"tokens\":16,"
+                      "\"weight\":\"0.500000\""));
+    free(rec);
     rec = last_record("run_finished");
     CHECK(rec != NULL);
     free(rec);
@@ -381,6 +402,7 @@ int main(void) {
     free(theta0);
     free(want);
     free(got);
+    free(mom);
     free(d1);
     free(d2);
     free(d3);
