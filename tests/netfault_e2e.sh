@@ -77,10 +77,19 @@ group() { # group NAME NS ENDPOINT
     ip netns exec "$2" "$worker" --join "$3" --group "$1" --out "$tmp/$1" \
         --server-key "$tmp/coord.key.pub" --key "$tmp/$1.key" > /dev/null 2> "$tmp/$1.log" &
 }
-group a "$nsa" "tcp://10.99.1.1:$port"
-pa=$!
+# B first: through the proxy its download of version 0 takes most of a minute, in which A alone
+# would finish the run (and a delta after the last version is refused, rightly)
 group b "$nsb" "tcp://10.99.2.1:$((port + 1))"
 pb=$!
+wpid=$pb
+for _ in $(seq 2400); do
+    grep -q "volunteer: version 0 of 10" "$tmp/b.log" && break
+    kill -0 "$pb" 2> /dev/null || fail "group B stopped: $(tail -3 "$tmp/b.log")"
+    sleep 0.05
+done
+grep -q "volunteer: version 0 of 10" "$tmp/b.log" || fail "B did not get version 0 through the proxy"
+group a "$nsa" "tcp://10.99.1.1:$port"
+pa=$!
 wpid="$pa $pb"
 version() { sed -n 's/.*outer step \([0-9]*\):.*/\1/p' "$tmp/coord.err" | tail -1; }
 for _ in $(seq 1200); do
