@@ -64,6 +64,8 @@ static void encode(ct_delta_codec_t c, const float *y, int64_t n, unsigned char 
             for (int64_t i = lo; i < hi; i++)
                 amax = fmaxf(amax, fabsf(y[i]));
             float scale = amax / 127.0f;
+            while (!isfinite(127.0f * scale)) /* amax near FLT_MAX: 127 x scale must decode */
+                scale = nextafterf(scale, 0.0f);
             memcpy(out + 4 * b, &scale, 4);
             for (int64_t i = lo; i < hi; i++) {
                 float v = scale > 0.0f ? rintf(y[i] / scale) : 0.0f;

@@ -1,7 +1,8 @@
 /* test_delta.c — what the oracle (tests/oracle/test_outer.py) does not cover of the delta codecs
  * and the outer step: error feedback (the sum of what is sent tracks the sum of the deltas within
  * one encoding's error, after any number of deltas), refusals (non-finite input; encodings cut
- * short, with non-finite or negative scales, or non-finite values), the outlier check by norm,
+ * short, with non-finite or negative scales, or non-finite values), int8 at the float range's
+ * end, the outlier check by norm,
  * the robustness of the trimmed mean and the median against bad deltas, and bad arguments. */
 #include <math.h>
 #include <stdio.h>
@@ -86,6 +87,17 @@ static void test_refusals(void) {
     CHECK_EQ_INT(ct_delta_codec_parse("int4"), -1);
 }
 
+/* what int8 encodes, it decodes: a block holding FLT_MAX (fuzz_delta found 127 x (FLT_MAX / 127)
+ * rounding past FLT_MAX, so the decoder refused the encoder's own output as not finite) */
+static void test_int8_extremes(void) {
+    float x[3] = {3.4028235e38f, -3.4028235e38f, 1.0f}, back[3];
+    unsigned char enc[4 + 3];
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_delta_encode(CT_DELTA_INT8, x, NULL, 3, enc, &e), 0);
+    CHECK_EQ_INT(ct_delta_decode(CT_DELTA_INT8, enc, sizeof enc, back, 3, &e), 0);
+    CHECK(back[0] > 3.3e38f && back[1] < -3.3e38f);
+}
+
 /* 7 honest deltas near 1, 2 bad ones far off: the trimmed mean (trim 0.25 drops 2 at each end)
  * and the median stay within the honest range; the mean does not; the norm check names them */
 static void test_robust(void) {
@@ -151,6 +163,7 @@ int main(void) {
     test_error_feedback(CT_DELTA_INT8);
     test_error_feedback(CT_DELTA_BF16);
     test_refusals();
+    test_int8_extremes();
     test_robust();
     return CHECK_RESULT();
 }
