@@ -491,16 +491,21 @@ static void step_in_free(step_in_t *s) {
     free(s->w);
 }
 
-/* Loads each waiting delta and judges it: refused when its file does not check, or its norm
- * passes outlier_ratio times the median norm; the rest get their weights.
- *
- * A stale delta (from version v - s, s >= 1) is merged scaled by 1 / (1 + s). Why: it was
+/* The share of itself a delta is merged with: a stale one (from version v - s, s >= 1) is
+ * merged scaled by 1 / (1 + s). Why: it was
  * measured at a model the outer step has since moved away from, and the outer momentum already
  * carries the direction the fresh deltas of that version gave; merged whole, a step made of
  * stale deltas alone pushes that direction again, 1 / (1 - momentum) times over. Slow groups
  * make such steps normal: with the DiLoCo defaults (lr 0.7, momentum 0.9) volunteer_e2e's
  * model went from eval loss 3.3 back past its initial 5.5 when ASan slowed every group, while
  * the same run with fresh deltas fell steadily. The factor is in the record's weight. */
+static double staleness_share(const ct_rounds_t *r, const ct_delta_entry_t *d) {
+    return 1.0 / (double)(1 + r->version - d->base);
+}
+
+/* Loads each waiting delta and judges it: refused when its file does not check, or its norm
+ * passes outlier_ratio times the median norm; the rest get their weights, each scaled by its
+ * staleness_share. */
 static int judge(ct_rounds_t *r, const ct_delta_entry_t *dl, int k, int64_t step, step_in_t *s,
                  ct_err_t *e) {
     const ct_config_t *c = r->o.cfg;
@@ -535,16 +540,14 @@ static int judge(ct_rounds_t *r, const ct_delta_entry_t *dl, int k, int64_t step
                      "its norm %.6g is over %g times the median norm %.6g "
                      "(volunteer.outlier_ratio)",
                      norms[j], c->volunteer.outlier_ratio, median);
-        else
-            s->use[s->kept] = s->x[i],
+        else {
+            float f = (float)staleness_share(r, &dl[i]);
+            for (int64_t q = 0; f != 1.0f && q < r->n; q++)
+                s->x[i][q] *= f;
+            s->use[s->kept] = s->x[i];
             wsum += s->w[s->kept++] = dl[i].tokens > 0 ? dl[i].tokens : 1;
-    }
-    for (int i = 0; rc == 0 && i < k; i++)
-        if (!s->v[i].why[0] && r->version > dl[i].base) {
-            float f = (float)(1.0 / (double)(1 + r->version - dl[i].base));
-            for (int64_t j = 0; j < r->n; j++)
-                s->x[i][j] *= f;
         }
+    }
     for (int i = 0, j = 0; rc == 0 && i < k; i++) {
         ct_outer_verdict_t *v = &s->v[i];
         if (!(v->accepted = !v->why[0])) {
@@ -553,7 +556,7 @@ static int judge(ct_rounds_t *r, const ct_delta_entry_t *dl, int k, int64_t step
             continue;
         }
         double wi = c->volunteer.aggregate == CT_AGG_MEAN ? s->w[j] / wsum : 1.0 / s->kept;
-        wi /= (double)(1 + r->version - dl[i].base);
+        wi *= staleness_share(r, &dl[i]);
         snprintf(v->weight, sizeof v->weight, "%.6f", wi);
         j++;
     }

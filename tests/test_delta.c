@@ -2,8 +2,8 @@
  * and the outer step: error feedback (the sum of what is sent tracks the sum of the deltas within
  * one encoding's error, after any number of deltas), refusals (non-finite input; encodings cut
  * short, with non-finite or negative scales, or non-finite values), int8 at the float range's
- * end, the outlier check by norm,
- * the robustness of the trimmed mean and the median against bad deltas, and bad arguments. */
+ * end, the outlier check by norm, the robustness of the trimmed mean and the median against bad
+ * deltas, and bad arguments. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
