@@ -6,9 +6,12 @@
 #     eval loss stays within 5% of the same run (same rule) without the bad group
 #   - with the plain mean it visibly does not (over 1.5 times the clean loss)
 #   - with the defaults (trimmed_mean, the norm check on) the bad deltas are refused, each with its
-#     reason in the signed outer_step record, and the loss again stays within 5%
+#     reason in the signed outer_step record, and the loss again stays within 5% of the clean run
+#     (without a bad group the rules agree: 2.6403 with the median, 2.6401 with the defaults, at 8
+#     versions; so the clean run is run once)
 # Runs differ by which units each group happens to lease: batch 16 at lr 1e-3 keeps three runs of
 # the same config within ~1% of each other (batch 8 at 2e-3 spread ~6%, too close to the 5% checked).
+# Five versions of 8 inner steps keep each run near 20 s on 2 cores.
 # Usage: volunteer_robust_e2e.sh WORKER COTRAIN COORDINATOR BAD_GROUP
 set -euo pipefail
 worker=$1
@@ -29,7 +32,7 @@ run() {
     [ "$mode" = none ] || n=4
     coord_start "$tmp/$name.coord.out" "$tmp/$name.coord.err" "$coord" --config tiny \
         --data "$tmp/data" --out "$tmp/$name" --bind tcp://127.0.0.1:0 --http off \
-        --set volunteer.enabled=true --set train.steps=8 --set volunteer.inner_steps=8 \
+        --set volunteer.enabled=true --set train.steps=5 --set volunteer.inner_steps=8 \
         --set volunteer.quorum=$n --set volunteer.deadline_s=30 --set train.warmup_steps=2 \
         --set train.global_batch=16 --set train.micro_batch=16 --set train.lr=1e-3 \
         --set ckpt.keep_last=0 "$@"
@@ -47,7 +50,7 @@ run() {
     wait "$cpid" || rc=$?
     cpid=
     [ $rc = 0 ] || fail "$name: the coordinator exited $rc"
-    "$cotrain" eval "$tmp/$name/checkpoints/ckpt-00000008" --data "$tmp/data" --tokens 20000 \
+    "$cotrain" eval "$tmp/$name/checkpoints/ckpt-00000005" --data "$tmp/data" --tokens 20000 \
         2> /dev/null | sed -n 's/^loss //p'
 }
 within() { /usr/bin/python3 -c "import sys; a,b,r=map(float,sys.argv[1:]); sys.exit(0 if abs(a-b)<=r*b else 1)" "$@"; }
@@ -65,8 +68,6 @@ within "$scaled" "$clean" 0.05 || fail "with the median the loss $scaled is not 
 mean=$(run mean random 1 --set volunteer.aggregate=mean --set volunteer.outlier_ratio=0)
 echo "random deltas, mean: eval loss $mean"
 above "$mean" "$clean" 1.5 || fail "with the mean the bad group should hurt: $mean vs $clean"
-clean=$(run clean2 none 0)
-echo "no bad group, defaults (trimmed_mean, norm check): eval loss $clean"
 defaults=$(run defaults random 1)
 echo "random deltas, defaults: eval loss $defaults"
 within "$defaults" "$clean" 0.05 || fail "with the defaults the loss $defaults is not within 5% of $clean"
