@@ -149,6 +149,20 @@ int ldb_run(ct_ledger_t *l, int *changes, ct_err_t *e, const char *sql, const ch
     return rc;
 }
 
+/* A query's one number: the first column of its first row (0 when there is no row). */
+int ldb_int64(ct_ledger_t *l, int64_t *out, ct_err_t *e, const char *sql, const char *types, ...) {
+    sqlite3_stmt *st = NULL;
+    va_list ap;
+    va_start(ap, types);
+    int rc = prepare_va(l, &st, e, sql, types, ap);
+    va_end(ap);
+    CT_TRY(rc);
+    int r = ldb_step_row(l, st, sql, e);
+    *out = r == 1 ? sqlite3_column_int64(st, 0) : 0;
+    ldb_done(l, st);
+    return r < 0 ? r : 0;
+}
+
 /* Steps a query: 1 with a row, 0 at the end, or an error. */
 int ldb_step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t *e) {
     int r = sqlite3_step(st);
@@ -634,12 +648,7 @@ int ct_ledger_sync(ct_ledger_t *l, ct_err_t *e) {
 }
 
 int ct_ledger_log_head(ct_ledger_t *l, int64_t *seq, ct_err_t *e) {
-    sqlite3_stmt *st;
-    CT_TRY(ldb_prepare(l, &st, e, "SELECT COALESCE(MAX(seq), 0) FROM log", ""));
-    int r = ldb_step_row(l, st, "reading the log's head", e);
-    *seq = r == 1 ? sqlite3_column_int64(st, 0) : 0;
-    ldb_done(l, st);
-    return r < 0 ? r : 0;
+    return ldb_int64(l, seq, e, "SELECT COALESCE(MAX(seq), 0) FROM log", "");
 }
 
 /* ---- leases ---- */
@@ -652,12 +661,7 @@ typedef struct lease_args {
 
 /* The epoch the next begin_epoch makes (how many there are). */
 int ldb_next_epoch(ct_ledger_t *l, int64_t *next, ct_err_t *e) {
-    sqlite3_stmt *st;
-    CT_TRY(ldb_prepare(l, &st, e, "SELECT COALESCE(MAX(epoch) + 1, 0) FROM units", ""));
-    int r = ldb_step_row(l, st, "finding the next epoch", e);
-    *next = r == 1 ? sqlite3_column_int64(st, 0) : 0;
-    ldb_done(l, st);
-    return r < 0 ? r : 0;
+    return ldb_int64(l, next, e, "SELECT COALESCE(MAX(epoch) + 1, 0) FROM units", "");
 }
 
 /* Begins the next epoch: its units, available, in the plan's order (ct_data_shard_order until

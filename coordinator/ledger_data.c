@@ -69,17 +69,12 @@ int ct_ledger_read_changes(const char *path, char **text, ct_err_t *e) {
     if (access(path, F_OK) != 0) return 0; /* a new run */
     ct_ledger_t *l = NULL;
     CT_TRY(ldb_open_conn(&l, path, 0, e));
-    sqlite3_stmt *st;
+    int64_t have = 0;
     cJSON *arr = cJSON_CreateArray();
-    int rc = arr ? ldb_prepare(l, &st, e,
-                               "SELECT COUNT(*) FROM sqlite_master WHERE name = 'changes'", "")
+    int rc = arr ? ldb_int64(l, &have, e,
+                             "SELECT COUNT(*) FROM sqlite_master WHERE name = 'changes'", "")
                  : CT_ERR(e, CT_ENOMEM, "out of memory");
-    if (rc == 0) {
-        int r = ldb_step_row(l, st, "looking for the data changes", e);
-        int have = r == 1 && sqlite3_column_int64(st, 0) > 0;
-        ldb_done(l, st);
-        rc = r < 0 ? r : have ? changes_of(l, IN_EFFECT, 0, arr, e) : 0;
-    }
+    if (rc == 0 && have) rc = changes_of(l, IN_EFFECT, 0, arr, e);
     if (rc == 0 && cJSON_GetArraySize(arr) > 0 && !(*text = cJSON_PrintUnformatted(arr)))
         rc = CT_ERR(e, CT_ENOMEM, "out of memory");
     cJSON_Delete(arr);
@@ -255,26 +250,19 @@ int ct_ledger_open_plan(const char *path, ct_plan_t **plan, ct_manifest_t **base
  * pos is. */
 static int can_take_effect(ct_ledger_t *l, const cJSON *pc, int64_t epoch, int64_t pos,
                            ct_err_t *e) {
-    sqlite3_stmt *st;
-    CT_TRY(ldb_prepare(l, &st, e, "SELECT COUNT(*) FROM units WHERE epoch > ? AND state != 0", "i",
-                       epoch));
-    int r = ldb_step_row(l, st, "counting units", e), out = r == 1 && !sqlite3_column_int64(st, 0);
-    ldb_done(l, st);
-    CT_TRY(r < 0 ? r : 0);
+    int64_t out_later, out_excluded = 0;
+    CT_TRY(ldb_int64(l, &out_later, e, "SELECT COUNT(*) FROM units WHERE epoch > ? AND state != 0",
+                     "i", epoch));
     const cJSON *id;
-    if (strcmp(ct_json_get_string(pc, "kind"), "exclude") != 0) return out;
+    if (out_later || strcmp(ct_json_get_string(pc, "kind"), "exclude") != 0) return !out_later;
     cJSON_ArrayForEach(id, cJSON_GetObjectItem(pc, "shards")) {
-        if (!out) break;
-        CT_TRY(ldb_prepare(l, &st, e,
-                           "SELECT COUNT(*) FROM units WHERE epoch = ? AND pos > ? AND state != 0 "
-                           "AND shard = (SELECT idx FROM shards WHERE id = ?)",
-                           "iit", epoch, pos, id->valuestring));
-        r = ldb_step_row(l, st, "counting units", e);
-        out = r == 1 && !sqlite3_column_int64(st, 0);
-        ldb_done(l, st);
-        CT_TRY(r < 0 ? r : 0);
+        CT_TRY(ldb_int64(l, &out_excluded, e,
+                         "SELECT COUNT(*) FROM units WHERE epoch = ? AND pos > ? AND state != 0 "
+                         "AND shard = (SELECT idx FROM shards WHERE id = ?)",
+                         "iit", epoch, pos, id->valuestring));
+        if (out_excluded) return 0;
     }
-    return out;
+    return 1;
 }
 
 /* The tables follow the plan's new change pc (just applied; the epoch had `before` units):
@@ -480,12 +468,8 @@ static cJSON *imported_request(const ct_plan_t *p, const cJSON *pc, int64_t firs
 static int import_tx(ct_ledger_t *l, void *arg, ct_err_t *e) {
     import_args_t *a = arg;
     int have = ct_plan_count(l->plan), n = cJSON_GetArraySize(a->changes);
-    sqlite3_stmt *st;
-    CT_TRY(ldb_prepare(l, &st, e, "SELECT COUNT(*) FROM units", ""));
-    int r = ldb_step_row(l, st, "counting units", e);
-    int64_t units = r == 1 ? sqlite3_column_int64(st, 0) : 0;
-    ldb_done(l, st);
-    CT_TRY(r < 0 ? r : 0);
+    int64_t units;
+    CT_TRY(ldb_int64(l, &units, e, "SELECT COUNT(*) FROM units", ""));
     if (n > have && units > 0)
         return CT_ERR(e, CT_ESTATE,
                       "ledger %s already hands out data: data changes can be given only to a new "
@@ -531,11 +515,6 @@ int ct_ledger_import_changes(ct_ledger_t *l, const cJSON *changes, int *n, ct_er
 }
 
 int ct_ledger_changes_pending(ct_ledger_t *l, int64_t *n, ct_err_t *e) {
-    sqlite3_stmt *st;
-    CT_TRY(ldb_prepare(l, &st, e, "SELECT COUNT(*) FROM changes WHERE state = ?", "i",
-                       (int64_t)PENDING));
-    int r = ldb_step_row(l, st, "counting the data changes", e);
-    *n = r == 1 ? sqlite3_column_int64(st, 0) : 0;
-    ldb_done(l, st);
-    return r < 0 ? r : 0;
+    return ldb_int64(l, n, e, "SELECT COUNT(*) FROM changes WHERE state = ?", "i",
+                     (int64_t)PENDING);
 }

@@ -48,11 +48,13 @@ struct ct_ledger {
 
 /* Statements: prepared once and cached by their SQL literal's address, arguments bound by
  * `types` ('i' int64, 'd' double, 't' text). ldb_run runs one that returns no rows (*changes,
- * may be NULL, gets the rows changed); ldb_step_row steps a query (1: a row, 0: the end, or an
+ * may be NULL, gets the rows changed); ldb_int64 runs one that gives a number (the first column
+ * of its first row; 0 without a row); ldb_step_row steps a query (1: a row, 0: the end, or an
  * error); ldb_done resets a statement for its next use. Errors: CT_EIO naming the SQL. */
 int ldb_prepare(ct_ledger_t *l, sqlite3_stmt **st, ct_err_t *e, const char *sql, const char *types,
                 ...);
 int ldb_run(ct_ledger_t *l, int *changes, ct_err_t *e, const char *sql, const char *types, ...);
+int ldb_int64(ct_ledger_t *l, int64_t *out, ct_err_t *e, const char *sql, const char *types, ...);
 int ldb_step_row(ct_ledger_t *l, sqlite3_stmt *st, const char *what, ct_err_t *e);
 void ldb_done(ct_ledger_t *l, sqlite3_stmt *st);
 
