@@ -250,12 +250,13 @@ int ct_ledger_open_plan(const char *path, ct_plan_t **plan, ct_manifest_t **base
  * pos is. */
 static int can_take_effect(ct_ledger_t *l, const cJSON *pc, int64_t epoch, int64_t pos,
                            ct_err_t *e) {
-    int64_t out_later, out_excluded = 0;
+    int64_t out_later;
     CT_TRY(ldb_int64(l, &out_later, e, "SELECT COUNT(*) FROM units WHERE epoch > ? AND state != 0",
                      "i", epoch));
     const cJSON *id;
     if (out_later || strcmp(ct_json_get_string(pc, "kind"), "exclude") != 0) return !out_later;
     cJSON_ArrayForEach(id, cJSON_GetObjectItem(pc, "shards")) {
+        int64_t out_excluded;
         CT_TRY(ldb_int64(l, &out_excluded, e,
                          "SELECT COUNT(*) FROM units WHERE epoch = ? AND pos > ? AND state != 0 "
                          "AND shard = (SELECT idx FROM shards WHERE id = ?)",
