@@ -32,8 +32,10 @@
 #include "cotrain/fault.h"
 #include "cotrain/fsutil.h"
 
-/* Read size for hashing: big enough for few system calls, small enough to stay in cache. */
-enum { HASH_BUF = 1 << 20 };
+/* Read size for hashing: big enough for few system calls, small enough to stay in cache. A check
+ * of the small files alone (config.json, state.json: KiBs) runs on the calling thread with a
+ * buffer of SMALL_BUF: a team of threads and their 1 MiB buffers cost more than the hashing. */
+enum { HASH_BUF = 1 << 20, SMALL_BUF = 64 << 10 };
 
 /* A job: hash piece `piece` of file `file` (-1: the whole file), or, when `lay` is set, read it
  * into the tensors that layout describes while hashing it. */
@@ -49,6 +51,7 @@ typedef struct run {
     int n_jobs, cap;
     atomic_int next, failed;
     atomic_int gap_nonzero[N_FILES]; /* a read piece > 0 had non-zero bytes between tensors */
+    int small;                       /* only the small files: one thread, SMALL_BUF */
     ct_err_t err;                    /* the first failure */
 } run_t;
 
@@ -80,13 +83,14 @@ static void fail_once(run_t *r, int rc, const ct_err_t *why) {
 
 /* Runs the planned jobs on every core (each thread with its own scratch), then forgets them. */
 static int run_jobs(run_t *r, ct_err_t *e) {
-    int threads = 2 * omp_get_max_threads();
+    int threads = r->small ? 1 : 2 * omp_get_max_threads();
+    size_t size = r->small ? SMALL_BUF : HASH_BUF;
     if (threads > r->n_jobs) threads = r->n_jobs;
     atomic_store(&r->next, 0);
-#pragma omp parallel num_threads(threads > 0 ? threads : 1)
+#pragma omp parallel num_threads(threads > 0 ? threads : 1) if (threads > 1)
     {
         ct_err_t why = {0};
-        unsigned char *buf = ct_fault_malloc(HASH_BUF);
+        unsigned char *buf = ct_fault_malloc(size);
         if (!buf) fail_once(r, CT_ERR(&why, CT_ENOMEM, "out of memory checking %s", r->dir), &why);
         for (int j;
              buf && (j = atomic_fetch_add(&r->next, 1)) < r->n_jobs && !atomic_load(&r->failed);) {
@@ -94,10 +98,10 @@ static int run_jobs(run_t *r, ct_err_t *e) {
             int gap = 0, rc;
             if (jb->lay) {
                 rc = ct_ckpt_io_read_piece(jb->lay, jb->piece, r->sums->piece[jb->file][jb->piece],
-                                           buf, HASH_BUF, jb->piece > 0 ? &gap : NULL, &why);
+                                           buf, size, jb->piece > 0 ? &gap : NULL, &why);
                 if (gap) atomic_store(&r->gap_nonzero[jb->file], 1);
             } else {
-                rc = ct_ckpt_sums_check(r->dir, r->sums, jb->file, jb->piece, buf, HASH_BUF, &why);
+                rc = ct_ckpt_sums_check(r->dir, r->sums, jb->file, jb->piece, buf, size, &why);
             }
             fail_once(r, rc, &why);
         }
@@ -128,7 +132,7 @@ static int check_size(const run_t *r, int k, ct_err_t *e) {
 int ct_ckpt_check(const char *dir, const ct_ckpt_sums_t *sums, int what, ct_err_t *e) {
     /* without pieces the biggest file goes first, so the others run beside it */
     static const int order[N_FILES] = {OPTIM, MODEL, CONFIG, STATE};
-    run_t r = {.dir = dir, .sums = sums};
+    run_t r = {.dir = dir, .sums = sums, .small = what == CT_CKPT_CHECK_SMALL};
     int rc = 0;
     for (int f = 0; f < N_FILES && rc == 0; f++) {
         int k = order[f];

@@ -10,9 +10,10 @@
 /* Which files to check. */
 enum { CT_CKPT_CHECK_ALL, CT_CKPT_CHECK_SMALL };
 
-/* Checks the files of dir against sums, on every core. CT_CKPT_CHECK_ALL hashes every byte;
- * CT_CKPT_CHECK_SMALL hashes config.json and state.json and checks that the tensor files exist
- * with the size their pieces say (a candidate for a restore, which then hashes them). Errors:
+/* Checks the files of dir against sums. CT_CKPT_CHECK_ALL hashes every byte, on every core;
+ * CT_CKPT_CHECK_SMALL hashes config.json and state.json (on the calling thread) and checks that
+ * the tensor files exist with the size their pieces say (a candidate for a restore, which then
+ * hashes them). Errors:
  * CT_ENOENT (a file missing), CT_ECORRUPT (a hash or size differs: naming the file and piece),
  * CT_EIO, CT_ENOMEM. */
 int ct_ckpt_check(const char *dir, const ct_ckpt_sums_t *sums, int what, ct_err_t *e);

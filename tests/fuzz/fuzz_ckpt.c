@@ -4,6 +4,7 @@
  * are what it reaches); odd, state.json, with a MANIFEST this target writes to match it, so the
  * state's parser (cursor, guard window, ids) is reached. Whatever the bytes, a refusal says why
  * and a checkpoint that checks has a well-formed cursor. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,18 +28,18 @@ static int put(const char *dir, const char *name, const void *data, size_t n, ch
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    static char dir[512];
-    if (!dir[0]) {
+    static char dir[512], hc[CT_SHA256_HEX], hm[CT_SHA256_HEX];
+    if (!dir[0]) { /* the files no input changes, written once */
+        static const char config[] = "{\"model\":{\"n_layer\":1}}\n";
         snprintf(dir, sizeof dir, "%s/cotrain-fuzz-%d-ckpt", fuzz_dir(), (int)getpid());
-        mkdir(dir, 0700);
+        ct_sha256_hex("", 0, hm);
+        if ((mkdir(dir, 0700) != 0 && errno != EEXIST) ||
+            put(dir, "config.json", config, sizeof config - 1, hc) ||
+            put(dir, "model.h5", "", 0, NULL) || put(dir, "optim.h5", "", 0, NULL))
+            __builtin_trap(); /* no folder to fuzz in: COTRAIN_FUZZ_DIR must be writable */
     }
     if (size < 1) return 0;
-    static const char config[] = "{\"model\":{\"n_layer\":1}}\n";
-    char hc[CT_SHA256_HEX], hs[CT_SHA256_HEX], hm[CT_SHA256_HEX], manifest[1024];
-    ct_sha256_hex("", 0, hm);
-    if (put(dir, "config.json", config, sizeof config - 1, hc) ||
-        put(dir, "model.h5", "", 0, NULL) || put(dir, "optim.h5", "", 0, NULL))
-        return 0;
+    char hs[CT_SHA256_HEX], manifest[1024];
     if (data[0] % 2 == 0) {
         if (put(dir, "state.json", "{}", 2, NULL) || put(dir, "MANIFEST", data + 1, size - 1, NULL))
             return 0;
