@@ -9,7 +9,9 @@
 #      logged (data_added, data_excluded) with the epoch and unit they start from, the added
 #      shards committed in that epoch after the others, the excluded shard in no unit after its
 #      point, one lineage (check_lineage.py), `cotrain verify` passes, `cotrain lineage` says
-#      where the document's shard was excluded
+#      where the document's shard was excluded, and the steps that trained on it and on a
+#      document of the added data are those the loader gives following the log's changes
+#      (steps_probe)
 #   3. the same run stopped and resumed once more after the change ends bit-identical
 #   4. `cotrain verify --replay` past the change: refused without the added data, and with it
 #      (--added) the last checkpoint follows bit for bit
@@ -18,10 +20,12 @@
 #      trains takes effect at its next commit on both ranks (each replans its loader), the run
 #      finishes with one lineage, its log verifies
 # Usage: datachange_e2e.sh PATH/TO/cotrain-worker PATH/TO/cotrain PATH/TO/cotrain-coordinator
+#        PATH/TO/steps_probe
 set -euo pipefail
 worker=$1
 cotrain=$2
 coord=$3
+probe=$4
 here=$(dirname "$0")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
@@ -37,7 +41,8 @@ cat /usr/share/common-licenses/Apache-2.0 /usr/share/common-licenses/Artistic > 
 head -c 4000 /usr/share/common-licenses/Apache-2.0 > "$tmp/gpt2.txt"
 "$cotrain" prep "$tmp/gpt2.txt" --tokenizer gpt2 --out "$tmp/gpt2" 2> /dev/null
 
-args=(--config tiny --data "$tmp/data" --set train.steps=80 --set log.every=1
+# 110 steps: into epoch 1 past where the excluded shard would have been
+args=(--config tiny --data "$tmp/data" --set train.steps=110 --set log.every=1
       --set train.global_batch=8 --set train.micro_batch=4 --set train.warmup_steps=2
       --set ckpt.every=5 --set ckpt.keep_last=0)
 w() { # w OUT [ARGS...]: one rank without a coordinator, the log appended to OUT.err
@@ -101,7 +106,7 @@ cp -r "$tmp/a" "$tmp/b" # 3. the same run, to be stopped once more
 w a --resume latest
 grep -q "data excluded from the run: 1 shard(s)" "$tmp/a.err" || fail "no exclusion in the log"
 grep -q "data added to the run: .*(6 shard(s))" "$tmp/a.err" || fail "no addition in the log"
-/usr/bin/python3 "$here/check_lineage.py" "$tmp/a/coordinator.db" "$tmp/a/checkpoints" 80 \
+/usr/bin/python3 "$here/check_lineage.py" "$tmp/a/coordinator.db" "$tmp/a/checkpoints" 110 \
     || fail "the lineage after the changes"
 "$cotrain" verify "$tmp/a/public" --ckpts "$tmp/a/checkpoints" > "$tmp/verify.out" \
     || { cat "$tmp/verify.out"; fail "verify after the changes"; }
@@ -139,8 +144,8 @@ print(f"changes: excluded {victim} from unit {ex['from_pos']} of epoch {ex['epoc
       f"added 6 shards at units 11..16; {len(units)} units")
 EOF
 
-# `cotrain lineage` of the excluded document: excluded from where the log says; its steps are
-# not recomputed from the epoch the data changed in on
+# `cotrain lineage` of the excluded document: excluded from where the log says; without the
+# added data its steps are not known from the epoch the data changed in on
 "$cotrain" lineage "$tmp/a" "$victim_doc" --data "$tmp/data" > "$tmp/lin.out" \
     || { cat "$tmp/lin.out"; fail "lineage of the excluded document"; }
 grep -q "excluded later: yes, its shard from unit [0-9]* of epoch 0 on (log line [0-9]*)" \
@@ -165,17 +170,65 @@ grep -q "in shard $added_shard" "$tmp/lin2.out" && grep -q "epoch 0: trained at"
     && grep -q "added while the run went on" "$tmp/lin2.out" \
     || { cat "$tmp/lin2.out"; fail "lineage: the added document's shard and commit"; }
 
+# with the added data (--added), the steps of every epoch, for the first document of each shard
+# of the run's data and of the added data: those whose samples the loader fills with the
+# document's tokens when it follows the log's changes from the first step (the plan is a function
+# of the changes, whenever they took effect); none after its committing checkpoint
+/usr/bin/python3 - "$cotrain" "$probe" "$tmp/a" "$tmp/data" "$tmp/more" "$added_doc" \
+    "$tmp/changes.json" <<'EOF' || fail "lineage's steps after the data changes"
+import h5py, json, subprocess, sys
+cotrain, probe, run, data, more, added_doc, changes_path = sys.argv[1:]
+changes = []
+for line in open(f"{run}/public/log.jsonl"):
+    r = json.loads(line)
+    if r["type"] == "data_added":
+        changes.append({"kind": "add", "epoch": r["epoch"], "manifest": more,
+                        "sha256": r["data_sha256"], "shards": len(r["shards"])})
+    elif r["type"] == "data_excluded":
+        changes.append({"kind": "exclude", "epoch": r["epoch"], "pos": r["from_pos"],
+                        "shards": r["shards"]})
+json.dump(changes, open(changes_path, "w"))
+cfg = json.load(open(f"{run}/public/status.json"))["config"]
+epochs, n = set(), 0
+for where in (data, more):
+    shards = json.load(open(f"{where}/manifest.json"))["shards"]
+    for i, s in enumerate(shards):
+        doc = h5py.File(f"{where}/{s['file']}")["doc_ids"][0].decode()
+        got = json.loads(subprocess.run(
+            [cotrain, "lineage", run, doc, "--data", data, "--added", more, "--json"],
+            capture_output=True, text=True, check=True).stdout)
+        loader = subprocess.run(
+            [probe, data, str(cfg["model"]["seq_len"]), str(cfg["train"]["global_batch"]),
+             str(cfg["train"]["seed"]), str(cfg["data"]["eval_shards"]),
+             str(cfg["train"]["steps"]), where, str(i), str(got["tokens"][0]),
+             str(got["tokens"][1]), changes_path], capture_output=True, text=True,
+            check=True).stdout.split()
+        committed = got["committed"]
+        for c in committed:
+            assert c["trained_at"] is not None and all(t <= c["step"] for t in c["trained_at"]), c
+            epochs.add(c["epoch"])
+        said = sorted(t for c in committed for t in c["trained_at"])
+        assert said == [int(t) for t in loader], (doc, said, loader)
+        assert got["added"] == (where == more), got
+        if doc == added_doc:
+            assert said and committed[0]["epoch"] == changes[-1]["epoch"], got
+        n += 1
+print(f"lineage: the steps of the first document of each of {n} shards (the run's and the "
+      f"added), in epochs {sorted(epochs)}, as the loader gives them after the changes")
+assert len(epochs) > 1, "no document committed in an epoch after the change's"
+EOF
+
 # `cotrain verify --replay` past the data changes: without the added data, refused (exit 2,
 # naming it); with it (--added), the last checkpoint follows from the one before bit for bit —
 # the replay's worker takes the log's changes (--data-changes) into a new run directory
 # (the replays' run directories under $tmp: verify_e2e checks that /tmp holds none of its own)
 refused "replay without the added data" "give that manifest with --added MANIFEST" \
-    env TMPDIR="$tmp" "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000075" \
-    "$tmp/a/checkpoints/ckpt-00000080" --data "$tmp/data"
-TMPDIR="$tmp" "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000075" \
-    "$tmp/a/checkpoints/ckpt-00000080" --data "$tmp/data" --added "$tmp/more" \
+    env TMPDIR="$tmp" "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000105" \
+    "$tmp/a/checkpoints/ckpt-00000110" --data "$tmp/data"
+TMPDIR="$tmp" "$cotrain" verify "$tmp/a/public" --replay "$tmp/a/checkpoints/ckpt-00000105" \
+    "$tmp/a/checkpoints/ckpt-00000110" --data "$tmp/data" --added "$tmp/more" \
     > "$tmp/replay.out" 2> "$tmp/replay.err" || { tail "$tmp/replay.err"; fail "replay"; }
-grep -q "replay: .*ckpt-00000080 (step 80) follows from" "$tmp/replay.out" \
+grep -q "replay: .*ckpt-00000110 (step 110) follows from" "$tmp/replay.out" \
     || { cat "$tmp/replay.out"; fail "replay verdict"; }
 grep -q "the run's plan takes the 2 data change(s)" "$tmp/replay.err" \
     || fail "the replay's worker did not take the data changes"
@@ -183,7 +236,7 @@ grep -q "the run's plan takes the 2 data change(s)" "$tmp/replay.err" \
 # 3. stopped after the change and resumed: bit-identical
 w b --resume latest --until 20
 w b --resume latest
-cmp -s "$tmp/a/checkpoints/ckpt-00000080/model.h5" "$tmp/b/checkpoints/ckpt-00000080/model.h5" \
+cmp -s "$tmp/a/checkpoints/ckpt-00000110/model.h5" "$tmp/b/checkpoints/ckpt-00000110/model.h5" \
     || fail "stopped and resumed after the change: the final model differs"
 
 # 6. asked for while an attached mpirun -np 2 group trains

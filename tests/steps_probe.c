@@ -2,38 +2,56 @@
  * the loader itself (data/data.c: what training reads) and comparing each sample with the
  * document's windows, token for token: the oracle for `cotrain lineage`'s computed steps.
  *
- *   steps_probe MANIFEST SEQ_LEN GLOBAL_BATCH SEED HELD_OUT STEPS SHARD FROM TO
+ *   steps_probe MANIFEST SEQ_LEN GLOBAL_BATCH SEED HELD_OUT STEPS SHARD_MANIFEST SHARD FROM TO
+ *               [CHANGES]
  *
  * prints, one per line, each step (from 1) among the first STEPS whose samples include a window
- * of shard index SHARD that overlaps its tokens [FROM, TO). Exit status 0, 1 on an error. */
+ * of shard SHARD (an index) of SHARD_MANIFEST (the run's data, or data it added) that overlaps
+ * its tokens [FROM, TO). CHANGES: a file of the run's data changes (plan.h's JSON array), which
+ * the loader then follows from the first step. Exit status 0, 1 on an error. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cotrain/data.h"
 #include "cotrain/fsutil.h"
+#include "cotrain/manifest.h"
 #include "cotrain/shard.h"
 
 int main(int argc, char **argv) {
-    if (argc != 10) {
+    if (argc != 11 && argc != 12) {
         fprintf(stderr,
-                "usage: steps_probe MANIFEST SEQ_LEN GLOBAL_BATCH SEED HELD_OUT STEPS SHARD FROM "
-                "TO\n");
+                "usage: steps_probe MANIFEST SEQ_LEN GLOBAL_BATCH SEED HELD_OUT STEPS "
+                "SHARD_MANIFEST SHARD FROM TO [CHANGES]\n");
         return 1;
     }
-    int L = atoi(argv[2]), B = atoi(argv[3]), held = atoi(argv[5]), shard = atoi(argv[7]);
-    long long steps = atoll(argv[6]), from = atoll(argv[8]), to = atoll(argv[9]);
+    int L = atoi(argv[2]), B = atoi(argv[3]), held = atoi(argv[5]), shard = atoi(argv[8]);
+    long long steps = atoll(argv[6]), from = atoll(argv[9]), to = atoll(argv[10]);
     uint64_t seed = strtoull(argv[4], NULL, 10);
     int W = L + 1;
     ct_err_t e = {0};
     ct_data_t *d = NULL;
+    ct_manifest_t *sm = NULL;
+    cJSON *changes = NULL;
+    char *text = NULL;
+    size_t text_len = 0;
+    if (argc == 12 && (ct_read_file(argv[11], &text, &text_len, &e) != 0 ||
+                       !(changes = cJSON_Parse(text)))) {
+        fprintf(stderr, "steps_probe: %s: %s\n", argv[11], e.msg[0] ? e.msg : "not JSON");
+        return 1;
+    }
+    free(text);
     const ct_data_opts_t o = {.seq_len = L, .seed = seed, .global_batch = B, .world = 1,
-                              .held_out = held};
-    if (ct_data_open(&d, argv[1], &o, &e) != 0) {
+                              .held_out = held, .changes = changes};
+    if (ct_data_open(&d, argv[1], &o, &e) != 0 || ct_manifest_load(&sm, argv[7], &e) != 0) {
         fprintf(stderr, "steps_probe: %s\n", e.msg);
         return 1;
     }
-    const ct_manifest_shard_t *ms = &ct_data_manifest(d)->shards[shard];
+    if (shard < 0 || shard >= sm->n_shards) {
+        fprintf(stderr, "steps_probe: %s has no shard %d\n", argv[7], shard);
+        return 1;
+    }
+    const ct_manifest_shard_t *ms = &sm->shards[shard];
     char *buf = NULL;
     size_t len = 0;
     ct_shard_t s = {0};
@@ -62,5 +80,7 @@ int main(int argc, char **argv) {
     free(buf);
     free(rows);
     ct_data_destroy(&d);
+    ct_manifest_destroy(&sm);
+    cJSON_Delete(changes);
     return 0;
 }

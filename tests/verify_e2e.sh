@@ -87,7 +87,7 @@ for s in (man["shards"][0], man["shards"][3], man["shards"][-1]):
     loader = subprocess.run(
         [probe, data, str(cfg["model"]["seq_len"]), str(cfg["train"]["global_batch"]),
          str(cfg["train"]["seed"]), str(cfg["data"]["eval_shards"]), str(cfg["train"]["steps"]),
-         str(man["shards"].index(s)), str(got["tokens"][0]), str(got["tokens"][1])],
+         data, str(man["shards"].index(s)), str(got["tokens"][0]), str(got["tokens"][1])],
         capture_output=True, text=True, check=True).stdout.split()
     said = sorted(t for c in got["committed"] for t in c["trained_at"])
     assert [int(x) for x in loader] == said, (doc, loader, said)

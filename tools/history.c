@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cotrain/fsutil.h"
 #include "cotrain/json.h"
@@ -25,6 +26,46 @@ int ct_history_find_unit(const ct_history_t *h, const char *name) {
     for (int i = h->n_units - 1; i >= 0; i--)
         if (!strcmp(h->units[i].name, name)) return i;
     return -1;
+}
+
+/* Which of added[0..n) (manifest files or their folders) has sha256 `sha`: into *found (NULL:
+ * none). */
+static int find_added(const char *const *added, int n, const char *sha, const char **found,
+                      ct_err_t *e) {
+    *found = NULL;
+    for (int i = 0; i < n && !*found; i++) {
+        char *buf = NULL, hex[CT_SHA256_HEX], path[CT_PATH_MAX];
+        size_t len = 0;
+        struct stat st;
+        int dir = stat(added[i], &st) == 0 && S_ISDIR(st.st_mode);
+        CT_TRY(ct_path_fmt(path, sizeof path, e, dir ? "%s/manifest.json" : "%s", added[i]));
+        CT_TRY(ct_read_file(path, &buf, &len, e));
+        ct_sha256_hex(buf, len, hex);
+        free(buf);
+        if (!strcmp(hex, sha)) *found = added[i];
+    }
+    return 0;
+}
+
+int ct_history_changes(const ct_history_t *h, const char *const *added, int n_added, cJSON **out,
+                       ct_err_t *e) {
+    cJSON *all = cJSON_Duplicate(h->changes, 1), *c;
+    int rc = all ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory");
+    cJSON_ArrayForEach(c, all) {
+        const char *sha = ct_json_get_string(c, "sha256"), *found = NULL;
+        if (rc != 0 || !sha) continue; /* an exclusion: as the log has it */
+        rc = find_added(added, n_added, sha, &found, e);
+        if (rc == 0 && !found)
+            rc = CT_ERR(e, CT_EINVAL,
+                        "the run added data with manifest sha256 %.16s... (data_added, epoch "
+                        "%lld): give that manifest with --added MANIFEST",
+                        sha, (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "epoch")));
+        if (rc == 0 && !ct_json_add_owned(c, "manifest", cJSON_CreateString(found)))
+            rc = CT_ERR(e, CT_ENOMEM, "out of memory");
+    }
+    if (rc != 0) cJSON_Delete(all);
+    *out = rc == 0 ? all : NULL;
+    return rc;
 }
 
 static int commit(ct_history_t *h, const cJSON *r, int64_t line, ct_err_t *e) {

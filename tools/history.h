@@ -83,6 +83,13 @@ int ct_history_read(ct_history_t *h, const char *public_dir, const char *pin, ct
  * Errors: CT_ENOMEM. */
 int ct_history_credit(const ct_history_t *h, ct_hist_credit_t **out, int *n, ct_err_t *e);
 
+/* The run's data changes as its coordinator had them (plan.h), into *out (the caller deletes
+ * it): the log's, each add's manifest found among added[0..n_added) (manifest files or their
+ * folders) by its sha256. Errors: CT_EINVAL (an add whose manifest is not among them: saying
+ * which to give with --added), CT_EIO, CT_ENOENT, CT_ENOMEM. */
+int ct_history_changes(const ct_history_t *h, const char *const *added, int n_added, cJSON **out,
+                       ct_err_t *e);
+
 /* The unit `name` in the lineage: its index into h->units, or -1. */
 int ct_history_find_unit(const ct_history_t *h, const char *name);
 

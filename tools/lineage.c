@@ -8,7 +8,9 @@
  * seed and the shards (DESIGN.md, invariant 1), and step s trains on samples [(s-1)B, sB) of it
  * (B = train.global_batch) whatever the world size, restarts and resumes. So the samples holding
  * the document's tokens, hence their steps, follow from the run's config (public/status.json,
- * checked against the config sha256 the signed log names) and the manifest. */
+ * checked against the config sha256 the signed log names), the manifest and the data added or
+ * excluded while the run went on: the log's data_added and data_excluded records make the run's
+ * plan (plan.h), whose epochs are the stream's order, given the added manifests (--added). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "cotrain/hash.h"
 #include "cotrain/json.h"
 #include "cotrain/manifest.h"
+#include "cotrain/plan.h"
 #include "cotrain/shard.h"
 #include "history.h"
 
@@ -36,13 +39,15 @@ static void usage(FILE *f) {
            "checkpoint that committed that shard (step, id, the steps since its parent)\n"
            "according to RUN_DIR/public/log.jsonl, which is verified as `cotrain verify` does\n"
            "first; and whether the document was excluded afterwards. The steps follow from the\n"
-           "sample order (a function of the seed and the shards) and the run's config\n"
+           "sample order (a function of the seed, the shards and the data added or excluded\n"
+           "while the run went on, which the log lists) and the run's config\n"
            "(RUN_DIR/public/status.json, checked against the config sha256 the log names).\n"
            "\n"
            "  --data MANIFEST   the run's data (default: RUN_DIR/data/manifest.json, where an\n"
            "                    attached worker keeps what it fetched)\n"
            "  --added MANIFEST  data the run added while it went on (`cotrain add-data`),\n"
-           "                    searched when the run's own data does not hold DOC_ID\n"
+           "                    searched when the run's own data does not hold DOC_ID, and\n"
+           "                    needed for the steps of the epochs from its addition on\n"
            "                    (repeatable; each must be named by a data_added record)\n"
            "  --json            one JSON object instead of text\n"
            "\n"
@@ -68,16 +73,6 @@ static int find_doc(const ct_manifest_t *m, const char *doc, int *shard, int64_t
     return 0;
 }
 
-/* 1 when a data_added record of the verified log names a manifest of this sha256. */
-static int added_by_run(const ct_history_t *h, const char *sha) {
-    const cJSON *c;
-    cJSON_ArrayForEach(c, h->changes) {
-        const char *s = ct_json_get_string(c, "sha256");
-        if (s && !strcmp(s, sha)) return 1;
-    }
-    return 0;
-}
-
 /* The run's config from RUN_DIR/public/status.json into *c, when its sha256 is the one the
  * verified log names. 0 when it is; otherwise why not in e (the steps are then not given). */
 static int run_config(const char *run, const ct_history_t *h, ct_config_t *c, ct_err_t *e) {
@@ -99,27 +94,29 @@ static int run_config(const char *run, const ct_history_t *h, ct_config_t *c, ct
     return rc;
 }
 
-/* The steps that trained on tokens [from, to) of shard `shard` in epoch `epoch`: the samples of
- * the stream that are windows overlapping them, each at step sample / B + 1; sorted and each
- * once, into a malloc'd *steps (*n of them). */
-static int doc_steps(const ct_manifest_t *m, const ct_config_t *c, int shard, int64_t epoch,
+/* The steps that trained on tokens [from, to) of plan shard `shard` in epoch `epoch`: the
+ * samples of the stream that are windows overlapping them, each at step sample / B + 1; sorted
+ * and each once, into a malloc'd *steps (*n of them). The stream is the plan's epochs in turn,
+ * each its units' windows in order, a skipped (excluded) unit giving none. */
+static int doc_steps(const ct_plan_t *p, const ct_config_t *c, int64_t shard, int64_t epoch,
                      int64_t from, int64_t to, int64_t **steps, int *n, ct_err_t *e) {
     int64_t W = c->model.seq_len + 1, B = c->train.global_batch;
-    int64_t k = m->n_shards - c->data.eval_shards, nw = m->shards[shard].n_tokens / W;
-    int64_t *order = NULL, *perm = NULL, before = 0, per_epoch = 0;
+    const ct_manifest_shard_t *s = ct_plan_shard(p, shard);
+    int64_t nw = s->n_tokens / W, *order = NULL, *perm = NULL, before = 0;
     *steps = NULL;
     *n = 0;
     int rc = 0;
-    CT_ALLOC(e, order, (size_t)k, out);
+    CT_ALLOC(e, order, (size_t)ct_plan_shards(p), out);
     CT_ALLOC(e, perm, (size_t)(nw ? nw : 1), out);
     CT_ALLOC(e, *steps, (size_t)(nw ? nw : 1), out);
-    for (int64_t i = 0; i < k; i++)
-        per_epoch += m->shards[i].n_tokens / W;
-    ct_data_shard_order(c->train.seed, epoch, k, order);
-    before = epoch * per_epoch; /* the samples of the epochs before, then of the shards before */
-    for (int64_t q = 0; q < k && order[q] != shard; q++)
-        before += m->shards[order[q]].n_tokens / W;
-    ct_data_window_order(c->train.seed, epoch, m->shards[shard].id, nw, perm);
+    for (int64_t ep = 0; ep <= epoch; ep++) { /* the samples before the shard's unit */
+        int64_t len = ct_plan_epoch_len(p, ep);
+        ct_plan_order(p, ep, order);
+        for (int64_t q = 0; q < len && !(ep == epoch && order[q] == shard); q++)
+            if (!ct_plan_excluded(p, ep, q, order[q]))
+                before += ct_plan_shard(p, order[q])->n_tokens / W;
+    }
+    ct_data_window_order(c->train.seed, epoch, s->id, nw, perm);
     for (int64_t i = 0; i < nw; i++) /* the i-th window taken is window perm[i] */
         if (perm[i] * W < to && (perm[i] + 1) * W > from) {
             int64_t step = (before + i) / B + 1;
@@ -135,6 +132,105 @@ out:
     free(order);
     free(perm);
     return rc;
+}
+
+/* The run's data plan into *out: base (the run's data) and every change the log lists, each
+ * add's manifest found among added. */
+static int run_plan(const ct_manifest_t *base, const ct_config_t *c, const ct_history_t *h,
+                    const char *const *added, int n_added, ct_plan_t **out, ct_err_t *e) {
+    cJSON *changes = NULL;
+    CT_TRY(ct_plan_create(out, base, c->data.eval_shards, c->train.seed, e));
+    int rc = cJSON_GetArraySize(h->changes) > 0
+                 ? ct_history_changes(h, added, n_added, &changes, e)
+                 : 0;
+    if (rc == 0 && changes) rc = ct_plan_apply(*out, changes, NULL, e);
+    cJSON_Delete(changes);
+    if (rc != 0) ct_plan_destroy(out);
+    return rc;
+}
+
+/* The epoch the data_added record of manifest sha256 `sha` took effect in (-1: none). */
+static int64_t added_in(const ct_history_t *h, const char *sha) {
+    const cJSON *c;
+    cJSON_ArrayForEach(c, h->changes) {
+        const char *s = ct_json_get_string(c, "sha256");
+        int64_t epoch;
+        if (s && !strcmp(s, sha) && ct_json_get_uint53(c, "epoch", &epoch)) return epoch;
+    }
+    return -1;
+}
+
+/* Where the document is: the run's data, or data added while the run went on. */
+typedef struct found {
+    ct_manifest_t *base, *more; /* the run's data; the last added data searched (or NULL) */
+    const ct_manifest_t *m;     /* base or more: the one holding the document */
+    int shard;                  /* its shard's index in m */
+    int64_t d, from, to;        /* the document's index and tokens in that shard */
+} found_t;
+
+/* Loads the run's data and its verified log (the public folder's path into pub) and finds the
+ * document: in the run's data, else in the added data (each named by a data_added record). */
+static int locate(const char *run, const char *data, const char *doc, const char *const *added,
+                  int n_added, ct_history_t *h, char pub[CT_PATH_MAX], found_t *f, ct_err_t *e) {
+    char path[CT_PATH_MAX];
+    if (!data) {
+        CT_TRY(ct_path_join(path, sizeof path, run, "data/manifest.json", e));
+        if (access(path, F_OK) != 0)
+            return CT_ERR(e, CT_EINVAL,
+                          "%s/data/manifest.json does not exist: give the run's data with "
+                          "--data MANIFEST",
+                          run);
+        data = path;
+    }
+    CT_TRY(ct_manifest_load(&f->base, data, e));
+    CT_TRY(ct_path_join(pub, CT_PATH_MAX, run, "public", e));
+    CT_TRY(ct_history_read(h, pub, NULL, e));
+    if (strcmp(f->base->sha256, h->head.data_sha256) != 0)
+        return CT_ERR(e, CT_EINVAL,
+                      "%s is not the run's data: its sha256 is %.16s..., the run's log names "
+                      "%.16s...",
+                      f->base->path, f->base->sha256, h->head.data_sha256);
+    f->m = f->base;
+    int found = find_doc(f->base, doc, &f->shard, &f->d, &f->from, &f->to, e);
+    for (int i = 0; found == 0 && i < n_added; i++) {
+        ct_manifest_destroy(&f->more);
+        CT_TRY(ct_manifest_load(&f->more, added[i], e));
+        if (added_in(h, f->more->sha256) < 0)
+            return CT_ERR(e, CT_EINVAL,
+                          "%s (sha256 %.16s...) is not data the run added (no data_added record "
+                          "names it)",
+                          f->more->path, f->more->sha256);
+        found = find_doc(f->more, doc, &f->shard, &f->d, &f->from, &f->to, e);
+        if (found == 1) f->m = f->more;
+    }
+    if (found < 0) return found;
+    if (found == 0)
+        return CT_ERR(e, CT_EINVAL, "no shard of the run's data%s holds a document with id %s",
+                      n_added ? " (nor of the data added)" : "", doc);
+    return 0;
+}
+
+/* The run's config, the plan the document's steps follow from and its shard's index in that
+ * plan (*ps). Returns the first epoch whose steps are not known: INT64_MAX when all are, 0 when
+ * none is (without the added data the run's own order holds until its first change); why then
+ * says why. */
+static int64_t steps_plan(const char *run, const ct_history_t *h, const found_t *f,
+                          const char *const *added, int n_added, ct_config_t *cfg, ct_plan_t **plan,
+                          int64_t *ps, ct_err_t *why) {
+    if (run_config(run, h, cfg, why) != 0) return 0;
+    if (f->m == f->base && f->shard >= f->base->n_shards - cfg->data.eval_shards) {
+        CT_ERR(why, CT_EINVAL, "the shard is held out for evaluation");
+        return 0;
+    }
+    int64_t known = INT64_MAX;
+    if (run_plan(f->base, cfg, h, added, n_added, plan, why) != 0) {
+        ct_err_t ignored = {0};
+        known = h->changed_epoch;
+        if (ct_plan_create(plan, f->base, cfg->data.eval_shards, cfg->train.seed, &ignored) != 0)
+            return 0;
+    }
+    *ps = ct_plan_find(*plan, f->m->shards[f->shard].id);
+    return *ps < 0 ? 0 : known; /* added data, not in a plan without it */
 }
 
 int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
@@ -168,89 +264,43 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
         return 2;
     }
     const char *run = argv[optind], *doc = argv[optind + 1];
-    char path[CT_PATH_MAX], pub[CT_PATH_MAX];
-    ct_err_t e = {0};
-    ct_manifest_t *m = NULL;
+    char pub[CT_PATH_MAX];
+    ct_err_t e = {0}, why = {0};
     ct_history_t h = {0};
-    int shard = -1, rc = 0;
-    int64_t d = 0, from = 0, to = 0;
-    if (!data && (rc = ct_path_join(path, sizeof path, run, "data/manifest.json", &e)) == 0) {
-        data = path;
-        if (access(path, F_OK) != 0)
-            rc = CT_ERR(&e, CT_EINVAL,
-                        "%s/data/manifest.json does not exist: give the run's data "
-                        "with --data MANIFEST",
-                        run);
-    }
-    if (rc == 0) rc = ct_manifest_load(&m, data, &e);
-    if (rc == 0) rc = ct_path_join(pub, sizeof pub, run, "public", &e);
-    if (rc == 0) rc = ct_history_read(&h, pub, NULL, &e);
-    if (rc == 0 && strcmp(m->sha256, h.head.data_sha256) != 0)
-        rc = CT_ERR(&e, CT_EINVAL,
-                    "%s is not the run's data: its sha256 is %.16s..., the run's "
-                    "log names %.16s...",
-                    m->path, m->sha256, h.head.data_sha256);
-    int in_added = 0; /* found in data added mid-run (m is then that manifest) */
-    if (rc == 0) {
-        int found = find_doc(m, doc, &shard, &d, &from, &to, &e);
-        for (int i = 0; found == 0 && i < n_added; i++) {
-            ct_manifest_destroy(&m);
-            if ((rc = ct_manifest_load(&m, added[i], &e)) != 0) break;
-            if (!added_by_run(&h, m->sha256)) {
-                rc = CT_ERR(&e, CT_EINVAL,
-                            "%s (sha256 %.16s...) is not data the run added (no data_added "
-                            "record names it)",
-                            m->path, m->sha256);
-                break;
-            }
-            found = find_doc(m, doc, &shard, &d, &from, &to, &e);
-            in_added = found == 1;
-        }
-        if (rc == 0 && found < 0) rc = found;
-        if (rc == 0 && found == 0)
-            rc = CT_ERR(&e, CT_EINVAL, "no shard of the run's data%s holds a document with id %s",
-                        n_added ? " (nor of the data added)" : "", doc);
-    }
-    if (rc != 0) {
-        ct_log(lg, CT_LOG_ERROR, "lineage: %s", e.msg);
-        ct_manifest_destroy(&m);
-        ct_history_free(&h);
-        return ct_exit_code(rc);
-    }
-    const char *sid = m->shards[shard].id;
+    found_t f = {0};
+    ct_config_t cfg;
+    ct_plan_t *plan = NULL;
+    int64_t ps = -1, known_before = 0;
+    int rc = locate(run, data, doc, added, n_added, &h, pub, &f, &e), n = 0;
+    const char *sid = rc == 0 ? f.m->shards[f.shard].id : "";
     size_t idlen = strlen(sid);
     const ct_hist_exclusion_t *x = NULL; /* the shard's exclusion, if any */
-    for (int i = 0; i < h.n_exclusions && !x; i++)
+    for (int i = 0; rc == 0 && i < h.n_exclusions && !x; i++)
         if (!strcmp(h.exclusions[i].shard, sid)) x = &h.exclusions[i];
-    ct_config_t cfg;
-    ct_err_t no_steps = {0};
-    int exact = run_config(run, &h, &cfg, &no_steps) == 0;
-    if (exact && in_added) {
-        exact = 0;
-        CT_ERR(&no_steps, CT_EINVAL,
-               "the shard was added while the run went on (data_added): its steps follow the "
-               "run's plan, not recomputed here");
-    }
-    if (exact && cfg.data.eval_shards > 0 && shard >= m->n_shards - cfg.data.eval_shards) exact = 0;
-    if (json)
+    if (rc == 0)
+        known_before = steps_plan(run, &h, &f, added, n_added, &cfg, &plan, &ps, &why);
+    int64_t added_epoch = rc == 0 && f.m != f.base ? added_in(&h, f.m->sha256) : -1;
+    if (rc == 0 && json)
         printf("{\"doc\":\"%s\",\"shard\":\"%s\",\"doc_index\":%lld,\"tokens\":[%lld,%lld],"
-               "\"excluded\":%s,\"committed\":[",
-               doc, sid, (long long)d, (long long)from, (long long)to, x ? "true" : "false");
-    else
+               "\"added\":%s,\"excluded\":%s,\"committed\":[",
+               doc, sid, (long long)f.d, (long long)f.from, (long long)f.to,
+               added_epoch >= 0 ? "true" : "false", x ? "true" : "false");
+    else if (rc == 0)
         printf("document %s\n  in shard %s (shard %d of %s), document %lld, tokens %lld..%lld\n",
-               doc, sid, shard, m->path, (long long)d, (long long)from, (long long)to - 1);
-    int n = 0;
-    for (int u = 0; u < h.n_units; u++) {
+               doc, sid, f.shard, f.m->path, (long long)f.d, (long long)f.from,
+               (long long)f.to - 1);
+    if (rc == 0 && !json && added_epoch >= 0)
+        printf("  data added while the run went on (data_added, in epoch %lld)\n",
+               (long long)added_epoch);
+    for (int u = 0; rc == 0 && u < h.n_units; u++) {
         const char *name = h.units[u].name;
         if (strncmp(name, sid, idlen) != 0 || name[idlen] != ':') continue;
         const ct_hist_ckpt_t *c = &h.ck[h.units[u].ckpt];
         int64_t first = h.units[u].ckpt > 0 ? h.ck[h.units[u].ckpt - 1].step + 1 : 1;
         int64_t epoch = strtoll(name + idlen + 1, NULL, 10), *steps = NULL;
-        int n_steps = 0;
-        /* the order of an epoch a data change took effect in, or after, is the plan's (data
-           added or excluded mid-run): not recomputed here */
-        int known = exact && epoch < h.changed_epoch;
-        if (known && (rc = doc_steps(m, &cfg, shard, epoch, from, to, &steps, &n_steps, &e)) != 0)
+        int n_steps = 0, known = epoch < known_before;
+        if (known &&
+            (rc = doc_steps(plan, &cfg, ps, epoch, f.from, f.to, &steps, &n_steps, &e)) != 0)
             break;
         char at[512] = "";
         for (int i = 0, w = 0; known && i < n_steps && w < (int)sizeof at - 24; i++)
@@ -270,23 +320,15 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
                    (long long)first, (long long)c->step, (long long)h.units[u].line);
         n++;
     }
-    if (rc != 0) {
-        ct_log(lg, CT_LOG_ERROR, "lineage: %s", e.msg);
-        ct_manifest_destroy(&m);
-        ct_history_free(&h);
-        return ct_exit_code(rc);
-    }
-    if (json) {
+    if (rc == 0 && json) {
         printf("]}\n");
-    } else {
+    } else if (rc == 0) {
         if (!n) printf("  not in any committed checkpoint yet\n");
-        if (n && !exact)
-            printf("  the exact steps are not known: %s\n",
-                   no_steps.msg[0] ? no_steps.msg : "the shard is held out for evaluation");
-        else if (n && h.changed_epoch != INT64_MAX)
-            printf("  the exact steps are known before epoch %lld only: data was added or "
-                   "excluded from then on (data_added, data_excluded)\n",
-                   (long long)h.changed_epoch);
+        if (n && known_before == 0)
+            printf("  the exact steps are not known: %s\n", why.msg);
+        else if (n && known_before != INT64_MAX)
+            printf("  the exact steps are known before epoch %lld only: %s\n",
+                   (long long)known_before, why.msg);
         if (x)
             printf("  excluded later: yes, its shard from unit %lld of epoch %lld on (log line "
                    "%lld)\n",
@@ -296,7 +338,10 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
         printf("  (the log %s verified: %lld record(s), key %s)\n", pub, (long long)h.records,
                h.fingerprint);
     }
-    ct_manifest_destroy(&m);
+    if (rc != 0) ct_log(lg, CT_LOG_ERROR, "lineage: %s", e.msg);
+    ct_plan_destroy(&plan);
+    ct_manifest_destroy(&f.more);
+    ct_manifest_destroy(&f.base);
     ct_history_free(&h);
-    return 0;
+    return rc != 0 ? ct_exit_code(rc) : 0;
 }

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,39 +74,11 @@ static void run_child(char *const argv[], int *status) {
     *status = pid < 0 || waitpid(pid, &st, 0) < 0 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
-/* The run's data changes as its coordinator had them (plan.h), into DIR/changes.json (path):
- * the log's, each add's manifest found among o->added by its sha256. */
+/* The run's data changes as its coordinator had them (plan.h), into DIR/changes.json (path). */
 static int write_changes(const ct_history_t *L, const ct_replay_opts_t *o, const char *dir,
                          char path[CT_PATH_MAX], ct_err_t *e) {
-    cJSON *all = cJSON_Duplicate(L->changes, 1), *c;
-    int rc = all ? 0 : CT_ERR(e, CT_ENOMEM, "out of memory");
-    cJSON_ArrayForEach(c, all) {
-        const char *sha = ct_json_get_string(c, "sha256");
-        if (rc != 0 || !sha) continue; /* an exclusion: as the log has it */
-        const char *found = NULL;
-        for (int i = 0; !found && i < o->n_added; i++) {
-            char *buf = NULL, hex[CT_SHA256_HEX], mpath[CT_PATH_MAX];
-            size_t len = 0;
-            struct stat st;
-            int dir_given = stat(o->added[i], &st) == 0 && S_ISDIR(st.st_mode);
-            if (ct_path_fmt(mpath, sizeof mpath, e, dir_given ? "%s/manifest.json" : "%s",
-                            o->added[i]) != 0 ||
-                ct_read_file(mpath, &buf, &len, e) != 0) {
-                rc = e->code;
-                break;
-            }
-            ct_sha256_hex(buf, len, hex);
-            free(buf);
-            if (!strcmp(hex, sha)) found = o->added[i];
-        }
-        if (rc == 0 && !found)
-            rc = CT_ERR(e, CT_EINVAL,
-                        "the run added data with manifest sha256 %.16s... (data_added, epoch "
-                        "%lld): give that manifest with --added MANIFEST",
-                        sha, (long long)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "epoch")));
-        if (rc == 0 && !ct_json_add_owned(c, "manifest", cJSON_CreateString(found)))
-            rc = CT_ERR(e, CT_ENOMEM, "out of memory");
-    }
+    cJSON *all = NULL;
+    int rc = ct_history_changes(L, o->added, o->n_added, &all, e);
     char *text = rc == 0 ? cJSON_PrintUnformatted(all) : NULL;
     cJSON_Delete(all);
     if (rc == 0 && !text) rc = CT_ERR(e, CT_ENOMEM, "out of memory");
