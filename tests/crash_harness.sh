@@ -19,7 +19,16 @@
 #                beside a second group that stays; at the end the run finished all its outer
 #                steps, `cotrain verify` passes (every unit once), every acknowledged delta is
 #                in the log, and none is there more often than a group trained from its version
-#   all          each of the above in turn with ITERATIONS kills
+#   hang         one rank, chosen at random, of an `mpirun -np 2` group stopped (SIGSTOP: alive
+#                but stuck, where kill -9 lets mpirun end the job) at a random moment after the
+#                first log.every steps, ITERATIONS times, each a fresh job of config HANG_CONFIG
+#                (default tiny) with comm.watchdog_factor = 2 (the issue's bound: 2 x the p99
+#                step time), comm.watchdog_min_s = HANG_MIN_S (default 0.05) and
+#                comm.watchdog_slow_s = 10: the other rank's watchdog must end the job, and not
+#                before the stop (a false alarm fails). Prints how long after each stop the
+#                verdict came, against the limit and the p99 step time it names (or the slow work
+#                it was waiting in)
+#   all          each of the above in turn with ITERATIONS kills (hang not included)
 # Usage: crash_harness.sh BUILD_DIR TARGET [ITERATIONS (default 20)]
 # `scripts/bench crash` runs it; scripts/test runs rank and volunteer with a few kills.
 set -euo pipefail
@@ -51,7 +60,7 @@ case $target in
         done
         exit 0
         ;;
-    rank | volunteer) ;;
+    rank | volunteer | hang) ;;
     *) echo "crash_harness: unknown target '$target' (try --help)" >&2; exit 2 ;;
 esac
 
@@ -175,6 +184,77 @@ volunteer_kills() {
         g2="$tmp/g2.log" --label "crash_harness volunteer" \
         || fail "a delta was lost or applied twice"
     echo "crash_harness volunteer: $kills kill(s) of a group; the run finished and verifies"
+}
+
+# hang_kills: each job loses a rank to SIGSTOP; the watchdog's verdicts go to $tmp/verdicts.
+hang_kills() {
+    local sets=(--config "${HANG_CONFIG:-tiny}" --set train.steps=1000000 --set ckpt.every=0
+                --set train.global_batch=16 --set train.micro_batch=8
+                --set log.every=20 --set "comm.watchdog_min_s=${HANG_MIN_S:-0.05}"
+                --set comm.watchdog_factor=2 --set comm.watchdog_slow_s=10)
+    local i victim ranks rc
+    for i in $(seq "$iterations"); do
+        rm -rf "$tmp/run"
+        mpirun --oversubscribe --bind-to none -np 2 "$worker" --data "$tmp/data" \
+            --out "$tmp/run" "${sets[@]}" > /dev/null 2> "$tmp/h.err" &
+        wpid=$!
+        # the watchdog has a p99 once the first log.every steps are done
+        for _ in $(seq 1200); do
+            [ -s "$tmp/run/public/metrics.jsonl" ] && break
+            kill -0 "$wpid" 2> /dev/null || break
+            sleep 0.05
+        done
+        pause_random 0 20
+        mapfile -t ranks < <(pgrep -P "$wpid" -f cotrain-worker || true)
+        kill -0 "$wpid" 2> /dev/null && [ ${#ranks[@]} -eq 2 ] \
+            || { tail -n 5 "$tmp/h.err"; fail "stop $i: the job ended before its rank was stopped"; }
+        victim=${ranks[RANDOM % 2]}
+        kill -STOP "$victim"
+        echo "$EPOCHREALTIME" > "$tmp/stopped"
+        for _ in $(seq 1200); do kill -0 "$wpid" 2> /dev/null || break; sleep 0.05; done
+        kill -9 "$victim" 2> /dev/null || true
+        rc=0
+        wait "$wpid" || rc=$?
+        wpid=
+        [ "$rc" -ne 0 ] || fail "stop $i: the job exited 0"
+        grep -q "watchdog: .* another rank has died or hangs" "$tmp/h.err" \
+            || { tail -n 5 "$tmp/h.err"; fail "stop $i: no watchdog verdict within 60 s"; }
+        "$PYTHON" - "$(cat "$tmp/stopped")" "$tmp/h.err" >> "$tmp/verdicts" << 'PY'
+import calendar, json, re, sys, time
+stopped = float(sys.argv[1])
+for line in open(sys.argv[2]):
+    m = re.match(r"(\S+)\.(\d{3})Z .*watchdog: (.*) has taken ([\d.]+) s \(limit ([\d.]+) s", line)
+    if not m:
+        continue
+    at = calendar.timegm(time.strptime(m[1], "%Y-%m-%dT%H:%M:%S")) + int(m[2]) / 1000
+    p99 = re.search(r"p99 step time ([\d.]+) s", line)
+    print(json.dumps({"after_s": round(at - stopped, 3), "in": m[3], "waited": float(m[4]),
+                      "limit": float(m[5]), "p99": float(p99[1]) if p99 else None}))
+    break
+PY
+    done
+    "$PYTHON" - "$tmp/verdicts" "$iterations" << 'PY'
+import json, sys
+v = [json.loads(l) for l in open(sys.argv[1])]
+if len(v) != int(sys.argv[2]):
+    sys.exit("FAIL: %d verdicts for %s stops" % (len(v), sys.argv[2]))
+steps = [r for r in v if r["p99"] is not None]
+slow = [r for r in v if r["p99"] is None]
+for r in v:
+    print("stop: verdict %.3f s after it, in %s (limit %.3f s%s)" % (
+        r["after_s"], r["in"], r["limit"],
+        ", p99 %.3f s" % r["p99"] if r["p99"] is not None else ""))
+# a verdict is due by the limit (the step's clock started before the stop) plus
+# scheduling (a loaded machine: 0.25 s)
+late = [r for r in steps if r["after_s"] > r["limit"] + 0.25]
+if late:
+    sys.exit("FAIL: verdicts late: %s" % late)
+worst = max((r["after_s"] / r["p99"] for r in steps if r["p99"] > 0), default=0)
+print("crash_harness hang: %d stop(s); %d verdicts in a step, at most %.3f s after the stop "
+      "(%.2f x the p99 step time at most), %d in slow work at most %.3f s after" % (
+          len(v), len(steps), max((r["after_s"] for r in steps), default=0), worst, len(slow),
+          max((r["after_s"] for r in slow), default=0)))
+PY
 }
 
 PYTHON=/usr/bin/python3

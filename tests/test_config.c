@@ -20,7 +20,7 @@ static const char *const BUNDLED[] = {"tiny",        "small",      "gpt2",
 static const char DEFAULT_CANONICAL[] =
     "{\"ckpt\":{\"every\":1000,\"keep_every\":0,\"keep_last\":3},"
     "\"comm\":{\"bucket_mb\":25.0,\"chunk_mb\":4.0,\"overlap\":false,\"watchdog_factor\":20.0,"
-    "\"watchdog_min_s\":600.0},\"data\":{\"eval_shards\":0},"
+    "\"watchdog_min_s\":600.0,\"watchdog_slow_s\":600.0},\"data\":{\"eval_shards\":0},"
     "\"log\":{\"eval_every\":0,\"eval_tokens\":1048576,\"every\":1},"
     "\"model\":{\"d_model\":768,\"n_head\":12,\"n_layer\":12,"
     "\"seq_len\":1024,\"vocab_size\":0},\"train\":{\"beta1\":0.9,\"beta2\":0.95,"

@@ -1,5 +1,5 @@
-/* watchdog.c — a thread that compares the time since the last beat with a limit derived from
- * the recent step times (see watchdog.h). */
+/* watchdog.c — a thread that compares the time spent in the current step (or slow section) with
+ * its limit (see watchdog.h). */
 #include "cotrain/clock.h"
 #include "cotrain/thread.h"
 #include "cotrain/watchdog.h"
@@ -12,14 +12,19 @@
 enum { HISTORY = 128 };
 
 struct ct_watchdog {
-    double factor, min_s;
+    ct_watchdog_limits_t lim;
     ct_watchdog_fn fn;
     void *arg;
     pthread_mutex_t mu;
     pthread_cond_t wake;
     pthread_t thread;
     int stop;
-    double last_beat, times[HISTORY], limit;
+    /* The current step: fast_spent seconds before its open slow section (or before fast_start,
+       when none is open). */
+    double fast_start, fast_spent, slow_start;
+    const char *slow; /* the open slow section, or NULL */
+    int beats;        /* beats so far: the first step is not a sample */
+    double times[HISTORY], p99, limit;
     int n_times, next;
     long long step;
 };
@@ -29,52 +34,69 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* max(min_s, factor x p99 of the recorded step times); caller holds mu. */
+/* p99 of the recorded step times and the step limit; caller holds mu. */
 static void update_limit(ct_watchdog_t *w) {
     double sorted[HISTORY];
     memcpy(sorted, w->times, (size_t)w->n_times * sizeof *sorted);
     qsort(sorted, (size_t)w->n_times, sizeof *sorted, cmp_double);
-    double p99 = w->n_times ? sorted[(w->n_times * 99) / 100] : 0.0;
-    w->limit = w->factor * p99 > w->min_s ? w->factor * p99 : w->min_s;
+    w->p99 = sorted[(w->n_times * 99) / 100];
+    double by_p99 = w->lim.factor * w->p99;
+    w->limit = by_p99 > w->lim.min_s ? by_p99 : w->lim.min_s;
+}
+
+/* How long the current step or slow section has run, and its bound; caller holds mu. */
+static void elapsed(const ct_watchdog_t *w, double now, double *spent, double *limit) {
+    if (w->slow) {
+        *spent = now - w->slow_start;
+        *limit = w->lim.slow_s;
+    } else {
+        *spent = w->fast_spent + (now - w->fast_start);
+        *limit = w->limit;
+    }
 }
 
 static void *watch(void *arg) {
     ct_watchdog_t *w = arg;
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
-        double waited = ct_now_s() - w->last_beat;
-        if (waited > w->limit) {
-            double limit = w->limit;
-            long long step = w->step;
+        double spent, limit;
+        elapsed(w, ct_now_s(), &spent, &limit);
+        if (spent > limit) {
+            ct_watchdog_stall_t st = {
+                .waited = spent, .limit = limit, .p99 = w->p99, .step = w->step, .what = w->slow};
             pthread_mutex_unlock(&w->mu);
-            w->fn(waited, limit, step, w->arg);
+            w->fn(&st, w->arg);
             return NULL;
         }
+        /* look again just past the bound (or in 250 ms, or at a beat): a stall is reported as
+           it passes, not up to a polling interval later */
+        double nap = limit - spent < 0.25 ? limit - spent : 0.25;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 250 * 1000 * 1000;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        long ns = until.tv_nsec + (long)(nap * 1e9) + 100000L;
+        until.tv_sec += ns / 1000000000L;
+        until.tv_nsec = ns % 1000000000L;
         pthread_cond_timedwait(&w->wake, &w->mu, &until);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
 }
 
-int ct_watchdog_create(ct_watchdog_t **out, double factor, double min_s, ct_watchdog_fn fn,
+int ct_watchdog_create(ct_watchdog_t **out, const ct_watchdog_limits_t *lim, ct_watchdog_fn fn,
                        void *arg, ct_err_t *e) {
     int rc = 0;
     ct_watchdog_t *w = NULL;
     *out = NULL;
+    if (!(lim->factor >= 1 && lim->min_s > 0 && lim->slow_s > 0))
+        return CT_ERR(e, CT_EINVAL,
+                      "watchdog limits: factor %g must be >= 1, min_s %g and slow_s %g > 0",
+                      lim->factor, lim->min_s, lim->slow_s);
     CT_ALLOC(e, w, 1, fail);
-    w->factor = factor;
-    w->min_s = min_s;
+    w->lim = *lim;
     w->fn = fn;
     w->arg = arg;
-    w->last_beat = ct_now_s();
-    w->limit = min_s;
+    w->fast_start = ct_now_s();
+    w->limit = lim->slow_s; /* the first step */
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
     if (ct_thread_start(&w->thread, watch, w, "the watchdog thread", e) != 0) {
@@ -103,15 +125,40 @@ void ct_watchdog_destroy(ct_watchdog_t **self_p) {
     *self_p = NULL;
 }
 
-void ct_watchdog_beat(ct_watchdog_t *w, long long step, double step_s) {
+void ct_watchdog_beat(ct_watchdog_t *w, long long step) {
+    if (!w) return;
     pthread_mutex_lock(&w->mu);
-    w->last_beat = ct_now_s();
-    w->step = step;
-    if (step_s >= 0) {
-        w->times[w->next] = step_s;
+    double now = ct_now_s(), spent = w->fast_spent + (w->slow ? 0.0 : now - w->fast_start);
+    if (w->beats++ > 0) {
+        w->times[w->next] = spent;
         w->next = (w->next + 1) % HISTORY;
         if (w->n_times < HISTORY) w->n_times++;
         update_limit(w);
+    }
+    w->step = step;
+    w->slow = NULL;
+    w->fast_spent = 0.0;
+    w->fast_start = now;
+    pthread_cond_signal(&w->wake); /* the limit may have shrunk: look at it now */
+    pthread_mutex_unlock(&w->mu);
+}
+
+void ct_watchdog_slow(ct_watchdog_t *w, const char *what) {
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    double now = ct_now_s();
+    if (!w->slow) w->fast_spent += now - w->fast_start;
+    w->slow = what;
+    w->slow_start = now;
+    pthread_mutex_unlock(&w->mu);
+}
+
+void ct_watchdog_fast(ct_watchdog_t *w) {
+    if (!w) return;
+    pthread_mutex_lock(&w->mu);
+    if (w->slow) {
+        w->slow = NULL;
+        w->fast_start = ct_now_s();
     }
     pthread_mutex_unlock(&w->mu);
 }

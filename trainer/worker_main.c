@@ -383,22 +383,30 @@ static int train_loop(session_t *S, ct_err_t *e) {
         double t0 = ct_now_s();
         CT_TRY(ct_trainer_step(S->tr, &st, e));
         double dt = ct_now_s() - t0;
+        /* every rank takes the same decision: a signal seen by any rank counts for all. This also
+           brings the ranks together before the slow work below (the watchdog's other bound): a
+           rank stuck in its step leaves the others waiting here, under the step's bound */
+        int sig = pending_signal;
+        pending_signal = 0;
+        CT_TRY(ct_comm_max_int(S->comm, &sig, e));
         /* the coordinator follows the loader: leases, reports */
         double k0 = ct_now_s();
         ct_data_cursor_t cur;
         ct_data_cursor(S->data, &cur);
+        ct_watchdog_slow(S->watchdog, "an exchange with the coordinator");
         CT_TRY(ct_attach_follow(S->attach, &cur, e));
+        ct_watchdog_fast(S->watchdog);
         keep_time += ct_now_s() - k0;
         comm_time += st.comm_s;
-        if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), dt);
         train_time += dt;
         int eval_due = S->eval && ((s + 1) % c->log.eval_every == 0 || s + 1 == end);
         if ((s + 1) % c->log.every == 0 || s + 1 == end || eval_due) {
             double eval_loss = NAN;
             if (eval_due) {
+                ct_watchdog_slow(S->watchdog, "an evaluation");
                 CT_TRY(ct_evaluate(model, S->comm, S->eval, S->eval_windows, c->train.micro_batch,
                                    &eval_loss, NULL, NULL, e));
-                if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), -1.0);
+                ct_watchdog_fast(S->watchdog);
             }
             uint64_t hash =
                 ct_hash64(ct_model_params(model), ct_model_num_params(model) * sizeof(float));
@@ -443,17 +451,15 @@ static int train_loop(session_t *S, ct_err_t *e) {
             fflush(stdout);
         }
     boundary:;
-        /* every rank takes the same decision: a signal seen by any rank counts for all */
-        int sig = pending_signal;
-        pending_signal = 0;
-        CT_TRY(ct_comm_max_int(S->comm, &sig, e));
-        if (s + 1 == end)
-            CT_TRY(save_checkpoint(S, s + 1 == c->train.steps ? "end of run" : "--until", e));
-        else if (sig)
-            CT_TRY(save_checkpoint(S, sig == SIGTERM ? "SIGTERM" : "SIGUSR1", e));
-        else if (c->ckpt.every > 0 && (s + 1) % c->ckpt.every == 0)
-            CT_TRY(save_checkpoint(S, "ckpt.every", e));
-        if (S->watchdog) ct_watchdog_beat(S->watchdog, (long long)(s + 1), -1.0);
+        const char *save = s + 1 == end ? (s + 1 == c->train.steps ? "end of run" : "--until")
+                           : sig        ? (sig == SIGTERM ? "SIGTERM" : "SIGUSR1")
+                           : c->ckpt.every > 0 && (s + 1) % c->ckpt.every == 0 ? "ckpt.every"
+                                                                               : NULL;
+        if (save) {
+            ct_watchdog_slow(S->watchdog, "a checkpoint save");
+            CT_TRY(save_checkpoint(S, save, e));
+        }
+        ct_watchdog_beat(S->watchdog, (long long)(s + 1));
         if (sig == SIGTERM && s + 1 < end) {
             ct_log(S->lg, CT_LOG_WARN,
                    "stopped by SIGTERM after step %lld; go on with "
@@ -464,6 +470,7 @@ static int train_loop(session_t *S, ct_err_t *e) {
         }
     }
     /* the group says goodbye: its leases go back now rather than when they expire */
+    ct_watchdog_slow(S->watchdog, "the end of the run");
     ct_err_t why = {0};
     const char *leaving = ct_trainer_steps(S->tr) >= c->train.steps ? "finished"
                           : stopped                                 ? "stopped"
@@ -495,17 +502,26 @@ static int train_loop(session_t *S, ct_err_t *e) {
     return 0;
 }
 
-/* The watchdog's verdict: a step has waited far longer than steps take, so some rank is dead or
- * hung inside a collective. Nothing else can be done from here: report and end this process,
- * which makes mpirun (or srun) end the others. */
-static void on_stall(double waited, double limit, long long step, void *arg) {
+/* The watchdog's verdict: a step (or slow work) has waited far longer than it takes, so some
+ * rank is dead or hung inside a collective. Nothing else can be done from here: report and end
+ * this process, which makes mpirun (or srun) end the others. */
+static void on_stall(const ct_watchdog_stall_t *st, void *arg) {
     session_t *S = arg;
+    char bound[160];
+    if (st->what)
+        snprintf(bound, sizeof bound,
+                 "%s (near step %lld) has taken %.3f s (limit %.3f s = "
+                 "comm.watchdog_slow_s)",
+                 st->what, st->step, st->waited, st->limit);
+    else
+        snprintf(bound, sizeof bound,
+                 "step %lld has taken %.3f s (limit %.3f s = "
+                 "max(comm.watchdog_min_s, comm.watchdog_factor x the p99 step time %.3f s))",
+                 st->step + 1, st->waited, st->limit, st->p99);
     ct_log(S->lg, CT_LOG_ERROR,
-           "watchdog: no step has finished for %.0f s since step %lld (limit %.0f s = "
-           "max(comm.watchdog_min_s, comm.watchdog_factor x the p99 step time)): another rank "
-           "has died or hangs; rank %d of %d stops so the job does not wait forever (resume "
-           "with --resume latest)",
-           waited, step, limit, ct_comm_rank(S->comm), ct_comm_size(S->comm));
+           "watchdog: %s: another rank has died or hangs; rank %d of %d stops so the job does "
+           "not wait forever (resume with --resume latest)",
+           bound, ct_comm_rank(S->comm), ct_comm_size(S->comm));
     fflush(stderr);
     _exit(1);
 }
@@ -997,10 +1013,12 @@ static int run(int argc, char **argv, ct_comm_t *comm, ct_log_t *lg, ct_err_t *e
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
-    if (ct_comm_size(comm) > 1)
-        CT_TRY_GOTO(ct_watchdog_create(&S.watchdog, S.cfg.comm.watchdog_factor,
-                                       S.cfg.comm.watchdog_min_s, on_stall, &S, e),
-                    out);
+    if (ct_comm_size(comm) > 1) {
+        ct_watchdog_limits_t lim = {.factor = S.cfg.comm.watchdog_factor,
+                                    .min_s = S.cfg.comm.watchdog_min_s,
+                                    .slow_s = S.cfg.comm.watchdog_slow_s};
+        CT_TRY_GOTO(ct_watchdog_create(&S.watchdog, &lim, on_stall, &S, e), out);
+    }
     rc = train_loop(&S, e);
 out:
     release(&S);

@@ -48,6 +48,7 @@ typedef struct ct_config {
     struct {
         double watchdog_factor; /* a step may take this many times the p99 step time ... */
         double watchdog_min_s;  /* ... but at least this long, before the run is stopped */
+        double watchdog_slow_s; /* saves, evaluations, the coordinator, the first step */
         double bucket_mb;       /* gradient all-reduce bucket size, MB */
         double chunk_mb;        /* ... summed this many MB at a time */
         int overlap;            /* 1 = buckets start during backward; 0 = right after it */

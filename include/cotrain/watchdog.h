@@ -1,9 +1,14 @@
-/* watchdog.h — notices a training step that takes far longer than steps usually do (a rank that
- * died or hangs leaves the others waiting inside a collective forever) and calls back, from its
- * own thread, so the process can report it and end instead of hanging.
+/* watchdog.h — notices a rank that waits far longer than its work should take (a rank that died
+ * or hangs leaves the others waiting inside a collective forever) and calls back, from its own
+ * thread, so the process can report it and end instead of hanging.
  *
- * The limit is max(min_s, factor x the 99th percentile of recent step times); time spent on
- * purpose elsewhere (checkpoints) is excluded by beating after it. */
+ * Two limits, because two kinds of work. A training step (the forward and backward passes and
+ * the gradients' all-reduce) takes about the same time every step, so it is bounded tightly:
+ * max(min_s, factor x the 99th percentile of recent steps). Work that is slow by nature and
+ * varies — checkpoint saves, evaluations, exchanges with the coordinator, the first step with its
+ * start-up costs — is bracketed by ct_watchdog_slow and bounded by slow_s instead. A step's time
+ * is the time between beats less its slow sections, so a save never inflates the percentile and
+ * a tight step limit never kills a long save. */
 #ifndef COTRAIN_WATCHDOG_H
 #define COTRAIN_WATCHDOG_H
 
@@ -11,23 +16,47 @@
 
 typedef struct ct_watchdog ct_watchdog_t;
 
-/* Called once from the watchdog's thread when the limit passes: `waited` seconds since the last
- * beat, `limit` the bound, `step` the step last beaten. It should report and end the process. */
-typedef void (*ct_watchdog_fn)(double waited, double limit, long long step, void *arg);
+typedef struct ct_watchdog_limits {
+    double factor; /* >= 1: a step may take factor x p99 ... */
+    double min_s;  /* > 0: ... but at least this long */
+    double slow_s; /* > 0: the bound of a slow section and of the first step */
+} ct_watchdog_limits_t;
 
-/* Starts watching (the clock starts now). factor >= 1, min_s > 0. Errors: CT_ENOMEM (also when
- * the thread cannot start). *out is owned by the caller. */
-int ct_watchdog_create(ct_watchdog_t **out, double factor, double min_s, ct_watchdog_fn fn,
+/* What the watchdog saw when a limit passed. */
+typedef struct ct_watchdog_stall {
+    double waited;    /* seconds of the step (slow sections excluded), or of the slow section */
+    double limit;     /* the bound that passed */
+    double p99;       /* the recent steps' 99th percentile (0: no step yet) */
+    long long step;   /* the step last beaten */
+    const char *what; /* the slow section's name (ct_watchdog_slow), or NULL in a step */
+} ct_watchdog_stall_t;
+
+/* Called once from the watchdog's thread when a limit passes. It should report and end the
+ * process. */
+typedef void (*ct_watchdog_fn)(const ct_watchdog_stall_t *stall, void *arg);
+
+/* Starts watching; the clock starts now, in a step (the first, bounded by slow_s). Errors:
+ * CT_EINVAL for limits out of range, CT_ENOMEM (also when the thread cannot start). *out is owned
+ * by the caller. */
+int ct_watchdog_create(ct_watchdog_t **out, const ct_watchdog_limits_t *limits, ct_watchdog_fn fn,
                        void *arg, ct_err_t *e);
 
 /* Stops the thread and frees the watchdog; sets *self_p to NULL; NULL-safe. */
 void ct_watchdog_destroy(ct_watchdog_t **self_p);
 
-/* Records that step `step` finished, taking `step_s` seconds (its time joins the percentile;
- * pass a negative step_s for a beat after other work, which only restarts the clock). */
-void ct_watchdog_beat(ct_watchdog_t *self, long long step, double step_s);
+/* Step `step` finished: its time since the last beat, less slow sections, joins the percentile
+ * (unless it is the first, which start-up costs inflate). Ends a slow section that is open; the
+ * next step's clock starts now. A NULL watchdog does nothing (so do the calls below). */
+void ct_watchdog_beat(ct_watchdog_t *self, long long step);
 
-/* The current limit in seconds. */
+/* Slow work starts (`what`, a string that outlives the section, names it in the report): the
+ * step's clock stops and slow_s bounds the section from now. */
+void ct_watchdog_slow(ct_watchdog_t *self, const char *what);
+
+/* The slow work ended: the step's clock goes on. */
+void ct_watchdog_fast(ct_watchdog_t *self);
+
+/* The step limit now, in seconds: max(min_s, factor x p99), or slow_s before the first beat. */
 double ct_watchdog_limit(ct_watchdog_t *self);
 
 #endif
