@@ -94,28 +94,64 @@ static int run_config(const char *run, const ct_history_t *h, ct_config_t *c, ct
     return rc;
 }
 
+/* The samples of the stream before each epoch: at[ep] for ep < n, extended on demand. The stream
+ * is the plan's epochs in turn, each its units' windows in order, a skipped (excluded) unit
+ * giving none. */
+typedef struct epoch_starts {
+    int64_t *at, n;
+} epoch_starts_t;
+
+/* The samples of epoch `epoch` before plan shard `shard`'s unit (-1: the whole epoch's). */
+static int samples_before(const ct_plan_t *p, int64_t W, int64_t epoch, int64_t shard, int64_t *out,
+                          ct_err_t *e) {
+    int rc = 0;
+    int64_t *order = NULL, sum = 0, len = ct_plan_epoch_len(p, epoch);
+    CT_ALLOC(e, order, (size_t)ct_plan_shards(p), fail);
+    ct_plan_order(p, epoch, order);
+    for (int64_t q = 0; q < len && order[q] != shard; q++)
+        if (!ct_plan_excluded(p, epoch, q, order[q]))
+            sum += ct_plan_shard(p, order[q])->n_tokens / W;
+    *out = sum;
+fail:
+    free(order);
+    return rc;
+}
+
+/* The samples before epoch `epoch` into *out, from s (extended to it). */
+static int epoch_start(const ct_plan_t *p, int64_t W, epoch_starts_t *s, int64_t epoch,
+                       int64_t *out, ct_err_t *e) {
+    if (epoch >= s->n) {
+        int64_t *at = realloc(s->at, (size_t)(epoch + 1) * sizeof *at);
+        if (!at) return CT_ERR(e, CT_ENOMEM, "out of memory for %lld epochs", (long long)epoch);
+        s->at = at;
+        for (; s->n <= epoch; s->n++) {
+            int64_t len = 0;
+            if (s->n > 0) CT_TRY(samples_before(p, W, s->n - 1, -1, &len, e));
+            s->at[s->n] = s->n > 0 ? s->at[s->n - 1] + len : 0;
+        }
+    }
+    *out = s->at[epoch];
+    return 0;
+}
+
 /* The steps that trained on tokens [from, to) of plan shard `shard` in epoch `epoch`: the
  * samples of the stream that are windows overlapping them, each at step sample / B + 1; sorted
- * and each once, into a malloc'd *steps (*n of them). The stream is the plan's epochs in turn,
- * each its units' windows in order, a skipped (excluded) unit giving none. */
-static int doc_steps(const ct_plan_t *p, const ct_config_t *c, int64_t shard, int64_t epoch,
-                     int64_t from, int64_t to, int64_t **steps, int *n, ct_err_t *e) {
+ * and each once, into a malloc'd *steps (*n of them). */
+static int doc_steps(const ct_plan_t *p, const ct_config_t *c, epoch_starts_t *starts,
+                     int64_t shard, int64_t epoch, int64_t from, int64_t to, int64_t **steps,
+                     int *n, ct_err_t *e) {
     int64_t W = c->model.seq_len + 1, B = c->train.global_batch;
     const ct_manifest_shard_t *s = ct_plan_shard(p, shard);
-    int64_t nw = s->n_tokens / W, *order = NULL, *perm = NULL, before = 0;
+    int64_t nw = s->n_tokens / W, *perm = NULL, before = 0, in_epoch = 0;
     *steps = NULL;
     *n = 0;
     int rc = 0;
-    CT_ALLOC(e, order, (size_t)ct_plan_shards(p), out);
     CT_ALLOC(e, perm, (size_t)(nw ? nw : 1), out);
     CT_ALLOC(e, *steps, (size_t)(nw ? nw : 1), out);
-    for (int64_t ep = 0; ep <= epoch; ep++) { /* the samples before the shard's unit */
-        int64_t len = ct_plan_epoch_len(p, ep);
-        ct_plan_order(p, ep, order);
-        for (int64_t q = 0; q < len && !(ep == epoch && order[q] == shard); q++)
-            if (!ct_plan_excluded(p, ep, q, order[q]))
-                before += ct_plan_shard(p, order[q])->n_tokens / W;
-    }
+    if ((rc = epoch_start(p, W, starts, epoch, &before, e)) != 0 ||
+        (rc = samples_before(p, W, epoch, shard, &in_epoch, e)) != 0)
+        goto out;
+    before += in_epoch;
     ct_data_window_order(c->train.seed, epoch, s->id, nw, perm);
     for (int64_t i = 0; i < nw; i++) /* the i-th window taken is window perm[i] */
         if (perm[i] * W < to && (perm[i] + 1) * W > from) {
@@ -129,7 +165,6 @@ static int doc_steps(const ct_plan_t *p, const ct_config_t *c, int64_t shard, in
             (*n)++;
         }
 out:
-    free(order);
     free(perm);
     return rc;
 }
@@ -140,9 +175,8 @@ static int run_plan(const ct_manifest_t *base, const ct_config_t *c, const ct_hi
                     const char *const *added, int n_added, ct_plan_t **out, ct_err_t *e) {
     cJSON *changes = NULL;
     CT_TRY(ct_plan_create(out, base, c->data.eval_shards, c->train.seed, e));
-    int rc = cJSON_GetArraySize(h->changes) > 0
-                 ? ct_history_changes(h, added, n_added, &changes, e)
-                 : 0;
+    int rc =
+        cJSON_GetArraySize(h->changes) > 0 ? ct_history_changes(h, added, n_added, &changes, e) : 0;
     if (rc == 0 && changes) rc = ct_plan_apply(*out, changes, NULL, e);
     cJSON_Delete(changes);
     if (rc != 0) ct_plan_destroy(out);
@@ -164,6 +198,7 @@ static int64_t added_in(const ct_history_t *h, const char *sha) {
 typedef struct found {
     ct_manifest_t *base, *more; /* the run's data; the last added data searched (or NULL) */
     const ct_manifest_t *m;     /* base or more: the one holding the document */
+    int64_t added_epoch;        /* m is more: the epoch its data_added took effect in; else -1 */
     int shard;                  /* its shard's index in m */
     int64_t d, from, to;        /* the document's index and tokens in that shard */
 } found_t;
@@ -191,17 +226,19 @@ static int locate(const char *run, const char *data, const char *doc, const char
                       "%.16s...",
                       f->base->path, f->base->sha256, h->head.data_sha256);
     f->m = f->base;
+    f->added_epoch = -1;
     int found = find_doc(f->base, doc, &f->shard, &f->d, &f->from, &f->to, e);
     for (int i = 0; found == 0 && i < n_added; i++) {
         ct_manifest_destroy(&f->more);
         CT_TRY(ct_manifest_load(&f->more, added[i], e));
-        if (added_in(h, f->more->sha256) < 0)
+        int64_t epoch = added_in(h, f->more->sha256);
+        if (epoch < 0)
             return CT_ERR(e, CT_EINVAL,
                           "%s (sha256 %.16s...) is not data the run added (no data_added record "
                           "names it)",
                           f->more->path, f->more->sha256);
         found = find_doc(f->more, doc, &f->shard, &f->d, &f->from, &f->to, e);
-        if (found == 1) f->m = f->more;
+        if (found == 1) f->m = f->more, f->added_epoch = epoch;
     }
     if (found < 0) return found;
     if (found == 0)
@@ -231,6 +268,85 @@ static int64_t steps_plan(const char *run, const ct_history_t *h, const found_t 
     }
     *ps = ct_plan_find(*plan, f->m->shards[f->shard].id);
     return *ps < 0 ? 0 : known; /* added data, not in a plan without it */
+}
+
+/* Prints what lineage found (text, or JSON): the document, each epoch its shard was committed in
+ * with the steps that trained on it, whether it was excluded later. */
+static int report(const char *run, const char *pub, const ct_history_t *h, const found_t *f,
+                  const char *doc, const char *const *added, int n_added, int json, ct_err_t *e) {
+    ct_config_t cfg;
+    ct_plan_t *plan = NULL;
+    ct_err_t why = {0};
+    int64_t ps = -1, known_before = steps_plan(run, h, f, added, n_added, &cfg, &plan, &ps, &why);
+    const char *sid = f->m->shards[f->shard].id;
+    size_t idlen = strlen(sid);
+    const ct_hist_exclusion_t *x = NULL; /* the shard's exclusion, if any */
+    for (int i = 0; i < h->n_exclusions && !x; i++)
+        if (!strcmp(h->exclusions[i].shard, sid)) x = &h->exclusions[i];
+    if (json) {
+        printf("{\"doc\":\"%s\",\"shard\":\"%s\",\"doc_index\":%lld,\"tokens\":[%lld,%lld],"
+               "\"added\":%s,\"excluded\":%s,\"committed\":[",
+               doc, sid, (long long)f->d, (long long)f->from, (long long)f->to,
+               f->added_epoch >= 0 ? "true" : "false", x ? "true" : "false");
+    } else {
+        printf("document %s\n  in shard %s (shard %d of %s), document %lld, tokens %lld..%lld\n",
+               doc, sid, f->shard, f->m->path, (long long)f->d, (long long)f->from,
+               (long long)f->to - 1);
+        if (f->added_epoch >= 0)
+            printf("  data added while the run went on (data_added, in epoch %lld)\n",
+                   (long long)f->added_epoch);
+    }
+    int rc = 0, n = 0;
+    epoch_starts_t starts = {0};
+    for (int u = 0; rc == 0 && u < h->n_units; u++) {
+        const char *name = h->units[u].name;
+        if (strncmp(name, sid, idlen) != 0 || name[idlen] != ':') continue;
+        const ct_hist_ckpt_t *c = &h->ck[h->units[u].ckpt];
+        int64_t first = h->units[u].ckpt > 0 ? h->ck[h->units[u].ckpt - 1].step + 1 : 1;
+        int64_t epoch = strtoll(name + idlen + 1, NULL, 10), *steps = NULL;
+        int n_steps = 0, known = epoch < known_before;
+        if (known)
+            rc = doc_steps(plan, &cfg, &starts, ps, epoch, f->from, f->to, &steps, &n_steps, e);
+        char at[512] = "";
+        for (int i = 0, w = 0; rc == 0 && known && i < n_steps && w < (int)sizeof at - 24; i++)
+            w += snprintf(at + w, sizeof at - (size_t)w, "%s%lld", i ? (json ? "," : ", ") : "",
+                          (long long)steps[i]);
+        free(steps);
+        if (rc != 0) break;
+        if (json)
+            printf("%s{\"epoch\":%lld,\"checkpoint\":\"%s\",\"step\":%lld,\"steps\":[%lld,%lld],"
+                   "\"trained_at\":%s%s%s,\"line\":%lld}",
+                   n ? "," : "", (long long)epoch, c->id, (long long)c->step, (long long)first,
+                   (long long)c->step, known ? "[" : "null", at, known ? "]" : "",
+                   (long long)h->units[u].line);
+        else
+            printf("  epoch %lld: trained at step(s) %s; committed by checkpoint %s (step %lld, "
+                   "steps %lld..%lld since its parent, log line %lld)\n",
+                   (long long)epoch, known ? at : "(unknown: see below)", c->id, (long long)c->step,
+                   (long long)first, (long long)c->step, (long long)h->units[u].line);
+        n++;
+    }
+    free(starts.at);
+    ct_plan_destroy(&plan);
+    if (rc != 0) return rc;
+    if (json) {
+        printf("]}\n");
+        return 0;
+    }
+    if (!n) printf("  not in any committed checkpoint yet\n");
+    if (n && known_before == 0)
+        printf("  the exact steps are not known: %s\n", why.msg);
+    else if (n && known_before != INT64_MAX)
+        printf("  the exact steps are known before epoch %lld only: %s\n", (long long)known_before,
+               why.msg);
+    if (x)
+        printf("  excluded later: yes, its shard from unit %lld of epoch %lld on (log line %lld)\n",
+               (long long)x->pos, (long long)x->epoch, (long long)x->line);
+    else
+        printf("  excluded later: no\n");
+    printf("  (the log %s verified: %lld record(s), key %s)\n", pub, (long long)h->records,
+           h->fingerprint);
+    return 0;
 }
 
 int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
@@ -265,81 +381,12 @@ int ct_cmd_lineage(int argc, char **argv, const ct_log_t *lg) {
     }
     const char *run = argv[optind], *doc = argv[optind + 1];
     char pub[CT_PATH_MAX];
-    ct_err_t e = {0}, why = {0};
+    ct_err_t e = {0};
     ct_history_t h = {0};
     found_t f = {0};
-    ct_config_t cfg;
-    ct_plan_t *plan = NULL;
-    int64_t ps = -1, known_before = 0;
-    int rc = locate(run, data, doc, added, n_added, &h, pub, &f, &e), n = 0;
-    const char *sid = rc == 0 ? f.m->shards[f.shard].id : "";
-    size_t idlen = strlen(sid);
-    const ct_hist_exclusion_t *x = NULL; /* the shard's exclusion, if any */
-    for (int i = 0; rc == 0 && i < h.n_exclusions && !x; i++)
-        if (!strcmp(h.exclusions[i].shard, sid)) x = &h.exclusions[i];
-    if (rc == 0)
-        known_before = steps_plan(run, &h, &f, added, n_added, &cfg, &plan, &ps, &why);
-    int64_t added_epoch = rc == 0 && f.m != f.base ? added_in(&h, f.m->sha256) : -1;
-    if (rc == 0 && json)
-        printf("{\"doc\":\"%s\",\"shard\":\"%s\",\"doc_index\":%lld,\"tokens\":[%lld,%lld],"
-               "\"added\":%s,\"excluded\":%s,\"committed\":[",
-               doc, sid, (long long)f.d, (long long)f.from, (long long)f.to,
-               added_epoch >= 0 ? "true" : "false", x ? "true" : "false");
-    else if (rc == 0)
-        printf("document %s\n  in shard %s (shard %d of %s), document %lld, tokens %lld..%lld\n",
-               doc, sid, f.shard, f.m->path, (long long)f.d, (long long)f.from,
-               (long long)f.to - 1);
-    if (rc == 0 && !json && added_epoch >= 0)
-        printf("  data added while the run went on (data_added, in epoch %lld)\n",
-               (long long)added_epoch);
-    for (int u = 0; rc == 0 && u < h.n_units; u++) {
-        const char *name = h.units[u].name;
-        if (strncmp(name, sid, idlen) != 0 || name[idlen] != ':') continue;
-        const ct_hist_ckpt_t *c = &h.ck[h.units[u].ckpt];
-        int64_t first = h.units[u].ckpt > 0 ? h.ck[h.units[u].ckpt - 1].step + 1 : 1;
-        int64_t epoch = strtoll(name + idlen + 1, NULL, 10), *steps = NULL;
-        int n_steps = 0, known = epoch < known_before;
-        if (known &&
-            (rc = doc_steps(plan, &cfg, ps, epoch, f.from, f.to, &steps, &n_steps, &e)) != 0)
-            break;
-        char at[512] = "";
-        for (int i = 0, w = 0; known && i < n_steps && w < (int)sizeof at - 24; i++)
-            w += snprintf(at + w, sizeof at - (size_t)w, "%s%lld", i ? (json ? "," : ", ") : "",
-                          (long long)steps[i]);
-        free(steps);
-        if (json)
-            printf("%s{\"epoch\":%lld,\"checkpoint\":\"%s\",\"step\":%lld,\"steps\":[%lld,%lld],"
-                   "\"trained_at\":%s%s%s,\"line\":%lld}",
-                   n ? "," : "", (long long)epoch, c->id, (long long)c->step, (long long)first,
-                   (long long)c->step, known ? "[" : "null", at, known ? "]" : "",
-                   (long long)h.units[u].line);
-        else
-            printf("  epoch %lld: trained at step(s) %s; committed by checkpoint %s (step %lld, "
-                   "steps %lld..%lld since its parent, log line %lld)\n",
-                   (long long)epoch, known ? at : "(unknown: see below)", c->id, (long long)c->step,
-                   (long long)first, (long long)c->step, (long long)h.units[u].line);
-        n++;
-    }
-    if (rc == 0 && json) {
-        printf("]}\n");
-    } else if (rc == 0) {
-        if (!n) printf("  not in any committed checkpoint yet\n");
-        if (n && known_before == 0)
-            printf("  the exact steps are not known: %s\n", why.msg);
-        else if (n && known_before != INT64_MAX)
-            printf("  the exact steps are known before epoch %lld only: %s\n",
-                   (long long)known_before, why.msg);
-        if (x)
-            printf("  excluded later: yes, its shard from unit %lld of epoch %lld on (log line "
-                   "%lld)\n",
-                   (long long)x->pos, (long long)x->epoch, (long long)x->line);
-        else
-            printf("  excluded later: no\n");
-        printf("  (the log %s verified: %lld record(s), key %s)\n", pub, (long long)h.records,
-               h.fingerprint);
-    }
+    int rc = locate(run, data, doc, added, n_added, &h, pub, &f, &e);
+    if (rc == 0) rc = report(run, pub, &h, &f, doc, added, n_added, json, &e);
     if (rc != 0) ct_log(lg, CT_LOG_ERROR, "lineage: %s", e.msg);
-    ct_plan_destroy(&plan);
     ct_manifest_destroy(&f.more);
     ct_manifest_destroy(&f.base);
     ct_history_free(&h);
