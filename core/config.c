@@ -110,7 +110,7 @@ static const key_spec_t SCHEMA[] = {
     {KEY(comm, watchdog_min_s), K_FLOAT, 600.0, 0, 1e9, OPEN_LO, NULL,
      "... but never sooner than this many seconds (a dead or hung rank stalls the others)", CT_CHANGE_RESUME},
     {KEY(comm, watchdog_slow_s), K_FLOAT, 600.0, 0, 1e9, OPEN_LO, NULL,
-     "the same bound for slow work: a checkpoint save, an evaluation, the coordinator, the first step", CT_CHANGE_RESUME},
+     "the same bound for slow work: a checkpoint save, an evaluation, the coordinator, start-up", CT_CHANGE_RESUME},
     {KEY(comm, bucket_mb), K_FLOAT, 25.0, 0.001, 1e6, 0, NULL,
      "gradients are summed over the ranks in contiguous buckets of about this many MB", CT_CHANGE_RESUME},
     {KEY(comm, chunk_mb), K_FLOAT, 4.0, 0.001, 1e6, 0, NULL,

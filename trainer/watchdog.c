@@ -62,8 +62,9 @@ static void *watch(void *arg) {
         double spent, limit;
         elapsed(w, ct_now_s(), &spent, &limit);
         if (spent > limit) {
+            const char *what = w->slow ? w->slow : w->n_times ? NULL : "start-up";
             ct_watchdog_stall_t st = {
-                .waited = spent, .limit = limit, .p99 = w->p99, .step = w->step, .what = w->slow};
+                .waited = spent, .limit = limit, .p99 = w->p99, .step = w->step, .what = what};
             pthread_mutex_unlock(&w->mu);
             w->fn(&st, w->arg);
             return NULL;
@@ -96,7 +97,7 @@ int ct_watchdog_create(ct_watchdog_t **out, const ct_watchdog_limits_t *lim, ct_
     w->fn = fn;
     w->arg = arg;
     w->fast_start = ct_now_s();
-    w->limit = lim->slow_s; /* the first step */
+    w->limit = lim->slow_s; /* start-up */
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
     if (ct_thread_start(&w->thread, watch, w, "the watchdog thread", e) != 0) {

@@ -48,7 +48,7 @@ typedef struct ct_config {
     struct {
         double watchdog_factor; /* a step may take this many times the p99 step time ... */
         double watchdog_min_s;  /* ... but at least this long, before the run is stopped */
-        double watchdog_slow_s; /* saves, evaluations, the coordinator, the first step */
+        double watchdog_slow_s; /* saves, evaluations, the coordinator, start-up */
         double bucket_mb;       /* gradient all-reduce bucket size, MB */
         double chunk_mb;        /* ... summed this many MB at a time */
         int overlap;            /* 1 = buckets start during backward; 0 = right after it */
@@ -62,18 +62,18 @@ typedef struct ct_config {
         int eval_shards; /* the manifest's last N shards are held out for evaluation */
     } data;
     struct {
-        int enabled;           /* 1: volunteer mode (DiLoCo outer steps); train.steps counts them */
-        int64_t inner_steps;   /* a group's optimizer steps between two outer steps */
-        int quorum;            /* deltas that make an outer step without waiting for the rest */
-        double deadline_s;     /* ... or this long after the version was published (>= 1 delta) */
-        int max_staleness;     /* a delta may start from a version this many outer steps old */
-        int aggregate;         /* a ct_agg_rule_t (outer.h): mean, trimmed_mean, median */
-        double trim;           /* trimmed_mean: the share dropped at each end */
-        double outlier_ratio;  /* a delta whose norm passes this times the median is refused */
-        double outer_lr;       /* outer SGD with Nesterov momentum */
+        int enabled;          /* 1: volunteer mode (DiLoCo outer steps); train.steps counts them */
+        int64_t inner_steps;  /* a group's optimizer steps between two outer steps */
+        int quorum;           /* deltas that make an outer step without waiting for the rest */
+        double deadline_s;    /* ... or this long after the version was published (>= 1 delta) */
+        int max_staleness;    /* a delta may start from a version this many outer steps old */
+        int aggregate;        /* a ct_agg_rule_t (outer.h): mean, trimmed_mean, median */
+        double trim;          /* trimmed_mean: the share dropped at each end */
+        double outlier_ratio; /* a delta whose norm passes this times the median is refused */
+        double outer_lr;      /* outer SGD with Nesterov momentum */
         double outer_momentum;
-        int compress;          /* a ct_delta_codec_t (delta.h): f32, bf16, int8, both ways */
-        int error_feedback;    /* 1: each encoder carries what its last encoding lost */
+        int compress;       /* a ct_delta_codec_t (delta.h): f32, bf16, int8, both ways */
+        int error_feedback; /* 1: each encoder carries what its last encoding lost */
     } volunteer;
 } ct_config_t;
 
