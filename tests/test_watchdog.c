@@ -53,12 +53,18 @@ static void steps(ct_watchdog_t *w, int n, double step_s, long long *step) {
     }
 }
 
+/* A watchdog with these limits reporting into s (NULL when it could not start: a failed check). */
+static ct_watchdog_t *start(seen_t *s, double factor, double min_s, double slow_s) {
+    ct_watchdog_limits_t lim = {.factor = factor, .min_s = min_s, .slow_s = slow_s};
+    ct_watchdog_t *w = NULL;
+    ct_err_t e = {0};
+    CHECK_EQ_INT(ct_watchdog_create(&w, &lim, on_stall, s, &e), 0);
+    return w;
+}
+
 static void test_steady_steps_and_a_stall(void) {
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    ct_watchdog_limits_t lim = {.factor = 2, .min_s = 0.6, .slow_s = 3};
-    ct_watchdog_t *w;
-    ct_err_t e = {0};
-    CHECK_EQ_INT(ct_watchdog_create(&w, &lim, on_stall, &s, &e), 0);
+    ct_watchdog_t *w = start(&s, 2, 0.6, 3);
     CHECK(ct_watchdog_limit(w) == 3); /* before the first beat: the first step's bound */
     long long step = 0;
     steps(w, 30, 0.01, &step);
@@ -95,10 +101,7 @@ static void test_steady_steps_and_a_stall(void) {
 /* The step limit follows the steps' p99 once factor x p99 passes the floor. */
 static void test_limit_from_p99(void) {
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    ct_watchdog_limits_t lim = {.factor = 3, .min_s = 0.001, .slow_s = 5};
-    ct_watchdog_t *w;
-    ct_err_t e = {0};
-    CHECK_EQ_INT(ct_watchdog_create(&w, &lim, on_stall, &s, &e), 0);
+    ct_watchdog_t *w = start(&s, 3, 0.001, 5);
     long long step = 0;
     steps(w, 12, 0.05, &step);
     double limit = ct_watchdog_limit(w);
@@ -112,10 +115,7 @@ static void test_limit_from_p99(void) {
 
 static void test_slow_section_stalls(void) {
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    ct_watchdog_limits_t lim = {.factor = 2, .min_s = 0.05, .slow_s = 0.5};
-    ct_watchdog_t *w;
-    ct_err_t e = {0};
-    CHECK_EQ_INT(ct_watchdog_create(&w, &lim, on_stall, &s, &e), 0);
+    ct_watchdog_t *w = start(&s, 2, 0.05, 0.5);
     long long step = 0;
     steps(w, 3, 0.001, &step);
     double t0 = ct_now_s();
@@ -131,20 +131,15 @@ static void test_slow_section_stalls(void) {
 /* The first step (start-up: memory first touched, the peak measured) has slow_s. */
 static void test_first_step(void) {
     seen_t s = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    ct_watchdog_limits_t lim = {.factor = 2, .min_s = 0.02, .slow_s = 0.4};
-    ct_watchdog_t *w;
-    ct_err_t e = {0};
     double t0 = ct_now_s();
-    CHECK_EQ_INT(ct_watchdog_create(&w, &lim, on_stall, &s, &e), 0);
+    ct_watchdog_t *w = start(&s, 2, 0.02, 0.4);
     CHECK(wait_fired(&s, 5.0));
     CHECK(s.at - t0 >= 0.4);
     CHECK(s.st.what && !strcmp(s.st.what, "start-up") && s.st.step == 0 && s.st.p99 == 0);
     ct_watchdog_destroy(&w);
     /* and the first step is no sample: a slow first step leaves the limit at the floor */
     seen_t s2 = {.mu = PTHREAD_MUTEX_INITIALIZER};
-    lim.min_s = 0.2;
-    lim.slow_s = 5;
-    CHECK_EQ_INT(ct_watchdog_create(&w, &lim, on_stall, &s2, &e), 0);
+    w = start(&s2, 2, 0.2, 5);
     nap(0.3);
     ct_watchdog_beat(w, 1);
     ct_watchdog_beat(w, 2);
