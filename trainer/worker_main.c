@@ -941,6 +941,7 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
 
 /* Frees what prepare built, so it can run again. */
 static void release(session_t *S) {
+    ct_watchdog_destroy(&S->watchdog); /* first: closing what follows takes its own time */
     ct_attach_close(&S->attach); /* before the coordinator: its socket is in the coordinator's
                                     ZeroMQ context */
     ct_http_stop(&S->http);
@@ -948,7 +949,6 @@ static void release(session_t *S) {
     ct_manifest_destroy(&S->coord_man);
     free(S->coord_json);
     S->coord_json = NULL;
-    ct_watchdog_destroy(&S->watchdog);
     ct_metrics_close(&S->metrics);
     ct_trainer_destroy(&S->tr);
     ct_windows_destroy(&S->eval);
