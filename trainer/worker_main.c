@@ -942,8 +942,8 @@ static int prepare(session_t *S, int64_t before, ct_err_t *e) {
 /* Frees what prepare built, so it can run again. */
 static void release(session_t *S) {
     ct_watchdog_destroy(&S->watchdog); /* first: closing what follows takes its own time */
-    ct_attach_close(&S->attach); /* before the coordinator: its socket is in the coordinator's
-                                    ZeroMQ context */
+    ct_attach_close(&S->attach);       /* before the coordinator: its socket is in the coordinator's
+                                          ZeroMQ context */
     ct_http_stop(&S->http);
     ct_coord_close(&S->coord);
     ct_manifest_destroy(&S->coord_man);
