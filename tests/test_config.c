@@ -194,6 +194,8 @@ static void test_errors(const char *dir) {
     EXPECT_ERR(dir, "{\"train\":{\"beta2\":1}}", NO_SETS, CT_ECONFIG, "train.beta2", "1 is",
                "[0, 1)");
     EXPECT_ERR(dir, "{\"train\":{\"eps\":0}}", NO_SETS, CT_ECONFIG, "train.eps", "(0, 1]");
+    EXPECT_ERR(dir, "{\"comm\":{\"watchdog_slow_s\":0}}", NO_SETS, CT_ECONFIG,
+               "comm.watchdog_slow_s", "0 is", "(0, 1000000000]");
     EXPECT_ERR(dir, "{\"train\":{\"seed\":-1}}", NO_SETS, CT_ECONFIG, "train.seed", "-1",
                "[0, 9007199254740992]");
     EXPECT_ERR(dir, "{\"train\":{\"seed\":9007199254740994}}", NO_SETS, CT_ECONFIG, "train.seed",
